@@ -1,0 +1,89 @@
+# ipintel — common paths. `make demo` and `make test` are the two commands a newcomer needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+IPINTEL     := $(VENV)/bin/ipintel
+PG_DIR      ?= .ipintel-pg
+TEST_PG_DIR ?= .ipintel-pg-test
+DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+# DATABASE_URL from the environment wins; otherwise the project-local cluster (make db).
+DB_URL = $${DATABASE_URL:-$$($(PY) -m ipintel.localdb url --dir $(PG_DIR))}
+
+.PHONY: help setup system-packages db db-stop migrate ingest enrich status report demo test test-pgtap test-py lint-migrations bench clean
+
+help:
+	@echo "make demo    set everything up, start a local PostgreSQL, migrate, ingest and enrich a sample"
+	@echo "make test    the whole test suite (starts and stops its own PostgreSQL)"
+	@echo "make setup | db | db-stop | migrate | ingest LOGS=... | enrich | status | report | bench"
+
+setup: system-packages $(VENV)/.installed
+
+# Debian packages: installed when missing and we are root, otherwise named exactly.
+system-packages:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ]; then \
+	        echo "installing Debian packages:$$missing"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    else \
+	        echo "missing Debian packages; run as root: apt-get install$$missing" >&2; exit 2; \
+	    fi; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+db: setup
+	@if [ -n "$$DATABASE_URL" ]; then echo "DATABASE_URL is set; no local cluster needed: $$DATABASE_URL"; \
+	else url=$$($(PY) -m ipintel.localdb start --dir $(PG_DIR)) && echo "export DATABASE_URL=$$url"; fi
+
+db-stop:
+	@$(PY) -m ipintel.localdb stop --dir $(PG_DIR)
+
+migrate: db
+	DATABASE_URL="$(DB_URL)" $(VENV)/bin/alembic upgrade head
+
+ingest: migrate
+	@test -n "$(LOGS)" || { echo "usage: make ingest LOGS='path/to/cowrie/logs ...'" >&2; exit 2; }
+	DATABASE_URL="$(DB_URL)" $(IPINTEL) ingest $(LOGS)
+
+enrich: migrate
+	DATABASE_URL="$(DB_URL)" $(IPINTEL) enrich $(ENRICH_ARGS)
+
+status: migrate
+	DATABASE_URL="$(DB_URL)" $(IPINTEL) status
+
+report: migrate
+	DATABASE_URL="$(DB_URL)" $(IPINTEL) report
+
+demo: migrate
+	DATABASE_URL="$(DB_URL)" $(IPINTEL) demo
+
+lint-migrations: setup
+	$(VENV)/bin/squawk --assume-in-transaction --reporter gcc migrations/versions/*.sql
+	@echo "squawk: no findings in migrations/versions"
+
+# One throwaway cluster (fsync off) serves pg_prove and pytest; it is stopped whatever happens.
+test: setup lint-migrations
+	@set -e; \
+	url=$$($(PY) -m ipintel.localdb start --dir $(TEST_PG_DIR) --fast --dbname postgres); \
+	trap '$(PY) -m ipintel.localdb stop --dir $(TEST_PG_DIR)' EXIT; \
+	echo "== pgTAP (pg_prove) against a migrated database"; \
+	PYTHON=$(PY) tests/run_pgtap.sh "$$url"; \
+	echo "== pytest"; \
+	IPINTEL_TEST_DSN="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: setup
+	@set -e; \
+	url=$$($(PY) -m ipintel.localdb start --dir $(TEST_PG_DIR) --dbname postgres); \
+	trap '$(PY) -m ipintel.localdb stop --dir $(TEST_PG_DIR)' EXIT; \
+	IPINTEL_BENCH_DSN="$$url" $(PY) -m bench $(BENCH_ARGS)
+
+clean: db-stop
+	rm -rf $(PG_DIR) $(TEST_PG_DIR) demo-data

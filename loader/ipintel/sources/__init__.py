@@ -1,0 +1,1 @@
+"""Enrichment sources: each reads or fetches one source and yields rows for its staging table."""

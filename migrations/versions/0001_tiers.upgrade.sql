@@ -1,0 +1,289 @@
+-- From migrations/versions/0001_tiers.upgrade.sql (sql/010, 020, 030 as of this revision)
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '5min';
+
+-- Schemas and extensions. Everything ipintel owns lives in schema ipintel; what the loader
+-- writes before a merge lives in ipintel_staging, which analysts never need to read.
+
+-- btree_gist gives GiST operator classes for scalar types (inet equality), needed by the
+-- exclusion constraint that keeps one IP's ASN history free of overlapping ranges. It is a
+-- shared, database-wide extension: created if missing, never dropped by ipintel.
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+
+CREATE SCHEMA ipintel;
+COMMENT ON SCHEMA ipintel IS
+    'ipintel: three-tier IP enrichment for Cowrie honeypot data (asn_inventory -> ip_inventory -> session_summaries).';
+
+CREATE SCHEMA ipintel_staging;
+COMMENT ON SCHEMA ipintel_staging IS
+    'ipintel loader staging: UNLOGGED tables filled with COPY and emptied by the merge functions. Not for analysts.';
+
+-- Address classification used by generated columns. Generated columns may only call
+-- IMMUTABLE functions, and a generation expression must not depend on another user function
+-- (pg_dump/restore and planner inlining both get fragile), so these bodies use built-ins only.
+
+CREATE FUNCTION ipintel.is_bogon(p_ip inet)
+    RETURNS boolean
+    LANGUAGE sql
+    IMMUTABLE STRICT PARALLEL SAFE
+RETURN CASE pg_catalog.family(p_ip)
+    WHEN 4 THEN p_ip OPERATOR(pg_catalog.<<=) ANY (ARRAY[
+        '0.0.0.0/8',          -- "this network" (RFC 791)
+        '10.0.0.0/8',         -- private use (RFC 1918)
+        '100.64.0.0/10',      -- shared address space, carrier-grade NAT (RFC 6598)
+        '127.0.0.0/8',        -- loopback (RFC 1122)
+        '169.254.0.0/16',     -- link local (RFC 3927)
+        '172.16.0.0/12',      -- private use (RFC 1918)
+        '192.0.0.0/24',       -- IETF protocol assignments (RFC 6890)
+        '192.0.2.0/24',       -- documentation TEST-NET-1 (RFC 5737)
+        '192.88.99.0/24',     -- deprecated 6to4 relay anycast (RFC 7526)
+        '192.168.0.0/16',     -- private use (RFC 1918)
+        '198.18.0.0/15',      -- benchmarking (RFC 2544)
+        '198.51.100.0/24',    -- documentation TEST-NET-2 (RFC 5737)
+        '203.0.113.0/24',     -- documentation TEST-NET-3 (RFC 5737)
+        '224.0.0.0/4',        -- multicast (RFC 5771)
+        '240.0.0.0/4'         -- reserved, includes limited broadcast 255.255.255.255 (RFC 1112, RFC 919)
+    ]::inet[])
+    -- IPv6: everything outside global unicast 2000::/3 is special (loopback, unspecified,
+    -- IPv4-mapped, NAT64, discard, ULA, link local, multicast), plus the special blocks inside it.
+    ELSE NOT (p_ip OPERATOR(pg_catalog.<<=) '2000::/3'::inet)
+        OR p_ip OPERATOR(pg_catalog.<<=) ANY (ARRAY[
+            '2001::/23',      -- IETF protocol assignments incl. Teredo (RFC 2928, RFC 4380)
+            '2001:db8::/32',  -- documentation (RFC 3849)
+            '2002::/16',      -- 6to4 (RFC 3056)
+            '3fff::/20',      -- documentation (RFC 9637)
+            '5f00::/16'       -- SRv6 SIDs (RFC 9602)
+        ]::inet[])
+END;
+COMMENT ON FUNCTION ipintel.is_bogon(inet) IS
+    'True when the address is in an IANA special-purpose or non-global range (RFC 6890 registries and updates): such addresses are never sent to a remote source.';
+
+CREATE FUNCTION ipintel.normalize_ip(p_ip inet)
+    RETURNS inet
+    LANGUAGE sql
+    IMMUTABLE STRICT PARALLEL SAFE
+RETURN CASE
+    WHEN pg_catalog.family(p_ip) = 6 AND p_ip OPERATOR(pg_catalog.<<=) '::ffff:0:0/96'::inet
+        -- IPv4-mapped IPv6 (::ffff:a.b.c.d) is an IPv4 peer seen through a dual-stack socket.
+        THEN '0.0.0.0'::inet OPERATOR(pg_catalog.+) (p_ip OPERATOR(pg_catalog.-) '::ffff:0:0'::inet)
+    ELSE pg_catalog.host(p_ip)::inet
+END;
+COMMENT ON FUNCTION ipintel.normalize_ip(inet) IS
+    'Host address form of an inet: netmask dropped, IPv4-mapped IPv6 (::ffff:a.b.c.d) turned into IPv4.';
+
+-- The three tiers and the IP -> ASN history. Foreign keys between them are in
+-- sql/050_foreign_keys.sql: on a populated database they are added NOT VALID and validated
+-- in a second step (see migrations), so they are kept apart here too.
+
+------------------------------------------------------------------------------------------
+-- Tier 1: asn_inventory
+------------------------------------------------------------------------------------------
+CREATE TABLE ipintel.asn_inventory (
+    asn             bigint      NOT NULL,
+    as_name         text,
+    as_country      text,
+    rir             text,
+    allocated       date,
+    first_seen      timestamptz,
+    last_seen       timestamptz,
+    ip_count        bigint      NOT NULL DEFAULT 0,
+    session_count   bigint      NOT NULL DEFAULT 0,
+    sources         jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT asn_inventory_pkey PRIMARY KEY (asn),
+    CONSTRAINT asn_inventory_asn_is_32_bit CHECK (asn BETWEEN 0 AND 4294967295),
+    CONSTRAINT asn_inventory_as_country_is_iso_alpha2 CHECK (as_country ~ '^[A-Z]{2}$'),
+    CONSTRAINT asn_inventory_rir_is_lower_case_word CHECK (rir ~ '^[a-z]+$'),
+    CONSTRAINT asn_inventory_counts_are_not_negative CHECK (ip_count >= 0 AND session_count >= 0),
+    CONSTRAINT asn_inventory_seen_in_order CHECK (first_seen <= last_seen),
+    CONSTRAINT asn_inventory_sources_is_object CHECK (jsonb_typeof(sources) = 'object')
+);
+COMMENT ON TABLE ipintel.asn_inventory IS
+    'Tier 1: one row per autonomous system seen as the current ASN of a source IP. Counts are maintained by the merge and ingest functions.';
+COMMENT ON COLUMN ipintel.asn_inventory.asn IS 'Autonomous system number (32-bit).';
+COMMENT ON COLUMN ipintel.asn_inventory.as_name IS 'AS name / organisation, from Team Cymru (preferred) or MaxMind ASN.';
+COMMENT ON COLUMN ipintel.asn_inventory.as_country IS 'Registration country of the AS (ISO 3166-1 alpha-2, from the RIR via Team Cymru); not geolocation.';
+COMMENT ON COLUMN ipintel.asn_inventory.rir IS 'Regional Internet Registry holding the allocation: arin, ripencc, apnic, lacnic, afrinic or other.';
+COMMENT ON COLUMN ipintel.asn_inventory.allocated IS 'Date the RIR allocated the AS (Team Cymru).';
+COMMENT ON COLUMN ipintel.asn_inventory.first_seen IS 'Earliest session start among the IPs attributed to this AS.';
+COMMENT ON COLUMN ipintel.asn_inventory.last_seen IS 'Latest session activity among the IPs attributed to this AS.';
+COMMENT ON COLUMN ipintel.asn_inventory.ip_count IS 'Number of ip_inventory rows whose current_asn is this AS.';
+COMMENT ON COLUMN ipintel.asn_inventory.session_count IS 'Sum of session_count over the IPs whose current_asn is this AS.';
+COMMENT ON COLUMN ipintel.asn_inventory.sources IS 'Latest per-source AS facts, keyed by source (maxmind, cymru), each with its fetched_at.';
+
+CREATE INDEX asn_inventory_as_country_idx ON ipintel.asn_inventory (as_country);
+
+------------------------------------------------------------------------------------------
+-- Tier 2: ip_inventory
+------------------------------------------------------------------------------------------
+-- The generated columns are STORED and chosen up front: adding one later rewrites the table
+-- under ACCESS EXCLUSIVE, and PostgreSQL 15 cannot change a generation expression in place.
+-- Expressions read only this row and call only IMMUTABLE functions with built-in bodies.
+CREATE TABLE ipintel.ip_inventory (
+    ip              inet        NOT NULL,
+    first_seen      timestamptz,
+    last_seen       timestamptz,
+    session_count   bigint      NOT NULL DEFAULT 0,
+    enrichment      jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    current_asn     bigint,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    -- An address family is 4 or 6.
+    -- squawk-ignore prefer-bigint-over-smallint
+    ip_family       smallint    NOT NULL GENERATED ALWAYS AS (family(ip)) STORED,
+    is_bogon        boolean     NOT NULL GENERATED ALWAYS AS (ipintel.is_bogon(ip)) STORED,
+    geo_country     text        NOT NULL GENERATED ALWAYS AS (
+        coalesce(enrichment #>> '{maxmind,country}', enrichment #>> '{cymru,registered_country}', 'XX')
+    ) STORED,
+    is_scanner      boolean     GENERATED ALWAYS AS ((enrichment #>> '{greynoise,noise}')::boolean) STORED,
+    is_riot         boolean     GENERATED ALWAYS AS ((enrichment #>> '{greynoise,riot}')::boolean) STORED,
+    ip_type         text        NOT NULL GENERATED ALWAYS AS (
+        CASE
+            WHEN ipintel.is_bogon(ip) THEN 'bogon'
+            WHEN (enrichment #>> '{greynoise,riot}')::boolean THEN 'riot'
+            WHEN (enrichment #>> '{greynoise,noise}')::boolean THEN 'scanner'
+            WHEN (enrichment #>> '{maxmind,is_anonymous_proxy}')::boolean THEN 'anonymizer'
+            WHEN enrichment ? 'cymru' AND enrichment #> '{cymru,asn}' = 'null'::jsonb THEN 'unrouted'
+            WHEN enrichment ?| ARRAY['maxmind', 'cymru', 'greynoise'] THEN 'routed'
+            ELSE 'unknown'
+        END
+    ) STORED,
+    CONSTRAINT ip_inventory_pkey PRIMARY KEY (ip),
+    CONSTRAINT ip_inventory_ip_is_host_address CHECK (masklen(ip) = CASE family(ip) WHEN 4 THEN 32 ELSE 128 END),
+    CONSTRAINT ip_inventory_ip_is_not_ipv4_mapped CHECK (NOT (ip <<= '::ffff:0:0/96'::inet)),
+    CONSTRAINT ip_inventory_session_count_is_not_negative CHECK (session_count >= 0),
+    CONSTRAINT ip_inventory_seen_in_order CHECK (first_seen <= last_seen),
+    CONSTRAINT ip_inventory_enrichment_is_object CHECK (jsonb_typeof(enrichment) = 'object'),
+    CONSTRAINT ip_inventory_enrichment_has_known_sources CHECK (enrichment - ARRAY['maxmind', 'cymru', 'greynoise'] = '{}'::jsonb),
+    CONSTRAINT ip_inventory_geo_country_is_iso_alpha2 CHECK (geo_country ~ '^[A-Z]{2}$')
+);
+COMMENT ON TABLE ipintel.ip_inventory IS
+    'Tier 2: one row per source IP seen by a honeypot, with the latest result of every enrichment source and generated columns for the hot filters.';
+COMMENT ON COLUMN ipintel.ip_inventory.ip IS 'Source address: a host address; IPv4-mapped IPv6 is stored as IPv4.';
+COMMENT ON COLUMN ipintel.ip_inventory.first_seen IS 'Start of the earliest session from this IP.';
+COMMENT ON COLUMN ipintel.ip_inventory.last_seen IS 'Latest event of any session from this IP.';
+COMMENT ON COLUMN ipintel.ip_inventory.session_count IS 'Number of session_summaries rows from this IP.';
+COMMENT ON COLUMN ipintel.ip_inventory.enrichment IS
+    'Latest result of each source under its key (maxmind, cymru, greynoise); each value carries its own fetched_at (ISO 8601). A missing key means never fetched.';
+COMMENT ON COLUMN ipintel.ip_inventory.current_asn IS 'ASN announcing this IP as of the latest enrichment (Team Cymru, else MaxMind ASN); history in ip_asn_history.';
+COMMENT ON COLUMN ipintel.ip_inventory.ip_family IS 'Generated: 4 or 6.';
+COMMENT ON COLUMN ipintel.ip_inventory.is_bogon IS 'Generated: address is special-purpose / not globally routable (RFC 6890); never sent to remote sources.';
+COMMENT ON COLUMN ipintel.ip_inventory.geo_country IS
+    'Generated: MaxMind geolocation country, else Team Cymru registration country, else XX (unknown).';
+COMMENT ON COLUMN ipintel.ip_inventory.is_scanner IS 'Generated: GreyNoise saw this IP scanning the internet (noise). NULL when GreyNoise was never asked.';
+COMMENT ON COLUMN ipintel.ip_inventory.is_riot IS 'Generated: GreyNoise RIOT, a known benign business service (CDN, search crawler...). NULL when never asked.';
+COMMENT ON COLUMN ipintel.ip_inventory.ip_type IS
+    'Generated first classification: bogon, riot (benign service), scanner (GreyNoise noise), anonymizer (MaxMind anonymous proxy), unrouted (allocated, no BGP origin), routed (enriched, none of the above) or unknown (not enriched yet).';
+
+CREATE INDEX ip_inventory_current_asn_idx ON ipintel.ip_inventory (current_asn);
+CREATE INDEX ip_inventory_geo_country_idx ON ipintel.ip_inventory (geo_country);
+CREATE INDEX ip_inventory_last_seen_idx ON ipintel.ip_inventory (last_seen DESC);
+CREATE INDEX ip_inventory_ip_gist_idx ON ipintel.ip_inventory USING gist (ip inet_ops);
+COMMENT ON INDEX ipintel.ip_inventory_ip_gist_idx IS 'Serves network containment queries (ip <<= ''198.51.100.0/22'').';
+CREATE INDEX ip_inventory_is_scanner_idx ON ipintel.ip_inventory (ip) WHERE is_scanner;
+COMMENT ON INDEX ipintel.ip_inventory_is_scanner_idx IS 'Small partial index: the known scanners.';
+
+------------------------------------------------------------------------------------------
+-- Tier 3: session_summaries
+------------------------------------------------------------------------------------------
+CREATE TABLE ipintel.session_summaries (
+    session_id          text        NOT NULL,
+    sensor              text,
+    first_event_at      timestamptz NOT NULL,
+    last_event_at       timestamptz NOT NULL,
+    protocol            text,
+    source_ip           inet        NOT NULL,
+    -- TCP ports fit in integer (0-65535, checked below).
+    -- squawk-ignore prefer-bigint-over-int
+    src_port            integer,
+    dst_ip              inet,
+    -- TCP ports fit in integer (0-65535, checked below).
+    -- squawk-ignore prefer-bigint-over-int
+    dst_port            integer,
+    duration_seconds    double precision,
+    client_version      text,
+    hassh               text,
+    login_attempts      bigint      NOT NULL DEFAULT 0,
+    login_successes     bigint      NOT NULL DEFAULT 0,
+    command_count       bigint      NOT NULL DEFAULT 0,
+    download_count      bigint      NOT NULL DEFAULT 0,
+    event_count         bigint      NOT NULL DEFAULT 0,
+    snapshot_asn        bigint,
+    snapshot_country    text,
+    snapshot_ip_type    text,
+    snapshot_is_scanner boolean,
+    snapshot_enrichment jsonb,
+    snapshot_at         timestamptz,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT session_summaries_pkey PRIMARY KEY (session_id),
+    CONSTRAINT session_summaries_events_in_order CHECK (first_event_at <= last_event_at),
+    CONSTRAINT session_summaries_counts_are_not_negative CHECK (
+        login_attempts >= 0 AND login_successes >= 0 AND command_count >= 0
+        AND download_count >= 0 AND event_count >= 0),
+    CONSTRAINT session_summaries_successes_within_attempts CHECK (login_successes <= login_attempts),
+    CONSTRAINT session_summaries_ports_in_range CHECK (src_port BETWEEN 0 AND 65535 AND dst_port BETWEEN 0 AND 65535),
+    CONSTRAINT session_summaries_source_ip_is_host_address CHECK (masklen(source_ip) = CASE family(source_ip) WHEN 4 THEN 32 ELSE 128 END),
+    CONSTRAINT session_summaries_snapshot_country_is_iso_alpha2 CHECK (snapshot_country ~ '^[A-Z]{2}$'),
+    CONSTRAINT session_summaries_snapshot_is_complete CHECK (
+        (snapshot_at IS NULL) = (snapshot_enrichment IS NULL)
+        AND (snapshot_at IS NULL OR (snapshot_country IS NOT NULL AND snapshot_ip_type IS NOT NULL)))
+);
+COMMENT ON TABLE ipintel.session_summaries IS
+    'Tier 3: one row per Cowrie session, with point-in-time snapshot_* columns: what ipintel knew about the source IP for the session''s time. A snapshot, once taken, is never rewritten.';
+COMMENT ON COLUMN ipintel.session_summaries.session_id IS 'Cowrie session id.';
+COMMENT ON COLUMN ipintel.session_summaries.sensor IS 'Cowrie sensor (honeypot) name that logged the session.';
+COMMENT ON COLUMN ipintel.session_summaries.first_event_at IS 'Time of the first event of the session (UTC).';
+COMMENT ON COLUMN ipintel.session_summaries.last_event_at IS 'Time of the last event of the session (UTC).';
+COMMENT ON COLUMN ipintel.session_summaries.protocol IS 'ssh or telnet (cowrie.session.connect).';
+COMMENT ON COLUMN ipintel.session_summaries.source_ip IS 'Attacker address (normalised like ip_inventory.ip).';
+COMMENT ON COLUMN ipintel.session_summaries.src_port IS 'Attacker TCP source port (cowrie.session.connect).';
+COMMENT ON COLUMN ipintel.session_summaries.dst_ip IS 'Honeypot address the attacker connected to.';
+COMMENT ON COLUMN ipintel.session_summaries.dst_port IS 'Honeypot TCP port the attacker connected to (22, 23, 2222...).';
+COMMENT ON COLUMN ipintel.session_summaries.duration_seconds IS 'Session duration reported by cowrie.session.closed.';
+COMMENT ON COLUMN ipintel.session_summaries.client_version IS 'SSH client version string (cowrie.client.version); attacker-chosen text.';
+COMMENT ON COLUMN ipintel.session_summaries.hassh IS 'HASSH fingerprint of the SSH client key exchange (cowrie.client.kex).';
+COMMENT ON COLUMN ipintel.session_summaries.login_attempts IS 'Login attempts: cowrie.login.failed plus cowrie.login.success events.';
+COMMENT ON COLUMN ipintel.session_summaries.login_successes IS 'cowrie.login.success events.';
+COMMENT ON COLUMN ipintel.session_summaries.command_count IS 'Commands entered (cowrie.command.input events).';
+COMMENT ON COLUMN ipintel.session_summaries.download_count IS 'Files fetched by the attacker (cowrie.session.file_download events).';
+COMMENT ON COLUMN ipintel.session_summaries.event_count IS 'All events of the session, known or not.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_asn IS 'Snapshot: ASN of the source IP valid at the session''s time (ip_asn_history), else its ASN when the snapshot was taken.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_country IS 'Snapshot: ip_inventory.geo_country when the snapshot was taken.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type IS 'Snapshot: ip_inventory.ip_type when the snapshot was taken.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_scanner IS 'Snapshot: ip_inventory.is_scanner when the snapshot was taken.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_enrichment IS 'Snapshot: the full ip_inventory.enrichment document as it was.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_at IS 'When the snapshot was taken; NULL means not yet taken.';
+
+CREATE INDEX session_summaries_first_event_at_brin_idx ON ipintel.session_summaries USING brin (first_event_at);
+COMMENT ON INDEX ipintel.session_summaries_first_event_at_brin_idx IS 'Sessions arrive roughly in time order: a tiny BRIN index serves time-window scans.';
+CREATE INDEX session_summaries_source_ip_idx ON ipintel.session_summaries (source_ip);
+CREATE INDEX session_summaries_snapshot_asn_idx ON ipintel.session_summaries (snapshot_asn);
+CREATE INDEX session_summaries_snapshot_country_idx ON ipintel.session_summaries (snapshot_country);
+CREATE INDEX session_summaries_without_snapshot_idx ON ipintel.session_summaries (source_ip) WHERE snapshot_at IS NULL;
+COMMENT ON INDEX ipintel.session_summaries_without_snapshot_idx IS 'Finds the sessions still waiting for their snapshot.';
+
+------------------------------------------------------------------------------------------
+-- ip_asn_history
+------------------------------------------------------------------------------------------
+CREATE TABLE ipintel.ip_asn_history (
+    history_id  bigint      GENERATED ALWAYS AS IDENTITY,
+    ip          inet        NOT NULL,
+    asn         bigint,
+    valid       tstzrange   NOT NULL,
+    source      text        NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT ip_asn_history_pkey PRIMARY KEY (history_id),
+    CONSTRAINT ip_asn_history_valid_is_not_empty CHECK (NOT isempty(valid) AND lower(valid) IS NOT NULL),
+    CONSTRAINT ip_asn_history_source_is_known CHECK (source IN ('maxmind', 'cymru')),
+    CONSTRAINT ip_asn_history_ranges_do_not_overlap EXCLUDE USING gist (ip WITH =, valid WITH &&)
+);
+COMMENT ON TABLE ipintel.ip_asn_history IS
+    'Which ASN announced an IP over which time range. One IP''s ranges never overlap; the open range (upper bound infinite) is the current one.';
+COMMENT ON COLUMN ipintel.ip_asn_history.ip IS 'Source IP (ip_inventory.ip).';
+COMMENT ON COLUMN ipintel.ip_asn_history.asn IS 'Origin ASN during the range; NULL means allocated but not routed (Team Cymru NA).';
+COMMENT ON COLUMN ipintel.ip_asn_history.valid IS 'Range during which the ASN was observed for the IP: [first observation, next change).';
+COMMENT ON COLUMN ipintel.ip_asn_history.source IS 'Source that observed the ASN: cymru or maxmind.';
+CREATE INDEX ip_asn_history_asn_idx ON ipintel.ip_asn_history (asn);
+

@@ -1,0 +1,53 @@
+-- From sql/020_address_functions.sql
+-- Address classification used by generated columns. Generated columns may only call
+-- IMMUTABLE functions, and a generation expression must not depend on another user function
+-- (pg_dump/restore and planner inlining both get fragile), so these bodies use built-ins only.
+
+CREATE FUNCTION ipintel.is_bogon(p_ip inet)
+    RETURNS boolean
+    LANGUAGE sql
+    IMMUTABLE STRICT PARALLEL SAFE
+RETURN CASE pg_catalog.family(p_ip)
+    WHEN 4 THEN p_ip OPERATOR(pg_catalog.<<=) ANY (ARRAY[
+        '0.0.0.0/8',          -- "this network" (RFC 791)
+        '10.0.0.0/8',         -- private use (RFC 1918)
+        '100.64.0.0/10',      -- shared address space, carrier-grade NAT (RFC 6598)
+        '127.0.0.0/8',        -- loopback (RFC 1122)
+        '169.254.0.0/16',     -- link local (RFC 3927)
+        '172.16.0.0/12',      -- private use (RFC 1918)
+        '192.0.0.0/24',       -- IETF protocol assignments (RFC 6890)
+        '192.0.2.0/24',       -- documentation TEST-NET-1 (RFC 5737)
+        '192.88.99.0/24',     -- deprecated 6to4 relay anycast (RFC 7526)
+        '192.168.0.0/16',     -- private use (RFC 1918)
+        '198.18.0.0/15',      -- benchmarking (RFC 2544)
+        '198.51.100.0/24',    -- documentation TEST-NET-2 (RFC 5737)
+        '203.0.113.0/24',     -- documentation TEST-NET-3 (RFC 5737)
+        '224.0.0.0/4',        -- multicast (RFC 5771)
+        '240.0.0.0/4'         -- reserved, includes limited broadcast 255.255.255.255 (RFC 1112, RFC 919)
+    ]::inet[])
+    -- IPv6: everything outside global unicast 2000::/3 is special (loopback, unspecified,
+    -- IPv4-mapped, NAT64, discard, ULA, link local, multicast), plus the special blocks inside it.
+    ELSE NOT (p_ip OPERATOR(pg_catalog.<<=) '2000::/3'::inet)
+        OR p_ip OPERATOR(pg_catalog.<<=) ANY (ARRAY[
+            '2001::/23',      -- IETF protocol assignments incl. Teredo (RFC 2928, RFC 4380)
+            '2001:db8::/32',  -- documentation (RFC 3849)
+            '2002::/16',      -- 6to4 (RFC 3056)
+            '3fff::/20',      -- documentation (RFC 9637)
+            '5f00::/16'       -- SRv6 SIDs (RFC 9602)
+        ]::inet[])
+END;
+COMMENT ON FUNCTION ipintel.is_bogon(inet) IS
+    'True when the address is in an IANA special-purpose or non-global range (RFC 6890 registries and updates): such addresses are never sent to a remote source.';
+
+CREATE FUNCTION ipintel.normalize_ip(p_ip inet)
+    RETURNS inet
+    LANGUAGE sql
+    IMMUTABLE STRICT PARALLEL SAFE
+RETURN CASE
+    WHEN pg_catalog.family(p_ip) = 6 AND p_ip OPERATOR(pg_catalog.<<=) '::ffff:0:0/96'::inet
+        -- IPv4-mapped IPv6 (::ffff:a.b.c.d) is an IPv4 peer seen through a dual-stack socket.
+        THEN '0.0.0.0'::inet OPERATOR(pg_catalog.+) (p_ip OPERATOR(pg_catalog.-) '::ffff:0:0'::inet)
+    ELSE pg_catalog.host(p_ip)::inet
+END;
+COMMENT ON FUNCTION ipintel.normalize_ip(inet) IS
+    'Host address form of an inet: netmask dropped, IPv4-mapped IPv6 (::ffff:a.b.c.d) turned into IPv4.';

@@ -1,0 +1,95 @@
+"""Test harness: a real PostgreSQL for every database test.
+
+`IPINTEL_TEST_DSN` names a server to use (any database on it; tests create their own). Without
+it, a throwaway PostgreSQL 15 cluster is started for the session (ipintel.localdb: initdb on a
+free loopback port, as the postgres user when we are root, which pytest-postgresql's process
+fixture cannot do) and stopped at the end. A template database is migrated once with
+`alembic upgrade head`; each test gets its own clone of it (pytest-postgresql's DatabaseJanitor).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pytest_postgresql.janitor import DatabaseJanitor
+
+from ipintel import localdb, schema
+
+
+@dataclass(frozen=True)
+class PgServer:
+    host: str
+    port: int
+    user: str
+    password: str | None
+
+    def dsn(self, dbname: str) -> str:
+        return make_conninfo(host=self.host, port=self.port, user=self.user, dbname=dbname,
+                             **({"password": self.password} if self.password else {}))
+
+    def janitor(self, dbname: str, template: str | None = None, as_template: bool = False) -> DatabaseJanitor:
+        return DatabaseJanitor(user=self.user, host=self.host, port=self.port, password=self.password,
+                               dbname=dbname, template_dbname=template, as_template=as_template)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    given = os.environ.get("IPINTEL_TEST_DSN")
+    if given:
+        params = conninfo_to_dict(given)
+        yield PgServer(host=str(params.get("host", "127.0.0.1")), port=int(params.get("port", 5432)),
+                       user=str(params.get("user", "postgres")), password=params.get("password"))  # type: ignore[arg-type]
+        return
+    # Not under pytest's tmp folder: that is private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="ipintel-pg-"))
+    url = localdb.start(root, fast=True, dbname="postgres")
+    params = conninfo_to_dict(url)
+    try:
+        yield PgServer(host="127.0.0.1", port=int(params["port"]), user=localdb.SUPERUSER, password=None)
+    finally:
+        localdb.stop(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_server: PgServer) -> Iterator[str]:
+    """Name of a database built by `alembic upgrade head`, cloned by every `db` test."""
+    name = f"ipintel_template_{uuid.uuid4().hex[:8]}"
+    janitor = pg_server.janitor(name, as_template=True)
+    janitor.init()
+    try:
+        schema.upgrade(pg_server.dsn(name))
+        yield name
+    finally:
+        janitor.drop()
+
+
+@pytest.fixture
+def db(pg_server: PgServer, migrated_template: str) -> Iterator[str]:
+    """DSN of a fresh, fully migrated database private to this test."""
+    name = f"ipintel_test_{uuid.uuid4().hex[:10]}"
+    with pg_server.janitor(name, template=migrated_template):
+        yield pg_server.dsn(name)
+
+
+@pytest.fixture
+def empty_db(pg_server: PgServer) -> Iterator[str]:
+    """DSN of an empty database private to this test (for migration and drift tests)."""
+    name = f"ipintel_empty_{uuid.uuid4().hex[:10]}"
+    with pg_server.janitor(name):
+        yield pg_server.dsn(name)
+
+
+@pytest.fixture
+def conn(db: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(db, autocommit=True) as connection:
+        yield connection

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Run the pgTAP files under tests/sql/ with pg_prove against a database built by the
+# migrations, and fail unless tests actually ran and all passed.
+#
+# pg_prove looks for *.pg files by default: pointed at .sql files without --ext .sql it runs
+# nothing, prints "Result: NOTESTS" and exits 0. This script refuses that silent green.
+#
+# usage: tests/run_pgtap.sh SERVER_URI   (postgresql://user@host:port/ — any database name)
+set -euo pipefail
+server_uri="${1:?usage: tests/run_pgtap.sh postgresql://user@host:port/db}"
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+py="${PYTHON:-$root/.venv/bin/python}"
+dbname="ipintel_pgtap_$$"
+base="${server_uri%/*}"
+db_uri="$base/$dbname"
+
+psql -q -X -v ON_ERROR_STOP=1 "$base/postgres" -c "CREATE DATABASE $dbname"
+trap 'psql -q -X "$base/postgres" -c "DROP DATABASE IF EXISTS $dbname" >/dev/null 2>&1 || true' EXIT
+DATABASE_URL="$db_uri" "$py" -m alembic -c "$root/alembic.ini" upgrade head 2>/dev/null
+psql -q -X -v ON_ERROR_STOP=1 "$db_uri" -c "CREATE EXTENSION IF NOT EXISTS pgtap"
+
+mapfile -t files < <(find "$here/sql" -name '*.test.sql' | sort)
+if [ "${#files[@]}" -eq 0 ]; then
+    echo "run_pgtap: no *.test.sql files under tests/sql" >&2
+    exit 1
+fi
+out="$(mktemp)"
+status=0
+pg_prove --ext .sql --dbname "$db_uri" "${files[@]}" 2>&1 | tee "$out" || status=$?
+if [ "$status" -ne 0 ]; then
+    exit "$status"
+fi
+if ! grep -q '^Result: PASS' "$out" || ! grep -Eq '^Files=[1-9][0-9]*, Tests=[1-9]' "$out"; then
+    echo "run_pgtap: pg_prove did not report passing tests (NOTESTS?)" >&2
+    exit 1
+fi

@@ -1,0 +1,50 @@
+-- Bad input is refused by named constraints whose messages say what is wrong.
+BEGIN;
+SELECT plan(12);
+
+SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip) VALUES ('10.0.0.0/8')$$, '23514',
+    'new row for relation "ip_inventory" violates check constraint "ip_inventory_ip_is_host_address"',
+    'a network is not a host address');
+SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip) VALUES ('::ffff:1.2.3.4')$$, '23514',
+    'new row for relation "ip_inventory" violates check constraint "ip_inventory_ip_is_not_ipv4_mapped"',
+    'IPv4-mapped IPv6 must be normalised first');
+SELECT lives_ok($$INSERT INTO ipintel.ip_inventory (ip) VALUES (ipintel.normalize_ip('::ffff:1.2.3.4'))$$,
+    'normalize_ip turns mapped IPv6 into IPv4');
+SELECT throws_ok($$INSERT INTO ipintel.asn_inventory (asn, as_country) VALUES (64496, 'usa')$$, '23514',
+    'new row for relation "asn_inventory" violates check constraint "asn_inventory_as_country_is_iso_alpha2"',
+    'a country is two upper-case letters');
+SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip, enrichment) VALUES ('9.9.9.9', '{"maxmind": {"country": "de"}}')$$, '23514',
+    'new row for relation "ip_inventory" violates check constraint "ip_inventory_geo_country_is_iso_alpha2"',
+    'a lower-case country from a source is refused');
+SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip, enrichment) VALUES ('9.9.9.10', '{"shodan": {}}')$$, '23514',
+    'new row for relation "ip_inventory" violates check constraint "ip_inventory_enrichment_has_known_sources"',
+    'enrichment holds only known sources');
+SELECT throws_ok($$INSERT INTO ipintel.asn_inventory (asn) VALUES (4294967296)$$, '23514',
+    'new row for relation "asn_inventory" violates check constraint "asn_inventory_asn_is_32_bit"',
+    'ASNs are 32-bit');
+
+INSERT INTO ipintel.asn_inventory (asn) VALUES (64496), (64497);
+INSERT INTO ipintel.ip_inventory (ip) VALUES ('192.0.3.1');
+INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
+VALUES ('192.0.3.1', 64496, tstzrange('2026-01-01', '2026-06-01'), 'cymru');
+SELECT throws_ok($$INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
+                   VALUES ('192.0.3.1', 64497, tstzrange('2026-05-01', NULL), 'cymru')$$, '23P01',
+    'conflicting key value violates exclusion constraint "ip_asn_history_ranges_do_not_overlap"',
+    'one IP''s ASN ranges never overlap');
+SELECT lives_ok($$INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
+                  VALUES ('192.0.3.1', 64497, tstzrange('2026-06-01', NULL), 'cymru')$$,
+    'ranges that meet do not overlap');
+
+SELECT throws_ok($$INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip)
+                   VALUES ('s1', now(), now(), '192.0.3.99')$$, '23503',
+    'insert or update on table "session_summaries" violates foreign key constraint "session_summaries_source_ip_fkey"',
+    'a session needs its IP in ip_inventory');
+SELECT throws_ok($$UPDATE ipintel.ip_inventory SET current_asn = 1 WHERE ip = '192.0.3.1'$$, '23503',
+    'insert or update on table "ip_inventory" violates foreign key constraint "ip_inventory_current_asn_fkey"',
+    'current_asn must exist in asn_inventory');
+SELECT throws_ok($$INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip, snapshot_country)
+                   VALUES ('s2', now(), now(), '192.0.3.1', 'Germany')$$, '23514', NULL,
+    'snapshot_country is two upper-case letters');
+
+SELECT * FROM finish();
+ROLLBACK;
