@@ -41,11 +41,14 @@ def ipintel_objects(dsn: str) -> list[str]:
 
 
 def foreign_keys(dsn: str) -> dict[str, bool]:
+    """The foreign keys between the tiers (those of revisions 0002/0003) and whether validated."""
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(
             """SELECT c.conname, c.convalidated FROM pg_constraint c
                JOIN pg_namespace n ON n.oid = c.connamespace
-               WHERE n.nspname = 'ipintel' AND c.contype = 'f'"""
+               WHERE n.nspname = 'ipintel' AND c.contype = 'f'
+                 AND c.conrelid::regclass::text IN ('ipintel.asn_inventory', 'ipintel.ip_inventory',
+                                                    'ipintel.session_summaries', 'ipintel.ip_asn_history')"""
         ).fetchall()
     return dict(rows)  # type: ignore[arg-type]
 

@@ -1,0 +1,246 @@
+"""`ipintel ingest`: Cowrie logs → staging (COPY) → merge_cowrie_events() → the tiers.
+
+Per file, lines are read in chunks; each chunk is ONE transaction: COPY the events into
+ipintel_staging.cowrie_events, merge them set-based in SQL, COPY the rejected lines into
+ipintel.ingest_rejects, and move the file's offset in ipintel.ingest_files. A crash or Ctrl-C
+rolls back the chunk in flight and nothing else, and the next run starts at the recorded offset:
+no line is lost or counted twice.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from ipintel import cowrie, db
+from ipintel.locks import Lock, LockHeld
+from ipintel.progress import Reporter
+
+DEFAULT_CHUNK_LINES = 50_000
+INGEST_LOCK = "ipintel.ingest"
+REJECTS_SHOWN = 5
+
+STAGING_COLUMNS = (
+    "batch_id", "line_no", "eventid", "event_ts", "session_id", "src_ip", "sensor", "protocol",
+    "src_port", "dst_ip", "dst_port", "duration", "client_version", "hassh",
+)
+COPY_EVENTS = "COPY ipintel_staging.cowrie_events ({}) FROM STDIN".format(", ".join(STAGING_COLUMNS))
+COPY_REJECTS = ("COPY ipintel.ingest_rejects (run_id, file_id, path, line_no, reason, detail, excerpt) "
+                "FROM STDIN")
+
+__all__ = ["IngestSummary", "LockHeld", "ingest"]
+
+
+@dataclass
+class IngestSummary:
+    run_id: int = 0
+    files_read: int = 0
+    files_skipped: int = 0
+    lines: int = 0
+    events: int = 0
+    sessions_new: int = 0
+    sessions_updated: int = 0
+    ips_new: int = 0
+    rejects: int = 0
+    seconds: float = 0.0
+    event_counts: Counter[str] = field(default_factory=Counter)
+    first_rejects: list[str] = field(default_factory=list)
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _FileRecord:
+    file_id: int
+    bytes_ingested: int
+    lines_ingested: int
+    finished: bool
+
+
+def _read_head(path: Path) -> bytes:
+    """The first FINGERPRINT_BYTES of the decompressed content (cowrie.fingerprint's input)."""
+    opener = gzip.open if cowrie.is_gzip(path) else open
+    with opener(path, "rb") as fh:
+        return fh.read(cowrie.FINGERPRINT_BYTES)
+
+
+def _find_file(conn: psycopg.Connection[Any], path: Path) -> tuple[str, int, _FileRecord | None]:
+    """The file's fingerprint, how many bytes it covers, and what was ingested of it, if anything.
+
+    A file under 4 KiB is fingerprinted on all of its content; a live log that has grown since
+    hashes differently, so its head is also tried at the lengths recorded for small files.
+    """
+    head = _read_head(path)
+    full = hashlib.sha256(head).hexdigest()
+    small_lengths = [r["fingerprint_bytes"] for r in db.query_all(
+        conn, "SELECT DISTINCT fingerprint_bytes FROM ipintel.ingest_files "
+              "WHERE fingerprint_bytes < %(length)s", {"length": len(head)})]
+    candidates = [full] + [hashlib.sha256(head[:n]).hexdigest() for n in small_lengths]
+    row = db.query_one(
+        conn,
+        """SELECT file_id, bytes_ingested, lines_ingested, finished FROM ipintel.ingest_files
+           WHERE fingerprint = ANY(%(candidates)s::text[])
+           ORDER BY fingerprint_bytes DESC LIMIT 1""",
+        {"candidates": candidates},
+    )
+    return full, len(head), (_FileRecord(**row) if row else None)
+
+
+class _Ingest:
+    def __init__(self, dsn: str, reporter: Reporter, chunk_lines: int,
+                 after_chunk: Callable[[], None] | None) -> None:
+        self.dsn = dsn
+        self.reporter = reporter
+        self.chunk_lines = chunk_lines
+        self.after_chunk = after_chunk  # test hook: called after each committed chunk
+        self.summary = IngestSummary()
+
+    def run(self, paths: Sequence[str]) -> IngestSummary:
+        files = cowrie.expand_paths(paths)
+        started = time.monotonic()
+        # autocommit: each `conn.transaction()` below is then a real BEGIN/COMMIT, not a savepoint
+        # inside an implicit transaction that would only commit at the very end.
+        with Lock(self.dsn, INGEST_LOCK) as lock, db.connection(self.dsn, autocommit=True) as conn:
+            # We hold the ingest lock, so any run still marked running was killed.
+            lock.conn.execute("UPDATE ipintel.ingest_runs SET status = 'interrupted' WHERE status = 'running'")
+            run = db.query_one(lock.conn, "INSERT INTO ipintel.ingest_runs DEFAULT VALUES RETURNING run_id")
+            assert run is not None
+            self.summary.run_id = run["run_id"]
+            status = "failed"
+            try:
+                for path in files:
+                    self._ingest_file(conn, path)
+                status = "finished_with_rejects" if self.summary.rejects else "succeeded"
+            except KeyboardInterrupt:
+                status = "interrupted"
+                raise
+            finally:
+                self.summary.seconds = time.monotonic() - started
+                lock.conn.execute(
+                    "UPDATE ipintel.ingest_runs SET status = %(status)s, finished_at = now() "
+                    "WHERE run_id = %(run_id)s", {"status": status, "run_id": self.summary.run_id})
+        return self.summary
+
+    def _ingest_file(self, conn: psycopg.Connection[Any], path: Path) -> None:
+        if path.stat().st_size == 0:
+            return  # nothing to read, and an empty file has no identity to record
+        fp, fp_bytes, record = _find_file(conn, path)
+        is_gzip = cowrie.is_gzip(path)
+        if record and (record.finished or (not is_gzip and path.stat().st_size == record.bytes_ingested)):
+            self.summary.files_skipped += 1
+            return
+        start_offset = record.bytes_ingested if record else 0
+        start_line = record.lines_ingested if record else 0
+        file_id = record.file_id if record else None
+        self.summary.files_read += 1
+        self.reporter.start(str(path), None if is_gzip else path.stat().st_size, unit="bytes")
+        self.reporter.advance(start_offset)
+        with cowrie.read_events(path, start_offset, start_line) as reader:
+            events: list[cowrie.Event] = []
+            rejects: list[cowrie.Reject] = []
+            lines_at_chunk_start = start_line
+            for item in reader:
+                (events if isinstance(item, cowrie.Event) else rejects).append(item)  # type: ignore[arg-type]
+                if len(events) + len(rejects) >= self.chunk_lines:
+                    file_id = self._load_chunk(conn, path, (fp, fp_bytes), file_id, events, rejects, reader.progress, False)
+                    self.summary.lines += reader.progress.line_no - lines_at_chunk_start
+                    lines_at_chunk_start = reader.progress.line_no
+                    events, rejects = [], []
+            # A gzip read to its end cannot grow. A truncated one may still be being written by
+            # logrotate: it is read again next time, from the last good line.
+            finished = reader.is_gzip and not reader.progress.truncated
+            if events or rejects or reader.progress.offset != start_offset or finished:
+                self._load_chunk(conn, path, (fp, fp_bytes), file_id, events, rejects, reader.progress, finished)
+                self.summary.lines += reader.progress.line_no - lines_at_chunk_start
+        self.reporter.finish()
+
+    def _load_chunk(self, conn: psycopg.Connection[Any], path: Path, fp: tuple[str, int], file_id: int | None,
+                    events: list[cowrie.Event], rejects: list[cowrie.Reject],
+                    progress: cowrie.ReadProgress, finished: bool) -> int:
+        s = self.summary
+        with conn.transaction():
+            if file_id is None:
+                row = db.query_one(
+                    conn,
+                    """INSERT INTO ipintel.ingest_files (fingerprint, fingerprint_bytes, path, first_run_id, last_run_id)
+                       VALUES (%(fp)s, %(fp_bytes)s, %(path)s, %(run)s, %(run)s) RETURNING file_id""",
+                    {"fp": fp[0], "fp_bytes": fp[1], "path": str(path), "run": s.run_id})
+                assert row is not None
+                file_id = int(row["file_id"])
+            batch = db.query_one(conn, "SELECT nextval('ipintel_staging.batch_id_seq') AS id")
+            assert batch is not None
+            with conn.cursor() as cur:
+                with cur.copy(COPY_EVENTS) as copy:
+                    for e in events:
+                        copy.write_row((batch["id"], e.line_no, e.eventid, e.event_ts, e.session_id, e.src_ip,
+                                        e.sensor, e.protocol, e.src_port, e.dst_ip, e.dst_port, e.duration,
+                                        e.client_version, e.hassh))
+                merged = db.query_one(conn, "SELECT * FROM ipintel.merge_cowrie_events(%(batch)s)",
+                                      {"batch": batch["id"]})
+                assert merged is not None
+                if rejects:
+                    # A truncated gzip is rejected again at the same line on every run until it
+                    # is whole: the newest record replaces the previous one.
+                    cur.execute("DELETE FROM ipintel.ingest_rejects WHERE file_id = %(file_id)s "
+                                "AND reason = 'truncated_gzip'", {"file_id": file_id})
+                    with cur.copy(COPY_REJECTS) as copy:
+                        for r in rejects:
+                            copy.write_row((s.run_id, file_id, str(path), r.line_no, r.reason, r.detail, r.excerpt))
+            conn.execute(
+                """UPDATE ipintel.ingest_files
+                   SET bytes_ingested = %(offset)s, lines_ingested = %(line_no)s, finished = %(finished)s,
+                       path = %(path)s, fingerprint = %(fp)s, fingerprint_bytes = %(fp_bytes)s,
+                       last_run_id = %(run)s, last_ingested_at = now()
+                   WHERE file_id = %(file_id)s""",
+                {"offset": progress.offset, "line_no": progress.line_no, "finished": finished,
+                 "path": str(path), "fp": fp[0], "fp_bytes": fp[1], "run": s.run_id,
+                 "file_id": file_id})
+            conn.execute(
+                """UPDATE ipintel.ingest_runs SET
+                       files_read = %(files_read)s, files_skipped = %(files_skipped)s,
+                       lines_read = lines_read + %(lines)s, events_loaded = events_loaded + %(events)s,
+                       sessions_new = sessions_new + %(sessions_new)s,
+                       sessions_updated = sessions_updated + %(sessions_updated)s,
+                       ips_new = ips_new + %(ips_new)s, rejects = rejects + %(rejects)s,
+                       event_counts = (SELECT coalesce(jsonb_object_agg(k, v), '{}'::jsonb) FROM (
+                           SELECT k, sum(v::bigint) AS v FROM (
+                               SELECT * FROM jsonb_each_text(event_counts)
+                               UNION ALL SELECT * FROM jsonb_each_text(%(event_counts)s::jsonb)) AS kv(k, v)
+                           GROUP BY k) AS t)
+                   WHERE run_id = %(run)s""",
+                {"files_read": s.files_read, "files_skipped": s.files_skipped,
+                 "lines": len(events) + len(rejects), "events": merged["events"],
+                 "sessions_new": merged["sessions_new"], "sessions_updated": merged["sessions_updated"],
+                 "ips_new": merged["ips_new"], "rejects": len(rejects),
+                 "event_counts": psycopg.types.json.Jsonb(merged["event_counts"]), "run": s.run_id})
+        # Committed: only now does the chunk count.
+        s.events += int(merged["events"])
+        s.sessions_new += int(merged["sessions_new"])
+        s.sessions_updated += int(merged["sessions_updated"])
+        s.ips_new += int(merged["ips_new"])
+        s.rejects += len(rejects)
+        s.event_counts.update({k: int(v) for k, v in merged["event_counts"].items()})
+        for r in rejects[: max(0, REJECTS_SHOWN - len(s.first_rejects))]:
+            s.first_rejects.append(f"{path}:{r.line_no}: {r.reason}: {r.detail}")
+        self.reporter.advance(0, events=s.events, rejects=s.rejects)
+        if self.after_chunk is not None:
+            self.after_chunk()
+        return file_id
+
+
+def ingest(dsn: str, paths: Sequence[str], *, reporter: Reporter | None = None,
+           chunk_lines: int = DEFAULT_CHUNK_LINES,
+           after_chunk: Callable[[], None] | None = None) -> IngestSummary:
+    """Ingest Cowrie logs (files, folders, globs; plain or gzip). Raises LockHeld when another
+    ingest runs, cowrie.CowrieInputError for a missing path."""
+    return _Ingest(dsn, reporter or Reporter(), chunk_lines, after_chunk).run(paths)

@@ -1,0 +1,282 @@
+-- From migrations/versions/0004_ingest.upgrade.sql (sql/060_ingest.sql as of this revision)
+-- New tables only: no lock on anything that exists.
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '1min';
+
+-- Cowrie ingest: runs, files (how far each was read), rejected lines, the staging table the
+-- loader COPYs events into, and the set-based merge into the tiers.
+--
+-- Each chunk of a file is loaded in ONE transaction: COPY into staging, merge, rejects, and the
+-- file's new offset. A crash mid-chunk rolls all of it back, so the next run re-reads exactly
+-- that chunk: nothing lost, nothing counted twice.
+
+CREATE TABLE ipintel.ingest_runs (
+    run_id          bigint      GENERATED ALWAYS AS IDENTITY,
+    started_at      timestamptz NOT NULL DEFAULT now(),
+    finished_at     timestamptz,
+    status          text        NOT NULL DEFAULT 'running',
+    files_read      bigint      NOT NULL DEFAULT 0,
+    files_skipped   bigint      NOT NULL DEFAULT 0,
+    lines_read      bigint      NOT NULL DEFAULT 0,
+    events_loaded   bigint      NOT NULL DEFAULT 0,
+    sessions_new    bigint      NOT NULL DEFAULT 0,
+    sessions_updated bigint     NOT NULL DEFAULT 0,
+    ips_new         bigint      NOT NULL DEFAULT 0,
+    rejects         bigint      NOT NULL DEFAULT 0,
+    event_counts    jsonb       NOT NULL DEFAULT '{}'::jsonb,
+    CONSTRAINT ingest_runs_pkey PRIMARY KEY (run_id),
+    CONSTRAINT ingest_runs_status_is_known CHECK (status IN ('running', 'succeeded', 'finished_with_rejects', 'failed', 'interrupted')),
+    CONSTRAINT ingest_runs_finished_after_start CHECK (finished_at >= started_at)
+);
+COMMENT ON TABLE ipintel.ingest_runs IS 'One row per `ipintel ingest` invocation, with what it read and loaded.';
+COMMENT ON COLUMN ipintel.ingest_runs.status IS 'running, succeeded, finished_with_rejects, failed or interrupted (Ctrl-C / killed: shown as running until the next run notices).';
+COMMENT ON COLUMN ipintel.ingest_runs.files_read IS 'Files with new lines read by this run.';
+COMMENT ON COLUMN ipintel.ingest_runs.files_skipped IS 'Files already fully ingested (same content), skipped.';
+COMMENT ON COLUMN ipintel.ingest_runs.lines_read IS 'Lines read, loaded or rejected.';
+COMMENT ON COLUMN ipintel.ingest_runs.events_loaded IS 'Events merged into session_summaries.';
+COMMENT ON COLUMN ipintel.ingest_runs.sessions_new IS 'Sessions created by this run.';
+COMMENT ON COLUMN ipintel.ingest_runs.sessions_updated IS 'Existing sessions that received more events (e.g. split across rotated files).';
+COMMENT ON COLUMN ipintel.ingest_runs.ips_new IS 'Source IPs added to ip_inventory by this run.';
+COMMENT ON COLUMN ipintel.ingest_runs.rejects IS 'Lines rejected (see ingest_rejects).';
+COMMENT ON COLUMN ipintel.ingest_runs.event_counts IS 'Events per Cowrie eventid, unknown eventids included.';
+
+CREATE TABLE ipintel.ingest_files (
+    file_id         bigint      GENERATED ALWAYS AS IDENTITY,
+    fingerprint     text        NOT NULL,
+    -- A live log under 4 KiB is hashed whole; this says how many bytes the hash covers.
+    -- squawk-ignore prefer-bigint-over-int
+    fingerprint_bytes integer   NOT NULL,
+    path            text        NOT NULL,
+    bytes_ingested  bigint      NOT NULL DEFAULT 0,
+    lines_ingested  bigint      NOT NULL DEFAULT 0,
+    finished        boolean     NOT NULL DEFAULT false,
+    first_run_id    bigint      NOT NULL,
+    last_run_id     bigint      NOT NULL,
+    first_ingested_at timestamptz NOT NULL DEFAULT now(),
+    last_ingested_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT ingest_files_pkey PRIMARY KEY (file_id),
+    CONSTRAINT ingest_files_fingerprint_key UNIQUE (fingerprint),
+    CONSTRAINT ingest_files_offsets_are_not_negative CHECK (bytes_ingested >= 0 AND lines_ingested >= 0),
+    CONSTRAINT ingest_files_first_run_id_fkey FOREIGN KEY (first_run_id) REFERENCES ipintel.ingest_runs (run_id),
+    CONSTRAINT ingest_files_last_run_id_fkey FOREIGN KEY (last_run_id) REFERENCES ipintel.ingest_runs (run_id)
+);
+COMMENT ON TABLE ipintel.ingest_files IS
+    'Every Cowrie log file ingested, known by the content of its beginning (so cowrie.json renamed to cowrie.json.DATE and gzipped is the same file) and how far it was read.';
+COMMENT ON COLUMN ipintel.ingest_files.fingerprint IS 'sha256 of the first 4096 bytes of the decompressed content.';
+COMMENT ON COLUMN ipintel.ingest_files.fingerprint_bytes IS 'Bytes the fingerprint covers: 4096, or the whole content of a smaller file.';
+COMMENT ON COLUMN ipintel.ingest_files.path IS 'Path the file was last read from.';
+COMMENT ON COLUMN ipintel.ingest_files.bytes_ingested IS 'Offset (decompressed bytes) just after the last complete line loaded; the next run resumes there.';
+COMMENT ON COLUMN ipintel.ingest_files.lines_ingested IS 'Lines loaded or rejected so far.';
+COMMENT ON COLUMN ipintel.ingest_files.finished IS 'A gzip file read to its end: it cannot grow any more.';
+CREATE INDEX ingest_files_first_run_id_idx ON ipintel.ingest_files (first_run_id);
+CREATE INDEX ingest_files_last_run_id_idx ON ipintel.ingest_files (last_run_id);
+
+CREATE TABLE ipintel.ingest_rejects (
+    reject_id   bigint      GENERATED ALWAYS AS IDENTITY,
+    run_id      bigint      NOT NULL,
+    file_id     bigint      NOT NULL,
+    path        text        NOT NULL,
+    line_no     bigint      NOT NULL,
+    reason      text        NOT NULL,
+    detail      text        NOT NULL,
+    excerpt     text        NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT ingest_rejects_pkey PRIMARY KEY (reject_id),
+    CONSTRAINT ingest_rejects_line_is_unique UNIQUE (file_id, line_no),
+    CONSTRAINT ingest_rejects_reason_is_known CHECK (reason IN (
+        'malformed_json', 'missing_session', 'missing_src_ip', 'missing_eventid', 'invalid_ip',
+        'invalid_timestamp', 'invalid_utf8', 'nul_character', 'truncated_gzip')),
+    CONSTRAINT ingest_rejects_run_id_fkey FOREIGN KEY (run_id) REFERENCES ipintel.ingest_runs (run_id),
+    CONSTRAINT ingest_rejects_file_id_fkey FOREIGN KEY (file_id) REFERENCES ipintel.ingest_files (file_id)
+);
+COMMENT ON TABLE ipintel.ingest_rejects IS 'Cowrie log lines that could not be loaded, with file, line and why.';
+COMMENT ON COLUMN ipintel.ingest_rejects.line_no IS '1-based line number in the (decompressed) file.';
+COMMENT ON COLUMN ipintel.ingest_rejects.reason IS 'Stable reason code: malformed_json, missing_session, missing_src_ip, missing_eventid, invalid_ip, invalid_timestamp, invalid_utf8, nul_character, truncated_gzip.';
+COMMENT ON COLUMN ipintel.ingest_rejects.detail IS 'What exactly was wrong (e.g. the bad IP value).';
+COMMENT ON COLUMN ipintel.ingest_rejects.excerpt IS 'Start of the line, undecodable bytes and NULs escaped.';
+CREATE INDEX ingest_rejects_run_id_idx ON ipintel.ingest_rejects (run_id);
+
+-- Loader-only: filled by COPY, emptied by merge_cowrie_events in the same transaction.
+-- UNLOGGED: no WAL for rows that live a fraction of a second.
+CREATE UNLOGGED TABLE ipintel_staging.cowrie_events (
+    batch_id        bigint      NOT NULL,
+    line_no         bigint      NOT NULL,
+    eventid         text        NOT NULL,
+    event_ts        timestamptz NOT NULL,
+    session_id      text        NOT NULL,
+    src_ip          inet        NOT NULL,
+    sensor          text,
+    protocol        text,
+    -- TCP ports fit in integer (0-65535).
+    -- squawk-ignore prefer-bigint-over-int
+    src_port        integer,
+    dst_ip          inet,
+    -- squawk-ignore prefer-bigint-over-int
+    dst_port        integer,
+    duration        double precision,
+    client_version  text,
+    hassh           text
+);
+COMMENT ON TABLE ipintel_staging.cowrie_events IS 'Staging for ingest: one row per Cowrie event of the chunk being loaded.';
+CREATE INDEX cowrie_events_batch_id_idx ON ipintel_staging.cowrie_events (batch_id);
+
+CREATE SEQUENCE ipintel_staging.batch_id_seq;
+COMMENT ON SEQUENCE ipintel_staging.batch_id_seq IS 'Tags the rows of one COPY batch in any staging table.';
+
+-- Keeps asn_inventory.ip_count / session_count / first_seen / last_seen true for the given ASNs.
+CREATE FUNCTION ipintel.refresh_asn_counts(p_asns bigint[])
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    UPDATE ipintel.asn_inventory a
+    SET ip_count = coalesce(s.ip_count, 0),
+        session_count = coalesce(s.session_count, 0),
+        first_seen = s.first_seen,
+        last_seen = s.last_seen,
+        updated_at = now()
+    FROM (SELECT x.asn, c.ip_count, c.session_count, c.first_seen, c.last_seen
+          FROM unnest(p_asns) AS x(asn)
+          LEFT JOIN LATERAL (
+              SELECT count(*) AS ip_count, sum(i.session_count) AS session_count,
+                     min(i.first_seen) AS first_seen, max(i.last_seen) AS last_seen
+              FROM ipintel.ip_inventory i WHERE i.current_asn = x.asn) c ON true) s
+    WHERE a.asn = s.asn
+      AND (a.ip_count, a.session_count, a.first_seen, a.last_seen)
+          IS DISTINCT FROM (coalesce(s.ip_count, 0), coalesce(s.session_count, 0), s.first_seen, s.last_seen);
+END;
+COMMENT ON FUNCTION ipintel.refresh_asn_counts(bigint[]) IS
+    'Recomputes ip_count, session_count, first_seen and last_seen of the given ASNs from ip_inventory (set-based; unchanged rows are not written).';
+
+-- Merges one staged batch of Cowrie events into ip_inventory and session_summaries.
+-- Sessions may already exist (a session split across two rotated files, or a live file read
+-- in pieces): counts add up, first/last times widen, connect-time facts are kept from
+-- whichever batch saw them. Returns what changed, for the run's summary.
+CREATE FUNCTION ipintel.merge_cowrie_events(p_batch_id bigint)
+    RETURNS TABLE (events bigint, sessions_new bigint, sessions_updated bigint, ips_new bigint, event_counts jsonb)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_events bigint;
+    v_event_counts jsonb;
+    v_sessions_new bigint;
+    v_sessions_updated bigint;
+    v_ips_new bigint;
+    v_asns bigint[];
+BEGIN
+    SELECT coalesce(sum(e.n), 0), coalesce(jsonb_object_agg(e.eventid, e.n), '{}'::jsonb)
+    INTO v_events, v_event_counts
+    FROM (SELECT c.eventid, count(*) AS n FROM ipintel_staging.cowrie_events c
+          WHERE c.batch_id = p_batch_id GROUP BY c.eventid) e;
+
+    CREATE TEMPORARY TABLE IF NOT EXISTS pg_temp.merge_sessions (
+        session_id text PRIMARY KEY, source_ip inet, sensor text, first_event_at timestamptz,
+        last_event_at timestamptz, protocol text, src_port integer, dst_ip inet, dst_port integer,
+        duration_seconds double precision, client_version text, hassh text,
+        login_attempts bigint, login_successes bigint, command_count bigint, download_count bigint,
+        event_count bigint
+    ) ON COMMIT DELETE ROWS;
+    TRUNCATE pg_temp.merge_sessions;
+
+    INSERT INTO pg_temp.merge_sessions
+    SELECT c.session_id,
+           -- The peer is the address of the connect event. Without one in this batch (a session
+           -- continued from an earlier file), the earliest event's, but never a direct-tcpip
+           -- event's: Cowrie logs the client-claimed forwarding origin (e.g. 127.0.0.1) there.
+           coalesce((array_agg(ipintel.normalize_ip(c.src_ip) ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+                    (array_agg(ipintel.normalize_ip(c.src_ip) ORDER BY c.event_ts, c.line_no) FILTER (WHERE c.eventid NOT LIKE 'cowrie.direct-tcpip.%'))[1],
+                    (array_agg(ipintel.normalize_ip(c.src_ip) ORDER BY c.event_ts, c.line_no))[1]),
+           (array_agg(c.sensor ORDER BY c.event_ts) FILTER (WHERE c.sensor IS NOT NULL))[1],
+           min(c.event_ts), max(c.event_ts),
+           (array_agg(c.protocol ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+           (array_agg(c.src_port ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+           (array_agg(ipintel.normalize_ip(c.dst_ip) ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+           (array_agg(c.dst_port ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+           max(c.duration) FILTER (WHERE c.eventid = 'cowrie.session.closed'),
+           (array_agg(c.client_version ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.client.version'))[1],
+           (array_agg(c.hassh ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.client.kex'))[1],
+           count(*) FILTER (WHERE c.eventid IN ('cowrie.login.failed', 'cowrie.login.success')),
+           count(*) FILTER (WHERE c.eventid = 'cowrie.login.success'),
+           count(*) FILTER (WHERE c.eventid = 'cowrie.command.input'),
+           count(*) FILTER (WHERE c.eventid = 'cowrie.session.file_download'),
+           count(*)
+    FROM ipintel_staging.cowrie_events c
+    WHERE c.batch_id = p_batch_id
+    GROUP BY c.session_id;
+
+    -- A session already merged keeps the peer it was first seen with.
+    UPDATE pg_temp.merge_sessions m SET source_ip = s.source_ip
+    FROM ipintel.session_summaries s
+    WHERE s.session_id = m.session_id AND s.source_ip IS DISTINCT FROM m.source_ip;
+
+    -- New source IPs first: session_summaries.source_ip references ip_inventory.
+    WITH new_ips AS (
+        INSERT INTO ipintel.ip_inventory AS i (ip, first_seen, last_seen)
+        SELECT m.source_ip, min(m.first_event_at), max(m.last_event_at)
+        FROM pg_temp.merge_sessions m
+        GROUP BY m.source_ip
+        ORDER BY m.source_ip  -- a stable lock order: concurrent merges cannot deadlock
+        ON CONFLICT (ip) DO NOTHING
+        RETURNING 1)
+    SELECT count(*) INTO v_ips_new FROM new_ips;
+
+    WITH merged AS (
+        INSERT INTO ipintel.session_summaries AS s (
+            session_id, source_ip, sensor, first_event_at, last_event_at, protocol, src_port, dst_ip,
+            dst_port, duration_seconds, client_version, hassh, login_attempts, login_successes,
+            command_count, download_count, event_count)
+        SELECT m.session_id, m.source_ip, m.sensor, m.first_event_at, m.last_event_at, m.protocol,
+               m.src_port, m.dst_ip, m.dst_port, m.duration_seconds, m.client_version, m.hassh,
+               m.login_attempts, m.login_successes, m.command_count, m.download_count, m.event_count
+        FROM pg_temp.merge_sessions m
+        ORDER BY m.session_id
+        ON CONFLICT (session_id) DO UPDATE SET
+            sensor           = coalesce(s.sensor, excluded.sensor),
+            first_event_at   = least(s.first_event_at, excluded.first_event_at),
+            last_event_at    = greatest(s.last_event_at, excluded.last_event_at),
+            protocol         = coalesce(s.protocol, excluded.protocol),
+            src_port         = coalesce(s.src_port, excluded.src_port),
+            dst_ip           = coalesce(s.dst_ip, excluded.dst_ip),
+            dst_port         = coalesce(s.dst_port, excluded.dst_port),
+            duration_seconds = coalesce(excluded.duration_seconds, s.duration_seconds),
+            client_version   = coalesce(s.client_version, excluded.client_version),
+            hassh            = coalesce(s.hassh, excluded.hassh),
+            login_attempts   = s.login_attempts + excluded.login_attempts,
+            login_successes  = s.login_successes + excluded.login_successes,
+            command_count    = s.command_count + excluded.command_count,
+            download_count   = s.download_count + excluded.download_count,
+            event_count      = s.event_count + excluded.event_count,
+            updated_at       = now()
+        RETURNING s.source_ip, (xmax = 0) AS inserted)  -- xmax = 0: the row was inserted, not updated
+    , per_ip AS (
+        SELECT g.source_ip, count(*) FILTER (WHERE g.inserted) AS new_sessions, count(*) AS touched
+        FROM merged g GROUP BY g.source_ip)
+    , ip_update AS (
+        UPDATE ipintel.ip_inventory i
+        SET session_count = i.session_count + p.new_sessions,
+            first_seen = least(i.first_seen, t.first_seen),
+            last_seen = greatest(i.last_seen, t.last_seen),
+            updated_at = now()
+        FROM per_ip p
+        JOIN (SELECT m.source_ip, min(m.first_event_at) AS first_seen, max(m.last_event_at) AS last_seen
+              FROM pg_temp.merge_sessions m GROUP BY m.source_ip) t ON t.source_ip = p.source_ip
+        WHERE i.ip = p.source_ip
+        RETURNING i.current_asn)
+    SELECT (SELECT sum(p.new_sessions) FROM per_ip p),
+           (SELECT sum(p.touched - p.new_sessions) FROM per_ip p),
+           (SELECT array_agg(DISTINCT u.current_asn) FILTER (WHERE u.current_asn IS NOT NULL) FROM ip_update u)
+    INTO v_sessions_new, v_sessions_updated, v_asns;
+
+    IF v_asns IS NOT NULL THEN
+        PERFORM ipintel.refresh_asn_counts(v_asns);
+    END IF;
+
+    DELETE FROM ipintel_staging.cowrie_events c WHERE c.batch_id = p_batch_id;
+
+    RETURN QUERY SELECT v_events, coalesce(v_sessions_new, 0), coalesce(v_sessions_updated, 0),
+                        v_ips_new, v_event_counts;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.merge_cowrie_events(bigint) IS
+    'Merges one staged batch of Cowrie events (ipintel_staging.cowrie_events) into ip_inventory and session_summaries, then empties the batch. Set-based; call in the transaction that COPYed the batch.';
