@@ -1,0 +1,262 @@
+"""A fake GreyNoise API on 127.0.0.1 (pytest-httpserver), scripted per IP by the test.
+
+Endpoints, as the real v3 API shapes them:
+
+* ``GET /v3/community/{ip}``: by default a 404 "not observed" for any IPv4 and a 400 for anything
+  else; ``fake.script(ip, *replies)`` makes an IP answer the given replies in order (the last
+  one repeats), e.g. ``Reply(500), Reply(500), Reply(200)`` or ``Reply(200, delay=1.0)``.
+* ``POST /v3/ip`` with ``{"ips": [...]}``: answers from ``fake.records`` (v3 records by IP),
+  listing every other IP in ``request_metadata.ips_not_found``; ``fake.script_multi(*replies)``
+  scripts whole requests (5xx, 429, ...) the same way.
+
+Every request needs the ``key`` header equal to ``fake.api_key`` (else 401). ``fake.quota``
+counts answered lookups; once spent, everything answers 429 with ``Retry-After: fake.quota_retry_after``
+(a day), like GreyNoise's daily limit. Every request is recorded with its arrival time and key.
+
+Use in a test module::
+
+    from tests.fakes.greynoise_server import greynoise_fake  # noqa: F401
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+# Distinctive so a leak is easy to grep for in failure strings and logs.
+DEFAULT_API_KEY = "gn-fake-key-7c1d9e4a2b"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer. ``body=None`` means the body the real API would send for ``status``."""
+
+    status: int = 200
+    body: dict[str, Any] | None = None
+    retry_after: str | None = None
+    delay: float = 0.0  # seconds before answering, to make the client time out
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A request as the fake received it."""
+
+    method: str
+    path: str
+    ips: tuple[str, ...]
+    key: str | None
+    at: float  # time.monotonic() at arrival
+
+
+def community_record(
+    ip: str,
+    *,
+    noise: bool = True,
+    riot: bool = False,
+    classification: str = "malicious",
+    name: str = "unknown",
+    last_seen: str = "2026-01-15",
+) -> dict[str, Any]:
+    """A community 200 body."""
+    return {
+        "ip": ip,
+        "noise": noise,
+        "riot": riot,
+        "classification": classification,
+        "name": name,
+        "link": f"https://viz.greynoise.io/ip/{ip}",
+        "last_seen": last_seen,
+        "message": "Success",
+    }
+
+
+def v3_record(
+    ip: str,
+    *,
+    noise: bool = True,
+    riot: bool = False,
+    classification: str = "malicious",
+    actor: str = "unknown",
+    service: str | None = None,
+    last_seen: str = "2026-01-15",
+) -> dict[str, Any]:
+    """A ``data`` entry of ``POST /v3/ip`` as the v3 API shapes it."""
+    return {
+        "ip": ip,
+        "business_service_intelligence": {
+            "found": riot,
+            "category": "public_dns" if riot else "",
+            "name": service or "",
+            "trust_level": "1" if riot else "",
+        },
+        "internet_scanner_intelligence": {
+            "found": noise,
+            "classification": classification if noise else "",
+            "last_seen": last_seen if noise else "",
+            "actor": actor if noise else "",
+            "tags": [],
+        },
+    }
+
+
+def _default_body(status: int, ip: str | None) -> dict[str, Any]:
+    if status == 404:
+        return {
+            "ip": ip,
+            "noise": False,
+            "riot": False,
+            "message": "IP not observed scanning the internet or contained in RIOT data set.",
+        }
+    if status == 400:
+        return {"message": "Request is not a valid routable IPv4 address"}
+    if status == 401:
+        return {"message": "Authentication required"}
+    if status == 429:
+        return {
+            "plan": "community",
+            "rate-limit": "50-lookups/day",
+            "message": "You have hit your daily rate limit.",
+        }
+    return {"message": f"HTTP {status}"}
+
+
+def _is_ipv4(text: str) -> bool:
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+class GreyNoiseFake:
+    """State and handlers of the fake; the test reads and writes the public attributes."""
+
+    def __init__(self, server: HTTPServer, api_key: str = DEFAULT_API_KEY) -> None:
+        self.url = server.url_for("").rstrip("/")
+        self.api_key = api_key
+        self.records: dict[str, dict[str, Any]] = {}
+        self.quota: int | None = None
+        self.quota_retry_after = "86400"
+        self.requests: list[Seen] = []
+        self._scripts: dict[str, list[Reply]] = {}
+        self._multi_script: list[Reply] = []
+        self._spent = 0
+        # The server is threaded (a slow reply must not hold up the client's retry).
+        self._lock = threading.Lock()
+        server.expect_request(re.compile(r"^/v3/community/[^/]+$"), method="GET").respond_with_handler(
+            self._community
+        )
+        server.expect_request("/v3/ip", method="POST").respond_with_handler(self._multi)
+
+    def script(self, ip: str, *replies: Reply) -> None:
+        """Answer ``GET /v3/community/{ip}`` with ``replies`` in order; the last repeats."""
+        self._scripts[ip] = list(replies)
+
+    def script_multi(self, *replies: Reply) -> None:
+        """Answer the next ``POST /v3/ip`` requests with ``replies`` in order; then from records."""
+        self._multi_script = list(replies)
+
+    def reset_quota(self) -> None:
+        """A new day: the quota is whole again."""
+        with self._lock:
+            self._spent = 0
+
+    def requests_for(self, ip: str) -> list[Seen]:
+        return [seen for seen in self.requests if ip in seen.ips]
+
+    def _gate(self, request: Request, ips: tuple[str, ...]) -> Response | None:
+        """Record the request; answer 401 or quota-429 here, or None to go on."""
+        key = request.headers.get("key")
+        with self._lock:
+            self.requests.append(Seen(request.method, request.path, ips, key, time.monotonic()))
+            if key != self.api_key:
+                return _respond(Reply(401), None)
+            if self.quota is not None and self._spent >= self.quota:
+                return _respond(Reply(429, retry_after=self.quota_retry_after), None)
+        return None
+
+    def _spend(self, reply: Reply, lookups: int) -> None:
+        # Called with the lock held. Like the real quota, only answered lookups count.
+        if reply.status < 500 and reply.status != 429:
+            self._spent += lookups
+
+    def _community(self, request: Request) -> Response:
+        ip = request.path.rsplit("/", 1)[1]
+        refused = self._gate(request, (ip,))
+        if refused is not None:
+            return refused
+        with self._lock:
+            replies = self._scripts.get(ip)
+            if replies is None:
+                reply = Reply(404 if _is_ipv4(ip) else 400)
+            else:
+                reply = replies.pop(0) if len(replies) > 1 else replies[0]
+            self._spend(reply, 1)
+        if reply.status == 200 and reply.body is None:
+            reply = Reply(200, community_record(ip), reply.retry_after, reply.delay)
+        return _respond(reply, ip)
+
+    def _multi(self, request: Request) -> Response:
+        payload = request.get_json(silent=True)
+        raw = payload.get("ips") if isinstance(payload, dict) else None
+        if not isinstance(raw, list):
+            return _respond(Reply(400, {"message": "body must be {\"ips\": [...]}"}), None)
+        ips = tuple(str(ip) for ip in raw)
+        refused = self._gate(request, ips)
+        if refused is not None:
+            return refused
+        with self._lock:
+            reply = self._multi_script.pop(0) if self._multi_script else Reply(200)
+            self._spend(reply, len(ips))
+        if reply.status == 200 and reply.body is None:
+            found = [ip for ip in ips if ip in self.records]
+            body = {
+                "data": [{**self.records[ip], "ip": ip} for ip in found],
+                "request_metadata": {
+                    "restricted_fields": [],
+                    "message": "",
+                    "ips_not_found": [ip for ip in ips if ip not in self.records],
+                },
+            }
+            reply = Reply(200, body, reply.retry_after, reply.delay)
+        return _respond(reply, None)
+
+
+def _respond(reply: Reply, ip: str | None) -> Response:
+    if reply.delay:
+        time.sleep(reply.delay)
+    body = reply.body if reply.body is not None else _default_body(reply.status, ip)
+    headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
+    return Response(json.dumps(body), reply.status, headers, content_type="application/json")
+
+
+class _QuickStopHTTPServer(HTTPServer):
+    """HTTPServer whose stop() takes milliseconds instead of the default 0.5 s poll."""
+
+    def thread_target(self) -> None:
+        assert self.server is not None
+        self.server.serve_forever(poll_interval=0.02)
+
+
+@pytest.fixture
+def greynoise_fake() -> Iterator[GreyNoiseFake]:
+    """A fresh fake GreyNoise per test, listening on 127.0.0.1."""
+    server = _QuickStopHTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    try:
+        yield GreyNoiseFake(server)
+    finally:
+        server.stop()
+    # A bug in the fake's handlers, or a request to a path it does not serve, shows up as an
+    # error here rather than as a confusing 500 seen by the client.
+    server.check()
