@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import psycopg
 from rich.console import Console
@@ -78,6 +79,67 @@ def cmd_ingest(args: argparse.Namespace, settings: config.Settings) -> int:
     return EXIT_FAILURES if summary.rejects else EXIT_OK
 
 
+def cmd_enrich(args: argparse.Namespace, settings: config.Settings) -> int:
+    from ipintel import enrich
+
+    options = enrich.EnrichOptions(
+        sources=args.source or enrich.SOURCES, limit=args.limit, ips=args.ip or (), force=args.force,
+        wait=args.wait, status_file=args.status_file)
+    try:
+        summary = enrich.enrich(settings, options)
+    except enrich.LockHeld as exc:
+        err_console.print(f"ipintel enrich: another enrichment is running: {exc}. "
+                          "Use --wait to wait for it.")
+        return EXIT_LOCKED
+    except enrich.EnrichError as exc:
+        err_console.print(f"ipintel enrich: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err_console.print("ipintel enrich: interrupted; merged batches are kept, the rest stays due")
+        return EXIT_INTERRUPTED
+    for notice in summary.notices:
+        err_console.print(notice)
+    table = Table(title="ipintel enrich")
+    for column in ("source", "status", "due", "fetched", "merged", "failed", "seconds"):
+        table.add_column(column, justify="left" if column in ("source", "status") else "right")
+    for p in summary.passes:
+        table.add_row(p.source, p.status, f"{p.due:,}", f"{p.fetched:,}", f"{p.merged:,}", f"{p.failed:,}",
+                      f"{p.seconds:.1f}")
+    console.print(table)
+    for p in summary.passes:
+        if p.message and p.status != "skipped":
+            console.print(f"{p.source}: {p.message}")
+    console.print(f"session snapshots taken: {summary.snapshots:,}")
+    return summary.exit_code
+
+
+def cmd_status(args: argparse.Namespace, settings: config.Settings) -> int:
+    with db.connection(settings.database_url) as conn:
+        coverage = db.query_all(conn, "SELECT *, ttl::text AS ttl FROM ipintel.enrichment_coverage ORDER BY "
+                                      "array_position(ARRAY['maxmind','cymru','greynoise'], source)")
+        runs = db.query_all(conn, """SELECT run_id, source, status, started_at, finished_at, requested, fetched,
+                                            merged, failed, message
+                                     FROM ipintel.enrichment_runs ORDER BY run_id DESC LIMIT %(n)s""",
+                            {"n": args.runs})
+        print_tier_counts(conn)
+    table = Table(title="coverage per source (bogons are never sent)")
+    for column in ("source", "enabled", "ttl", "IPs", "fresh", "stale", "never fetched", "failed (open)", "bogons"):
+        table.add_column(column, justify="left" if column in ("source", "ttl") else "right")
+    for c in coverage:
+        table.add_row(c["source"], "yes" if c["enabled"] else "no", c["ttl"], f"{c['ips']:,}", f"{c['fresh']:,}",
+                      f"{c['stale']:,}", f"{c['never_fetched']:,}", f"{c['failed']:,}", f"{c['bogons_never_sent']:,}")
+    console.print(table)
+    table = Table(title="last enrichment runs")
+    for column in ("run", "source", "status", "started", "due", "fetched", "merged", "failed", "message"):
+        table.add_column(column)
+    for r in runs:
+        table.add_row(str(r["run_id"]), r["source"], r["status"], f"{r['started_at']:%m-%d %H:%M}",
+                      f"{r['requested']:,}", f"{r['fetched']:,}", f"{r['merged']:,}", f"{r['failed']:,}",
+                      r["message"] or "")
+    console.print(table)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
     with db.connection(settings.database_url) as conn:
         print_tier_counts(conn)
@@ -93,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--chunk-lines", type=int, default=50_000,
                         help="lines per transaction (default: %(default)s)")
     ingest.set_defaults(func=cmd_ingest)
+    enrich = sub.add_parser("enrich", help="run the enrichment passes (maxmind, cymru, greynoise) on due IPs")
+    enrich.add_argument("--source", action="append", choices=["maxmind", "cymru", "greynoise"],
+                        help="only this pass (repeatable; default: all, in that order)")
+    enrich.add_argument("--limit", type=int, help="at most N IPs per pass (most recently seen first)")
+    enrich.add_argument("--ip", action="append", metavar="IP", help="just this IP, fresh or not (repeatable)")
+    enrich.add_argument("--force", action="store_true", help="refetch every IP, fresh or not")
+    enrich.add_argument("--wait", action="store_true", help="wait for a running enrichment instead of exiting 3")
+    enrich.add_argument("--status-file", type=Path, metavar="F", help="JSON status document, updated during the run")
+    enrich.set_defaults(func=cmd_enrich)
+    status = sub.add_parser("status", help="coverage and staleness per source, last runs, failures")
+    status.add_argument("--runs", type=int, default=10, help="how many recent runs to list")
+    status.set_defaults(func=cmd_status)
     demo = sub.add_parser("demo", help="run the demo on the embedded sample and print the tiers")
     demo.set_defaults(func=cmd_demo)
     return parser

@@ -1,0 +1,295 @@
+"""`ipintel enrich`: the passes (MaxMind → Team Cymru → GreyNoise) and what they share.
+
+Every pass has the same shape: ask SQL which IPs are due (`ipintel.ips_due`), fetch them in
+batches, and for each batch, in ONE transaction, COPY the results into the source's UNLOGGED
+staging table and the failures into ipintel_staging.enrichment_failures, then call
+`ipintel.merge_<source>(run, batch)` and `ipintel.record_failures(batch)`. A crash loses at most
+the batch in flight; merged data is never touched by a later failure.
+
+One enrichment at a time per database: a PostgreSQL advisory lock (`ipintel.enrich`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from ipintel import db
+from ipintel.config import Settings
+from ipintel.locks import Lock, LockHeld
+from ipintel.progress import Reporter
+
+ENRICH_LOCK = "ipintel.enrich"
+SOURCES = ("maxmind", "cymru", "greynoise")
+
+COPY_FAILURES = ("COPY ipintel_staging.enrichment_failures "
+                 "(run_id, batch_id, source, ip, error, retryable, retry_after) FROM STDIN")
+
+
+class EnrichError(RuntimeError):
+    """A pass cannot run at all (bad configuration): CLI exit code 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    ip: str
+    error: str
+    retryable: bool = True
+    retry_after: datetime | None = None
+
+
+@dataclass
+class PassSummary:
+    source: str
+    run_id: int | None = None
+    status: str = "running"
+    due: int = 0
+    fetched: int = 0
+    merged: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    message: str | None = None
+
+
+@dataclass
+class EnrichSummary:
+    passes: list[PassSummary] = field(default_factory=list)
+    snapshots: int = 0
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        bad = {"finished_with_failures", "stopped", "failed", "interrupted"}
+        return 1 if any(p.status in bad for p in self.passes) else 0
+
+
+class StatusFile:
+    """A JSON document for cron monitoring, rewritten atomically as the run progresses."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.started_at = datetime.now(UTC).isoformat()
+
+    def write(self, state: str, summary: EnrichSummary, exit_code: int | None = None) -> None:
+        if self.path is None:
+            return
+        doc = {
+            "tool": "ipintel enrich",
+            "state": state,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "updated_at": datetime.now(UTC).isoformat(),
+            "exit_code": exit_code,
+            "passes": [asdict(p) for p in summary.passes],
+            "snapshots_taken": summary.snapshots,
+            "notices": summary.notices,
+        }
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
+class Batches:
+    """Writes batches of one pass: staging COPY + merge + failures, one transaction each."""
+
+    def __init__(self, conn: psycopg.Connection[Any], source: str, summary: PassSummary,
+                 status: StatusFile, overall: EnrichSummary, reporter: Reporter) -> None:
+        self.conn, self.source, self.summary = conn, source, summary
+        self.status, self.overall, self.reporter = status, overall, reporter
+        self.copy_results = (f"COPY ipintel_staging.{source}_results (run_id, batch_id, ip, fetched_at, result) "
+                             "FROM STDIN")
+
+    def write(self, results: Sequence[tuple[str, dict[str, Any]]], failures: Sequence[Failure],
+              fetched_at: datetime | None = None) -> None:
+        if not results and not failures:
+            return
+        fetched_at = fetched_at or datetime.now(UTC)
+        run_id = self.summary.run_id
+        with self.conn.transaction():
+            batch = db.query_one(self.conn, "SELECT nextval('ipintel_staging.batch_id_seq') AS id")
+            assert batch is not None
+            batch_id = batch["id"]
+            with self.conn.cursor() as cur:
+                if results:
+                    with cur.copy(self.copy_results) as copy:
+                        for ip, document in results:
+                            copy.write_row((run_id, batch_id, ip, fetched_at, Jsonb(document)))
+                if failures:
+                    with cur.copy(COPY_FAILURES) as copy:
+                        for f in failures:
+                            copy.write_row((run_id, batch_id, self.source, f.ip, f.error, f.retryable, f.retry_after))
+            merged = db.query_one(self.conn, f"SELECT ipintel.merge_{self.source}(%(run)s, %(batch)s) AS n",  # type: ignore[arg-type]
+                                  {"run": run_id, "batch": batch_id})
+            recorded = db.query_one(self.conn, "SELECT ipintel.record_failures(%(batch)s) AS n", {"batch": batch_id})
+            assert merged is not None and recorded is not None
+            self.conn.execute(
+                "UPDATE ipintel.enrichment_runs SET fetched = fetched + %(fetched)s, failed = failed + %(failed)s "
+                "WHERE run_id = %(run)s",
+                {"fetched": len(results), "failed": recorded["n"], "run": run_id})
+        self.summary.fetched += len(results)
+        self.summary.merged += int(merged["n"])
+        self.summary.failed += int(recorded["n"])
+        self.reporter.advance(len(results) + len(failures), merged=self.summary.merged, failed=self.summary.failed)
+        self.status.write("running", self.overall)
+
+
+class Pass(Protocol):
+    source: str
+
+    def prepare(self) -> dict[str, Any]:
+        """Check configuration, open what is needed; return provenance for the runs table.
+        Raise EnrichError when the pass cannot run, SkipPass when it is not configured."""
+
+    def current_build(self) -> int | None:
+        """A data build number: IPs fetched from an older build are due again (MaxMind)."""
+
+    def fetch(self, ips: list[str], batches: Batches) -> str | None:
+        """Fetch `ips` and hand results to `batches.write`. Return a message when the pass
+        stopped early on purpose (quota), else None."""
+
+    def close(self) -> None: ...
+
+
+class SkipPass(Exception):
+    """The source is not configured (e.g. no GreyNoise key): skipped, said plainly."""
+
+
+@dataclass
+class EnrichOptions:
+    sources: Sequence[str] = SOURCES
+    limit: int | None = None
+    ips: Sequence[str] = ()
+    force: bool = False
+    wait: bool = False
+    status_file: Path | None = None
+
+
+def _holder_run(dsn: str) -> str:
+    with db.connection(dsn, autocommit=True) as conn:
+        row = db.query_one(conn, "SELECT run_id, source, started_at FROM ipintel.enrichment_runs "
+                                 "WHERE status = 'running' ORDER BY run_id DESC LIMIT 1")
+    if row is None:
+        return "no run row yet"
+    return f"run {row['run_id']} ({row['source']}, started {row['started_at']:%Y-%m-%d %H:%M:%S%z})"
+
+
+def make_passes(settings: Settings, sources: Iterable[str]) -> list[Pass]:
+    from ipintel.passes import PASS_TYPES
+
+    wanted = set(sources)
+    return [PASS_TYPES[name](settings) for name in SOURCES if name in wanted and name in PASS_TYPES]
+
+
+def enrich(settings: Settings, options: EnrichOptions, *, reporter: Reporter | None = None,
+           passes: list[Pass] | None = None) -> EnrichSummary:
+    """Run the passes. Raises LockHeld (with the holder's run) when another enrich runs."""
+    reporter = reporter or Reporter()
+    summary = EnrichSummary()
+    status = StatusFile(options.status_file)
+    passes = passes if passes is not None else make_passes(settings, options.sources)
+    try:
+        lock = Lock(settings.database_url, ENRICH_LOCK, wait=options.wait).__enter__()
+    except LockHeld as exc:
+        raise LockHeld(f"{exc.name} ({_holder_run(settings.database_url)})", exc.holder_pid,
+                       exc.holder_since) from None
+    try:
+        # We hold the lock: any run still marked running was killed.
+        lock.conn.execute("UPDATE ipintel.enrichment_runs SET status = 'interrupted', finished_at = now(), "
+                          "message = 'the process ended without finishing the run' WHERE status = 'running'")
+        status.write("running", summary)
+        with db.connection(settings.database_url, autocommit=True) as conn:
+            ran: list[str] = []
+            for p in passes:
+                result = _run_pass(conn, lock.conn, p, options, summary, status, reporter)
+                if result.status in {"succeeded", "finished_with_failures", "stopped"}:
+                    ran.append(p.source)
+            row = db.query_one(conn, "SELECT ipintel.take_snapshots(%(sources)s::text[]) AS n", {"sources": ran})
+            summary.snapshots = int(row["n"]) if row else 0
+        status.write("finished", summary, summary.exit_code)
+        return summary
+    except BaseException:
+        status.write("failed", summary, None)
+        raise
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any], p: Pass,
+              options: EnrichOptions, summary: EnrichSummary, status: StatusFile,
+              reporter: Reporter) -> PassSummary:
+    ps = PassSummary(p.source)
+    summary.passes.append(ps)
+    started = time.monotonic()
+    policy = db.query_one(conn, "SELECT enabled FROM ipintel.enrichment_policy WHERE source = %(s)s", {"s": p.source})
+    try:
+        if policy is None or not policy["enabled"]:
+            raise SkipPass(f"{p.source} is disabled in ipintel.enrichment_policy")
+        provenance = p.prepare()
+    except SkipPass as exc:
+        ps.status, ps.message = "skipped", str(exc)
+        summary.notices.append(f"{p.source}: skipped: {exc}")
+        _record_run(lock_conn, ps, {})
+        return ps
+    except EnrichError as exc:
+        ps.status, ps.message = "failed", str(exc)
+        _record_run(lock_conn, ps, {})
+        raise
+    notice = provenance.pop("notice", None)
+    if notice:
+        summary.notices.append(notice)
+    _record_run(lock_conn, ps, provenance)
+    try:
+        due = db.query_all(
+            conn, "SELECT host(ip) AS ip FROM ipintel.ips_due(%(source)s, %(limit)s, %(force)s, "
+                  "%(ips)s::inet[], %(build)s)",
+            {"source": p.source, "limit": options.limit, "force": options.force or bool(options.ips),
+             "ips": list(options.ips) or None, "build": p.current_build()})
+        ps.due = len(due)
+        lock_conn.execute("UPDATE ipintel.enrichment_runs SET requested = %(n)s WHERE run_id = %(run)s",
+                          {"n": ps.due, "run": ps.run_id})
+        reporter.start(f"{p.source}", ps.due, unit="items")
+        stopped = p.fetch([r["ip"] for r in due], Batches(conn, p.source, ps, status, summary, reporter))
+        reporter.finish()
+        if stopped:
+            ps.status, ps.message = "stopped", stopped
+        else:
+            ps.status = "finished_with_failures" if ps.failed else "succeeded"
+    except KeyboardInterrupt:
+        ps.status, ps.message = "interrupted", "interrupted (Ctrl-C); merged batches are kept"
+        raise
+    except EnrichError as exc:
+        ps.status, ps.message = "failed", str(exc)
+        summary.notices.append(f"{p.source}: failed: {exc}")
+    except Exception as exc:
+        ps.status, ps.message = "failed", f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        reporter.finish()
+        p.close()
+        ps.seconds = round(time.monotonic() - started, 3)
+        lock_conn.execute(
+            "UPDATE ipintel.enrichment_runs SET status = %(status)s, finished_at = now(), message = %(message)s "
+            "WHERE run_id = %(run)s", {"status": ps.status, "message": ps.message, "run": ps.run_id})
+        status.write("running", summary)
+    return ps
+
+
+def _record_run(lock_conn: psycopg.Connection[Any], ps: PassSummary, provenance: dict[str, Any]) -> None:
+    row = db.query_one(
+        lock_conn,
+        """INSERT INTO ipintel.enrichment_runs (source, status, provenance, message, finished_at)
+           VALUES (%(source)s, %(status)s, %(provenance)s, %(message)s,
+                   CASE WHEN %(status)s = 'running' THEN NULL ELSE now() END)
+           RETURNING run_id""",
+        {"source": ps.source, "status": ps.status, "provenance": Jsonb(provenance), "message": ps.message})
+    assert row is not None
+    ps.run_id = int(row["run_id"])
