@@ -7,6 +7,10 @@
 | IPINTEL_CYMRU_ADDR     | host:port of the bulk whois service            | whois.cymru.com:43            |
 | IPINTEL_GREYNOISE_URL  | base URL of the GreyNoise API                  | https://api.greynoise.io      |
 | IPINTEL_GREYNOISE_KEY  | API key; none -> GreyNoise pass skipped        | unset                         |
+| IPINTEL_CYMRU_BATCH_SIZE / IPINTEL_CYMRU_CONCURRENCY | IPs per bulk query / connections at once | 500 / 2 |
+| IPINTEL_GREYNOISE_TIER | community (GET per IP) or enterprise (POST /v3/ip) | community              |
+| IPINTEL_GREYNOISE_RATE | requests per second, client-side               | 1.0                           |
+| IPINTEL_GREYNOISE_DAILY_BUDGET | lookups per UTC day, shared by all runs | 50                           |
 
 ipintel.toml (in the working directory, or the file named by IPINTEL_CONFIG) may set the same
 keys in lower case without the prefix, e.g. `geoip_dir = "/srv/GeoIP"`, `database_url = "..."`.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 from ipintel import localdb
@@ -68,14 +73,40 @@ class Settings:
     cymru_addr: str
     greynoise_url: str
     greynoise_key: str | None = field(repr=False)
+    cymru_batch_size: int = 500
+    cymru_concurrency: int = 2
+    greynoise_tier: str = "community"
+    greynoise_rate: float = 1.0
+    greynoise_daily_budget: int = 50
+
+
+def _number(env_name: str, toml_key: str, default: float, table: dict[str, object], kind: type) -> Any:
+    raw = os.environ.get(env_name) or table.get(toml_key)
+    if raw is None or raw == "":
+        return kind(default)
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{env_name} must be a {kind.__name__}, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{env_name} must be positive, not {raw!r}")
+    return value
 
 
 def load() -> Settings:
     table = _toml()
+    tier = _get("IPINTEL_GREYNOISE_TIER", "greynoise_tier", "community", table) or "community"
+    if tier not in ("community", "enterprise"):
+        raise ConfigError(f"IPINTEL_GREYNOISE_TIER must be community or enterprise, not {tier!r}")
     return Settings(
         database_url=database_url(),
         geoip_dir=_get("IPINTEL_GEOIP_DIR", "geoip_dir", None, table),
         cymru_addr=_get("IPINTEL_CYMRU_ADDR", "cymru_addr", "whois.cymru.com:43", table) or "",
         greynoise_url=_get("IPINTEL_GREYNOISE_URL", "greynoise_url", "https://api.greynoise.io", table) or "",
         greynoise_key=_get("IPINTEL_GREYNOISE_KEY", "greynoise_key", None, table),
+        cymru_batch_size=_number("IPINTEL_CYMRU_BATCH_SIZE", "cymru_batch_size", 500, table, int),
+        cymru_concurrency=_number("IPINTEL_CYMRU_CONCURRENCY", "cymru_concurrency", 2, table, int),
+        greynoise_tier=tier,
+        greynoise_rate=_number("IPINTEL_GREYNOISE_RATE", "greynoise_rate", 1.0, table, float),
+        greynoise_daily_budget=_number("IPINTEL_GREYNOISE_DAILY_BUDGET", "greynoise_daily_budget", 50, table, int),
     )

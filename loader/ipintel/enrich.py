@@ -108,6 +108,15 @@ class Batches:
         self.copy_results = (f"COPY ipintel_staging.{source}_results (run_id, batch_id, ip, fetched_at, result) "
                              "FROM STDIN")
 
+    def notice(self, text: str) -> None:
+        self.overall.notices.append(text)
+
+    def spend_budget(self, want: int, daily_limit: int) -> int:
+        """Lookups granted from today's shared budget (counted in ipintel.api_budget)."""
+        row = db.query_one(self.conn, "SELECT ipintel.spend_budget(%(source)s, %(want)s, %(limit)s) AS n",
+                           {"source": self.source, "want": want, "limit": daily_limit})
+        return int(row["n"]) if row else 0
+
     def write(self, results: Sequence[tuple[str, dict[str, Any]]], failures: Sequence[Failure],
               fetched_at: datetime | None = None) -> None:
         if not results and not failures:
@@ -186,7 +195,7 @@ def make_passes(settings: Settings, sources: Iterable[str]) -> list[Pass]:
     from ipintel.passes import PASS_TYPES
 
     wanted = set(sources)
-    return [PASS_TYPES[name](settings) for name in SOURCES if name in wanted and name in PASS_TYPES]
+    return [PASS_TYPES[name](settings) for name in SOURCES if name in wanted]
 
 
 def enrich(settings: Settings, options: EnrichOptions, *, reporter: Reporter | None = None,

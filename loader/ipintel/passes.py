@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ipintel.config import Settings
-from ipintel.enrich import Batches, EnrichError, Failure, Pass
-from ipintel.sources import maxmind
+from ipintel.enrich import Batches, EnrichError, Failure, Pass, SkipPass
+from ipintel.sources import cymru, greynoise, maxmind
 
 MAXMIND_BATCH = 10_000
 
@@ -67,6 +69,117 @@ class MaxMindPass:
         self.dbs = None
 
 
+class CymruPass:
+    """Team Cymru bulk whois: batches of IPs over TCP 43, a few connections at once."""
+
+    source = "cymru"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = cymru.CymruSettings(addr=settings.cymru_addr, batch_size=settings.cymru_batch_size,
+                                            concurrency=settings.cymru_concurrency)
+
+    def prepare(self) -> dict[str, Any]:
+        s = self.settings
+        return {"service": s.addr, "protocol": "bulk whois (begin/verbose/end)",
+                "batch_size": s.batch_size, "concurrency": s.concurrency}
+
+    def current_build(self) -> int | None:
+        return None
+
+    def fetch(self, ips: list[str], batches: Batches) -> str | None:
+        def on_batch(results: list[cymru.CymruResult], not_found: list[str]) -> None:
+            rows = [(r.ip, cymru_document(r)) for r in results]
+            # "Error: no ASN or IP match": Cymru knows nothing of the address, a real answer.
+            rows += [(ip, {"found": False, "asn": None, "origins": []}) for ip in not_found]
+            batches.write(rows, [])
+
+        outcome = asyncio.run(cymru.lookup(ips, self.settings, on_batch))
+        batches.write([], [Failure(ip, f"{f.error} (after {f.attempts} attempts, batch of {len(f.ips)})")
+                           for f in outcome.failures for ip in f.ips])
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def cymru_document(result: cymru.CymruResult) -> dict[str, Any]:
+    """enrichment->'cymru': the chosen origin's fields at the top, every origin in `origins`."""
+    def origin(o: cymru.CymruOrigin) -> dict[str, Any]:
+        return {"asn": o.asn, "prefix": o.prefix, "registered_country": o.registered_country,
+                "registry": o.registry, "allocated": o.allocated.isoformat() if o.allocated else None,
+                "as_name": o.as_name}
+
+    return {"found": True, **origin(result.current), "origins": [origin(o) for o in result.origins]}
+
+
+class GreyNoisePass:
+    """GreyNoise: community (one GET per IPv4) or enterprise (POST /v3/ip in chunks)."""
+
+    source = "greynoise"
+
+    def __init__(self, settings: Settings) -> None:
+        self.key = settings.greynoise_key
+        self.daily_budget = settings.greynoise_daily_budget
+        self.settings = (greynoise.GreyNoiseSettings(
+            base_url=settings.greynoise_url, api_key=self.key, tier=settings.greynoise_tier,  # type: ignore[arg-type]
+            rate_per_second=settings.greynoise_rate) if self.key else None)
+
+    def prepare(self) -> dict[str, Any]:
+        if self.settings is None:
+            raise SkipPass("IPINTEL_GREYNOISE_KEY is not set; GreyNoise pass skipped")
+        return {"api": self.settings.base_url, "tier": self.settings.tier,
+                "endpoint": "/v3/community/{ip}" if self.settings.tier == "community" else "/v3/ip",
+                "rate_per_second": self.settings.rate_per_second, "daily_budget": self.daily_budget}
+
+    def current_build(self) -> int | None:
+        return None
+
+    def fetch(self, ips: list[str], batches: Batches) -> str | None:
+        assert self.settings is not None and self.key
+        key = self.key
+
+        def on_results(results: list[greynoise.GreyNoiseResult], failures: list[greynoise.GreyNoiseFailure]) -> None:
+            now = datetime.now(UTC)
+            batches.write(
+                [(r.ip, greynoise_document(r)) for r in results],
+                [Failure(f.ip, greynoise.redact(f.error, key), f.retryable,
+                         now + timedelta(seconds=f.retry_after) if f.retry_after else None) for f in failures])
+
+        def budget(want: int) -> int:
+            return batches.spend_budget(want, self.daily_budget)
+
+        try:
+            with greynoise.GreyNoiseClient(self.settings) as client:
+                outcome = client.run(ips, on_results=on_results, budget=budget)
+        except greynoise.GreyNoiseAuthError as exc:
+            raise EnrichError(greynoise.redact(str(exc), key)) from None
+        if outcome.skipped_ipv6:
+            # Recorded as an answer ("not supported"), not a failure: is_scanner stays NULL
+            # (unknown) and the address is not asked again before the TTL.
+            batches.write([(ip, {"supported": False, "reason": "IPv6 is not served by the GreyNoise Community API"})
+                           for ip in outcome.skipped_ipv6], [])
+            batches.notice(f"greynoise: {len(outcome.skipped_ipv6):,} IPv6 addresses skipped "
+                           "(the Community API answers IPv4 only)")
+        left = len(outcome.not_attempted)
+        if outcome.quota_exhausted:
+            return f"GreyNoise quota exhausted (HTTP 429); {left:,} IPs stay due for a later run"
+        if outcome.budget_exhausted:
+            return (f"daily budget of {self.daily_budget:,} GreyNoise lookups spent (IPINTEL_GREYNOISE_DAILY_BUDGET); "
+                    f"{left:,} IPs stay due for a later run")
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def greynoise_document(result: greynoise.GreyNoiseResult) -> dict[str, Any]:
+    document = result.to_json()
+    document.pop("ip", None)
+    return document
+
+
 PASS_TYPES: dict[str, type[Pass]] = {
     "maxmind": MaxMindPass,  # type: ignore[dict-item]
+    "cymru": CymruPass,  # type: ignore[dict-item]
+    "greynoise": GreyNoisePass,  # type: ignore[dict-item]
 }

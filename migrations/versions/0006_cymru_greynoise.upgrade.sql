@@ -1,0 +1,178 @@
+-- From migrations/versions/0006_cymru_greynoise.upgrade.sql (sql/080_cymru_greynoise.sql as of this revision)
+-- New objects only.
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '1min';
+
+-- Team Cymru and GreyNoise: staging tables, merges, and the GreyNoise daily request budget.
+
+CREATE UNLOGGED TABLE ipintel_staging.cymru_results (
+    run_id      bigint      NOT NULL,
+    batch_id    bigint      NOT NULL,
+    ip          inet        NOT NULL,
+    fetched_at  timestamptz NOT NULL,
+    result      jsonb       NOT NULL
+);
+COMMENT ON TABLE ipintel_staging.cymru_results IS 'Staging for merge_cymru: one Team Cymru document per IP.';
+CREATE INDEX cymru_results_batch_id_idx ON ipintel_staging.cymru_results (batch_id);
+
+CREATE UNLOGGED TABLE ipintel_staging.greynoise_results (
+    run_id      bigint      NOT NULL,
+    batch_id    bigint      NOT NULL,
+    ip          inet        NOT NULL,
+    fetched_at  timestamptz NOT NULL,
+    result      jsonb       NOT NULL
+);
+COMMENT ON TABLE ipintel_staging.greynoise_results IS 'Staging for merge_greynoise: one GreyNoise document per IP.';
+CREATE INDEX greynoise_results_batch_id_idx ON ipintel_staging.greynoise_results (batch_id);
+
+------------------------------------------------------------------------------------------
+-- merge_cymru
+------------------------------------------------------------------------------------------
+-- Precedence: Team Cymru reads live BGP, so once it has answered for an IP its origin ASN is
+-- current_asn (NULL when the prefix is allocated but not announced, or unknown to Cymru);
+-- MaxMind's ASN file, a periodic snapshot, only fills current_asn for IPs Cymru never answered.
+CREATE FUNCTION ipintel.merge_cymru(p_run_id bigint, p_batch_id bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_merged bigint;
+    v_asns bigint[];
+BEGIN
+    -- One row per origin ASN seen in the batch; rows whose facts did not change are skipped here
+    -- in the SELECT (ON CONFLICT ... WHERE would still lock every conflicting row).
+    INSERT INTO ipintel.asn_inventory AS a (asn, as_name, as_country, rir, allocated, sources)
+    SELECT n.asn, n.as_name, n.as_country, n.rir, n.allocated, jsonb_build_object('cymru', n.facts)
+    FROM (
+        SELECT DISTINCT ON ((r.result ->> 'asn')::bigint)
+               (r.result ->> 'asn')::bigint AS asn,
+               nullif(r.result ->> 'as_name', '') AS as_name,
+               CASE WHEN upper(r.result ->> 'registered_country') ~ '^[A-Z]{2}$'
+                    THEN upper(r.result ->> 'registered_country') END AS as_country,
+               CASE WHEN lower(r.result ->> 'registry') ~ '^[a-z]+$' THEN lower(r.result ->> 'registry') END AS rir,
+               (r.result ->> 'allocated')::date AS allocated,
+               jsonb_build_object('as_name', r.result ->> 'as_name',
+                                  'registered_country', r.result ->> 'registered_country',
+                                  'registry', r.result ->> 'registry',
+                                  'allocated', r.result ->> 'allocated') AS facts
+        FROM ipintel_staging.cymru_results r
+        WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL
+        ORDER BY (r.result ->> 'asn')::bigint, r.fetched_at DESC
+    ) n
+    LEFT JOIN ipintel.asn_inventory cur ON cur.asn = n.asn
+    WHERE cur.asn IS NULL
+       OR (cur.as_name, cur.as_country, cur.rir, cur.allocated, cur.sources -> 'cymru')
+          IS DISTINCT FROM (n.as_name, n.as_country, n.rir, n.allocated, n.facts)
+    ORDER BY n.asn
+    ON CONFLICT (asn) DO UPDATE SET
+        as_name = excluded.as_name,
+        as_country = excluded.as_country,
+        rir = excluded.rir,
+        allocated = excluded.allocated,
+        sources = a.sources || excluded.sources,
+        updated_at = now();
+
+    UPDATE ipintel.ip_inventory i
+    SET enrichment = i.enrichment || jsonb_build_object('cymru', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
+        updated_at = now()
+    FROM ipintel_staging.cymru_results r
+    WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
+    GET DIAGNOSTICS v_merged = ROW_COUNT;
+
+    CREATE TEMPORARY TABLE IF NOT EXISTS pg_temp.asn_observations (
+        ip inet PRIMARY KEY, asn bigint, observed_at timestamptz, source text
+    ) ON COMMIT DELETE ROWS;
+    TRUNCATE pg_temp.asn_observations;
+    INSERT INTO pg_temp.asn_observations (ip, asn, observed_at, source)
+    SELECT r.ip, (r.result ->> 'asn')::bigint, r.fetched_at, 'cymru'
+    FROM ipintel_staging.cymru_results r
+    WHERE r.batch_id = p_batch_id;
+    v_asns := ipintel.apply_asn_observations();
+    IF cardinality(v_asns) > 0 THEN
+        PERFORM ipintel.refresh_asn_counts(v_asns);
+    END IF;
+
+    UPDATE ipintel.enrichment_failures f
+    SET resolved_at = now()
+    FROM ipintel_staging.cymru_results r
+    WHERE r.batch_id = p_batch_id AND f.source = 'cymru' AND f.ip = r.ip AND f.resolved_at IS NULL;
+
+    DELETE FROM ipintel_staging.cymru_results r WHERE r.batch_id = p_batch_id;
+    UPDATE ipintel.enrichment_runs SET merged = merged + v_merged WHERE run_id = p_run_id;
+    RETURN v_merged;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.merge_cymru(bigint, bigint) IS
+    'Merges a staged Team Cymru batch: asn_inventory (name, registration country, RIR, allocation date; unchanged rows skipped), enrichment->cymru with its fetched_at, current_asn (Cymru takes precedence over MaxMind) and ip_asn_history. Returns the IPs merged.';
+
+------------------------------------------------------------------------------------------
+-- merge_greynoise
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.merge_greynoise(p_run_id bigint, p_batch_id bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_merged bigint;
+BEGIN
+    UPDATE ipintel.ip_inventory i
+    SET enrichment = i.enrichment || jsonb_build_object('greynoise', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
+        updated_at = now()
+    FROM ipintel_staging.greynoise_results r
+    WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
+    GET DIAGNOSTICS v_merged = ROW_COUNT;
+
+    UPDATE ipintel.enrichment_failures f
+    SET resolved_at = now()
+    FROM ipintel_staging.greynoise_results r
+    WHERE r.batch_id = p_batch_id AND f.source = 'greynoise' AND f.ip = r.ip AND f.resolved_at IS NULL;
+
+    DELETE FROM ipintel_staging.greynoise_results r WHERE r.batch_id = p_batch_id;
+    UPDATE ipintel.enrichment_runs SET merged = merged + v_merged WHERE run_id = p_run_id;
+    RETURN v_merged;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.merge_greynoise(bigint, bigint) IS
+    'Merges a staged GreyNoise batch into enrichment->greynoise with its fetched_at (is_scanner, is_riot and ip_type follow). Returns the IPs merged.';
+
+------------------------------------------------------------------------------------------
+-- API request budget (GreyNoise community quota is per day)
+------------------------------------------------------------------------------------------
+CREATE TABLE ipintel.api_budget (
+    source  text   NOT NULL,
+    day     date   NOT NULL,
+    used    bigint NOT NULL DEFAULT 0,
+    CONSTRAINT api_budget_pkey PRIMARY KEY (source, day),
+    CONSTRAINT api_budget_source_is_known CHECK (source IN ('greynoise')),
+    CONSTRAINT api_budget_used_is_not_negative CHECK (used >= 0)
+);
+COMMENT ON TABLE ipintel.api_budget IS
+    'Lookups spent per source and UTC day, shared by every run, so two runs on one day share the daily budget.';
+COMMENT ON COLUMN ipintel.api_budget.used IS 'Lookups granted so far this UTC day.';
+
+CREATE FUNCTION ipintel.spend_budget(p_source text, p_want bigint, p_daily_limit bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_used bigint;
+    v_granted bigint;
+BEGIN
+    INSERT INTO ipintel.api_budget (source, day, used)
+    VALUES (p_source, (now() AT TIME ZONE 'UTC')::date, 0)
+    ON CONFLICT (source, day) DO NOTHING;
+    -- The row lock serialises concurrent runs: together they never exceed the limit.
+    SELECT b.used INTO v_used FROM ipintel.api_budget b
+    WHERE b.source = p_source AND b.day = (now() AT TIME ZONE 'UTC')::date
+    FOR UPDATE;
+    v_granted := least(p_want, greatest(p_daily_limit - v_used, 0));
+    UPDATE ipintel.api_budget b SET used = b.used + v_granted
+    WHERE b.source = p_source AND b.day = (now() AT TIME ZONE 'UTC')::date;
+    RETURN v_granted;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.spend_budget(text, bigint, bigint) IS
+    'Grants up to p_want lookups from today''s (UTC) budget of p_daily_limit for a source and records them; returns how many were granted (0 when spent).';
