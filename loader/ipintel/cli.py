@@ -4,9 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import LiteralString
 
 import psycopg
 from rich.console import Console
@@ -140,10 +143,86 @@ def cmd_status(args: argparse.Namespace, settings: config.Settings) -> int:
     return EXIT_OK
 
 
+REPORT_QUERIES: dict[str, LiteralString] = {
+    "top ASNs": """
+        SELECT coalesce(asn::text, '-') AS asn, coalesce(as_name, '(unknown)') AS name, count(*) AS sessions,
+               count(DISTINCT source_ip) AS ips, sum(login_successes) AS logins
+        FROM ipintel.session_attribution
+        WHERE first_event_at >= %(since)s AND first_event_at < %(until)s
+        GROUP BY 1, 2 ORDER BY sessions DESC, 1 LIMIT %(top)s""",
+    "top countries": """
+        SELECT country, count(*) AS sessions, count(DISTINCT source_ip) AS ips, sum(login_successes) AS logins
+        FROM ipintel.session_attribution
+        WHERE first_event_at >= %(since)s AND first_event_at < %(until)s
+        GROUP BY 1 ORDER BY sessions DESC, 1 LIMIT %(top)s""",
+    "by IP type": """
+        SELECT ip_type, coalesce(is_scanner::text, 'unknown') AS greynoise_scanner, count(*) AS sessions,
+               count(DISTINCT source_ip) AS ips
+        FROM ipintel.session_attribution
+        WHERE first_event_at >= %(since)s AND first_event_at < %(until)s
+        GROUP BY 1, 2 ORDER BY sessions DESC, 1, 2 LIMIT %(top)s""",
+    "ASN moves": """
+        SELECT host(ip) AS ip, coalesce(from_asn::text, 'unrouted') AS from_asn,
+               coalesce(to_asn::text, 'unrouted') AS to_asn, moved_at, source
+        FROM ipintel.asn_moves
+        WHERE moved_at >= %(since)s AND moved_at < %(until)s
+        ORDER BY moved_at DESC, ip LIMIT %(top)s""",
+}
+
+
+def cmd_report(args: argparse.Namespace, settings: config.Settings) -> int:
+    until = datetime.now(UTC) if args.until is None else args.until
+    since = datetime(1970, 1, 1, tzinfo=UTC) if args.since is None else args.since
+    params = {"since": since, "until": until, "top": args.top}
+    with db.connection(settings.database_url) as conn:
+        for title, query in REPORT_QUERIES.items():
+            rows = db.query_all(conn, query, params)
+            table = Table(title=f"{title} ({since:%Y-%m-%d} .. {until:%Y-%m-%d})")
+            if not rows:
+                console.print(f"{title}: none in this window")
+                continue
+            for column in rows[0]:
+                table.add_column(column)
+            for row in rows:
+                table.add_row(*(f"{v:,}" if isinstance(v, int) else f"{v:%Y-%m-%d %H:%M}" if isinstance(v, datetime)
+                                else str(v) for v in row.values()))
+            console.print(table)
+    return EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
+    """Generate the seeded sample, ingest it, enrich it and report: the whole main path."""
+    from ipintel import demo_logs, enrich
+
+    generated = demo_logs.generate(args.out, seed=args.seed)
+    console.print(f"demo: {generated.sessions:,} sessions, {generated.events:,} events from "
+                  f"{generated.distinct_ips:,} IPs in {len(generated.files)} files under {args.out} (seed {args.seed})")
+    code = cmd_ingest(argparse.Namespace(paths=[str(args.out)], chunk_lines=50_000), settings)
+    if code not in (EXIT_OK, EXIT_FAILURES):
+        return code
+    # The demo needs no network and no key: the remote passes run only when configured.
+    sources = ["maxmind"]
+    if os.environ.get("IPINTEL_CYMRU_ADDR"):
+        sources.append("cymru")
+    if settings.greynoise_key:
+        sources.append("greynoise")
+    else:
+        console.print("demo: GreyNoise is skipped (IPINTEL_GREYNOISE_KEY is not set)")
+    if "cymru" not in sources:
+        console.print("demo: Team Cymru is skipped (set IPINTEL_CYMRU_ADDR=whois.cymru.com:43 to include it)")
+    code = max(code, cmd_enrich(argparse.Namespace(source=sources, limit=None, ip=None, force=False, wait=True,
+                                                   status_file=None), settings))
     with db.connection(settings.database_url) as conn:
         print_tier_counts(conn)
-    return EXIT_OK
+    cmd_report(argparse.Namespace(since=None, until=None, top=5), settings)
+    return code
+
+
+def _utc_date(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,7 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="coverage and staleness per source, last runs, failures")
     status.add_argument("--runs", type=int, default=10, help="how many recent runs to list")
     status.set_defaults(func=cmd_status)
-    demo = sub.add_parser("demo", help="run the demo on the embedded sample and print the tiers")
+    report = sub.add_parser("report", help="attribution summary: top ASNs, countries, IP types, ASN moves")
+    report.add_argument("--since", type=_utc_date, help="window start, YYYY-MM-DD (UTC; default: all time)")
+    report.add_argument("--until", type=_utc_date, help="window end, exclusive, YYYY-MM-DD (default: now)")
+    report.add_argument("--top", type=int, default=10, help="rows per table (default: %(default)s)")
+    report.set_defaults(func=cmd_report)
+    demo = sub.add_parser("demo", help="generate a seeded Cowrie sample, ingest, enrich (MaxMind) and report")
+    demo.add_argument("--out", type=Path, default=Path("demo-data"), help="where the sample is written")
+    demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(func=cmd_demo)
     return parser
 
