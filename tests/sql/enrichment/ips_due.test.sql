@@ -1,0 +1,45 @@
+-- ips_due(): what each source must fetch, decided in SQL.
+BEGIN;
+SELECT plan(10);
+
+INSERT INTO ipintel.ip_inventory (ip, last_seen, session_count, enrichment) VALUES
+    ('198.18.0.1', now(), 1, '{}'),                                                   -- bogon (benchmarking)
+    ('203.0.114.1', now() - interval '1 hour', 1, '{}'),                              -- never fetched
+    ('203.0.114.2', now() - interval '2 hours', 3,
+        jsonb_build_object('maxmind', jsonb_build_object('fetched_at', now() - interval '1 day', 'asn', 64500, 'build_epoch', 100))),
+    ('203.0.114.3', now() - interval '3 hours', 1,
+        jsonb_build_object('maxmind', jsonb_build_object('fetched_at', now() - interval '8 days', 'asn', null, 'build_epoch', 100))),
+    ('2001:4860::1', now() - interval '4 hours', 1, '{}');
+
+SELECT is(array_agg(host(ip) ORDER BY last_seen DESC), ARRAY['203.0.114.1', '203.0.114.3', '2001:4860::1'],
+          'maxmind: never fetched and stale, most recent first, never the bogon')
+FROM ipintel.ips_due('maxmind');
+SELECT is(array_agg(host(ip) ORDER BY last_seen DESC), ARRAY['203.0.114.1', '203.0.114.2', '203.0.114.3', '2001:4860::1'],
+          'maxmind: a newer database build makes fresh results due')
+FROM ipintel.ips_due('maxmind', p_current_build => 200);
+SELECT is(array_agg(host(ip) ORDER BY last_seen DESC), ARRAY['203.0.114.1', '203.0.114.3', '2001:4860::1'],
+          'cymru: IPs with a MaxMind ASN are skipped by default')
+FROM ipintel.ips_due('cymru');
+SELECT is((SELECT count(*)::int FROM ipintel.ips_due('cymru', p_force => true)), 4, 'force: every non-bogon IP');
+SELECT is((SELECT count(*)::int FROM ipintel.ips_due('maxmind', 1)), 1, 'limit');
+SELECT is((SELECT array_agg(host(ip)) FROM ipintel.ips_due('maxmind', p_ips => ARRAY['203.0.114.1'::inet, '198.18.0.1'])),
+          ARRAY['203.0.114.1'], 'p_ips restricts, and still never a bogon');
+
+UPDATE ipintel.enrichment_policy SET min_session_count = 2 WHERE source = 'greynoise';
+SELECT is((SELECT array_agg(host(ip)) FROM ipintel.ips_due('greynoise')), ARRAY['203.0.114.2'],
+          'greynoise with min_session_count = 2');
+
+INSERT INTO ipintel.enrichment_runs (source) VALUES ('maxmind');
+INSERT INTO ipintel.enrichment_failures (run_id, source, ip, error, retryable)
+SELECT max(run_id), 'maxmind', '203.0.114.1', 'test: cannot be answered', false FROM ipintel.enrichment_runs;
+SELECT ok(NOT EXISTS (SELECT 1 FROM ipintel.ips_due('maxmind') WHERE ip = '203.0.114.1'),
+          'an open non-retryable failure takes the IP out of the due list');
+UPDATE ipintel.enrichment_failures SET retryable = true, retry_after = now() + interval '1 hour';
+SELECT ok(NOT EXISTS (SELECT 1 FROM ipintel.ips_due('maxmind') WHERE ip = '203.0.114.1'),
+          'a retryable failure waits for its retry_after');
+UPDATE ipintel.enrichment_failures SET retry_after = now() - interval '1 second';
+SELECT ok(EXISTS (SELECT 1 FROM ipintel.ips_due('maxmind') WHERE ip = '203.0.114.1'),
+          'and is due again after it');
+
+SELECT * FROM finish();
+ROLLBACK;
