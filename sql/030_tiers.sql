@@ -73,7 +73,8 @@ CREATE TABLE ipintel.ip_inventory (
             WHEN (enrichment #>> '{greynoise,noise}')::boolean THEN 'scanner'
             WHEN (enrichment #>> '{maxmind,is_anonymous_proxy}')::boolean THEN 'anonymizer'
             WHEN enrichment ? 'cymru' AND enrichment #> '{cymru,asn}' = 'null'::jsonb THEN 'unrouted'
-            WHEN enrichment ?| ARRAY['maxmind', 'cymru', 'greynoise'] THEN 'routed'
+            WHEN jsonb_typeof(enrichment #> '{cymru,asn}') = 'number'
+              OR jsonb_typeof(enrichment #> '{maxmind,asn}') = 'number' THEN 'routed'
             ELSE 'unknown'
         END
     ) STORED,
@@ -102,7 +103,7 @@ COMMENT ON COLUMN ipintel.ip_inventory.geo_country IS
 COMMENT ON COLUMN ipintel.ip_inventory.is_scanner IS 'Generated: GreyNoise saw this IP scanning the internet (noise). NULL when GreyNoise was never asked.';
 COMMENT ON COLUMN ipintel.ip_inventory.is_riot IS 'Generated: GreyNoise RIOT, a known benign business service (CDN, search crawler...). NULL when never asked.';
 COMMENT ON COLUMN ipintel.ip_inventory.ip_type IS
-    'Generated first classification: bogon, riot (benign service), scanner (GreyNoise noise), anonymizer (MaxMind anonymous proxy), unrouted (allocated, no BGP origin), routed (enriched, none of the above) or unknown (not enriched yet).';
+    'Generated first classification: bogon, riot (benign service), scanner (GreyNoise noise), anonymizer (MaxMind anonymous proxy), unrouted (Team Cymru: allocated, no BGP origin), routed (a source gave an origin ASN, none of the above) or unknown.';
 
 CREATE INDEX ip_inventory_current_asn_idx ON ipintel.ip_inventory (current_asn);
 CREATE INDEX ip_inventory_geo_country_idx ON ipintel.ip_inventory (geo_country);

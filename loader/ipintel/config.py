@@ -10,7 +10,7 @@
 | IPINTEL_CYMRU_BATCH_SIZE / IPINTEL_CYMRU_CONCURRENCY | IPs per bulk query / connections at once | 500 / 2 |
 | IPINTEL_GREYNOISE_TIER | community (GET per IP) or enterprise (POST /v3/ip) | community              |
 | IPINTEL_GREYNOISE_RATE | requests per second, client-side               | 1.0                           |
-| IPINTEL_GREYNOISE_DAILY_BUDGET | lookups per UTC day, shared by all runs | 50                           |
+| IPINTEL_GREYNOISE_DAILY_BUDGET | lookups per UTC day, shared by all runs | 50 (community), none (enterprise) |
 
 ipintel.toml (in the working directory, or the file named by IPINTEL_CONFIG) may set the same
 keys in lower case without the prefix, e.g. `geoip_dir = "/srv/GeoIP"`, `database_url = "..."`.
@@ -77,13 +77,13 @@ class Settings:
     cymru_concurrency: int = 2
     greynoise_tier: str = "community"
     greynoise_rate: float = 1.0
-    greynoise_daily_budget: int = 50
+    greynoise_daily_budget: int | None = None  # None: 50 on the community tier, unlimited on enterprise
 
 
-def _number(env_name: str, toml_key: str, default: float, table: dict[str, object], kind: type) -> Any:
+def _number(env_name: str, toml_key: str, default: float | None, table: dict[str, object], kind: type) -> Any:
     raw = os.environ.get(env_name) or table.get(toml_key)
     if raw is None or raw == "":
-        return kind(default)
+        return None if default is None else kind(default)
     try:
         value = kind(raw)
     except (TypeError, ValueError):
@@ -108,5 +108,5 @@ def load() -> Settings:
         cymru_concurrency=_number("IPINTEL_CYMRU_CONCURRENCY", "cymru_concurrency", 2, table, int),
         greynoise_tier=tier,
         greynoise_rate=_number("IPINTEL_GREYNOISE_RATE", "greynoise_rate", 1.0, table, float),
-        greynoise_daily_budget=_number("IPINTEL_GREYNOISE_DAILY_BUDGET", "greynoise_daily_budget", 50, table, int),
+        greynoise_daily_budget=_number("IPINTEL_GREYNOISE_DAILY_BUDGET", "greynoise_daily_budget", None, table, int),
     )

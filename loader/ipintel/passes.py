@@ -12,6 +12,7 @@ from ipintel.enrich import Batches, EnrichError, Failure, Pass, SkipPass
 from ipintel.sources import cymru, greynoise, maxmind
 
 MAXMIND_BATCH = 10_000
+COMMUNITY_DAILY_BUDGET = 50  # GreyNoise community lookups per UTC day unless configured
 
 
 def _address_order(ip: str) -> tuple[int, int]:
@@ -119,7 +120,9 @@ class GreyNoisePass:
 
     def __init__(self, settings: Settings) -> None:
         self.key = settings.greynoise_key
-        self.daily_budget = settings.greynoise_daily_budget
+        # The community quota is small and daily; an enterprise plan is limited only when asked.
+        self.daily_budget = settings.greynoise_daily_budget or (
+            COMMUNITY_DAILY_BUDGET if settings.greynoise_tier == "community" else None)
         self.settings = (greynoise.GreyNoiseSettings(
             base_url=settings.greynoise_url, api_key=self.key, tier=settings.greynoise_tier,  # type: ignore[arg-type]
             rate_per_second=settings.greynoise_rate) if self.key else None)
@@ -146,11 +149,13 @@ class GreyNoisePass:
                          now + timedelta(seconds=f.retry_after) if f.retry_after else None) for f in failures])
 
         def budget(want: int) -> int:
+            assert self.daily_budget is not None
             return batches.spend_budget(want, self.daily_budget)
 
         try:
             with greynoise.GreyNoiseClient(self.settings) as client:
-                outcome = client.run(ips, on_results=on_results, budget=budget)
+                outcome = client.run(ips, on_results=on_results,
+                                     budget=budget if self.daily_budget is not None else None)
         except greynoise.GreyNoiseAuthError as exc:
             raise EnrichError(greynoise.redact(str(exc), key)) from None
         if outcome.skipped_ipv6:
@@ -158,7 +163,8 @@ class GreyNoisePass:
             # (unknown) and the address is not asked again before the TTL.
             batches.write([(ip, {"supported": False, "reason": "IPv6 is not served by the GreyNoise Community API"})
                            for ip in outcome.skipped_ipv6], [])
-            batches.notice(f"greynoise: {len(outcome.skipped_ipv6):,} IPv6 addresses skipped "
+            count = len(outcome.skipped_ipv6)
+            batches.notice(f"greynoise: {count:,} IPv6 address{'es' if count != 1 else ''} skipped "
                            "(the Community API answers IPv4 only)")
         left = len(outcome.not_attempted)
         if outcome.quota_exhausted:
