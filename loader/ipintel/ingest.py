@@ -68,19 +68,30 @@ class _FileRecord:
 
 
 def _read_head(path: Path) -> bytes:
-    """The first FINGERPRINT_BYTES of the decompressed content (cowrie.fingerprint's input)."""
-    opener = gzip.open if cowrie.is_gzip(path) else open
-    with opener(path, "rb") as fh:
-        return fh.read(cowrie.FINGERPRINT_BYTES)
+    """The first FINGERPRINT_BYTES of the decompressed content (cowrie.fingerprint's input).
+
+    A truncated gzip (logrotate still compressing) gives the bytes before its break: the reader
+    loads the lines there and records the break, so the file needs an identity now, and the same
+    head is found again by its length once the file is whole.
+    """
+    head = b""
+    with gzip.open(path, "rb") if cowrie.is_gzip(path) else open(path, "rb") as fh:
+        try:
+            # read1: what was decompressed before a break is returned, not lost with the error.
+            while len(head) < cowrie.FINGERPRINT_BYTES and (chunk := fh.read1(cowrie.FINGERPRINT_BYTES - len(head))):
+                head += chunk
+        except cowrie._GZIP_ERRORS:
+            pass
+    return head
 
 
-def _find_file(conn: psycopg.Connection[Any], path: Path) -> tuple[str, int, _FileRecord | None]:
-    """The file's fingerprint, how many bytes it covers, and what was ingested of it, if anything.
+def _find_file(conn: psycopg.Connection[Any], head: bytes) -> tuple[str, int, _FileRecord | None]:
+    """The fingerprint of a file's `head`, how many bytes it covers, and what was ingested of the
+    file, if anything.
 
     A file under 4 KiB is fingerprinted on all of its content; a live log that has grown since
     hashes differently, so its head is also tried at the lengths recorded for small files.
     """
-    head = _read_head(path)
     full = hashlib.sha256(head).hexdigest()
     small_lengths = [r["fingerprint_bytes"] for r in db.query_all(
         conn, "SELECT DISTINCT fingerprint_bytes FROM ipintel.ingest_files "
@@ -104,6 +115,7 @@ class _Ingest:
         self.chunk_lines = chunk_lines
         self.after_chunk = after_chunk  # test hook: called after each committed chunk
         self.summary = IngestSummary()
+        self._reported_offset = 0  # of the file being read: what the reporter has been told
 
     def run(self, paths: Sequence[str]) -> IngestSummary:
         files = cowrie.expand_paths(paths)
@@ -126,25 +138,33 @@ class _Ingest:
                 raise
             finally:
                 self.summary.seconds = time.monotonic() - started
+                # Files skipped after the last chunk (or in a run with none) are counted here.
                 lock.conn.execute(
-                    "UPDATE ipintel.ingest_runs SET status = %(status)s, finished_at = now() "
-                    "WHERE run_id = %(run_id)s", {"status": status, "run_id": self.summary.run_id})
+                    "UPDATE ipintel.ingest_runs SET status = %(status)s, finished_at = now(), "
+                    "files_read = %(files_read)s, files_skipped = %(files_skipped)s "
+                    "WHERE run_id = %(run_id)s",
+                    {"status": status, "files_read": self.summary.files_read,
+                     "files_skipped": self.summary.files_skipped, "run_id": self.summary.run_id})
         return self.summary
 
     def _ingest_file(self, conn: psycopg.Connection[Any], path: Path) -> None:
-        if path.stat().st_size == 0:
-            return  # nothing to read, and an empty file has no identity to record
-        fp, fp_bytes, record = _find_file(conn, path)
+        head = _read_head(path)
+        if not head:
+            # Nothing to read (an empty file, or the gzip of a quiet day), and no content to know
+            # the file by: an empty fingerprint would match the start of every other file.
+            return
+        fp, fp_bytes, record = _find_file(conn, head)
         is_gzip = cowrie.is_gzip(path)
+        s = self.summary
         if record and (record.finished or (not is_gzip and path.stat().st_size == record.bytes_ingested)):
-            self.summary.files_skipped += 1
+            s.files_skipped += 1
             return
         start_offset = record.bytes_ingested if record else 0
         start_line = record.lines_ingested if record else 0
         file_id = record.file_id if record else None
-        self.summary.files_read += 1
         self.reporter.start(str(path), None if is_gzip else path.stat().st_size, unit="bytes")
         self.reporter.advance(start_offset)
+        self._reported_offset = start_offset
         with cowrie.read_events(path, start_offset, start_line) as reader:
             events: list[cowrie.Event] = []
             rejects: list[cowrie.Reject] = []
@@ -152,16 +172,25 @@ class _Ingest:
             for item in reader:
                 (events if isinstance(item, cowrie.Event) else rejects).append(item)  # type: ignore[arg-type]
                 if len(events) + len(rejects) >= self.chunk_lines:
+                    if lines_at_chunk_start == start_line:  # this file's first chunk
+                        s.files_read += 1
                     file_id = self._load_chunk(conn, path, (fp, fp_bytes), file_id, events, rejects, reader.progress, False)
-                    self.summary.lines += reader.progress.line_no - lines_at_chunk_start
+                    s.lines += reader.progress.line_no - lines_at_chunk_start
                     lines_at_chunk_start = reader.progress.line_no
                     events, rejects = [], []
+            if lines_at_chunk_start == start_line:
+                # No full chunk. Nothing new at all (e.g. the live file, rotated and gzipped
+                # since: a gzip has to be read to know) is a skip, like a file seen whole before.
+                if events or rejects or reader.progress.line_no != start_line:
+                    s.files_read += 1
+                else:
+                    s.files_skipped += 1
             # A gzip read to its end cannot grow. A truncated one may still be being written by
             # logrotate: it is read again next time, from the last good line.
             finished = reader.is_gzip and not reader.progress.truncated
             if events or rejects or reader.progress.offset != start_offset or finished:
                 self._load_chunk(conn, path, (fp, fp_bytes), file_id, events, rejects, reader.progress, finished)
-                self.summary.lines += reader.progress.line_no - lines_at_chunk_start
+                s.lines += reader.progress.line_no - lines_at_chunk_start
         self.reporter.finish()
 
     def _load_chunk(self, conn: psycopg.Connection[Any], path: Path, fp: tuple[str, int], file_id: int | None,
@@ -188,11 +217,12 @@ class _Ingest:
                 merged = db.query_one(conn, "SELECT * FROM ipintel.merge_cowrie_events(%(batch)s)",
                                       {"batch": batch["id"]})
                 assert merged is not None
+                # A truncated gzip is rejected again at the same line on every run until it is
+                # whole: the newest record replaces the previous one, and once the lines after
+                # the break load, the record is gone (they were not rejected after all).
+                cur.execute("DELETE FROM ipintel.ingest_rejects WHERE file_id = %(file_id)s "
+                            "AND reason = 'truncated_gzip'", {"file_id": file_id})
                 if rejects:
-                    # A truncated gzip is rejected again at the same line on every run until it
-                    # is whole: the newest record replaces the previous one.
-                    cur.execute("DELETE FROM ipintel.ingest_rejects WHERE file_id = %(file_id)s "
-                                "AND reason = 'truncated_gzip'", {"file_id": file_id})
                     with cur.copy(COPY_REJECTS) as copy:
                         for r in rejects:
                             copy.write_row((s.run_id, file_id, str(path), r.line_no, r.reason, r.detail, r.excerpt))
@@ -232,7 +262,8 @@ class _Ingest:
         s.event_counts.update({k: int(v) for k, v in merged["event_counts"].items()})
         for r in rejects[: max(0, REJECTS_SHOWN - len(s.first_rejects))]:
             s.first_rejects.append(f"{path}:{r.line_no}: {r.reason}: {r.detail}")
-        self.reporter.advance(0, events=s.events, rejects=s.rejects)
+        self.reporter.advance(progress.offset - self._reported_offset, events=s.events, rejects=s.rejects)
+        self._reported_offset = progress.offset
         if self.after_chunk is not None:
             self.after_chunk()
         return file_id
