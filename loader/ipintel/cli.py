@@ -27,8 +27,9 @@ KNOWN_EVENTIDS = frozenset({
     "cowrie.client.version", "cowrie.client.kex",
 })
 
-console = Console(stderr=False, highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: a message line in a cron log stays one line (a path is never split).
+console = Console(stderr=False, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def print_tier_counts(conn: psycopg.Connection) -> None:
