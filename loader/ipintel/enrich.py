@@ -219,7 +219,9 @@ def enrich(settings: Settings, options: EnrichOptions, *, reporter: Reporter | N
             ran: list[str] = []
             for p in passes:
                 result = _run_pass(conn, lock.conn, p, options, summary, status, reporter)
-                if result.status in {"succeeded", "finished_with_failures", "stopped"}:
+                # A failed pass counts too: the IPs it left due are not settled, so their
+                # sessions wait for a good run instead of freezing the stale result.
+                if result.status in {"succeeded", "finished_with_failures", "stopped", "failed"}:
                     ran.append(p.source)
             row = db.query_one(conn, "SELECT ipintel.take_snapshots(%(sources)s::text[]) AS n", {"sources": ran})
             summary.snapshots = int(row["n"]) if row else 0

@@ -1,0 +1,56 @@
+"""`python -m bench [--ips N] [--baseline-ips N] [--only maxmind|cymru]`: run the benchmarks, print and save the figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from bench import cymru_pass, maxmind_pass
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--ips", type=int, default=1_000_000,
+                        help="IPs in the inventory for the set-based MaxMind pass (default: %(default)s)")
+    parser.add_argument("--baseline-ips", type=int, default=20_000,
+                        help="IPs enriched the old row-by-row way (default: %(default)s)")
+    parser.add_argument("--networks", type=int, default=4_000,
+                        help="address clusters, each a network in the generated mmdb files (default: %(default)s)")
+    parser.add_argument("--seed", type=float, default=0.42, help="random seed, -1..1 (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=OUT_DIR / "results.json", help="JSON results file")
+    parser.add_argument("--only", choices=["maxmind", "cymru"], action="append",
+                        help="run only this benchmark (repeatable; default: both)")
+    args = parser.parse_args(argv)
+
+    server = os.environ.get("IPINTEL_BENCH_DSN")
+    if not server:
+        print("python -m bench: set IPINTEL_BENCH_DSN to a PostgreSQL server URI (`make bench` starts a "
+              "throwaway cluster and sets it); the benchmark creates and drops its own databases there",
+              file=sys.stderr)
+        return 2
+    if args.ips < args.baseline_ips or args.baseline_ips < 1:
+        parser.error("--ips must be at least --baseline-ips, which must be positive")
+
+    only = set(args.only or ("maxmind", "cymru"))
+    results: dict[str, object] = {}
+    if "maxmind" in only:
+        results["maxmind_pass"] = maxmind_pass.run(server, ips=args.ips, baseline_ips=args.baseline_ips,
+                                                   networks=args.networks, seed=args.seed)
+    if "cymru" in only:
+        # Client against the fake with 5 s per 500-IP batch: defaults vs the old serial shape.
+        cymru = cymru_pass.run(None)
+        cymru_pass.print_table(cymru)
+        results["cymru_pass"] = cymru
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(f"results written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
