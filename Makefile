@@ -8,11 +8,12 @@ PY          := $(VENV)/bin/python
 IPINTEL     := $(VENV)/bin/ipintel
 PG_DIR      ?= .ipintel-pg
 TEST_PG_DIR ?= .ipintel-pg-test
+BENCH_PG_DIR ?= .ipintel-pg-bench
 DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
 # DATABASE_URL from the environment wins; otherwise the project-local cluster (make db).
 DB_URL = $${DATABASE_URL:-$$($(PY) -m ipintel.localdb url --dir $(PG_DIR))}
 
-.PHONY: help setup system-packages db db-stop migrate ingest enrich status report demo test test-pgtap test-py lint-migrations bench clean
+.PHONY: help setup system-packages db db-stop migrate ingest enrich status report demo test lint-migrations bench clean
 
 help:
 	@echo "make demo    set everything up, start a local PostgreSQL, migrate, ingest and enrich a sample"
@@ -79,11 +80,12 @@ test: setup lint-migrations
 	echo "== pytest"; \
 	IPINTEL_TEST_DSN="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# Its own cluster (fsync on, like production), so a benchmark never stops a test run's cluster.
 bench: setup
 	@set -e; \
-	url=$$($(PY) -m ipintel.localdb start --dir $(TEST_PG_DIR) --dbname postgres); \
-	trap '$(PY) -m ipintel.localdb stop --dir $(TEST_PG_DIR)' EXIT; \
+	url=$$($(PY) -m ipintel.localdb start --dir $(BENCH_PG_DIR) --dbname postgres); \
+	trap '$(PY) -m ipintel.localdb stop --dir $(BENCH_PG_DIR)' EXIT; \
 	IPINTEL_BENCH_DSN="$$url" $(PY) -m bench $(BENCH_ARGS)
 
 clean: db-stop
-	rm -rf $(PG_DIR) $(TEST_PG_DIR) demo-data
+	rm -rf $(PG_DIR) $(TEST_PG_DIR) $(BENCH_PG_DIR) demo-data

@@ -215,3 +215,5 @@ COMMENT ON COLUMN ipintel.ip_asn_history.asn IS 'Origin ASN during the range; NU
 COMMENT ON COLUMN ipintel.ip_asn_history.valid IS 'Range during which the ASN was observed for the IP: [first observation, next change).';
 COMMENT ON COLUMN ipintel.ip_asn_history.source IS 'Source that observed the ASN: cymru or maxmind.';
 CREATE INDEX ip_asn_history_asn_idx ON ipintel.ip_asn_history (asn);
+CREATE UNIQUE INDEX ip_asn_history_open_range_idx ON ipintel.ip_asn_history (ip) WHERE upper_inf(valid);
+COMMENT ON INDEX ipintel.ip_asn_history_open_range_idx IS 'The current (open) range of an IP: at most one, found fast by every merge.';

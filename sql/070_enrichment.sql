@@ -178,11 +178,11 @@ END;
 $$;
 COMMENT ON FUNCTION ipintel.record_failures(bigint) IS 'Moves the staged failures of a batch into enrichment_failures; returns how many.';
 
--- Applies ASN observations (pg_temp.asn_observations: ip, asn, observed_at, source) to
--- ip_inventory.current_asn and ip_asn_history. An IP whose ASN changed gets its open range
--- closed at the observation time and a new one opened there, so consecutive ranges meet.
--- Returns the ASNs whose counts may have changed.
-CREATE FUNCTION ipintel.apply_asn_observations()
+-- Records ASN observations in ip_asn_history, BEFORE the caller sets current_asn: an IP whose
+-- ASN changed gets its open range closed at the observation time and a new one opened there,
+-- so consecutive ranges meet; an IP without history gets its first range. Returns the ASNs
+-- (old and new) whose counts the caller must refresh once current_asn is set.
+CREATE FUNCTION ipintel.record_asn_history(p_source text, p_ips inet[], p_asns bigint[], p_observed_at timestamptz[])
     RETURNS bigint[]
     LANGUAGE plpgsql
     SET search_path = ''
@@ -190,42 +190,59 @@ AS $$
 DECLARE
     v_asns bigint[];
 BEGIN
-    WITH changed AS (
-        SELECT o.ip, o.asn, o.observed_at, o.source, i.current_asn AS old_asn
-        FROM pg_temp.asn_observations o
-        JOIN ipintel.ip_inventory i ON i.ip = o.ip
-        WHERE i.current_asn IS DISTINCT FROM o.asn
-           OR NOT EXISTS (SELECT 1 FROM ipintel.ip_asn_history h
-                          WHERE h.ip = o.ip AND upper_inf(h.valid))
-    ), closed AS (
-        UPDATE ipintel.ip_asn_history h
-        SET valid = tstzrange(lower(h.valid), greatest(c.observed_at, lower(h.valid)), '[)')
-        FROM changed c
-        WHERE h.ip = c.ip AND upper_inf(h.valid) AND h.asn IS DISTINCT FROM c.asn
-        RETURNING h.ip
-    ), opened AS (
-        INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
-        SELECT c.ip, c.asn, tstzrange(c.observed_at, NULL, '[)'), c.source
-        FROM changed c
-        WHERE NOT EXISTS (SELECT 1 FROM ipintel.ip_asn_history h
-                          WHERE h.ip = c.ip AND upper_inf(h.valid) AND h.asn IS NOT DISTINCT FROM c.asn)
-        RETURNING ip
-    ), moved AS (
-        UPDATE ipintel.ip_inventory i
-        SET current_asn = c.asn, updated_at = now()
-        FROM changed c
-        WHERE i.ip = c.ip AND i.current_asn IS DISTINCT FROM c.asn
-        RETURNING c.old_asn, c.asn
-    )
-    SELECT array_agg(DISTINCT a) FILTER (WHERE a IS NOT NULL)
+    SELECT array_agg(DISTINCT v.asn) FILTER (WHERE v.asn IS NOT NULL)
     INTO v_asns
-    FROM (SELECT m.old_asn FROM moved m UNION ALL SELECT m.asn FROM moved m
-          UNION ALL SELECT NULL::bigint FROM closed UNION ALL SELECT NULL::bigint FROM opened) AS x(a);
+    FROM unnest(p_ips, p_asns) AS o(ip, asn)
+    JOIN ipintel.ip_inventory i ON i.ip = o.ip
+    CROSS JOIN LATERAL (VALUES (i.current_asn), (o.asn)) AS v(asn)
+    WHERE i.current_asn IS DISTINCT FROM o.asn;
+
+    -- Separate statements, in this order: the exclusion constraint must see each open range
+    -- closed before the range that follows it is inserted.
+    UPDATE ipintel.ip_asn_history h
+    SET valid = tstzrange(lower(h.valid), o.observed_at, '[)')
+    FROM unnest(p_ips, p_asns, p_observed_at) AS o(ip, asn, observed_at)
+    WHERE h.ip = o.ip AND upper_inf(h.valid) AND h.asn IS DISTINCT FROM o.asn
+      AND o.observed_at > lower(h.valid);
+
+    -- Observed at the very instant the open range began: that range simply had the wrong ASN.
+    UPDATE ipintel.ip_asn_history h
+    SET asn = o.asn, source = p_source, recorded_at = now()
+    FROM unnest(p_ips, p_asns, p_observed_at) AS o(ip, asn, observed_at)
+    WHERE h.ip = o.ip AND upper_inf(h.valid) AND h.asn IS DISTINCT FROM o.asn
+      AND o.observed_at <= lower(h.valid);
+
+    INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
+    SELECT o.ip, o.asn, tstzrange(o.observed_at, NULL, '[)'), p_source
+    FROM unnest(p_ips, p_asns, p_observed_at) AS o(ip, asn, observed_at)
+    WHERE NOT EXISTS (SELECT 1 FROM ipintel.ip_asn_history h WHERE h.ip = o.ip AND upper_inf(h.valid));
+
     RETURN coalesce(v_asns, '{}');
 END;
 $$;
-COMMENT ON FUNCTION ipintel.apply_asn_observations() IS
-    'Applies pg_temp.asn_observations (ip, asn, observed_at, source) to current_asn and ip_asn_history; returns the ASNs whose counts may have changed.';
+COMMENT ON FUNCTION ipintel.record_asn_history(text, inet[], bigint[], timestamptz[]) IS
+    'Records ASN observations (parallel arrays) in ip_asn_history, closing and opening ranges where the ASN changed; call before setting current_asn. Returns the ASNs whose counts may change.';
+
+-- The common end of every merge: resolve the failures of the IPs just answered, empty the
+-- batch from the source's staging table, count what was merged.
+CREATE FUNCTION ipintel.finish_batch(p_source text, p_run_id bigint, p_batch_id bigint, p_merged bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+BEGIN
+    EXECUTE format(
+        'UPDATE ipintel.enrichment_failures f SET resolved_at = now() FROM ipintel_staging.%I r '
+        'WHERE r.batch_id = $1 AND f.source = $2 AND f.ip = r.ip AND f.resolved_at IS NULL',
+        p_source || '_results') USING p_batch_id, p_source;
+    EXECUTE format('DELETE FROM ipintel_staging.%I r WHERE r.batch_id = $1', p_source || '_results')
+        USING p_batch_id;
+    UPDATE ipintel.enrichment_runs SET merged = merged + p_merged WHERE run_id = p_run_id;
+    RETURN p_merged;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.finish_batch(text, bigint, bigint, bigint) IS
+    'End of a merge: resolves open failures of the IPs in the batch, deletes the batch from ipintel_staging.<source>_results, adds p_merged to the run. Returns p_merged.';
 
 ------------------------------------------------------------------------------------------
 -- merge_maxmind
@@ -253,39 +270,31 @@ BEGIN
         sources = a.sources || excluded.sources,
         updated_at = now();
 
-    UPDATE ipintel.ip_inventory i
-    SET enrichment = i.enrichment || jsonb_build_object('maxmind', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
-        updated_at = now()
-    FROM ipintel_staging.maxmind_results r
-    WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
-    GET DIAGNOSTICS v_merged = ROW_COUNT;
-
     -- MaxMind's ASN sets current_asn only where Team Cymru (live BGP) has not answered, and
     -- only when an ASN database was read (the City file alone says nothing about ASNs).
-    CREATE TEMPORARY TABLE IF NOT EXISTS pg_temp.asn_observations (
-        ip inet PRIMARY KEY, asn bigint, observed_at timestamptz, source text
-    ) ON COMMIT DELETE ROWS;
-    TRUNCATE pg_temp.asn_observations;
-    INSERT INTO pg_temp.asn_observations (ip, asn, observed_at, source)
-    SELECT r.ip, (r.result ->> 'asn')::bigint, r.fetched_at, 'maxmind'
+    SELECT ipintel.record_asn_history('maxmind', array_agg(r.ip), array_agg((r.result ->> 'asn')::bigint),
+                                      array_agg(r.fetched_at))
+    INTO v_asns
     FROM ipintel_staging.maxmind_results r
     JOIN ipintel.ip_inventory i ON i.ip = r.ip
     WHERE r.batch_id = p_batch_id
       AND jsonb_typeof(r.result -> 'asn_db') = 'object'
       AND NOT (i.enrichment ? 'cymru');
-    v_asns := ipintel.apply_asn_observations();
+
+    -- One write per row: the document and, with the same rule as above, current_asn.
+    UPDATE ipintel.ip_inventory i
+    SET enrichment = i.enrichment || jsonb_build_object('maxmind', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
+        current_asn = CASE WHEN jsonb_typeof(r.result -> 'asn_db') = 'object' AND NOT (i.enrichment ? 'cymru')
+                           THEN (r.result ->> 'asn')::bigint ELSE i.current_asn END,
+        updated_at = now()
+    FROM ipintel_staging.maxmind_results r
+    WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
+    GET DIAGNOSTICS v_merged = ROW_COUNT;
+
     IF cardinality(v_asns) > 0 THEN
         PERFORM ipintel.refresh_asn_counts(v_asns);
     END IF;
-
-    UPDATE ipintel.enrichment_failures f
-    SET resolved_at = now()
-    FROM ipintel_staging.maxmind_results r
-    WHERE r.batch_id = p_batch_id AND f.source = 'maxmind' AND f.ip = r.ip AND f.resolved_at IS NULL;
-
-    DELETE FROM ipintel_staging.maxmind_results r WHERE r.batch_id = p_batch_id;
-    UPDATE ipintel.enrichment_runs SET merged = merged + v_merged WHERE run_id = p_run_id;
-    RETURN v_merged;
+    RETURN ipintel.finish_batch('maxmind', p_run_id, p_batch_id, v_merged);
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_maxmind(bigint, bigint) IS

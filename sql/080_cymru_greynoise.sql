@@ -69,34 +69,24 @@ BEGIN
         sources = a.sources || excluded.sources,
         updated_at = now();
 
+    SELECT ipintel.record_asn_history('cymru', array_agg(r.ip), array_agg((r.result ->> 'asn')::bigint),
+                                      array_agg(r.fetched_at))
+    INTO v_asns
+    FROM ipintel_staging.cymru_results r
+    WHERE r.batch_id = p_batch_id;
+
     UPDATE ipintel.ip_inventory i
     SET enrichment = i.enrichment || jsonb_build_object('cymru', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
+        current_asn = (r.result ->> 'asn')::bigint,
         updated_at = now()
     FROM ipintel_staging.cymru_results r
     WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
     GET DIAGNOSTICS v_merged = ROW_COUNT;
 
-    CREATE TEMPORARY TABLE IF NOT EXISTS pg_temp.asn_observations (
-        ip inet PRIMARY KEY, asn bigint, observed_at timestamptz, source text
-    ) ON COMMIT DELETE ROWS;
-    TRUNCATE pg_temp.asn_observations;
-    INSERT INTO pg_temp.asn_observations (ip, asn, observed_at, source)
-    SELECT r.ip, (r.result ->> 'asn')::bigint, r.fetched_at, 'cymru'
-    FROM ipintel_staging.cymru_results r
-    WHERE r.batch_id = p_batch_id;
-    v_asns := ipintel.apply_asn_observations();
     IF cardinality(v_asns) > 0 THEN
         PERFORM ipintel.refresh_asn_counts(v_asns);
     END IF;
-
-    UPDATE ipintel.enrichment_failures f
-    SET resolved_at = now()
-    FROM ipintel_staging.cymru_results r
-    WHERE r.batch_id = p_batch_id AND f.source = 'cymru' AND f.ip = r.ip AND f.resolved_at IS NULL;
-
-    DELETE FROM ipintel_staging.cymru_results r WHERE r.batch_id = p_batch_id;
-    UPDATE ipintel.enrichment_runs SET merged = merged + v_merged WHERE run_id = p_run_id;
-    RETURN v_merged;
+    RETURN ipintel.finish_batch('cymru', p_run_id, p_batch_id, v_merged);
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_cymru(bigint, bigint) IS
@@ -119,15 +109,7 @@ BEGIN
     FROM ipintel_staging.greynoise_results r
     WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
     GET DIAGNOSTICS v_merged = ROW_COUNT;
-
-    UPDATE ipintel.enrichment_failures f
-    SET resolved_at = now()
-    FROM ipintel_staging.greynoise_results r
-    WHERE r.batch_id = p_batch_id AND f.source = 'greynoise' AND f.ip = r.ip AND f.resolved_at IS NULL;
-
-    DELETE FROM ipintel_staging.greynoise_results r WHERE r.batch_id = p_batch_id;
-    UPDATE ipintel.enrichment_runs SET merged = merged + v_merged WHERE run_id = p_run_id;
-    RETURN v_merged;
+    RETURN ipintel.finish_batch('greynoise', p_run_id, p_batch_id, v_merged);
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_greynoise(bigint, bigint) IS

@@ -1,5 +1,5 @@
 """`ipintel enrich --source cymru` end to end: the fake bulk whois server over real sockets, the
-CymruPass, merge_cymru() and apply_asn_observations() on a real PostgreSQL.
+CymruPass, merge_cymru() and record_asn_history() on a real PostgreSQL.
 
 Every test checks rows: the enrichment->'cymru' documents, asn_inventory, current_asn, ip_type,
 ip_asn_history, enrichment_runs / enrichment_failures and session snapshots, and what the fake
