@@ -438,6 +438,23 @@ def test_enterprise_tier_posts_chunks_and_not_found_is_observed_false(
     assert due(db) == []
 
 
+def test_greynoise_tier_flag_selects_the_multi_endpoint_and_no_default_budget(
+        db: str, greynoise_fake: GreyNoiseFake, cli_env: pytest.MonkeyPatch) -> None:
+    fake = greynoise_fake
+    scanner, other = V4[:2]
+    seed(db, [scanner, other])
+    fake.records[scanner] = v3_record(scanner, actor="Mirai", last_seen="2026-02-01")
+    cli_env.delenv("IPINTEL_GREYNOISE_DAILY_BUDGET")  # enterprise: no budget unless configured
+
+    assert run_cli("--greynoise-tier", "enterprise") == 0
+
+    assert [(seen.method, seen.path) for seen in fake.requests] == [("POST", "/v3/ip")]
+    assert runs(db)[0]["provenance"]["tier"] == "enterprise"
+    assert query(db, "SELECT count(*) AS n FROM ipintel.api_budget") == [{"n": 0}]
+    rows = ip_rows(db)
+    assert rows[scanner]["is_scanner"] is True and rows[other]["is_scanner"] is False
+
+
 # --------------------------------------------------------------------------------------------
 # No key: skipped, said once, exit 0, nothing sent
 # --------------------------------------------------------------------------------------------

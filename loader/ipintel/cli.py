@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -86,6 +87,8 @@ def cmd_ingest(args: argparse.Namespace, settings: config.Settings) -> int:
 def cmd_enrich(args: argparse.Namespace, settings: config.Settings) -> int:
     from ipintel import enrich
 
+    if getattr(args, "greynoise_tier", None):
+        settings = dataclasses.replace(settings, greynoise_tier=args.greynoise_tier)
     options = enrich.EnrichOptions(
         sources=args.source or enrich.SOURCES, limit=args.limit, ips=args.ip or (), force=args.force,
         wait=args.wait, status_file=args.status_file)
@@ -212,7 +215,7 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
     if "cymru" not in sources:
         console.print("demo: Team Cymru is skipped (set IPINTEL_CYMRU_ADDR=whois.cymru.com:43 to include it)")
     code = max(code, cmd_enrich(argparse.Namespace(source=sources, limit=None, ip=None, force=False, wait=True,
-                                                   status_file=None), settings))
+                                                   status_file=None, greynoise_tier=None), settings))
     with db.connection(settings.database_url) as conn:
         print_tier_counts(conn)
     cmd_report(argparse.Namespace(since=None, until=None, top=5), settings)
@@ -243,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     enrich.add_argument("--force", action="store_true", help="refetch every IP, fresh or not")
     enrich.add_argument("--wait", action="store_true", help="wait for a running enrichment instead of exiting 3")
     enrich.add_argument("--status-file", type=Path, metavar="F", help="JSON status document, updated during the run")
+    enrich.add_argument("--greynoise-tier", choices=["community", "enterprise"],
+                        help="GreyNoise API: community (GET per IPv4) or enterprise (POST /v3/ip); "
+                             "default IPINTEL_GREYNOISE_TIER or community")
     enrich.set_defaults(func=cmd_enrich)
     status = sub.add_parser("status", help="coverage and staleness per source, last runs, failures")
     status.add_argument("--runs", type=int, default=10, help="how many recent runs to list")

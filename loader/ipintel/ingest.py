@@ -116,10 +116,11 @@ class _Ingest:
         self.after_chunk = after_chunk  # test hook: called after each committed chunk
         self.summary = IngestSummary()
         self._reported_offset = 0  # of the file being read: what the reporter has been told
+        self.started = time.monotonic()
 
     def run(self, paths: Sequence[str]) -> IngestSummary:
         files = cowrie.expand_paths(paths)
-        started = time.monotonic()
+        started = self.started = time.monotonic()
         # autocommit: each `conn.transaction()` below is then a real BEGIN/COMMIT, not a savepoint
         # inside an implicit transaction that would only commit at the very end.
         with Lock(self.dsn, INGEST_LOCK) as lock, db.connection(self.dsn, autocommit=True) as conn:
@@ -262,7 +263,9 @@ class _Ingest:
         s.event_counts.update({k: int(v) for k, v in merged["event_counts"].items()})
         for r in rejects[: max(0, REJECTS_SHOWN - len(s.first_rejects))]:
             s.first_rejects.append(f"{path}:{r.line_no}: {r.reason}: {r.detail}")
-        self.reporter.advance(progress.offset - self._reported_offset, events=s.events, rejects=s.rejects)
+        elapsed = time.monotonic() - self.started
+        self.reporter.advance(progress.offset - self._reported_offset, events=s.events, rejects=s.rejects,
+                              rate=f"{s.events / elapsed:,.0f} events/s" if elapsed > 0 else "")
         self._reported_offset = progress.offset
         if self.after_chunk is not None:
             self.after_chunk()
