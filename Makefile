@@ -9,7 +9,7 @@ IPINTEL     := $(VENV)/bin/ipintel
 PG_DIR      ?= .ipintel-pg
 TEST_PG_DIR ?= .ipintel-pg-test
 BENCH_PG_DIR ?= .ipintel-pg-bench
-DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
+DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-15-plpgsql-check libtap-parser-sourcehandler-pgtap-perl
 # DATABASE_URL from the environment wins; otherwise the project-local cluster (make db).
 DB_URL = $${DATABASE_URL:-$$($(PY) -m ipintel.localdb url --dir $(PG_DIR))}
 

@@ -8,6 +8,7 @@ SET LOCAL statement_timeout = '1min';
 DROP FUNCTION ipintel.merge_cowrie_events(bigint);
 DROP FUNCTION ipintel.refresh_asn_counts(bigint[]);
 DROP SEQUENCE ipintel_staging.batch_id_seq;
+DROP TABLE ipintel_staging.cowrie_sessions;
 DROP TABLE ipintel_staging.cowrie_events;
 DROP TABLE ipintel.ingest_rejects;
 DROP TABLE ipintel.ingest_files;

@@ -2,7 +2,6 @@
 -- New tables only: no lock on anything that exists.
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
-
 -- Cowrie ingest: runs, files (how far each was read), rejected lines, the staging table the
 -- loader COPYs events into, and the set-based merge into the tiers.
 --
@@ -120,6 +119,32 @@ CREATE UNLOGGED TABLE ipintel_staging.cowrie_events (
 COMMENT ON TABLE ipintel_staging.cowrie_events IS 'Staging for ingest: one row per Cowrie event of the chunk being loaded.';
 CREATE INDEX cowrie_events_batch_id_idx ON ipintel_staging.cowrie_events (batch_id);
 
+-- The batch aggregated per session, between the steps of merge_cowrie_events.
+CREATE UNLOGGED TABLE ipintel_staging.cowrie_sessions (
+    batch_id         bigint      NOT NULL,
+    session_id       text        NOT NULL,
+    source_ip        inet        NOT NULL,
+    sensor           text,
+    first_event_at   timestamptz NOT NULL,
+    last_event_at    timestamptz NOT NULL,
+    protocol         text,
+    -- squawk-ignore prefer-bigint-over-int
+    src_port         integer,
+    dst_ip           inet,
+    -- squawk-ignore prefer-bigint-over-int
+    dst_port         integer,
+    duration_seconds double precision,
+    client_version   text,
+    hassh            text,
+    login_attempts   bigint      NOT NULL,
+    login_successes  bigint      NOT NULL,
+    command_count    bigint      NOT NULL,
+    download_count   bigint      NOT NULL,
+    event_count      bigint      NOT NULL,
+    CONSTRAINT cowrie_sessions_pkey PRIMARY KEY (batch_id, session_id)
+);
+COMMENT ON TABLE ipintel_staging.cowrie_sessions IS 'Staging for ingest: the events of one batch aggregated per session; emptied by merge_cowrie_events.';
+
 CREATE SEQUENCE ipintel_staging.batch_id_seq;
 COMMENT ON SEQUENCE ipintel_staging.batch_id_seq IS 'Tags the rows of one COPY batch in any staging table.';
 
@@ -170,17 +195,8 @@ BEGIN
     FROM (SELECT c.eventid, count(*) AS n FROM ipintel_staging.cowrie_events c
           WHERE c.batch_id = p_batch_id GROUP BY c.eventid) e;
 
-    CREATE TEMPORARY TABLE IF NOT EXISTS pg_temp.merge_sessions (
-        session_id text PRIMARY KEY, source_ip inet, sensor text, first_event_at timestamptz,
-        last_event_at timestamptz, protocol text, src_port integer, dst_ip inet, dst_port integer,
-        duration_seconds double precision, client_version text, hassh text,
-        login_attempts bigint, login_successes bigint, command_count bigint, download_count bigint,
-        event_count bigint
-    ) ON COMMIT DELETE ROWS;
-    TRUNCATE pg_temp.merge_sessions;
-
-    INSERT INTO pg_temp.merge_sessions
-    SELECT c.session_id,
+    INSERT INTO ipintel_staging.cowrie_sessions
+    SELECT p_batch_id, c.session_id,
            -- The peer is the address of the connect event. Without one in this batch (a session
            -- continued from an earlier file), the earliest event's, but never a direct-tcpip
            -- event's: Cowrie logs the client-claimed forwarding origin (e.g. 127.0.0.1) there.
@@ -206,15 +222,16 @@ BEGIN
     GROUP BY c.session_id;
 
     -- A session already merged keeps the peer it was first seen with.
-    UPDATE pg_temp.merge_sessions m SET source_ip = s.source_ip
+    UPDATE ipintel_staging.cowrie_sessions m SET source_ip = s.source_ip
     FROM ipintel.session_summaries s
-    WHERE s.session_id = m.session_id AND s.source_ip IS DISTINCT FROM m.source_ip;
+    WHERE m.batch_id = p_batch_id AND s.session_id = m.session_id AND s.source_ip IS DISTINCT FROM m.source_ip;
 
     -- New source IPs first: session_summaries.source_ip references ip_inventory.
     WITH new_ips AS (
         INSERT INTO ipintel.ip_inventory AS i (ip, first_seen, last_seen)
         SELECT m.source_ip, min(m.first_event_at), max(m.last_event_at)
-        FROM pg_temp.merge_sessions m
+        FROM ipintel_staging.cowrie_sessions m
+        WHERE m.batch_id = p_batch_id
         GROUP BY m.source_ip
         ORDER BY m.source_ip  -- a stable lock order: concurrent merges cannot deadlock
         ON CONFLICT (ip) DO NOTHING
@@ -229,7 +246,8 @@ BEGIN
         SELECT m.session_id, m.source_ip, m.sensor, m.first_event_at, m.last_event_at, m.protocol,
                m.src_port, m.dst_ip, m.dst_port, m.duration_seconds, m.client_version, m.hassh,
                m.login_attempts, m.login_successes, m.command_count, m.download_count, m.event_count
-        FROM pg_temp.merge_sessions m
+        FROM ipintel_staging.cowrie_sessions m
+        WHERE m.batch_id = p_batch_id
         ORDER BY m.session_id
         ON CONFLICT (session_id) DO UPDATE SET
             sensor           = coalesce(s.sensor, excluded.sensor),
@@ -260,7 +278,8 @@ BEGIN
             updated_at = now()
         FROM per_ip p
         JOIN (SELECT m.source_ip, min(m.first_event_at) AS first_seen, max(m.last_event_at) AS last_seen
-              FROM pg_temp.merge_sessions m GROUP BY m.source_ip) t ON t.source_ip = p.source_ip
+              FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id
+              GROUP BY m.source_ip) t ON t.source_ip = p.source_ip
         WHERE i.ip = p.source_ip
         RETURNING i.current_asn)
     SELECT (SELECT sum(p.new_sessions) FROM per_ip p),
@@ -273,6 +292,7 @@ BEGIN
     END IF;
 
     DELETE FROM ipintel_staging.cowrie_events c WHERE c.batch_id = p_batch_id;
+    DELETE FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id;
 
     RETURN QUERY SELECT v_events, coalesce(v_sessions_new, 0), coalesce(v_sessions_updated, 0),
                         v_ips_new, v_event_counts;
