@@ -465,6 +465,12 @@ def test_failing_batch_is_recorded_then_retried_by_the_next_run(db, cymru_server
     # Still due, so their sessions wait for a snapshot.
     snaps = snapshots(db)
     assert sorted(s["ip"] for s in snaps.values() if s["snapshot_at"] is None) == failed
+    # The operator sees them waiting.
+    capsys.readouterr()
+    assert cli.main(["status"]) == 0
+    status_out = " ".join(capsys.readouterr().out.split())
+    assert "failures waiting for retry (open)" in status_out
+    assert re.search(r"cymru .*yes .*5 .*1 .*next run", status_out), status_out
 
     # The fake is healthy again: the next run asks exactly the failed IPs and resolves them.
     server.table[POISON] = fault_table()[POISON]

@@ -128,6 +128,11 @@ def cmd_status(args: argparse.Namespace, settings: config.Settings) -> int:
                                             merged, failed, message
                                      FROM ipintel.enrichment_runs ORDER BY run_id DESC LIMIT %(n)s""",
                             {"n": args.runs})
+        waiting = db.query_all(conn, """
+            SELECT source, retryable, count(*) AS ips, max(attempts) AS max_attempts,
+                   min(retry_after) AS next_retry, (array_agg(error ORDER BY recorded_at DESC))[1] AS latest_error
+            FROM ipintel.enrichment_failures WHERE resolved_at IS NULL
+            GROUP BY source, retryable ORDER BY source, retryable DESC""")
         print_tier_counts(conn)
     table = Table(title="coverage per source (bogons are never sent)")
     for column in ("source", "enabled", "ttl", "IPs", "fresh", "stale", "never fetched", "failed (open)", "bogons"):
@@ -136,6 +141,17 @@ def cmd_status(args: argparse.Namespace, settings: config.Settings) -> int:
         table.add_row(c["source"], "yes" if c["enabled"] else "no", c["ttl"], f"{c['ips']:,}", f"{c['fresh']:,}",
                       f"{c['stale']:,}", f"{c['never_fetched']:,}", f"{c['failed']:,}", f"{c['bogons_never_sent']:,}")
     console.print(table)
+    if waiting:
+        table = Table(title="failures waiting for retry (open)")
+        for column in ("source", "retried", "IPs", "max attempts", "not before", "latest error"):
+            table.add_column(column)
+        for w in waiting:
+            table.add_row(w["source"], "yes" if w["retryable"] else "no (never asked again)", f"{w['ips']:,}",
+                          str(w["max_attempts"]), f"{w['next_retry']:%m-%d %H:%M}" if w["next_retry"] else "next run",
+                          w["latest_error"])
+        console.print(table)
+    else:
+        console.print("failures waiting for retry: none")
     table = Table(title="last enrichment runs")
     for column in ("run", "source", "status", "started", "due", "fetched", "merged", "failed", "message"):
         table.add_column(column)

@@ -75,21 +75,25 @@ CREATE TABLE ipintel.enrichment_failures (
     error        text        NOT NULL,
     retryable    boolean     NOT NULL DEFAULT true,
     retry_after  timestamptz,
+    attempts     bigint      NOT NULL DEFAULT 1,
     recorded_at  timestamptz NOT NULL DEFAULT now(),
     resolved_at  timestamptz,
     CONSTRAINT enrichment_failures_pkey PRIMARY KEY (failure_id),
+    CONSTRAINT enrichment_failures_attempts_are_positive CHECK (attempts > 0),
     CONSTRAINT enrichment_failures_source_is_known CHECK (source IN ('maxmind', 'cymru', 'greynoise')),
     CONSTRAINT enrichment_failures_run_id_fkey FOREIGN KEY (run_id) REFERENCES ipintel.enrichment_runs (run_id),
     CONSTRAINT enrichment_failures_ip_fkey FOREIGN KEY (ip) REFERENCES ipintel.ip_inventory (ip)
 );
 COMMENT ON TABLE ipintel.enrichment_failures IS
-    'IPs a source could not answer for. Open (resolved_at NULL) retryable failures stay due and are retried by later runs; a later success resolves them.';
+    'IPs a source could not answer for, one open row (resolved_at NULL) per source and IP. Open retryable failures stay due and are retried by later runs; a later success resolves them.';
 COMMENT ON COLUMN ipintel.enrichment_failures.error IS 'What went wrong (no secrets).';
 COMMENT ON COLUMN ipintel.enrichment_failures.retryable IS 'false: asking again cannot help (e.g. GreyNoise 400, not a routable IPv4); the IP is no longer due for that source.';
 COMMENT ON COLUMN ipintel.enrichment_failures.retry_after IS 'Not retried before this time (e.g. from a Retry-After header).';
+COMMENT ON COLUMN ipintel.enrichment_failures.attempts IS 'Runs that failed on this IP since it was last answered (one open row per source and IP).';
 COMMENT ON COLUMN ipintel.enrichment_failures.resolved_at IS 'When a later run fetched the IP successfully.';
 CREATE INDEX enrichment_failures_run_id_idx ON ipintel.enrichment_failures (run_id);
-CREATE INDEX enrichment_failures_open_idx ON ipintel.enrichment_failures (source, ip) WHERE resolved_at IS NULL;
+CREATE UNIQUE INDEX enrichment_failures_open_key ON ipintel.enrichment_failures (source, ip) WHERE resolved_at IS NULL;
+COMMENT ON INDEX ipintel.enrichment_failures_open_key IS 'At most one open failure per source and IP: a repeated failure updates it.';
 
 ------------------------------------------------------------------------------------------
 -- Staging: one UNLOGGED table per source, rows tagged with run and batch
@@ -171,10 +175,20 @@ AS $$
 DECLARE
     v_count bigint;
 BEGIN
-    INSERT INTO ipintel.enrichment_failures (run_id, source, ip, error, retryable, retry_after)
-    SELECT f.run_id, f.source, f.ip, f.error, f.retryable, f.retry_after
+    -- One open row per source and IP: a failure that repeats updates it and counts the attempt,
+    -- so the table says how long an IP has been failing instead of growing every run.
+    INSERT INTO ipintel.enrichment_failures AS e (run_id, source, ip, error, retryable, retry_after)
+    SELECT DISTINCT ON (f.source, f.ip) f.run_id, f.source, f.ip, f.error, f.retryable, f.retry_after
     FROM ipintel_staging.enrichment_failures f
-    WHERE f.batch_id = p_batch_id;
+    WHERE f.batch_id = p_batch_id
+    ORDER BY f.source, f.ip
+    ON CONFLICT (source, ip) WHERE resolved_at IS NULL DO UPDATE SET
+        run_id = excluded.run_id,
+        error = excluded.error,
+        retryable = excluded.retryable,
+        retry_after = excluded.retry_after,
+        attempts = e.attempts + 1,
+        recorded_at = now();
     GET DIAGNOSTICS v_count = ROW_COUNT;
     DELETE FROM ipintel_staging.enrichment_failures f WHERE f.batch_id = p_batch_id;
     RETURN v_count;
