@@ -7,8 +7,9 @@ COPY loader ./loader
 COPY migrations ./migrations
 COPY sql ./sql
 RUN pip install --no-cache-dir . \
- && useradd --system --home-dir /app --shell /usr/sbin/nologin ipintel
-USER ipintel
+ && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin ipintel
+# Numeric, so runtimes that check "runAsNonRoot" can verify it without reading /etc/passwd.
+USER 10001
 # MaxMind files are mounted here (geoipupdate output); never baked into the image.
 ENV IPINTEL_GEOIP_DIR=/usr/share/GeoIP
 ENTRYPOINT ["ipintel"]
