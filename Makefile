@@ -69,6 +69,7 @@ demo: migrate
 lint-migrations: setup
 	$(VENV)/bin/squawk --assume-in-transaction --reporter gcc migrations/versions/*.sql
 	@echo "squawk: no findings in migrations/versions"
+	$(VENV)/bin/ruff check loader tests bench migrations
 
 # One throwaway cluster (fsync off) serves pg_prove and pytest; it is stopped whatever happens.
 test: setup lint-migrations

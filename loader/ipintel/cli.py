@@ -212,7 +212,7 @@ def cmd_report(args: argparse.Namespace, settings: config.Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
     """Generate the seeded sample, ingest it, enrich it and report: the whole main path."""
-    from ipintel import demo_logs, enrich
+    from ipintel import demo_logs
 
     generated = demo_logs.generate(args.out, seed=args.seed)
     console.print(f"demo: {generated.sessions:,} sessions, {generated.events:,} events from "

@@ -39,6 +39,7 @@ from typing import NamedTuple
 __all__ = [
     "EVENT_COLUMNS",
     "FINGERPRINT_BYTES",
+    "GZIP_ERRORS",
     "REJECT_COLUMNS",
     "REJECT_REASONS",
     "CowrieInputError",
@@ -49,6 +50,7 @@ __all__ = [
     "content_size",
     "expand_paths",
     "fingerprint",
+    "read_head",
     "is_gzip",
     "parse_line",
     "read_events",
@@ -85,7 +87,7 @@ REJECT_REASONS = (
 
 # What a damaged gzip stream raises: EOFError when it ends early, zlib.error for corrupt deflate
 # data, BadGzipFile (an OSError) for a bad CRC, length or member header.
-_GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
+GZIP_ERRORS = (EOFError, zlib.error, gzip.BadGzipFile)
 
 
 class CowrieInputError(Exception):
@@ -238,6 +240,25 @@ def _open_content(path: Path | str) -> tuple[io.BufferedIOBase, bool]:
     return open(path, "rb"), False
 
 
+def read_head(path: Path | str, nbytes: int = FINGERPRINT_BYTES) -> bytes:
+    """The first `nbytes` bytes of the decompressed content: what `fingerprint` hashes.
+
+    A truncated gzip (logrotate still compressing it) gives the bytes before its break: the
+    reader loads the lines there and records the break, so the file needs an identity now, and
+    the same head is found again by its length once the file is whole.
+    """
+    stream, _ = _open_content(path)
+    head = b""
+    with stream:
+        try:
+            # read1: what was decompressed before a break is returned, not lost with the error.
+            while len(head) < nbytes and (chunk := stream.read1(nbytes - len(head))):
+                head += chunk
+        except GZIP_ERRORS:
+            pass
+    return head
+
+
 def fingerprint(path: Path | str, nbytes: int = FINGERPRINT_BYTES) -> str:
     """sha256 hex of the first `nbytes` bytes of the decompressed content.
 
@@ -246,13 +267,7 @@ def fingerprint(path: Path | str, nbytes: int = FINGERPRINT_BYTES) -> str:
     grows: store min(size, nbytes) with the fingerprint and pass it back as `nbytes` to recognise
     the same file later.
     """
-    stream, _ = _open_content(path)
-    with stream:
-        try:
-            head = stream.read(nbytes)
-        except _GZIP_ERRORS as exc:
-            raise CowrieInputError(f"damaged gzip file {path}: {exc}") from exc
-    return hashlib.sha256(head).hexdigest()
+    return hashlib.sha256(read_head(path, nbytes)).hexdigest()
 
 
 def content_size(path: Path | str) -> int:
@@ -269,7 +284,7 @@ def content_size(path: Path | str) -> int:
         try:
             while chunk := stream.read(_CHUNK):
                 size += len(chunk)
-        except _GZIP_ERRORS as exc:
+        except GZIP_ERRORS as exc:
             raise CowrieInputError(f"damaged gzip file {path}: {exc}") from exc
         return size
 
@@ -325,7 +340,7 @@ class EventReader:
             # A second read only happens when `before` is not a newline, and then it must find the
             # end; either way the stream ends up at `offset` when the check passes.
             resumable = before == b"\n" or (before != b"" and stream.read(1) == b"")
-        except _GZIP_ERRORS as exc:
+        except GZIP_ERRORS as exc:
             raise CowrieInputError(f"cannot resume {self.path} at byte {offset}: {exc}") from exc
         if not resumable:
             # Resuming mid-line would turn the rest of that line into a bogus reject: the file is
@@ -350,7 +365,7 @@ class EventReader:
                 progress.offset, progress.line_no = offset, line_no
                 if item is not None:
                     yield item
-        except _GZIP_ERRORS as exc:
+        except GZIP_ERRORS as exc:
             # Lines yielded so far are good; the rest of the file is unreadable.
             progress.truncated = True
             yield Reject(

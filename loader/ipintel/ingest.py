@@ -9,7 +9,6 @@ no line is lost or counted twice.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import time
 from collections import Counter
@@ -65,24 +64,6 @@ class _FileRecord:
     bytes_ingested: int
     lines_ingested: int
     finished: bool
-
-
-def _read_head(path: Path) -> bytes:
-    """The first FINGERPRINT_BYTES of the decompressed content (cowrie.fingerprint's input).
-
-    A truncated gzip (logrotate still compressing) gives the bytes before its break: the reader
-    loads the lines there and records the break, so the file needs an identity now, and the same
-    head is found again by its length once the file is whole.
-    """
-    head = b""
-    with gzip.open(path, "rb") if cowrie.is_gzip(path) else open(path, "rb") as fh:
-        try:
-            # read1: what was decompressed before a break is returned, not lost with the error.
-            while len(head) < cowrie.FINGERPRINT_BYTES and (chunk := fh.read1(cowrie.FINGERPRINT_BYTES - len(head))):
-                head += chunk
-        except cowrie._GZIP_ERRORS:
-            pass
-    return head
 
 
 def _find_file(conn: psycopg.Connection[Any], head: bytes) -> tuple[str, int, _FileRecord | None]:
@@ -149,7 +130,7 @@ class _Ingest:
         return self.summary
 
     def _ingest_file(self, conn: psycopg.Connection[Any], path: Path) -> None:
-        head = _read_head(path)
+        head = cowrie.read_head(path)
         if not head:
             # Nothing to read (an empty file, or the gzip of a quiet day), and no content to know
             # the file by: an empty fingerprint would match the start of every other file.
