@@ -281,14 +281,14 @@ def test_community_pass_merges_each_answer_and_the_next_run_asks_only_what_is_du
 # --------------------------------------------------------------------------------------------
 # 401: the pass fails, names the setting, never the key
 # --------------------------------------------------------------------------------------------
-def test_refused_key_fails_the_pass_with_exit_1_and_names_the_setting(
+def test_refused_key_fails_the_pass_with_exit_2_and_names_the_setting(
         db: str, greynoise_fake: GreyNoiseFake, cli_env: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     wrong_key = "gn-refused-key-3f9a0c55e1"
     cli_env.setenv("IPINTEL_GREYNOISE_KEY", wrong_key)
     seed(db, V4[:3])
 
-    assert run_cli() == 1
+    assert run_cli() == 2  # a refused key is bad configuration
 
     out, err = capsys.readouterr()
     text = flat(out + err)
@@ -557,16 +557,16 @@ def test_api_key_never_appears_in_output_logs_status_file_or_tables(
     fake.script(refused, Reply(401))  # the key refused mid-pass
     status_file = tmp_path / "status.json"
 
-    assert run_cli("--status-file", str(status_file)) == 1
+    assert run_cli("--status-file", str(status_file)) == 2
     status_texts = [status_file.read_text(encoding="utf-8")]
     status = json.loads(status_texts[0])
-    assert (status["state"], status["exit_code"]) == ("finished", 1)
+    assert (status["state"], status["exit_code"]) == ("failed", 2)
     assert status["passes"][0]["status"] == "failed"
     assert status["passes"][0]["message"] == AUTH_MESSAGE
 
     # A second run with a key the server does not know: a real 401 at the gate.
     cli_env.setenv("IPINTEL_GREYNOISE_KEY", wrong)
-    assert run_cli("--status-file", str(status_file)) == 1
+    assert run_cli("--status-file", str(status_file)) == 2
     status_texts.append(status_file.read_text(encoding="utf-8"))
 
     # The keys did go over the wire, so a leak had every chance to happen.

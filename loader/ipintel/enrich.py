@@ -36,7 +36,12 @@ COPY_FAILURES = ("COPY ipintel_staging.enrichment_failures "
 
 
 class EnrichError(RuntimeError):
-    """A pass cannot run at all (bad configuration): CLI exit code 2."""
+    """A pass cannot go on: raised from prepare() it is bad configuration (CLI exit 2); raised
+    from fetch() it fails that pass only (e.g. a database file broken mid-pass: exit 1)."""
+
+
+class ConfigurationError(EnrichError):
+    """The source refused our configuration mid-pass (e.g. the API key): the run stops, exit 2."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +232,8 @@ def enrich(settings: Settings, options: EnrichOptions, *, reporter: Reporter | N
             summary.snapshots = int(row["n"]) if row else 0
         status.write("finished", summary, summary.exit_code)
         return summary
-    except BaseException:
-        status.write("failed", summary, None)
+    except BaseException as exc:
+        status.write("failed", summary, 2 if isinstance(exc, EnrichError) else None)
         raise
     finally:
         lock.__exit__(None, None, None)
@@ -276,6 +281,9 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
             ps.status = "finished_with_failures" if ps.failed else "succeeded"
     except KeyboardInterrupt:
         ps.status, ps.message = "interrupted", "interrupted (Ctrl-C); merged batches are kept"
+        raise
+    except ConfigurationError as exc:
+        ps.status, ps.message = "failed", str(exc)
         raise
     except EnrichError as exc:
         ps.status, ps.message = "failed", str(exc)

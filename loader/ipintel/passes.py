@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ipintel.config import Settings
-from ipintel.enrich import Batches, EnrichError, Failure, Pass, SkipPass
+from ipintel.enrich import Batches, ConfigurationError, EnrichError, Failure, Pass, SkipPass
 from ipintel.sources import cymru, greynoise, maxmind
 
 MAXMIND_BATCH = 10_000
@@ -157,7 +157,7 @@ class GreyNoisePass:
                 outcome = client.run(ips, on_results=on_results,
                                      budget=budget if self.daily_budget is not None else None)
         except greynoise.GreyNoiseAuthError as exc:
-            raise EnrichError(greynoise.redact(str(exc), key)) from None
+            raise ConfigurationError(greynoise.redact(str(exc), key)) from None
         if outcome.skipped_ipv6:
             # Recorded as an answer ("not supported"), not a failure: is_scanner stays NULL
             # (unknown) and the address is not asked again before the TTL.
