@@ -56,7 +56,7 @@ CURRENT_ASN = {GOOGLE: 15169, UNROUTED: None, MULTI: 64501, OTHER: 64496, V6: 64
 def fast(server: FakeCymruServer, **overrides: float) -> CymruSettings:
     """Settings for tests: the real batching and concurrency, tiny timeouts and backoff."""
     values: dict = dict(
-        addr=server.addr, connect_timeout=1.0, read_timeout=0.5, retries=1, backoff_base=0.01, backoff_max=0.02
+        addr=server.addr, connect_timeout=2.0, read_timeout=2.0, retries=1, backoff_base=0.01, backoff_max=0.02
     )
     values.update(overrides)
     return CymruSettings(**values)
@@ -177,7 +177,7 @@ def test_latency_within_read_timeout_is_fine(cymru_server):
     server = cymru_server(TABLE)
     server.default = Behaviour(latency=0.2, close_delay=0.2)
 
-    outcome, results, _, _ = run([GOOGLE, MULTI], fast(server, read_timeout=0.4))
+    outcome, results, _, _ = run([GOOGLE, MULTI], fast(server, read_timeout=1.5))
 
     assert outcome.failures == [] and outcome.connections == 1
     assert_no_wrong_asn(results)

@@ -26,7 +26,9 @@ from ipintel.passes import CymruPass
 from tests.fakes.cymru_server import NO_MATCH, Behaviour, FakeCymruServer, _Hangup, cymru_server  # noqa: F401
 
 # Tiny timeouts and backoff; batching and concurrency are the pass's own (from Settings).
-FAST = dict(connect_timeout=1.0, read_timeout=0.5, retries=1, backoff_base=0.01, backoff_max=0.02)
+# Timeouts generous for healthy answers (a loaded CI machine must not turn them into faults);
+# the fault tests set their own short ones.
+FAST = dict(connect_timeout=2.0, read_timeout=2.0, retries=1, backoff_base=0.01, backoff_max=0.02)
 
 # Public (non-bogon) addresses with made-up answers; ASNs from the documentation ranges except
 # Google's row, which is the example of the design page.
