@@ -82,11 +82,7 @@ BEGIN
     FROM ipintel_staging.cymru_results r
     WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
     GET DIAGNOSTICS v_merged = ROW_COUNT;
-
-    IF cardinality(v_asns) > 0 THEN
-        PERFORM ipintel.refresh_asn_counts(v_asns);
-    END IF;
-    RETURN ipintel.finish_batch('cymru', p_run_id, p_batch_id, v_merged);
+    RETURN ipintel.finish_batch('cymru', p_run_id, p_batch_id, v_merged, v_asns);
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_cymru(bigint, bigint) IS

@@ -9,7 +9,7 @@ DROP TRIGGER session_summaries_snapshot_is_immutable ON ipintel.session_summarie
 DROP FUNCTION ipintel.protect_snapshot();
 DROP FUNCTION ipintel.take_snapshots(text[], interval);
 DROP FUNCTION ipintel.merge_maxmind(bigint, bigint);
-DROP FUNCTION ipintel.finish_batch(text, bigint, bigint, bigint);
+DROP FUNCTION ipintel.finish_batch(text, bigint, bigint, bigint, bigint[]);
 DROP FUNCTION ipintel.record_asn_history(text, inet[], bigint[], timestamptz[]);
 DROP FUNCTION ipintel.record_failures(bigint);
 DROP FUNCTION ipintel.ips_due(text, bigint, boolean, inet[], bigint);

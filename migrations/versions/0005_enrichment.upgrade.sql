@@ -241,14 +241,16 @@ $$;
 COMMENT ON FUNCTION ipintel.record_asn_history(text, inet[], bigint[], timestamptz[]) IS
     'Records ASN observations (parallel arrays) in ip_asn_history, closing and opening ranges where the ASN changed; call before setting current_asn. Returns the ASNs whose counts may change.';
 
--- The common end of every merge: resolve the failures of the IPs just answered, empty the
--- batch from the source's staging table, count what was merged.
-CREATE FUNCTION ipintel.finish_batch(p_source text, p_run_id bigint, p_batch_id bigint, p_merged bigint)
+-- The common end of every merge: recount the ASNs whose IPs moved, resolve the failures of the
+-- IPs just answered, empty the batch from the source's staging table, count what was merged.
+CREATE FUNCTION ipintel.finish_batch(p_source text, p_run_id bigint, p_batch_id bigint, p_merged bigint,
+                                     p_moved_asns bigint[] DEFAULT '{}')
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = ''
 AS $$
 BEGIN
+    PERFORM ipintel.refresh_asn_counts(p_moved_asns);
     EXECUTE format(
         'UPDATE ipintel.enrichment_failures f SET resolved_at = now() FROM ipintel_staging.%I r '
         'WHERE r.batch_id = $1 AND f.source = $2 AND f.ip = r.ip AND f.resolved_at IS NULL',
@@ -259,8 +261,8 @@ BEGIN
     RETURN p_merged;
 END;
 $$;
-COMMENT ON FUNCTION ipintel.finish_batch(text, bigint, bigint, bigint) IS
-    'End of a merge: resolves open failures of the IPs in the batch, deletes the batch from ipintel_staging.<source>_results, adds p_merged to the run. Returns p_merged.';
+COMMENT ON FUNCTION ipintel.finish_batch(text, bigint, bigint, bigint, bigint[]) IS
+    'End of a merge: recounts p_moved_asns (refresh_asn_counts), resolves open failures of the IPs in the batch, deletes the batch from ipintel_staging.<source>_results, adds p_merged to the run. Returns p_merged.';
 
 ------------------------------------------------------------------------------------------
 -- merge_maxmind
@@ -308,11 +310,7 @@ BEGIN
     FROM ipintel_staging.maxmind_results r
     WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
     GET DIAGNOSTICS v_merged = ROW_COUNT;
-
-    IF cardinality(v_asns) > 0 THEN
-        PERFORM ipintel.refresh_asn_counts(v_asns);
-    END IF;
-    RETURN ipintel.finish_batch('maxmind', p_run_id, p_batch_id, v_merged);
+    RETURN ipintel.finish_batch('maxmind', p_run_id, p_batch_id, v_merged, v_asns);
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_maxmind(bigint, bigint) IS
