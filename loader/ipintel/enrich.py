@@ -122,11 +122,10 @@ class Batches:
                            {"source": self.source, "want": want, "limit": daily_limit})
         return int(row["n"]) if row else 0
 
-    def write(self, results: Sequence[tuple[str, dict[str, Any]]], failures: Sequence[Failure],
-              fetched_at: datetime | None = None) -> None:
+    def write(self, results: Sequence[tuple[str, dict[str, Any]]], failures: Sequence[Failure]) -> None:
         if not results and not failures:
             return
-        fetched_at = fetched_at or datetime.now(UTC)
+        fetched_at = datetime.now(UTC)
         run_id = self.summary.run_id
         with self.conn.transaction():
             batch = db.query_one(self.conn, "SELECT nextval('ipintel_staging.batch_id_seq') AS id")

@@ -97,11 +97,11 @@ class _Ingest:
         self.after_chunk = after_chunk  # test hook: called after each committed chunk
         self.summary = IngestSummary()
         self._reported_offset = 0  # of the file being read: what the reporter has been told
-        self.started = time.monotonic()
+        self.started = 0.0  # monotonic time the run started (set by run)
 
     def run(self, paths: Sequence[str]) -> IngestSummary:
         files = cowrie.expand_paths(paths)
-        started = self.started = time.monotonic()
+        self.started = time.monotonic()
         # autocommit: each `conn.transaction()` below is then a real BEGIN/COMMIT, not a savepoint
         # inside an implicit transaction that would only commit at the very end.
         with Lock(self.dsn, INGEST_LOCK) as lock, db.connection(self.dsn, autocommit=True) as conn:
@@ -119,7 +119,7 @@ class _Ingest:
                 status = "interrupted"
                 raise
             finally:
-                self.summary.seconds = time.monotonic() - started
+                self.summary.seconds = time.monotonic() - self.started
                 # Files skipped after the last chunk (or in a run with none) are counted here.
                 lock.conn.execute(
                     "UPDATE ipintel.ingest_runs SET status = %(status)s, finished_at = now(), "

@@ -50,20 +50,20 @@ class MaxMindPass:
         build = self.current_build()
         # Sorted, consecutive addresses often share a network: lookup_many then reuses a record.
         ordered = sorted(ips, key=_address_order)
+        # An offline lookup has no per-IP failure: a broken file fails the whole pass (below).
         results: list[tuple[str, dict[str, Any]]] = []
-        failures: list[Failure] = []
         try:
             with maxmind.MaxMindLookup(self.dbs) as lookup:
                 for ip, document in lookup.lookup_many(ordered):
                     results.append((ip, {**document, "build_epoch": build}))
                     if len(results) >= MAXMIND_BATCH:
-                        batches.write(results, failures)
-                        results, failures = [], []
+                        batches.write(results, [])
+                        results = []
         except maxmind.MaxMindError as exc:
             # A database broken mid-pass (corrupt data section): what was merged stays, the
             # pass stops and names the file.
             raise EnrichError(str(exc)) from exc
-        batches.write(results, failures)
+        batches.write(results, [])
         return None
 
     def close(self) -> None:
