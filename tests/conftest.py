@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +87,18 @@ def empty_db(pg_server: PgServer) -> Iterator[str]:
     name = f"ipintel_empty_{uuid.uuid4().hex[:10]}"
     with pg_server.janitor(name):
         yield pg_server.dsn(name)
+
+
+@pytest.fixture
+def cli_database(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[[str], None]:
+    """`use(dsn)`: point `ipintel.cli.main` at that database and nothing else from the caller's
+    shell: no ipintel.toml (the working directory is the test's), no IPINTEL_* setting."""
+    def use(dsn: str) -> None:
+        monkeypatch.chdir(tmp_path)
+        for name in [k for k in os.environ if k.startswith("IPINTEL_") and k != "IPINTEL_TEST_DSN"]:
+            monkeypatch.delenv(name)
+        monkeypatch.setenv("DATABASE_URL", dsn)
+    return use
 
 
 @pytest.fixture

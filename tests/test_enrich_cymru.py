@@ -423,12 +423,11 @@ def poison(server: FakeCymruServer, how: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["drop", "corrupt-rows"])
-def test_failing_batch_is_recorded_then_retried_by_the_next_run(db, cymru_server, monkeypatch, capsys, tmp_path, how):
+def test_failing_batch_is_recorded_then_retried_by_the_next_run(db, cymru_server, monkeypatch, capsys, cli_database,
+                                                               how):
     server = cymru_server(fault_table())
     seed(db, {ip: [t("2025-04-01 00:00") + timedelta(minutes=i)] for i, ip in enumerate(FAULT_IPS)})
-    monkeypatch.chdir(tmp_path)  # no ipintel.toml
-    monkeypatch.delenv("IPINTEL_CONFIG", raising=False)
-    monkeypatch.setenv("DATABASE_URL", db)
+    cli_database(db)
     monkeypatch.setenv("IPINTEL_CYMRU_ADDR", server.addr)
     monkeypatch.setenv("IPINTEL_CYMRU_BATCH_SIZE", "5")
     monkeypatch.setenv("IPINTEL_CYMRU_CONCURRENCY", "2")

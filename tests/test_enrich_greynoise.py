@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,13 +66,9 @@ def client_overrides(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 @pytest.fixture
 def cli_env(db: str, greynoise_fake: GreyNoiseFake, monkeypatch: pytest.MonkeyPatch,
-            tmp_path: Path) -> Iterator[pytest.MonkeyPatch]:
+            cli_database: Callable[[str], None]) -> Iterator[pytest.MonkeyPatch]:
     """Environment for `ipintel enrich` against this test's database and the fake."""
-    monkeypatch.chdir(tmp_path)  # no stray ipintel.toml
-    for name in ("IPINTEL_CONFIG", "IPINTEL_GREYNOISE_TIER", "IPINTEL_GREYNOISE_DAILY_BUDGET",
-                 "IPINTEL_GREYNOISE_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", db)
+    cli_database(db)
     monkeypatch.setenv("IPINTEL_GREYNOISE_URL", greynoise_fake.url)
     monkeypatch.setenv("IPINTEL_GREYNOISE_KEY", greynoise_fake.api_key)
     monkeypatch.setenv("IPINTEL_GREYNOISE_RATE", str(FAST_RATE))

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -230,12 +230,9 @@ def looked_up(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, seeded: str, geoip: Path) -> str:
+def cli_env(monkeypatch: pytest.MonkeyPatch, cli_database: Callable[[str], None], seeded: str, geoip: Path) -> str:
     """Environment for `ipintel.cli.main`: this test's database and generated files only."""
-    monkeypatch.chdir(tmp_path)  # no stray ipintel.toml
-    for name in ("IPINTEL_CONFIG", "IPINTEL_CYMRU_ADDR", "IPINTEL_GREYNOISE_URL", "IPINTEL_GREYNOISE_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DATABASE_URL", seeded)
+    cli_database(seeded)
     monkeypatch.setenv("IPINTEL_GEOIP_DIR", str(geoip))
     return seeded
 

@@ -15,7 +15,7 @@ import time
 import uuid
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -435,11 +435,9 @@ def gz_lines(count: int) -> list[bytes]:
             for i in range(count)]
 
 
-def test_bad_lines_are_recorded_and_the_rest_loads(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_bad_lines_are_recorded_and_the_rest_loads(db: str, tmp_path: Path, cli_database: Callable[[str], None],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("DATABASE_URL", db)
-    monkeypatch.delenv("IPINTEL_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
+    cli_database(db)
     logs = tmp_path / "logs"
     logs.mkdir()
     plain = logs / "cowrie.json"
@@ -631,11 +629,9 @@ def test_killed_ingest_resumes_to_the_same_totals(db: str, second_db: str, tmp_p
 # ------------------------------------------------------------------------------------------------
 
 
-def test_second_ingest_exits_3_while_one_holds_the_lock(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_second_ingest_exits_3_while_one_holds_the_lock(db: str, tmp_path: Path, cli_database: Callable[[str], None],
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("DATABASE_URL", db)
-    monkeypatch.delenv("IPINTEL_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
+    cli_database(db)
     log = tmp_path / "cowrie.json"
     log.write_text("\n".join(LOG_LINES) + "\n", encoding="ascii")
 
