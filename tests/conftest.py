@@ -10,7 +10,6 @@ fixture cannot do) and stopped at the end. A template database is migrated once 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -49,15 +48,15 @@ def pg_server() -> Iterator[PgServer]:
         yield PgServer(host=str(params.get("host", "127.0.0.1")), port=int(params.get("port", 5432)),
                        user=str(params.get("user", "postgres")), password=params.get("password"))  # type: ignore[arg-type]
         return
-    # Not under pytest's tmp folder: that is private to root, and the server runs as postgres.
+    # Any folder will do, even one the postgres user cannot enter (TMPDIR in /root): as root,
+    # localdb then keeps the data in a private folder of postgres, which destroy() removes too.
     root = Path(tempfile.mkdtemp(prefix="ipintel-pg-"))
-    url = localdb.start(root, fast=True, dbname="postgres")
-    params = conninfo_to_dict(url)
     try:
+        url = localdb.start(root, fast=True, dbname="postgres")
+        params = conninfo_to_dict(url)
         yield PgServer(host="127.0.0.1", port=int(params["port"]), user=localdb.SUPERUSER, password=None)
     finally:
-        localdb.stop(root)
-        shutil.rmtree(root, ignore_errors=True)
+        localdb.destroy(root)
 
 
 @pytest.fixture(scope="session")

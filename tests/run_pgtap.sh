@@ -15,8 +15,11 @@ dbname="ipintel_pgtap_$$"
 base="${server_uri%/*}"
 db_uri="$base/$dbname"
 
+# Everything goes over TCP to the URI and the output file is ours: nothing here needs a path
+# the server's user (postgres, when we are root) can reach.
+out="$(mktemp)"
 psql -q -X -v ON_ERROR_STOP=1 "$base/postgres" -c "CREATE DATABASE $dbname"
-trap 'psql -q -X "$base/postgres" -c "DROP DATABASE IF EXISTS $dbname" >/dev/null 2>&1 || true' EXIT
+trap 'psql -q -X "$base/postgres" -c "DROP DATABASE IF EXISTS $dbname" >/dev/null 2>&1 || true; rm -f "$out"' EXIT
 DATABASE_URL="$db_uri" "$py" -m alembic -c "$root/alembic.ini" upgrade head 2>/dev/null
 psql -q -X -v ON_ERROR_STOP=1 "$db_uri" -c "CREATE EXTENSION IF NOT EXISTS pgtap"
 
@@ -25,7 +28,6 @@ if [ "${#files[@]}" -eq 0 ]; then
     echo "run_pgtap: no *.test.sql files under tests/sql" >&2
     exit 1
 fi
-out="$(mktemp)"
 status=0
 pg_prove --ext .sql --dbname "$db_uri" "${files[@]}" 2>&1 | tee "$out" || status=$?
 if [ "$status" -ne 0 ]; then

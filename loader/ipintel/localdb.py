@@ -1,24 +1,34 @@
 """A project-local, throwaway PostgreSQL 15 cluster for development, tests and the demo.
 
-Used by `make db` / `make db-stop` and by the test harness when no DSN is given. The cluster
-listens on 127.0.0.1 and a Unix socket inside its own folder only, on a free port, with trust
-authentication: it is a scratch database, never a production one.
+Used by `make db` / `make db-stop` / `make clean` and by the test harness when no DSN is given.
+The cluster listens on 127.0.0.1 and a Unix socket inside its own folder only (none when that
+path is too long for a socket), on a free port, with trust authentication: it is a scratch
+database, never a production one.
 
 PostgreSQL refuses to run as root, so when we are root the server programs run as the
-`postgres` system user (created by Debian's postgresql-common) and the folder is handed to it.
+`postgres` system user (created by Debian's postgresql-common), which must be able to reach
+the cluster's folder. DIR is used as it is when postgres can enter the folder holding it; when
+it cannot (a clone in /root or another mode-0700 folder), the data, server log and socket go to
+a private folder of the postgres user, /var/tmp/ipintel-pg-<uid>-<hash of DIR's absolute path>/
+(mode 0700), and DIR holds only the `location` file naming that folder, and the port. `stop`
+and `destroy` follow it. Not as root, the server runs as the invoking user, in DIR.
 
-    python -m ipintel.localdb start [--dir DIR] [--fast]   # prints DATABASE_URL
-    python -m ipintel.localdb stop  [--dir DIR]
-    python -m ipintel.localdb url   [--dir DIR]
+    python -m ipintel.localdb start   [--dir DIR] [--fast]   # prints DATABASE_URL
+    python -m ipintel.localdb stop    [--dir DIR]
+    python -m ipintel.localdb url     [--dir DIR]
+    python -m ipintel.localdb destroy [--dir DIR]            # stop, then remove DIR and the data
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import pwd
+import re
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -28,6 +38,14 @@ DEFAULT_DIR = Path(".ipintel-pg")
 DEFAULT_DBNAME = "ipintel"
 SUPERUSER = "postgres"
 PG_MAJOR = "15"
+
+# Where the cluster goes when we are root and postgres cannot enter DIR's parent: world-writable
+# and sticky, so postgres can own a private folder there that no other user can replace.
+EXTERNAL_PARENT = Path("/var/tmp")
+EXTERNAL_NAME = re.compile(r"ipintel-pg-\d+-[0-9a-f]{12}")
+LOCATION_FILE = "location"
+# sun_path holds 108 bytes with the terminating NUL; a longer socket path is fatal at start.
+MAX_SOCKET_PATH = 107
 
 # Durability is worthless for a throwaway test cluster and costs most of a test run's time.
 FAST_SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
@@ -65,6 +83,23 @@ def _run_as_owner(args: list[str], *, check: bool = True) -> subprocess.Complete
     return proc
 
 
+def _owner() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam(SUPERUSER)
+    except KeyError as exc:
+        raise LocalDbError(
+            "running as root needs the 'postgres' system user to own the cluster: "
+            "apt-get install postgresql-15 creates it"
+        ) from exc
+
+
+def _owner_can_enter(folder: Path) -> bool:
+    """Whether the postgres user can reach `folder` and search it (every parent included)."""
+    proc = subprocess.run(["runuser", "-u", SUPERUSER, "--", "test", "-x", str(folder)],
+                          capture_output=True, check=False)
+    return proc.returncode == 0
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -73,6 +108,39 @@ def _free_port() -> int:
 
 def _port_file(data_root: Path) -> Path:
     return data_root / "port"
+
+
+def _external_home(data_root: Path) -> Path:
+    digest = hashlib.sha256(str(data_root).encode()).hexdigest()[:12]
+    return EXTERNAL_PARENT / f"ipintel-pg-{os.geteuid()}-{digest}"
+
+
+def cluster_home(data_root: Path = DEFAULT_DIR) -> Path:
+    """Folder holding the cluster's data/, server.log and socket: `data_root` itself, or the
+    private folder its `location` file names."""
+    data_root = data_root.resolve()
+    pointer = data_root / LOCATION_FILE
+    if not pointer.exists():
+        return data_root
+    home = Path(pointer.read_text().strip())
+    # Only ever a folder this module makes: `destroy` runs rm -r on it, maybe as root.
+    if home.parent != EXTERNAL_PARENT or not EXTERNAL_NAME.fullmatch(home.name):
+        raise LocalDbError(f"{pointer} names {home}, not a folder made by ipintel.localdb")
+    return home
+
+
+def _private_folder(home: Path, owner: pwd.struct_passwd) -> None:
+    """Create `home` (mode 0700, owned by postgres), or check that the one there is: a real
+    folder, not a link, that no other user made first in the world-writable parent."""
+    try:
+        os.mkdir(home, 0o700)
+        os.chown(home, owner.pw_uid, owner.pw_gid, follow_symlinks=False)
+    except FileExistsError:
+        pass
+    st = os.lstat(home)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != owner.pw_uid or st.st_mode & 0o077:
+        raise LocalDbError(f"{home} exists but is not a private folder of the {SUPERUSER} user; "
+                           "remove it, then start again")
 
 
 def url(data_root: Path = DEFAULT_DIR, dbname: str = DEFAULT_DBNAME) -> str:
@@ -84,8 +152,8 @@ def url(data_root: Path = DEFAULT_DIR, dbname: str = DEFAULT_DBNAME) -> str:
     return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{dbname}"
 
 
-def is_running(data_root: Path) -> bool:
-    pgdata = data_root / "data"
+def is_running(data_root: Path = DEFAULT_DIR) -> bool:
+    pgdata = cluster_home(data_root) / "data"
     if not (pgdata / "PG_VERSION").exists():
         return False
     proc = _run_as_owner([str(pg_bindir() / "pg_ctl"), "status", "-D", str(pgdata)], check=False)
@@ -95,18 +163,20 @@ def is_running(data_root: Path) -> bool:
 def start(data_root: Path = DEFAULT_DIR, *, fast: bool = False, dbname: str = DEFAULT_DBNAME) -> str:
     """Create (first time) and start the cluster; create `dbname`; return its URI. Idempotent."""
     data_root = data_root.resolve()
-    pgdata = data_root / "data"
     bindir = pg_bindir()
     data_root.mkdir(parents=True, exist_ok=True)
+    home = cluster_home(data_root)
     if os.geteuid() == 0:
-        try:
-            owner = pwd.getpwnam(SUPERUSER)
-        except KeyError as exc:
-            raise LocalDbError(
-                "running as root needs the 'postgres' system user to own the cluster: "
-                "apt-get install postgresql-15 creates it"
-            ) from exc
-        os.chown(data_root, owner.pw_uid, owner.pw_gid)
+        owner = _owner()
+        if (home == data_root and not (data_root / "data").exists()
+                and not _owner_can_enter(data_root.parent)):
+            home = _external_home(data_root)
+        if home == data_root:
+            os.chown(data_root, owner.pw_uid, owner.pw_gid)
+        else:
+            _private_folder(home, owner)
+            (data_root / LOCATION_FILE).write_text(f"{home}\n")
+    pgdata = home / "data"
     if not (pgdata / "PG_VERSION").exists():
         _run_as_owner(
             [str(bindir / "initdb"), "-D", str(pgdata), "-U", SUPERUSER, "--auth=trust",
@@ -115,10 +185,13 @@ def start(data_root: Path = DEFAULT_DIR, *, fast: bool = False, dbname: str = DE
     if is_running(data_root):
         return url(data_root, dbname)
     port = _free_port()
+    # No socket rather than a fatal start when the folder's path is too deep for one: every
+    # client here uses TCP, and pg_ctl -w watches postmaster.pid, not the socket.
+    sockets = str(home) if len(f"{home}/.s.PGSQL.{port}") <= MAX_SOCKET_PATH else "''"
     options = [
         "-c", f"port={port}",
         "-c", "listen_addresses=127.0.0.1",
-        "-c", f"unix_socket_directories={data_root}",
+        "-c", f"unix_socket_directories={sockets}",
         "-c", "max_connections=60",
         "-c", "shared_buffers=256MB",
         "-c", "max_wal_size=4GB",
@@ -128,7 +201,7 @@ def start(data_root: Path = DEFAULT_DIR, *, fast: bool = False, dbname: str = DE
             options += ["-c", f"{key}={value}"]
     _run_as_owner(
         [str(bindir / "pg_ctl"), "start", "-D", str(pgdata), "-w", "-t", "60",
-         "-l", str(data_root / "server.log"), "-o", " ".join(options)]
+         "-l", str(home / "server.log"), "-o", " ".join(options)]
     )
     # Written by us (root or not) after the server is up, read by url().
     _port_file(data_root).write_text(f"{port}\n")
@@ -162,13 +235,33 @@ def stop(data_root: Path = DEFAULT_DIR) -> bool:
     data_root = data_root.resolve()
     if not is_running(data_root):
         return False
-    _run_as_owner([str(pg_bindir() / "pg_ctl"), "stop", "-D", str(data_root / "data"), "-m", "fast", "-w"])
+    pgdata = cluster_home(data_root) / "data"
+    _run_as_owner([str(pg_bindir() / "pg_ctl"), "stop", "-D", str(pgdata), "-m", "fast", "-w"])
     return True
+
+
+def destroy(data_root: Path = DEFAULT_DIR) -> list[Path]:
+    """Stop the cluster, then remove its data (wherever `location` says) and `data_root`.
+    Returns the folders removed."""
+    data_root = data_root.resolve()
+    if not data_root.exists():
+        return []
+    home = cluster_home(data_root)
+    stop(data_root)
+    removed = []
+    if home != data_root and os.path.lexists(home):
+        if os.path.islink(home) or not home.is_dir():
+            raise LocalDbError(f"{home} is not a folder; left alone")
+        shutil.rmtree(home)
+        removed.append(home)
+    shutil.rmtree(data_root)
+    removed.append(data_root)
+    return removed
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ipintel.localdb", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=["start", "stop", "url"])
+    parser.add_argument("action", choices=["start", "stop", "url", "destroy"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="cluster folder (default: %(default)s)")
     parser.add_argument("--dbname", default=DEFAULT_DBNAME)
     parser.add_argument("--fast", action="store_true", help="fsync off: for test clusters")
@@ -178,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
             print(start(args.dir, fast=args.fast, dbname=args.dbname))
         elif args.action == "stop":
             print("stopped" if stop(args.dir) else "not running", file=sys.stderr)
+        elif args.action == "destroy":
+            removed = destroy(args.dir)
+            print("removed " + ", ".join(map(str, removed)) if removed else f"no local cluster in {args.dir}",
+                  file=sys.stderr)
         else:
             print(url(args.dir, args.dbname))
     except LocalDbError as exc:
