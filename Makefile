@@ -9,6 +9,10 @@ IPINTEL     := $(VENV)/bin/ipintel
 PG_DIR      ?= .ipintel-pg
 TEST_PG_DIR ?= .ipintel-pg-test
 BENCH_PG_DIR ?= .ipintel-pg-bench
+# Stopping and removing a local cluster needs only the standard library: it works before
+# `make setup` too (a fresh clone's `make clean`). See loader/ipintel/localdb.py for where the
+# data lives (as root, a private folder of postgres under /var/tmp when postgres cannot enter here).
+LOCALDB      = PYTHONPATH=loader $(PYTHON) -m ipintel.localdb
 DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-15-plpgsql-check libtap-parser-sourcehandler-pgtap-perl
 # DATABASE_URL from the environment wins; otherwise the project-local cluster (make db).
 DB_URL = $${DATABASE_URL:-$$($(PY) -m ipintel.localdb url --dir $(PG_DIR))}
@@ -45,22 +49,28 @@ db: setup
 	else url=$$($(PY) -m ipintel.localdb start --dir $(PG_DIR)) && echo "export DATABASE_URL=$$url"; fi
 
 db-stop:
-	@$(PY) -m ipintel.localdb stop --dir $(PG_DIR)
+	@$(LOCALDB) stop --dir $(PG_DIR)
 
+# The only target that changes the schema (ipintel migrate = alembic upgrade head).
 migrate: db
-	DATABASE_URL="$(DB_URL)" $(VENV)/bin/alembic upgrade head
+	DATABASE_URL="$(DB_URL)" $(IPINTEL) migrate
 
-ingest: migrate
+# Everyday targets (cron, systemd) run ipintel only: no apt, no pip, no migration. A database
+# behind this ipintel's schema makes them exit 2 with "run `ipintel migrate` (or `make migrate`)".
+$(IPINTEL):
+	@echo "$(IPINTEL) is missing: run make setup (or make demo) first" >&2; exit 2
+
+ingest: | $(IPINTEL)
 	@test -n "$(LOGS)" || { echo "usage: make ingest LOGS='path/to/cowrie/logs ...'" >&2; exit 2; }
 	DATABASE_URL="$(DB_URL)" $(IPINTEL) ingest $(LOGS)
 
-enrich: migrate
+enrich: | $(IPINTEL)
 	DATABASE_URL="$(DB_URL)" $(IPINTEL) enrich $(ENRICH_ARGS)
 
-status: migrate
+status: | $(IPINTEL)
 	DATABASE_URL="$(DB_URL)" $(IPINTEL) status
 
-report: migrate
+report: | $(IPINTEL)
 	DATABASE_URL="$(DB_URL)" $(IPINTEL) report
 
 demo: migrate
@@ -74,8 +84,8 @@ lint-migrations: setup
 # One throwaway cluster (fsync off) serves pg_prove and pytest; it is stopped whatever happens.
 test: setup lint-migrations
 	@set -e; \
+	trap '$(LOCALDB) stop --dir $(TEST_PG_DIR)' EXIT; \
 	url=$$($(PY) -m ipintel.localdb start --dir $(TEST_PG_DIR) --fast --dbname postgres); \
-	trap '$(PY) -m ipintel.localdb stop --dir $(TEST_PG_DIR)' EXIT; \
 	echo "== pgTAP (pg_prove) against a migrated database"; \
 	PYTHON=$(PY) tests/run_pgtap.sh "$$url"; \
 	echo "== pytest"; \
@@ -84,9 +94,11 @@ test: setup lint-migrations
 # Its own cluster (fsync on, like production), so a benchmark never stops a test run's cluster.
 bench: setup
 	@set -e; \
+	trap '$(LOCALDB) stop --dir $(BENCH_PG_DIR)' EXIT; \
 	url=$$($(PY) -m ipintel.localdb start --dir $(BENCH_PG_DIR) --dbname postgres); \
-	trap '$(PY) -m ipintel.localdb stop --dir $(BENCH_PG_DIR)' EXIT; \
 	IPINTEL_BENCH_DSN="$$url" $(PY) -m bench $(BENCH_ARGS)
 
-clean: db-stop
-	rm -rf $(PG_DIR) $(TEST_PG_DIR) $(BENCH_PG_DIR) demo-data
+# destroy stops a cluster and removes its folder and its data, wherever they live.
+clean:
+	@for d in $(PG_DIR) $(TEST_PG_DIR) $(BENCH_PG_DIR); do $(LOCALDB) destroy --dir $$d || exit; done
+	rm -rf demo-data

@@ -2,7 +2,7 @@
 -- Schemas and extensions. Everything ipintel owns lives in schema ipintel; what the loader
 -- writes before a merge lives in ipintel_staging, which analysts never need to read.
 
--- btree_gist gives GiST operator classes for scalar types (inet equality), needed by the
+-- btree_gist gives GiST operator classes for scalar types (text equality, on host(ip)), needed by the
 -- exclusion constraint that keeps one IP's ASN history free of overlapping ranges. It is a
 -- shared, database-wide extension: created if missing, never dropped by ipintel.
 CREATE EXTENSION IF NOT EXISTS btree_gist;

@@ -108,8 +108,9 @@ COMMENT ON COLUMN ipintel.ip_inventory.ip_type IS
 CREATE INDEX ip_inventory_current_asn_idx ON ipintel.ip_inventory (current_asn);
 CREATE INDEX ip_inventory_geo_country_idx ON ipintel.ip_inventory (geo_country);
 CREATE INDEX ip_inventory_last_seen_idx ON ipintel.ip_inventory (last_seen DESC);
-CREATE INDEX ip_inventory_ip_gist_idx ON ipintel.ip_inventory USING gist (ip inet_ops);
-COMMENT ON INDEX ipintel.ip_inventory_ip_gist_idx IS 'Serves network containment queries (ip <<= ''198.51.100.0/22'').';
+-- No GiST index on ip: GiST scans of it lost live rows (issue 9; see revision 0010).
+COMMENT ON INDEX ipintel.ip_inventory_pkey IS
+    'The one index on ip: serves = (and the foreign-key checks) and network containment (ip <<= ''198.51.100.0/22'' becomes a btree range scan). No GiST index on ip: GiST scans lost live rows (issue 9).';
 CREATE INDEX ip_inventory_is_scanner_idx ON ipintel.ip_inventory (ip) WHERE is_scanner;
 COMMENT ON INDEX ipintel.ip_inventory_is_scanner_idx IS 'Small partial index: the known scanners.';
 
@@ -146,6 +147,11 @@ CREATE TABLE ipintel.session_summaries (
     snapshot_at         timestamptz,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
+    snapshot_asn_source        text,
+    snapshot_country_source    text,
+    snapshot_ip_type_source    text,
+    snapshot_is_scanner_source text,
+    snapshot_complete_at       timestamptz,
     CONSTRAINT session_summaries_pkey PRIMARY KEY (session_id),
     CONSTRAINT session_summaries_events_in_order CHECK (first_event_at <= last_event_at),
     CONSTRAINT session_summaries_counts_are_not_negative CHECK (
@@ -155,12 +161,14 @@ CREATE TABLE ipintel.session_summaries (
     CONSTRAINT session_summaries_ports_in_range CHECK (src_port BETWEEN 0 AND 65535 AND dst_port BETWEEN 0 AND 65535),
     CONSTRAINT session_summaries_source_ip_is_host_address CHECK (masklen(source_ip) = CASE family(source_ip) WHEN 4 THEN 32 ELSE 128 END),
     CONSTRAINT session_summaries_snapshot_country_is_iso_alpha2 CHECK (snapshot_country ~ '^[A-Z]{2}$'),
-    CONSTRAINT session_summaries_snapshot_is_complete CHECK (
+    CONSTRAINT session_summaries_snapshot_is_consistent CHECK (
         (snapshot_at IS NULL) = (snapshot_enrichment IS NULL)
-        AND (snapshot_at IS NULL OR (snapshot_country IS NOT NULL AND snapshot_ip_type IS NOT NULL)))
+        AND (snapshot_complete_at IS NULL
+             OR (snapshot_at IS NOT NULL AND snapshot_asn_source IS NOT NULL AND snapshot_country_source IS NOT NULL
+                 AND snapshot_ip_type_source IS NOT NULL AND snapshot_is_scanner_source IS NOT NULL)))
 );
 COMMENT ON TABLE ipintel.session_summaries IS
-    'Tier 3: one row per Cowrie session, with point-in-time snapshot_* columns: what ipintel knew about the source IP for the session''s time. A snapshot, once taken, is never rewritten.';
+    'Tier 3: one row per Cowrie session, with point-in-time snapshot_* columns: what ipintel knew about the source IP for the session''s time. A snapshot field is known once its *_source is set and is then never rewritten; an unknown field is filled when its source first answers, within that source''s snapshot_window (enrichment_policy) from the session''s created_at.';
 COMMENT ON COLUMN ipintel.session_summaries.session_id IS 'Cowrie session id.';
 COMMENT ON COLUMN ipintel.session_summaries.sensor IS 'Cowrie sensor (honeypot) name that logged the session.';
 COMMENT ON COLUMN ipintel.session_summaries.first_event_at IS 'Time of the first event of the session (UTC).';
@@ -178,20 +186,30 @@ COMMENT ON COLUMN ipintel.session_summaries.login_successes IS 'cowrie.login.suc
 COMMENT ON COLUMN ipintel.session_summaries.command_count IS 'Commands entered (cowrie.command.input events).';
 COMMENT ON COLUMN ipintel.session_summaries.download_count IS 'Files fetched by the attacker (cowrie.session.file_download events).';
 COMMENT ON COLUMN ipintel.session_summaries.event_count IS 'All events of the session, known or not.';
-COMMENT ON COLUMN ipintel.session_summaries.snapshot_asn IS 'Snapshot: ASN of the source IP valid at the session''s time (ip_asn_history), else its ASN when the snapshot was taken.';
-COMMENT ON COLUMN ipintel.session_summaries.snapshot_country IS 'Snapshot: ip_inventory.geo_country when the snapshot was taken.';
-COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type IS 'Snapshot: ip_inventory.ip_type when the snapshot was taken.';
-COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_scanner IS 'Snapshot: ip_inventory.is_scanner when the snapshot was taken.';
-COMMENT ON COLUMN ipintel.session_summaries.snapshot_enrichment IS 'Snapshot: the full ip_inventory.enrichment document as it was.';
-COMMENT ON COLUMN ipintel.session_summaries.snapshot_at IS 'When the snapshot was taken; NULL means not yet taken.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_asn IS 'Snapshot: ASN of the source IP valid at the session''s time (ip_asn_history), else its current_asn when the field was filled. Known once snapshot_asn_source is set (NULL then means not routed / not known by any source).';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_country IS 'Snapshot: ip_inventory.geo_country when the field was filled. Known once snapshot_country_source is set.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type IS 'Snapshot: ip_inventory.ip_type when the field was filled (only once no source is still awaited). Known once snapshot_ip_type_source is set.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_scanner IS 'Snapshot: ip_inventory.is_scanner when the field was filled. Known once snapshot_is_scanner_source is set (NULL then means GreyNoise declined, e.g. IPv6).';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_enrichment IS 'Snapshot: the full ip_inventory.enrichment document as it was when a snapshot field was last filled.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_at IS 'When the first snapshot field was filled; NULL means no field is known yet.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_asn_source IS
+    'Where snapshot_asn came from: cymru or maxmind (the source of the ip_asn_history range, else of current_asn), bogon (never asked), none (every source answered or declined, none knew). NULL: not known yet, still fillable.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_country_source IS
+    'Where snapshot_country came from: maxmind (geolocation), cymru (registration country), bogon, none (XX: no source knew). NULL: not known yet, still fillable.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type_source IS
+    'Which source decided snapshot_ip_type: greynoise (riot, scanner), maxmind (anonymizer, routed), cymru (unrouted, routed), bogon, none (unknown). NULL: not known yet (filled only once no source is awaited).';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_scanner_source IS
+    'Where snapshot_is_scanner came from: greynoise, bogon (never asked), none (GreyNoise declined or its window closed). NULL: not known yet, still fillable.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_complete_at IS
+    'When every snapshot field became known: every enabled source had answered or declined (bogon, not applicable, not found), or its snapshot_window had closed. NULL: incomplete, see ipintel.snapshot_backlog.';
 
 CREATE INDEX session_summaries_first_event_at_brin_idx ON ipintel.session_summaries USING brin (first_event_at);
 COMMENT ON INDEX ipintel.session_summaries_first_event_at_brin_idx IS 'Sessions arrive roughly in time order: a tiny BRIN index serves time-window scans.';
 CREATE INDEX session_summaries_source_ip_idx ON ipintel.session_summaries (source_ip);
 CREATE INDEX session_summaries_snapshot_asn_idx ON ipintel.session_summaries (snapshot_asn);
 CREATE INDEX session_summaries_snapshot_country_idx ON ipintel.session_summaries (snapshot_country);
-CREATE INDEX session_summaries_without_snapshot_idx ON ipintel.session_summaries (source_ip) WHERE snapshot_at IS NULL;
-COMMENT ON INDEX ipintel.session_summaries_without_snapshot_idx IS 'Finds the sessions still waiting for their snapshot.';
+CREATE INDEX session_summaries_incomplete_snapshot_idx ON ipintel.session_summaries (source_ip) WHERE snapshot_complete_at IS NULL;
+COMMENT ON INDEX ipintel.session_summaries_incomplete_snapshot_idx IS 'Finds the sessions whose snapshot is still incomplete.';
 
 ------------------------------------------------------------------------------------------
 -- ip_asn_history
@@ -206,7 +224,9 @@ CREATE TABLE ipintel.ip_asn_history (
     CONSTRAINT ip_asn_history_pkey PRIMARY KEY (history_id),
     CONSTRAINT ip_asn_history_valid_is_not_empty CHECK (NOT isempty(valid) AND lower(valid) IS NOT NULL),
     CONSTRAINT ip_asn_history_source_is_known CHECK (source IN ('maxmind', 'cymru')),
-    CONSTRAINT ip_asn_history_ranges_do_not_overlap EXCLUDE USING gist (ip WITH =, valid WITH &&)
+    CONSTRAINT ip_asn_history_ip_is_host_address CHECK (masklen(ip) = CASE family(ip) WHEN 4 THEN 32 ELSE 128 END),
+    -- On host(ip) with btree_gist's text opclass, never on ip with its inet opclass (see the comment).
+    CONSTRAINT ip_asn_history_ranges_do_not_overlap EXCLUDE USING gist ((pg_catalog.host(ip)) WITH =, valid WITH &&)
 );
 COMMENT ON TABLE ipintel.ip_asn_history IS
     'Which ASN announced an IP over which time range. One IP''s ranges never overlap; the open range (upper bound infinite) is the current one.';
@@ -214,6 +234,12 @@ COMMENT ON COLUMN ipintel.ip_asn_history.ip IS 'Source IP (ip_inventory.ip).';
 COMMENT ON COLUMN ipintel.ip_asn_history.asn IS 'Origin ASN during the range; NULL means allocated but not routed (Team Cymru NA).';
 COMMENT ON COLUMN ipintel.ip_asn_history.valid IS 'Range during which the ASN was observed for the IP: [first observation, next change).';
 COMMENT ON COLUMN ipintel.ip_asn_history.source IS 'Source that observed the ASN: cymru or maxmind.';
+COMMENT ON CONSTRAINT ip_asn_history_ip_is_host_address ON ipintel.ip_asn_history IS
+    'ip is a host address (as in ip_inventory), so equal host(ip) text means equal ip: the exclusion constraint relies on it.';
+COMMENT ON CONSTRAINT ip_asn_history_ranges_do_not_overlap ON ipintel.ip_asn_history IS
+    'One IP''s ranges never overlap. Keyed on host(ip) (btree_gist text opclass), not on ip: btree_gist''s inet opclass is lossy and deprecated upstream, and queries on ip cannot pick this GiST index (they use ip_asn_history_ip_idx), so only the constraint check reads it.';
+CREATE INDEX ip_asn_history_ip_idx ON ipintel.ip_asn_history (ip);
+COMMENT ON INDEX ipintel.ip_asn_history_ip_idx IS 'Every range of an IP (=, joins, the foreign key to ip_inventory): a btree, so lookups by ip never go through GiST.';
 CREATE INDEX ip_asn_history_asn_idx ON ipintel.ip_asn_history (asn);
 CREATE UNIQUE INDEX ip_asn_history_open_range_idx ON ipintel.ip_asn_history (ip) WHERE upper_inf(valid);
 COMMENT ON INDEX ipintel.ip_asn_history_open_range_idx IS 'The current (open) range of an IP: at most one, found fast by every merge.';

@@ -81,13 +81,13 @@ CREATE TABLE ipintel.ingest_rejects (
     CONSTRAINT ingest_rejects_line_is_unique UNIQUE (file_id, line_no),
     CONSTRAINT ingest_rejects_reason_is_known CHECK (reason IN (
         'malformed_json', 'missing_session', 'missing_src_ip', 'missing_eventid', 'invalid_ip',
-        'invalid_timestamp', 'invalid_utf8', 'nul_character', 'truncated_gzip')),
+        'invalid_timestamp', 'implausible_timestamp', 'invalid_utf8', 'nul_character', 'truncated_gzip')),
     CONSTRAINT ingest_rejects_run_id_fkey FOREIGN KEY (run_id) REFERENCES ipintel.ingest_runs (run_id),
     CONSTRAINT ingest_rejects_file_id_fkey FOREIGN KEY (file_id) REFERENCES ipintel.ingest_files (file_id)
 );
 COMMENT ON TABLE ipintel.ingest_rejects IS 'Cowrie log lines that could not be loaded, with file, line and why.';
 COMMENT ON COLUMN ipintel.ingest_rejects.line_no IS '1-based line number in the (decompressed) file.';
-COMMENT ON COLUMN ipintel.ingest_rejects.reason IS 'Stable reason code: malformed_json, missing_session, missing_src_ip, missing_eventid, invalid_ip, invalid_timestamp, invalid_utf8, nul_character, truncated_gzip.';
+COMMENT ON COLUMN ipintel.ingest_rejects.reason IS 'Stable reason code: malformed_json, missing_session, missing_src_ip, missing_eventid, invalid_ip, invalid_timestamp (not ISO 8601), implausible_timestamp (before 1990 or more than a day in the future), invalid_utf8, nul_character, truncated_gzip.';
 COMMENT ON COLUMN ipintel.ingest_rejects.detail IS 'What exactly was wrong (e.g. the bad IP value).';
 COMMENT ON COLUMN ipintel.ingest_rejects.excerpt IS 'Start of the line, undecodable bytes and NULs escaped.';
 CREATE INDEX ingest_rejects_run_id_idx ON ipintel.ingest_rejects (run_id);
@@ -234,6 +234,11 @@ BEGIN
         ON CONFLICT (ip) DO NOTHING
         RETURNING 1)
     SELECT count(*) INTO v_ips_new FROM new_ips;
+
+    -- The one lock order of every writer of the tiers (see lock_for_merge): this chunk's IPs in
+    -- ip order, then their ASNs, before any session row; so a concurrent enrich cannot deadlock it.
+    PERFORM ipintel.lock_for_merge(
+        ARRAY(SELECT DISTINCT m.source_ip FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id), '{}');
 
     WITH merged AS (
         INSERT INTO ipintel.session_summaries AS s (

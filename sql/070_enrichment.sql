@@ -12,10 +12,12 @@ CREATE TABLE ipintel.enrichment_policy (
     skip_when_maxmind_asn   boolean  NOT NULL DEFAULT false,
     min_session_count       bigint,
     or_login_success        boolean  NOT NULL DEFAULT false,
+    snapshot_window         interval NOT NULL DEFAULT interval '30 days',
     CONSTRAINT enrichment_policy_pkey PRIMARY KEY (source),
     CONSTRAINT enrichment_policy_source_is_known CHECK (source IN ('maxmind', 'cymru', 'greynoise')),
     CONSTRAINT enrichment_policy_ttl_is_positive CHECK (ttl > interval '0'),
-    CONSTRAINT enrichment_policy_min_session_count_is_positive CHECK (min_session_count > 0)
+    CONSTRAINT enrichment_policy_min_session_count_is_positive CHECK (min_session_count > 0),
+    CONSTRAINT enrichment_policy_snapshot_window_is_not_negative CHECK (snapshot_window >= interval '0')
 );
 COMMENT ON TABLE ipintel.enrichment_policy IS
     'How long each source''s result stays fresh, and which IPs a source is asked about. Edit the rows to change the policy.';
@@ -32,6 +34,8 @@ COMMENT ON COLUMN ipintel.enrichment_policy.min_session_count IS
     'When set, only IPs with at least this many sessions are asked (or, with or_login_success, IPs with a successful login). For small quotas.';
 COMMENT ON COLUMN ipintel.enrichment_policy.or_login_success IS
     'With min_session_count: IPs with a successful login are asked whatever their session count.';
+COMMENT ON COLUMN ipintel.enrichment_policy.snapshot_window IS
+    'How long after a session is ingested (session_summaries.created_at) its snapshot still waits for this source: an unknown snapshot field is filled when the source first answers within the window; after it, the field is settled with what is known.';
 
 CREATE TABLE ipintel.enrichment_runs (
     run_id       bigint      GENERATED ALWAYS AS IDENTITY,
@@ -192,10 +196,36 @@ END;
 $$;
 COMMENT ON FUNCTION ipintel.record_failures(bigint) IS 'Moves the staged failures of a batch into enrichment_failures; returns how many.';
 
+-- One lock order for every writer of the tiers, so that `ipintel ingest` and `ipintel enrich`
+-- can run at the same time without deadlocking: first the ip_inventory rows of the batch in ip
+-- order, then the asn_inventory rows it may touch (the given ASNs and the current ASNs of those
+-- IPs) in asn order. Ingest chunks and every merge call this before writing anything else.
+CREATE FUNCTION ipintel.lock_for_merge(p_ips inet[], p_asns bigint[])
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+BEGIN
+    PERFORM 1 FROM ipintel.ip_inventory i
+    WHERE i.ip = ANY (p_ips)
+    ORDER BY i.ip
+    FOR NO KEY UPDATE;
+    PERFORM 1 FROM ipintel.asn_inventory a
+    WHERE a.asn = ANY (p_asns)
+       OR a.asn IN (SELECT i.current_asn FROM ipintel.ip_inventory i WHERE i.ip = ANY (p_ips))
+    ORDER BY a.asn
+    FOR NO KEY UPDATE;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.lock_for_merge(inet[], bigint[]) IS
+    'Locks the ip_inventory rows of p_ips (ip order), then the asn_inventory rows of p_asns and of their current ASNs (asn order): the one lock order of ingest and every merge, so concurrent runs cannot deadlock.';
+
 -- Records ASN observations in ip_asn_history, BEFORE the caller sets current_asn: an IP whose
 -- ASN changed gets its open range closed at the observation time and a new one opened there,
--- so consecutive ranges meet; an IP without history gets its first range. Returns the ASNs
--- (old and new) whose counts the caller must refresh once current_asn is set.
+-- so consecutive ranges meet; an IP without history gets its first range. Callers pass only
+-- real observations (an ASN, or Team Cymru's "allocated but not routed"), never "this source
+-- does not know". Returns the ASNs (old and new) whose counts the caller must refresh once
+-- current_asn is set.
 CREATE FUNCTION ipintel.record_asn_history(p_source text, p_ips inet[], p_asns bigint[], p_observed_at timestamptz[])
     RETURNS bigint[]
     LANGUAGE plpgsql
@@ -235,7 +265,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.record_asn_history(text, inet[], bigint[], timestamptz[]) IS
-    'Records ASN observations (parallel arrays) in ip_asn_history, closing and opening ranges where the ASN changed; call before setting current_asn. Returns the ASNs whose counts may change.';
+    'Records real ASN observations (parallel arrays) in ip_asn_history, closing and opening ranges where the ASN changed; call before setting current_asn. Returns the ASNs whose counts may change.';
 
 -- The common end of every merge: recount the ASNs whose IPs moved, resolve the failures of the
 -- IPs just answered, empty the batch from the source's staging table, count what was merged.
@@ -272,6 +302,11 @@ DECLARE
     v_merged bigint;
     v_asns bigint[];
 BEGIN
+    PERFORM ipintel.lock_for_merge(
+        ARRAY(SELECT r.ip FROM ipintel_staging.maxmind_results r WHERE r.batch_id = p_batch_id),
+        ARRAY(SELECT (r.result ->> 'asn')::bigint FROM ipintel_staging.maxmind_results r
+              WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL));
+
     -- AS names from the MaxMind ASN file; Team Cymru's, when present, are kept (see merge_cymru).
     INSERT INTO ipintel.asn_inventory AS a (asn, as_name, sources)
     SELECT DISTINCT ON ((r.result ->> 'asn')::bigint)
@@ -286,8 +321,9 @@ BEGIN
         sources = a.sources || excluded.sources,
         updated_at = now();
 
-    -- MaxMind's ASN sets current_asn only where Team Cymru (live BGP) has not answered, and
-    -- only when an ASN database was read (the City file alone says nothing about ASNs).
+    -- MaxMind's ASN sets current_asn only where Team Cymru (live BGP) has not answered, only when
+    -- an ASN database was read (the City file alone says nothing about ASNs), and only where the
+    -- file knows the IP: "not in MaxMind's ASN file" is not "unrouted", so it is no observation.
     SELECT ipintel.record_asn_history('maxmind', array_agg(r.ip), array_agg((r.result ->> 'asn')::bigint),
                                       array_agg(r.fetched_at))
     INTO v_asns
@@ -295,12 +331,14 @@ BEGIN
     JOIN ipintel.ip_inventory i ON i.ip = r.ip
     WHERE r.batch_id = p_batch_id
       AND jsonb_typeof(r.result -> 'asn_db') = 'object'
+      AND r.result ->> 'asn' IS NOT NULL
       AND NOT (i.enrichment ? 'cymru');
 
     -- One write per row: the document and, with the same rule as above, current_asn.
     UPDATE ipintel.ip_inventory i
     SET enrichment = i.enrichment || jsonb_build_object('maxmind', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
-        current_asn = CASE WHEN jsonb_typeof(r.result -> 'asn_db') = 'object' AND NOT (i.enrichment ? 'cymru')
+        current_asn = CASE WHEN jsonb_typeof(r.result -> 'asn_db') = 'object' AND r.result ->> 'asn' IS NOT NULL
+                                AND NOT (i.enrichment ? 'cymru')
                            THEN (r.result ->> 'asn')::bigint ELSE i.current_asn END,
         updated_at = now()
     FROM ipintel_staging.maxmind_results r
@@ -310,53 +348,153 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_maxmind(bigint, bigint) IS
-    'Merges a staged MaxMind batch: enrichment->maxmind with its fetched_at, asn_inventory, current_asn (when Team Cymru has not answered) and ip_asn_history. Returns the IPs merged.';
+    'Merges a staged MaxMind batch: enrichment->maxmind with its fetched_at, asn_inventory, current_asn (when Team Cymru has not answered and the ASN file knows the IP) and ip_asn_history (real observations only). Returns the IPs merged.';
 
 ------------------------------------------------------------------------------------------
 -- Snapshots
 ------------------------------------------------------------------------------------------
-CREATE FUNCTION ipintel.take_snapshots(p_sources text[], p_max_wait interval DEFAULT interval '2 days')
+-- The rule, for every snapshot_* field of a session: a known field (its *_source set) is never
+-- changed; an unknown one is filled as soon as the sources it depends on are no longer awaited.
+-- A source is awaited for a session while it is enabled, has no fresh answer for the IP, has not
+-- declined it (bogon, policy says not applicable, a failure asking again cannot fix), and the
+-- session was ingested less than the source's snapshot_window ago (so a backfill of old logs is
+-- completed too). ASN waits for maxmind and cymru, country for maxmind (and for cymru when
+-- MaxMind has no country), is_scanner for greynoise, ip_type for every source.
+
+-- Policy filters say a source will not be asked about an IP: a definitive "no" for snapshots.
+CREATE FUNCTION ipintel.source_declines(p_policy ipintel.enrichment_policy, p_ip ipintel.ip_inventory)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+RETURN (p_policy.skip_when_maxmind_asn AND jsonb_typeof(p_ip.enrichment #> '{maxmind,asn}') IS NOT DISTINCT FROM 'number')
+    OR (p_policy.min_session_count IS NOT NULL AND p_ip.session_count < p_policy.min_session_count
+        AND NOT (p_policy.or_login_success AND EXISTS (
+            SELECT 1 FROM ipintel.session_summaries s
+            WHERE s.source_ip = p_ip.ip AND s.login_successes > 0)))
+    OR EXISTS (
+        SELECT 1 FROM ipintel.enrichment_failures f
+        WHERE f.source = p_policy.source AND f.ip = p_ip.ip
+          AND f.resolved_at IS NULL AND NOT f.retryable);
+COMMENT ON FUNCTION ipintel.source_declines(ipintel.enrichment_policy, ipintel.ip_inventory) IS
+    'True when the source will not be asked about the IP: the policy skips it (skip_when_maxmind_asn, min_session_count) or an open failure says asking again cannot help. A definitive answer for snapshots.';
+
+CREATE VIEW ipintel.snapshot_backlog AS
+SELECT s.session_id,
+       s.source_ip,
+       s.first_event_at,
+       s.created_at AS ingested_at,
+       s.snapshot_at,
+       w.waiting_for,
+       w.window_closes_at
+FROM ipintel.session_summaries s
+JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
+CROSS JOIN LATERAL (
+    SELECT coalesce(array_agg(p.source ORDER BY p.source), '{}'::text[]) AS waiting_for,
+           max(s.created_at + p.snapshot_window) AS window_closes_at
+    FROM ipintel.enrichment_policy p
+    WHERE p.enabled
+      AND s.created_at + p.snapshot_window > now()
+      AND NOT i.is_bogon
+      -- never answered, or its answer is stale (due again): a new session waits for a fresh one
+      AND (NOT (i.enrichment ? p.source)
+           OR (i.enrichment -> p.source ->> 'fetched_at')::timestamptz < now() - p.ttl)
+      AND NOT ipintel.source_declines(p, i)) w
+WHERE s.snapshot_complete_at IS NULL;
+COMMENT ON VIEW ipintel.snapshot_backlog IS
+    'Sessions whose snapshot is still incomplete, with the sources still awaited (waiting_for; empty: complete at the next take_snapshots) and when the last of their windows closes.';
+COMMENT ON COLUMN ipintel.snapshot_backlog.ingested_at IS 'session_summaries.created_at: each source''s snapshot_window starts here.';
+COMMENT ON COLUMN ipintel.snapshot_backlog.waiting_for IS 'Enabled sources that have neither answered nor declined for the IP while their window is open.';
+COMMENT ON COLUMN ipintel.snapshot_backlog.window_closes_at IS 'When the last awaited source''s window closes; the snapshot is then completed with what is known.';
+
+CREATE FUNCTION ipintel.take_snapshots()
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = ''
 AS $$
 DECLARE
-    v_taken bigint;
+    v_changed bigint;
 BEGIN
-    -- A session's snapshot is taken once its IP is settled: a bogon, or no longer due for any
-    -- source that ran; or, after p_max_wait, with whatever is known (a GreyNoise quota must not
-    -- hold snapshots back for ever).
-    WITH due AS (
-        SELECT d.ip FROM unnest(p_sources) AS src(name) CROSS JOIN LATERAL ipintel.ips_due(src.name) AS d
-    ), settled AS (
-        SELECT i.ip
-        FROM ipintel.ip_inventory i
-        WHERE i.is_bogon
-           OR (i.enrichment <> '{}'::jsonb AND NOT EXISTS (SELECT 1 FROM due WHERE due.ip = i.ip))
-    ), snap AS (
+    WITH ready AS (
+        SELECT b.session_id,
+               NOT (b.waiting_for && ARRAY['maxmind', 'cymru']) AS asn_ready,
+               NOT ('maxmind' = ANY (b.waiting_for))
+                   AND (i.enrichment #>> '{maxmind,country}' IS NOT NULL OR NOT ('cymru' = ANY (b.waiting_for))) AS country_ready,
+               NOT ('greynoise' = ANY (b.waiting_for)) AS scanner_ready,
+               b.waiting_for = '{}' AS all_ready,
+               CASE WHEN h.ip IS NOT NULL THEN h.asn ELSE i.current_asn END AS asn,
+               CASE WHEN i.is_bogon THEN 'bogon'
+                    WHEN h.ip IS NOT NULL THEN h.source
+                    WHEN i.current_asn IS NOT NULL AND i.enrichment #>> '{cymru,found}' = 'true' THEN 'cymru'
+                    WHEN i.current_asn IS NOT NULL THEN 'maxmind'
+                    ELSE 'none' END AS asn_source,
+               i.geo_country AS country,
+               CASE WHEN i.is_bogon THEN 'bogon'
+                    WHEN i.enrichment #>> '{maxmind,country}' IS NOT NULL THEN 'maxmind'
+                    WHEN i.enrichment #>> '{cymru,registered_country}' IS NOT NULL THEN 'cymru'
+                    ELSE 'none' END AS country_source,
+               i.is_scanner,
+               CASE WHEN i.is_bogon THEN 'bogon' WHEN i.enrichment ? 'greynoise' THEN 'greynoise' ELSE 'none' END
+                   AS is_scanner_source,
+               i.ip_type,
+               CASE i.ip_type
+                    WHEN 'bogon' THEN 'bogon'
+                    WHEN 'riot' THEN 'greynoise'
+                    WHEN 'scanner' THEN 'greynoise'
+                    WHEN 'anonymizer' THEN 'maxmind'
+                    WHEN 'unrouted' THEN 'cymru'
+                    WHEN 'routed' THEN CASE WHEN jsonb_typeof(i.enrichment #> '{cymru,asn}') = 'number' THEN 'cymru' ELSE 'maxmind' END
+                    ELSE 'none' END AS ip_type_source,
+               i.enrichment
+        FROM ipintel.snapshot_backlog b
+        JOIN ipintel.ip_inventory i ON i.ip = b.source_ip
+        LEFT JOIN ipintel.ip_asn_history h ON h.ip = b.source_ip AND h.valid @> b.first_event_at
+    ), todo AS (
+        SELECT r.*
+        FROM ready r
+        JOIN ipintel.session_summaries s ON s.session_id = r.session_id
+        WHERE r.all_ready
+           OR (r.asn_ready AND s.snapshot_asn_source IS NULL)
+           OR (r.country_ready AND s.snapshot_country_source IS NULL)
+           OR (r.scanner_ready AND s.snapshot_is_scanner_source IS NULL)
+    ), locked AS (
+        -- A session an ingest chunk is updating right now is left for the next run (SKIP LOCKED):
+        -- snapshots never wait for ingest, so the two can never deadlock.
+        SELECT s.session_id
+        FROM ipintel.session_summaries s
+        WHERE s.session_id IN (SELECT t.session_id FROM todo t)
+        ORDER BY s.session_id
+        FOR NO KEY UPDATE SKIP LOCKED
+    ), filled AS (
         UPDATE ipintel.session_summaries s
-        SET snapshot_asn = coalesce(
-                (SELECT h.asn FROM ipintel.ip_asn_history h
-                 WHERE h.ip = s.source_ip AND h.valid @> s.first_event_at),
-                i.current_asn),
-            snapshot_country = i.geo_country,
-            snapshot_ip_type = i.ip_type,
-            snapshot_is_scanner = i.is_scanner,
-            snapshot_enrichment = i.enrichment,
-            snapshot_at = now(),
+        SET snapshot_asn = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE s.snapshot_asn END,
+            snapshot_asn_source = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn_source
+                                       ELSE s.snapshot_asn_source END,
+            snapshot_country = CASE WHEN s.snapshot_country_source IS NULL AND t.country_ready THEN t.country
+                                    ELSE s.snapshot_country END,
+            snapshot_country_source = CASE WHEN s.snapshot_country_source IS NULL AND t.country_ready THEN t.country_source
+                                           ELSE s.snapshot_country_source END,
+            snapshot_is_scanner = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready THEN t.is_scanner
+                                       ELSE s.snapshot_is_scanner END,
+            snapshot_is_scanner_source = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready
+                                              THEN t.is_scanner_source ELSE s.snapshot_is_scanner_source END,
+            snapshot_ip_type = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.all_ready THEN t.ip_type
+                                    ELSE s.snapshot_ip_type END,
+            snapshot_ip_type_source = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.all_ready THEN t.ip_type_source
+                                           ELSE s.snapshot_ip_type_source END,
+            snapshot_enrichment = t.enrichment,
+            snapshot_at = coalesce(s.snapshot_at, now()),
+            snapshot_complete_at = CASE WHEN t.all_ready THEN now() END,
             updated_at = now()
-        FROM ipintel.ip_inventory i
-        WHERE i.ip = s.source_ip
-          AND s.snapshot_at IS NULL
-          AND (s.source_ip IN (SELECT st.ip FROM settled st)
-               OR (s.first_event_at < now() - p_max_wait AND i.enrichment <> '{}'::jsonb))
+        FROM todo t
+        JOIN locked l ON l.session_id = t.session_id
+        WHERE s.session_id = t.session_id
         RETURNING 1)
-    SELECT count(*) INTO v_taken FROM snap;
-    RETURN v_taken;
+    SELECT count(*) INTO v_changed FROM filled;
+    RETURN v_changed;
 END;
 $$;
-COMMENT ON FUNCTION ipintel.take_snapshots(text[], interval) IS
-    'Fills the snapshot_* columns of sessions still without one whose IP is settled for the given sources (or waited longer than p_max_wait). Never touches a snapshot already taken.';
+COMMENT ON FUNCTION ipintel.take_snapshots() IS
+    'Fills the unknown snapshot_* fields of incomplete sessions whose sources are no longer awaited (see ipintel.snapshot_backlog), and marks a snapshot complete once no source is awaited. Never changes a known field. Returns the sessions changed.';
 
 CREATE FUNCTION ipintel.protect_snapshot()
     RETURNS trigger
@@ -364,22 +502,34 @@ CREATE FUNCTION ipintel.protect_snapshot()
     SET search_path = ''
 AS $$
 BEGIN
-    IF OLD.snapshot_at IS NOT NULL
-       AND (NEW.snapshot_asn, NEW.snapshot_country, NEW.snapshot_ip_type, NEW.snapshot_is_scanner,
-            NEW.snapshot_enrichment, NEW.snapshot_at)
-           IS DISTINCT FROM
-           (OLD.snapshot_asn, OLD.snapshot_country, OLD.snapshot_ip_type, OLD.snapshot_is_scanner,
-            OLD.snapshot_enrichment, OLD.snapshot_at) THEN
-        RAISE EXCEPTION 'snapshot of session % was taken at % and is never rewritten', OLD.session_id, OLD.snapshot_at
+    IF (OLD.snapshot_asn_source IS NOT NULL
+        AND (NEW.snapshot_asn, NEW.snapshot_asn_source) IS DISTINCT FROM (OLD.snapshot_asn, OLD.snapshot_asn_source))
+       OR (OLD.snapshot_country_source IS NOT NULL
+           AND (NEW.snapshot_country, NEW.snapshot_country_source)
+               IS DISTINCT FROM (OLD.snapshot_country, OLD.snapshot_country_source))
+       OR (OLD.snapshot_ip_type_source IS NOT NULL
+           AND (NEW.snapshot_ip_type, NEW.snapshot_ip_type_source)
+               IS DISTINCT FROM (OLD.snapshot_ip_type, OLD.snapshot_ip_type_source))
+       OR (OLD.snapshot_is_scanner_source IS NOT NULL
+           AND (NEW.snapshot_is_scanner, NEW.snapshot_is_scanner_source)
+               IS DISTINCT FROM (OLD.snapshot_is_scanner, OLD.snapshot_is_scanner_source))
+       OR (OLD.snapshot_at IS NOT NULL AND NEW.snapshot_at IS DISTINCT FROM OLD.snapshot_at)
+       OR (OLD.snapshot_complete_at IS NOT NULL
+           AND (NEW.snapshot_complete_at, NEW.snapshot_enrichment)
+               IS DISTINCT FROM (OLD.snapshot_complete_at, OLD.snapshot_enrichment)) THEN
+        RAISE EXCEPTION 'snapshot of session %: a known snapshot field is never rewritten', OLD.session_id
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
     RETURN NEW;
 END;
 $$;
-COMMENT ON FUNCTION ipintel.protect_snapshot() IS 'Trigger function: refuses to change a session snapshot once taken.';
+COMMENT ON FUNCTION ipintel.protect_snapshot() IS
+    'Trigger function: refuses to change a known snapshot field (its *_source set), snapshot_at once set, or anything of a complete snapshot. Unknown fields may be filled.';
 
 CREATE TRIGGER session_summaries_snapshot_is_immutable
-    BEFORE UPDATE OF snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_enrichment, snapshot_at
+    BEFORE UPDATE OF snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_enrichment, snapshot_at,
+                     snapshot_asn_source, snapshot_country_source, snapshot_ip_type_source, snapshot_is_scanner_source,
+                     snapshot_complete_at
     ON ipintel.session_summaries
     FOR EACH ROW EXECUTE FUNCTION ipintel.protect_snapshot();
 

@@ -36,6 +36,11 @@ DECLARE
     v_merged bigint;
     v_asns bigint[];
 BEGIN
+    PERFORM ipintel.lock_for_merge(
+        ARRAY(SELECT r.ip FROM ipintel_staging.cymru_results r WHERE r.batch_id = p_batch_id),
+        ARRAY(SELECT (r.result ->> 'asn')::bigint FROM ipintel_staging.cymru_results r
+              WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL));
+
     -- One row per origin ASN seen in the batch; rows whose facts did not change are skipped here
     -- in the SELECT (ON CONFLICT ... WHERE would still lock every conflicting row).
     INSERT INTO ipintel.asn_inventory AS a (asn, as_name, as_country, rir, allocated, sources)
@@ -69,15 +74,18 @@ BEGIN
         sources = a.sources || excluded.sources,
         updated_at = now();
 
+    -- History from real observations only: an origin ASN, or NA (allocated but not routed).
+    -- "No match" (found: false) means Cymru knows nothing of the address: no observation.
     SELECT ipintel.record_asn_history('cymru', array_agg(r.ip), array_agg((r.result ->> 'asn')::bigint),
                                       array_agg(r.fetched_at))
     INTO v_asns
     FROM ipintel_staging.cymru_results r
-    WHERE r.batch_id = p_batch_id;
+    WHERE r.batch_id = p_batch_id AND (r.result ->> 'found')::boolean IS DISTINCT FROM false;
 
     UPDATE ipintel.ip_inventory i
     SET enrichment = i.enrichment || jsonb_build_object('cymru', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
-        current_asn = (r.result ->> 'asn')::bigint,
+        current_asn = CASE WHEN (r.result ->> 'found')::boolean IS DISTINCT FROM false
+                           THEN (r.result ->> 'asn')::bigint ELSE i.current_asn END,
         updated_at = now()
     FROM ipintel_staging.cymru_results r
     WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
@@ -86,7 +94,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_cymru(bigint, bigint) IS
-    'Merges a staged Team Cymru batch: asn_inventory (name, registration country, RIR, allocation date; unchanged rows skipped), enrichment->cymru with its fetched_at, current_asn (Cymru takes precedence over MaxMind) and ip_asn_history. Returns the IPs merged.';
+    'Merges a staged Team Cymru batch: asn_inventory (name, registration country, RIR, allocation date; unchanged rows skipped), enrichment->cymru with its fetched_at, current_asn (Cymru takes precedence over MaxMind; a "no match" answer changes nothing) and ip_asn_history (real observations only). Returns the IPs merged.';
 
 ------------------------------------------------------------------------------------------
 -- merge_greynoise
@@ -99,6 +107,8 @@ AS $$
 DECLARE
     v_merged bigint;
 BEGIN
+    PERFORM ipintel.lock_for_merge(
+        ARRAY(SELECT r.ip FROM ipintel_staging.greynoise_results r WHERE r.batch_id = p_batch_id), '{}');
     UPDATE ipintel.ip_inventory i
     SET enrichment = i.enrichment || jsonb_build_object('greynoise', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
         updated_at = now()

@@ -8,12 +8,12 @@ SELECT s.session_id,
        s.last_event_at,
        s.protocol,
        s.source_ip,
-       coalesce(s.snapshot_asn, CASE WHEN s.snapshot_at IS NULL THEN i.current_asn END) AS asn,
+       CASE WHEN s.snapshot_asn_source IS NOT NULL THEN s.snapshot_asn ELSE i.current_asn END AS asn,
        a.as_name,
-       coalesce(s.snapshot_country, i.geo_country) AS country,
-       coalesce(s.snapshot_ip_type, i.ip_type) AS ip_type,
-       CASE WHEN s.snapshot_at IS NULL THEN i.is_scanner ELSE s.snapshot_is_scanner END AS is_scanner,
-       s.snapshot_at IS NOT NULL AS from_snapshot,
+       CASE WHEN s.snapshot_country_source IS NOT NULL THEN s.snapshot_country ELSE i.geo_country END AS country,
+       CASE WHEN s.snapshot_ip_type_source IS NOT NULL THEN s.snapshot_ip_type ELSE i.ip_type END AS ip_type,
+       CASE WHEN s.snapshot_is_scanner_source IS NOT NULL THEN s.snapshot_is_scanner ELSE i.is_scanner END AS is_scanner,
+       s.snapshot_complete_at IS NOT NULL AS from_snapshot,
        s.login_attempts,
        s.login_successes,
        s.command_count,
@@ -21,15 +21,15 @@ SELECT s.session_id,
 FROM ipintel.session_summaries s
 JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
 LEFT JOIN ipintel.asn_inventory a
-       ON a.asn = coalesce(s.snapshot_asn, CASE WHEN s.snapshot_at IS NULL THEN i.current_asn END);
+       ON a.asn = CASE WHEN s.snapshot_asn_source IS NOT NULL THEN s.snapshot_asn ELSE i.current_asn END;
 COMMENT ON VIEW ipintel.session_attribution IS
-    'One row per session with who it came from: the point-in-time snapshot when taken (from_snapshot), else what ip_inventory knows now.';
-COMMENT ON COLUMN ipintel.session_attribution.asn IS 'snapshot_asn, or current_asn while the snapshot is not taken.';
+    'One row per session with who it came from: each field is the point-in-time snapshot once known, else what ip_inventory knows now.';
+COMMENT ON COLUMN ipintel.session_attribution.asn IS 'snapshot_asn once known (snapshot_asn_source set), else current_asn.';
 COMMENT ON COLUMN ipintel.session_attribution.as_name IS 'Name of that AS (asn_inventory, current name).';
-COMMENT ON COLUMN ipintel.session_attribution.country IS 'snapshot_country, or geo_country while the snapshot is not taken.';
-COMMENT ON COLUMN ipintel.session_attribution.ip_type IS 'snapshot_ip_type, or ip_type while the snapshot is not taken.';
-COMMENT ON COLUMN ipintel.session_attribution.is_scanner IS 'snapshot_is_scanner, or is_scanner while the snapshot is not taken.';
-COMMENT ON COLUMN ipintel.session_attribution.from_snapshot IS 'true: the attribution columns are the snapshot taken for this session.';
+COMMENT ON COLUMN ipintel.session_attribution.country IS 'snapshot_country once known, else geo_country.';
+COMMENT ON COLUMN ipintel.session_attribution.ip_type IS 'snapshot_ip_type once known, else ip_type.';
+COMMENT ON COLUMN ipintel.session_attribution.is_scanner IS 'snapshot_is_scanner once known, else is_scanner.';
+COMMENT ON COLUMN ipintel.session_attribution.from_snapshot IS 'true: the snapshot is complete and every attribution column comes from it.';
 
 CREATE VIEW ipintel.asn_moves AS
 SELECT h.ip,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import json
+import os
+import time
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from ipintel import demo_logs
 from ipintel.cowrie import (
     EVENT_COLUMNS,
+    QUIET_SECONDS,
     REJECT_COLUMNS,
     REJECT_REASONS,
     CowrieInputError,
@@ -202,6 +205,12 @@ REJECT_CASES: list[tuple[str, bytes, str, str]] = [
     ("IPv6 zone", line("cowrie.login.failed", src_ip="fe80::1%eth0"), "invalid_ip", "fe80::1%eth0"),
     ("bad time", line("cowrie.login.failed", timestamp="yesterday"), "invalid_timestamp", "'yesterday'"),
     ("no time", line("cowrie.login.failed", timestamp=None), "invalid_timestamp", "timestamp null"),
+    ("year 1", line("cowrie.login.failed", timestamp="0001-01-01T00:00:00Z"), "implausible_timestamp",
+     "'0001-01-01T00:00:00Z' is before 1990"),
+    ("before 1990", line("cowrie.login.failed", timestamp="1989-12-31T23:59:59.999999Z"), "implausible_timestamp",
+     "is before 1990 or more than 1 day in the future"),
+    ("far future", line("cowrie.login.failed", timestamp="2999-01-01T00:00:00+02:00"), "implausible_timestamp",
+     "'2999-01-01T00:00:00+02:00'"),
     (
         "non-UTF-8 byte",
         line("cowrie.login.failed", username="root", password="PASS").replace(b"PASS", b"p\xffss"),
@@ -235,6 +244,17 @@ def test_bad_lines_are_rejected_with_a_stable_reason(raw: bytes, reason: str, de
     for text in (reject.detail, reject.excerpt):  # storable in a PostgreSQL text column
         assert "\x00" not in text
         text.encode("utf-8")
+
+
+def test_plausible_timestamps_at_the_edges_are_accepted() -> None:
+    earliest = parse_line(line("cowrie.login.failed", timestamp="1990-01-01T00:00:00Z"), 1)
+    assert isinstance(earliest, Event) and earliest.event_ts == datetime(1990, 1, 1, tzinfo=timezone.utc)
+    # A sensor clock a few hours ahead is still a real event.
+    ahead = (datetime.now(timezone.utc) + timedelta(hours=23)).isoformat()
+    assert isinstance(parse_line(line("cowrie.login.failed", timestamp=ahead), 1), Event)
+    beyond = (datetime.now(timezone.utc) + timedelta(days=1, minutes=5)).isoformat()
+    reject = parse_line(line("cowrie.login.failed", timestamp=beyond), 1)
+    assert isinstance(reject, Reject) and reject.reason == "implausible_timestamp"
 
 
 def test_excerpt_is_short_and_shows_nul_and_bad_bytes_escaped() -> None:
@@ -335,6 +355,59 @@ def test_unfinished_last_line_of_a_plain_file_waits_for_the_next_run(tmp_path: P
     write(path, complete, last)  # Cowrie finished writing the line
     resumed = read_all(path, reader.progress.offset, reader.progress.line_no)
     assert [(e.line_no, e.eventid) for e in resumed] == [(2, "cowrie.session.closed")]
+
+
+def set_age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+@pytest.mark.parametrize(
+    ("name", "age", "complete", "read"),
+    [
+        ("cowrie.json", 0, None, 1),  # the live file, just written: the line may be mid-write
+        ("cowrie.json", QUIET_SECONDS - 30, None, 1),
+        ("cowrie.json", QUIET_SECONDS + 30, None, 2),  # nobody has written it for a while
+        ("other.json", QUIET_SECONDS + 30, None, 2),
+        ("cowrie.json.2026-11-20", 0, None, 2),  # rotated: Cowrie never writes to it again
+        ("cowrie.json", 0, True, 2),
+        ("cowrie.json.2026-11-20", QUIET_SECONDS + 30, False, 1),
+    ],
+    ids=["live", "live-recent", "quiet", "quiet-other-name", "rotated", "said-complete", "said-live"],
+)
+def test_last_line_without_newline_is_read_once_the_file_is_complete(
+    tmp_path: Path, name: str, age: float, complete: bool | None, read: int
+) -> None:
+    first, last = line("cowrie.session.connect"), line("cowrie.session.closed", duration=1.0)[:-1]
+    path = write(tmp_path / name, first, last)
+    set_age(path, age)
+    with read_events(path, complete=complete) as reader:
+        assert [e.line_no for e in reader] == list(range(1, read + 1))
+    if read == 2:
+        assert (reader.progress.offset, reader.progress.line_no, reader.progress.partial_bytes) == (
+            path.stat().st_size, 2, 0)
+    else:
+        assert (reader.progress.offset, reader.progress.partial_bytes) == (len(first), len(last))
+
+
+def test_resume_after_a_last_line_that_got_its_newline_later(tmp_path: Path) -> None:
+    """A quiet file's unterminated line was read; then its newline came after all (and more)."""
+    first, last = line("cowrie.session.connect"), line("cowrie.session.closed", duration=1.0)
+    path = write(tmp_path / "cowrie.json", first, last[:-1])
+    with read_events(path, complete=True) as reader:
+        assert len(list(reader)) == 2
+    offset, line_no = reader.progress.offset, reader.progress.line_no
+
+    write(path, first, last)  # only the newline: nothing new, but the offset moves past it
+    with read_events(path, offset, line_no) as resumed:
+        assert list(resumed) == []
+    assert (resumed.progress.offset, resumed.progress.line_no) == (offset + 1, 2)
+
+    more = line("cowrie.login.failed", password="x")
+    write(path, first, last, more)
+    assert [(e.line_no, e.eventid) for e in read_all(path, offset, line_no)] == [(3, "cowrie.login.failed")]
+    with pytest.raises(CowrieInputError, match="not the end of a line"):
+        read_events(path, offset - 1, line_no)  # anywhere else inside a line is still refused
 
 
 def test_last_line_without_newline_in_a_gzip_file_is_read(tmp_path: Path) -> None:

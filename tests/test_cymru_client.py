@@ -283,6 +283,45 @@ def test_slow_trickle_that_keeps_sending_is_fine(cymru_server):
     assert_no_wrong_asn(results)
 
 
+def test_drip_fed_answer_is_cut_by_the_batch_deadline(cymru_server):
+    """A line every 0.25 s is never silence for read_timeout (2 s): only the batch deadline ends
+    such an answer. Each attempt stops at batch_timeout and the batch becomes a failure."""
+    server = cymru_server(TABLE)
+    server.default = Behaviour(drip=0.25)
+    ips = [GOOGLE, UNROUTED, MULTI, OTHER, V6, CYRILLIC]  # banner + 8 rows: 2.25 s for a whole answer
+    started = time.monotonic()
+
+    outcome, results, not_found, calls = run(ips, fast(server, read_timeout=2.0, batch_timeout=0.6, retries=1))
+
+    elapsed = time.monotonic() - started
+    assert elapsed < 2 * 0.6 + 0.5, elapsed  # two attempts, each cut at its deadline
+    assert (results, not_found, calls, outcome.results) == ({}, [], 0, 0)
+    [failure] = outcome.failures
+    assert failure.ips == ips and failure.attempts == 2
+    assert failure.error.startswith("CymruTimeoutError: no complete answer within 0.6s"), failure.error
+    assert outcome.connections == server.connections == 2
+    assert (outcome.out_of_time, outcome.unfinished) == (False, [])
+
+
+def test_pass_budget_bounds_a_silent_server(cymru_server):
+    """Silence costs read_timeout per attempt: 10 batches x 4 attempts over 2 connections would
+    take 10 s. The pass budget ends the lookup at 1.2 s; nothing is tried after it, and the
+    batches not settled by then come back as unfinished, not as failures."""
+    server = cymru_server(TABLE)
+    server.default = Behaviour(hang=True)
+    ips = [f"192.0.2.{n}" for n in range(1, 31)]
+    started = time.monotonic()
+
+    outcome, results, _, calls = run(ips, fast(server, read_timeout=0.5, retries=3, batch_size=3, pass_timeout=1.2))
+
+    elapsed = time.monotonic() - started
+    assert 1.2 <= elapsed < 1.2 + 0.5, elapsed
+    assert (results, calls, outcome.failures) == ({}, 0, [])
+    assert outcome.out_of_time and sorted(outcome.unfinished) == sorted(ips)
+    # 2 connections at a time, each given up after 0.5 s of silence: at most 6 in 1.2 s.
+    assert outcome.connections == server.connections <= 6
+
+
 def test_garbage_lines_are_counted_and_never_become_data(cymru_server):
     server = cymru_server(TABLE)
     garbage = [

@@ -10,19 +10,27 @@ ASN, never a crash. Timeouts and backoff are tiny so the file runs in seconds.
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+import math
 import re
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
+from rich.console import Console
 
-from ipintel import cli, config, passes
-from ipintel.enrich import EnrichOptions, EnrichSummary, enrich
+from ipintel import cli, config, passes, progress
+from ipintel.enrich import EnrichOptions, EnrichSummary, StatusFile, enrich
 from ipintel.passes import CymruPass
+from ipintel.progress import Reporter
 from tests.fakes.cymru_server import NO_MATCH, Behaviour, FakeCymruServer, _Hangup, cymru_server  # noqa: F401
 
 # Tiny timeouts and backoff; batching and concurrency are the pass's own (from Settings).
@@ -125,8 +133,10 @@ def execute(dsn: str, sql: str, params: Mapping[str, Any] | Sequence[Any] | None
 
 
 def seed(dsn: str, sessions: Mapping[str, Sequence[datetime]]) -> None:
-    """ip_inventory rows and their session_summaries, as `ipintel ingest` leaves them."""
+    """ip_inventory rows and their session_summaries, as `ipintel ingest` leaves them. Team Cymru
+    is the only enabled source here, so its answers alone complete the sessions' snapshots."""
     with psycopg.connect(dsn) as conn:
+        conn.execute("UPDATE ipintel.enrichment_policy SET enabled = (source = 'cymru')")
         for ip, starts in sessions.items():
             conn.execute("INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count) "
                          "VALUES (%s, %s, %s, %s)", (ip, min(starts), max(starts) + SESSION_LENGTH, len(starts)))
@@ -169,11 +179,13 @@ def settings_for(dsn: str, server: FakeCymruServer, **overrides: Any) -> config.
                            greynoise_url="http://127.0.0.1:9", greynoise_key=None, **overrides)
 
 
-def run_cymru(settings: config.Settings, *, force: bool = False, **client: Any) -> EnrichSummary:
+def run_cymru(settings: config.Settings, *, force: bool = False, reporter: Reporter | None = None,
+              status_file: Path | None = None, **client: Any) -> EnrichSummary:
     """One `ipintel enrich --source cymru` run through the engine, with fast client timeouts."""
     pass_ = CymruPass(settings)
     pass_.settings = dataclasses.replace(pass_.settings, **{**FAST, **client})
-    return enrich(settings, EnrichOptions(sources=("cymru",), force=force), passes=[pass_])
+    return enrich(settings, EnrichOptions(sources=("cymru",), force=force, status_file=status_file),
+                  reporter=reporter, passes=[pass_])
 
 
 def ips(dsn: str) -> dict[str, dict[str, Any]]:
@@ -216,7 +228,8 @@ def asn_rows(dsn: str) -> dict[int, tuple[Any, ...]]:
 
 def snapshots(dsn: str) -> dict[str, dict[str, Any]]:
     rows = query(dsn, """SELECT session_id, host(source_ip) AS ip, first_event_at, snapshot_asn, snapshot_country,
-                                snapshot_ip_type, snapshot_enrichment, snapshot_at
+                                snapshot_ip_type, snapshot_enrichment, snapshot_at, snapshot_asn_source,
+                                snapshot_complete_at
                          FROM ipintel.session_summaries""")
     return {r.pop("session_id"): r for r in rows}
 
@@ -228,6 +241,11 @@ def failures(dsn: str) -> list[dict[str, Any]]:
 
 def runs(dsn: str) -> list[dict[str, Any]]:
     return query(dsn, "SELECT * FROM ipintel.enrichment_runs ORDER BY run_id")
+
+
+def due(dsn: str) -> list[str]:
+    """The IPs the next Cymru pass would ask, sorted."""
+    return sorted(r["ip"] for r in query(dsn, "SELECT host(ip) AS ip FROM ipintel.ips_due('cymru')"))
 
 
 def sent(server: FakeCymruServer, since: int = 0) -> list[str]:
@@ -299,14 +317,16 @@ def test_pass_merges_every_answer_form(db, cymru_server):
     assert google["sources"] == {"cymru": {"as_name": "GOOGLE, US", "registered_country": "US",
                                            "registry": "arin", "allocated": "2007-03-13"}}
 
-    # One open range per answered IP, starting at the observation; NULL ASN for NA / no match.
-    assert history(db) == sorted((ip, CURRENT_ASN[ip], fetched_at(db, ip), None, "cymru") for ip in routable)
+    # One open range per IP Cymru observed, starting at the observation; NULL ASN for NA. "No match"
+    # means Cymru knows nothing of the address: no observation, no range.
+    assert history(db) == sorted((ip, CURRENT_ASN[ip], fetched_at(db, ip), None, "cymru")
+                                 for ip in routable if ip != NOMATCH)
 
     [run] = runs(db)
     assert (run["source"], run["status"], run["requested"], run["fetched"], run["merged"], run["failed"],
             run["message"]) == ("cymru", "succeeded", 8, 8, 8, 0, None)
     assert run["provenance"] == {"service": server.addr, "protocol": "bulk whois (begin/verbose/end)",
-                                 "batch_size": 500, "concurrency": 2}
+                                 "batch_size": 500, "concurrency": 2, "batch_timeout": 120.0, "pass_timeout": 1800.0}
     assert run["started_at"] <= run["finished_at"]
     assert failures(db) == []
     assert query(db, "SELECT count(*) AS n FROM ipintel_staging.cymru_results")[0]["n"] == 0
@@ -465,7 +485,9 @@ def test_failing_batch_is_recorded_then_retried_by_the_next_run(db, cymru_server
     assert {ip for ip, *_ in history(db)} == set(FAULT_IPS) - set(failed)
     # Still due, so their sessions wait for a snapshot.
     snaps = snapshots(db)
-    assert sorted(s["ip"] for s in snaps.values() if s["snapshot_at"] is None) == failed
+    # Their ASN and country wait for Cymru (is_scanner is known: GreyNoise is disabled here).
+    assert sorted(s["ip"] for s in snaps.values() if s["snapshot_asn_source"] is None) == failed
+    assert sorted(s["ip"] for s in snaps.values() if s["snapshot_complete_at"] is None) == failed
     # The operator sees them waiting.
     capsys.readouterr()
     assert cli.main(["status"]) == 0
@@ -486,7 +508,7 @@ def test_failing_batch_is_recorded_then_retried_by_the_next_run(db, cymru_server
     assert all(f["resolved_at"] is not None for f in failures(db))
     assert all(row["current_asn"] == FAULT_ASN[ip] for ip, row in ips(db).items())
     assert_no_wrong_asn(db, FAULT_ASN)
-    assert all(s["snapshot_at"] is not None for s in snapshots(db).values())
+    assert all(s["snapshot_complete_at"] is not None for s in snapshots(db).values())
     assert "cymru" in capsys.readouterr().out
 
 
@@ -641,3 +663,157 @@ def test_snapshot_asn_is_the_asn_valid_at_the_session_start(db, cymru_server):
     assert snaps[(moved, later)]["snapshot_asn"] == 64506
     assert {k: s["snapshot_at"] for k, s in snaps.items() if k != (moved, later)} == taken
     assert snaps[(moved, in_maxmind_range)]["snapshot_asn"] == 64505
+
+
+# --- a slow or silent server ----------------------------------------------------------------------
+
+
+def test_drip_fed_batches_fail_within_their_deadline_and_stay_retryable(db, cymru_server):
+    """A line every 0.3 s is never read_timeout (2 s) of silence; the batch deadline (0.5 s) still
+    ends each attempt, and the batches become recorded, retryable failures."""
+    chosen = FAULT_IPS[:8]
+    server = cymru_server(fault_table())
+    server.default = Behaviour(drip=0.3)  # banner + 4 rows: 1.5 s for a whole answer
+    seed(db, {ip: [t("2025-04-01 00:00")] for ip in chosen})
+    started = time.monotonic()
+
+    summary = run_cymru(settings_for(db, server, cymru_batch_size=4), read_timeout=2.0, batch_timeout=0.5)
+
+    elapsed = time.monotonic() - started
+    [ps] = summary.passes
+    # Two batches over two connections, each tried twice and cut at 0.5 s: about 1 s of waiting.
+    assert elapsed < 2 * 0.5 + 1.0, elapsed
+    assert (summary.exit_code, ps.status, ps.fetched, ps.failed) == (1, "finished_with_failures", 0, 8)
+    recorded = failures(db)
+    assert sorted(f["ip"] for f in recorded) == sorted(chosen)
+    for f in recorded:
+        assert f["retryable"] and f["retry_after"] is None and f["resolved_at"] is None
+        assert re.fullmatch(r"CymruTimeoutError: no complete answer within 0\.5s \(\d lines received\) "
+                            r"\(after 2 attempts, batch of 4\)", f["error"]), f["error"]
+    assert len(server.queries) == 4
+    assert all("cymru" not in row["enrichment"] for row in ips(db).values())
+    assert due(db) == sorted(chosen)
+
+
+def test_pass_budget_stops_a_silent_server_and_keeps_what_merged(db, cymru_server):
+    """The first batch is answered, then the server goes silent. Without a budget the pass would
+    spend 4 batches x 4 attempts x 0.4 s; with IPINTEL_CYMRU_PASS_TIMEOUT=1.5 it stops at 1.5 s:
+    the merged batch stays, the rest stays due, and nothing is recorded as failed."""
+    chosen = FAULT_IPS
+    server = cymru_server(fault_table())
+    server.behaviours.append(Behaviour())
+    server.default = Behaviour(hang=True)
+    seed(db, {ip: [t("2025-04-01 00:00")] for ip in chosen})
+    started = time.monotonic()
+
+    summary = run_cymru(settings_for(db, server, cymru_batch_size=4, cymru_concurrency=1),
+                        read_timeout=0.4, retries=3, pass_timeout=1.5)
+
+    elapsed = time.monotonic() - started
+    [ps] = summary.passes
+    assert 1.5 <= elapsed < 1.5 + 1.5, elapsed
+    answered = server.queries[0]
+    left = sorted(set(chosen) - set(answered))
+    assert len(answered) == 4 and len(left) == 16
+    message = "Team Cymru pass budget of 1.5s spent (IPINTEL_CYMRU_PASS_TIMEOUT); 16 IPs stay due for a later run"
+    # Stopped by a slow or silent service, not by a daily quota: exit 1, so cron tells someone.
+    assert (summary.exit_code, ps.status, ps.fetched, ps.merged, ps.failed, ps.message) == \
+        (1, "stopped", 4, 4, 0, message)
+    [run] = runs(db)
+    assert (run["status"], run["requested"], run["fetched"], run["merged"], run["failed"], run["message"]) == \
+        ("stopped", 20, 4, 4, 0, message)
+    assert failures(db) == []
+    rows = ips(db)
+    assert sorted(ip for ip, row in rows.items() if "cymru" in row["enrichment"]) == sorted(answered)
+    assert all(rows[ip]["current_asn"] == FAULT_ASN[ip] for ip in answered)
+    assert_no_wrong_asn(db, FAULT_ASN)
+    assert due(db) == left
+    assert all(s["snapshot_asn_source"] is None for s in snapshots(db).values() if s["ip"] in left)  # they wait
+    # Nothing was tried once the budget was spent: 1.5 s of 0.4 s silences is at most 4 more.
+    assert len(server.queries) <= 1 + math.ceil(1.5 / 0.4)
+
+
+def silent_run_watched(db: str, server: FakeCymruServer, path: Path, silence: float) -> tuple[EnrichSummary, list[Any]]:
+    """A Cymru run of 4 IPs against a server silent for `silence` seconds, and every status
+    document a monitor polling `path` every 20 ms saw meanwhile."""
+    server.default = Behaviour(hang=True)
+    seed(db, {ip: [t("2025-04-01 00:00")] for ip in FAULT_IPS[:4]})
+    seen: list[dict[str, Any]] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if path.exists():  # replaced atomically: never half-written
+                seen.append(json.loads(path.read_text(encoding="utf-8")))
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        summary = run_cymru(settings_for(db, server), status_file=path, read_timeout=silence, retries=0)
+    finally:
+        done.set()
+        watcher.join()
+    assert summary.passes[0].status == "finished_with_failures"
+    final = json.loads(path.read_text(encoding="utf-8"))
+    assert (final["state"], final["exit_code"], final["passes"][0]["status"]) == ("finished", 1, "finished_with_failures")
+    # The documents written while the server was silent: the pass running, nothing fetched or failed.
+    stalled = [d for d in seen if d["passes"] and d["passes"][0]["status"] == "running" and d["passes"][0]["failed"] == 0]
+    assert all(d["state"] == "running" and len(d["passes"]) == 1 and d["passes"][0]["source"] == "cymru"
+               and d["passes"][0]["fetched"] == 0 for d in stalled)
+    return summary, stalled
+
+
+def test_status_file_lists_the_pass_as_soon_as_it_starts(db, cymru_server, tmp_path):
+    """With the default 10 s keepalive, a 1 s stall has no keepalive write: the pass is in the
+    file all the same, written when it started."""
+    _, stalled = silent_run_watched(db, cymru_server(fault_table()), tmp_path / "status.json", 1.0)
+    assert stalled
+
+
+def test_status_file_is_rewritten_while_the_server_is_silent(db, cymru_server, tmp_path, monkeypatch):
+    monkeypatch.setattr(StatusFile, "KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setattr(passes, "HEARTBEAT_SECONDS", 0.05)
+
+    _, stalled = silent_run_watched(db, cymru_server(fault_table()), tmp_path / "status.json", 1.5)
+
+    assert any(d["passes"][0]["due"] == 4 for d in stalled)
+    # Rewritten all along the 1.5 s stall: every 0.2 s here, every 10 s by default.
+    times = sorted({datetime.fromisoformat(d["updated_at"]) for d in stalled})
+    assert times[-1] - times[0] > timedelta(seconds=1.0)
+    assert max(b - a for a, b in zip(times, times[1:])) < timedelta(seconds=0.6)
+
+
+def test_plain_progress_lines_go_out_while_the_server_is_silent(db, cymru_server, monkeypatch):
+    monkeypatch.setattr(progress, "PLAIN_INTERVAL_SECONDS", 0.2)
+    monkeypatch.setattr(passes, "HEARTBEAT_SECONDS", 0.05)
+    server = cymru_server(fault_table())
+    server.default = Behaviour(hang=True)
+    seed(db, {ip: [t("2025-04-01 00:00")] for ip in FAULT_IPS[:4]})
+    out = io.StringIO()
+    reporter = Reporter(Console(file=out, width=200, highlight=False), interactive=False)
+
+    summary = run_cymru(settings_for(db, server), reporter=reporter, read_timeout=1.5, retries=0)
+
+    assert summary.passes[0].status == "finished_with_failures"
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "cymru: started (4 items)"
+    waiting = [line for line in lines
+               if re.fullmatch(r"cymru: 0% merged=0 failed=0 waiting=\d+s budget_left=\d+s", line)]
+    # 1.5 s of silence, a plain line at most every 0.2 s (every 10 s by default), counting up.
+    assert len(waiting) >= 4, lines
+    seconds = [int(re.search(r"waiting=(\d+)s", line)[1]) for line in waiting]  # type: ignore[index]
+    assert seconds == sorted(seconds) and seconds[0] == 0 and seconds[-1] >= 1, lines
+
+
+def test_batch_and_pass_timeouts_are_configured(db, monkeypatch, cli_database):
+    cli_database(db)
+    settings = CymruPass(config.load()).settings
+    assert (settings.batch_timeout, settings.pass_timeout) == (120.0, 1800.0)
+    monkeypatch.setenv("IPINTEL_CYMRU_BATCH_TIMEOUT", "45")
+    monkeypatch.setenv("IPINTEL_CYMRU_PASS_TIMEOUT", "600.5")
+    settings = CymruPass(config.load()).settings
+    assert (settings.batch_timeout, settings.pass_timeout) == (45.0, 600.5)
+    monkeypatch.setenv("IPINTEL_CYMRU_PASS_TIMEOUT", "0")
+    with pytest.raises(config.ConfigError, match="IPINTEL_CYMRU_PASS_TIMEOUT must be positive"):
+        config.load()

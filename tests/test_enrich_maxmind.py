@@ -257,7 +257,8 @@ def test_first_run_merges_exact_values(seeded: str, geoip: Path, looked_up: list
     [p] = summary.passes
     assert (p.source, p.status, p.due, p.fetched, p.merged, p.failed) == ("maxmind", "succeeded", 8, 8, 8, 0)
     assert summary.exit_code == 0
-    assert summary.snapshots == len(SESSIONS)
+    # s-nowhere's IP has neither ASN nor country in MaxMind: its snapshot waits for Team Cymru.
+    assert summary.snapshots == len(SESSIONS) - 1
 
     inv = inventory(seeded)
     fetched_at = {ip: inv[ip]["enrichment"]["maxmind"].pop("fetched_at") for ip in PUBLIC}
@@ -305,10 +306,11 @@ def test_first_run_merges_exact_values(seeded: str, geoip: Path, looked_up: list
                                               FROM ipintel.ip_inventory i WHERE i.current_asn = a.asn) t
                           WHERE (a.ip_count, a.session_count) IS DISTINCT FROM (t.ips, t.sessions)""")["ok"]
 
-    # ip_asn_history: one open range per looked-up IP from the fetch time (NULL: not in the ASN file).
+    # ip_asn_history: one open range per IP the ASN file knows, from the fetch time. "Not in the
+    # ASN file" is no observation (it is not "unrouted"): no range for those.
     history = rows(seeded, "SELECT host(ip) AS ip, asn, lower(valid) AS lo, upper_inf(valid) AS open, source "
                            "FROM ipintel.ip_asn_history ORDER BY ip")
-    assert {h["ip"]: h["asn"] for h in history} == {ip: EXPECTED_ASN.get(ip) for ip in PUBLIC}
+    assert {h["ip"]: h["asn"] for h in history} == EXPECTED_ASN
     assert all(h["lo"] == stamp and h["open"] and h["source"] == "maxmind" for h in history)
 
     # The run row: counts and the provenance of both files.
@@ -322,20 +324,27 @@ def test_first_run_merges_exact_values(seeded: str, geoip: Path, looked_up: list
         assert prov[key] == {"path": str(geoip / f"{edition}.mmdb"), "type": edition, "build_epoch": epoch,
                              "built_at": datetime.fromtimestamp(epoch, UTC).isoformat()}
 
-    # Every session got its snapshot: what was known about its IP.
+    # Each snapshot field is filled once the sources it depends on are no longer awaited: ASN and
+    # country where MaxMind knows them (Cymru is skipped for IPs with a MaxMind ASN); is_scanner and
+    # ip_type wait for GreyNoise; a bogon is complete at once.
     snaps = {r["session_id"]: r for r in rows(seeded, "SELECT * FROM ipintel.session_summaries")}
-    assert {sid: (s["snapshot_asn"], s["snapshot_country"], s["snapshot_ip_type"], s["snapshot_is_scanner"])
-            for sid, s in snaps.items()} == {
-        "s-google-1": (15169, "US", "routed", None),
-        "s-google-2": (15169, "US", "routed", None),
-        "s-google-3": (15169, "US", "routed", None),
-        "s-proxy": (None, "JP", "anonymizer", None),
-        "s-nowhere": (None, "XX", "unknown", None),
-        "s-hetzner": (24940, "DE", "routed", None),
-        "s-bogon": (None, "XX", "bogon", None),
+    fields = ("snapshot_asn", "snapshot_asn_source", "snapshot_country", "snapshot_country_source",
+              "snapshot_ip_type", "snapshot_is_scanner_source")
+    assert {sid: tuple(s[f] for f in fields) for sid, s in snaps.items()} == {
+        "s-google-1": (15169, "maxmind", "US", "maxmind", None, None),
+        "s-google-2": (15169, "maxmind", "US", "maxmind", None, None),
+        "s-google-3": (15169, "maxmind", "US", "maxmind", None, None),
+        "s-proxy": (None, None, "JP", "maxmind", None, None),
+        "s-nowhere": (None, None, None, None, None, None),
+        "s-hetzner": (24940, "maxmind", "DE", "maxmind", None, None),
+        "s-bogon": (None, "bogon", "XX", "bogon", "bogon", "bogon"),
     }
+    assert {sid for sid, s in snaps.items() if s["snapshot_complete_at"] is not None} == {"s-bogon"}
     full = inventory(seeded)
     for sid, (ip, _) in SESSIONS.items():
+        if sid == "s-nowhere":
+            assert snaps[sid]["snapshot_at"] is None and snaps[sid]["snapshot_enrichment"] is None
+            continue
         assert snaps[sid]["snapshot_enrichment"] == full[ip]["enrichment"]
         assert before <= snaps[sid]["snapshot_at"] <= datetime.now(UTC)
 
@@ -362,7 +371,10 @@ def test_snapshot_is_never_rewritten(seeded: str, geoip: Path, tmp_path: Path) -
                                                         match="never rewritten"):
         conn.execute("UPDATE ipintel.session_summaries SET snapshot_country = 'GB' WHERE session_id = 's-google-1'")
     with psycopg.connect(seeded) as conn, pytest.raises(psycopg.errors.IntegrityConstraintViolation):
-        conn.execute("UPDATE ipintel.session_summaries SET snapshot_enrichment = '{}' WHERE session_id = 's-proxy'")
+        conn.execute("""UPDATE ipintel.session_summaries SET snapshot_enrichment = '{"maxmind": {}}' """
+                     "WHERE session_id = 's-bogon'")
+    with psycopg.connect(seeded) as conn, pytest.raises(psycopg.errors.IntegrityConstraintViolation):
+        conn.execute("UPDATE ipintel.session_summaries SET snapshot_asn = 1 WHERE session_id = 's-hetzner'")
     # Other columns of a snapshotted session stay writable.
     with psycopg.connect(seeded) as conn:
         conn.execute("UPDATE ipintel.session_summaries SET command_count = 4 WHERE session_id = 's-google-1'")
@@ -407,7 +419,7 @@ def test_newer_asn_build_moves_an_ip_to_another_asn(seeded: str, geoip: Path, tm
     ]
     # IPs whose ASN did not change keep their single open range.
     assert one(seeded, "SELECT count(*) AS n FROM ipintel.ip_asn_history WHERE ip = '1.0.0.1'")["n"] == 1
-    assert one(seeded, "SELECT count(*) AS n FROM ipintel.ip_asn_history")["n"] == len(PUBLIC) + 2
+    assert one(seeded, "SELECT count(*) AS n FROM ipintel.ip_asn_history")["n"] == len(EXPECTED_ASN) + 2
 
     asns = {a["asn"]: a for a in rows(seeded, "SELECT * FROM ipintel.asn_inventory")}
     assert (asns[15169]["ip_count"], asns[15169]["session_count"]) == (0, 0)
@@ -512,7 +524,8 @@ def test_corrupt_data_section_fails_mid_pass(
     monkeypatch.setenv("IPINTEL_GEOIP_DIR", str(bad))
     monkeypatch.setattr(passes, "MAXMIND_BATCH", 1)
 
-    assert cli.main(["enrich", "--source", "maxmind"]) == 1
+    # A broken file is bad configuration, as when it is found broken before the pass: exit 2.
+    assert cli.main(["enrich", "--source", "maxmind"]) == 2
     out = capsys.readouterr()
     named = str(bad / "GeoLite2-City.mmdb")
     assert flat(f"corrupt MaxMind database {named}") in flat(out.out + out.err)
@@ -545,7 +558,7 @@ def test_corrupt_file_fails_before_anything_is_merged(
     write_asn_db(bad / "GeoLite2-ASN.mmdb", ASN_RECORDS, build_epoch=ASN_EPOCH)
     monkeypatch.setenv("IPINTEL_GEOIP_DIR", str(bad))
 
-    assert cli.main(["enrich", "--source", "maxmind", "--force"]) == 1
+    assert cli.main(["enrich", "--source", "maxmind", "--force"]) == 2
     failed = runs(cli_env)[-1]
     assert (failed["status"], failed["requested"], failed["fetched"], failed["merged"]) == ("failed", 8, 0, 0)
     assert str(bad / "GeoLite2-City.mmdb") in failed["message"]
@@ -565,7 +578,7 @@ def test_status_file_reports_the_run_and_no_secret(
     text = status_file.read_text(encoding="utf-8")
     doc = json.loads(text)
     assert doc["state"] == "finished" and doc["exit_code"] == 0 and doc["pid"] == os.getpid()
-    assert doc["snapshots_taken"] == len(SESSIONS)
+    assert doc["snapshots_taken"] == len(SESSIONS) - 1  # s-nowhere waits for Team Cymru
     [p] = doc["passes"]
     run_id = runs(cli_env)[-1]["run_id"]
     assert {k: p[k] for k in ("source", "run_id", "status", "due", "fetched", "merged", "failed")} == {
@@ -680,7 +693,7 @@ def test_failed_pass_does_not_snapshot_ips_it_left_due(seeded: str, geoip: Path,
     write_asn_db(bad / "GeoLite2-ASN.mmdb", ASN_RECORDS)
     monkeypatch.setattr(passes, "MAXMIND_BATCH", 1)
     summary = run_maxmind(seeded, bad)
-    assert summary.passes[0].status == "failed" and summary.exit_code == 1
+    assert summary.passes[0].status == "failed" and summary.exit_code == 2  # a broken file: configuration
 
     def snapshot(sid: str) -> dict[str, Any]:
         return one(seeded, "SELECT snapshot_at, snapshot_country FROM ipintel.session_summaries "

@@ -4,6 +4,7 @@ PostgreSQL. Every test checks rows, not only that nothing raised."""
 from __future__ import annotations
 
 import gzip
+import io
 import ipaddress
 import json
 import os
@@ -23,6 +24,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from rich.console import Console
 
 from ipintel import cli, cowrie, demo_logs, ingest
 from ipintel.locks import Lock, LockHeld
@@ -377,6 +379,108 @@ def test_appended_tail_loads_only_new_complete_lines(db: str, tmp_path: Path) ->
                           "ip_session_count": 3}
 
 
+# A last line without a newline: Cowrie may be writing it (the live file), or it is all there will
+# ever be of it (a rotated or quiet file). Three lines of one session, the last one unterminated.
+PENDING_SID, PENDING_IP = "f1f2f3f4f5f6", "193.32.162.9"
+PENDING_LINES = [
+    cowrie_line("cowrie.session.connect", PENDING_SID, PENDING_IP, "2026-11-28T23:59:00Z", src_port=40100,
+                dst_ip="172.31.12.7", dst_port=2222, protocol="ssh"),
+    cowrie_line("cowrie.login.failed", PENDING_SID, PENDING_IP, "2026-11-28T23:59:01Z", username="root",
+                password="toor"),
+    cowrie_line("cowrie.session.closed", PENDING_SID, PENDING_IP, "2026-11-28T23:59:05Z", duration=5.0)[:-1],
+]
+QUIET = cowrie.QUIET_SECONDS + 60  # seconds since the last write of a file no longer written
+
+
+def counts(summary: ingest.IngestSummary) -> tuple[int, ...]:
+    """(files read, skipped, pending, empty, lines, events) of one run."""
+    return (summary.files_read, summary.files_skipped, summary.files_pending, summary.files_empty,
+            summary.lines, summary.events)
+
+
+def age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def test_last_line_without_newline_of_a_quiet_file_loads_once(db: str, tmp_path: Path) -> None:
+    log = tmp_path / "attack.json"
+    log.write_bytes(b"".join(PENDING_LINES))
+    age(log, QUIET)
+
+    first = ingest.ingest(db, [str(log)])
+    assert counts(first) == (1, 0, 0, 0, 3, 3)
+    assert sessions(db)[PENDING_SID]["duration_seconds"] == 5.0  # the closed event is in
+    (record,) = query(db, "SELECT bytes_ingested, lines_ingested FROM ipintel.ingest_files")
+    assert record == {"bytes_ingested": log.stat().st_size, "lines_ingested": 3}
+
+    again = ingest.ingest(db, [str(log)])
+    assert counts(again) == (0, 1, 0, 0, 0, 0)
+    assert totals(db)["events"] == 3
+
+    # It was not over after all: the line gets its newline and a new line follows. The newline
+    # belongs to the line already loaded; only the new line loads.
+    with log.open("ab") as fh:
+        fh.write(b"\n" + cowrie_line("cowrie.session.connect", "0a0b0c0d0e0f", PENDING_IP, "2026-11-29T00:10:00Z"))
+    grown = ingest.ingest(db, [str(log)])
+    assert counts(grown) == (1, 0, 0, 0, 1, 1)
+    assert totals(db)["events"] == 4 and totals(db)["sessions"] == 2
+    (record,) = query(db, "SELECT bytes_ingested, lines_ingested FROM ipintel.ingest_files")
+    assert record == {"bytes_ingested": log.stat().st_size, "lines_ingested": 4}
+
+
+def test_live_file_waits_for_its_last_line_and_never_says_already_ingested(db: str, tmp_path: Path) -> None:
+    live = tmp_path / "cowrie.json"
+    live.write_bytes(PENDING_LINES[0][:-1])  # Cowrie is writing the first line of a new file
+    out = io.StringIO()
+    reporter = Reporter(Console(file=out, width=400), interactive=False)
+
+    first = ingest.ingest(db, [str(live)], reporter=reporter)
+    assert counts(first) == (0, 0, 1, 0, 0, 0)
+    assert f"{live}: waiting for the last line to end ({len(PENDING_LINES[0]) - 1:,} bytes so far)" in out.getvalue()
+    assert query(db, "SELECT * FROM ipintel.ingest_files") == []
+    assert (runs(db)[-1]["files_read"], runs(db)[-1]["files_skipped"]) == (0, 0)
+
+    live.write_bytes(b"".join(PENDING_LINES))  # that line ended; two more, the last one unfinished
+    second = ingest.ingest(db, [str(live)])
+    assert counts(second) == (1, 0, 1, 0, 2, 2)
+
+    nothing_new = ingest.ingest(db, [str(live)])  # still being written: pending, not "already ingested"
+    assert counts(nothing_new) == (0, 0, 1, 0, 0, 0)
+    assert (runs(db)[-1]["files_read"], runs(db)[-1]["files_skipped"]) == (0, 0)
+
+    with live.open("ab") as fh:
+        fh.write(b"\n")
+    finished = ingest.ingest(db, [str(live)])
+    assert counts(finished) == (1, 0, 0, 0, 1, 1)
+    done = ingest.ingest(db, [str(live)])
+    assert counts(done) == (0, 1, 0, 0, 0, 0)
+    assert totals(db)["events"] == 3 and sessions(db)[PENDING_SID]["event_count"] == 3
+
+
+@pytest.mark.parametrize("rotation", ["renamed", "gzipped"])
+def test_rotated_file_loads_the_last_line_the_live_file_left(db: str, tmp_path: Path, rotation: str) -> None:
+    live = tmp_path / "cowrie.json"
+    live.write_bytes(b"".join(PENDING_LINES))
+    first = ingest.ingest(db, [str(tmp_path)])
+    assert counts(first) == (1, 0, 1, 0, 2, 2)
+
+    # Midnight: Cowrie renames the file (logrotate may gzip it) and never writes to it again;
+    # a rotated file is complete however recently it was written.
+    if rotation == "renamed":
+        live.rename(tmp_path / "cowrie.json.2026-11-28")
+    else:
+        (tmp_path / "cowrie.json.2026-11-28.gz").write_bytes(gzip.compress(live.read_bytes(), mtime=0))
+        live.unlink()
+    rotated = ingest.ingest(db, [str(tmp_path)])
+    assert counts(rotated) == (1, 0, 0, 0, 1, 1)
+    again = ingest.ingest(db, [str(tmp_path)])
+    assert counts(again) == (0, 1, 0, 0, 0, 0)
+    assert totals(db)["events"] == 3 and sessions(db)[PENDING_SID]["duration_seconds"] == 5.0
+    (record,) = query(db, "SELECT lines_ingested FROM ipintel.ingest_files")
+    assert record["lines_ingested"] == 3
+
+
 def test_progress_advances_by_the_bytes_read(db: str, tmp_path: Path) -> None:
     live = tmp_path / "cowrie.json"
     live.write_text("\n".join(LOG_LINES) + "\n", encoding="ascii")
@@ -424,6 +528,9 @@ BAD_LINES: list[tuple[bytes, str | None]] = [  # (line, reason it is rejected fo
     (cowrie_line("cowrie.login.failed", GOOD_SID, "80.94.95.181", "2026-11-01T12:00:09Z",
                  username="admin", password="admin"), None),
     (cowrie_line("cowrie.session.closed", GOOD_SID, "80.94.95.181", "2026-11-01T12:00:10Z", duration=10.0), None),
+    # Well-formed, but a sensor clock reset to year 1: stored as a reject, not as a session in 0001.
+    (cowrie_line("cowrie.login.failed", GOOD_SID, "80.94.95.181", "0001-01-01T00:00:00Z",
+                 username="root", password="u"), "implausible_timestamp"),
 ]
 
 
@@ -495,16 +602,19 @@ def test_bad_lines_are_recorded_and_the_rest_loads(db: str, tmp_path: Path, cli_
     assert runs(db)[-1]["status"] == "succeeded"
 
 
-def test_empty_gzip_does_not_hide_other_files(db: str, tmp_path: Path) -> None:
-    """A quiet day rotates to a gzip of nothing; it has no content to be recognised by."""
+def test_empty_gzip_is_counted_and_does_not_hide_other_files(db: str, tmp_path: Path) -> None:
+    """A quiet day rotates to a gzip of nothing; it has no content to be recognised by, so every
+    run counts it as empty (not read, not skipped)."""
     folder = tmp_path / "hp-syd1"
     folder.mkdir()
     (folder / "cowrie.json.2026-11-01.gz").write_bytes(gzip.compress(b"", mtime=0))
     (folder / "cowrie.json").write_text("\n".join(LOG_LINES) + "\n", encoding="ascii")
 
     summary = ingest.ingest(db, [str(folder)])
-    assert summary.events == len(LOG_LINES)
+    assert counts(summary) == (1, 0, 0, 1, len(LOG_LINES), len(LOG_LINES))
     assert totals(db)["sessions"] == 4
+    again = ingest.ingest(db, [str(folder)])
+    assert counts(again) == (0, 1, 0, 1, 0, 0)
 
 
 # ------------------------------------------------------------------------------------------------

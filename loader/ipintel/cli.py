@@ -1,16 +1,23 @@
-"""The `ipintel` command line. Exit codes: 0 all done; 1 finished with recorded failures;
-2 bad usage or configuration; 3 another run holds the lock."""
+"""The `ipintel` command line: IP enrichment of Cowrie honeypot logs in PostgreSQL.
+
+Exit codes: 0 all done (a pass stopped by its daily quota included); 1 finished with recorded
+failures, or stopped by a database error mid-run (the next run resumes); 2 bad usage or
+configuration; 3 another run holds the lock; 130 interrupted (Ctrl-C or SIGTERM). Every error
+is one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import LiteralString
+from typing import Any, LiteralString, NoReturn
 
 import psycopg
 from rich.console import Console
@@ -19,7 +26,9 @@ from rich.table import Table
 from ipintel import __version__, config, db
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
-EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report SIGINT
+EXIT_INTERRUPTED = 130  # Ctrl-C as shells report SIGINT; SIGTERM (systemd, timeout) too
+# Commands that read or write the ipintel schema: they refuse a database not at this ipintel's head.
+NEEDS_SCHEMA = frozenset({"ingest", "enrich", "status", "report", "demo"})
 
 # Events merge_cowrie_events() turns into session facts; others are counted only.
 KNOWN_EVENTIDS = frozenset({
@@ -29,8 +38,11 @@ KNOWN_EVENTIDS = frozenset({
 })
 
 # soft_wrap: a message line in a cron log stays one line (a path is never split).
-console = Console(stderr=False, highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup=False, emoji=False: everything printed is data, some of it chosen by attackers (AS names,
+# rejected log lines, paths); "[/]" or ":smile:" in it must print as written, never be parsed.
+# Nothing here uses rich markup on purpose; use Text styles if some day something should.
+console = Console(stderr=False, highlight=False, soft_wrap=True, markup=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
 def print_tier_counts(conn: psycopg.Connection) -> None:
@@ -62,8 +74,8 @@ def cmd_ingest(args: argparse.Namespace, settings: config.Settings) -> int:
     except ingest.LockHeld as exc:
         err_console.print(f"ipintel ingest: another ingest is running ({exc}); try again when it ends")
         return EXIT_LOCKED
-    except KeyboardInterrupt:
-        err_console.print("ipintel ingest: interrupted; the chunk in flight was rolled back, "
+    except KeyboardInterrupt as exc:
+        err_console.print(f"ipintel ingest: interrupted ({exc or 'Ctrl-C'}); the chunk in flight was rolled back, "
                           "the next run resumes where this one stopped")
         return EXIT_INTERRUPTED
     for line in summary.first_rejects:
@@ -101,8 +113,9 @@ def cmd_enrich(args: argparse.Namespace, settings: config.Settings) -> int:
     except enrich.EnrichError as exc:
         err_console.print(f"ipintel enrich: {exc}")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        err_console.print("ipintel enrich: interrupted; merged batches are kept, the rest stays due")
+    except KeyboardInterrupt as exc:
+        err_console.print(f"ipintel enrich: interrupted ({exc or 'Ctrl-C'}); merged batches are kept, "
+                          "the rest stays due")
         return EXIT_INTERRUPTED
     for notice in summary.notices:
         err_console.print(notice)
@@ -193,6 +206,9 @@ REPORT_QUERIES: dict[str, LiteralString] = {
 def cmd_report(args: argparse.Namespace, settings: config.Settings) -> int:
     until = datetime.now(UTC) if args.until is None else args.until
     since = datetime(1970, 1, 1, tzinfo=UTC) if args.since is None else args.since
+    if since >= until:
+        err_console.print(f"ipintel report: --since {since:%Y-%m-%d} is not before --until {until:%Y-%m-%d}")
+        return EXIT_USAGE
     params = {"since": since, "until": until, "top": args.top}
     with db.connection(settings.database_url) as conn:
         for title, query in REPORT_QUERIES.items():
@@ -232,10 +248,32 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
         console.print("demo: Team Cymru is skipped (set IPINTEL_CYMRU_ADDR=whois.cymru.com:43 to include it)")
     code = max(code, cmd_enrich(argparse.Namespace(source=sources, limit=None, ip=None, force=False, wait=True,
                                                    status_file=None, greynoise_tier=None), settings))
+    if code == EXIT_INTERRUPTED:
+        return code
     with db.connection(settings.database_url) as conn:
         print_tier_counts(conn)
     cmd_report(argparse.Namespace(since=None, until=None, top=5), settings)
     return code
+
+
+def cmd_migrate(args: argparse.Namespace, settings: config.Settings) -> int:
+    """`alembic upgrade head`, explicitly: no other command ever changes the schema."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError
+
+    from ipintel import schema
+
+    try:
+        schema.upgrade(settings.database_url)
+    except DBAPIError as exc:  # SQLAlchemy wraps the psycopg error alembic met
+        raise exc.orig if isinstance(exc.orig, psycopg.Error) else exc from None
+    except CommandError as exc:
+        err_console.print(f"ipintel migrate: {' '.join(str(exc).split())}")
+        return EXIT_USAGE
+    with db.connection(settings.database_url) as conn:
+        revision = schema.current_revision(conn)
+    console.print(f"database schema is at revision {revision} (head)")
+    return EXIT_OK
 
 
 def _utc_date(text: str) -> datetime:
@@ -245,20 +283,45 @@ def _utc_date(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text!r}")
+    return value
+
+
+def _ip_address(text: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block): what is wrong, and where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ipintel", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="ipintel", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"ipintel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     ingest = sub.add_parser("ingest", help="load Cowrie JSON logs (files, folders, globs, .gz); idempotent")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
-    ingest.add_argument("--chunk-lines", type=int, default=50_000,
+    ingest.add_argument("--chunk-lines", type=_positive_int, default=50_000,
                         help="lines per transaction (default: %(default)s)")
     ingest.set_defaults(func=cmd_ingest)
     enrich = sub.add_parser("enrich", help="run the enrichment passes (maxmind, cymru, greynoise) on due IPs")
     enrich.add_argument("--source", action="append", choices=["maxmind", "cymru", "greynoise"],
                         help="only this pass (repeatable; default: all, in that order)")
-    enrich.add_argument("--limit", type=int, help="at most N IPs per pass (most recently seen first)")
-    enrich.add_argument("--ip", action="append", metavar="IP", help="just this IP, fresh or not (repeatable)")
+    enrich.add_argument("--limit", type=_positive_int, help="at most N IPs per pass (most recently seen first)")
+    enrich.add_argument("--ip", action="append", type=_ip_address, metavar="IP",
+                        help="just this IP, fresh or not (repeatable)")
     enrich.add_argument("--force", action="store_true", help="refetch every IP, fresh or not")
     enrich.add_argument("--wait", action="store_true", help="wait for a running enrichment instead of exiting 3")
     enrich.add_argument("--status-file", type=Path, metavar="F", help="JSON status document, updated during the run")
@@ -267,33 +330,88 @@ def build_parser() -> argparse.ArgumentParser:
                              "default IPINTEL_GREYNOISE_TIER or community")
     enrich.set_defaults(func=cmd_enrich)
     status = sub.add_parser("status", help="coverage and staleness per source, last runs, failures")
-    status.add_argument("--runs", type=int, default=10, help="how many recent runs to list")
+    status.add_argument("--runs", type=_positive_int, default=10, help="how many recent runs to list")
     status.set_defaults(func=cmd_status)
     report = sub.add_parser("report", help="attribution summary: top ASNs, countries, IP types, ASN moves")
     report.add_argument("--since", type=_utc_date, help="window start, YYYY-MM-DD (UTC; default: all time)")
     report.add_argument("--until", type=_utc_date, help="window end, exclusive, YYYY-MM-DD (default: now)")
-    report.add_argument("--top", type=int, default=10, help="rows per table (default: %(default)s)")
+    report.add_argument("--top", type=_positive_int, default=10, help="rows per table (default: %(default)s)")
     report.set_defaults(func=cmd_report)
     demo = sub.add_parser("demo", help="generate a seeded Cowrie sample, ingest, enrich (MaxMind) and report")
     demo.add_argument("--out", type=Path, default=Path("demo-data"), help="where the sample is written")
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(func=cmd_demo)
+    migrate = sub.add_parser("migrate", help="bring the database schema to this ipintel's revision "
+                                             "(alembic upgrade head); the only command that changes it")
+    migrate.set_defaults(func=cmd_migrate)
     return parser
+
+
+class _SigtermAsInterrupt:
+    """While active, SIGTERM (systemd stop, `timeout`, kill) raises KeyboardInterrupt("SIGTERM") in
+    the main thread, so it takes the Ctrl-C path: transaction rolled back, run rows and status
+    file marked interrupted, exit 130. A second SIGTERM during that cleanup is ignored."""
+
+    def __init__(self) -> None:
+        self.previous: Any = None
+        self.active = threading.current_thread() is threading.main_thread()
+        self.raised = False
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if not self.raised:
+            self.raised = True
+            raise KeyboardInterrupt("SIGTERM")
+
+    def __enter__(self) -> _SigtermAsInterrupt:
+        if self.active:
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.active:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def _check_schema(settings: config.Settings) -> None:
+    from ipintel import schema
+
+    with db.connection(settings.database_url) as conn:
+        schema.check_version(conn)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    where = f"ipintel {args.command}"
     try:
         settings = config.load()
     except config.ConfigError as exc:
         err_console.print(f"ipintel: configuration: {exc}")
         return EXIT_USAGE
-    try:
-        return int(args.func(args, settings))
-    except psycopg.OperationalError as exc:
-        err_console.print(f"ipintel: cannot reach the database: {exc}")
-        return EXIT_USAGE
+    from ipintel.schema import SchemaVersionError
+
+    with _SigtermAsInterrupt():
+        try:
+            if args.command in NEEDS_SCHEMA:
+                _check_schema(settings)
+            return int(args.func(args, settings))
+        except SchemaVersionError as exc:
+            err_console.print(f"{where}: {exc}")
+            return EXIT_USAGE
+        except psycopg.Error as exc:
+            err_console.print(f"{where}: {config.redact_dsn(db.describe_error(exc), settings.database_url)}")
+            return EXIT_USAGE if db.is_configuration_error(exc) else EXIT_FAILURES
+        except KeyboardInterrupt as exc:
+            err_console.print(f"{where}: interrupted ({exc or 'Ctrl-C'}); the transaction in flight was rolled "
+                              "back, the next run resumes")
+            return EXIT_INTERRUPTED
+        except Exception as exc:  # a defect: still one line, never a traceback (IPINTEL_DEBUG=1 shows it)
+            if os.environ.get("IPINTEL_DEBUG"):
+                raise
+            text = " ".join(str(exc).split())
+            err_console.print(f"{where}: unexpected error: {type(exc).__name__}: "
+                              f"{config.redact_dsn(text, settings.database_url)} (IPINTEL_DEBUG=1 shows the traceback)")
+            return EXIT_FAILURES
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ Pure Python, no database. The ingest side calls, per file from `expand_paths`:
 Offsets always count bytes of the *decompressed* content, so a plain file that is later rotated and
 gzipped keeps the same offsets and the same fingerprint.
 
+A last line without a newline is read only from a file that is complete: a gzip, a rotated name
+(`cowrie.json.YYYY-MM-DD`), or a file not modified for `QUIET_SECONDS`. In the live log it may be
+a line Cowrie is still writing, so it is left for a later run (`ReadProgress.partial_bytes`).
+
 What is stored must be storable: PostgreSQL text and jsonb cannot hold NUL nor invalid UTF-8, so
 such lines become rejects here instead of failing a whole COPY batch later. Attacker-chosen text
 (usernames, passwords, commands, client versions) is validated that way and otherwise passed
@@ -27,10 +31,11 @@ import json
 import math
 import os
 import re
+import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +45,7 @@ __all__ = [
     "EVENT_COLUMNS",
     "FINGERPRINT_BYTES",
     "GZIP_ERRORS",
+    "QUIET_SECONDS",
     "REJECT_COLUMNS",
     "REJECT_REASONS",
     "CowrieInputError",
@@ -59,6 +65,9 @@ __all__ = [
 UTC = timezone.utc
 GZIP_MAGIC = b"\x1f\x8b"
 FINGERPRINT_BYTES = 4096
+# A plain file unmodified this long is no longer being written: a last line without a newline is
+# then all there will ever be of that line (Cowrie crashed, or the file was cut by hand).
+QUIET_SECONDS = 300
 EXCERPT_CHARS = 200
 DETAIL_VALUE_CHARS = 100
 _CHUNK = 1 << 20
@@ -70,6 +79,7 @@ MISSING_SESSION = "missing_session"
 MISSING_SRC_IP = "missing_src_ip"
 INVALID_IP = "invalid_ip"
 INVALID_TIMESTAMP = "invalid_timestamp"
+IMPLAUSIBLE_TIMESTAMP = "implausible_timestamp"
 INVALID_UTF8 = "invalid_utf8"
 NUL_CHARACTER = "nul_character"
 TRUNCATED_GZIP = "truncated_gzip"
@@ -80,10 +90,15 @@ REJECT_REASONS = (
     MISSING_SRC_IP,
     INVALID_IP,
     INVALID_TIMESTAMP,
+    IMPLAUSIBLE_TIMESTAMP,
     INVALID_UTF8,
     NUL_CHARACTER,
     TRUNCATED_GZIP,
 )
+
+# Event times outside [EARLIEST_PLAUSIBLE, now + FUTURE_SLACK] are rejected as implausible.
+EARLIEST_PLAUSIBLE = datetime(1990, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
 
 # What a damaged gzip stream raises: EOFError when it ends early, zlib.error for corrupt deflate
 # data, BadGzipFile (an OSError) for a bad CRC, length or member header.
@@ -310,24 +325,37 @@ class EventReader:
     Use as a context manager, or exhaust it, or call close(): the file stays open until then.
     """
 
-    def __init__(self, path: Path | str, start_offset: int = 0, start_line: int = 0) -> None:
+    def __init__(self, path: Path | str, start_offset: int = 0, start_line: int = 0,
+                 complete: bool | None = None) -> None:
         if start_offset < 0 or start_line < 0:
             raise ValueError("start_offset and start_line must not be negative")
         self.path = Path(path)
+        self.complete = complete  # None: decided by the file (see _is_complete)
         self.progress = ReadProgress(offset=start_offset, line_no=start_line)
         self._stream, self.is_gzip = _open_content(self.path)
         try:
-            self._skip_to(start_offset)
+            self.progress.offset = self._skip_to(start_offset)
         except BaseException:
             self._stream.close()
             raise
         self._items = self._read()
 
-    def _skip_to(self, offset: int) -> None:
+    def _is_complete(self) -> bool:
+        """Whether a plain file's unterminated last line is finished. Asked when such a line is
+        met, after its bytes were read: a write since then makes the file look new, not old."""
+        if self.complete is not None:
+            return self.complete
+        rank = _cowrie_rank(self.path.name)
+        if rank is not None and rank[0] == _ROTATED:
+            return True  # Cowrie renames the live file at midnight and never writes to it again
+        return time.time() - os.fstat(self._stream.fileno()).st_mtime >= QUIET_SECONDS
+
+    def _skip_to(self, offset: int) -> int:
         """Position the stream at `offset`: just after a newline, or at the end of the content
-        (a gzip file's last line may lack its newline and still have been consumed)."""
+        (a last line without a newline, consumed from a complete file). Returns where reading
+        resumes: one byte further when such a consumed line has got its newline since."""
         if offset == 0:
-            return
+            return 0
         stream = self._stream
         try:
             if self.is_gzip:
@@ -337,25 +365,26 @@ class EventReader:
             else:
                 stream.seek(offset - 1)
             before = stream.read(1)
-            # A second read only happens when `before` is not a newline, and then it must find the
-            # end; either way the stream ends up at `offset` when the check passes.
-            resumable = before == b"\n" or (before != b"" and stream.read(1) == b"")
+            # A second read only happens when `before` is not a newline: it must find the end, or
+            # the newline that ends the line already consumed (it is part of that line).
+            after = b"" if before in (b"\n", b"") else stream.read(1)
         except GZIP_ERRORS as exc:
             raise CowrieInputError(f"cannot resume {self.path} at byte {offset}: {exc}") from exc
-        if not resumable:
+        if before == b"" or after not in (b"", b"\n"):
             # Resuming mid-line would turn the rest of that line into a bogus reject: the file is
             # not the one the offset was recorded for, or it was truncated. Say so instead.
             raise CowrieInputError(
                 f"cannot resume {self.path} at byte {offset}: not the end of a line "
                 "(the file is shorter or has changed)"
             )
+        return offset + len(after)
 
     def _read(self) -> Iterator[Event | Reject]:
         progress = self.progress
         offset, line_no = progress.offset, progress.line_no
         try:
             for raw in self._stream:
-                if raw[-1:] != b"\n" and not self.is_gzip:
+                if raw[-1:] != b"\n" and not self.is_gzip and not self._is_complete():
                     # A plain file may be the live log with a line still being written.
                     progress.partial_bytes = len(raw)
                     return
@@ -401,16 +430,19 @@ class EventReader:
         self.close()
 
 
-def read_events(path: Path | str, start_offset: int = 0, start_line: int = 0) -> EventReader:
+def read_events(path: Path | str, start_offset: int = 0, start_line: int = 0,
+                complete: bool | None = None) -> EventReader:
     """Stream the Events and Rejects of one Cowrie log file, plain or gzip.
 
     Resume with the `progress.offset` / `progress.line_no` of an earlier run: the bytes before
     `start_offset` are skipped and line numbers continue from `start_line`. A last line without
-    a newline is left unconsumed in a plain file (the live log may be mid-write) and consumed in
-    a gzip file (finished by definition). Raises CowrieInputError when the file is missing or
-    `start_offset` is not just after a line end of this file.
+    a newline is consumed when the file is complete: a gzip (finished by definition), a rotated
+    name, a plain file unmodified for QUIET_SECONDS, or `complete=True`. Otherwise (the live log
+    may be mid-write, or `complete=False`) it is left unconsumed and counted in
+    `progress.partial_bytes`. Raises CowrieInputError when the file is missing or `start_offset`
+    is not just after a line end of this file.
     """
-    return EventReader(path, start_offset, start_line)
+    return EventReader(path, start_offset, start_line, complete)
 
 
 # --------------------------------------------------------------------------------------------
@@ -582,6 +614,14 @@ def parse_line(raw: bytes, line_no: int) -> Event | Reject | None:
     except (TypeError, ValueError, OverflowError):
         return _reject(
             raw, line_no, INVALID_TIMESTAMP, f"timestamp {_safe_value(raw_ts)} is not ISO 8601"
+        )
+    # Well-formed but impossible for a Cowrie event (a sensor clock reset to year 1, a forged
+    # line): it would sort first or last and skew every time window, so it is rejected too.
+    if event_ts < EARLIEST_PLAUSIBLE or event_ts > datetime.now(UTC) + FUTURE_SLACK:
+        return _reject(
+            raw, line_no, IMPLAUSIBLE_TIMESTAMP,
+            f"timestamp {_safe_value(raw_ts)} is before {EARLIEST_PLAUSIBLE:%Y} or more than "
+            f"{FUTURE_SLACK.days} day in the future",
         )
 
     src_port = dst_ip = dst_port = duration = None

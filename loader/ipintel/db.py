@@ -7,14 +7,19 @@ statements.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, LiteralString
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
+import psycopg.errors
 from psycopg.rows import dict_row
 
 APPLICATION_NAME = "ipintel"
+T = TypeVar("T")
 
 
 def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection[dict[str, Any]]:
@@ -40,6 +45,69 @@ def query_one(conn: psycopg.Connection[Any], query: LiteralString, params: dict[
         return cur.fetchone()
 
 
+# What libpq says when a connection cannot be opened (psycopg raises it with no SQLSTATE).
+_CONNECT_FAILURE_PREFIXES = ("connection failed", "connection is bad")
+# SQLSTATEs that mean "fix the configuration or the role", not "run again".
+_CONFIGURATION_SQLSTATES = ("28000", "28P01", "3D000", "42501", "53300", "57P03")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def is_configuration_error(exc: BaseException) -> bool:
+    """True when the database refused us before any work (unreachable, authentication, no such
+    database, too many connections, missing privilege): the CLI exits 2, like bad configuration."""
+    if not isinstance(exc, psycopg.Error):
+        return False
+    if exc.sqlstate is None:
+        return str(exc).startswith(_CONNECT_FAILURE_PREFIXES)
+    return exc.sqlstate in _CONFIGURATION_SQLSTATES
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line saying what a database error means for the user and what to do about it.
+
+    Deadlocks, serialization failures and the timeouts are OperationalError subclasses like a
+    refused connection, but need a different reaction: they are named here, each on its own.
+    Nothing of the DSN is added (libpq's own messages never carry the password).
+    """
+    message = _one_line(str(exc)) or type(exc).__name__
+    where = ""
+    diag = getattr(exc, "diag", None)
+    context = getattr(diag, "context", None) if diag is not None else None
+    if context:
+        function = re.search(r"function ([\w.]+)\(", context)
+        if function:
+            where = f" in {function.group(1)}()"
+    rerun = "the transaction in flight was rolled back, what was committed is kept: run again"
+    if isinstance(exc, psycopg.errors.DeadlockDetected):
+        return f"deadlock detected{where}: another session locked the same rows in the opposite order; {rerun}"
+    if isinstance(exc, psycopg.errors.SerializationFailure):
+        return (f"serialization failure{where}: a concurrent transaction changed the same rows; {rerun}")
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        return (f"lock timeout{where}: another session held a lock longer than lock_timeout allows "
+                f"({message}); {rerun} when it is released")
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        if "statement timeout" in message:
+            return (f"statement timeout{where}: a query ran longer than statement_timeout allows; "
+                    f"{rerun}, or raise statement_timeout for this role")
+        return f"query cancelled{where} by an administrator or another session ({message}); {rerun}"
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return f"permission denied{where}: {message}; grant the role what ipintel needs"
+    if is_configuration_error(exc):
+        for prefix in _CONNECT_FAILURE_PREFIXES:
+            message = message.removeprefix(f"{prefix}: ")
+        return f"cannot connect to the database: {message}"
+    if isinstance(exc, psycopg.OperationalError) and (
+            exc.sqlstate is None or exc.sqlstate.startswith(("08", "57P"))):
+        return (f"lost the connection to the database ({message}); what was committed is kept, "
+                "the next run resumes")
+    if isinstance(exc, psycopg.Error) and exc.sqlstate:
+        return f"database error {exc.sqlstate}{where}: {message}"
+    return f"database error: {message}"
+
+
 TIER_COUNTS: LiteralString = """
 SELECT (SELECT count(*) FROM ipintel.asn_inventory)     AS asn_inventory,
        (SELECT count(*) FROM ipintel.ip_inventory)      AS ip_inventory,
@@ -52,3 +120,26 @@ def tier_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
     row = query_one(conn, TIER_COUNTS)
     assert row is not None
     return {k: int(v) for k, v in row.items()}
+
+
+# A deadlock or serialization failure rolls back one transaction and nothing else: running the
+# same transaction again is the documented remedy. Bounded: a conflict that repeats this often
+# is a bug to report, not to hide.
+RETRY_ATTEMPTS = 5
+RETRYABLE = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
+
+
+def in_transaction_with_retry(conn: psycopg.Connection[Any], work: Callable[[], T], *,
+                              attempts: int = RETRY_ATTEMPTS) -> T:
+    """Run `work()` in one transaction of `conn` (autocommit), again from the start after a
+    deadlock or serialization failure, at most `attempts` times with a short random backoff.
+    `work` must be safe to repeat: everything it wrote was rolled back with the transaction."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with conn.transaction():
+                return work()
+        except RETRYABLE:
+            if attempt == attempts:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+    raise AssertionError("unreachable")

@@ -29,6 +29,7 @@ from ipintel.locks import Lock, LockHeld
 from ipintel.progress import Reporter
 
 ENRICH_LOCK = "ipintel.enrich"
+INTERRUPTED_EXIT_CODE = 130  # Ctrl-C or SIGTERM: the CLI's exit code, also in the status file
 SOURCES = ("maxmind", "cymru", "greynoise")
 
 COPY_FAILURES = ("COPY ipintel_staging.enrichment_failures "
@@ -37,11 +38,16 @@ COPY_FAILURES = ("COPY ipintel_staging.enrichment_failures "
 
 class EnrichError(RuntimeError):
     """A pass cannot go on: raised from prepare() it is bad configuration (CLI exit 2); raised
-    from fetch() it fails that pass only (e.g. a database file broken mid-pass: exit 1)."""
+    from fetch() it fails that pass only (exit 1). ConfigurationError stops the whole run."""
 
 
 class ConfigurationError(EnrichError):
     """The source refused our configuration mid-pass (e.g. the API key): the run stops, exit 2."""
+
+
+class BrokenDataError(EnrichError):
+    """A local data file turned out broken mid-pass (corrupt records in a MaxMind file): that pass
+    fails, what it merged stays, the other passes run; the exit code is 2, bad configuration."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,21 +76,42 @@ class EnrichSummary:
     passes: list[PassSummary] = field(default_factory=list)
     snapshots: int = 0
     notices: list[str] = field(default_factory=list)
+    broken_configuration: bool = False  # a pass failed on BrokenDataError
 
     @property
     def exit_code(self) -> int:
-        bad = {"finished_with_failures", "stopped", "failed", "interrupted"}
-        return 1 if any(p.status in bad for p in self.passes) else 0
+        """0 all done, 1 recorded failures, 2 a pass failed on broken configuration (a corrupt
+        MaxMind file). A pass "stopped" by a spent daily quota or budget (QuotaSpent) is normal
+        daily operation (its notice says how many IPs stay due): still 0, so cron stays quiet;
+        stopped for another reason (e.g. out of time) it is 1."""
+        if self.broken_configuration:
+            return 2
+        bad = {"finished_with_failures", "failed", "interrupted"}
+        return 1 if any(p.status in bad or (p.status == "stopped" and not isinstance(p.message, QuotaSpent))
+                        for p in self.passes) else 0
 
 
 class StatusFile:
-    """A JSON document for cron monitoring, rewritten atomically as the run progresses."""
+    """A JSON document for cron monitoring, rewritten atomically as the run progresses.
+
+    A pass that waits on a remote service calls `keepalive` every second or so: the document is
+    then rewritten at least every KEEPALIVE_SECONDS, so a fresh `updated_at` tells a monitor the
+    run is alive even while no batch completes.
+    """
+
+    KEEPALIVE_SECONDS = 10.0
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.started_at = datetime.now(UTC).isoformat()
+        self._written = time.monotonic()
+
+    def keepalive(self, summary: EnrichSummary) -> None:
+        if time.monotonic() - self._written >= self.KEEPALIVE_SECONDS:
+            self.write("running", summary)
 
     def write(self, state: str, summary: EnrichSummary, exit_code: int | None = None) -> None:
+        self._written = time.monotonic()
         if self.path is None:
             return
         doc = {
@@ -127,7 +154,8 @@ class Batches:
             return
         fetched_at = datetime.now(UTC)
         run_id = self.summary.run_id
-        with self.conn.transaction():
+
+        def write_batch() -> tuple[int, int]:
             batch = db.query_one(self.conn, "SELECT nextval('ipintel_staging.batch_id_seq') AS id")
             assert batch is not None
             batch_id = batch["id"]
@@ -148,9 +176,14 @@ class Batches:
                 "UPDATE ipintel.enrichment_runs SET fetched = fetched + %(fetched)s, failed = failed + %(failed)s "
                 "WHERE run_id = %(run)s",
                 {"fetched": len(results), "failed": recorded["n"], "run": run_id})
+            return int(merged["n"]), int(recorded["n"])
+
+        # A concurrent ingest takes the same locks in the same order (ipintel.lock_for_merge), so a
+        # deadlock should not happen; should one happen all the same, the batch runs again whole.
+        merged_n, recorded_n = db.in_transaction_with_retry(self.conn, write_batch)
         self.summary.fetched += len(results)
-        self.summary.merged += int(merged["n"])
-        self.summary.failed += int(recorded["n"])
+        self.summary.merged += merged_n
+        self.summary.failed += recorded_n
         self.reporter.advance(len(results) + len(failures), merged=self.summary.merged, failed=self.summary.failed)
         self.status.write("running", self.overall)
 
@@ -174,6 +207,11 @@ class Pass(Protocol):
 
 class SkipPass(Exception):
     """The source is not configured (e.g. no GreyNoise key): skipped, said plainly."""
+
+
+class QuotaSpent(str):
+    """A fetch() message saying the source's daily quota or budget ended the pass: normal daily
+    operation (the rest stays due for tomorrow), so the pass is "stopped" but the run exits 0."""
 
 
 @dataclass
@@ -220,19 +258,20 @@ def enrich(settings: Settings, options: EnrichOptions, *, reporter: Reporter | N
                           "message = 'the process ended without finishing the run' WHERE status = 'running'")
         status.write("running", summary)
         with db.connection(settings.database_url, autocommit=True) as conn:
-            ran: list[str] = []
             for p in passes:
-                result = _run_pass(conn, lock.conn, p, options, summary, status, reporter)
-                # A failed pass counts too: the IPs it left due are not settled, so their
-                # sessions wait for a good run instead of freezing the stale result.
-                if result.status in {"succeeded", "finished_with_failures", "stopped", "failed"}:
-                    ran.append(p.source)
-            row = db.query_one(conn, "SELECT ipintel.take_snapshots(%(sources)s::text[]) AS n", {"sources": ran})
+                _run_pass(conn, lock.conn, p, options, summary, status, reporter)
+            # Whatever ran: SQL decides, per session and field, which sources are still awaited.
+            row = db.query_one(conn, "SELECT ipintel.take_snapshots() AS n")
             summary.snapshots = int(row["n"]) if row else 0
         status.write("finished", summary, summary.exit_code)
         return summary
+    except KeyboardInterrupt:
+        # Ctrl-C, or SIGTERM (systemd, timeout), which the CLI raises as KeyboardInterrupt too.
+        status.write("interrupted", summary, INTERRUPTED_EXIT_CODE)
+        raise
     except BaseException as exc:
-        status.write("failed", summary, 2 if isinstance(exc, EnrichError) else None)
+        # The exit code the CLI gives: 2 for configuration (also a database that refuses us), else 1.
+        status.write("failed", summary, 2 if isinstance(exc, EnrichError) or db.is_configuration_error(exc) else 1)
         raise
     finally:
         lock.__exit__(None, None, None)
@@ -262,6 +301,7 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
     if notice:
         summary.notices.append(notice)
     _record_run(lock_conn, ps, provenance)
+    status.write("running", summary)  # the pass shows as running from its start, not its first batch
     try:
         due = db.query_all(
             conn, "SELECT host(ip) AS ip FROM ipintel.ips_due(%(source)s, %(limit)s, %(force)s, "
@@ -278,8 +318,8 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
             ps.status, ps.message = "stopped", stopped
         else:
             ps.status = "finished_with_failures" if ps.failed else "succeeded"
-    except KeyboardInterrupt:
-        ps.status, ps.message = "interrupted", "interrupted (Ctrl-C); merged batches are kept"
+    except KeyboardInterrupt as exc:
+        ps.status, ps.message = "interrupted", f"interrupted ({exc or 'Ctrl-C'}); merged batches are kept"
         raise
     except ConfigurationError as exc:
         ps.status, ps.message = "failed", str(exc)
@@ -287,6 +327,7 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
     except EnrichError as exc:
         ps.status, ps.message = "failed", str(exc)
         summary.notices.append(f"{p.source}: failed: {exc}")
+        summary.broken_configuration |= isinstance(exc, BrokenDataError)
     except Exception as exc:
         ps.status, ps.message = "failed", f"{type(exc).__name__}: {exc}"
         raise

@@ -42,7 +42,9 @@ __all__ = ["IngestSummary", "LockHeld", "ingest"]
 class IngestSummary:
     run_id: int = 0
     files_read: int = 0
-    files_skipped: int = 0
+    files_skipped: int = 0  # already ingested to their end: nothing new, nothing pending
+    files_pending: int = 0  # plain files whose last line is still being written; it loads later
+    files_empty: int = 0  # no content at all (e.g. the gzip of a quiet day)
     lines: int = 0
     events: int = 0
     sessions_new: int = 0
@@ -134,6 +136,7 @@ class _Ingest:
         if not head:
             # Nothing to read (an empty file, or the gzip of a quiet day), and no content to know
             # the file by: an empty fingerprint would match the start of every other file.
+            self.summary.files_empty += 1
             return
         fp, fp_bytes, record = _find_file(conn, head)
         is_gzip = cowrie.is_gzip(path)
@@ -160,12 +163,14 @@ class _Ingest:
                     s.lines += reader.progress.line_no - lines_at_chunk_start
                     lines_at_chunk_start = reader.progress.line_no
                     events, rejects = [], []
+            pending = reader.progress.partial_bytes
             if lines_at_chunk_start == start_line:
                 # No full chunk. Nothing new at all (e.g. the live file, rotated and gzipped
-                # since: a gzip has to be read to know) is a skip, like a file seen whole before.
+                # since: a gzip has to be read to know) is a skip, like a file seen whole before;
+                # but a file whose last line is still being written is not done: it is pending.
                 if events or rejects or reader.progress.line_no != start_line:
                     s.files_read += 1
-                else:
+                elif not pending:
                     s.files_skipped += 1
             # A gzip read to its end cannot grow. A truncated one may still be being written by
             # logrotate: it is read again next time, from the last good line.
@@ -174,12 +179,18 @@ class _Ingest:
                 self._load_chunk(conn, path, (fp, fp_bytes), file_id, events, rejects, reader.progress, finished)
                 s.lines += reader.progress.line_no - lines_at_chunk_start
         self.reporter.finish()
+        if pending:
+            s.files_pending += 1
+            self.reporter.note(f"{path}: waiting for the last line to end ({pending:,} bytes so far); "
+                               f"it loads once it ends, or once the file is rotated or quiet for "
+                               f"{cowrie.QUIET_SECONDS // 60} minutes")
 
     def _load_chunk(self, conn: psycopg.Connection[Any], path: Path, fp: tuple[str, int], file_id: int | None,
                     events: list[cowrie.Event], rejects: list[cowrie.Reject],
                     progress: cowrie.ReadProgress, finished: bool) -> int:
         s = self.summary
-        with conn.transaction():
+
+        def load(file_id: int | None) -> tuple[int, dict[str, Any]]:
             if file_id is None:
                 row = db.query_one(
                     conn,
@@ -235,6 +246,11 @@ class _Ingest:
                  "sessions_new": merged["sessions_new"], "sessions_updated": merged["sessions_updated"],
                  "ips_new": merged["ips_new"], "rejects": len(rejects),
                  "event_counts": psycopg.types.json.Jsonb(merged["event_counts"]), "run": s.run_id})
+            return file_id, merged
+
+        # The chunk is one transaction; after a deadlock or serialization failure it runs again
+        # whole (merge_cowrie_events takes its locks in the order every merge does).
+        file_id, merged = db.in_transaction_with_retry(conn, lambda: load(file_id))
         # Committed: only now does the chunk count.
         s.events += int(merged["events"])
         s.sessions_new += int(merged["sessions_new"])

@@ -4,15 +4,42 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from ipintel.config import Settings
-from ipintel.enrich import Batches, ConfigurationError, EnrichError, Failure, Pass, SkipPass
+from ipintel.enrich import (
+    Batches,
+    BrokenDataError,
+    ConfigurationError,
+    EnrichError,
+    Failure,
+    Pass,
+    QuotaSpent,
+    SkipPass,
+)
 from ipintel.sources import cymru, greynoise, maxmind
 
 MAXMIND_BATCH = 10_000
 COMMUNITY_DAILY_BUDGET = 50  # GreyNoise community lookups per UTC day unless configured
+# How often a pass waiting on the network says it is alive (progress line, status file); each is
+# throttled to its own interval (10 s), so this only has to be well under that.
+HEARTBEAT_SECONDS = 1.0
+
+T = TypeVar("T")
+
+
+async def _with_heartbeat(work: Awaitable[T], beat: Callable[[], None]) -> T:
+    """Await `work`, calling `beat()` every HEARTBEAT_SECONDS until it is done."""
+    task = asyncio.ensure_future(work)
+    try:
+        while not (await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS))[0]:
+            beat()
+        return task.result()
+    finally:
+        task.cancel()  # no-op once done; stops the work if beat() raised
 
 
 def _address_order(ip: str) -> tuple[int, int]:
@@ -61,8 +88,8 @@ class MaxMindPass:
                         results = []
         except maxmind.MaxMindError as exc:
             # A database broken mid-pass (corrupt data section): what was merged stays, the
-            # pass stops and names the file.
-            raise EnrichError(str(exc)) from exc
+            # pass stops and names the file. A broken file is bad configuration (exit 2).
+            raise BrokenDataError(str(exc)) from exc
         batches.write(results, [])
         return None
 
@@ -77,26 +104,44 @@ class CymruPass:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = cymru.CymruSettings(addr=settings.cymru_addr, batch_size=settings.cymru_batch_size,
-                                            concurrency=settings.cymru_concurrency)
+                                            concurrency=settings.cymru_concurrency,
+                                            batch_timeout=settings.cymru_batch_timeout,
+                                            pass_timeout=settings.cymru_pass_timeout)
 
     def prepare(self) -> dict[str, Any]:
         s = self.settings
         return {"service": s.addr, "protocol": "bulk whois (begin/verbose/end)",
-                "batch_size": s.batch_size, "concurrency": s.concurrency}
+                "batch_size": s.batch_size, "concurrency": s.concurrency,
+                "batch_timeout": s.batch_timeout, "pass_timeout": s.pass_timeout}
 
     def current_build(self) -> int | None:
         return None
 
     def fetch(self, ips: list[str], batches: Batches) -> str | None:
+        started = last_answer = time.monotonic()
+
         def on_batch(results: list[cymru.CymruResult], not_found: list[str]) -> None:
+            nonlocal last_answer
+            last_answer = time.monotonic()
             rows = [(r.ip, cymru_document(r)) for r in results]
             # "Error: no ASN or IP match": Cymru knows nothing of the address, a real answer.
             rows += [(ip, {"found": False, "asn": None, "origins": []}) for ip in not_found]
             batches.write(rows, [])
 
-        outcome = asyncio.run(cymru.lookup(ips, self.settings, on_batch))
+        def heartbeat() -> None:
+            # A slow or silent server completes no batch for minutes: say so, and that we live.
+            now = time.monotonic()
+            left = max(0.0, self.settings.pass_timeout - (now - started))
+            batches.reporter.advance(0, merged=batches.summary.merged, failed=batches.summary.failed,
+                                     waiting=f"{now - last_answer:.0f}s", budget_left=f"{left:.0f}s")
+            batches.status.keepalive(batches.overall)
+
+        outcome = asyncio.run(_with_heartbeat(cymru.lookup(ips, self.settings, on_batch), heartbeat))
         batches.write([], [Failure(ip, f"{f.error} (after {f.attempts} attempts, batch of {len(f.ips)})")
                            for f in outcome.failures for ip in f.ips])
+        if outcome.out_of_time:
+            return (f"Team Cymru pass budget of {self.settings.pass_timeout:g}s spent (IPINTEL_CYMRU_PASS_TIMEOUT); "
+                    f"{len(outcome.unfinished):,} IPs stay due for a later run")
         return None
 
     def close(self) -> None:
@@ -111,6 +156,10 @@ def cymru_document(result: cymru.CymruResult) -> dict[str, Any]:
                 "as_name": o.as_name}
 
     return {"found": True, **origin(result.current), "origins": [origin(o) for o in result.origins]}
+
+
+GREYNOISE_SKIPPED = ("IPINTEL_GREYNOISE_KEY is not set; GreyNoise pass skipped (snapshots wait for it within its "
+                     "snapshot_window; disable it in ipintel.enrichment_policy to stop waiting)")
 
 
 class GreyNoisePass:
@@ -129,7 +178,7 @@ class GreyNoisePass:
 
     def prepare(self) -> dict[str, Any]:
         if self.settings is None:
-            raise SkipPass("IPINTEL_GREYNOISE_KEY is not set; GreyNoise pass skipped")
+            raise SkipPass(GREYNOISE_SKIPPED)
         return {"api": self.settings.base_url, "tier": self.settings.tier,
                 "endpoint": "/v3/community/{ip}" if self.settings.tier == "community" else "/v3/ip",
                 "rate_per_second": self.settings.rate_per_second, "daily_budget": self.daily_budget}
@@ -167,11 +216,12 @@ class GreyNoisePass:
             batches.notice(f"greynoise: {count:,} IPv6 address{'es' if count != 1 else ''} skipped "
                            "(the Community API answers IPv4 only)")
         left = len(outcome.not_attempted)
+        # Normal daily operation (exit 0): the rest stays due for the next run.
         if outcome.quota_exhausted:
-            return f"GreyNoise quota exhausted (HTTP 429); {left:,} IPs stay due for a later run"
+            return QuotaSpent(f"GreyNoise quota exhausted (HTTP 429); {left:,} IPs stay due for a later run")
         if outcome.budget_exhausted:
-            return (f"daily budget of {self.daily_budget:,} GreyNoise lookups spent (IPINTEL_GREYNOISE_DAILY_BUDGET); "
-                    f"{left:,} IPs stay due for a later run")
+            return QuotaSpent(f"daily budget of {self.daily_budget:,} GreyNoise lookups spent "
+                              f"(IPINTEL_GREYNOISE_DAILY_BUDGET); {left:,} IPs stay due for a later run")
         return None
 
     def close(self) -> None:

@@ -25,6 +25,9 @@ class Reporter:
     """One task at a time: `start(label, total, unit)`, `advance(n, **info)`, `finish()`.
 
     `unit` is "bytes" or "items". `info` (e.g. events=..., rate=...) appears on plain lines.
+    Code that waits calls `advance(0, **info)` every second or so: a plain line then still goes
+    out every PLAIN_INTERVAL_SECONDS (cron logs show the run is alive during a stall), and on a
+    terminal the bar's info is refreshed.
     """
 
     def __init__(self, console: Console | None = None, *, interactive: bool | None = None) -> None:
@@ -73,6 +76,10 @@ class Reporter:
             self._last_line = now
             share = f" {100 * self._done / self._total:.0f}%" if self._total else ""
             self.console.print(f"{self._label}:{share} {text}".rstrip())
+
+    def note(self, text: str) -> None:
+        """One line of its own (above the bar on a terminal), e.g. why a file was left for later."""
+        self.console.print(text, markup=False)
 
     def finish(self) -> None:
         if self._progress is not None:

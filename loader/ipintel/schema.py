@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import tuple_row
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = PROJECT_ROOT / "sql"
@@ -30,10 +31,27 @@ def apply_sql_dir(dsn: str, sql_dir: Path = SQL_DIR) -> None:
             conn.execute(path.read_text(encoding="utf-8"))  # type: ignore[arg-type]
 
 
+class SchemaVersionError(RuntimeError):
+    """The database is not at the revision this ipintel was written for, or this ipintel cannot
+    find its migrations (CLI exit 2)."""
+
+
+def alembic_ini() -> Path:
+    """alembic.ini of this ipintel: the project folder of the package (a checkout, an editable
+    install), else the working directory (a non-editable install run from the project folder,
+    as the Docker image does from /app)."""
+    for candidate in (ALEMBIC_INI, Path.cwd() / "alembic.ini"):
+        if candidate.is_file() and (candidate.parent / "migrations").is_dir():
+            return candidate
+    raise SchemaVersionError(
+        f"cannot find the migrations of this ipintel (alembic.ini beside migrations/) in {PROJECT_ROOT} "
+        "or the working directory: run ipintel from its project folder")
+
+
 def alembic_config(dsn: str):  # -> alembic.config.Config
     from alembic.config import Config
 
-    cfg = Config(str(ALEMBIC_INI))
+    cfg = Config(str(alembic_ini()))
     cfg.attributes["dsn"] = dsn
     return cfg
 
@@ -48,6 +66,58 @@ def downgrade(dsn: str, revision: str) -> None:
     from alembic import command
 
     command.downgrade(alembic_config(dsn), revision)
+
+
+# The alembic version table (migrations/env.py names it so ipintel can share a database).
+VERSION_TABLE = "ipintel_alembic_version"
+MIGRATE_HINT = "run `ipintel migrate` (or `make migrate`)"
+
+
+def head_revision() -> str:
+    """The newest revision of the migrations shipped with this ipintel."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    assert head is not None, "migrations/versions holds no revision"
+    return head
+
+
+def current_revision(conn: psycopg.Connection) -> str | None:
+    """The revision the database is at, None when it was never migrated. Read-only: the table is
+    looked up through the search_path, as alembic does when it creates it."""
+    cur = conn.cursor(row_factory=tuple_row)
+    found = cur.execute("SELECT to_regclass(%s) IS NOT NULL", (VERSION_TABLE,)).fetchone()
+    if not found or not found[0]:
+        return None
+    rows = cur.execute("SELECT version_num FROM ipintel_alembic_version").fetchall()
+    return ", ".join(sorted(row[0] for row in rows)) or None
+
+
+def check_version(conn: psycopg.Connection) -> str:
+    """Return the revision when the database is at this ipintel's head; else raise
+    SchemaVersionError with one line saying where it is and what to run. Never migrates:
+    production schema changes stay an explicit `ipintel migrate`."""
+    head = head_revision()
+    current = current_revision(conn)
+    if current == head:
+        return head
+    if current is None:
+        raise SchemaVersionError(
+            f"database schema is not migrated (no {VERSION_TABLE} table), this ipintel needs revision {head}: "
+            f"{MIGRATE_HINT}")
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    script = ScriptDirectory.from_config(alembic_config(""))
+    try:
+        known = all(script.get_revision(rev) is not None for rev in current.split(", "))
+    except CommandError:
+        known = False
+    if not known:
+        raise SchemaVersionError(
+            f"database schema is at revision {current}, which this ipintel does not know (a newer ipintel "
+            f"migrated it?); this ipintel needs {head}: upgrade ipintel")
+    raise SchemaVersionError(f"database schema is at revision {current}, this ipintel needs {head}: {MIGRATE_HINT}")
 
 
 def _pg_dump() -> str:

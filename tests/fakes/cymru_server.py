@@ -71,7 +71,9 @@ class Behaviour:
     the connection cleanly (FIN) after that many rows, ``reset_after_rows`` with a TCP reset,
     ``half_line_after_rows`` sends half of the next row and then closes. ``garbage`` lines are
     sent right after the banner. ``trickle_chunk`` bytes are written at a time, ``trickle_delay``
-    apart. ``refuse`` closes the connection on accept; ``hang`` reads the query and never answers.
+    apart. ``drip`` sleeps that many seconds before each line (banner included): a server that
+    keeps answering, too slowly for any batch deadline. ``refuse`` closes the connection on
+    accept; ``hang`` reads the query and never answers.
     """
 
     latency: float = 0.0
@@ -83,6 +85,7 @@ class Behaviour:
     garbage: Sequence[str] = ()
     trickle_chunk: int | None = None
     trickle_delay: float = 0.0
+    drip: float = 0.0
     refuse: bool = False
     hang: bool = False
 
@@ -246,6 +249,8 @@ class FakeCymruServer:
 
     @staticmethod
     async def _write(writer: asyncio.StreamWriter, data: bytes, behaviour: Behaviour) -> None:
+        if behaviour.drip:  # every call writes one line, or the half of one
+            await asyncio.sleep(behaviour.drip)
         if behaviour.trickle_chunk is None:
             writer.write(data)
             await writer.drain()

@@ -16,6 +16,12 @@ fails is retried only a few times, with exponential backoff and full jitter, bef
 recorded as a failure for a later run. A lone IP is never sent on its own connection unless it
 is the whole input.
 
+Nothing waits without bound: ``read_timeout`` limits the silence between two lines, and
+``batch_timeout`` the whole of one bulk query, so a server that drips a line now and then cannot
+hold a connection for ever. ``pass_timeout`` is the budget of one ``lookup``: once it is spent no
+attempt is started or continued, and the IPs of the batches not settled by then are handed back
+in ``CymruOutcome.unfinished`` (not failures: nothing was learned about them).
+
 CC is the RIR registration country of the allocation, not a geolocation. The client holds no
 database code: ``lookup`` hands each finished batch to ``on_batch`` so the caller can COPY and
 merge it while the other batches are still in flight.
@@ -58,7 +64,8 @@ class CymruConnectionError(CymruError):
 
 
 class CymruTimeoutError(CymruError):
-    """Connecting took longer than ``connect_timeout``, or the server went silent for ``read_timeout``."""
+    """Connecting took longer than ``connect_timeout``, the server went silent for ``read_timeout``,
+    or the whole answer did not arrive within ``batch_timeout``."""
 
 
 class CymruProtocolError(CymruError):
@@ -117,6 +124,10 @@ class CymruSettings:
     concurrency: int = 2  # connections open at once
     connect_timeout: float = 10.0  # seconds
     read_timeout: float = 60.0  # seconds of silence allowed between two received lines
+    # Seconds one bulk query may take in all (connect, query, whole answer). Cymru answers 10,000
+    # IPs in under a minute, so 500 in 120 s leaves a slow day plenty of room.
+    batch_timeout: float = 120.0
+    pass_timeout: float = 1800.0  # seconds one lookup may take in all, retries and backoff included
     retries: int = 3  # further attempts for a failed batch
     backoff_base: float = 1.0  # seconds; the jitter ceiling doubles per retry
     backoff_max: float = 30.0  # seconds; cap on that ceiling
@@ -129,8 +140,8 @@ class CymruSettings:
             raise ValueError("Cymru batch_size must be at least 3")
         if self.concurrency < 1:
             raise ValueError("Cymru concurrency must be at least 1")
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
-            raise ValueError("Cymru connect_timeout and read_timeout must be positive")
+        if min(self.connect_timeout, self.read_timeout, self.batch_timeout, self.pass_timeout) <= 0:
+            raise ValueError("Cymru connect_timeout, read_timeout, batch_timeout and pass_timeout must be positive")
         if self.retries < 0 or self.backoff_base < 0 or self.backoff_max < 0:
             raise ValueError("Cymru retries and backoff must not be negative")
 
@@ -154,11 +165,14 @@ class ParsedBatch:
 
 @dataclass(slots=True)
 class CymruOutcome:
-    """Totals of one ``lookup``: results delivered, negatives, failed batches, connections made."""
+    """Totals of one ``lookup``: results delivered, negatives, failed batches, connections made,
+    and the IPs left unsettled when ``pass_timeout`` ran out (``out_of_time``)."""
 
     results: int = 0
     not_found: list[str] = field(default_factory=list)
     failures: list[CymruBatchFailure] = field(default_factory=list)
+    unfinished: list[str] = field(default_factory=list)
+    out_of_time: bool = False
     batches: int = 0
     connections: int = 0  # attempts to open a connection, retries included
     garbage: int = 0  # lines skipped in the answers that were used
@@ -320,14 +334,23 @@ def _answered(text: str, results: dict[str, CymruResult]) -> bool:
         return False
 
 
-async def _read_lines(reader: asyncio.StreamReader, read_timeout: float) -> list[str]:
-    """Every line until the server closes; raises if it goes silent or stops mid-line."""
+async def _read_lines(reader: asyncio.StreamReader, read_timeout: float, deadline: float, limit: float) -> list[str]:
+    """Every line until the server closes; raises if it goes silent, stops mid-line, or is still
+    answering at ``deadline`` (event loop time; ``limit`` is the seconds it stands for)."""
+    loop = asyncio.get_running_loop()
     lines: list[str] = []
     while True:
+        # Each wait is bounded by the silence allowed and by what is left of the query's time, so
+        # a server sending one line every read_timeout - 1 seconds is cut off all the same.
+        wait = min(read_timeout, deadline - loop.time())
         try:
-            raw = await asyncio.wait_for(reader.readline(), read_timeout)
+            if wait <= 0:
+                raise TimeoutError
+            raw = await asyncio.wait_for(reader.readline(), wait)
         except TimeoutError:  # before OSError: TimeoutError is one
-            raise CymruTimeoutError(f"no complete line for {read_timeout}s after {len(lines)} lines") from None
+            if wait < read_timeout:
+                raise CymruTimeoutError(f"no complete answer within {round(limit, 1):g}s ({len(lines)} lines received)") from None
+            raise CymruTimeoutError(f"no complete line for {read_timeout:g}s after {len(lines)} lines") from None
         except ValueError:  # StreamReader's line limit
             raise CymruProtocolError(f"line longer than {_MAX_LINE_BYTES} bytes after {len(lines)} lines") from None
         except OSError as exc:
@@ -340,27 +363,32 @@ async def _read_lines(reader: asyncio.StreamReader, read_timeout: float) -> list
         lines.append(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
 
 
-async def query_batch(ips: Sequence[str], settings: CymruSettings) -> ParsedBatch:
+async def query_batch(ips: Sequence[str], settings: CymruSettings, time_limit: float | None = None) -> ParsedBatch:
     """One connection, one bulk query for ``ips``; raises a ``CymruError`` unless the answer is whole.
 
     Whole means: the server closed cleanly after complete lines and every requested IP has a
-    row or an ``Error: no ASN or IP match`` line (then it is in ``not_found``).
+    row or an ``Error: no ASN or IP match`` line (then it is in ``not_found``). The query may take
+    ``settings.batch_timeout`` seconds in all, or ``time_limit`` if that is shorter.
     """
     request = _normalise_unique(ips)
     host, port = split_addr(settings.addr)
+    limit = settings.batch_timeout if time_limit is None else min(settings.batch_timeout, time_limit)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    connect_wait = min(settings.connect_timeout, limit)
     try:
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, limit=_MAX_LINE_BYTES), settings.connect_timeout
+            asyncio.open_connection(host, port, limit=_MAX_LINE_BYTES), connect_wait
         )
     except TimeoutError:
-        raise CymruTimeoutError(f"connect to {settings.addr} took over {settings.connect_timeout}s") from None
+        raise CymruTimeoutError(f"connect to {settings.addr} took over {connect_wait:g}s") from None
     except OSError as exc:
         raise CymruConnectionError(f"cannot connect to {settings.addr}: {exc!r}") from exc
     try:
         # write() only queues the query; the event loop sends it while we read the answer, so a
         # big answer can never deadlock against a query we are still waiting to flush.
         writer.write("".join(f"{line}\n" for line in (*_QUERY_HEAD, *request, "end")).encode("ascii"))
-        lines = await _read_lines(reader, settings.read_timeout)
+        lines = await _read_lines(reader, settings.read_timeout, deadline, limit)
     except BaseException:
         writer.transport.abort()  # nothing more to say to a server we gave up on
         raise
@@ -406,12 +434,21 @@ async def lookup(
     batches go on. ``on_batch(results, not_found)`` is called once per successful batch, never
     two calls at a time, so the caller may COPY into one database connection from it; an
     exception it raises stops the lookup and propagates. ValueError if an input is not an IP.
+
+    The whole lookup takes at most ``pass_timeout`` seconds (plus the ``on_batch`` in progress):
+    then no attempt is started, the ones in flight are cut short, and every batch not settled
+    yet is put in ``unfinished`` with ``out_of_time`` set; it is neither retried nor a failure.
     """
     settings = settings or CymruSettings()
     batches = _split_batches(_normalise_unique(ips), settings.batch_size)
     outcome = CymruOutcome(batches=len(batches))
     connection_slots = asyncio.Semaphore(settings.concurrency)
     delivery = asyncio.Lock()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.pass_timeout
+
+    def time_left() -> float:
+        return deadline - loop.time()
 
     async def deliver(parsed: ParsedBatch) -> None:
         results = list(parsed.results.values())
@@ -426,23 +463,32 @@ async def lookup(
 
     async def run(batch: list[str]) -> None:
         attempts = settings.retries + 1
+        error = ""
         for attempt in range(attempts):
             if attempt:
                 # Full jitter: retries of batches that failed together do not come back together.
                 ceiling = min(settings.backoff_max, settings.backoff_base * 2 ** (attempt - 1))
-                await asyncio.sleep(random.uniform(0, ceiling))
+                await asyncio.sleep(min(random.uniform(0, ceiling), max(0.0, time_left())))
             # The slot is held only while connected, not while backing off.
             async with connection_slots:
+                if time_left() <= 0:
+                    break
                 outcome.connections += 1
                 try:
-                    parsed = await query_batch(batch, settings)
+                    parsed = await query_batch(batch, settings, time_left())
                 except CymruError as exc:
                     error = f"{type(exc).__name__}: {exc}"
                     log.warning("Cymru batch of %d IPs, attempt %d/%d: %s", len(batch), attempt + 1, attempts, error)
                     continue
             await deliver(parsed)
             return
-        outcome.failures.append(CymruBatchFailure(ips=batch, error=error, attempts=attempts))
+        if time_left() <= 0:
+            # The budget ran out before the batch was settled (its last attempt may have been cut
+            # short by it): nothing is known about these IPs, so they stay due, not failed.
+            outcome.out_of_time = True
+            outcome.unfinished.extend(batch)
+        else:
+            outcome.failures.append(CymruBatchFailure(ips=batch, error=error, attempts=attempts))
 
     tasks = [asyncio.create_task(run(batch)) for batch in batches]
     try:

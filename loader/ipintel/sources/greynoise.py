@@ -29,6 +29,7 @@ import logging
 import math
 import random
 import time
+import urllib.parse
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -78,6 +79,30 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
+def base_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be the API's base URL (an http(s) URL with a host), or None when it can.
+
+    Checked before the pass starts: a base URL that is not a URL would otherwise fail every
+    request after the daily budget was counted for it.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "no http:// or https:// scheme" if not parts.scheme else f"scheme {parts.scheme!r}"
+    if not parts.hostname:
+        return "no host"
+    if any(ch.isspace() for ch in url):
+        return "contains whitespace"
+    if parts.query or parts.fragment:
+        return "a base URL has no ?query or #fragment"
+    if parts.username or parts.password:
+        return "credentials belong in IPINTEL_GREYNOISE_KEY, not in the URL"
+    return None
+
+
 @dataclass(frozen=True, kw_only=True)
 class GreyNoiseSettings:
     """How to reach GreyNoise and how politely. ``repr`` never shows the key."""
@@ -97,6 +122,9 @@ class GreyNoiseSettings:
     def __post_init__(self) -> None:
         if self.tier not in ("community", "enterprise"):
             raise ValueError(f"GreyNoise tier must be 'community' or 'enterprise', not {self.tier!r}")
+        problem = base_url_problem(self.base_url)
+        if problem:
+            raise ValueError(f"GreyNoise base_url {self.base_url!r} is not an http(s) URL: {problem}")
         if not self.api_key:
             raise ValueError("GreyNoise API key is empty")
         if self.rate_per_second <= 0 or self.timeout <= 0:

@@ -72,6 +72,13 @@ class Kind(Enum):
 
 LOCATION_KINDS = frozenset({Kind.CITY, Kind.COUNTRY})
 ASN_KINDS = frozenset({Kind.ASN, Kind.ISP})
+# What an IPv4-only database "knows" of an IPv6 address: nothing, for the whole IPv6 space.
+ALL_IPV6 = ipaddress.IPv6Network("::/0")
+# What geoip2/maxminddb raise when a record cannot be decoded or is not shaped like MaxMind's.
+CORRUPT_RECORD_ERRORS = (
+    maxminddb.InvalidDatabaseError, ValueError, TypeError, KeyError, AttributeError, IndexError,
+)
+
 # How the roles read in error messages.
 LOCATION_ROLE = "a City or Country"
 ASN_ROLE = "a GeoLite2-ASN or GeoIP2-ISP"
@@ -137,7 +144,16 @@ def _inspect(path: Path, roles: frozenset[Kind], role: str) -> MaxMindDatabase:
         raise MaxMindError(
             f"{path} holds a {meta.database_type!r} database, not {role} database"
         )
-    return MaxMindDatabase(path, meta.database_type, int(meta.build_epoch), kind)
+    epoch = int(meta.build_epoch)
+    try:
+        # The build time is provenance (a date) and a bigint in SQL: it must be a real time.
+        datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise MaxMindError(
+            f"{path} has an impossible build time (build_epoch {epoch}); the file is damaged "
+            "or not a MaxMind build: fetch it again with geoipupdate"
+        ) from None
+    return MaxMindDatabase(path, meta.database_type, epoch, kind)
 
 
 def _first_existing(folders: Sequence[Path], editions: Sequence[str]) -> Path | None:
@@ -234,10 +250,17 @@ class _OpenDatabase:
             )
         # Kind values are the geoip2 method names (city, country, asn, isp).
         self._query: Callable[[str | IPAddress], Any] = getattr(self._reader, db.kind.value)
+        # An IPv4-only file cannot answer for an IPv6 address (maxminddb raises ValueError).
+        self._ipv4_only = meta.ip_version == 4
 
     def query(self, ip: str | IPAddress) -> tuple[Any, Network]:
         """The geoip2 model (None when the address is not in the database) and the network
-        within which every address gets the same answer."""
+        within which every address gets the same answer. An IPv6 address asked of an
+        IPv4-only database is not applicable: no data, like an address it does not hold."""
+        if isinstance(ip, str):
+            ip = ipaddress.ip_address(ip)  # a malformed IP raises ValueError here, not below
+        if self._ipv4_only and ip.version == 6:
+            return None, ALL_IPV6
         try:
             model = self._query(ip)
         except geoip2.errors.AddressNotFoundError as exc:
@@ -245,7 +268,7 @@ class _OpenDatabase:
             # below it is derived from the lookup's prefix length, so never None here.
             assert exc.network is not None
             return None, exc.network
-        except maxminddb.InvalidDatabaseError as exc:
+        except CORRUPT_RECORD_ERRORS as exc:
             raise MaxMindError(f"corrupt MaxMind database {self.db.path}: {exc}") from exc
         # City/Country models carry the network in traits, ASN/ISP models at the top.
         network = model.traits.network if self.db.kind in LOCATION_KINDS else model.network

@@ -1,6 +1,6 @@
 -- The public interface analysts and later code rely on: tables, keys, columns and comments.
 BEGIN;
-SELECT plan(31);
+SELECT plan(33);
 
 SELECT has_schema('ipintel');
 SELECT has_schema('ipintel_staging');
@@ -22,7 +22,8 @@ SELECT columns_are('ipintel', 'session_summaries', ARRAY[
     'dst_ip', 'dst_port', 'duration_seconds', 'client_version', 'hassh', 'login_attempts',
     'login_successes', 'command_count', 'download_count', 'event_count', 'snapshot_asn',
     'snapshot_country', 'snapshot_ip_type', 'snapshot_is_scanner', 'snapshot_enrichment',
-    'snapshot_at', 'created_at', 'updated_at'], 'session_summaries has exactly its columns');
+    'snapshot_at', 'created_at', 'updated_at', 'snapshot_asn_source', 'snapshot_country_source',
+    'snapshot_ip_type_source', 'snapshot_is_scanner_source', 'snapshot_complete_at'], 'session_summaries has exactly its columns');
 
 SELECT fk_ok('ipintel', 'ip_inventory', 'current_asn', 'ipintel', 'asn_inventory', 'asn');
 SELECT fk_ok('ipintel', 'session_summaries', 'source_ip', 'ipintel', 'ip_inventory', 'ip');
@@ -33,8 +34,11 @@ SELECT fk_ok('ipintel', 'ip_asn_history', 'asn', 'ipintel', 'asn_inventory', 'as
 SELECT has_index('ipintel', 'ip_inventory', 'ip_inventory_current_asn_idx', ARRAY['current_asn']);
 SELECT has_index('ipintel', 'session_summaries', 'session_summaries_source_ip_idx', ARRAY['source_ip']);
 SELECT has_index('ipintel', 'ip_asn_history', 'ip_asn_history_asn_idx', ARRAY['asn']);
+SELECT has_index('ipintel', 'ip_asn_history', 'ip_asn_history_ip_idx', ARRAY['ip']);
 SELECT index_is_type('ipintel', 'session_summaries', 'session_summaries_first_event_at_brin_idx', 'brin');
-SELECT index_is_type('ipintel', 'ip_inventory', 'ip_inventory_ip_gist_idx', 'gist');
+-- Lookups by ip go through btrees only: GiST scans on ip lost live rows (issue 9, revision 0010).
+SELECT index_is_type('ipintel', 'ip_inventory', 'ip_inventory_pkey', 'btree');
+SELECT hasnt_index('ipintel', 'ip_inventory', 'ip_inventory_ip_gist_idx', 'no GiST index on ip_inventory.ip');
 
 SELECT is(
     (SELECT array_agg(attname ORDER BY attname) FROM pg_attribute
