@@ -84,7 +84,6 @@ CREATE TABLE ipintel.ip_inventory (
     CONSTRAINT ip_inventory_session_count_is_not_negative CHECK (session_count >= 0),
     CONSTRAINT ip_inventory_seen_in_order CHECK (first_seen <= last_seen),
     CONSTRAINT ip_inventory_enrichment_is_object CHECK (jsonb_typeof(enrichment) = 'object'),
-    CONSTRAINT ip_inventory_enrichment_has_known_sources CHECK (enrichment - ARRAY['maxmind', 'cymru', 'greynoise'] = '{}'::jsonb),
     CONSTRAINT ip_inventory_geo_country_is_iso_alpha2 CHECK (geo_country ~ '^[A-Z]{2}$')
 );
 COMMENT ON TABLE ipintel.ip_inventory IS
@@ -223,7 +222,6 @@ CREATE TABLE ipintel.ip_asn_history (
     recorded_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT ip_asn_history_pkey PRIMARY KEY (history_id),
     CONSTRAINT ip_asn_history_valid_is_not_empty CHECK (NOT isempty(valid) AND lower(valid) IS NOT NULL),
-    CONSTRAINT ip_asn_history_source_is_known CHECK (source IN ('maxmind', 'cymru')),
     CONSTRAINT ip_asn_history_ip_is_host_address CHECK (masklen(ip) = CASE family(ip) WHEN 4 THEN 32 ELSE 128 END),
     -- On host(ip) with btree_gist's text opclass, never on ip with its inet opclass (see the comment).
     CONSTRAINT ip_asn_history_ranges_do_not_overlap EXCLUDE USING gist ((pg_catalog.host(ip)) WITH =, valid WITH &&)

@@ -1,10 +1,14 @@
 -- From sql/070_enrichment.sql
--- The enrichment engine: freshness policy, runs and failures as rows, the staging tables the
--- passes COPY into, the set-based merge of each source, ASN history and session snapshots.
+-- The enrichment engine: the source registry (enrichment_policy), runs and failures as rows,
+-- the staging table the passes COPY into, merge_batch and the set-based merge of each source,
+-- ASN history and session snapshots.
 
 ------------------------------------------------------------------------------------------
--- Policy, runs, failures
+-- The source registry, runs, failures
 ------------------------------------------------------------------------------------------
+-- enrichment_policy is the one list of sources: runs, failures, the API budget, staging and
+-- ASN history refer to it by foreign key, `ipintel enrich` runs its rows in pass_order, and
+-- merge_batch calls each row's merge_function.
 CREATE TABLE ipintel.enrichment_policy (
     source                  text     NOT NULL,
     ttl                     interval NOT NULL,
@@ -13,18 +17,25 @@ CREATE TABLE ipintel.enrichment_policy (
     min_session_count       bigint,
     or_login_success        boolean  NOT NULL DEFAULT false,
     snapshot_window         interval NOT NULL DEFAULT interval '30 days',
+    kind                    text     NOT NULL,
+    pass_order              bigint   NOT NULL,
+    merge_function          text     NOT NULL,
     CONSTRAINT enrichment_policy_pkey PRIMARY KEY (source),
-    CONSTRAINT enrichment_policy_source_is_known CHECK (source IN ('maxmind', 'cymru', 'greynoise')),
+    CONSTRAINT enrichment_policy_pass_order_key UNIQUE (pass_order),
+    CONSTRAINT enrichment_policy_source_is_a_lower_case_name CHECK (source ~ '^[a-z][a-z0-9_]*$'),
+    CONSTRAINT enrichment_policy_kind_is_known CHECK (kind IN ('offline_database', 'remote_service', 'reference_list')),
     CONSTRAINT enrichment_policy_ttl_is_positive CHECK (ttl > interval '0'),
     CONSTRAINT enrichment_policy_min_session_count_is_positive CHECK (min_session_count > 0),
     CONSTRAINT enrichment_policy_snapshot_window_is_not_negative CHECK (snapshot_window >= interval '0')
 );
 COMMENT ON TABLE ipintel.enrichment_policy IS
-    'How long each source''s result stays fresh, and which IPs a source is asked about. Edit the rows to change the policy.';
-INSERT INTO ipintel.enrichment_policy (source, ttl, skip_when_maxmind_asn) VALUES
-    ('maxmind', interval '7 days', false),    -- or sooner, when a newer database build is installed
-    ('cymru', interval '30 days', true),      -- by default only for IPs MaxMind gave no ASN
-    ('greynoise', interval '7 days', false);
+    'The source registry: one row per enrichment source, with its pass order and merge function, how long its result stays fresh, and which IPs it is asked about. Edit the policy columns to change the policy.';
+INSERT INTO ipintel.enrichment_policy (source, ttl, skip_when_maxmind_asn, kind, pass_order, merge_function) VALUES
+    -- or sooner, when a newer database build is installed
+    ('maxmind', interval '7 days', false, 'offline_database', 10, 'ipintel.merge_maxmind'),
+    -- by default only for IPs MaxMind gave no ASN
+    ('cymru', interval '30 days', true, 'remote_service', 20, 'ipintel.merge_cymru'),
+    ('greynoise', interval '7 days', false, 'remote_service', 30, 'ipintel.merge_greynoise');
 
 COMMENT ON COLUMN ipintel.enrichment_policy.ttl IS 'A result older than this is stale and fetched again.';
 COMMENT ON COLUMN ipintel.enrichment_policy.enabled IS 'A disabled source is never run by `ipintel enrich`.';
@@ -34,6 +45,11 @@ COMMENT ON COLUMN ipintel.enrichment_policy.min_session_count IS
     'When set, only IPs with at least this many sessions are asked (or, with or_login_success, IPs with a successful login). For small quotas.';
 COMMENT ON COLUMN ipintel.enrichment_policy.or_login_success IS
     'With min_session_count: IPs with a successful login are asked whatever their session count.';
+COMMENT ON COLUMN ipintel.enrichment_policy.kind IS
+    'offline_database (a local file, e.g. MaxMind .mmdb), remote_service (asked over the network, e.g. Team Cymru, GreyNoise) or reference_list (ranges or lists loaded from files).';
+COMMENT ON COLUMN ipintel.enrichment_policy.pass_order IS '`ipintel enrich` runs the passes in this order (unique).';
+COMMENT ON COLUMN ipintel.enrichment_policy.merge_function IS
+    'Schema-qualified name of the SQL function (p_run_id bigint, p_batch_id bigint) RETURNS bigint that merge_batch calls to merge a staged batch of this source.';
 COMMENT ON COLUMN ipintel.enrichment_policy.snapshot_window IS
     'How long after a session is ingested (session_summaries.created_at) its snapshot still waits for this source: an unknown snapshot field is filled when the source first answers within the window; after it, the field is settled with what is known.';
 
@@ -50,7 +66,7 @@ CREATE TABLE ipintel.enrichment_runs (
     provenance   jsonb       NOT NULL DEFAULT '{}'::jsonb,
     message      text,
     CONSTRAINT enrichment_runs_pkey PRIMARY KEY (run_id),
-    CONSTRAINT enrichment_runs_source_is_known CHECK (source IN ('maxmind', 'cymru', 'greynoise')),
+    CONSTRAINT enrichment_runs_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source),
     CONSTRAINT enrichment_runs_status_is_known CHECK (status IN (
         'running', 'succeeded', 'finished_with_failures', 'stopped', 'failed', 'interrupted', 'skipped')),
     CONSTRAINT enrichment_runs_finished_after_start CHECK (finished_at >= started_at),
@@ -80,7 +96,7 @@ CREATE TABLE ipintel.enrichment_failures (
     resolved_at  timestamptz,
     CONSTRAINT enrichment_failures_pkey PRIMARY KEY (failure_id),
     CONSTRAINT enrichment_failures_attempts_are_positive CHECK (attempts > 0),
-    CONSTRAINT enrichment_failures_source_is_known CHECK (source IN ('maxmind', 'cymru', 'greynoise')),
+    CONSTRAINT enrichment_failures_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source),
     CONSTRAINT enrichment_failures_run_id_fkey FOREIGN KEY (run_id) REFERENCES ipintel.enrichment_runs (run_id),
     CONSTRAINT enrichment_failures_ip_fkey FOREIGN KEY (ip) REFERENCES ipintel.ip_inventory (ip)
 );
@@ -96,17 +112,21 @@ CREATE UNIQUE INDEX enrichment_failures_open_key ON ipintel.enrichment_failures 
 COMMENT ON INDEX ipintel.enrichment_failures_open_key IS 'At most one open failure per source and IP: a repeated failure updates it.';
 
 ------------------------------------------------------------------------------------------
--- Staging: one UNLOGGED table per source, rows tagged with run and batch
+-- Staging: one UNLOGGED table for every source's results, one for failures; rows tagged with
+-- run and batch
 ------------------------------------------------------------------------------------------
-CREATE UNLOGGED TABLE ipintel_staging.maxmind_results (
+CREATE UNLOGGED TABLE ipintel_staging.enrichment_results (
     run_id      bigint      NOT NULL,
     batch_id    bigint      NOT NULL,
+    source      text        NOT NULL,
     ip          inet        NOT NULL,
     fetched_at  timestamptz NOT NULL,
-    result      jsonb       NOT NULL
+    result      jsonb       NOT NULL,
+    CONSTRAINT enrichment_results_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source)
 );
-COMMENT ON TABLE ipintel_staging.maxmind_results IS 'Staging for merge_maxmind: one MaxMind document per IP.';
-CREATE INDEX maxmind_results_batch_id_idx ON ipintel_staging.maxmind_results (batch_id);
+COMMENT ON TABLE ipintel_staging.enrichment_results IS
+    'Staging for merge_batch: one result document per IP of a batch, of the source the batch''s run belongs to.';
+CREATE INDEX enrichment_results_batch_id_idx ON ipintel_staging.enrichment_results (batch_id);
 
 CREATE UNLOGGED TABLE ipintel_staging.enrichment_failures (
     run_id      bigint      NOT NULL,
@@ -267,29 +287,6 @@ $$;
 COMMENT ON FUNCTION ipintel.record_asn_history(text, inet[], bigint[], timestamptz[]) IS
     'Records real ASN observations (parallel arrays) in ip_asn_history, closing and opening ranges where the ASN changed; call before setting current_asn. Returns the ASNs whose counts may change.';
 
--- The common end of every merge: recount the ASNs whose IPs moved, resolve the failures of the
--- IPs just answered, empty the batch from the source's staging table, count what was merged.
-CREATE FUNCTION ipintel.finish_batch(p_source text, p_run_id bigint, p_batch_id bigint, p_merged bigint,
-                                     p_moved_asns bigint[] DEFAULT '{}')
-    RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path = ''
-AS $$
-BEGIN
-    PERFORM ipintel.refresh_asn_counts(p_moved_asns);
-    EXECUTE format(
-        'UPDATE ipintel.enrichment_failures f SET resolved_at = now() FROM ipintel_staging.%I r '
-        'WHERE r.batch_id = $1 AND f.source = $2 AND f.ip = r.ip AND f.resolved_at IS NULL',
-        p_source || '_results') USING p_batch_id, p_source;
-    EXECUTE format('DELETE FROM ipintel_staging.%I r WHERE r.batch_id = $1', p_source || '_results')
-        USING p_batch_id;
-    UPDATE ipintel.enrichment_runs SET merged = merged + p_merged WHERE run_id = p_run_id;
-    RETURN p_merged;
-END;
-$$;
-COMMENT ON FUNCTION ipintel.finish_batch(text, bigint, bigint, bigint, bigint[]) IS
-    'End of a merge: recounts p_moved_asns (refresh_asn_counts), resolves open failures of the IPs in the batch, deletes the batch from ipintel_staging.<source>_results, adds p_merged to the run. Returns p_merged.';
-
 ------------------------------------------------------------------------------------------
 -- merge_maxmind
 ------------------------------------------------------------------------------------------
@@ -303,8 +300,8 @@ DECLARE
     v_asns bigint[];
 BEGIN
     PERFORM ipintel.lock_for_merge(
-        ARRAY(SELECT r.ip FROM ipintel_staging.maxmind_results r WHERE r.batch_id = p_batch_id),
-        ARRAY(SELECT (r.result ->> 'asn')::bigint FROM ipintel_staging.maxmind_results r
+        ARRAY(SELECT r.ip FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id),
+        ARRAY(SELECT (r.result ->> 'asn')::bigint FROM ipintel_staging.enrichment_results r
               WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL));
 
     -- AS names from the MaxMind ASN file; Team Cymru's, when present, are kept (see merge_cymru).
@@ -313,7 +310,7 @@ BEGIN
            (r.result ->> 'asn')::bigint, r.result ->> 'as_org',
            jsonb_build_object('maxmind', jsonb_build_object('as_org', r.result ->> 'as_org',
                                                             'fetched_at', r.fetched_at))
-    FROM ipintel_staging.maxmind_results r
+    FROM ipintel_staging.enrichment_results r
     WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL
     ORDER BY (r.result ->> 'asn')::bigint, r.fetched_at DESC
     ON CONFLICT (asn) DO UPDATE SET
@@ -327,7 +324,7 @@ BEGIN
     SELECT ipintel.record_asn_history('maxmind', array_agg(r.ip), array_agg((r.result ->> 'asn')::bigint),
                                       array_agg(r.fetched_at))
     INTO v_asns
-    FROM ipintel_staging.maxmind_results r
+    FROM ipintel_staging.enrichment_results r
     JOIN ipintel.ip_inventory i ON i.ip = r.ip
     WHERE r.batch_id = p_batch_id
       AND jsonb_typeof(r.result -> 'asn_db') = 'object'
@@ -341,14 +338,121 @@ BEGIN
                                 AND NOT (i.enrichment ? 'cymru')
                            THEN (r.result ->> 'asn')::bigint ELSE i.current_asn END,
         updated_at = now()
-    FROM ipintel_staging.maxmind_results r
+    FROM ipintel_staging.enrichment_results r
     WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
     GET DIAGNOSTICS v_merged = ROW_COUNT;
-    RETURN ipintel.finish_batch('maxmind', p_run_id, p_batch_id, v_merged, v_asns);
+    PERFORM ipintel.refresh_asn_counts(v_asns);
+    RETURN v_merged;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_maxmind(bigint, bigint) IS
     'Merges a staged MaxMind batch: enrichment->maxmind with its fetched_at, asn_inventory, current_asn (when Team Cymru has not answered and the ASN file knows the IP) and ip_asn_history (real observations only). Returns the IPs merged.';
+
+------------------------------------------------------------------------------------------
+-- Runs: every status change of an enrichment run is one of these functions
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.start_run(p_source text, p_provenance jsonb, p_status text DEFAULT 'running',
+                                  p_message text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    INSERT INTO ipintel.enrichment_runs (source, status, provenance, message, finished_at)
+    VALUES (p_source, p_status, p_provenance, p_message, CASE WHEN p_status = 'running' THEN NULL ELSE now() END)
+    RETURNING run_id;
+END;
+COMMENT ON FUNCTION ipintel.start_run(text, jsonb, text, text) IS
+    'Records a source pass: running (the pass goes on), or already over (skipped: not configured; failed: refused its configuration). Returns the run_id.';
+
+CREATE FUNCTION ipintel.run_due_ips(p_run_id bigint, p_limit bigint, p_force boolean, p_ips inet[], p_current_build bigint)
+    RETURNS SETOF inet
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_source text;
+    v_due inet[];
+BEGIN
+    SELECT r.source INTO STRICT v_source FROM ipintel.enrichment_runs r WHERE r.run_id = p_run_id;
+    SELECT coalesce(array_agg(d.ip ORDER BY d.last_seen DESC NULLS LAST, d.ip), '{}')
+    INTO v_due
+    FROM ipintel.ips_due(v_source, p_limit, p_force, p_ips, p_current_build) AS d;
+    UPDATE ipintel.enrichment_runs SET requested = cardinality(v_due) WHERE run_id = p_run_id;
+    RETURN QUERY SELECT u.ip FROM unnest(v_due) WITH ORDINALITY AS u(ip, n) ORDER BY u.n;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.run_due_ips(bigint, bigint, boolean, inet[], bigint) IS
+    'The IPs a running pass is to fetch (ips_due for its source, most recently seen first), recorded as the run''s requested count.';
+
+CREATE FUNCTION ipintel.finish_run(p_run_id bigint, p_status text, p_message text)
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    UPDATE ipintel.enrichment_runs SET status = p_status, finished_at = now(), message = p_message
+    WHERE run_id = p_run_id;
+END;
+COMMENT ON FUNCTION ipintel.finish_run(bigint, text, text) IS
+    'Ends a run with its status (succeeded, finished_with_failures, stopped, failed, interrupted) and why.';
+
+CREATE FUNCTION ipintel.interrupt_abandoned_runs()
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    WITH ended AS (
+        UPDATE ipintel.enrichment_runs
+        SET status = 'interrupted', finished_at = now(), message = 'the process ended without finishing the run'
+        WHERE status = 'running'
+        RETURNING 1)
+    SELECT count(*) FROM ended;
+END;
+COMMENT ON FUNCTION ipintel.interrupt_abandoned_runs() IS
+    'Marks runs still "running" as interrupted: called by a new enrich once it holds the enrich lock, so no other run can be alive. Returns how many.';
+
+------------------------------------------------------------------------------------------
+-- merge_batch: the one SQL call per fetched batch, whatever the source
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.merge_batch(p_run_id bigint, p_batch_id bigint)
+    RETURNS TABLE (fetched bigint, merged bigint, failed bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_source text;
+    v_merge_function text;
+    v_fetched bigint;
+    v_merged bigint := 0;
+    v_failed bigint;
+BEGIN
+    SELECT r.source, p.merge_function INTO STRICT v_source, v_merge_function
+    FROM ipintel.enrichment_runs r
+    JOIN ipintel.enrichment_policy p ON p.source = r.source
+    WHERE r.run_id = p_run_id;
+
+    SELECT count(*) INTO v_fetched FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id;
+    IF v_fetched > 0 THEN
+        -- The registry names the source's merge function; ::regproc checks that it exists and
+        -- quotes it, so the call is never built from free text.
+        EXECUTE format('SELECT %s($1, $2)', v_merge_function::regproc) INTO v_merged USING p_run_id, p_batch_id;
+    END IF;
+
+    -- Answered now: an open failure of these IPs for this source is over.
+    UPDATE ipintel.enrichment_failures f SET resolved_at = now()
+    FROM ipintel_staging.enrichment_results r
+    WHERE r.batch_id = p_batch_id AND f.source = v_source AND f.ip = r.ip AND f.resolved_at IS NULL;
+    DELETE FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id;
+    v_failed := ipintel.record_failures(p_batch_id);
+
+    UPDATE ipintel.enrichment_runs
+    SET fetched = enrichment_runs.fetched + v_fetched, merged = enrichment_runs.merged + v_merged,
+        failed = enrichment_runs.failed + v_failed
+    WHERE run_id = p_run_id;
+    RETURN QUERY SELECT v_fetched, v_merged, v_failed;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.merge_batch(bigint, bigint) IS
+    'Merges one staged batch of a run: calls the source''s merge function (enrichment_policy.merge_function) on ipintel_staging.enrichment_results, resolves the failures of the IPs answered, records the staged failures, empties the batch and adds to the run''s fetched / merged / failed. Returns those three counts.';
 
 ------------------------------------------------------------------------------------------
 -- Snapshots
@@ -555,3 +659,9 @@ LEFT JOIN ipintel.ip_inventory i ON true
 GROUP BY p.source, p.enabled, p.ttl;
 COMMENT ON VIEW ipintel.enrichment_coverage IS
     'Per source: IPs (bogons excluded) with a fresh result, a stale one, none yet, open failures; bogons are never sent.';
+
+------------------------------------------------------------------------------------------
+-- ASN history refers to the registry too (ip_asn_history is created with the tiers, before it)
+------------------------------------------------------------------------------------------
+ALTER TABLE ipintel.ip_asn_history
+    ADD CONSTRAINT ip_asn_history_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source);

@@ -1,25 +1,5 @@
 -- From sql/080_cymru_greynoise.sql
--- Team Cymru and GreyNoise: staging tables, merges, and the GreyNoise daily request budget.
-
-CREATE UNLOGGED TABLE ipintel_staging.cymru_results (
-    run_id      bigint      NOT NULL,
-    batch_id    bigint      NOT NULL,
-    ip          inet        NOT NULL,
-    fetched_at  timestamptz NOT NULL,
-    result      jsonb       NOT NULL
-);
-COMMENT ON TABLE ipintel_staging.cymru_results IS 'Staging for merge_cymru: one Team Cymru document per IP.';
-CREATE INDEX cymru_results_batch_id_idx ON ipintel_staging.cymru_results (batch_id);
-
-CREATE UNLOGGED TABLE ipintel_staging.greynoise_results (
-    run_id      bigint      NOT NULL,
-    batch_id    bigint      NOT NULL,
-    ip          inet        NOT NULL,
-    fetched_at  timestamptz NOT NULL,
-    result      jsonb       NOT NULL
-);
-COMMENT ON TABLE ipintel_staging.greynoise_results IS 'Staging for merge_greynoise: one GreyNoise document per IP.';
-CREATE INDEX greynoise_results_batch_id_idx ON ipintel_staging.greynoise_results (batch_id);
+-- Team Cymru and GreyNoise: their merges, and the daily request budget of remote services.
 
 ------------------------------------------------------------------------------------------
 -- merge_cymru
@@ -37,8 +17,8 @@ DECLARE
     v_asns bigint[];
 BEGIN
     PERFORM ipintel.lock_for_merge(
-        ARRAY(SELECT r.ip FROM ipintel_staging.cymru_results r WHERE r.batch_id = p_batch_id),
-        ARRAY(SELECT (r.result ->> 'asn')::bigint FROM ipintel_staging.cymru_results r
+        ARRAY(SELECT r.ip FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id),
+        ARRAY(SELECT (r.result ->> 'asn')::bigint FROM ipintel_staging.enrichment_results r
               WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL));
 
     -- One row per origin ASN seen in the batch; rows whose facts did not change are skipped here
@@ -57,7 +37,7 @@ BEGIN
                                   'registered_country', r.result ->> 'registered_country',
                                   'registry', r.result ->> 'registry',
                                   'allocated', r.result ->> 'allocated') AS facts
-        FROM ipintel_staging.cymru_results r
+        FROM ipintel_staging.enrichment_results r
         WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL
         ORDER BY (r.result ->> 'asn')::bigint, r.fetched_at DESC
     ) n
@@ -79,7 +59,7 @@ BEGIN
     SELECT ipintel.record_asn_history('cymru', array_agg(r.ip), array_agg((r.result ->> 'asn')::bigint),
                                       array_agg(r.fetched_at))
     INTO v_asns
-    FROM ipintel_staging.cymru_results r
+    FROM ipintel_staging.enrichment_results r
     WHERE r.batch_id = p_batch_id AND (r.result ->> 'found')::boolean IS DISTINCT FROM false;
 
     UPDATE ipintel.ip_inventory i
@@ -87,10 +67,11 @@ BEGIN
         current_asn = CASE WHEN (r.result ->> 'found')::boolean IS DISTINCT FROM false
                            THEN (r.result ->> 'asn')::bigint ELSE i.current_asn END,
         updated_at = now()
-    FROM ipintel_staging.cymru_results r
+    FROM ipintel_staging.enrichment_results r
     WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
     GET DIAGNOSTICS v_merged = ROW_COUNT;
-    RETURN ipintel.finish_batch('cymru', p_run_id, p_batch_id, v_merged, v_asns);
+    PERFORM ipintel.refresh_asn_counts(v_asns);
+    RETURN v_merged;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_cymru(bigint, bigint) IS
@@ -108,14 +89,14 @@ DECLARE
     v_merged bigint;
 BEGIN
     PERFORM ipintel.lock_for_merge(
-        ARRAY(SELECT r.ip FROM ipintel_staging.greynoise_results r WHERE r.batch_id = p_batch_id), '{}');
+        ARRAY(SELECT r.ip FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id), '{}');
     UPDATE ipintel.ip_inventory i
     SET enrichment = i.enrichment || jsonb_build_object('greynoise', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
         updated_at = now()
-    FROM ipintel_staging.greynoise_results r
+    FROM ipintel_staging.enrichment_results r
     WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
     GET DIAGNOSTICS v_merged = ROW_COUNT;
-    RETURN ipintel.finish_batch('greynoise', p_run_id, p_batch_id, v_merged);
+    RETURN v_merged;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_greynoise(bigint, bigint) IS
@@ -129,7 +110,7 @@ CREATE TABLE ipintel.api_budget (
     day     date   NOT NULL,
     used    bigint NOT NULL DEFAULT 0,
     CONSTRAINT api_budget_pkey PRIMARY KEY (source, day),
-    CONSTRAINT api_budget_source_is_known CHECK (source IN ('greynoise')),
+    CONSTRAINT api_budget_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source),
     CONSTRAINT api_budget_used_is_not_negative CHECK (used >= 0)
 );
 COMMENT ON TABLE ipintel.api_budget IS

@@ -194,6 +194,20 @@ def test_report_window_must_not_be_empty(db: str, cli_database: Callable[[str], 
     assert (code, one_line(err)) == (2, "ipintel report: --since 2026-02-01 is not before --until 2026-01-01")
 
 
+def test_source_must_be_registered_and_a_new_row_is_accepted(db: str, cli_database: Callable[[str], None],
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """--source takes the registry's names (ipintel.enrichment_policy), not a list in the code."""
+    cli_database(db)
+    code, _, err = run(["enrich", "--source", "shodan"], capsys)
+    assert (code, one_line(err)) == (
+        2, "ipintel enrich: unknown source shodan (registered in ipintel.enrichment_policy: maxmind, cymru, greynoise)")
+    with psycopg.connect(db) as conn:
+        conn.execute("INSERT INTO ipintel.enrichment_policy (source, ttl, kind, pass_order, merge_function) "
+                     "VALUES ('shodan', '1 day', 'remote_service', 5, 'ipintel.merge_shodan')")
+    code, _, err = run(["enrich", "--source", "shodan"], capsys)
+    assert (code, one_line(err)) == (2, "ipintel enrich: source shodan is registered but this ipintel has no pass for it")
+
+
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("IPINTEL_CYMRU_ADDR", "garbage", "IPINTEL_CYMRU_ADDR must be host:port (an IPv6 address as [addr]:port), "
                                       "not 'garbage'"),

@@ -329,7 +329,7 @@ def test_pass_merges_every_answer_form(db, cymru_server):
                                  "batch_size": 500, "concurrency": 2, "batch_timeout": 120.0, "pass_timeout": 1800.0}
     assert run["started_at"] <= run["finished_at"]
     assert failures(db) == []
-    assert query(db, "SELECT count(*) AS n FROM ipintel_staging.cymru_results")[0]["n"] == 0
+    assert query(db, "SELECT count(*) AS n FROM ipintel_staging.enrichment_results")[0]["n"] == 0
 
     # Every IP is settled: each session has its snapshot. The ranges begin now, after every
     # session started, so each snapshot ASN is the current one.
@@ -408,8 +408,8 @@ def test_cymru_asn_takes_precedence_over_maxmind_and_policy_skips_maxmind_ips(db
         [batch] = conn.execute("SELECT nextval('ipintel_staging.batch_id_seq')").fetchone()  # type: ignore[misc]
         maxmind = {"found": True, "asn": 64505, "as_org": "MM-AS", "asn_network": "81.2.0.0/16",
                    "asn_db": {"database_type": "GeoLite2-ASN", "build_epoch": 1_735_689_600}}
-        conn.execute("INSERT INTO ipintel_staging.maxmind_results (run_id, batch_id, ip, fetched_at, result) "
-                     "VALUES (0, %s, %s, now(), %s)", (batch, mm_ip, Jsonb(maxmind)))
+        conn.execute("INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result) "
+                     "VALUES (0, %s, 'maxmind', %s, now(), %s)", (batch, mm_ip, Jsonb(maxmind)))
         conn.execute("SELECT ipintel.merge_maxmind(0, %s)", (batch,))
     assert ips(db)[mm_ip]["current_asn"] == 64506
     assert len(history(db, mm_ip)) == 2

@@ -48,7 +48,9 @@ def foreign_keys(dsn: str) -> dict[str, bool]:
                JOIN pg_namespace n ON n.oid = c.connamespace
                WHERE n.nspname = 'ipintel' AND c.contype = 'f'
                  AND c.conrelid::regclass::text IN ('ipintel.asn_inventory', 'ipintel.ip_inventory',
-                                                    'ipintel.session_summaries', 'ipintel.ip_asn_history')"""
+                                                    'ipintel.session_summaries', 'ipintel.ip_asn_history')
+                 AND c.confrelid::regclass::text IN ('ipintel.asn_inventory', 'ipintel.ip_inventory',
+                                                     'ipintel.session_summaries')"""
         ).fetchall()
     return dict(rows)  # type: ignore[arg-type]
 

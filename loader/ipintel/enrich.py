@@ -30,8 +30,9 @@ from ipintel.progress import Reporter
 
 ENRICH_LOCK = "ipintel.enrich"
 INTERRUPTED_EXIT_CODE = 130  # Ctrl-C or SIGTERM: the CLI's exit code, also in the status file
-SOURCES = ("maxmind", "cymru", "greynoise")
 
+COPY_RESULTS = ("COPY ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result) "
+                "FROM STDIN")
 COPY_FAILURES = ("COPY ipintel_staging.enrichment_failures "
                  "(run_id, batch_id, source, ip, error, retryable, retry_after) FROM STDIN")
 
@@ -137,8 +138,6 @@ class Batches:
                  status: StatusFile, overall: EnrichSummary, reporter: Reporter) -> None:
         self.conn, self.source, self.summary = conn, source, summary
         self.status, self.overall, self.reporter = status, overall, reporter
-        self.copy_results = (f"COPY ipintel_staging.{source}_results (run_id, batch_id, ip, fetched_at, result) "
-                             "FROM STDIN")
 
     def notice(self, text: str) -> None:
         self.overall.notices.append(text)
@@ -161,22 +160,17 @@ class Batches:
             batch_id = batch["id"]
             with self.conn.cursor() as cur:
                 if results:
-                    with cur.copy(self.copy_results) as copy:
+                    with cur.copy(COPY_RESULTS) as copy:
                         for ip, document in results:
-                            copy.write_row((run_id, batch_id, ip, fetched_at, Jsonb(document)))
+                            copy.write_row((run_id, batch_id, self.source, ip, fetched_at, Jsonb(document)))
                 if failures:
                     with cur.copy(COPY_FAILURES) as copy:
                         for f in failures:
                             copy.write_row((run_id, batch_id, self.source, f.ip, f.error, f.retryable, f.retry_after))
-            merged = db.query_one(self.conn, f"SELECT ipintel.merge_{self.source}(%(run)s, %(batch)s) AS n",  # type: ignore[arg-type]
+            counts = db.query_one(self.conn, "SELECT * FROM ipintel.merge_batch(%(run)s, %(batch)s)",
                                   {"run": run_id, "batch": batch_id})
-            recorded = db.query_one(self.conn, "SELECT ipintel.record_failures(%(batch)s) AS n", {"batch": batch_id})
-            assert merged is not None and recorded is not None
-            self.conn.execute(
-                "UPDATE ipintel.enrichment_runs SET fetched = fetched + %(fetched)s, failed = failed + %(failed)s "
-                "WHERE run_id = %(run)s",
-                {"fetched": len(results), "failed": recorded["n"], "run": run_id})
-            return int(merged["n"]), int(recorded["n"])
+            assert counts is not None
+            return int(counts["merged"]), int(counts["failed"])
 
         # A concurrent ingest takes the same locks in the same order (ipintel.lock_for_merge), so a
         # deadlock should not happen; should one happen all the same, the batch runs again whole.
@@ -216,7 +210,7 @@ class QuotaSpent(str):
 
 @dataclass
 class EnrichOptions:
-    sources: Sequence[str] = SOURCES
+    sources: Sequence[str] = ()  # () = every registered source, in pass order
     limit: int | None = None
     ips: Sequence[str] = ()
     force: bool = False
@@ -233,11 +227,31 @@ def _holder_run(dsn: str) -> str:
     return f"run {row['run_id']} ({row['source']}, started {row['started_at']:%Y-%m-%d %H:%M:%S%z})"
 
 
+def registered_sources(dsn: str) -> list[str]:
+    """The source registry (ipintel.enrichment_policy), in pass order."""
+    with db.connection(dsn, autocommit=True) as conn:
+        return [r["source"] for r in db.query_all(conn, "SELECT source FROM ipintel.enrichment_policy "
+                                                        "ORDER BY pass_order")]
+
+
+class UnknownSource(EnrichError):
+    """--source names no registered source, or one this loader has no pass for."""
+
+
 def make_passes(settings: Settings, sources: Iterable[str]) -> list[Pass]:
+    """The passes of the wanted sources (all when none is named), in the registry's pass order."""
     from ipintel.passes import PASS_TYPES
 
-    wanted = set(sources)
-    return [PASS_TYPES[name](settings) for name in SOURCES if name in wanted]
+    registered = registered_sources(settings.database_url)
+    wanted = set(sources) or set(registered)
+    unknown = sorted(wanted - set(registered))
+    if unknown:
+        raise UnknownSource(f"unknown source {', '.join(unknown)} (registered in ipintel.enrichment_policy: "
+                            f"{', '.join(registered)})")
+    missing = sorted(name for name in wanted if name not in PASS_TYPES)
+    if missing:
+        raise UnknownSource(f"source {', '.join(missing)} is registered but this ipintel has no pass for it")
+    return [PASS_TYPES[name](settings) for name in registered if name in wanted]
 
 
 def enrich(settings: Settings, options: EnrichOptions, *, reporter: Reporter | None = None,
@@ -254,8 +268,7 @@ def enrich(settings: Settings, options: EnrichOptions, *, reporter: Reporter | N
                        exc.holder_since) from None
     try:
         # We hold the lock: any run still marked running was killed.
-        lock.conn.execute("UPDATE ipintel.enrichment_runs SET status = 'interrupted', finished_at = now(), "
-                          "message = 'the process ended without finishing the run' WHERE status = 'running'")
+        lock.conn.execute("SELECT ipintel.interrupt_abandoned_runs()")
         status.write("running", summary)
         with db.connection(settings.database_url, autocommit=True) as conn:
             for p in passes:
@@ -304,13 +317,11 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
     status.write("running", summary)  # the pass shows as running from its start, not its first batch
     try:
         due = db.query_all(
-            conn, "SELECT host(ip) AS ip FROM ipintel.ips_due(%(source)s, %(limit)s, %(force)s, "
-                  "%(ips)s::inet[], %(build)s)",
-            {"source": p.source, "limit": options.limit, "force": options.force or bool(options.ips),
+            lock_conn, "SELECT host(ip) AS ip FROM ipintel.run_due_ips(%(run)s, %(limit)s, %(force)s, "
+                       "%(ips)s::inet[], %(build)s) AS ip",
+            {"run": ps.run_id, "limit": options.limit, "force": options.force or bool(options.ips),
              "ips": list(options.ips) or None, "build": p.current_build()})
         ps.due = len(due)
-        lock_conn.execute("UPDATE ipintel.enrichment_runs SET requested = %(n)s WHERE run_id = %(run)s",
-                          {"n": ps.due, "run": ps.run_id})
         reporter.start(f"{p.source}", ps.due, unit="items")
         stopped = p.fetch([r["ip"] for r in due], Batches(conn, p.source, ps, status, summary, reporter))
         reporter.finish()
@@ -335,20 +346,14 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
         reporter.finish()
         p.close()
         ps.seconds = round(time.monotonic() - started, 3)
-        lock_conn.execute(
-            "UPDATE ipintel.enrichment_runs SET status = %(status)s, finished_at = now(), message = %(message)s "
-            "WHERE run_id = %(run)s", {"status": ps.status, "message": ps.message, "run": ps.run_id})
+        lock_conn.execute("SELECT ipintel.finish_run(%(run)s, %(status)s, %(message)s)",
+                          {"status": ps.status, "message": ps.message, "run": ps.run_id})
         status.write("running", summary)
     return ps
 
 
 def _record_run(lock_conn: psycopg.Connection[Any], ps: PassSummary, provenance: dict[str, Any]) -> None:
-    row = db.query_one(
-        lock_conn,
-        """INSERT INTO ipintel.enrichment_runs (source, status, provenance, message, finished_at)
-           VALUES (%(source)s, %(status)s, %(provenance)s, %(message)s,
-                   CASE WHEN %(status)s = 'running' THEN NULL ELSE now() END)
-           RETURNING run_id""",
-        {"source": ps.source, "status": ps.status, "provenance": Jsonb(provenance), "message": ps.message})
+    row = db.query_one(lock_conn, "SELECT ipintel.start_run(%(source)s, %(provenance)s, %(status)s, %(message)s) AS id",
+                       {"source": ps.source, "status": ps.status, "provenance": Jsonb(provenance), "message": ps.message})
     assert row is not None
-    ps.run_id = int(row["run_id"])
+    ps.run_id = int(row["id"])

@@ -16,9 +16,9 @@ SELECT throws_ok($$INSERT INTO ipintel.asn_inventory (asn, as_country) VALUES (6
 SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip, enrichment) VALUES ('9.9.9.9', '{"maxmind": {"country": "de"}}')$$, '23514',
     'new row for relation "ip_inventory" violates check constraint "ip_inventory_geo_country_is_iso_alpha2"',
     'a lower-case country from a source is refused');
-SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip, enrichment) VALUES ('9.9.9.10', '{"shodan": {}}')$$, '23514',
-    'new row for relation "ip_inventory" violates check constraint "ip_inventory_enrichment_has_known_sources"',
-    'enrichment holds only known sources');
+SELECT throws_ok($$INSERT INTO ipintel.enrichment_runs (source) VALUES ('shodan')$$, '23503',
+    'insert or update on table "enrichment_runs" violates foreign key constraint "enrichment_runs_source_fkey"',
+    'a run of a source missing from the registry is refused');
 SELECT throws_ok($$INSERT INTO ipintel.asn_inventory (asn) VALUES (4294967296)$$, '23514',
     'new row for relation "asn_inventory" violates check constraint "asn_inventory_asn_is_32_bit"',
     'ASNs are 32-bit');

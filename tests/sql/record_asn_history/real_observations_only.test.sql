@@ -11,8 +11,8 @@ INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count) VALU
     ('203.0.114.4', '2026-11-01', '2026-11-01', 1);   -- not in it; Cymru: no match
 INSERT INTO ipintel.enrichment_runs (source) VALUES ('maxmind'), ('cymru');
 
-INSERT INTO ipintel_staging.maxmind_results (run_id, batch_id, ip, fetched_at, result)
-SELECT 1, 1, ip::inet, '2026-11-02 00:00', r::jsonb FROM (VALUES
+INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result)
+SELECT 1, 1, 'maxmind', ip::inet, '2026-11-02 00:00', r::jsonb FROM (VALUES
     ('203.0.114.1', '{"asn": 64501, "as_org": "KNOWN", "country": "NL", "asn_db": {"type": "GeoLite2-ASN"}}'),
     ('203.0.114.2', '{"asn": null, "as_org": null, "country": "RO", "asn_db": {"type": "GeoLite2-ASN"}}'),
     ('203.0.114.3', '{"asn": null, "as_org": null, "country": "US", "asn_db": {"type": "GeoLite2-ASN"}}'),
@@ -22,8 +22,8 @@ SELECT results_eq($$SELECT host(ip), asn, source FROM ipintel.ip_asn_history ORD
                   $$VALUES ('203.0.114.1', 64501::bigint, 'maxmind')$$,
                   'only the IP the ASN file knows gets a range');
 
-INSERT INTO ipintel_staging.cymru_results (run_id, batch_id, ip, fetched_at, result)
-SELECT 2, 2, ip::inet, '2026-11-03 00:00', r::jsonb FROM (VALUES
+INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result)
+SELECT 2, 2, 'cymru', ip::inet, '2026-11-03 00:00', r::jsonb FROM (VALUES
     ('203.0.114.2', '{"found": true, "asn": null, "prefix": null, "registered_country": "RO"}'),
     ('203.0.114.3', '{"found": true, "asn": 64502, "prefix": "203.0.114.0/24", "registered_country": "US", "as_name": "NEW"}'),
     ('203.0.114.4', '{"found": false, "asn": null, "origins": []}')) AS v(ip, r);
@@ -37,8 +37,8 @@ SELECT is_empty($$SELECT 1 FROM ipintel.asn_moves$$, 'no move on the first run: 
 SELECT is(current_asn, 64502::bigint, 'Cymru''s origin is current_asn') FROM ipintel.ip_inventory WHERE ip = '203.0.114.3';
 
 -- A real move later: Cymru sees 203.0.114.3 announced by another AS.
-INSERT INTO ipintel_staging.cymru_results (run_id, batch_id, ip, fetched_at, result) VALUES
-    (2, 3, '203.0.114.3', '2026-11-20 00:00', '{"found": true, "asn": 64503, "registered_country": "US", "as_name": "OTHER"}');
+INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result) VALUES
+    (2, 3, 'cymru', '203.0.114.3', '2026-11-20 00:00', '{"found": true, "asn": 64503, "registered_country": "US", "as_name": "OTHER"}');
 SELECT is(ipintel.merge_cymru(2, 3), 1::bigint, 'a later Cymru answer merges');
 SELECT results_eq($$SELECT host(ip), from_asn, to_asn, moved_at FROM ipintel.asn_moves$$,
                   $$VALUES ('203.0.114.3', 64502::bigint, 64503::bigint, '2026-11-20 00:00'::timestamptz)$$,
