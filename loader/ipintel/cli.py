@@ -17,13 +17,16 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, LiteralString, NoReturn
+from typing import TYPE_CHECKING, Any, LiteralString, NoReturn
 
 import psycopg
 from rich.console import Console
 from rich.table import Table
 
 from ipintel import __version__, config, db
+
+if TYPE_CHECKING:  # annotations only: each command imports what it runs when it runs
+    from ipintel import enrich
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C as shells report SIGINT; SIGTERM (systemd, timeout) too
@@ -45,7 +48,7 @@ console = Console(stderr=False, highlight=False, soft_wrap=True, markup=False, e
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 
-def print_tier_counts(conn: psycopg.Connection) -> None:
+def print_tier_counts(conn: psycopg.Connection[Any]) -> None:
     table = Table(title="ipintel tiers")
     table.add_column("table")
     table.add_column("rows", justify="right")
@@ -64,10 +67,15 @@ def print_summary(title: str, values: dict[str, object]) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: config.Settings) -> int:
+    return run_ingest(settings, args.paths, chunk_lines=args.chunk_lines)
+
+
+def run_ingest(settings: config.Settings, paths: Sequence[str], *, chunk_lines: int) -> int:
+    """ingest.ingest(), then its summary printed; its errors as one line and an exit code."""
     from ipintel import cowrie, ingest
 
     try:
-        summary = ingest.ingest(settings.database_url, args.paths, chunk_lines=args.chunk_lines)
+        summary = ingest.ingest(settings.database_url, paths, chunk_lines=chunk_lines)
     except cowrie.CowrieInputError as exc:
         err_console.print(f"ipintel ingest: {exc}")
         return EXIT_USAGE
@@ -101,9 +109,15 @@ def cmd_enrich(args: argparse.Namespace, settings: config.Settings) -> int:
 
     if getattr(args, "greynoise_tier", None):
         settings = dataclasses.replace(settings, greynoise_tier=args.greynoise_tier)
-    options = enrich.EnrichOptions(
-        sources=args.source or enrich.SOURCES, limit=args.limit, ips=args.ip or (), force=args.force,
-        wait=args.wait, status_file=args.status_file)
+    return run_enrich(settings, enrich.EnrichOptions(
+        sources=args.source or (), limit=args.limit, ips=args.ip or (), force=args.force,
+        wait=args.wait, status_file=args.status_file))
+
+
+def run_enrich(settings: config.Settings, options: enrich.EnrichOptions) -> int:
+    """enrich.enrich(), then its summary printed; its errors as one line and an exit code."""
+    from ipintel import enrich
+
     try:
         summary = enrich.enrich(settings, options)
     except enrich.LockHeld as exc:
@@ -135,17 +149,10 @@ def cmd_enrich(args: argparse.Namespace, settings: config.Settings) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: config.Settings) -> int:
     with db.connection(settings.database_url) as conn:
-        coverage = db.query_all(conn, "SELECT *, ttl::text AS ttl FROM ipintel.enrichment_coverage ORDER BY "
-                                      "array_position(ARRAY['maxmind','cymru','greynoise'], source)")
-        runs = db.query_all(conn, """SELECT run_id, source, status, started_at, finished_at, requested, fetched,
-                                            merged, failed, message
-                                     FROM ipintel.enrichment_runs ORDER BY run_id DESC LIMIT %(n)s""",
-                            {"n": args.runs})
-        waiting = db.query_all(conn, """
-            SELECT source, retryable, count(*) AS ips, max(attempts) AS max_attempts,
-                   min(retry_after) AS next_retry, (array_agg(error ORDER BY recorded_at DESC))[1] AS latest_error
-            FROM ipintel.enrichment_failures WHERE resolved_at IS NULL
-            GROUP BY source, retryable ORDER BY source, retryable DESC""")
+        coverage = db.query_all(conn, "SELECT c.*, c.ttl::text AS ttl FROM ipintel.enrichment_coverage c "
+                                      "JOIN ipintel.enrichment_policy p USING (source) ORDER BY p.pass_order")
+        runs = db.query_all(conn, "SELECT * FROM ipintel.status_last_runs(%(n)s)", {"n": args.runs})
+        waiting = db.query_all(conn, "SELECT * FROM ipintel.status_open_failures()")
         print_tier_counts(conn)
     table = Table(title="coverage per source (bogons are never sent)")
     for column in ("source", "enabled", "ttl", "IPs", "fresh", "stale", "never fetched", "failed (open)", "bogons"):
@@ -176,40 +183,29 @@ def cmd_status(args: argparse.Namespace, settings: config.Settings) -> int:
     return EXIT_OK
 
 
+# `ipintel report`: one table per function of sql/097_reports.sql (an analyst can call them too).
+REPORT_ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)  # the window starts here unless --since says otherwise
 REPORT_QUERIES: dict[str, LiteralString] = {
-    "top ASNs": """
-        SELECT coalesce(asn::text, '-') AS asn, coalesce(as_name, '(unknown)') AS name, count(*) AS sessions,
-               count(DISTINCT source_ip) AS ips, sum(login_successes) AS logins
-        FROM ipintel.session_attribution
-        WHERE first_event_at >= %(since)s AND first_event_at < %(until)s
-        GROUP BY 1, 2 ORDER BY sessions DESC, 1 LIMIT %(top)s""",
-    "top countries": """
-        SELECT country, count(*) AS sessions, count(DISTINCT source_ip) AS ips, sum(login_successes) AS logins
-        FROM ipintel.session_attribution
-        WHERE first_event_at >= %(since)s AND first_event_at < %(until)s
-        GROUP BY 1 ORDER BY sessions DESC, 1 LIMIT %(top)s""",
-    "by IP type": """
-        SELECT ip_type, coalesce(is_scanner::text, 'unknown') AS greynoise_scanner, count(*) AS sessions,
-               count(DISTINCT source_ip) AS ips
-        FROM ipintel.session_attribution
-        WHERE first_event_at >= %(since)s AND first_event_at < %(until)s
-        GROUP BY 1, 2 ORDER BY sessions DESC, 1, 2 LIMIT %(top)s""",
-    "ASN moves": """
-        SELECT host(ip) AS ip, coalesce(from_asn::text, 'unrouted') AS from_asn,
-               coalesce(to_asn::text, 'unrouted') AS to_asn, moved_at, source
-        FROM ipintel.asn_moves
-        WHERE moved_at >= %(since)s AND moved_at < %(until)s
-        ORDER BY moved_at DESC, ip LIMIT %(top)s""",
+    "top ASNs": "SELECT * FROM ipintel.report_top_asns(%(since)s, %(until)s, %(top)s)",
+    "top countries": "SELECT * FROM ipintel.report_top_countries(%(since)s, %(until)s, %(top)s)",
+    "by IP type": "SELECT * FROM ipintel.report_ip_types(%(since)s, %(until)s, %(top)s)",
+    "ASN moves": "SELECT * FROM ipintel.report_asn_moves(%(since)s, %(until)s, %(top)s)",
 }
 
 
 def cmd_report(args: argparse.Namespace, settings: config.Settings) -> int:
     until = datetime.now(UTC) if args.until is None else args.until
-    since = datetime(1970, 1, 1, tzinfo=UTC) if args.since is None else args.since
+    since = REPORT_ALL_TIME if args.since is None else args.since
     if since >= until:
         err_console.print(f"ipintel report: --since {since:%Y-%m-%d} is not before --until {until:%Y-%m-%d}")
         return EXIT_USAGE
-    params = {"since": since, "until": until, "top": args.top}
+    print_report(settings, since=since, until=until, top=args.top)
+    return EXIT_OK
+
+
+def print_report(settings: config.Settings, *, since: datetime, until: datetime, top: int) -> None:
+    """The report tables for sessions from `since` (inclusive) to `until` (exclusive)."""
+    params = {"since": since, "until": until, "top": top}
     with db.connection(settings.database_url) as conn:
         for title, query in REPORT_QUERIES.items():
             rows = db.query_all(conn, query, params)
@@ -223,17 +219,16 @@ def cmd_report(args: argparse.Namespace, settings: config.Settings) -> int:
                 table.add_row(*(f"{v:,}" if isinstance(v, int) else f"{v:%Y-%m-%d %H:%M}" if isinstance(v, datetime)
                                 else str(v) for v in row.values()))
             console.print(table)
-    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
     """Generate the seeded sample, ingest it, enrich it and report: the whole main path."""
-    from ipintel import demo_logs
+    from ipintel import demo_logs, enrich
 
     generated = demo_logs.generate(args.out, seed=args.seed)
     console.print(f"demo: {generated.sessions:,} sessions, {generated.events:,} events from "
                   f"{generated.distinct_ips:,} IPs in {len(generated.files)} files under {args.out} (seed {args.seed})")
-    code = cmd_ingest(argparse.Namespace(paths=[str(args.out)], chunk_lines=50_000), settings)
+    code = run_ingest(settings, [str(args.out)], chunk_lines=50_000)
     if code not in (EXIT_OK, EXIT_FAILURES):
         return code
     # The demo needs no network and no key: the remote passes run only when configured.
@@ -246,13 +241,12 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
         console.print("demo: GreyNoise is skipped (IPINTEL_GREYNOISE_KEY is not set)")
     if "cymru" not in sources:
         console.print("demo: Team Cymru is skipped (set IPINTEL_CYMRU_ADDR=whois.cymru.com:43 to include it)")
-    code = max(code, cmd_enrich(argparse.Namespace(source=sources, limit=None, ip=None, force=False, wait=True,
-                                                   status_file=None, greynoise_tier=None), settings))
+    code = max(code, run_enrich(settings, enrich.EnrichOptions(sources=sources, wait=True)))
     if code == EXIT_INTERRUPTED:
         return code
     with db.connection(settings.database_url) as conn:
         print_tier_counts(conn)
-    cmd_report(argparse.Namespace(since=None, until=None, top=5), settings)
+    print_report(settings, since=REPORT_ALL_TIME, until=datetime.now(UTC), top=5)
     return code
 
 
@@ -316,9 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--chunk-lines", type=_positive_int, default=50_000,
                         help="lines per transaction (default: %(default)s)")
     ingest.set_defaults(func=cmd_ingest)
-    enrich = sub.add_parser("enrich", help="run the enrichment passes (maxmind, cymru, greynoise) on due IPs")
-    enrich.add_argument("--source", action="append", choices=["maxmind", "cymru", "greynoise"],
-                        help="only this pass (repeatable; default: all, in that order)")
+    enrich = sub.add_parser("enrich", help="run the enrichment passes of the registered sources on due IPs")
+    enrich.add_argument("--source", action="append", metavar="SOURCE",
+                        help="only this source's pass: a source registered in ipintel.enrichment_policy "
+                             "(repeatable; default: every registered source, in its pass_order)")
     enrich.add_argument("--limit", type=_positive_int, help="at most N IPs per pass (most recently seen first)")
     enrich.add_argument("--ip", action="append", type=_ip_address, metavar="IP",
                         help="just this IP, fresh or not (repeatable)")
