@@ -87,7 +87,9 @@ def make_settings(db: str, fake: GreyNoiseFake, **overrides: Any) -> Settings:
 
 def run_pass(db: str, fake: GreyNoiseFake, **overrides: Any) -> EnrichSummary:
     limit = overrides.pop("limit", None)
-    return enrich(make_settings(db, fake, **overrides), EnrichOptions(sources=["greynoise"], limit=limit))
+    settings = make_settings(db, fake, **overrides)
+    return enrich(settings, EnrichOptions(sources=["greynoise"], limit=limit),
+                  passes=passes.make_passes(settings, ["greynoise"]))
 
 
 def run_cli(*args: str) -> int:
@@ -389,7 +391,7 @@ def test_rate_limit_holds_at_the_server(db: str, greynoise_fake: GreyNoiseFake) 
     assert len(arrivals) == 10
     # Any 6 consecutive requests span about 1 s or more: never more than 5 in one second (the
     # tolerance absorbs arrival jitter on a busy machine; a broken pacer at 10/s spans 0.5 s).
-    for first, sixth in zip(arrivals, arrivals[5:]):
+    for first, sixth in zip(arrivals, arrivals[5:], strict=False):  # the pairs five apart
         assert sixth - first >= 0.85, arrivals
     overall = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
     assert overall <= 5.0 * 1.05, arrivals

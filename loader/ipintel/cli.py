@@ -116,10 +116,10 @@ def cmd_enrich(args: argparse.Namespace, settings: config.Settings) -> int:
 
 def run_enrich(settings: config.Settings, options: enrich.EnrichOptions) -> int:
     """enrich.enrich(), then its summary printed; its errors as one line and an exit code."""
-    from ipintel import enrich
+    from ipintel import enrich, passes
 
     try:
-        summary = enrich.enrich(settings, options)
+        summary = enrich.enrich(settings, options, passes=passes.make_passes(settings, options.sources))
     except enrich.LockHeld as exc:
         err_console.print(f"ipintel enrich: another enrichment is running: {exc}. "
                           "Use --wait to wait for it.")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 
 from ipintel import db
 from ipintel.config import Settings
-from ipintel.locks import Lock, LockHeld
+from ipintel.locks import Lock, LockHeld as LockHeld  # LockHeld re-exported: enrich() raises it
 from ipintel.progress import Reporter
 
 ENRICH_LOCK = "ipintel.enrich"
@@ -227,40 +227,13 @@ def _holder_run(dsn: str) -> str:
     return f"run {row['run_id']} ({row['source']}, started {row['started_at']:%Y-%m-%d %H:%M:%S%z})"
 
 
-def registered_sources(dsn: str) -> list[str]:
-    """The source registry (ipintel.enrichment_policy), in pass order."""
-    with db.connection(dsn, autocommit=True) as conn:
-        return [r["source"] for r in db.query_all(conn, "SELECT source FROM ipintel.enrichment_policy "
-                                                        "ORDER BY pass_order")]
-
-
-class UnknownSource(EnrichError):
-    """--source names no registered source, or one this loader has no pass for."""
-
-
-def make_passes(settings: Settings, sources: Iterable[str]) -> list[Pass]:
-    """The passes of the wanted sources (all when none is named), in the registry's pass order."""
-    from ipintel.passes import PASS_TYPES
-
-    registered = registered_sources(settings.database_url)
-    wanted = set(sources) or set(registered)
-    unknown = sorted(wanted - set(registered))
-    if unknown:
-        raise UnknownSource(f"unknown source {', '.join(unknown)} (registered in ipintel.enrichment_policy: "
-                            f"{', '.join(registered)})")
-    missing = sorted(name for name in wanted if name not in PASS_TYPES)
-    if missing:
-        raise UnknownSource(f"source {', '.join(missing)} is registered but this ipintel has no pass for it")
-    return [PASS_TYPES[name](settings) for name in registered if name in wanted]
-
-
-def enrich(settings: Settings, options: EnrichOptions, *, reporter: Reporter | None = None,
-           passes: list[Pass] | None = None) -> EnrichSummary:
-    """Run the passes. Raises LockHeld (with the holder's run) when another enrich runs."""
+def enrich(settings: Settings, options: EnrichOptions, *, passes: Sequence[Pass],
+           reporter: Reporter | None = None) -> EnrichSummary:
+    """Run the passes (ipintel.passes.make_passes: the registered sources, in pass order).
+    Raises LockHeld (with the holder's run) when another enrich runs."""
     reporter = reporter or Reporter()
     summary = EnrichSummary()
     status = StatusFile(options.status_file)
-    passes = passes if passes is not None else make_passes(settings, options.sources)
     try:
         lock = Lock(settings.database_url, ENRICH_LOCK, wait=options.wait).__enter__()
     except LockHeld as exc:

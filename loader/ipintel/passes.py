@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from ipintel import db
 from ipintel.config import Settings
 from ipintel.enrich import (
     Batches,
@@ -173,7 +174,7 @@ class GreyNoisePass:
         self.daily_budget = settings.greynoise_daily_budget or (
             COMMUNITY_DAILY_BUDGET if settings.greynoise_tier == "community" else None)
         self.settings = (greynoise.GreyNoiseSettings(
-            base_url=settings.greynoise_url, api_key=self.key, tier=settings.greynoise_tier,  # type: ignore[arg-type]
+            base_url=settings.greynoise_url, api_key=self.key, tier=settings.greynoise_tier,
             rate_per_second=settings.greynoise_rate) if self.key else None)
 
     def prepare(self) -> dict[str, Any]:
@@ -234,8 +235,34 @@ def greynoise_document(result: greynoise.GreyNoiseResult) -> dict[str, Any]:
     return document
 
 
-PASS_TYPES: dict[str, type[Pass]] = {
-    "maxmind": MaxMindPass,  # type: ignore[dict-item]
-    "cymru": CymruPass,  # type: ignore[dict-item]
-    "greynoise": GreyNoisePass,  # type: ignore[dict-item]
+# Each class builds its pass from the settings (a Protocol has no constructor to name in `type[Pass]`).
+PASS_TYPES: dict[str, Callable[[Settings], Pass]] = {
+    "maxmind": MaxMindPass,
+    "cymru": CymruPass,
+    "greynoise": GreyNoisePass,
 }
+
+
+def registered_sources(dsn: str) -> list[str]:
+    """The source registry (ipintel.enrichment_policy), in pass order."""
+    with db.connection(dsn, autocommit=True) as conn:
+        return [r["source"] for r in db.query_all(conn, "SELECT source FROM ipintel.enrichment_policy "
+                                                        "ORDER BY pass_order")]
+
+
+class UnknownSource(EnrichError):
+    """--source names no registered source, or one this loader has no pass for."""
+
+
+def make_passes(settings: Settings, sources: Iterable[str]) -> list[Pass]:
+    """The passes of the wanted sources (all when none is named), in the registry's pass order."""
+    registered = registered_sources(settings.database_url)
+    wanted = set(sources) or set(registered)
+    unknown = sorted(wanted - set(registered))
+    if unknown:
+        raise UnknownSource(f"unknown source {', '.join(unknown)} (registered in ipintel.enrichment_policy: "
+                            f"{', '.join(registered)})")
+    missing = sorted(name for name in wanted if name not in PASS_TYPES)
+    if missing:
+        raise UnknownSource(f"source {', '.join(missing)} is registered but this ipintel has no pass for it")
+    return [PASS_TYPES[name](settings) for name in registered if name in wanted]
