@@ -80,6 +80,7 @@ lint-migrations: setup
 	$(VENV)/bin/squawk --assume-in-transaction --reporter gcc migrations/versions/*.sql
 	@echo "squawk: no findings in migrations/versions"
 	$(VENV)/bin/ruff check loader tests bench migrations
+	$(VENV)/bin/mypy  # [tool.mypy] in pyproject.toml: --strict over loader/ipintel
 
 # One throwaway cluster (fsync off) serves pg_prove and pytest; it is stopped whatever happens.
 test: setup lint-migrations

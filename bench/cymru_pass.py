@@ -159,7 +159,7 @@ def print_table(result: dict[str, Any]) -> None:
         for row in result["runs"]]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     for line in lines:
-        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths))))
+        print("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths, strict=True))))
     if "speedup" in result:
         print(f"defaults vs serial: {result['speedup']:.2f}x faster")
     print(f"IPs per query over every connection: {result['min_query']}-{result['max_query']}; "

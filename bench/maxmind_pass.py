@@ -140,7 +140,7 @@ def seed_inventory(dsn: str, clusters: list[Cluster], ips: int, seed: float) -> 
         with conn.cursor() as cur, cur.copy("COPY pg_temp.bench_clusters (cid, base, size) FROM STDIN") as copy:
             for c in clusters:
                 copy.write_row((c.cid, str(c.network.network_address), c.size))
-        conn.execute(sql.SQL(GENERATE_INVENTORY).format(  # type: ignore[arg-type]
+        conn.execute(sql.SQL(GENERATE_INVENTORY).format(
             skew=sql.Literal(CLUSTER_SKEW), clusters=sql.Literal(len(clusters)),
             candidates=sql.Literal(int(ips * 1.3) + 1_000), noise=sql.Literal(NOISE_SHARE), ips=sql.Literal(ips)))
         row = conn.execute("SELECT count(*), count(*) FILTER (WHERE family(ip) = 6), count(*) FILTER (WHERE is_bogon) "
@@ -166,7 +166,7 @@ class TimedMaxMindPass(MaxMindPass):
             write(*args, **kwargs)
             self.write_seconds += time.perf_counter() - started
 
-        batches.write = timed_write  # type: ignore[method-assign]
+        batches.write = timed_write  # type: ignore[method-assign]  # wrapped, to time the writes
         started = time.perf_counter()
         try:
             return super().fetch(ips, batches)

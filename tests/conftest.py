@@ -40,20 +40,25 @@ class PgServer:
                                dbname=dbname, template_dbname=template, as_template=as_template)
 
 
+def _conninfo(dsn: str) -> dict[str, str]:
+    """The parameters of a DSN: parsed from a string alone (no keyword overrides), each is a str."""
+    return {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     given = os.environ.get("IPINTEL_TEST_DSN")
     if given:
-        params = conninfo_to_dict(given)
+        params = _conninfo(given)
         yield PgServer(host=str(params.get("host", "127.0.0.1")), port=int(params.get("port", 5432)),
-                       user=str(params.get("user", "postgres")), password=params.get("password"))  # type: ignore[arg-type]
+                       user=str(params.get("user", "postgres")), password=params.get("password"))
         return
     # Any folder will do, even one the postgres user cannot enter (TMPDIR in /root): as root,
     # localdb then keeps the data in a private folder of postgres, which destroy() removes too.
     root = Path(tempfile.mkdtemp(prefix="ipintel-pg-"))
     try:
         url = localdb.start(root, fast=True, dbname="postgres")
-        params = conninfo_to_dict(url)
+        params = _conninfo(url)
         yield PgServer(host="127.0.0.1", port=int(params["port"]), user=localdb.SUPERUSER, password=None)
     finally:
         localdb.destroy(root)

@@ -41,7 +41,7 @@ def populate(dsn: str, *, sessions: int = 100_000, ips: int = 20_000, asns: int 
     """Fill the tiers with `sessions` sessions from `ips` IPs in `asns` ASNs (all consistent)."""
     with psycopg.connect(dsn) as conn:
         # Literals, not parameters: several statements run in one call only without parameters.
-        conn.execute(sql.SQL(POPULATE_SQL).format(  # type: ignore[arg-type]
+        conn.execute(sql.SQL(POPULATE_SQL).format(
             asns=sql.Literal(asns), ips=sql.Literal(ips), sessions=sql.Literal(sessions)))
 
 
@@ -54,4 +54,4 @@ def tier_counts(dsn: str) -> dict[str, int]:
                       (SELECT count(*) FROM ipintel.ip_asn_history)"""
         ).fetchone()
     assert row is not None
-    return dict(zip(("asn_inventory", "ip_inventory", "session_summaries", "ip_asn_history"), row))
+    return dict(zip(("asn_inventory", "ip_inventory", "session_summaries", "ip_asn_history"), row, strict=True))

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import maxminddb
-from mmdb_writer import MMDBWriter, MmdbF64, MmdbU16, MmdbU32
+from mmdb_writer import MmdbF64, MmdbU16, MmdbU32, MMDBWriter
 from netaddr import IPNetwork, IPSet
 
 # A fixed, recognisable build time (2024-01-02T03:04:05Z) so tests can assert provenance.

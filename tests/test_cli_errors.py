@@ -56,12 +56,12 @@ def last_line(text: str) -> str:
 
 def query(dsn: str, sql: str, params: Any = None) -> list[dict[str, Any]]:
     with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 def execute(dsn: str, sql: str, params: Any = None) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql, params)  # type: ignore[arg-type]
+        conn.execute(sql, params)
 
 
 def seed_ips(dsn: str, ips: Sequence[str], *, asn: int | None = None) -> None:
@@ -298,7 +298,7 @@ def test_markup_in_as_names_errors_and_messages_prints_literally(
     with psycopg.connect(db, autocommit=True) as conn:
         run_id = conn.execute("INSERT INTO ipintel.enrichment_runs (source, status, message, finished_at) "
                               "VALUES ('cymru', 'finished_with_failures', %s, now()) RETURNING run_id",
-                              (f"[/] {MARKUP}",)).fetchone()[0]  # type: ignore[index]
+                              (f"[/] {MARKUP}",)).fetchone()[0]  # type: ignore[index]  # RETURNING: one row
         conn.execute("INSERT INTO ipintel.enrichment_failures (run_id, source, ip, error) "
                      "VALUES (%s, 'cymru', '185.100.87.1', %s)", (run_id, "[/]"))
 
@@ -377,7 +377,7 @@ def _real_error(dsn: str, statements: Sequence[str]) -> psycopg.Error:
     with psycopg.connect(dsn, autocommit=True) as conn:
         try:
             for statement in statements:
-                conn.execute(statement)  # type: ignore[arg-type]
+                conn.execute(statement)
         except psycopg.Error as exc:
             return exc
     raise AssertionError("no error")

@@ -8,7 +8,7 @@ import json
 import os
 import time
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,6 @@ from ipintel.cowrie import (
     read_events,
 )
 
-UTC = timezone.utc
 SID = "a1b2c3d4e5f6"
 TS = "2026-11-21T23:59:58.123456Z"
 TS_DT = datetime(2026, 11, 21, 23, 59, 58, 123456, tzinfo=UTC)
@@ -194,8 +193,8 @@ REJECT_CASES: list[tuple[str, bytes, str, str]] = [
     ("cut JSON", b'{"eventid":"cowrie.login.failed","session":"abc",\n', "malformed_json", "Expecting property name"),
     ("not an object", b'["cowrie.login.failed"]\n', "malformed_json", "not an object"),
     ("trailing garbage", line("cowrie.session.closed")[:-1] + b" x\n", "malformed_json", "Extra data"),
-    ("no eventid", line(None), "missing_eventid", "eventid is null"),  # type: ignore[arg-type]
-    ("eventid not text", line(42), "missing_eventid", "eventid is 42"),  # type: ignore[arg-type]
+    ("no eventid", line(None), "missing_eventid", "eventid is null"),  # type: ignore[arg-type]  # deliberately not a str
+    ("eventid not text", line(42), "missing_eventid", "eventid is 42"),  # type: ignore[arg-type]  # deliberately not a str
     ("no session", line("cowrie.login.failed", session=None), "missing_session", "session is null"),
     ("empty session", line("cowrie.login.failed", session=""), "missing_session", "session is ''"),
     ("no src_ip", line("cowrie.login.failed", src_ip=None), "missing_src_ip", "src_ip is null"),
@@ -248,11 +247,11 @@ def test_bad_lines_are_rejected_with_a_stable_reason(raw: bytes, reason: str, de
 
 def test_plausible_timestamps_at_the_edges_are_accepted() -> None:
     earliest = parse_line(line("cowrie.login.failed", timestamp="1990-01-01T00:00:00Z"), 1)
-    assert isinstance(earliest, Event) and earliest.event_ts == datetime(1990, 1, 1, tzinfo=timezone.utc)
+    assert isinstance(earliest, Event) and earliest.event_ts == datetime(1990, 1, 1, tzinfo=UTC)
     # A sensor clock a few hours ahead is still a real event.
-    ahead = (datetime.now(timezone.utc) + timedelta(hours=23)).isoformat()
+    ahead = (datetime.now(UTC) + timedelta(hours=23)).isoformat()
     assert isinstance(parse_line(line("cowrie.login.failed", timestamp=ahead), 1), Event)
-    beyond = (datetime.now(timezone.utc) + timedelta(days=1, minutes=5)).isoformat()
+    beyond = (datetime.now(UTC) + timedelta(days=1, minutes=5)).isoformat()
     reject = parse_line(line("cowrie.login.failed", timestamp=beyond), 1)
     assert isinstance(reject, Reject) and reject.reason == "implausible_timestamp"
 

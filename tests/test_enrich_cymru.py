@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
 import math
 import re
@@ -124,12 +125,12 @@ SESSION_LENGTH = timedelta(minutes=5)
 
 def query(dsn: str, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> list[dict[str, Any]]:
     with psycopg.connect(dsn, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 def execute(dsn: str, sql: str, params: Mapping[str, Any] | Sequence[Any] | None = None) -> None:
     with psycopg.connect(dsn) as conn:
-        conn.execute(sql, params)  # type: ignore[arg-type]
+        conn.execute(sql, params)
 
 
 def seed(dsn: str, sessions: Mapping[str, Sequence[datetime]]) -> None:
@@ -405,7 +406,7 @@ def test_cymru_asn_takes_precedence_over_maxmind_and_policy_skips_maxmind_ips(db
 
     # A later MaxMind merge does not take current_asn back from Cymru.
     with psycopg.connect(db) as conn:
-        [batch] = conn.execute("SELECT nextval('ipintel_staging.batch_id_seq')").fetchone()  # type: ignore[misc]
+        [batch] = conn.execute("SELECT nextval('ipintel_staging.batch_id_seq')").fetchone()  # type: ignore[misc]  # nextval(): one row
         maxmind = {"found": True, "asn": 64505, "as_org": "MM-AS", "asn_network": "81.2.0.0/16",
                    "asn_db": {"database_type": "GeoLite2-ASN", "build_epoch": 1_735_689_600}}
         conn.execute("INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result) "
@@ -436,7 +437,7 @@ def poison(server: FakeCymruServer, how: str) -> None:
                 raise _Hangup
             return answer(text, line_number, verbose)
 
-        server._answer = dropping  # type: ignore[method-assign]
+        server._answer = dropping  # type: ignore[method-assign]  # the fake's answer, patched for this test
     else:  # rows that must never become data: a prefix not covering the IP, a row for an IP not asked
         server.table[POISON] = [f"64499   | {POISON}        | 10.0.0.0/8          | ZZ | arin     | 2001-01-01 | WRONG",
                                 "64499   | 81.2.70.99       | 81.2.70.0/24        | ZZ | arin     | 2001-01-01 | WRONG"]
@@ -781,7 +782,7 @@ def test_status_file_is_rewritten_while_the_server_is_silent(db, cymru_server, t
     # Rewritten all along the 1.5 s stall: every 0.2 s here, every 10 s by default.
     times = sorted({datetime.fromisoformat(d["updated_at"]) for d in stalled})
     assert times[-1] - times[0] > timedelta(seconds=1.0)
-    assert max(b - a for a, b in zip(times, times[1:])) < timedelta(seconds=0.6)
+    assert max(b - a for a, b in itertools.pairwise(times)) < timedelta(seconds=0.6)
 
 
 def test_plain_progress_lines_go_out_while_the_server_is_silent(db, cymru_server, monkeypatch):
@@ -802,7 +803,7 @@ def test_plain_progress_lines_go_out_while_the_server_is_silent(db, cymru_server
                if re.fullmatch(r"cymru: 0% merged=0 failed=0 waiting=\d+s budget_left=\d+s", line)]
     # 1.5 s of silence, a plain line at most every 0.2 s (every 10 s by default), counting up.
     assert len(waiting) >= 4, lines
-    seconds = [int(re.search(r"waiting=(\d+)s", line)[1]) for line in waiting]  # type: ignore[index]
+    seconds = [int(re.search(r"waiting=(\d+)s", line)[1]) for line in waiting]  # type: ignore[index]  # all matched above
     assert seconds == sorted(seconds) and seconds[0] == 0 and seconds[-1] >= 1, lines
 
 

@@ -98,7 +98,7 @@ def run_cli(*args: str) -> int:
 
 def query(db: str, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     with psycopg.connect(db, autocommit=True, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 def seed(db: str, ips: Sequence[str], *, sessions: dict[str, int] | None = None,

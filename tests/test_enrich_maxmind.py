@@ -171,7 +171,7 @@ def run_maxmind(dsn: str, geoip_dir: Path, **options: Any) -> EnrichSummary:
 
 def rows(dsn: str, query: str, params: Any = None) -> list[dict[str, Any]]:
     with psycopg.connect(dsn, row_factory=dict_row) as conn:
-        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(query, params).fetchall()
 
 
 def one(dsn: str, query: str, params: Any = None) -> dict[str, Any]:

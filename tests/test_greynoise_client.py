@@ -403,7 +403,7 @@ def test_settings_repr_hides_key_and_bad_values_are_refused() -> None:
     assert "gn-secret-1234" not in repr(settings)
     assert settings.base_url == "https://api.greynoise.io" and settings.tier == "community"
     with pytest.raises(ValueError):
-        GreyNoiseSettings(api_key="k", tier="pro")  # type: ignore[arg-type]
+        GreyNoiseSettings(api_key="k", tier="pro")  # type: ignore[arg-type]  # deliberately not a Tier: refused at run time
     with pytest.raises(ValueError):
         GreyNoiseSettings(api_key="k", rate_per_second=0)
     with pytest.raises(ValueError):

@@ -17,7 +17,7 @@ import uuid
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,6 @@ from ipintel import cli, cowrie, demo_logs, ingest
 from ipintel.locks import Lock, LockHeld
 from ipintel.progress import Reporter
 
-UTC = timezone.utc
-
 
 def ts(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
@@ -43,7 +41,7 @@ def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 def query(dsn: str, sql: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     with psycopg.connect(dsn, row_factory=dict_row) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 def sessions(dsn: str) -> dict[str, dict[str, Any]]:
@@ -66,7 +64,7 @@ def snapshot(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
         "ip_asn_history": "history_id", "ingest_rejects": "reject_id",
     }
     with psycopg.connect(dsn) as conn:
-        return {t: conn.execute(f"SELECT * FROM ipintel.{t} ORDER BY {key}").fetchall()  # type: ignore[call-overload]
+        return {t: conn.execute(f"SELECT * FROM ipintel.{t} ORDER BY {key}").fetchall()
                 for t, key in tables.items()}
 
 
@@ -507,7 +505,7 @@ BAD_LINES: list[tuple[bytes, str | None]] = [  # (line, reason it is rejected fo
     # Cowrie killed mid-write, then restarted: the rest of the line is lost.
     (b'{"eventid":"cowrie.login.failed","username":"root","password":"12\n', "malformed_json"),
     (b"\n", None),  # blank: skipped, but still a line
-    (cowrie_line("cowrie.login.failed", None, "80.94.95.181", "2026-11-01T12:00:01Z",  # type: ignore[arg-type]
+    (cowrie_line("cowrie.login.failed", None, "80.94.95.181", "2026-11-01T12:00:01Z",  # type: ignore[arg-type]  # no session, on purpose
                  username="root", password="x"), "missing_session"),
     (cowrie_line("cowrie.login.failed", GOOD_SID, "", "2026-11-01T12:00:02Z", username="root", password="y"),
      "missing_src_ip"),
@@ -520,7 +518,7 @@ BAD_LINES: list[tuple[bytes, str | None]] = [  # (line, reason it is rejected fo
      b'"timestamp":"2026-11-01T12:00:05Z","src_ip":"80.94.95.181","session":"b0b1b2b3b4b5"}\n', "nul_character"),
     (cowrie_line("cowrie.login.failed", GOOD_SID, "80.94.95.181", "2026-11-01T12:00:06Z",
                  username="root\x00", password="q"), "nul_character"),  # json.dumps writes \u0000
-    (cowrie_line(None, GOOD_SID, "80.94.95.181", "2026-11-01T12:00:07Z"), "missing_eventid"),  # type: ignore[arg-type]
+    (cowrie_line(None, GOOD_SID, "80.94.95.181", "2026-11-01T12:00:07Z"), "missing_eventid"),  # type: ignore[arg-type]  # no eventid, on purpose
     (cowrie_line("cowrie.login.failed", GOOD_SID, "80.94.95.181", "yesterday at noon",
                  username="root", password="w"), "invalid_timestamp"),
     (cowrie_line("cowrie.login.failed", GOOD_SID, "80.94.95.181", "2026-11-01T12:00:08Z",

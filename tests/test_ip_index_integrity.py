@@ -134,18 +134,18 @@ def churned(db: str, request: pytest.FixtureRequest) -> Iterator[tuple[psycopg.C
     """A database whose ip_inventory went through inserts, updates and moves, round by round."""
     size: int = request.param
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute(POPULATE_INVENTORY.format(n=size))  # type: ignore[arg-type]
+        conn.execute(POPULATE_INVENTORY.format(n=size))
         conn.execute(NESTED_LOOPS_ONLY)
         conn.execute("SET enable_seqscan = off")
         for _ in range(UPDATE_ROUNDS):  # a transaction per round: old versions die in between
-            conn.execute(CHURN_ROUND.format(new=size // 20))  # type: ignore[arg-type]
+            conn.execute(CHURN_ROUND.format(new=size // 20))
             conn.execute(MOVE_ADDRESSES)
         conn.execute(RESET)
         yield conn, size
 
 
 def _explain(conn: psycopg.Connection, query: str) -> str:
-    return "\n".join(r[0] for r in conn.execute("EXPLAIN (COSTS OFF) " + query))  # type: ignore[arg-type]
+    return "\n".join(r[0] for r in conn.execute("EXPLAIN (COSTS OFF) " + query))
 
 
 def _rows_missed_by_index(conn: psycopg.Connection, table: str, index: str, key: str,
@@ -153,7 +153,7 @@ def _rows_missed_by_index(conn: psycopg.Connection, table: str, index: str, key:
     """Rows a sequential scan finds that a nested loop through `index` on `key` does not, per
     scan mode: the very row (ctid), and any matching row (EXISTS, index-only scans too)."""
     conn.execute(SEQ_ONLY)
-    conn.execute(f"CREATE TEMP TABLE truth AS SELECT ctid AS tid, ip FROM {table}")  # type: ignore[arg-type]
+    conn.execute(f"CREATE TEMP TABLE truth AS SELECT ctid AS tid, ip FROM {table}")
     conn.execute("ANALYZE truth")
     match = key.format(x="x", t="t")
     queries = {
@@ -166,12 +166,12 @@ def _rows_missed_by_index(conn: psycopg.Connection, table: str, index: str, key:
             if mode == "index-only scan" and (what == "row" or not index_only):
                 continue  # ctid is not in the index; an expression index cannot answer `ip` alone
             if mode == "index-only scan":
-                conn.execute(f"VACUUM (ANALYZE) {table}")  # type: ignore[arg-type]
+                conn.execute(f"VACUUM (ANALYZE) {table}")
             conn.execute(settings)
             conn.execute(NESTED_LOOPS_ONLY)  # truth, with no index, is still read by a (disabled) seq scan
             plan = _explain(conn, query)
             assert f"{SCAN_NODES[mode]} {index}" in plan and f"Seq Scan on {table.split('.')[1]}" not in plan, plan
-            missed[f"{mode}, {what}"] = conn.execute(query).fetchone()[0]  # type: ignore[index,arg-type]
+            missed[f"{mode}, {what}"] = conn.execute(query).fetchone()[0]  # type: ignore[index]  # count(*): one row
     conn.execute(RESET)
     conn.execute("DROP TABLE truth")
     return missed
@@ -179,16 +179,16 @@ def _rows_missed_by_index(conn: psycopg.Connection, table: str, index: str, key:
 
 def _network_counts_disagree(conn: psycopg.Connection, table: str, index: str,
                              networks: int = NETWORKS) -> list[tuple[str, str, int, int]]:
-    conn.execute(NETWORKS_SQL.format(table=table, n=networks))  # type: ignore[arg-type]
+    conn.execute(NETWORKS_SQL.format(table=table, n=networks))
     conn.execute("CREATE TEMP TABLE net_counts (mode text, net inet, n bigint)")
     conn.execute(SEQ_ONLY)
-    conn.execute(COUNT_PER_NETWORK.format(table=table).replace("%(mode)s", "'seq'"))  # type: ignore[arg-type]
+    conn.execute(COUNT_PER_NETWORK.format(table=table).replace("%(mode)s", "'seq'"))
     for mode, settings in SCAN_MODES.items():
         conn.execute(settings)
         for sample in ("198.51.100.0/22", "2a00::/12"):
             plan = _explain(conn, f"SELECT count(*) FROM {table} WHERE ip <<= '{sample}'::inet")
             assert f"{SCAN_NODES[mode]} {index}" in plan and "Seq Scan" not in plan, plan
-        conn.execute(COUNT_PER_NETWORK.format(table=table).replace("%(mode)s", f"'{mode}'"))  # type: ignore[arg-type]
+        conn.execute(COUNT_PER_NETWORK.format(table=table).replace("%(mode)s", f"'{mode}'"))
     conn.execute(RESET)
     rows = conn.execute(
         """SELECT i.mode, s.net::text, s.n, i.n FROM net_counts s JOIN net_counts i USING (net)
@@ -196,7 +196,7 @@ def _network_counts_disagree(conn: psycopg.Connection, table: str, index: str,
     checked = conn.execute("SELECT count(*), sum(n) FROM net_counts WHERE mode = 'seq'").fetchone()
     assert checked is not None and checked[0] >= networks // 2 and checked[1] > 0, checked
     conn.execute("DROP TABLE nets, net_counts")
-    return rows  # type: ignore[return-value]
+    return rows
 
 
 def test_no_gist_index_and_no_btree_gist_inet_opclass_in_the_schema(conn: psycopg.Connection) -> None:
@@ -310,11 +310,11 @@ END $$;
 
 @pytest.mark.slow
 def test_ip_asn_history_index_and_exclusion_constraint_hold_under_churn(conn: psycopg.Connection) -> None:
-    conn.execute(HISTORY_SQL.format(n=HISTORY_IPS))  # type: ignore[arg-type]
+    conn.execute(HISTORY_SQL.format(n=HISTORY_IPS))
     conn.execute(NESTED_LOOPS_ONLY)
     conn.execute("SET enable_seqscan = off")
     for round_ in range(UPDATE_ROUNDS):  # a transaction per round
-        conn.execute(HISTORY_ROUND.format(round=round_))  # type: ignore[arg-type]
+        conn.execute(HISTORY_ROUND.format(round=round_))
     conn.execute(RESET)
     counts = conn.execute(
         """SELECT count(*), count(DISTINCT ip), count(*) FILTER (WHERE upper_inf(valid)),

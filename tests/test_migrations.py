@@ -52,7 +52,7 @@ def foreign_keys(dsn: str) -> dict[str, bool]:
                  AND c.confrelid::regclass::text IN ('ipintel.asn_inventory', 'ipintel.ip_inventory',
                                                      'ipintel.session_summaries')"""
         ).fetchall()
-    return dict(rows)  # type: ignore[arg-type]
+    return dict(rows)
 
 
 def test_upgrade_downgrade_upgrade_on_an_empty_database(empty_db: str) -> None:

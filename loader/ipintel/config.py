@@ -25,10 +25,13 @@ import re
 import tomllib
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 from ipintel import localdb
+
+if TYPE_CHECKING:  # annotations only: config stays free of the HTTP client's imports
+    from ipintel.sources.greynoise import Tier
 
 
 class ConfigError(ValueError):
@@ -89,7 +92,7 @@ class Settings:
     cymru_concurrency: int = 2
     cymru_batch_timeout: float = 120.0  # seconds one bulk query may take in all
     cymru_pass_timeout: float = 1800.0  # seconds the Cymru pass may take; then the rest stays due
-    greynoise_tier: str = "community"
+    greynoise_tier: Tier = "community"
     greynoise_rate: float = 1.0
     greynoise_daily_budget: int | None = None  # None: 50 on the community tier, unlimited on enterprise
 
@@ -192,7 +195,7 @@ def load() -> Settings:
                                     maximum=CYMRU_TIMEOUT_MAX),
         cymru_pass_timeout=_number("IPINTEL_CYMRU_PASS_TIMEOUT", "cymru_pass_timeout", 1800.0, table, float,
                                    maximum=CYMRU_TIMEOUT_MAX),
-        greynoise_tier=tier,
+        greynoise_tier=cast("Tier", tier),  # one of the two, checked above
         greynoise_rate=_number("IPINTEL_GREYNOISE_RATE", "greynoise_rate", 1.0, table, float,
                                maximum=GREYNOISE_RATE_MAX),
         greynoise_daily_budget=_number("IPINTEL_GREYNOISE_DAILY_BUDGET", "greynoise_daily_budget", None, table, int,

@@ -33,9 +33,9 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
@@ -62,7 +62,6 @@ __all__ = [
     "read_events",
 ]
 
-UTC = timezone.utc
 GZIP_MAGIC = b"\x1f\x8b"
 FINGERPRINT_BYTES = 4096
 # A plain file unmodified this long is no longer being written: a last line without a newline is
@@ -379,7 +378,7 @@ class EventReader:
             )
         return offset + len(after)
 
-    def _read(self) -> Iterator[Event | Reject]:
+    def _read(self) -> Generator[Event | Reject, None, None]:
         progress = self.progress
         offset, line_no = progress.offset, progress.line_no
         try:

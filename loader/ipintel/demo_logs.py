@@ -32,13 +32,12 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypedDict
 
 __all__ = ["GeneratedSet", "LargeFile", "SessionFacts", "generate", "generate_large", "main"]
 
-UTC = timezone.utc
 _EPOCH = datetime(1970, 1, 1)  # naive: timestamps are rendered like Cowrie, utcnow().isoformat()+"Z"
 _SECOND = 1_000_000  # times are integer microseconds, so rendering and facts agree exactly
 _DAY = 86_400 * _SECOND

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from ipintel import cowrie, db
 from ipintel.locks import Lock, LockHeld
@@ -155,7 +156,10 @@ class _Ingest:
             rejects: list[cowrie.Reject] = []
             lines_at_chunk_start = start_line
             for item in reader:
-                (events if isinstance(item, cowrie.Event) else rejects).append(item)  # type: ignore[arg-type]
+                if isinstance(item, cowrie.Event):
+                    events.append(item)
+                else:
+                    rejects.append(item)
                 if len(events) + len(rejects) >= self.chunk_lines:
                     if lines_at_chunk_start == start_line:  # this file's first chunk
                         s.files_read += 1
@@ -245,7 +249,7 @@ class _Ingest:
                  "lines": len(events) + len(rejects), "events": merged["events"],
                  "sessions_new": merged["sessions_new"], "sessions_updated": merged["sessions_updated"],
                  "ips_new": merged["ips_new"], "rejects": len(rejects),
-                 "event_counts": psycopg.types.json.Jsonb(merged["event_counts"]), "run": s.run_id})
+                 "event_counts": Jsonb(merged["event_counts"]), "run": s.run_id})
             return file_id, merged
 
         # The chunk is one transaction; after a deadlock or serialization failure it runs again

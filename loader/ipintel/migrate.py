@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from sqlalchemy.engine import URL
 
@@ -13,7 +14,8 @@ from ipintel.config import database_url
 
 def sqlalchemy_url(dsn: str | None = None) -> URL:
     """SQLAlchemy URL (psycopg 3 driver) for a libpq DSN (URI or key=value); default: config."""
-    params: dict[str, str] = dict(conninfo_to_dict(dsn or database_url()))  # type: ignore[arg-type]
+    # Parsed from a string alone (no keyword overrides), every value is a str.
+    params = {key: str(value) for key, value in conninfo_to_dict(dsn or database_url()).items()}
     return URL.create(
         "postgresql+psycopg",
         username=params.pop("user", None),
@@ -45,6 +47,8 @@ def run_revision_sql(revision_file: str, direction: Literal["upgrade", "downgrad
         # `alembic upgrade head --sql`: print the script for a DBA to review or run by hand.
         op.execute(sql_text)
         return
-    dbapi_connection = op.get_bind().connection.dbapi_connection
+    # SQLAlchemy types the DBAPI connection generically (and as None once closed); with the
+    # postgresql+psycopg URL of sqlalchemy_url() it is the open psycopg connection.
+    dbapi_connection = cast("psycopg.Connection[Any]", op.get_bind().connection.dbapi_connection)
     with dbapi_connection.cursor() as cursor:
         cursor.execute(sql_text)

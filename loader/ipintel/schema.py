@@ -9,9 +9,13 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.rows import tuple_row
+
+if TYPE_CHECKING:  # annotations only: alembic is imported inside the functions that use it
+    from alembic.config import Config
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = PROJECT_ROOT / "sql"
@@ -28,7 +32,7 @@ def apply_sql_dir(dsn: str, sql_dir: Path = SQL_DIR) -> None:
     """Create the whole schema from sql/ (what a fresh database would look like today)."""
     with psycopg.connect(dsn) as conn:
         for path in sql_files(sql_dir):
-            conn.execute(path.read_text(encoding="utf-8"))  # type: ignore[arg-type]
+            conn.execute(path.read_text(encoding="utf-8"))
 
 
 class SchemaVersionError(RuntimeError):
@@ -48,7 +52,7 @@ def alembic_ini() -> Path:
         "or the working directory: run ipintel from its project folder")
 
 
-def alembic_config(dsn: str):  # -> alembic.config.Config
+def alembic_config(dsn: str) -> Config:
     from alembic.config import Config
 
     cfg = Config(str(alembic_ini()))
@@ -82,7 +86,7 @@ def head_revision() -> str:
     return head
 
 
-def current_revision(conn: psycopg.Connection) -> str | None:
+def current_revision(conn: psycopg.Connection[Any]) -> str | None:
     """The revision the database is at, None when it was never migrated. Read-only: the table is
     looked up through the search_path, as alembic does when it creates it."""
     cur = conn.cursor(row_factory=tuple_row)
@@ -93,7 +97,7 @@ def current_revision(conn: psycopg.Connection) -> str | None:
     return ", ".join(sorted(row[0] for row in rows)) or None
 
 
-def check_version(conn: psycopg.Connection) -> str:
+def check_version(conn: psycopg.Connection[Any]) -> str:
     """Return the revision when the database is at this ipintel's head; else raise
     SchemaVersionError with one line saying where it is and what to run. Never migrates:
     production schema changes stay an explicit `ipintel migrate`."""

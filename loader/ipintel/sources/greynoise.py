@@ -395,7 +395,7 @@ class GreyNoiseClient:
         if retry_after is not None and retry_after <= self.settings.max_retry_after:
             return retry_after
         # Jitter spreads retries of concurrent clients apart; the cap bounds a single wait.
-        base = min(self.settings.backoff_max, self.settings.backoff_base * 2 ** (attempt - 1))
+        base = min(self.settings.backoff_max, self.settings.backoff_base * 2.0 ** (attempt - 1))
         return base * random.uniform(0.5, 1.0)
 
     def _parse(self, batch: list[str], response: httpx.Response) -> list[GreyNoiseResult | GreyNoiseFailure]:
