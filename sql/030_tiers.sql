@@ -38,7 +38,7 @@ COMMENT ON COLUMN ipintel.asn_inventory.first_seen IS 'Earliest session start am
 COMMENT ON COLUMN ipintel.asn_inventory.last_seen IS 'Latest session activity among the IPs attributed to this AS.';
 COMMENT ON COLUMN ipintel.asn_inventory.ip_count IS 'Number of ip_inventory rows whose current_asn is this AS.';
 COMMENT ON COLUMN ipintel.asn_inventory.session_count IS 'Sum of session_count over the IPs whose current_asn is this AS.';
-COMMENT ON COLUMN ipintel.asn_inventory.sources IS 'Latest per-source AS facts, keyed by source (maxmind, cymru), each with its fetched_at.';
+COMMENT ON COLUMN ipintel.asn_inventory.sources IS 'Latest per-source AS facts, keyed by source (maxmind, cymru).';
 
 CREATE INDEX asn_inventory_as_country_idx ON ipintel.asn_inventory (as_country);
 
@@ -93,7 +93,7 @@ COMMENT ON COLUMN ipintel.ip_inventory.first_seen IS 'Start of the earliest sess
 COMMENT ON COLUMN ipintel.ip_inventory.last_seen IS 'Latest event of any session from this IP.';
 COMMENT ON COLUMN ipintel.ip_inventory.session_count IS 'Number of session_summaries rows from this IP.';
 COMMENT ON COLUMN ipintel.ip_inventory.enrichment IS
-    'Latest result of each source under its key (maxmind, cymru, greynoise); each value carries its own fetched_at (ISO 8601). A missing key means never fetched.';
+    'Latest answer of each source under its key (maxmind, cymru, greynoise): its facts only, rewritten only when they change. When each source last answered, and from which data build, is in enrichment_state. A missing key means never answered.';
 COMMENT ON COLUMN ipintel.ip_inventory.current_asn IS 'ASN announcing this IP as of the latest enrichment (Team Cymru, else MaxMind ASN); history in ip_asn_history.';
 COMMENT ON COLUMN ipintel.ip_inventory.ip_family IS 'Generated: 4 or 6.';
 COMMENT ON COLUMN ipintel.ip_inventory.is_bogon IS 'Generated: address is special-purpose / not globally routable (RFC 6890); never sent to remote sources.';

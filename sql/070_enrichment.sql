@@ -31,13 +31,14 @@ CREATE TABLE ipintel.enrichment_policy (
 COMMENT ON TABLE ipintel.enrichment_policy IS
     'The source registry: one row per enrichment source, with its pass order and merge function, how long its result stays fresh, and which IPs it is asked about. Edit the policy columns to change the policy.';
 INSERT INTO ipintel.enrichment_policy (source, ttl, skip_when_maxmind_asn, kind, pass_order, merge_function) VALUES
-    -- or sooner, when a newer database build is installed
+    -- ttl unused: an offline database's answers are due again when a newer build is installed
     ('maxmind', interval '7 days', false, 'offline_database', 10, 'ipintel.merge_maxmind'),
     -- by default only for IPs MaxMind gave no ASN
     ('cymru', interval '30 days', true, 'remote_service', 20, 'ipintel.merge_cymru'),
     ('greynoise', interval '7 days', false, 'remote_service', 30, 'ipintel.merge_greynoise');
 
-COMMENT ON COLUMN ipintel.enrichment_policy.ttl IS 'A result older than this is stale and fetched again.';
+COMMENT ON COLUMN ipintel.enrichment_policy.ttl IS
+    'An answer older than this (enrichment_state.fetched_at) is stale and fetched again. Not for an offline_database source: re-reading the same build cannot say anything new, so its answers are due again only when a newer build is installed.';
 COMMENT ON COLUMN ipintel.enrichment_policy.enabled IS 'A disabled source is never run by `ipintel enrich`.';
 COMMENT ON COLUMN ipintel.enrichment_policy.skip_when_maxmind_asn IS
     'Never-fetched IPs that MaxMind already gave an ASN are not asked (default for cymru); stale results are refreshed regardless.';
@@ -77,7 +78,8 @@ COMMENT ON COLUMN ipintel.enrichment_runs.status IS
     'running, succeeded, finished_with_failures, stopped (quota or budget spent: the rest stays due), failed (pass aborted, e.g. a broken database file), interrupted (killed; set by the next run) or skipped (not configured).';
 COMMENT ON COLUMN ipintel.enrichment_runs.requested IS 'IPs due for this source when the pass started.';
 COMMENT ON COLUMN ipintel.enrichment_runs.fetched IS 'IPs the source answered for (a "not found" answer included).';
-COMMENT ON COLUMN ipintel.enrichment_runs.merged IS 'IPs whose result was merged into ip_inventory.';
+COMMENT ON COLUMN ipintel.enrichment_runs.merged IS
+    'IPs whose answer was merged: recorded in enrichment_state, and written into ip_inventory where its facts changed.';
 COMMENT ON COLUMN ipintel.enrichment_runs.failed IS 'IPs recorded in enrichment_failures by this run.';
 COMMENT ON COLUMN ipintel.enrichment_runs.provenance IS 'Where the data came from: database types, paths and build epochs, service address, API tier. Never a secret.';
 COMMENT ON COLUMN ipintel.enrichment_runs.message IS 'Why the pass stopped, failed or was skipped.';
@@ -112,6 +114,38 @@ CREATE UNIQUE INDEX enrichment_failures_open_key ON ipintel.enrichment_failures 
 COMMENT ON INDEX ipintel.enrichment_failures_open_key IS 'At most one open failure per source and IP: a repeated failure updates it.';
 
 ------------------------------------------------------------------------------------------
+-- Freshness is state, not part of the document
+------------------------------------------------------------------------------------------
+-- When a source last answered for an IP, and from which data build, lives in these narrow rows,
+-- not in ip_inventory.enrichment: a refresh that learns nothing new moves only them, and the
+-- wide ip_inventory row (its indexes, its generated columns) is written only when the facts
+-- change. Every refresh rewrites the state rows of its batch: half of each page is left free so
+-- that the new version fits beside the old one (a HOT update: no new index entry, half the WAL).
+CREATE TABLE ipintel.enrichment_state (
+    ip          inet        NOT NULL,
+    source      text        NOT NULL,
+    fetched_at  timestamptz NOT NULL,
+    build       bigint,
+    changed_at  timestamptz NOT NULL,
+    CONSTRAINT enrichment_state_pkey PRIMARY KEY (ip, source),
+    CONSTRAINT enrichment_state_ip_fkey FOREIGN KEY (ip) REFERENCES ipintel.ip_inventory (ip),
+    CONSTRAINT enrichment_state_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source),
+    CONSTRAINT enrichment_state_changed_no_later_than_fetched CHECK (changed_at <= fetched_at)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE ipintel.enrichment_state IS
+    'When each source last answered for each IP: one row per IP and source that has answered (no row: never fetched). The answer itself is ip_inventory.enrichment -> source, rewritten only when its facts change. Read by ips_due, enrichment_coverage and snapshot_backlog.';
+COMMENT ON COLUMN ipintel.enrichment_state.ip IS 'The IP answered for (ip_inventory).';
+COMMENT ON COLUMN ipintel.enrichment_state.source IS 'The source that answered (enrichment_policy).';
+COMMENT ON COLUMN ipintel.enrichment_state.fetched_at IS
+    'When the source last answered for the IP, whether or not the facts changed. Older than the source''s ttl: stale (never for an offline_database source).';
+COMMENT ON COLUMN ipintel.enrichment_state.build IS
+    'Data build of the last answer, for offline databases (MaxMind: the newer build_epoch of the files read, seconds since 1970); NULL for live services. Answers from an older build than the installed files are due again.';
+COMMENT ON COLUMN ipintel.enrichment_state.changed_at IS
+    'When the answer''s facts (the document in ip_inventory.enrichment) last changed: the fetch that first gave them as they are now.';
+COMMENT ON CONSTRAINT enrichment_state_changed_no_later_than_fetched ON ipintel.enrichment_state IS
+    'The facts of the last answer were known by the time it was fetched.';
+
+------------------------------------------------------------------------------------------
 -- Staging: one UNLOGGED table for every source's results, one for failures; rows tagged with
 -- run and batch
 ------------------------------------------------------------------------------------------
@@ -122,10 +156,16 @@ CREATE UNLOGGED TABLE ipintel_staging.enrichment_results (
     ip          inet        NOT NULL,
     fetched_at  timestamptz NOT NULL,
     result      jsonb       NOT NULL,
+    build       bigint,
     CONSTRAINT enrichment_results_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source)
 );
 COMMENT ON TABLE ipintel_staging.enrichment_results IS
-    'Staging for merge_batch: one result document per IP of a batch, of the source the batch''s run belongs to.';
+    'Staging for merge_batch: one answer per IP of a batch, of the source the batch''s run belongs to: its facts (result) and its freshness (fetched_at, build), which the merge records in enrichment_state.';
+COMMENT ON COLUMN ipintel_staging.enrichment_results.fetched_at IS 'When the source answered.';
+COMMENT ON COLUMN ipintel_staging.enrichment_results.result IS
+    'The answer''s facts, the document stored under the source''s key in ip_inventory.enrichment (no fetch time, no build).';
+COMMENT ON COLUMN ipintel_staging.enrichment_results.build IS
+    'Data build the answer came from, for offline databases (MaxMind: build_epoch); NULL for live services.';
 CREATE INDEX enrichment_results_batch_id_idx ON ipintel_staging.enrichment_results (batch_id);
 
 CREATE UNLOGGED TABLE ipintel_staging.enrichment_failures (
@@ -143,6 +183,17 @@ CREATE INDEX enrichment_failures_batch_id_idx ON ipintel_staging.enrichment_fail
 ------------------------------------------------------------------------------------------
 -- Which IPs are due
 ------------------------------------------------------------------------------------------
+-- Staleness by time, one rule for ips_due, enrichment_coverage and snapshot_backlog: an answer
+-- older than the source's ttl is stale, except an offline database's, which re-reading the same
+-- build cannot change: it is due again only for a newer build (ips_due's p_current_build).
+CREATE FUNCTION ipintel.answer_is_stale(p_policy ipintel.enrichment_policy, p_fetched_at timestamptz)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+RETURN p_policy.kind <> 'offline_database' AND p_fetched_at < now() - p_policy.ttl;
+COMMENT ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz) IS
+    'True when an answer fetched at p_fetched_at is older than the source''s ttl; never for an offline_database source (due again only for a newer build). NULL when p_fetched_at is NULL (never fetched).';
+
 CREATE FUNCTION ipintel.ips_due(
     p_source text,
     p_limit bigint DEFAULT NULL,
@@ -157,15 +208,16 @@ BEGIN ATOMIC
     SELECT i.ip, i.last_seen
     FROM ipintel.ip_inventory i
     CROSS JOIN ipintel.enrichment_policy p
+    LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
     WHERE p.source = p_source
       AND NOT i.is_bogon
       AND (p_ips IS NULL OR i.ip = ANY (p_ips))
       AND (p_force OR (
           -- never fetched, stale, or fetched from an older database build
-          (NOT (i.enrichment ? p_source)
-           OR (i.enrichment -> p_source ->> 'fetched_at')::timestamptz < now() - p.ttl
-           OR (i.enrichment -> p_source ->> 'build_epoch')::bigint < p_current_build)
-          AND NOT (p.skip_when_maxmind_asn AND NOT (i.enrichment ? p_source)
+          (e.ip IS NULL
+           OR ipintel.answer_is_stale(p, e.fetched_at)
+           OR e.build < p_current_build)
+          AND NOT (p.skip_when_maxmind_asn AND e.ip IS NULL
                    AND i.enrichment #> '{maxmind,asn}' IS NOT NULL
                    AND i.enrichment #> '{maxmind,asn}' <> 'null'::jsonb)
           AND (p.min_session_count IS NULL OR i.session_count >= p.min_session_count
@@ -181,7 +233,7 @@ BEGIN ATOMIC
     LIMIT p_limit;
 END;
 COMMENT ON FUNCTION ipintel.ips_due(text, bigint, boolean, inet[], bigint) IS
-    'IPs due for a source, most recently seen first: never fetched, older than the policy TTL, or (p_current_build) fetched from an older database build; never bogons. p_ips restricts to those IPs; p_force ignores freshness and policy filters.';
+    'IPs due for a source, most recently seen first: never fetched (no enrichment_state row), older than the policy TTL (never for an offline_database source), or fetched from an older data build than p_current_build; never bogons. p_ips restricts to those IPs; p_force ignores freshness and policy filters.';
 
 ------------------------------------------------------------------------------------------
 -- Shared merge steps
@@ -239,6 +291,36 @@ END;
 $$;
 COMMENT ON FUNCTION ipintel.lock_for_merge(inet[], bigint[]) IS
     'Locks the ip_inventory rows of p_ips (ip order), then the asn_inventory rows of p_asns and of their current ASNs (asn order): the one lock order of ingest and every merge, so concurrent runs cannot deadlock.';
+
+-- Records that the IPs of a staged batch were answered, BEFORE the caller writes their
+-- documents: fetched_at and build for every IP, changed_at only where the staged facts differ
+-- from the stored document. The caller holds the batch's ip_inventory rows (lock_for_merge), so
+-- no other merge writes these state rows meanwhile. An answer staged out of order (older than
+-- the stored change) with the same facts says they held by its fetch time already: least().
+CREATE FUNCTION ipintel.record_enrichment_state(p_source text, p_batch_id bigint)
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    WITH recorded AS (
+        INSERT INTO ipintel.enrichment_state AS e (ip, source, fetched_at, build, changed_at)
+        SELECT r.ip, p_source, r.fetched_at, r.build,
+               CASE WHEN cur.ip IS NULL OR i.enrichment -> p_source IS DISTINCT FROM r.result THEN r.fetched_at
+                    ELSE least(cur.changed_at, r.fetched_at) END
+        FROM ipintel_staging.enrichment_results r
+        JOIN ipintel.ip_inventory i ON i.ip = r.ip
+        LEFT JOIN ipintel.enrichment_state cur ON cur.ip = r.ip AND cur.source = p_source
+        WHERE r.batch_id = p_batch_id
+        ORDER BY r.ip
+        ON CONFLICT (ip, source) DO UPDATE SET
+            fetched_at = excluded.fetched_at,
+            build = excluded.build,
+            changed_at = excluded.changed_at
+        RETURNING 1)
+    SELECT count(*) FROM recorded;
+END;
+COMMENT ON FUNCTION ipintel.record_enrichment_state(text, bigint) IS
+    'Records in enrichment_state that the IPs of a staged batch were answered by p_source (fetched_at, build; changed_at where the facts differ from the stored document); call before writing the documents. Returns the IPs recorded.';
 
 -- Records ASN observations in ip_asn_history, BEFORE the caller sets current_asn: an IP whose
 -- ASN changed gets its open range closed at the observation time and a new one opened there,
@@ -303,16 +385,26 @@ BEGIN
         ARRAY(SELECT r.ip FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id),
         ARRAY(SELECT (r.result ->> 'asn')::bigint FROM ipintel_staging.enrichment_results r
               WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL));
+    v_merged := ipintel.record_enrichment_state('maxmind', p_batch_id);
 
     -- AS names from the MaxMind ASN file; Team Cymru's, when present, are kept (see merge_cymru).
+    -- Rows that would not change are skipped here in the SELECT (ON CONFLICT ... WHERE would
+    -- still lock every conflicting row).
     INSERT INTO ipintel.asn_inventory AS a (asn, as_name, sources)
-    SELECT DISTINCT ON ((r.result ->> 'asn')::bigint)
-           (r.result ->> 'asn')::bigint, r.result ->> 'as_org',
-           jsonb_build_object('maxmind', jsonb_build_object('as_org', r.result ->> 'as_org',
-                                                            'fetched_at', r.fetched_at))
-    FROM ipintel_staging.enrichment_results r
-    WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL
-    ORDER BY (r.result ->> 'asn')::bigint, r.fetched_at DESC
+    SELECT n.asn, n.as_org, jsonb_build_object('maxmind', n.facts)
+    FROM (
+        SELECT DISTINCT ON ((r.result ->> 'asn')::bigint)
+               (r.result ->> 'asn')::bigint AS asn, r.result ->> 'as_org' AS as_org,
+               jsonb_build_object('as_org', r.result ->> 'as_org') AS facts
+        FROM ipintel_staging.enrichment_results r
+        WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL
+        ORDER BY (r.result ->> 'asn')::bigint, r.fetched_at DESC
+    ) n
+    LEFT JOIN ipintel.asn_inventory cur ON cur.asn = n.asn
+    WHERE cur.asn IS NULL
+       OR (cur.as_name, cur.sources -> 'maxmind')
+          IS DISTINCT FROM (coalesce(cur.sources #>> '{cymru,as_name}', n.as_org, cur.as_name), n.facts)
+    ORDER BY n.asn
     ON CONFLICT (asn) DO UPDATE SET
         as_name = coalesce(a.sources #>> '{cymru,as_name}', excluded.as_name, a.as_name),
         sources = a.sources || excluded.sources,
@@ -331,22 +423,26 @@ BEGIN
       AND r.result ->> 'asn' IS NOT NULL
       AND NOT (i.enrichment ? 'cymru');
 
-    -- One write per row: the document and, with the same rule as above, current_asn.
+    -- One write per row, and only for a row that changes: the document and, with the same rule
+    -- as above, current_asn. The freshness of an unchanged answer is in enrichment_state.
     UPDATE ipintel.ip_inventory i
-    SET enrichment = i.enrichment || jsonb_build_object('maxmind', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
+    SET enrichment = i.enrichment || jsonb_build_object('maxmind', r.result),
         current_asn = CASE WHEN jsonb_typeof(r.result -> 'asn_db') = 'object' AND r.result ->> 'asn' IS NOT NULL
                                 AND NOT (i.enrichment ? 'cymru')
                            THEN (r.result ->> 'asn')::bigint ELSE i.current_asn END,
         updated_at = now()
     FROM ipintel_staging.enrichment_results r
-    WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
-    GET DIAGNOSTICS v_merged = ROW_COUNT;
+    WHERE r.batch_id = p_batch_id AND i.ip = r.ip
+      AND (i.enrichment -> 'maxmind' IS DISTINCT FROM r.result
+           OR (jsonb_typeof(r.result -> 'asn_db') = 'object' AND r.result ->> 'asn' IS NOT NULL
+               AND NOT (i.enrichment ? 'cymru')
+               AND i.current_asn IS DISTINCT FROM (r.result ->> 'asn')::bigint));
     PERFORM ipintel.refresh_asn_counts(v_asns);
     RETURN v_merged;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_maxmind(bigint, bigint) IS
-    'Merges a staged MaxMind batch: enrichment->maxmind with its fetched_at, asn_inventory, current_asn (when Team Cymru has not answered and the ASN file knows the IP) and ip_asn_history (real observations only). Returns the IPs merged.';
+    'Merges a staged MaxMind batch: enrichment_state (fetched_at, build) for every IP; enrichment->maxmind and current_asn (when Team Cymru has not answered and the ASN file knows the IP) only where they change; asn_inventory (unchanged rows skipped) and ip_asn_history (real observations only). Returns the IPs merged.';
 
 ------------------------------------------------------------------------------------------
 -- Runs: every status change of an enrichment run is one of these functions
@@ -496,12 +592,12 @@ CROSS JOIN LATERAL (
     SELECT coalesce(array_agg(p.source ORDER BY p.source), '{}'::text[]) AS waiting_for,
            max(s.created_at + p.snapshot_window) AS window_closes_at
     FROM ipintel.enrichment_policy p
+    LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
     WHERE p.enabled
       AND s.created_at + p.snapshot_window > now()
       AND NOT i.is_bogon
       -- never answered, or its answer is stale (due again): a new session waits for a fresh one
-      AND (NOT (i.enrichment ? p.source)
-           OR (i.enrichment -> p.source ->> 'fetched_at')::timestamptz < now() - p.ttl)
+      AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at))
       AND NOT ipintel.source_declines(p, i)) w
 WHERE s.snapshot_complete_at IS NULL;
 COMMENT ON VIEW ipintel.snapshot_backlog IS
@@ -645,20 +741,19 @@ SELECT p.source,
        p.enabled,
        p.ttl,
        count(*) FILTER (WHERE NOT i.is_bogon) AS ips,
-       count(*) FILTER (WHERE NOT i.is_bogon AND i.enrichment ? p.source
-                          AND (i.enrichment -> p.source ->> 'fetched_at')::timestamptz >= now() - p.ttl) AS fresh,
-       count(*) FILTER (WHERE NOT i.is_bogon AND i.enrichment ? p.source
-                          AND (i.enrichment -> p.source ->> 'fetched_at')::timestamptz < now() - p.ttl) AS stale,
-       count(*) FILTER (WHERE NOT i.is_bogon AND NOT (i.enrichment ? p.source)) AS never_fetched,
+       count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NOT NULL AND NOT ipintel.answer_is_stale(p, e.fetched_at)) AS fresh,
+       count(*) FILTER (WHERE NOT i.is_bogon AND ipintel.answer_is_stale(p, e.fetched_at)) AS stale,
+       count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NULL) AS never_fetched,
        (SELECT count(DISTINCT f.ip) FROM ipintel.enrichment_failures f
         WHERE f.source = p.source AND f.resolved_at IS NULL) AS failed,
        count(*) FILTER (WHERE i.is_bogon) AS bogons_never_sent,
-       max((i.enrichment -> p.source ->> 'fetched_at')::timestamptz) AS last_fetched_at
+       max(e.fetched_at) AS last_fetched_at
 FROM ipintel.enrichment_policy p
 LEFT JOIN ipintel.ip_inventory i ON true
+LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
 GROUP BY p.source, p.enabled, p.ttl;
 COMMENT ON VIEW ipintel.enrichment_coverage IS
-    'Per source: IPs (bogons excluded) with a fresh result, a stale one, none yet, open failures; bogons are never sent.';
+    'Per source: IPs (bogons excluded) with a fresh answer, a stale one (older than the ttl; an offline database''s answers never go stale by time), none yet, open failures; bogons are never sent. Freshness from enrichment_state.';
 
 ------------------------------------------------------------------------------------------
 -- ASN history refers to the registry too (ip_asn_history is created with the tiers, before it)

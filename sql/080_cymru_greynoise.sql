@@ -20,6 +20,7 @@ BEGIN
         ARRAY(SELECT r.ip FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id),
         ARRAY(SELECT (r.result ->> 'asn')::bigint FROM ipintel_staging.enrichment_results r
               WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL));
+    v_merged := ipintel.record_enrichment_state('cymru', p_batch_id);
 
     -- One row per origin ASN seen in the batch; rows whose facts did not change are skipped here
     -- in the SELECT (ON CONFLICT ... WHERE would still lock every conflicting row).
@@ -62,20 +63,23 @@ BEGIN
     FROM ipintel_staging.enrichment_results r
     WHERE r.batch_id = p_batch_id AND (r.result ->> 'found')::boolean IS DISTINCT FROM false;
 
+    -- Only rows that change: the document, or current_asn (same rule as the history above).
     UPDATE ipintel.ip_inventory i
-    SET enrichment = i.enrichment || jsonb_build_object('cymru', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
+    SET enrichment = i.enrichment || jsonb_build_object('cymru', r.result),
         current_asn = CASE WHEN (r.result ->> 'found')::boolean IS DISTINCT FROM false
                            THEN (r.result ->> 'asn')::bigint ELSE i.current_asn END,
         updated_at = now()
     FROM ipintel_staging.enrichment_results r
-    WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
-    GET DIAGNOSTICS v_merged = ROW_COUNT;
+    WHERE r.batch_id = p_batch_id AND i.ip = r.ip
+      AND (i.enrichment -> 'cymru' IS DISTINCT FROM r.result
+           OR ((r.result ->> 'found')::boolean IS DISTINCT FROM false
+               AND i.current_asn IS DISTINCT FROM (r.result ->> 'asn')::bigint));
     PERFORM ipintel.refresh_asn_counts(v_asns);
     RETURN v_merged;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_cymru(bigint, bigint) IS
-    'Merges a staged Team Cymru batch: asn_inventory (name, registration country, RIR, allocation date; unchanged rows skipped), enrichment->cymru with its fetched_at, current_asn (Cymru takes precedence over MaxMind; a "no match" answer changes nothing) and ip_asn_history (real observations only). Returns the IPs merged.';
+    'Merges a staged Team Cymru batch: enrichment_state (fetched_at) for every IP; asn_inventory (name, registration country, RIR, allocation date), enrichment->cymru and current_asn (Cymru takes precedence over MaxMind; a "no match" answer changes nothing) only where they change; ip_asn_history (real observations only). Returns the IPs merged.';
 
 ------------------------------------------------------------------------------------------
 -- merge_greynoise
@@ -90,17 +94,18 @@ DECLARE
 BEGIN
     PERFORM ipintel.lock_for_merge(
         ARRAY(SELECT r.ip FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id), '{}');
+    v_merged := ipintel.record_enrichment_state('greynoise', p_batch_id);
     UPDATE ipintel.ip_inventory i
-    SET enrichment = i.enrichment || jsonb_build_object('greynoise', r.result || jsonb_build_object('fetched_at', r.fetched_at)),
+    SET enrichment = i.enrichment || jsonb_build_object('greynoise', r.result),
         updated_at = now()
     FROM ipintel_staging.enrichment_results r
-    WHERE r.batch_id = p_batch_id AND i.ip = r.ip;
-    GET DIAGNOSTICS v_merged = ROW_COUNT;
+    WHERE r.batch_id = p_batch_id AND i.ip = r.ip
+      AND i.enrichment -> 'greynoise' IS DISTINCT FROM r.result;
     RETURN v_merged;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_greynoise(bigint, bigint) IS
-    'Merges a staged GreyNoise batch into enrichment->greynoise with its fetched_at (is_scanner, is_riot and ip_type follow). Returns the IPs merged.';
+    'Merges a staged GreyNoise batch: enrichment_state (fetched_at) for every IP, enrichment->greynoise where it changes (is_scanner, is_riot and ip_type follow). Returns the IPs merged.';
 
 ------------------------------------------------------------------------------------------
 -- API request budget (GreyNoise community quota is per day)

@@ -14,10 +14,14 @@ INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, enrichment, current
 SELECT '11.0.0.0'::inet + g * 7,
        timestamptz '2026-10-01' + g * interval '1 minute',
        timestamptz '2026-10-01' + g * interval '1 minute' + interval '2 days',
-       jsonb_build_object('maxmind', jsonb_build_object('country', (ARRAY['US','DE','CN','RU','BR','NL'])[1 + g % 6],
-                                                        'fetched_at', '2026-11-01T00:00:00Z')),
+       jsonb_build_object('maxmind', jsonb_build_object('country', (ARRAY['US','DE','CN','RU','BR','NL'])[1 + g % 6])),
        64500 + 1 + g % {asns}
 FROM generate_series(1, {ips}) AS g;
+
+INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, build, changed_at)
+SELECT ip, 'maxmind', timestamptz '2026-11-01', extract(epoch FROM timestamptz '2026-10-28')::bigint,
+       timestamptz '2026-11-01'
+FROM ipintel.ip_inventory;
 
 INSERT INTO ipintel.session_summaries (session_id, sensor, first_event_at, last_event_at, protocol, source_ip,
                                        login_attempts, login_successes, command_count, event_count)

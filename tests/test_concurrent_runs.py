@@ -81,12 +81,13 @@ def run_ingest(dsn: str, log: Path) -> ingest.IngestSummary:
 
 
 def state(dsn: str) -> dict[str, list[tuple[Any, ...]]]:
-    """The tiers without the clocks (fetch and write times differ from run to run)."""
+    """The tiers without the clocks (fetch and write times differ from run to run; fetch times are
+    in enrichment_state, not in the documents)."""
     queries = {
         "asn_inventory": "SELECT asn, as_name, ip_count, session_count, first_seen, last_seen, "
-                         "sources #- '{maxmind,fetched_at}' FROM ipintel.asn_inventory ORDER BY asn",
+                         "sources FROM ipintel.asn_inventory ORDER BY asn",
         "ip_inventory": "SELECT ip, first_seen, last_seen, session_count, current_asn, geo_country, ip_type, "
-                        "enrichment #- '{maxmind,fetched_at}' FROM ipintel.ip_inventory ORDER BY ip",
+                        "enrichment FROM ipintel.ip_inventory ORDER BY ip",
         "session_summaries": "SELECT session_id, source_ip, first_event_at, last_event_at, login_attempts, "
                              "event_count, snapshot_asn, snapshot_asn_source, snapshot_country, snapshot_ip_type "
                              "FROM ipintel.session_summaries ORDER BY session_id",

@@ -82,7 +82,7 @@ def document(current: dict[str, Any], *origins: dict[str, Any]) -> dict[str, Any
 
 GOOGLE_ORIGIN = origin(15169, "74.125.225.0/24", "US", "arin", "2007-03-13", "GOOGLE, US")
 NARROW_A = origin(64501, "45.60.12.0/24", "US", "arin", "2001-01-03", "NARROW-A, US")
-# enrichment->'cymru' without its fetched_at, written out by hand.
+# enrichment->'cymru' (facts only: the fetch time is in enrichment_state), written out by hand.
 EXPECTED_DOCUMENTS = {
     GOOGLE: document(GOOGLE_ORIGIN),
     GOOGLE2: document(GOOGLE_ORIGIN),
@@ -162,14 +162,15 @@ def add_session(conn: psycopg.Connection[Any], ip: str, start: datetime, *, upda
 def seed_maxmind_asn(dsn: str, ip: str, asn: int, as_org: str, since: datetime) -> None:
     """An IP that MaxMind's ASN file attributed to `asn` at `since` (and Cymru never answered)."""
     maxmind = {"found": True, "country": "GB", "asn": asn, "as_org": as_org, "asn_network": None,
-               "asn_db": {"database_type": "GeoLite2-ASN", "build_epoch": 1_704_067_200},
-               "build_epoch": 1_704_067_200, "fetched_at": since.isoformat()}
+               "asn_db": {"type": "GeoLite2-ASN"}}
     with psycopg.connect(dsn) as conn:
         conn.execute("INSERT INTO ipintel.asn_inventory (asn, as_name, sources) VALUES (%s, %s, %s) "
                      "ON CONFLICT (asn) DO NOTHING",
-                     (asn, as_org, Jsonb({"maxmind": {"as_org": as_org, "fetched_at": since.isoformat()}})))
+                     (asn, as_org, Jsonb({"maxmind": {"as_org": as_org}})))
         conn.execute("UPDATE ipintel.ip_inventory SET current_asn = %s, enrichment = jsonb_build_object('maxmind', %s::jsonb) "
                      "WHERE ip = %s", (asn, Jsonb(maxmind), ip))
+        conn.execute("INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, build, changed_at) "
+                     "VALUES (%s, 'maxmind', %s, 1704067200, %s)", (ip, since, since))
         conn.execute("INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source) "
                      "VALUES (%s, %s, tstzrange(%s, NULL, '[)'), 'maxmind')", (ip, asn, since))
         conn.execute("SELECT ipintel.refresh_asn_counts(ARRAY[%s::bigint])", (asn,))
@@ -196,19 +197,21 @@ def ips(dsn: str) -> dict[str, dict[str, Any]]:
 
 
 def cymru_documents(dsn: str) -> dict[str, dict[str, Any]]:
-    """enrichment->'cymru' per IP that has one, fetched_at split off and checked to be a time."""
-    documents = {}
-    for ip, row in ips(dsn).items():
-        if "cymru" in row["enrichment"]:
-            doc = dict(row["enrichment"]["cymru"])
-            assert isinstance(datetime.fromisoformat(doc.pop("fetched_at")), datetime)
-            documents[ip] = doc
-    return documents
+    """enrichment->'cymru' per IP that has one."""
+    return {ip: row["enrichment"]["cymru"] for ip, row in ips(dsn).items() if "cymru" in row["enrichment"]}
 
 
 def fetched_at(dsn: str, ip: str) -> datetime:
-    [row] = query(dsn, "SELECT enrichment #>> '{cymru,fetched_at}' AS f FROM ipintel.ip_inventory WHERE ip = %s", (ip,))
-    return datetime.fromisoformat(row["f"])
+    """When Team Cymru last answered for `ip` (enrichment_state)."""
+    [row] = query(dsn, "SELECT fetched_at FROM ipintel.enrichment_state WHERE ip = %s AND source = 'cymru'", (ip,))
+    return row["fetched_at"]
+
+
+def age_answer(dsn: str, ip: str, source: str, days: int) -> None:
+    """Make the last answer of `source` for `ip` `days` old (its facts as old as the answer)."""
+    execute(dsn, "UPDATE ipintel.enrichment_state SET fetched_at = now() - make_interval(days => %(d)s), "
+                 "changed_at = least(changed_at, now() - make_interval(days => %(d)s)) "
+                 "WHERE ip = %(ip)s AND source = %(source)s", {"d": days, "ip": ip, "source": source})
 
 
 def history(dsn: str, ip: str | None = None) -> list[tuple[Any, ...]]:
@@ -290,8 +293,11 @@ def test_pass_merges_every_answer_form(db, cymru_server):
     rows = ips(db)
     for ip, row in rows.items():
         assert row["current_asn"] == CURRENT_ASN[ip], ip
-        fetched = row["enrichment"].get("cymru", {}).get("fetched_at")
-        assert fetched is None or before <= datetime.fromisoformat(fetched) <= after
+    # Every answer's fetch time is state beside the document, within the run; bogons have none.
+    answered = query(db, "SELECT host(ip) AS ip, fetched_at, changed_at FROM ipintel.enrichment_state "
+                         "WHERE source = 'cymru'")
+    assert sorted(a["ip"] for a in answered) == routable
+    assert all(before <= a["fetched_at"] == a["changed_at"] <= after for a in answered)
     assert {ip: row["ip_type"] for ip, row in rows.items()} == {
         GOOGLE: "routed", GOOGLE2: "routed", UNROUTED: "unrouted", MULTI: "routed", NOMATCH: "unrouted",
         OTHER: "routed", CYRILLIC: "routed", V6: "routed", BOGON4: "bogon", BOGON6: "bogon"}
@@ -362,8 +368,11 @@ def test_cymru_asn_takes_precedence_over_maxmind_and_policy_skips_maxmind_ips(db
     mm_since = t("2024-01-01 00:00")
     seed_maxmind_asn(db, mm_ip, 64505, "MM-AS", mm_since)
     # MaxMind looked these two up and found no ASN: Cymru is asked about them.
-    execute(db, "UPDATE ipintel.ip_inventory SET enrichment = '{\"maxmind\": {\"found\": false, \"asn\": null, "
-                "\"fetched_at\": \"2024-01-01T00:00:00+00:00\"}}' WHERE ip IN (%s, %s)", (no_asn, no_asn2))
+    execute(db, "UPDATE ipintel.ip_inventory SET enrichment = '{\"maxmind\": {\"found\": false, \"asn\": null}}' "
+                "WHERE ip IN (%s, %s)", (no_asn, no_asn2))
+    execute(db, "INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, build, changed_at) "
+                "SELECT ip, 'maxmind', '2024-01-01', 1704067200, '2024-01-01' FROM ipintel.ip_inventory "
+                "WHERE ip IN (%s, %s)", (no_asn, no_asn2))
     settings = settings_for(db, server)
 
     # By default (skip_when_maxmind_asn) the IP MaxMind attributed is not due.
@@ -393,10 +402,8 @@ def test_cymru_asn_takes_precedence_over_maxmind_and_policy_skips_maxmind_ips(db
     }
 
     # Once Cymru has answered, its data is refreshed when stale (TTL 30 days), MaxMind ASN or not.
-    execute(db, "UPDATE ipintel.ip_inventory SET enrichment = jsonb_set(enrichment, '{cymru,fetched_at}', "
-                "to_jsonb(now() - make_interval(days => %s))) WHERE ip = %s", (31, mm_ip))
-    execute(db, "UPDATE ipintel.ip_inventory SET enrichment = jsonb_set(enrichment, '{cymru,fetched_at}', "
-                "to_jsonb(now() - make_interval(days => %s))) WHERE ip = %s", (29, no_asn))
+    age_answer(db, mm_ip, "cymru", 31)
+    age_answer(db, no_asn, "cymru", 29)
     queries = len(server.queries)
     stale = run_cymru(settings)
     assert stale.exit_code == 0 and stale.passes[0].due == 1
@@ -408,9 +415,9 @@ def test_cymru_asn_takes_precedence_over_maxmind_and_policy_skips_maxmind_ips(db
     with psycopg.connect(db) as conn:
         [batch] = conn.execute("SELECT nextval('ipintel_staging.batch_id_seq')").fetchone()  # type: ignore[misc]  # nextval(): one row
         maxmind = {"found": True, "asn": 64505, "as_org": "MM-AS", "asn_network": "81.2.0.0/16",
-                   "asn_db": {"database_type": "GeoLite2-ASN", "build_epoch": 1_735_689_600}}
-        conn.execute("INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result) "
-                     "VALUES (0, %s, 'maxmind', %s, now(), %s)", (batch, mm_ip, Jsonb(maxmind)))
+                   "asn_db": {"type": "GeoLite2-ASN"}}
+        conn.execute("INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, build, "
+                     "result) VALUES (0, %s, 'maxmind', %s, now(), 1735689600, %s)", (batch, mm_ip, Jsonb(maxmind)))
         conn.execute("SELECT ipintel.merge_maxmind(0, %s)", (batch,))
     assert ips(db)[mm_ip]["current_asn"] == 64506
     assert len(history(db, mm_ip)) == 2
@@ -603,13 +610,19 @@ def test_asn_change_closes_the_old_range_where_the_new_one_opens(db, cymru_serve
     snap = snapshots(db)[between]
     assert snap["snapshot_asn"] == 64496 and snap["snapshot_at"] is not None
 
-    # The same answer again changes nothing in the history (not even row versions).
+    # The same answer again changes nothing in the history, nor in the tiers (not even row
+    # versions): only its fetch time moves, in enrichment_state.
+    tiers = ("SELECT 'history' AS t, history_id::text AS k, xmin::text AS x FROM ipintel.ip_asn_history "
+             "UNION ALL SELECT 'ip', host(ip), xmin::text FROM ipintel.ip_inventory "
+             "UNION ALL SELECT 'asn', asn::text, xmin::text FROM ipintel.asn_inventory ORDER BY 1, 2")
     before = query(db, "SELECT history_id, ip, asn, valid, source, recorded_at, xmin::text AS x "
                        "FROM ipintel.ip_asn_history ORDER BY history_id")
+    versions = query(db, tiers)
     assert run_cymru(settings, force=True).exit_code == 0
     assert fetched_at(db, moving) > t2
     assert query(db, "SELECT history_id, ip, asn, valid, source, recorded_at, xmin::text AS x "
                      "FROM ipintel.ip_asn_history ORDER BY history_id") == before
+    assert query(db, tiers) == versions
     assert ips(db)[moving]["current_asn"] == 64497
     assert asn_rows(db)[64497][4:] == (1, 4) and asn_rows(db)[64496][4:] == (1, 2)
 

@@ -129,19 +129,20 @@ def seed(db: str, ips: Sequence[str], *, sessions: dict[str, int] | None = None,
 
 
 def ip_rows(db: str) -> dict[str, dict[str, Any]]:
-    rows = query(db, "SELECT host(ip) AS ip, enrichment, is_scanner, is_riot, ip_type, is_bogon "
-                     "FROM ipintel.ip_inventory")
+    """ip_inventory rows, with `fetched_at`: when GreyNoise last answered (enrichment_state)."""
+    rows = query(db, "SELECT host(i.ip) AS ip, i.enrichment, i.is_scanner, i.is_riot, i.ip_type, i.is_bogon, "
+                     "e.fetched_at FROM ipintel.ip_inventory i "
+                     "LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = 'greynoise'")
     return {r["ip"]: r for r in rows}
 
 
 def greynoise_doc(row: dict[str, Any]) -> dict[str, Any] | None:
-    """enrichment->'greynoise' without fetched_at (checked to be a recent ISO timestamp)."""
+    """enrichment->'greynoise' (its facts), after checking the answer was recorded recently."""
     doc = row["enrichment"].get("greynoise")
     if doc is None:
+        assert row["fetched_at"] is None
         return None
-    doc = dict(doc)
-    fetched = datetime.fromisoformat(doc.pop("fetched_at"))
-    assert timedelta(0) <= datetime.now(UTC) - fetched < timedelta(minutes=5)
+    assert timedelta(0) <= datetime.now(UTC) - row["fetched_at"] < timedelta(minutes=5)
     return doc
 
 

@@ -90,8 +90,8 @@ SESSIONS = {  # session_id -> (source_ip, first_event_at)
     "s-bogon": ("10.1.2.3", "2026-01-01 00:00+00"),
 }
 
-CITY_DB = {"type": "GeoLite2-City", "build_epoch": CITY_EPOCH}
-ASN_DB = {"type": "GeoLite2-ASN", "build_epoch": ASN_EPOCH}
+CITY_DB = {"type": "GeoLite2-City"}
+ASN_DB = {"type": "GeoLite2-ASN"}
 NO_LOCATION: dict[str, Any] = dict.fromkeys(
     ("country", "registered_country", "continent", "city", "subdivision", "latitude", "longitude",
      "accuracy_radius", "network", "is_anonymous_proxy", "is_satellite_provider", "is_anycast"))
@@ -113,7 +113,7 @@ def au(network: str) -> dict[str, Any]:
     return location("AU", "OC", "Sydney", "NSW", -33.8688, 151.2093, 500, network)
 
 
-# The MaxMind document of each public IP without fetched_at (checked separately).
+# The MaxMind document of each public IP: facts only (fetch time and build are in enrichment_state).
 EXPECTED = {
     "1.0.0.1": {**au("1.0.0.0/15"), "asn": 13335, "as_org": "CLOUDFLARENET", "asn_network": "1.0.0.0/16"},
     "1.2.3.4": {**US, "asn": 15169, "as_org": "GOOGLE", "asn_network": "1.2.0.0/16"},
@@ -127,7 +127,7 @@ EXPECTED = {
                     "asn": 24940, "as_org": "Hetzner Online GmbH", "asn_network": "2a01:4f8::/32"},
 }
 for _ip, _doc in EXPECTED.items():
-    _doc.update(found=_ip != "45.33.32.156", location_db=CITY_DB, asn_db=ASN_DB, build_epoch=ASN_EPOCH)
+    _doc.update(found=_ip != "45.33.32.156", location_db=CITY_DB, asn_db=ASN_DB)
 EXPECTED_ASN = {"1.0.0.1": 13335, "1.2.3.4": 15169, "1.2.3.5": 15169, "9.9.9.9": 19281, "2a01:4f8::1": 24940}
 
 
@@ -184,10 +184,17 @@ def inventory(dsn: str) -> dict[str, dict[str, Any]]:
     return {r["host"]: r for r in rows(dsn, "SELECT host(ip), * FROM ipintel.ip_inventory")}
 
 
+def answered(dsn: str) -> dict[str, dict[str, Any]]:
+    """enrichment_state of MaxMind per IP: fetched_at, build, changed_at."""
+    return {r["host"]: r for r in rows(dsn, "SELECT host(ip), fetched_at, build, changed_at "
+                                            "FROM ipintel.enrichment_state WHERE source = 'maxmind'")}
+
+
 def state(dsn: str) -> dict[str, Any]:
     """Everything a MaxMind merge writes, to compare before and after a failed run."""
     return {
         "ip_inventory": rows(dsn, "SELECT * FROM ipintel.ip_inventory ORDER BY ip"),
+        "enrichment_state": rows(dsn, "SELECT * FROM ipintel.enrichment_state ORDER BY ip, source"),
         "asn_inventory": rows(dsn, "SELECT * FROM ipintel.asn_inventory ORDER BY asn"),
         "ip_asn_history": rows(dsn, "SELECT * FROM ipintel.ip_asn_history ORDER BY history_id"),
         "session_summaries": rows(dsn, "SELECT * FROM ipintel.session_summaries ORDER BY session_id"),
@@ -261,13 +268,15 @@ def test_first_run_merges_exact_values(seeded: str, geoip: Path, looked_up: list
     assert summary.snapshots == len(SESSIONS) - 1
 
     inv = inventory(seeded)
-    fetched_at = {ip: inv[ip]["enrichment"]["maxmind"].pop("fetched_at") for ip in PUBLIC}
     for ip in PUBLIC:
         assert inv[ip]["enrichment"] == {"maxmind": EXPECTED[ip]}, ip
-    # One batch, one fetch time, written as a timestamp within the run.
-    assert len(set(fetched_at.values())) == 1
-    stamp = datetime.fromisoformat(fetched_at["1.2.3.4"])
+    # Freshness is state beside the document: one batch, one fetch time within the run, the build
+    # of the newer file, and the facts known since that fetch. Bogons have no state: never fetched.
+    fresh = answered(seeded)
+    assert set(fresh) == set(PUBLIC)
+    stamp = fresh["1.2.3.4"]["fetched_at"]
     assert before <= stamp <= after
+    assert {(f["fetched_at"], f["build"], f["changed_at"]) for f in fresh.values()} == {(stamp, ASN_EPOCH, stamp)}
 
     # Generated columns follow the merged document.
     assert {ip: (r["geo_country"], r["ip_type"], r["is_bogon"], r["ip_family"]) for ip, r in inv.items()} == {
@@ -288,16 +297,14 @@ def test_first_run_merges_exact_values(seeded: str, geoip: Path, looked_up: list
 
     # asn_inventory: names from the ASN file, counts kept true by SQL.
     asns = rows(seeded, "SELECT asn, as_name, ip_count, session_count, first_seen, last_seen, "
-                        "sources -> 'maxmind' ->> 'as_org' AS src_org, "
-                        "(sources -> 'maxmind' ->> 'fetched_at')::timestamptz AS src_at "
-                        "FROM ipintel.asn_inventory ORDER BY asn")
+                        "sources -> 'maxmind' AS src FROM ipintel.asn_inventory ORDER BY asn")
     assert [(a["asn"], a["as_name"], a["ip_count"], a["session_count"]) for a in asns] == [
         (13335, "CLOUDFLARENET", 1, 0),
         (15169, "GOOGLE", 2, 3),
         (19281, "QUAD9-AS-1", 1, 0),
         (24940, "Hetzner Online GmbH", 1, 1),
     ]
-    assert all(a["src_org"] == a["as_name"] and a["src_at"] == stamp for a in asns)
+    assert all(a["src"] == {"as_org": a["as_name"]} for a in asns)
     google = next(a for a in asns if a["asn"] == 15169)
     assert google["first_seen"] == datetime(2026, 1, 1, 10, tzinfo=UTC)
     assert google["last_seen"] == datetime(2026, 1, 2, 11, tzinfo=UTC)
@@ -363,7 +370,7 @@ def test_snapshot_is_never_rewritten(seeded: str, geoip: Path, tmp_path: Path) -
     inv = inventory(seeded)
     assert inv["1.2.3.4"]["geo_country"] == "GB"
     assert inv["1.2.3.4"]["enrichment"]["maxmind"]["city"] == "London"
-    assert inv["1.2.3.4"]["enrichment"]["maxmind"]["build_epoch"] == ASN_EPOCH + 60
+    assert answered(seeded)["1.2.3.4"]["build"] == ASN_EPOCH + 60
     assert rows(seeded, "SELECT * FROM ipintel.session_summaries ORDER BY session_id") == taken
     assert taken[0]["session_id"] == "s-bogon" and taken[1]["snapshot_country"] == "US"
 
@@ -387,7 +394,8 @@ def test_snapshot_is_never_rewritten(seeded: str, geoip: Path, tmp_path: Path) -
 
 def test_newer_asn_build_moves_an_ip_to_another_asn(seeded: str, geoip: Path, tmp_path: Path) -> None:
     run_maxmind(seeded, geoip)
-    first = inventory(seeded)["1.2.3.4"]["enrichment"]["maxmind"]["fetched_at"]
+    first = answered(seeded)["1.2.3.4"]["fetched_at"]
+    before = inventory(seeded)
 
     # Without a newer build nothing is due.
     assert run_maxmind(seeded, geoip).passes[0].due == 0
@@ -400,23 +408,25 @@ def test_newer_asn_build_moves_an_ip_to_another_asn(seeded: str, geoip: Path, tm
     assert (p.status, p.due, p.fetched, p.merged) == ("succeeded", 8, 8, 8)
 
     inv = inventory(seeded)
-    second = inv["1.2.3.4"]["enrichment"]["maxmind"]["fetched_at"]
-    assert datetime.fromisoformat(second) > datetime.fromisoformat(first)
+    fresh = answered(seeded)
+    second = fresh["1.2.3.4"]["fetched_at"]
+    assert second > first
     for ip in ("1.2.3.4", "1.2.3.5"):
         doc = inv[ip]["enrichment"]["maxmind"]
-        assert (doc["asn"], doc["as_org"], doc["asn_network"], doc["build_epoch"]) == \
-            (396982, "GOOGLE-CLOUD-PLATFORM", "1.2.3.0/24", newer_epoch)
-        assert doc["asn_db"] == {"type": "GeoLite2-ASN", "build_epoch": newer_epoch}
+        assert (doc["asn"], doc["as_org"], doc["asn_network"]) == (396982, "GOOGLE-CLOUD-PLATFORM", "1.2.3.0/24")
+        assert doc["asn_db"] == {"type": "GeoLite2-ASN"}
         assert inv[ip]["current_asn"] == 396982
+        assert (fresh[ip]["fetched_at"], fresh[ip]["build"], fresh[ip]["changed_at"]) == (second, newer_epoch, second)
     assert inv["1.0.0.1"]["current_asn"] == 13335
+    # Read again from the newer build with the same facts: fetched again, its row not written.
+    assert (fresh["1.0.0.1"]["fetched_at"], fresh["1.0.0.1"]["build"], fresh["1.0.0.1"]["changed_at"]) == \
+        (second, newer_epoch, first)
+    assert inv["1.0.0.1"] == before["1.0.0.1"]
 
     # The old range is closed where the new one opens: at the second observation.
     history = rows(seeded, "SELECT asn, lower(valid) AS lo, upper(valid) AS hi FROM ipintel.ip_asn_history "
                            "WHERE ip = '1.2.3.4' ORDER BY lower(valid)")
-    assert [(h["asn"], h["lo"], h["hi"]) for h in history] == [
-        (15169, datetime.fromisoformat(first), datetime.fromisoformat(second)),
-        (396982, datetime.fromisoformat(second), None),
-    ]
+    assert [(h["asn"], h["lo"], h["hi"]) for h in history] == [(15169, first, second), (396982, second, None)]
     # IPs whose ASN did not change keep their single open range.
     assert one(seeded, "SELECT count(*) AS n FROM ipintel.ip_asn_history WHERE ip = '1.0.0.1'")["n"] == 1
     assert one(seeded, "SELECT count(*) AS n FROM ipintel.ip_asn_history")["n"] == len(EXPECTED_ASN) + 2
@@ -441,7 +451,7 @@ def test_newer_asn_build_moves_an_ip_to_another_asn(seeded: str, geoip: Path, tm
 
 def test_due_force_and_single_ips(seeded: str, geoip: Path, looked_up: list[str]) -> None:
     run_maxmind(seeded, geoip)
-    first = {ip: r["enrichment"]["maxmind"]["fetched_at"] for ip, r in inventory(seeded).items() if r["enrichment"]}
+    first = {ip: f["fetched_at"] for ip, f in answered(seeded).items()}
     looked_up.clear()
 
     again = run_maxmind(seeded, geoip)
@@ -452,8 +462,7 @@ def test_due_force_and_single_ips(seeded: str, geoip: Path, looked_up: list[str]
     forced = run_maxmind(seeded, geoip, force=True)
     assert [(p.due, p.fetched, p.merged) for p in forced.passes] == [(8, 8, 8)]
     assert sorted(looked_up) == PUBLIC
-    after_force = {ip: r["enrichment"]["maxmind"]["fetched_at"] for ip, r in inventory(seeded).items()
-                   if r["enrichment"]}
+    after_force = {ip: f["fetched_at"] for ip, f in answered(seeded).items()}
     assert set(after_force) == set(PUBLIC)
     assert all(after_force[ip] > first[ip] for ip in PUBLIC)
     looked_up.clear()
@@ -462,9 +471,9 @@ def test_due_force_and_single_ips(seeded: str, geoip: Path, looked_up: list[str]
     single = run_maxmind(seeded, geoip, ips=["1.2.3.4", "2a01:4f8::1", "10.1.2.3"])
     assert [(p.due, p.fetched, p.merged) for p in single.passes] == [(2, 2, 2)]
     assert sorted(looked_up) == ["1.2.3.4", "2a01:4f8::1"]
-    now = {ip: r["enrichment"].get("maxmind", {}).get("fetched_at") for ip, r in inventory(seeded).items()}
+    now = {ip: f["fetched_at"] for ip, f in answered(seeded).items()}
     assert {ip for ip in PUBLIC if now[ip] != after_force[ip]} == {"1.2.3.4", "2a01:4f8::1"}
-    assert now["10.1.2.3"] is None
+    assert "10.1.2.3" not in now
     assert [r["requested"] for r in runs(seeded)] == [8, 0, 8, 2]
 
 
@@ -537,9 +546,10 @@ def test_corrupt_data_section_fails_mid_pass(
     assert (failed["requested"], failed["fetched"], failed["merged"]) == (8, 4, 4)
 
     inv = inventory(cli_env)
+    fresh = answered(cli_env)
     for ip in ("1.0.0.1", "1.2.3.4", "1.2.3.5", "1.9.9.9"):
         doc = inv[ip]["enrichment"]["maxmind"]
-        assert (doc["country"], doc["build_epoch"], inv[ip]["geo_country"]) == (None, ASN_EPOCH + 60, "XX")
+        assert (doc["country"], fresh[ip]["build"], inv[ip]["geo_country"]) == (None, ASN_EPOCH + 60, "XX")
         assert inv[ip]["current_asn"] == good_inv[ip]["current_asn"]
     for ip in ("5.6.7.8", "9.9.9.9", "45.33.32.156", "2a01:4f8::1", *BOGONS):
         assert inv[ip] == good_inv[ip], ip
@@ -643,11 +653,13 @@ def test_status_prints_the_coverage_view(
         cli_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["enrich", "--source", "maxmind"]) == 0
     with psycopg.connect(cli_env) as conn:
-        # One stale result, one IP never fetched.
-        conn.execute("""UPDATE ipintel.ip_inventory
-                        SET enrichment = jsonb_set(enrichment, '{maxmind,fetched_at}',
-                                                   to_jsonb(now() - interval '30 days'))
-                        WHERE ip = '9.9.9.9'""")
+        # An old MaxMind answer (not stale: an offline database's answers age only by build), a
+        # stale Team Cymru answer (older than its 30-day ttl), one IP never fetched.
+        conn.execute("""UPDATE ipintel.enrichment_state
+                        SET fetched_at = now() - interval '30 days', changed_at = now() - interval '30 days'
+                        WHERE ip = '9.9.9.9' AND source = 'maxmind'""")
+        conn.execute("""INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, changed_at)
+                        VALUES ('9.9.9.9', 'cymru', now() - interval '31 days', now() - interval '31 days')""")
         conn.execute("INSERT INTO ipintel.ip_inventory (ip) VALUES ('8.8.8.8')")
     monkeypatch.setattr(cli, "console", Console(width=250, highlight=False))
     capsys.readouterr()
@@ -665,24 +677,22 @@ def test_status_prints_the_coverage_view(
     for v in view:
         assert printed[v["source"]][3:] == [str(v[k]) for k in
                                             ("ips", "fresh", "stale", "never_fetched", "failed", "bogons_never_sent")]
-    maxmind_view = next(v for v in view if v["source"] == "maxmind")
-    assert (maxmind_view["ips"], maxmind_view["fresh"], maxmind_view["stale"], maxmind_view["never_fetched"],
-            maxmind_view["bogons_never_sent"]) == (9, 7, 1, 1, 2)
+    counts = {v["source"]: (v["ips"], v["fresh"], v["stale"], v["never_fetched"], v["bogons_never_sent"])
+              for v in view}
+    assert (counts["maxmind"], counts["cymru"]) == ((9, 8, 0, 1, 2), (9, 0, 1, 8, 2))
 
 
 def test_failed_pass_does_not_snapshot_ips_it_left_due(seeded: str, geoip: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     run_maxmind(seeded, geoip)
     with psycopg.connect(seeded) as conn:
-        # 9.9.9.9's result goes stale; new sessions arrive from it and from 1.2.3.4.
-        conn.execute("""UPDATE ipintel.ip_inventory
-                        SET enrichment = jsonb_set(enrichment, '{maxmind,fetched_at}',
-                                                   to_jsonb(now() - interval '30 days')),
-                            session_count = session_count + 1
-                        WHERE ip = '9.9.9.9'""")
+        # New sessions arrive from 1.2.3.4 and from 9.9.9.10, an IP not looked up yet (an answer
+        # of an offline database never goes stale by time: only a new IP or a newer build is due).
+        conn.execute("""INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count)
+                        VALUES ('9.9.9.10', now() - interval '1 hour', now(), 1)""")
         conn.execute("UPDATE ipintel.ip_inventory SET session_count = session_count + 1 WHERE ip = '1.2.3.4'")
         conn.execute("""INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip)
-                        VALUES ('s-quad9', now() - interval '1 hour', now(), '9.9.9.9'),
+                        VALUES ('s-quad9', now() - interval '1 hour', now(), '9.9.9.10'),
                                ('s-google-4', now() - interval '1 hour', now(), '1.2.3.4')""")
 
     bad = tmp_path / "geoip-corrupt"
@@ -701,7 +711,7 @@ def test_failed_pass_does_not_snapshot_ips_it_left_due(seeded: str, geoip: Path,
 
     # 1.2.3.4 was refreshed before the failure: settled, its new session is snapshotted.
     assert snapshot("s-google-4")["snapshot_country"] == "XX"
-    # 9.9.9.9 is still due (stale, not reached): its session waits for a good run.
+    # 9.9.9.10 is still due (never answered, not reached): its session waits for a good run.
     assert snapshot("s-quad9")["snapshot_at"] is None
     assert summary.snapshots == 1
 
@@ -710,5 +720,5 @@ def test_failed_pass_does_not_snapshot_ips_it_left_due(seeded: str, geoip: Path,
     quad9 = one(seeded, "SELECT snapshot_asn, snapshot_enrichment FROM ipintel.session_summaries "
                         "WHERE session_id = 's-quad9'")
     assert quad9["snapshot_asn"] == 19281
-    fetched = datetime.fromisoformat(quad9["snapshot_enrichment"]["maxmind"]["fetched_at"])
-    assert fetched > datetime.now(UTC) - timedelta(minutes=5)
+    assert quad9["snapshot_enrichment"]["maxmind"]["asn"] == 19281
+    assert answered(seeded)["9.9.9.10"]["fetched_at"] > datetime.now(UTC) - timedelta(minutes=5)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from ipintel import schema
 from tests.datagen import populate, tier_counts
@@ -115,3 +118,44 @@ def test_squawk_finds_nothing_in_the_revisions() -> None:
     proc = subprocess.run([squawk, "--assume-in-transaction", "--reporter", "gcc", *files],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_enrichment_state_backfill_moves_freshness_out_of_the_documents(db: str) -> None:
+    """0017 fills enrichment_state from the documents' fetched_at / build_epoch and leaves the facts;
+    its downgrade puts them back where 0015's functions read them."""
+    schema.downgrade(db, "0015")
+    maxmind_at, cymru_at = (datetime.now(UTC) - timedelta(days=d) for d in (1, 2))
+    facts = {"maxmind": {"country": "NL", "asn": 64500, "location_db": {"type": "GeoLite2-City"},
+                         "asn_db": {"type": "GeoLite2-ASN"}},
+             "cymru": {"found": True, "asn": 64500}}
+    before_0016 = {  # as 0015's merges wrote them
+        "maxmind": {**facts["maxmind"], "location_db": {"type": "GeoLite2-City", "build_epoch": 90},
+                    "asn_db": {"type": "GeoLite2-ASN", "build_epoch": 100}, "build_epoch": 100,
+                    "fetched_at": maxmind_at.isoformat()},
+        "cymru": {**facts["cymru"], "fetched_at": cymru_at.isoformat()}}
+    with psycopg.connect(db) as conn:
+        conn.execute("INSERT INTO ipintel.asn_inventory (asn, sources) VALUES (64500, %s)",
+                     (Jsonb({"maxmind": {"as_org": "AS-X", "fetched_at": maxmind_at.isoformat()},
+                             "cymru": {"as_name": "AS-X"}}),))
+        conn.execute("INSERT INTO ipintel.ip_inventory (ip, enrichment) VALUES ('203.0.114.9', %s)",
+                     (Jsonb(before_0016),))
+
+    schema.upgrade(db, "head")
+    with psycopg.connect(db) as conn:
+        state = conn.execute("SELECT source, fetched_at, build, changed_at FROM ipintel.enrichment_state "
+                             "ORDER BY source").fetchall()
+        [(document, sources)] = conn.execute(
+            "SELECT i.enrichment, a.sources FROM ipintel.ip_inventory i, ipintel.asn_inventory a").fetchall()
+    assert state == [("cymru", cymru_at, None, cymru_at), ("maxmind", maxmind_at, 100, maxmind_at)]
+    assert document == facts
+    assert sources == {"maxmind": {"as_org": "AS-X"}, "cymru": {"as_name": "AS-X"}}
+
+    schema.downgrade(db, "0015")
+    with psycopg.connect(db) as conn:
+        [(document,)] = conn.execute("SELECT enrichment FROM ipintel.ip_inventory").fetchall()
+        due = [conn.execute("SELECT count(*) FROM ipintel.ips_due('maxmind', p_current_build => %s)",
+                            (build,)).fetchone() for build in (100, 101)]
+    assert document["maxmind"]["build_epoch"] == 100
+    assert datetime.fromisoformat(document["maxmind"]["fetched_at"]) == maxmind_at
+    assert datetime.fromisoformat(document["cymru"]["fetched_at"]) == cymru_at
+    assert due == [(0,), (1,)], "0015's ips_due reads the restored fetched_at and build_epoch"

@@ -31,7 +31,7 @@ from ipintel.progress import Reporter
 ENRICH_LOCK = "ipintel.enrich"
 INTERRUPTED_EXIT_CODE = 130  # Ctrl-C or SIGTERM: the CLI's exit code, also in the status file
 
-COPY_RESULTS = ("COPY ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result) "
+COPY_RESULTS = ("COPY ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, build, result) "
                 "FROM STDIN")
 COPY_FAILURES = ("COPY ipintel_staging.enrichment_failures "
                  "(run_id, batch_id, source, ip, error, retryable, retry_after) FROM STDIN")
@@ -135,8 +135,11 @@ class Batches:
     """Writes batches of one pass: staging COPY + merge + failures, one transaction each."""
 
     def __init__(self, conn: psycopg.Connection[Any], source: str, summary: PassSummary,
-                 status: StatusFile, overall: EnrichSummary, reporter: Reporter) -> None:
+                 status: StatusFile, overall: EnrichSummary, reporter: Reporter, *, build: int | None) -> None:
         self.conn, self.source, self.summary = conn, source, summary
+        # Freshness beside each answer, not inside it: the merge records fetched_at and build in
+        # ipintel.enrichment_state; the document holds the facts only.
+        self.build = build
         self.status, self.overall, self.reporter = status, overall, reporter
 
     def notice(self, text: str) -> None:
@@ -162,7 +165,7 @@ class Batches:
                 if results:
                     with cur.copy(COPY_RESULTS) as copy:
                         for ip, document in results:
-                            copy.write_row((run_id, batch_id, self.source, ip, fetched_at, Jsonb(document)))
+                            copy.write_row((run_id, batch_id, self.source, ip, fetched_at, self.build, Jsonb(document)))
                 if failures:
                     with cur.copy(COPY_FAILURES) as copy:
                         for f in failures:
@@ -190,7 +193,8 @@ class Pass(Protocol):
         Raise EnrichError when the pass cannot run, SkipPass when it is not configured."""
 
     def current_build(self) -> int | None:
-        """A data build number: IPs fetched from an older build are due again (MaxMind)."""
+        """A data build number, staged with every answer: IPs fetched from an older build are due
+        again (MaxMind); None for live services."""
 
     def fetch(self, ips: list[str], batches: Batches) -> str | None:
         """Fetch `ips` and hand results to `batches.write`. Return a message when the pass
@@ -289,14 +293,16 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
     _record_run(lock_conn, ps, provenance)
     status.write("running", summary)  # the pass shows as running from its start, not its first batch
     try:
+        build = p.current_build()
         due = db.query_all(
             lock_conn, "SELECT host(ip) AS ip FROM ipintel.run_due_ips(%(run)s, %(limit)s, %(force)s, "
                        "%(ips)s::inet[], %(build)s) AS ip",
             {"run": ps.run_id, "limit": options.limit, "force": options.force or bool(options.ips),
-             "ips": list(options.ips) or None, "build": p.current_build()})
+             "ips": list(options.ips) or None, "build": build})
         ps.due = len(due)
         reporter.start(f"{p.source}", ps.due, unit="items")
-        stopped = p.fetch([r["ip"] for r in due], Batches(conn, p.source, ps, status, summary, reporter))
+        batches = Batches(conn, p.source, ps, status, summary, reporter, build=build)
+        stopped = p.fetch([r["ip"] for r in due], batches)
         reporter.finish()
         if stopped:
             ps.status, ps.message = "stopped", stopped

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from ipintel import cowrie, db
 from ipintel.locks import Lock, LockHeld
@@ -33,8 +32,7 @@ STAGING_COLUMNS = (
     "src_port", "dst_ip", "dst_port", "duration", "client_version", "hassh",
 )
 COPY_EVENTS = "COPY ipintel_staging.cowrie_events ({}) FROM STDIN".format(", ".join(STAGING_COLUMNS))
-COPY_REJECTS = ("COPY ipintel.ingest_rejects (run_id, file_id, path, line_no, reason, detail, excerpt) "
-                "FROM STDIN")
+COPY_REJECTS = "COPY ipintel_staging.cowrie_rejects (batch_id, line_no, reason, detail, excerpt) FROM STDIN"
 
 __all__ = ["IngestSummary", "LockHeld", "ingest"]
 
@@ -195,14 +193,6 @@ class _Ingest:
         s = self.summary
 
         def load(file_id: int | None) -> tuple[int, dict[str, Any]]:
-            if file_id is None:
-                row = db.query_one(
-                    conn,
-                    """INSERT INTO ipintel.ingest_files (fingerprint, fingerprint_bytes, path, first_run_id, last_run_id)
-                       VALUES (%(fp)s, %(fp_bytes)s, %(path)s, %(run)s, %(run)s) RETURNING file_id""",
-                    {"fp": fp[0], "fp_bytes": fp[1], "path": str(path), "run": s.run_id})
-                assert row is not None
-                file_id = int(row["file_id"])
             batch = db.query_one(conn, "SELECT nextval('ipintel_staging.batch_id_seq') AS id")
             assert batch is not None
             with conn.cursor() as cur:
@@ -211,46 +201,21 @@ class _Ingest:
                         copy.write_row((batch["id"], e.line_no, e.eventid, e.event_ts, e.session_id, e.src_ip,
                                         e.sensor, e.protocol, e.src_port, e.dst_ip, e.dst_port, e.duration,
                                         e.client_version, e.hassh))
-                merged = db.query_one(conn, "SELECT * FROM ipintel.merge_cowrie_events(%(batch)s)",
-                                      {"batch": batch["id"]})
-                assert merged is not None
-                # A truncated gzip is rejected again at the same line on every run until it is
-                # whole: the newest record replaces the previous one, and once the lines after
-                # the break load, the record is gone (they were not rejected after all).
-                cur.execute("DELETE FROM ipintel.ingest_rejects WHERE file_id = %(file_id)s "
-                            "AND reason = 'truncated_gzip'", {"file_id": file_id})
                 if rejects:
                     with cur.copy(COPY_REJECTS) as copy:
                         for r in rejects:
-                            copy.write_row((s.run_id, file_id, str(path), r.line_no, r.reason, r.detail, r.excerpt))
-            conn.execute(
-                """UPDATE ipintel.ingest_files
-                   SET bytes_ingested = %(offset)s, lines_ingested = %(line_no)s, finished = %(finished)s,
-                       path = %(path)s, fingerprint = %(fp)s, fingerprint_bytes = %(fp_bytes)s,
-                       last_run_id = %(run)s, last_ingested_at = now()
-                   WHERE file_id = %(file_id)s""",
-                {"offset": progress.offset, "line_no": progress.line_no, "finished": finished,
-                 "path": str(path), "fp": fp[0], "fp_bytes": fp[1], "run": s.run_id,
-                 "file_id": file_id})
-            conn.execute(
-                """UPDATE ipintel.ingest_runs SET
-                       files_read = %(files_read)s, files_skipped = %(files_skipped)s,
-                       lines_read = lines_read + %(lines)s, events_loaded = events_loaded + %(events)s,
-                       sessions_new = sessions_new + %(sessions_new)s,
-                       sessions_updated = sessions_updated + %(sessions_updated)s,
-                       ips_new = ips_new + %(ips_new)s, rejects = rejects + %(rejects)s,
-                       event_counts = (SELECT coalesce(jsonb_object_agg(k, v), '{}'::jsonb) FROM (
-                           SELECT k, sum(v::bigint) AS v FROM (
-                               SELECT * FROM jsonb_each_text(event_counts)
-                               UNION ALL SELECT * FROM jsonb_each_text(%(event_counts)s::jsonb)) AS kv(k, v)
-                           GROUP BY k) AS t)
-                   WHERE run_id = %(run)s""",
-                {"files_read": s.files_read, "files_skipped": s.files_skipped,
-                 "lines": len(events) + len(rejects), "events": merged["events"],
-                 "sessions_new": merged["sessions_new"], "sessions_updated": merged["sessions_updated"],
-                 "ips_new": merged["ips_new"], "rejects": len(rejects),
-                 "event_counts": Jsonb(merged["event_counts"]), "run": s.run_id})
-            return file_id, merged
+                            copy.write_row((batch["id"], r.line_no, r.reason, r.detail, r.excerpt))
+            # One SQL call owns the rest: merge, rejects, the file's offset, the run's counters.
+            merged = db.query_one(
+                conn,
+                """SELECT * FROM ipintel.ingest_chunk(%(run)s, %(batch)s, %(file_id)s, %(fp)s, %(fp_bytes)s,
+                                                      %(path)s, %(offset)s, %(lines)s, %(finished)s,
+                                                      %(files_read)s, %(files_skipped)s)""",
+                {"run": s.run_id, "batch": batch["id"], "file_id": file_id, "fp": fp[0], "fp_bytes": fp[1],
+                 "path": str(path), "offset": progress.offset, "lines": progress.line_no, "finished": finished,
+                 "files_read": s.files_read, "files_skipped": s.files_skipped})
+            assert merged is not None
+            return int(merged["file_id"]), merged
 
         # The chunk is one transaction; after a deadlock or serialization failure it runs again
         # whole (merge_cowrie_events takes its locks in the order every merge does).

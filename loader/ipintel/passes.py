@@ -69,13 +69,13 @@ class MaxMindPass:
         return provenance
 
     def current_build(self) -> int | None:
-        """IPs looked up in an older build than the installed files are due again."""
+        """The newer build_epoch of the files read: staged with every answer (enrichment_state.build),
+        so IPs looked up in an older build than the installed files are due again."""
         assert self.dbs is not None
         return max(db.build_epoch for db in (self.dbs.location, self.dbs.asn) if db is not None)
 
     def fetch(self, ips: list[str], batches: Batches) -> str | None:
         assert self.dbs is not None
-        build = self.current_build()
         # Sorted, consecutive addresses often share a network: lookup_many then reuses a record.
         ordered = sorted(ips, key=_address_order)
         # An offline lookup has no per-IP failure: a broken file fails the whole pass (below).
@@ -83,7 +83,7 @@ class MaxMindPass:
         try:
             with maxmind.MaxMindLookup(self.dbs) as lookup:
                 for ip, document in lookup.lookup_many(ordered):
-                    results.append((ip, {**document, "build_epoch": build}))
+                    results.append((ip, document))
                     if len(results) >= MAXMIND_BATCH:
                         batches.write(results, [])
                         results = []

@@ -98,8 +98,9 @@ class MaxMindDatabase:
         return datetime.fromtimestamp(self.build_epoch, UTC)
 
     def summary(self) -> dict[str, Any]:
-        """The per-lookup provenance stored with every document."""
-        return {"type": self.database_type, "build_epoch": self.build_epoch}
+        """The per-lookup provenance stored with every document: which database answered. Its
+        build is freshness, not a fact of the answer: staged beside it (enrichment_state.build)."""
+        return {"type": self.database_type}
 
     def provenance(self) -> dict[str, Any]:
         return {

@@ -3,8 +3,8 @@ BEGIN;
 SELECT plan(29);
 
 INSERT INTO ipintel.ip_inventory (ip, enrichment) VALUES
-    ('8.8.8.8', '{"maxmind": {"country": "US", "fetched_at": "2026-11-20T00:00:00Z"}}'),
-    ('89.38.234.1', '{"cymru": {"asn": null, "registered_country": "RO", "fetched_at": "2026-11-20T00:00:00Z"}}'),
+    ('8.8.8.8', '{"maxmind": {"country": "US"}}'),
+    ('89.38.234.1', '{"cymru": {"asn": null, "registered_country": "RO"}}'),
     ('2a00:1450:4001::1', '{"maxmind": {"country": "DE"}, "cymru": {"asn": 15169, "registered_country": "US"}}'),
     ('2001:db8::7', '{}'),
     ('10.1.2.3', '{"maxmind": {"country": null}}'),

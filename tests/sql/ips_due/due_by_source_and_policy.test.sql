@@ -5,15 +5,17 @@ SELECT plan(10);
 INSERT INTO ipintel.ip_inventory (ip, last_seen, session_count, enrichment) VALUES
     ('198.18.0.1', now(), 1, '{}'),                                                   -- bogon (benchmarking)
     ('203.0.114.1', now() - interval '1 hour', 1, '{}'),                              -- never fetched
-    ('203.0.114.2', now() - interval '2 hours', 3,
-        jsonb_build_object('maxmind', jsonb_build_object('fetched_at', now() - interval '1 day', 'asn', 64500, 'build_epoch', 100))),
-    ('203.0.114.3', now() - interval '3 hours', 1,
-        jsonb_build_object('maxmind', jsonb_build_object('fetched_at', now() - interval '8 days', 'asn', null, 'build_epoch', 100))),
+    ('203.0.114.2', now() - interval '2 hours', 3, '{"maxmind": {"asn": 64500}}'),
+    ('203.0.114.3', now() - interval '3 hours', 1, '{"maxmind": {"asn": null}}'),
     ('2001:4860::1', now() - interval '4 hours', 1, '{}');
+-- When MaxMind answered, and from which build: state beside the documents.
+INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, build, changed_at) VALUES
+    ('203.0.114.2', 'maxmind', now() - interval '1 day', 100, now() - interval '1 day'),
+    ('203.0.114.3', 'maxmind', now() - interval '8 days', 100, now() - interval '8 days');
 
-SELECT is(array_agg(host(ip) ORDER BY last_seen DESC), ARRAY['203.0.114.1', '203.0.114.3', '2001:4860::1'],
-          'maxmind: never fetched and stale, most recent first, never the bogon')
-FROM ipintel.ips_due('maxmind');
+SELECT is(array_agg(host(ip) ORDER BY last_seen DESC), ARRAY['203.0.114.1', '2001:4860::1'],
+          'maxmind: never fetched, most recent first, never the bogon (answers of the same build stay)')
+FROM ipintel.ips_due('maxmind', p_current_build => 100);
 SELECT is(array_agg(host(ip) ORDER BY last_seen DESC), ARRAY['203.0.114.1', '203.0.114.2', '203.0.114.3', '2001:4860::1'],
           'maxmind: a newer database build makes fresh results due')
 FROM ipintel.ips_due('maxmind', p_current_build => 200);

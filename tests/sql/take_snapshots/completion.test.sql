@@ -7,12 +7,13 @@ SELECT plan(24);
 INSERT INTO ipintel.asn_inventory (asn, as_name) VALUES (64500, 'OLD-AS'), (64501, 'NEW-AS');
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count, current_asn, enrichment) VALUES
     -- MaxMind knows ASN and country: Cymru is skipped (skip_when_maxmind_asn), GreyNoise is awaited.
-    ('203.0.114.7', '2026-10-01', '2026-11-01', 2, 64501,
-     jsonb_build_object('maxmind', jsonb_build_object('country', 'NL', 'asn', 64501, 'fetched_at', now()))),
+    ('203.0.114.7', '2026-10-01', '2026-11-01', 2, 64501, '{"maxmind": {"country": "NL", "asn": 64501}}'),
     -- Only GreyNoise has answered: ASN and country wait for MaxMind.
-    ('203.0.114.8', '2026-11-01', '2026-11-01', 1, NULL,
-     jsonb_build_object('greynoise', jsonb_build_object('noise', true, 'riot', false, 'fetched_at', now()))),
+    ('203.0.114.8', '2026-11-01', '2026-11-01', 1, NULL, '{"greynoise": {"noise": true, "riot": false}}'),
     ('10.1.2.3', '2026-11-01', '2026-11-01', 1, NULL, '{}');
+INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, changed_at) VALUES
+    ('203.0.114.7', 'maxmind', now(), now()),
+    ('203.0.114.8', 'greynoise', now(), now());
 INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source) VALUES
     ('203.0.114.7', 64500, tstzrange('2026-09-01', '2026-10-15'), 'maxmind'),
     ('203.0.114.7', 64501, tstzrange('2026-10-15', NULL), 'maxmind');
@@ -52,10 +53,9 @@ SELECT is(ipintel.take_snapshots(), 0::bigint, 'nothing new answered: nothing ch
 
 -- GreyNoise answers later (a small daily quota): the unknown fields are filled, known ones kept.
 UPDATE ipintel.ip_inventory
-SET enrichment = jsonb_build_object(
-        'maxmind', jsonb_build_object('country', 'DE', 'asn', 64501, 'fetched_at', now()),
-        'greynoise', jsonb_build_object('noise', true, 'riot', false, 'fetched_at', now()))
+SET enrichment = '{"maxmind": {"country": "DE", "asn": 64501}, "greynoise": {"noise": true, "riot": false}}'
 WHERE ip = '203.0.114.7';
+INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, changed_at) VALUES ('203.0.114.7', 'greynoise', now(), now());
 SELECT is(ipintel.take_snapshots(), 2::bigint, 'the late GreyNoise answer completes both sessions of the IP');
 SELECT results_eq(
     $$SELECT snapshot_country, snapshot_is_scanner, snapshot_is_scanner_source, snapshot_ip_type,
@@ -80,8 +80,8 @@ SELECT lives_ok($$UPDATE ipintel.session_summaries SET snapshot_country = 'FR', 
 SELECT is(ipintel.take_snapshots(), 0::bigint, 'a later call changes no complete snapshot');
 
 -- A stale answer is due again: a new session of that IP waits for the refresh.
-UPDATE ipintel.ip_inventory SET enrichment = jsonb_set(enrichment, '{greynoise,fetched_at}', to_jsonb(now() - interval '60 days'))
-WHERE ip = '203.0.114.7';
+UPDATE ipintel.enrichment_state SET fetched_at = now() - interval '60 days', changed_at = now() - interval '60 days'
+WHERE ip = '203.0.114.7' AND source = 'greynoise';
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip)
 VALUES ('late', '2026-11-20 12:00', '2026-11-20 12:05', '203.0.114.7');
 SELECT is(ipintel.take_snapshots(), 1::bigint, 'the new session gets ASN and country');
