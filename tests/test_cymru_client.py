@@ -468,3 +468,13 @@ def test_repeated_rows_and_mapped_addresses_in_answers():
     row = format_row(15169, "::ffff:74.125.225.229", "74.125.225.0/24", "US", "arin", "2007-03-13", "GOOGLE, US")
     parsed = parse_bulk_response([row, row + "\r"], [GOOGLE])
     assert parsed.garbage == 0 and len(parsed.results[GOOGLE].origins) == 1
+
+
+@pytest.mark.parametrize(("cc", "expected"), [("US", "US"), ("us", "US"), ("EU", "EU"), ("", None), ("USA", None),
+                                              ("1A", None)])
+def test_registration_country_is_two_upper_case_letters_or_none(cc: str, expected: str | None) -> None:
+    """A lower-case or malformed CC from the service must not reach ip_inventory, whose
+    geo_country CHECK would refuse the whole batch: upper-cased when two letters, else none."""
+    row = format_row(15169, GOOGLE, "74.125.225.0/24", cc, "arin", "2007-03-13", "GOOGLE, US")
+    parsed = parse_bulk_response([row], [GOOGLE])
+    assert parsed.results[GOOGLE].current.registered_country == expected

@@ -1,10 +1,12 @@
-"""`ipintel enrich`: the passes (MaxMind → Team Cymru → GreyNoise) and what they share.
+"""`ipintel enrich`: the passes of the registered sources and what they share.
 
-Every pass has the same shape: ask SQL which IPs are due (`ipintel.ips_due`), fetch them in
-batches, and for each batch, in ONE transaction, COPY the results into the source's UNLOGGED
-staging table and the failures into ipintel_staging.enrichment_failures, then call
-`ipintel.merge_<source>(run, batch)` and `ipintel.record_failures(batch)`. A crash loses at most
-the batch in flight; merged data is never touched by a later failure.
+The sources are rows of ipintel.enrichment_policy, run in its pass_order (ipintel.passes.
+make_passes). Every pass has the same shape: a run row (`ipintel.start_run`), the IPs SQL says
+are due (`ipintel.run_due_ips`), fetched in batches; each batch is ONE transaction: COPY the
+results into ipintel_staging.enrichment_results and the failures into
+ipintel_staging.enrichment_failures, then one call of `ipintel.merge_batch(run, batch)`, which
+runs the source's merge function and keeps the run's counters. A crash loses at most the batch
+in flight; merged data is never touched by a later failure.
 
 One enrichment at a time per database: a PostgreSQL advisory lock (`ipintel.enrich`).
 """

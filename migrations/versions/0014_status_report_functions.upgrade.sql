@@ -92,7 +92,7 @@ BEGIN ATOMIC
     LIMIT p_limit;
 END;
 COMMENT ON FUNCTION ipintel.status_last_runs(bigint) IS
-    'The p_limit most recent enrichment runs (one per source pass), newest first. Columns: run_id, source, status (running, succeeded, finished_with_failures, stopped, failed, interrupted, skipped), started_at, finished_at (NULL while running), requested (IPs due), fetched (answers received), merged (written to ip_inventory), failed (IPs recorded in enrichment_failures), message (why it stopped or failed).';
+    'The p_limit most recent enrichment runs (one per source pass), newest first. Columns: run_id, source, status (running, succeeded, finished_with_failures, stopped, failed, interrupted, skipped), started_at, finished_at (NULL while running), requested (IPs due), fetched (answers received), merged (answers recorded; an unchanged answer only refreshes enrichment_state), failed (IPs recorded in enrichment_failures), message (why it stopped or failed).';
 
 CREATE FUNCTION ipintel.status_open_failures()
     RETURNS TABLE (source text, retryable boolean, ips bigint, max_attempts bigint, next_retry timestamptz,

@@ -219,6 +219,9 @@ def _normalise_unique(ips: Iterable[str]) -> list[str]:
     return list(unique)
 
 
+_COUNTRY = re.compile(r"[A-Za-z]{2}")
+
+
 def _parse_row(line: str) -> tuple[str, CymruOrigin] | None:
     """``(normalised ip, origin)`` from one answer row, or None if it is not a well-formed row."""
     fields = [part.strip() for part in line.split("|", 6)]
@@ -251,7 +254,8 @@ def _parse_row(line: str) -> tuple[str, CymruOrigin] | None:
     origin = CymruOrigin(
         asn=asn,
         prefix=str(network) if network is not None else None,
-        registered_country=cc or None,
+        # ISO 3166 alpha-2 (or an RIR's EU / AP), upper case; anything else is no country.
+        registered_country=cc.upper() if _COUNTRY.fullmatch(cc) else None,
         registry=registry or None,
         allocated=allocated,
         as_name=None if as_name in ("", "NA") else as_name,
