@@ -35,6 +35,9 @@ COMMENT ON COLUMN ipintel.ingest_runs.sessions_updated IS 'Existing sessions tha
 COMMENT ON COLUMN ipintel.ingest_runs.ips_new IS 'Source IPs added to ip_inventory by this run.';
 COMMENT ON COLUMN ipintel.ingest_runs.rejects IS 'Lines rejected (see ingest_rejects).';
 COMMENT ON COLUMN ipintel.ingest_runs.event_counts IS 'Events per Cowrie eventid, unknown eventids included.';
+COMMENT ON COLUMN ipintel.ingest_runs.run_id IS 'Ingest run number (ingest_rejects.run_id, ingest_files.first_run_id / last_run_id).';
+COMMENT ON COLUMN ipintel.ingest_runs.started_at IS 'When `ipintel ingest` started.';
+COMMENT ON COLUMN ipintel.ingest_runs.finished_at IS 'When it ended; NULL while running (or if killed).';
 
 CREATE TABLE ipintel.ingest_files (
     file_id         bigint      GENERATED ALWAYS AS IDENTITY,
@@ -64,6 +67,11 @@ COMMENT ON COLUMN ipintel.ingest_files.path IS 'Path the file was last read from
 COMMENT ON COLUMN ipintel.ingest_files.bytes_ingested IS 'Offset (decompressed bytes) just after the last complete line loaded; the next run resumes there.';
 COMMENT ON COLUMN ipintel.ingest_files.lines_ingested IS 'Lines loaded or rejected so far.';
 COMMENT ON COLUMN ipintel.ingest_files.finished IS 'A gzip file read to its end: it cannot grow any more.';
+COMMENT ON COLUMN ipintel.ingest_files.file_id IS 'File number (ingest_rejects.file_id).';
+COMMENT ON COLUMN ipintel.ingest_files.first_run_id IS 'Ingest run that first read this file.';
+COMMENT ON COLUMN ipintel.ingest_files.last_run_id IS 'Ingest run that last read new lines of this file.';
+COMMENT ON COLUMN ipintel.ingest_files.first_ingested_at IS 'When the file was first read.';
+COMMENT ON COLUMN ipintel.ingest_files.last_ingested_at IS 'When new lines of the file were last loaded.';
 CREATE INDEX ingest_files_first_run_id_idx ON ipintel.ingest_files (first_run_id);
 CREATE INDEX ingest_files_last_run_id_idx ON ipintel.ingest_files (last_run_id);
 
@@ -90,6 +98,10 @@ COMMENT ON COLUMN ipintel.ingest_rejects.line_no IS '1-based line number in the 
 COMMENT ON COLUMN ipintel.ingest_rejects.reason IS 'Stable reason code: malformed_json, missing_session, missing_src_ip, missing_eventid, invalid_ip, invalid_timestamp (not ISO 8601), implausible_timestamp (before 1990 or more than a day in the future), invalid_utf8, nul_character, truncated_gzip.';
 COMMENT ON COLUMN ipintel.ingest_rejects.detail IS 'What exactly was wrong (e.g. the bad IP value).';
 COMMENT ON COLUMN ipintel.ingest_rejects.excerpt IS 'Start of the line, undecodable bytes and NULs escaped.';
+COMMENT ON COLUMN ipintel.ingest_rejects.reject_id IS 'Reject number.';
+COMMENT ON COLUMN ipintel.ingest_rejects.run_id IS 'Ingest run that rejected the line.';
+COMMENT ON COLUMN ipintel.ingest_rejects.file_id IS 'File the line is in (ingest_files).';
+COMMENT ON COLUMN ipintel.ingest_rejects.path IS 'Path of that file when the line was read.';
 CREATE INDEX ingest_rejects_run_id_idx ON ipintel.ingest_rejects (run_id);
 
 -- Loader-only: filled by COPY, emptied by merge_cowrie_events in the same transaction.

@@ -53,6 +53,7 @@ COMMENT ON COLUMN ipintel.enrichment_policy.merge_function IS
     'Schema-qualified name of the SQL function (p_run_id bigint, p_batch_id bigint) RETURNS bigint that merge_batch calls to merge a staged batch of this source.';
 COMMENT ON COLUMN ipintel.enrichment_policy.snapshot_window IS
     'How long after a session is ingested (session_summaries.created_at) its snapshot still waits for this source: an unknown snapshot field is filled when the source first answers within the window; after it, the field is settled with what is known.';
+COMMENT ON COLUMN ipintel.enrichment_policy.source IS 'Source name (lower case), e.g. maxmind, cymru, greynoise: the key every other table refers to.';
 
 CREATE TABLE ipintel.enrichment_runs (
     run_id       bigint      GENERATED ALWAYS AS IDENTITY,
@@ -83,6 +84,10 @@ COMMENT ON COLUMN ipintel.enrichment_runs.merged IS
 COMMENT ON COLUMN ipintel.enrichment_runs.failed IS 'IPs recorded in enrichment_failures by this run.';
 COMMENT ON COLUMN ipintel.enrichment_runs.provenance IS 'Where the data came from: database types, paths and build epochs, service address, API tier. Never a secret.';
 COMMENT ON COLUMN ipintel.enrichment_runs.message IS 'Why the pass stopped, failed or was skipped.';
+COMMENT ON COLUMN ipintel.enrichment_runs.run_id IS 'Enrichment run number (one per source pass).';
+COMMENT ON COLUMN ipintel.enrichment_runs.source IS 'The source of this pass (enrichment_policy).';
+COMMENT ON COLUMN ipintel.enrichment_runs.started_at IS 'When the pass started.';
+COMMENT ON COLUMN ipintel.enrichment_runs.finished_at IS 'When the pass ended; NULL while running.';
 CREATE INDEX enrichment_runs_source_started_at_idx ON ipintel.enrichment_runs (source, started_at DESC);
 
 CREATE TABLE ipintel.enrichment_failures (
@@ -109,6 +114,10 @@ COMMENT ON COLUMN ipintel.enrichment_failures.retryable IS 'false: asking again 
 COMMENT ON COLUMN ipintel.enrichment_failures.retry_after IS 'Not retried before this time (e.g. from a Retry-After header).';
 COMMENT ON COLUMN ipintel.enrichment_failures.attempts IS 'Runs that failed on this IP since it was last answered (one open row per source and IP).';
 COMMENT ON COLUMN ipintel.enrichment_failures.resolved_at IS 'When a later run fetched the IP successfully.';
+COMMENT ON COLUMN ipintel.enrichment_failures.failure_id IS 'Failure number.';
+COMMENT ON COLUMN ipintel.enrichment_failures.run_id IS 'Run that recorded the failure.';
+COMMENT ON COLUMN ipintel.enrichment_failures.source IS 'Source that could not answer.';
+COMMENT ON COLUMN ipintel.enrichment_failures.ip IS 'The IP it could not answer for.';
 CREATE INDEX enrichment_failures_run_id_idx ON ipintel.enrichment_failures (run_id);
 CREATE UNIQUE INDEX enrichment_failures_open_key ON ipintel.enrichment_failures (source, ip) WHERE resolved_at IS NULL;
 COMMENT ON INDEX ipintel.enrichment_failures_open_key IS 'At most one open failure per source and IP: a repeated failure updates it.';

@@ -121,6 +121,8 @@ CREATE TABLE ipintel.api_budget (
 COMMENT ON TABLE ipintel.api_budget IS
     'Lookups spent per source and UTC day, shared by every run, so two runs on one day share the daily budget.';
 COMMENT ON COLUMN ipintel.api_budget.used IS 'Lookups granted so far this UTC day.';
+COMMENT ON COLUMN ipintel.api_budget.source IS 'Source whose lookups are counted (enrichment_policy), e.g. greynoise.';
+COMMENT ON COLUMN ipintel.api_budget.day IS 'UTC day.';
 
 CREATE FUNCTION ipintel.spend_budget(p_source text, p_want bigint, p_daily_limit bigint)
     RETURNS bigint
