@@ -104,3 +104,20 @@ def test_pointer_to_a_foreign_folder_is_refused(private_dir: Path) -> None:
     refused = _localdb("destroy", "--dir", str(data_root))
     assert refused.returncode == 2 and "not a folder made by ipintel.localdb" in refused.stderr
     assert victim.is_dir() and data_root.is_dir()
+
+
+def test_a_clone_at_the_same_path_adopts_the_server_an_earlier_clone_left_running(private_dir: Path) -> None:
+    """rm -rf of a clone leaves its server running (as root, in the private folder under
+    /var/tmp named after the path); a new clone at that path must use it, not fail."""
+    try:
+        localdb.pg_bindir()
+    except localdb.LocalDbError as exc:
+        pytest.skip(str(exc))
+    data_root = private_dir / ".ipintel-pg"
+    try:
+        first = localdb.start(data_root, fast=True)
+        (data_root / "port").unlink()  # what a fresh clone's .ipintel-pg lacks
+        assert localdb.start(data_root, fast=True) == first
+        assert _localdb("url", "--dir", str(data_root)).stdout.strip() == first
+    finally:
+        localdb.destroy(data_root)

@@ -160,6 +160,12 @@ def is_running(data_root: Path = DEFAULT_DIR) -> bool:
     return proc.returncode == 0
 
 
+def _running_port(pgdata: Path) -> int:
+    """The port of the server running on `pgdata` (line 4 of postmaster.pid)."""
+    lines = (pgdata / "postmaster.pid").read_text().splitlines()
+    return int(lines[3])
+
+
 def start(data_root: Path = DEFAULT_DIR, *, fast: bool = False, dbname: str = DEFAULT_DBNAME) -> str:
     """Create (first time) and start the cluster; create `dbname`; return its URI. Idempotent."""
     data_root = data_root.resolve()
@@ -183,6 +189,10 @@ def start(data_root: Path = DEFAULT_DIR, *, fast: bool = False, dbname: str = DE
              "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"]
         )
     if is_running(data_root):
+        if not _port_file(data_root).exists():
+            # A server left running by an earlier clone at this same path (its data lives in the
+            # same private folder): adopt it, on the port postmaster.pid records.
+            _port_file(data_root).write_text(f"{_running_port(pgdata)}\n")
         return url(data_root, dbname)
     port = _free_port()
     # No socket rather than a fatal start when the folder's path is too deep for one: every
