@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, LiteralString, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
 from rich.console import Console
@@ -149,10 +149,9 @@ def run_enrich(settings: config.Settings, options: enrich.EnrichOptions) -> int:
 
 def cmd_status(args: argparse.Namespace, settings: config.Settings) -> int:
     with db.connection(settings.database_url) as conn:
-        coverage = db.query_all(conn, "SELECT c.*, c.ttl::text AS ttl FROM ipintel.enrichment_coverage c "
-                                      "JOIN ipintel.enrichment_policy p USING (source) ORDER BY p.pass_order")
-        runs = db.query_all(conn, "SELECT * FROM ipintel.status_last_runs(%(n)s)", {"n": args.runs})
-        waiting = db.query_all(conn, "SELECT * FROM ipintel.status_open_failures()")
+        coverage = db.query_all(conn, db.query("status_coverage"))
+        runs = db.query_all(conn, db.query("status_last_runs"), {"n": args.runs})
+        waiting = db.query_all(conn, db.query("status_open_failures"))
         print_tier_counts(conn)
     table = Table(title="coverage per source (bogons are never sent)")
     for column in ("source", "enabled", "ttl", "IPs", "fresh", "stale", "never fetched", "failed (open)", "bogons"):
@@ -183,13 +182,14 @@ def cmd_status(args: argparse.Namespace, settings: config.Settings) -> int:
     return EXIT_OK
 
 
-# `ipintel report`: one table per function of sql/097_reports.sql (an analyst can call them too).
+# `ipintel report`: one table per function of sql/097_reports.sql (an analyst can call them too),
+# each table's title and the name of its query in sql/queries.sql.
 REPORT_ALL_TIME = datetime(1970, 1, 1, tzinfo=UTC)  # the window starts here unless --since says otherwise
-REPORT_QUERIES: dict[str, LiteralString] = {
-    "top ASNs": "SELECT * FROM ipintel.report_top_asns(%(since)s, %(until)s, %(top)s)",
-    "top countries": "SELECT * FROM ipintel.report_top_countries(%(since)s, %(until)s, %(top)s)",
-    "by IP type": "SELECT * FROM ipintel.report_ip_types(%(since)s, %(until)s, %(top)s)",
-    "ASN moves": "SELECT * FROM ipintel.report_asn_moves(%(since)s, %(until)s, %(top)s)",
+REPORT_QUERIES: dict[str, str] = {
+    "top ASNs": "report_top_asns",
+    "top countries": "report_top_countries",
+    "by IP type": "report_ip_types",
+    "ASN moves": "report_asn_moves",
 }
 
 
@@ -207,8 +207,8 @@ def print_report(settings: config.Settings, *, since: datetime, until: datetime,
     """The report tables for sessions from `since` (inclusive) to `until` (exclusive)."""
     params = {"since": since, "until": until, "top": top}
     with db.connection(settings.database_url) as conn:
-        for title, query in REPORT_QUERIES.items():
-            rows = db.query_all(conn, query, params)
+        for title, name in REPORT_QUERIES.items():
+            rows = db.query_all(conn, db.query(name), params)
             table = Table(title=f"{title} ({since:%Y-%m-%d} .. {until:%Y-%m-%d})")
             if not rows:
                 console.print(f"{title}: none in this window")

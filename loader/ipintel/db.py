@@ -1,18 +1,21 @@
 """Thin database layer: connections and named queries, psycopg 3 with dict rows.
 
-Queries live in SQL (functions in sql/ and migrations); Python calls them with named
-parameters cast in SQL and streams bulk rows with COPY. It never loops over rows issuing
+Queries live in SQL (functions in sql/ and migrations); the statements that call them are named
+blocks of one packaged file, sql/queries.sql, looked up with `query(name)`. Python passes named
+parameters, cast in SQL, and streams bulk rows with COPY. It never loops over rows issuing
 statements.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.resources
 import random
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, LiteralString, TypeVar
+from typing import Any, LiteralString, NamedTuple, TypeVar, cast
 
 import psycopg
 import psycopg.errors
@@ -20,6 +23,63 @@ from psycopg.rows import dict_row
 
 APPLICATION_NAME = "ipintel"
 T = TypeVar("T")
+
+QUERIES_FILE = "sql/queries.sql"  # in the ipintel package (package data)
+QUERIES_ORIGIN = f"loader/ipintel/{QUERIES_FILE}"  # its path in the project, as its first line says
+_QUERY_NAME = re.compile(r"^-- ([a-z0-9_]+) --$", re.MULTILINE)
+
+
+class NamedQuery(NamedTuple):
+    name: str
+    description: str  # the comment lines after the name, without their "-- "
+    sql: str  # the statement, as written in the file
+
+
+def parse_queries(text: str) -> list[NamedQuery]:
+    """The named blocks of a queries file, in file order (procrastinate's format):
+
+        -- name --
+        -- What it is for (one or more comment lines).
+        SELECT ...;
+
+    Comment lines after the statement (a heading before the next block) belong to no query.
+    Raises ValueError for a block without a description or without a statement."""
+    parts = _QUERY_NAME.split(text)
+    found = []
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        lines = body.strip("\n").splitlines()
+        description = []
+        while lines and lines[0].startswith("--"):
+            description.append(lines.pop(0).removeprefix("--").strip())
+        while lines and (not lines[-1].strip() or lines[-1].startswith("--")):
+            lines.pop()  # blank and comment lines after the statement (a section heading) are not sent
+        statement = "\n".join(lines).strip()
+        if not any(description) or not statement:
+            raise ValueError(f"{QUERIES_ORIGIN}: query {name} needs a description line and a statement")
+        found.append(NamedQuery(name, " ".join(d for d in description if d), statement))
+    return found
+
+
+@functools.cache
+def queries() -> dict[str, LiteralString]:
+    """Every named statement of sql/queries.sql, read and parsed once, each preceded by a
+    `-- From loader/ipintel/sql/queries.sql: name` line so server logs point back to it."""
+    text = importlib.resources.files("ipintel").joinpath(QUERIES_FILE).read_text(encoding="utf-8")
+    named: dict[str, LiteralString] = {}
+    for q in parse_queries(text):
+        if q.name in named:
+            raise ValueError(f"{QUERIES_ORIGIN}: query {q.name} is defined twice")
+        # The text comes from our own packaged file, never from input: it is as literal as a
+        # string in the source, which is what LiteralString asks of a query. (mypy reads
+        # LiteralString as str, hence "redundant"; checkers that implement PEP 675 need the cast.)
+        sent = f"-- From {QUERIES_ORIGIN}: {q.name}\n{q.sql}"
+        named[q.name] = cast(LiteralString, sent)  # type: ignore[redundant-cast]
+    return named
+
+
+def query(name: str) -> LiteralString:
+    """The statement named `name` in sql/queries.sql (KeyError for an unknown name)."""
+    return queries()[name]
 
 
 def connect(dsn: str, *, autocommit: bool = False) -> psycopg.Connection[dict[str, Any]]:
@@ -108,16 +168,8 @@ def describe_error(exc: BaseException) -> str:
     return f"database error: {message}"
 
 
-TIER_COUNTS: LiteralString = """
-SELECT (SELECT count(*) FROM ipintel.asn_inventory)     AS asn_inventory,
-       (SELECT count(*) FROM ipintel.ip_inventory)      AS ip_inventory,
-       (SELECT count(*) FROM ipintel.session_summaries) AS session_summaries,
-       (SELECT count(*) FROM ipintel.ip_asn_history)    AS ip_asn_history
-"""
-
-
 def tier_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
-    row = query_one(conn, TIER_COUNTS)
+    row = query_one(conn, query("tier_counts"))
     assert row is not None
     return {k: int(v) for k, v in row.items()}
 

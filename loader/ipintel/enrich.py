@@ -33,11 +33,6 @@ from ipintel.progress import Reporter
 ENRICH_LOCK = "ipintel.enrich"
 INTERRUPTED_EXIT_CODE = 130  # Ctrl-C or SIGTERM: the CLI's exit code, also in the status file
 
-COPY_RESULTS = ("COPY ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, build, result) "
-                "FROM STDIN")
-COPY_FAILURES = ("COPY ipintel_staging.enrichment_failures "
-                 "(run_id, batch_id, source, ip, error, retryable, retry_after) FROM STDIN")
-
 
 class EnrichError(RuntimeError):
     """A pass cannot go on: raised from prepare() it is bad configuration (CLI exit 2); raised
@@ -149,7 +144,7 @@ class Batches:
 
     def spend_budget(self, want: int, daily_limit: int) -> int:
         """Lookups granted from today's shared budget (counted in ipintel.api_budget)."""
-        row = db.query_one(self.conn, "SELECT ipintel.spend_budget(%(source)s, %(want)s, %(limit)s) AS n",
+        row = db.query_one(self.conn, db.query("spend_budget"),
                            {"source": self.source, "want": want, "limit": daily_limit})
         return int(row["n"]) if row else 0
 
@@ -160,20 +155,19 @@ class Batches:
         run_id = self.summary.run_id
 
         def write_batch() -> tuple[int, int]:
-            batch = db.query_one(self.conn, "SELECT nextval('ipintel_staging.batch_id_seq') AS id")
+            batch = db.query_one(self.conn, db.query("next_batch_id"))
             assert batch is not None
             batch_id = batch["id"]
             with self.conn.cursor() as cur:
                 if results:
-                    with cur.copy(COPY_RESULTS) as copy:
+                    with cur.copy(db.query("copy_enrichment_results")) as copy:
                         for ip, document in results:
                             copy.write_row((run_id, batch_id, self.source, ip, fetched_at, self.build, Jsonb(document)))
                 if failures:
-                    with cur.copy(COPY_FAILURES) as copy:
+                    with cur.copy(db.query("copy_enrichment_failures")) as copy:
                         for f in failures:
                             copy.write_row((run_id, batch_id, self.source, f.ip, f.error, f.retryable, f.retry_after))
-            counts = db.query_one(self.conn, "SELECT * FROM ipintel.merge_batch(%(run)s, %(batch)s)",
-                                  {"run": run_id, "batch": batch_id})
+            counts = db.query_one(self.conn, db.query("merge_batch"), {"run": run_id, "batch": batch_id})
             assert counts is not None
             return int(counts["merged"]), int(counts["failed"])
 
@@ -226,8 +220,7 @@ class EnrichOptions:
 
 def _holder_run(dsn: str) -> str:
     with db.connection(dsn, autocommit=True) as conn:
-        row = db.query_one(conn, "SELECT run_id, source, started_at FROM ipintel.enrichment_runs "
-                                 "WHERE status = 'running' ORDER BY run_id DESC LIMIT 1")
+        row = db.query_one(conn, db.query("running_enrichment_run"))
     if row is None:
         return "no run row yet"
     return f"run {row['run_id']} ({row['source']}, started {row['started_at']:%Y-%m-%d %H:%M:%S%z})"
@@ -247,13 +240,13 @@ def enrich(settings: Settings, options: EnrichOptions, *, passes: Sequence[Pass]
                        exc.holder_since) from None
     try:
         # We hold the lock: any run still marked running was killed.
-        lock.conn.execute("SELECT ipintel.interrupt_abandoned_runs()")
+        lock.conn.execute(db.query("interrupt_abandoned_runs"))
         status.write("running", summary)
         with db.connection(settings.database_url, autocommit=True) as conn:
             for p in passes:
                 _run_pass(conn, lock.conn, p, options, summary, status, reporter)
             # Whatever ran: SQL decides, per session and field, which sources are still awaited.
-            row = db.query_one(conn, "SELECT ipintel.take_snapshots() AS n")
+            row = db.query_one(conn, db.query("take_snapshots"))
             summary.snapshots = int(row["n"]) if row else 0
         status.write("finished", summary, summary.exit_code)
         return summary
@@ -275,7 +268,7 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
     ps = PassSummary(p.source)
     summary.passes.append(ps)
     started = time.monotonic()
-    policy = db.query_one(conn, "SELECT enabled FROM ipintel.enrichment_policy WHERE source = %(s)s", {"s": p.source})
+    policy = db.query_one(conn, db.query("source_enabled"), {"source": p.source})
     try:
         if policy is None or not policy["enabled"]:
             raise SkipPass(f"{p.source} is disabled in ipintel.enrichment_policy")
@@ -297,8 +290,7 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
     try:
         build = p.current_build()
         due = db.query_all(
-            lock_conn, "SELECT host(ip) AS ip FROM ipintel.run_due_ips(%(run)s, %(limit)s, %(force)s, "
-                       "%(ips)s::inet[], %(build)s) AS ip",
+            lock_conn, db.query("run_due_ips"),
             {"run": ps.run_id, "limit": options.limit, "force": options.force or bool(options.ips),
              "ips": list(options.ips) or None, "build": build})
         ps.due = len(due)
@@ -327,14 +319,13 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
         reporter.finish()
         p.close()
         ps.seconds = round(time.monotonic() - started, 3)
-        lock_conn.execute("SELECT ipintel.finish_run(%(run)s, %(status)s, %(message)s)",
-                          {"status": ps.status, "message": ps.message, "run": ps.run_id})
+        lock_conn.execute(db.query("finish_run"), {"status": ps.status, "message": ps.message, "run": ps.run_id})
         status.write("running", summary)
     return ps
 
 
 def _record_run(lock_conn: psycopg.Connection[Any], ps: PassSummary, provenance: dict[str, Any]) -> None:
-    row = db.query_one(lock_conn, "SELECT ipintel.start_run(%(source)s, %(provenance)s, %(status)s, %(message)s) AS id",
+    row = db.query_one(lock_conn, db.query("start_run"),
                        {"source": ps.source, "status": ps.status, "provenance": Jsonb(provenance), "message": ps.message})
     assert row is not None
     ps.run_id = int(row["id"])

@@ -27,13 +27,6 @@ DEFAULT_CHUNK_LINES = 50_000
 INGEST_LOCK = "ipintel.ingest"
 REJECTS_SHOWN = 5
 
-STAGING_COLUMNS = (
-    "batch_id", "line_no", "eventid", "event_ts", "session_id", "src_ip", "sensor", "protocol",
-    "src_port", "dst_ip", "dst_port", "duration", "client_version", "hassh",
-)
-COPY_EVENTS = "COPY ipintel_staging.cowrie_events ({}) FROM STDIN".format(", ".join(STAGING_COLUMNS))
-COPY_REJECTS = "COPY ipintel_staging.cowrie_rejects (batch_id, line_no, reason, detail, excerpt) FROM STDIN"
-
 __all__ = ["IngestSummary", "LockHeld", "ingest"]
 
 
@@ -76,16 +69,9 @@ def _find_file(conn: psycopg.Connection[Any], head: bytes) -> tuple[str, int, _F
     """
     full = hashlib.sha256(head).hexdigest()
     small_lengths = [r["fingerprint_bytes"] for r in db.query_all(
-        conn, "SELECT DISTINCT fingerprint_bytes FROM ipintel.ingest_files "
-              "WHERE fingerprint_bytes < %(length)s", {"length": len(head)})]
+        conn, db.query("small_fingerprint_lengths"), {"length": len(head)})]
     candidates = [full] + [hashlib.sha256(head[:n]).hexdigest() for n in small_lengths]
-    row = db.query_one(
-        conn,
-        """SELECT file_id, bytes_ingested, lines_ingested, finished FROM ipintel.ingest_files
-           WHERE fingerprint = ANY(%(candidates)s::text[])
-           ORDER BY fingerprint_bytes DESC LIMIT 1""",
-        {"candidates": candidates},
-    )
+    row = db.query_one(conn, db.query("find_ingest_file"), {"candidates": candidates})
     return full, len(head), (_FileRecord(**row) if row else None)
 
 
@@ -107,8 +93,8 @@ class _Ingest:
         # inside an implicit transaction that would only commit at the very end.
         with Lock(self.dsn, INGEST_LOCK) as lock, db.connection(self.dsn, autocommit=True) as conn:
             # We hold the ingest lock, so any run still marked running was killed.
-            lock.conn.execute("UPDATE ipintel.ingest_runs SET status = 'interrupted' WHERE status = 'running'")
-            run = db.query_one(lock.conn, "INSERT INTO ipintel.ingest_runs DEFAULT VALUES RETURNING run_id")
+            lock.conn.execute(db.query("interrupt_abandoned_ingest_runs"))
+            run = db.query_one(lock.conn, db.query("start_ingest_run"))
             assert run is not None
             self.summary.run_id = run["run_id"]
             status = "failed"
@@ -123,9 +109,7 @@ class _Ingest:
                 self.summary.seconds = time.monotonic() - self.started
                 # Files skipped after the last chunk (or in a run with none) are counted here.
                 lock.conn.execute(
-                    "UPDATE ipintel.ingest_runs SET status = %(status)s, finished_at = now(), "
-                    "files_read = %(files_read)s, files_skipped = %(files_skipped)s "
-                    "WHERE run_id = %(run_id)s",
+                    db.query("finish_ingest_run"),
                     {"status": status, "files_read": self.summary.files_read,
                      "files_skipped": self.summary.files_skipped, "run_id": self.summary.run_id})
         return self.summary
@@ -193,24 +177,21 @@ class _Ingest:
         s = self.summary
 
         def load(file_id: int | None) -> tuple[int, dict[str, Any]]:
-            batch = db.query_one(conn, "SELECT nextval('ipintel_staging.batch_id_seq') AS id")
+            batch = db.query_one(conn, db.query("next_batch_id"))
             assert batch is not None
             with conn.cursor() as cur:
-                with cur.copy(COPY_EVENTS) as copy:
+                with cur.copy(db.query("copy_cowrie_events")) as copy:
                     for e in events:
                         copy.write_row((batch["id"], e.line_no, e.eventid, e.event_ts, e.session_id, e.src_ip,
                                         e.sensor, e.protocol, e.src_port, e.dst_ip, e.dst_port, e.duration,
                                         e.client_version, e.hassh))
                 if rejects:
-                    with cur.copy(COPY_REJECTS) as copy:
+                    with cur.copy(db.query("copy_cowrie_rejects")) as copy:
                         for r in rejects:
                             copy.write_row((batch["id"], r.line_no, r.reason, r.detail, r.excerpt))
             # One SQL call owns the rest: merge, rejects, the file's offset, the run's counters.
             merged = db.query_one(
-                conn,
-                """SELECT * FROM ipintel.ingest_chunk(%(run)s, %(batch)s, %(file_id)s, %(fp)s, %(fp_bytes)s,
-                                                      %(path)s, %(offset)s, %(lines)s, %(finished)s,
-                                                      %(files_read)s, %(files_skipped)s)""",
+                conn, db.query("ingest_chunk"),
                 {"run": s.run_id, "batch": batch["id"], "file_id": file_id, "fp": fp[0], "fp_bytes": fp[1],
                  "path": str(path), "offset": progress.offset, "lines": progress.line_no, "finished": finished,
                  "files_read": s.files_read, "files_skipped": s.files_skipped})

@@ -223,6 +223,8 @@ def _ensure_database(port: int, dbname: str) -> None:
     import psycopg  # imported here so `stop` works without the driver installed
     from psycopg import sql
 
+    from ipintel import db
+
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -235,9 +237,10 @@ def _ensure_database(port: int, dbname: str) -> None:
                 raise
             time.sleep(0.2)
     with conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+        exists = conn.execute(db.query("database_exists"), {"dbname": dbname}).fetchone()
         if not exists:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            # CREATE DATABASE takes no parameter: the name goes in as a quoted identifier.
+            conn.execute(sql.SQL(db.query("create_database")).format(dbname=sql.Identifier(dbname)))
 
 
 def stop(data_root: Path = DEFAULT_DIR) -> bool:

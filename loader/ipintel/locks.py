@@ -25,18 +25,6 @@ class LockHeld(RuntimeError):
         super().__init__(f"{name} is held by {who}{since}")
 
 
-# The lock key is derived from the name in SQL, so psql users can see and take the same lock:
-# SELECT pg_try_advisory_lock(hashtextextended('ipintel.enrich', 0));
-TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%(name)s, 0)) AS ok"
-HOLDER = """
-SELECT a.pid, a.backend_start::text AS since
-FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted
-  AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(%(name)s, 0)
-LIMIT 1
-"""
-
-
 class Lock:
     """`with Lock(dsn, "ipintel.enrich", wait=False) as lock:` — `lock.conn` stays open (autocommit)."""
 
@@ -48,11 +36,13 @@ class Lock:
         self.conn = db.connect(self.dsn, autocommit=True)
         try:
             while True:
-                row = db.query_one(self.conn, TRY_LOCK, {"name": self.name})
+                # The lock key is derived from the name in SQL (try_advisory_lock in sql/queries.sql),
+                # so psql users can see and take the same lock.
+                row = db.query_one(self.conn, db.query("try_advisory_lock"), {"name": self.name})
                 if row and row["ok"]:
                     return self
                 if not self.wait:
-                    holder = db.query_one(self.conn, HOLDER, {"name": self.name})
+                    holder = db.query_one(self.conn, db.query("advisory_lock_holder"), {"name": self.name})
                     raise LockHeld(self.name, holder["pid"] if holder else None,
                                    holder["since"] if holder else None)
                 time.sleep(self.poll_seconds)

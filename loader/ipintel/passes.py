@@ -246,8 +246,7 @@ PASS_TYPES: dict[str, Callable[[Settings], Pass]] = {
 def registered_sources(dsn: str) -> list[str]:
     """The source registry (ipintel.enrichment_policy), in pass order."""
     with db.connection(dsn, autocommit=True) as conn:
-        return [r["source"] for r in db.query_all(conn, "SELECT source FROM ipintel.enrichment_policy "
-                                                        "ORDER BY pass_order")]
+        return [r["source"] for r in db.query_all(conn, db.query("registered_sources"))]
 
 
 class UnknownSource(EnrichError):

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.rows import tuple_row
+
+from ipintel import db
 
 if TYPE_CHECKING:  # annotations only: alembic is imported inside the functions that use it
     from alembic.config import Config
@@ -72,7 +73,8 @@ def downgrade(dsn: str, revision: str) -> None:
     command.downgrade(alembic_config(dsn), revision)
 
 
-# The alembic version table (migrations/env.py names it so ipintel can share a database).
+# The alembic version table (migrations/env.py names it so ipintel can share a database; the
+# schema_versions query of sql/queries.sql reads it by this name).
 VERSION_TABLE = "ipintel_alembic_version"
 MIGRATE_HINT = "run `ipintel migrate` (or `make migrate`)"
 
@@ -89,12 +91,11 @@ def head_revision() -> str:
 def current_revision(conn: psycopg.Connection[Any]) -> str | None:
     """The revision the database is at, None when it was never migrated. Read-only: the table is
     looked up through the search_path, as alembic does when it creates it."""
-    cur = conn.cursor(row_factory=tuple_row)
-    found = cur.execute("SELECT to_regclass(%s) IS NOT NULL", (VERSION_TABLE,)).fetchone()
-    if not found or not found[0]:
+    found = db.query_one(conn, db.query("version_table_exists"), {"table": VERSION_TABLE})
+    if not found or not found["found"]:
         return None
-    rows = cur.execute("SELECT version_num FROM ipintel_alembic_version").fetchall()
-    return ", ".join(sorted(row[0] for row in rows)) or None
+    rows = db.query_all(conn, db.query("schema_versions"))
+    return ", ".join(sorted(row["version_num"] for row in rows)) or None
 
 
 def check_version(conn: psycopg.Connection[Any]) -> str:

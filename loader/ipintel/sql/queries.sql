@@ -1,0 +1,208 @@
+-- From loader/ipintel/sql/queries.sql
+-- Every statement the loader sends, by name: the data logic itself lives in the functions of
+-- sql/ (installed by the migrations); these are the calls into it, the COPYs into staging and
+-- the few bookkeeping reads and writes of the loader. Python looks a statement up with
+-- `ipintel.db.query("name")` and passes its parameters by name; parameters are cast here.
+--
+-- Format (procrastinate's queries.sql): a block starts with a line `-- name --` (lower case,
+-- digits, underscores; unique), then at least one `-- ` line saying what it is for, then the
+-- statement, one per block. The loader sends the statement after a `-- From ...: name` line,
+-- so server logs and pg_stat_activity point back here. tests/test_queries.py checks the format
+-- and that every name is used.
+
+------------------------------------------------------------------------------------------
+-- CLI: status and report (the functions are in sql/097_reports.sql)
+------------------------------------------------------------------------------------------
+
+-- tier_counts --
+-- Rows in each tier, for the CLI's summary table.
+SELECT (SELECT count(*) FROM ipintel.asn_inventory)     AS asn_inventory,
+       (SELECT count(*) FROM ipintel.ip_inventory)      AS ip_inventory,
+       (SELECT count(*) FROM ipintel.session_summaries) AS session_summaries,
+       (SELECT count(*) FROM ipintel.ip_asn_history)    AS ip_asn_history;
+
+-- status_coverage --
+-- `ipintel status`: coverage per source, in pass order; the TTL as text for the table.
+SELECT c.*, c.ttl::text AS ttl
+FROM ipintel.enrichment_coverage c
+JOIN ipintel.enrichment_policy p USING (source)
+ORDER BY p.pass_order;
+
+-- status_last_runs --
+-- `ipintel status`: the last %(n)s enrichment runs.
+SELECT * FROM ipintel.status_last_runs(%(n)s::bigint);
+
+-- status_open_failures --
+-- `ipintel status`: failures waiting for a retry, per source.
+SELECT * FROM ipintel.status_open_failures();
+
+-- report_top_asns --
+-- `ipintel report`: the ASNs with the most sessions from %(since)s (inclusive) to %(until)s (exclusive).
+SELECT * FROM ipintel.report_top_asns(%(since)s::timestamptz, %(until)s::timestamptz, %(top)s::bigint);
+
+-- report_top_countries --
+-- `ipintel report`: the countries with the most sessions in the window.
+SELECT * FROM ipintel.report_top_countries(%(since)s::timestamptz, %(until)s::timestamptz, %(top)s::bigint);
+
+-- report_ip_types --
+-- `ipintel report`: sessions by IP type and GreyNoise verdict in the window.
+SELECT * FROM ipintel.report_ip_types(%(since)s::timestamptz, %(until)s::timestamptz, %(top)s::bigint);
+
+-- report_asn_moves --
+-- `ipintel report`: IPs whose ASN changed in the window.
+SELECT * FROM ipintel.report_asn_moves(%(since)s::timestamptz, %(until)s::timestamptz, %(top)s::bigint);
+
+------------------------------------------------------------------------------------------
+-- Advisory locks: one ingest and one enrichment at a time per database (ipintel.locks)
+------------------------------------------------------------------------------------------
+
+-- try_advisory_lock --
+-- Take the session advisory lock named %(name)s without waiting; ok is false when another
+-- session holds it. The key is derived from the name in SQL, so psql users can take it too:
+-- SELECT pg_try_advisory_lock(hashtextextended('ipintel.enrich', 0));
+SELECT pg_try_advisory_lock(hashtextextended(%(name)s::text, 0)) AS ok;
+
+-- advisory_lock_holder --
+-- The backend holding the advisory lock named %(name)s, and since when it is connected.
+SELECT a.pid, a.backend_start::text AS since
+FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted
+  AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(%(name)s::text, 0)
+LIMIT 1;
+
+------------------------------------------------------------------------------------------
+-- Staging batches, shared by ingest and enrich
+------------------------------------------------------------------------------------------
+
+-- next_batch_id --
+-- A new batch id for the rows one transaction stages.
+SELECT nextval('ipintel_staging.batch_id_seq') AS id;
+
+------------------------------------------------------------------------------------------
+-- Ingest (the functions are in sql/060_ingest.sql)
+------------------------------------------------------------------------------------------
+
+-- interrupt_abandoned_ingest_runs --
+-- Run by an ingest holding the ingest lock: a run still marked running was killed.
+UPDATE ipintel.ingest_runs SET status = 'interrupted' WHERE status = 'running';
+
+-- start_ingest_run --
+-- A new ingest run; returns its run_id.
+INSERT INTO ipintel.ingest_runs DEFAULT VALUES RETURNING run_id;
+
+-- finish_ingest_run --
+-- An ingest run ends: its status, and the files read or skipped (counted also after the last
+-- chunk, or in a run with none).
+UPDATE ipintel.ingest_runs
+SET status = %(status)s::text, finished_at = now(),
+    files_read = %(files_read)s::bigint, files_skipped = %(files_skipped)s::bigint
+WHERE run_id = %(run_id)s::bigint;
+
+-- small_fingerprint_lengths --
+-- The fingerprint lengths recorded for files shorter than %(length)s bytes (a small live log is
+-- hashed whole: its head is tried again at those lengths).
+SELECT DISTINCT fingerprint_bytes FROM ipintel.ingest_files
+WHERE fingerprint_bytes < %(length)s::integer;
+
+-- find_ingest_file --
+-- What was ingested of the file known by one of %(candidates)s (fingerprints), the longest first.
+SELECT file_id, bytes_ingested, lines_ingested, finished FROM ipintel.ingest_files
+WHERE fingerprint = ANY(%(candidates)s::text[])
+ORDER BY fingerprint_bytes DESC LIMIT 1;
+
+-- copy_cowrie_events --
+-- Stream a chunk's events into staging (the columns in the order ingest.py writes them).
+COPY ipintel_staging.cowrie_events (batch_id, line_no, eventid, event_ts, session_id, src_ip, sensor, protocol,
+                                   src_port, dst_ip, dst_port, duration, client_version, hassh)
+FROM STDIN;
+
+-- copy_cowrie_rejects --
+-- Stream a chunk's rejected lines into staging.
+COPY ipintel_staging.cowrie_rejects (batch_id, line_no, reason, detail, excerpt) FROM STDIN;
+
+-- ingest_chunk --
+-- One call per chunk: merge the staged batch, keep its rejects, move the file's offset and the
+-- run's counters.
+SELECT * FROM ipintel.ingest_chunk(%(run)s::bigint, %(batch)s::bigint, %(file_id)s::bigint, %(fp)s::text,
+                                   %(fp_bytes)s::integer, %(path)s::text, %(offset)s::bigint, %(lines)s::bigint,
+                                   %(finished)s::boolean, %(files_read)s::bigint, %(files_skipped)s::bigint);
+
+------------------------------------------------------------------------------------------
+-- Enrich (the functions are in sql/070_enrichment.sql and sql/080_cymru_greynoise.sql)
+------------------------------------------------------------------------------------------
+
+-- registered_sources --
+-- The source registry, in pass order.
+SELECT source FROM ipintel.enrichment_policy ORDER BY pass_order;
+
+-- running_enrichment_run --
+-- The newest enrichment run still marked running: named when the enrich lock is held.
+SELECT run_id, source, started_at FROM ipintel.enrichment_runs
+WHERE status = 'running' ORDER BY run_id DESC LIMIT 1;
+
+-- interrupt_abandoned_runs --
+-- Run by an enrich holding the enrich lock: a run still marked running was killed.
+SELECT ipintel.interrupt_abandoned_runs();
+
+-- source_enabled --
+-- Whether the source %(source)s is enabled (no row: not registered).
+SELECT enabled FROM ipintel.enrichment_policy WHERE source = %(source)s::text;
+
+-- start_run --
+-- A run row for one pass, with its provenance; returns its id.
+SELECT ipintel.start_run(%(source)s::text, %(provenance)s::jsonb, %(status)s::text, %(message)s::text) AS id;
+
+-- run_due_ips --
+-- The IPs due for the run's source (or %(ips)s, forced), at most %(limit)s (NULL: all).
+SELECT host(ip) AS ip
+FROM ipintel.run_due_ips(%(run)s::bigint, %(limit)s::bigint, %(force)s::boolean, %(ips)s::inet[],
+                         %(build)s::bigint) AS ip;
+
+-- spend_budget --
+-- Lookups granted from today's shared budget of the source (counted in ipintel.api_budget).
+SELECT ipintel.spend_budget(%(source)s::text, %(want)s::bigint, %(limit)s::bigint) AS n;
+
+-- copy_enrichment_results --
+-- Stream a batch's answers into staging.
+COPY ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, build, result) FROM STDIN;
+
+-- copy_enrichment_failures --
+-- Stream a batch's failures into staging.
+COPY ipintel_staging.enrichment_failures (run_id, batch_id, source, ip, error, retryable, retry_after) FROM STDIN;
+
+-- merge_batch --
+-- One call per batch: the source's merge, the failures, the run's counters.
+SELECT * FROM ipintel.merge_batch(%(run)s::bigint, %(batch)s::bigint);
+
+-- finish_run --
+-- A pass ends: its run's status and why.
+SELECT ipintel.finish_run(%(run)s::bigint, %(status)s::text, %(message)s::text);
+
+-- take_snapshots --
+-- After the passes: SQL decides, per session and field, which sources are still awaited.
+SELECT ipintel.take_snapshots() AS n;
+
+------------------------------------------------------------------------------------------
+-- Schema version (ipintel.schema); the table is named in migrations/env.py
+------------------------------------------------------------------------------------------
+
+-- version_table_exists --
+-- Whether the alembic version table %(table)s is found through the search_path.
+SELECT to_regclass(%(table)s::text) IS NOT NULL AS found;
+
+-- schema_versions --
+-- The revisions the database is at (one row, or none).
+SELECT version_num FROM ipintel_alembic_version;
+
+------------------------------------------------------------------------------------------
+-- The local throwaway cluster (ipintel.localdb), on its maintenance database `postgres`
+------------------------------------------------------------------------------------------
+
+-- database_exists --
+-- Whether the database %(dbname)s exists.
+SELECT 1 FROM pg_database WHERE datname = %(dbname)s::name;
+
+-- create_database --
+-- A psycopg.sql template, not a parameterised query: {dbname} is filled in with sql.Identifier
+-- (CREATE DATABASE takes no parameter).
+CREATE DATABASE {dbname};
