@@ -17,7 +17,7 @@ DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-
 # DATABASE_URL from the environment wins; otherwise the project-local cluster (make db).
 DB_URL = $${DATABASE_URL:-$$($(PY) -m ipintel.localdb url --dir $(PG_DIR))}
 
-.PHONY: help setup system-packages db db-stop migrate ingest enrich status report demo test lint-migrations bench clean
+.PHONY: help setup system-packages db db-stop migrate ingest enrich status report demo test lint-migrations bench bench-quick clean
 
 help:
 	@echo "make demo    set everything up, start a local PostgreSQL, migrate, ingest and enrich a sample"
@@ -98,6 +98,11 @@ bench: setup
 	trap '$(LOCALDB) stop --dir $(BENCH_PG_DIR)' EXIT; \
 	url=$$($(PY) -m ipintel.localdb start --dir $(BENCH_PG_DIR) --dbname postgres); \
 	IPINTEL_BENCH_DSN="$$url" $(PY) -m bench $(BENCH_ARGS)
+
+# The MaxMind pass against the row-by-row baseline on 100K IPs (a minute or two): CI runs it
+# after make test, so a change that breaks the benchmark or its figures is seen at once.
+bench-quick:
+	@$(MAKE) --no-print-directory bench BENCH_ARGS="--ips 100000 --baseline-ips 5000 --networks 1000 --only maxmind --out bench/out/quick.json"
 
 # destroy stops a cluster and removes its folder and its data, wherever they live.
 clean:
