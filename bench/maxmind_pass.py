@@ -38,7 +38,7 @@ from psycopg.types.json import Jsonb
 
 from ipintel import schema
 from ipintel.config import Settings
-from ipintel.enrich import Batches, EnrichOptions, enrich
+from ipintel.enrich import Batches, EnrichOptions, Stopped, enrich
 from ipintel.passes import MaxMindPass
 from ipintel.progress import Reporter
 from ipintel.sources import maxmind
@@ -157,7 +157,7 @@ def seed_inventory(dsn: str, clusters: list[Cluster], ips: int, seed: float) -> 
 class TimedMaxMindPass(MaxMindPass):
     """The production pass, with the time spent writing batches (COPY + merge) measured."""
 
-    def fetch(self, ips: list[str], batches: Batches) -> str | None:
+    def fetch(self, ips: list[str], batches: Batches) -> Stopped | None:
         self.write_seconds = 0.0
         write = batches.write
 

@@ -67,6 +67,7 @@ class PassSummary:
     failed: int = 0
     seconds: float = 0.0
     message: str | None = None
+    quota_spent: bool = False  # stopped by the source's daily quota or budget: not a failure
 
 
 @dataclass
@@ -79,13 +80,13 @@ class EnrichSummary:
     @property
     def exit_code(self) -> int:
         """0 all done, 1 recorded failures, 2 a pass failed on broken configuration (a corrupt
-        MaxMind file). A pass "stopped" by a spent daily quota or budget (QuotaSpent) is normal
+        MaxMind file). A pass "stopped" by a spent daily quota or budget (quota_spent) is normal
         daily operation (its notice says how many IPs stay due): still 0, so cron stays quiet;
         stopped for another reason (e.g. out of time) it is 1."""
         if self.broken_configuration:
             return 2
         bad = {"finished_with_failures", "failed", "interrupted"}
-        return 1 if any(p.status in bad or (p.status == "stopped" and not isinstance(p.message, QuotaSpent))
+        return 1 if any(p.status in bad or (p.status == "stopped" and not p.quota_spent)
                         for p in self.passes) else 0
 
 
@@ -192,7 +193,7 @@ class Pass(Protocol):
         """A data build number, staged with every answer: IPs fetched from an older build are due
         again (MaxMind); None for live services."""
 
-    def fetch(self, ips: list[str], batches: Batches) -> str | None:
+    def fetch(self, ips: list[str], batches: Batches) -> Stopped | None:
         """Fetch `ips` and hand results to `batches.write`. Return a message when the pass
         stopped early on purpose (quota), else None."""
 
@@ -203,9 +204,14 @@ class SkipPass(Exception):
     """The source is not configured (e.g. no GreyNoise key): skipped, said plainly."""
 
 
-class QuotaSpent(str):
-    """A fetch() message saying the source's daily quota or budget ended the pass: normal daily
-    operation (the rest stays due for tomorrow), so the pass is "stopped" but the run exits 0."""
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """What fetch() returns when it ended the pass early on purpose; the rest stays due.
+    quota: the source's daily quota or budget is spent, which is normal daily operation (the
+    run still exits 0); otherwise (e.g. out of time) the run exits 1."""
+
+    message: str
+    quota: bool = False
 
 
 @dataclass
@@ -299,7 +305,7 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
         stopped = p.fetch([r["ip"] for r in due], batches)
         reporter.finish()
         if stopped:
-            ps.status, ps.message = "stopped", stopped
+            ps.status, ps.message, ps.quota_spent = "stopped", stopped.message, stopped.quota
         else:
             ps.status = "finished_with_failures" if ps.failed else "succeeded"
     except KeyboardInterrupt as exc:

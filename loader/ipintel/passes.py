@@ -18,8 +18,8 @@ from ipintel.enrich import (
     EnrichError,
     Failure,
     Pass,
-    QuotaSpent,
     SkipPass,
+    Stopped,
 )
 from ipintel.sources import cymru, greynoise, maxmind
 
@@ -74,7 +74,7 @@ class MaxMindPass:
         assert self.dbs is not None
         return max(db.build_epoch for db in (self.dbs.location, self.dbs.asn) if db is not None)
 
-    def fetch(self, ips: list[str], batches: Batches) -> str | None:
+    def fetch(self, ips: list[str], batches: Batches) -> Stopped | None:
         assert self.dbs is not None
         # Sorted, consecutive addresses often share a network: lookup_many then reuses a record.
         ordered = sorted(ips, key=_address_order)
@@ -118,7 +118,7 @@ class CymruPass:
     def current_build(self) -> int | None:
         return None
 
-    def fetch(self, ips: list[str], batches: Batches) -> str | None:
+    def fetch(self, ips: list[str], batches: Batches) -> Stopped | None:
         started = last_answer = time.monotonic()
 
         def on_batch(results: list[cymru.CymruResult], not_found: list[str]) -> None:
@@ -141,8 +141,8 @@ class CymruPass:
         batches.write([], [Failure(ip, f"{f.error} (after {f.attempts} attempts, batch of {len(f.ips)})")
                            for f in outcome.failures for ip in f.ips])
         if outcome.out_of_time:
-            return (f"Team Cymru pass budget of {self.settings.pass_timeout:g}s spent (IPINTEL_CYMRU_PASS_TIMEOUT); "
-                    f"{len(outcome.unfinished):,} IPs stay due for a later run")
+            return Stopped(f"Team Cymru pass budget of {self.settings.pass_timeout:g}s spent "
+                           f"(IPINTEL_CYMRU_PASS_TIMEOUT); {len(outcome.unfinished):,} IPs stay due for a later run")
         return None
 
     def close(self) -> None:
@@ -187,7 +187,7 @@ class GreyNoisePass:
     def current_build(self) -> int | None:
         return None
 
-    def fetch(self, ips: list[str], batches: Batches) -> str | None:
+    def fetch(self, ips: list[str], batches: Batches) -> Stopped | None:
         assert self.settings is not None and self.key
         key = self.key
 
@@ -219,10 +219,10 @@ class GreyNoisePass:
         left = len(outcome.not_attempted)
         # Normal daily operation (exit 0): the rest stays due for the next run.
         if outcome.quota_exhausted:
-            return QuotaSpent(f"GreyNoise quota exhausted (HTTP 429); {left:,} IPs stay due for a later run")
+            return Stopped(f"GreyNoise quota exhausted (HTTP 429); {left:,} IPs stay due for a later run", quota=True)
         if outcome.budget_exhausted:
-            return QuotaSpent(f"daily budget of {self.daily_budget:,} GreyNoise lookups spent "
-                              f"(IPINTEL_GREYNOISE_DAILY_BUDGET); {left:,} IPs stay due for a later run")
+            return Stopped(f"daily budget of {self.daily_budget:,} GreyNoise lookups spent "
+                           f"(IPINTEL_GREYNOISE_DAILY_BUDGET); {left:,} IPs stay due for a later run", quota=True)
         return None
 
     def close(self) -> None:
