@@ -44,8 +44,11 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 
+# The local cluster's URL names its passfile, never a password; one from the environment is
+# shown with its password masked.
 db: setup
-	@if [ -n "$$DATABASE_URL" ]; then echo "DATABASE_URL is set; no local cluster needed: $$DATABASE_URL"; \
+	@if [ -n "$$DATABASE_URL" ]; then echo "DATABASE_URL is set; no local cluster needed: $$($(PY) -c \
+	    'import os; from ipintel.config import redact_dsn; u = os.environ["DATABASE_URL"]; print(redact_dsn(u, u))')"; \
 	else url=$$($(PY) -m ipintel.localdb start --dir $(PG_DIR)) && echo "export DATABASE_URL=$$url"; fi
 
 db-stop:

@@ -3,7 +3,9 @@
 `IPINTEL_TEST_DSN` names a server to use (any database on it; tests create their own). Without
 it, a throwaway PostgreSQL 15 cluster is started for the session (ipintel.localdb: initdb on a
 free loopback port, as the postgres user when we are root, which pytest-postgresql's process
-fixture cannot do) and stopped at the end. A template database is migrated once with
+fixture cannot do) and stopped at the end. Its password is in a libpq passfile, named by the
+URI (`?passfile=`); PGPASSFILE names it too for the session, for pytest-postgresql's janitor,
+which takes no passfile. A template database is migrated once with
 `alembic upgrade head`; each test gets its own clone of it (pytest-postgresql's DatabaseJanitor).
 """
 
@@ -13,6 +15,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +33,12 @@ class PgServer:
     port: int
     user: str
     password: str | None
+    passfile: str | None = None
 
     def dsn(self, dbname: str) -> str:
         return make_conninfo(host=self.host, port=self.port, user=self.user, dbname=dbname,
-                             **({"password": self.password} if self.password else {}))
+                             **({"password": self.password} if self.password else {}),
+                             **({"passfile": self.passfile} if self.passfile else {}))
 
     def janitor(self, dbname: str, template: str | None = None, as_template: bool = False) -> DatabaseJanitor:
         return DatabaseJanitor(user=self.user, host=self.host, port=self.port, password=self.password,
@@ -45,13 +50,25 @@ def _conninfo(dsn: str) -> dict[str, str]:
     return {key: str(value) for key, value in conninfo_to_dict(dsn).items()}
 
 
+@contextmanager
+def _pgpassfile(passfile: str | None) -> Iterator[None]:
+    """PGPASSFILE set to `passfile` (when there is one) until the end: DatabaseJanitor connects
+    with user, host, port and password only, and libpq finds the password there."""
+    with pytest.MonkeyPatch.context() as patch:
+        if passfile:
+            patch.setenv("PGPASSFILE", passfile)
+        yield
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     given = os.environ.get("IPINTEL_TEST_DSN")
     if given:
         params = _conninfo(given)
-        yield PgServer(host=str(params.get("host", "127.0.0.1")), port=int(params.get("port", 5432)),
-                       user=str(params.get("user", "postgres")), password=params.get("password"))
+        with _pgpassfile(params.get("passfile")):
+            yield PgServer(host=str(params.get("host", "127.0.0.1")), port=int(params.get("port", 5432)),
+                           user=str(params.get("user", "postgres")), password=params.get("password"),
+                           passfile=params.get("passfile"))
         return
     # Any folder will do, even one the postgres user cannot enter (TMPDIR in /root): as root,
     # localdb then keeps the data in a private folder of postgres, which destroy() removes too.
@@ -59,7 +76,9 @@ def pg_server() -> Iterator[PgServer]:
     try:
         url = localdb.start(root, fast=True, dbname="postgres")
         params = _conninfo(url)
-        yield PgServer(host="127.0.0.1", port=int(params["port"]), user=localdb.SUPERUSER, password=None)
+        with _pgpassfile(params.get("passfile")):
+            yield PgServer(host="127.0.0.1", port=int(params["port"]), user=localdb.SUPERUSER, password=None,
+                           passfile=params.get("passfile"))
     finally:
         localdb.destroy(root)
 

@@ -2,8 +2,12 @@
 
 Used by `make db` / `make db-stop` / `make clean` and by the test harness when no DSN is given.
 The cluster listens on 127.0.0.1 and a Unix socket inside its own folder only (none when that
-path is too long for a socket), on a free port, with trust authentication: it is a scratch
-database, never a production one.
+path is too long for a socket), on a free port. It is a scratch database, never a production
+one, but a private one: scram-sha-256 authentication for every connection, with a password
+generated at initdb and kept only in a libpq passfile, DIR/pgpass (mode 0600, the invoking
+user's). The URI printed and returned names that file (`?passfile=...`), never the password, so
+no other local account can connect. A cluster made before this (trust authentication, no
+passfile) still works, with a warning at each start.
 
 PostgreSQL refuses to run as root, so when we are root the server programs run as the
 `postgres` system user (created by Debian's postgresql-common), which must be able to reach
@@ -13,7 +17,7 @@ a private folder of the postgres user, /var/tmp/ipintel-pg-<uid>-<hash of DIR's 
 (mode 0700), and DIR holds only the `location` file naming that folder, and the port. `stop`
 and `destroy` follow it. Not as root, the server runs as the invoking user, in DIR.
 
-    python -m ipintel.localdb start   [--dir DIR] [--fast]   # prints DATABASE_URL
+    python -m ipintel.localdb start   [--dir DIR] [--fast]   # prints DATABASE_URL (no secret in it)
     python -m ipintel.localdb stop    [--dir DIR]
     python -m ipintel.localdb url     [--dir DIR]
     python -m ipintel.localdb destroy [--dir DIR]            # stop, then remove DIR and the data
@@ -26,12 +30,14 @@ import hashlib
 import os
 import pwd
 import re
+import secrets
 import shutil
 import socket
 import stat
 import subprocess
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 DEFAULT_DIR = Path(".ipintel-pg")
@@ -44,6 +50,11 @@ PG_MAJOR = "15"
 EXTERNAL_PARENT = Path("/var/tmp")
 EXTERNAL_NAME = re.compile(r"ipintel-pg-\d+-[0-9a-f]{12}")
 LOCATION_FILE = "location"
+# libpq passfile holding the superuser's password, in DIR (and, as root with the data in a
+# private folder under /var/tmp, a copy there, so a new clone at the same path finds it again).
+PASSFILE = "pgpass"
+# The password file initdb reads, in the cluster's home while initdb runs, then removed.
+INITDB_PWFILE = "initdb-pwfile"
 # sun_path holds 108 bytes with the terminating NUL; a longer socket path is fatal at start.
 MAX_SOCKET_PATH = 107
 
@@ -143,13 +154,48 @@ def _private_folder(home: Path, owner: pwd.struct_passwd) -> None:
                            "remove it, then start again")
 
 
+def passfile(data_root: Path = DEFAULT_DIR) -> Path:
+    """The libpq passfile of the cluster in `data_root` (absolute; it may not exist)."""
+    return data_root.resolve() / PASSFILE
+
+
+def _write_private(path: Path, text: str, owner: pwd.struct_passwd | None = None) -> None:
+    """Write `path` with mode 0600 from its creation on (a new file, swapped in by rename),
+    owned by `owner` when given (we are root), else by us."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        if owner is not None:
+            os.fchown(fd, owner.pw_uid, owner.pw_gid)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _hba_trusts(pgdata: Path) -> bool:
+    """Whether pg_hba.conf lets some connection in without a password (a cluster initdb made
+    with --auth=trust, before clusters were private)."""
+    try:
+        lines = (pgdata / "pg_hba.conf").read_text().splitlines()
+    except OSError:
+        return False
+    return any(line.split("#", 1)[0].split()[-1:] == ["trust"] for line in lines)
+
+
 def url(data_root: Path = DEFAULT_DIR, dbname: str = DEFAULT_DBNAME) -> str:
-    """libpq URI of the cluster in `data_root` (it must have been started once)."""
+    """libpq URI of the cluster in `data_root` (it must have been started once). It names the
+    passfile holding the password, never the password; none for a cluster made with trust."""
     port_file = _port_file(data_root)
     if not port_file.exists():
         raise LocalDbError(f"no local cluster in {data_root}: run `make db` first")
     port = int(port_file.read_text().strip())
-    return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{dbname}"
+    uri = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{urllib.parse.quote(dbname, safe='')}"
+    pgpass = passfile(data_root)
+    if pgpass.exists():
+        uri += "?passfile=" + urllib.parse.quote(str(pgpass), safe="/")
+    return uri
 
 
 def is_running(data_root: Path = DEFAULT_DIR) -> bool:
@@ -184,10 +230,8 @@ def start(data_root: Path = DEFAULT_DIR, *, fast: bool = False, dbname: str = DE
             (data_root / LOCATION_FILE).write_text(f"{home}\n")
     pgdata = home / "data"
     if not (pgdata / "PG_VERSION").exists():
-        _run_as_owner(
-            [str(bindir / "initdb"), "-D", str(pgdata), "-U", SUPERUSER, "--auth=trust",
-             "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"]
-        )
+        _initdb(bindir, data_root, home)
+    _check_authentication(data_root, home, pgdata)
     if is_running(data_root):
         if not _port_file(data_root).exists():
             # A server left running by an earlier clone at this same path (its data lives in the
@@ -215,11 +259,54 @@ def start(data_root: Path = DEFAULT_DIR, *, fast: bool = False, dbname: str = DE
     )
     # Written by us (root or not) after the server is up, read by url().
     _port_file(data_root).write_text(f"{port}\n")
-    _ensure_database(port, dbname)
+    pgpass = passfile(data_root)
+    _ensure_database(port, dbname, pgpass if pgpass.exists() else None)
     return url(data_root, dbname)
 
 
-def _ensure_database(port: int, dbname: str) -> None:
+def _initdb(bindir: Path, data_root: Path, home: Path) -> None:
+    """A new cluster whose superuser has a random password, written to the passfile only."""
+    owner = _owner() if os.geteuid() == 0 else None
+    password = secrets.token_urlsafe(32)  # [A-Za-z0-9_-]: nothing to escape in a passfile
+    # initdb reads it as the user it runs as (postgres, when we are root): in the cluster's
+    # home, which is that user's, mode 0600, and gone once initdb is done.
+    pwfile = home / INITDB_PWFILE
+    _write_private(pwfile, password + "\n", owner)
+    try:
+        _run_as_owner(
+            [str(bindir / "initdb"), "-D", str(home / "data"), "-U", SUPERUSER,
+             "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", f"--pwfile={pwfile}",
+             "--encoding=UTF8", "--locale=C.UTF-8", "--no-instructions"]
+        )
+    finally:
+        pwfile.unlink(missing_ok=True)
+    line = f"*:*:*:{SUPERUSER}:{password}\n"
+    _write_private(passfile(data_root), line)
+    if home != data_root:
+        # Root's copy in postgres's private folder: a clone at the same path adopts the server
+        # (see start) and needs the password with it. destroy removes it with the folder.
+        _write_private(home / PASSFILE, line)
+
+
+def _check_authentication(data_root: Path, home: Path, pgdata: Path) -> None:
+    """Warn about a cluster made with trust; bring back or miss the passfile of one made with scram."""
+    pgpass = passfile(data_root)
+    if pgpass.exists():
+        return
+    if _hba_trusts(pgdata):
+        print(f"ipintel.localdb: warning: the cluster in {data_root} was created with trust "
+              "authentication, any local user can connect: `make clean` and start again to make "
+              "it private", file=sys.stderr)
+        return
+    saved = home / PASSFILE
+    if home != data_root and saved.exists():
+        _write_private(pgpass, saved.read_text())
+        return
+    raise LocalDbError(f"{pgpass} is missing: without it nobody can connect to the cluster in "
+                       f"{data_root}; `make clean` and start again")
+
+
+def _ensure_database(port: int, dbname: str, pgpass: Path | None) -> None:
     import psycopg  # imported here so `stop` works without the driver installed
     from psycopg import sql
 
@@ -229,7 +316,8 @@ def _ensure_database(port: int, dbname: str) -> None:
     while True:
         try:
             conn = psycopg.connect(
-                host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", autocommit=True
+                host="127.0.0.1", port=port, user=SUPERUSER, dbname="postgres", autocommit=True,
+                passfile=str(pgpass) if pgpass else None,  # None: left out of the conninfo
             )
             break
         except psycopg.OperationalError:
