@@ -680,6 +680,8 @@ def test_status_prints_the_coverage_view(
     counts = {v["source"]: (v["ips"], v["fresh"], v["stale"], v["never_fetched"], v["bogons_never_sent"])
               for v in view}
     assert (counts["maxmind"], counts["cymru"]) == ((9, 8, 0, 1, 2), (9, 0, 1, 8, 2))
+    # When an answer is due again: MaxMind on a newer build (never by age), the others by TTL.
+    assert (printed["maxmind"][2], printed["cymru"][2].split()[0]) == ("new build", "30")
 
 
 def test_failed_pass_does_not_snapshot_ips_it_left_due(seeded: str, geoip: Path, tmp_path: Path,

@@ -22,8 +22,9 @@ SELECT (SELECT count(*) FROM ipintel.asn_inventory)     AS asn_inventory,
        (SELECT count(*) FROM ipintel.ip_asn_history)    AS ip_asn_history;
 
 -- status_coverage --
--- `ipintel status`: coverage per source, in pass order; the TTL as text for the table.
-SELECT c.*, c.ttl::text AS ttl
+-- `ipintel status`: coverage per source, in pass order; when an answer is due again, as text:
+-- the TTL, or for an offline database (MaxMind) a newer build, never its age.
+SELECT c.*, CASE WHEN p.kind = 'offline_database' THEN 'new build' ELSE c.ttl::text END AS ttl
 FROM ipintel.enrichment_coverage c
 JOIN ipintel.enrichment_policy p USING (source)
 ORDER BY p.pass_order;
