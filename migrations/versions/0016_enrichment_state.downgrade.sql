@@ -250,6 +250,23 @@ COMMENT ON TABLE ipintel_staging.enrichment_results IS
 COMMENT ON COLUMN ipintel_staging.enrichment_results.fetched_at IS NULL;
 COMMENT ON COLUMN ipintel_staging.enrichment_results.result IS NULL;
 
+CREATE OR REPLACE FUNCTION ipintel.source_declines(p_policy ipintel.enrichment_policy, p_ip ipintel.ip_inventory)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+RETURN (p_policy.skip_when_maxmind_asn AND jsonb_typeof(p_ip.enrichment #> '{maxmind,asn}') IS NOT DISTINCT FROM 'number')
+    OR (p_policy.min_session_count IS NOT NULL AND p_ip.session_count < p_policy.min_session_count
+        AND NOT (p_policy.or_login_success AND EXISTS (
+            SELECT 1 FROM ipintel.session_summaries s
+            WHERE s.source_ip = p_ip.ip AND s.login_successes > 0)))
+    OR EXISTS (
+        SELECT 1 FROM ipintel.enrichment_failures f
+        WHERE f.source = p_policy.source AND f.ip = p_ip.ip
+          AND f.resolved_at IS NULL AND NOT f.retryable);
+COMMENT ON FUNCTION ipintel.source_declines(ipintel.enrichment_policy, ipintel.ip_inventory) IS
+    'True when the source will not be asked about the IP: the policy skips it (skip_when_maxmind_asn, min_session_count) or an open failure says asking again cannot help. A definitive answer for snapshots.';
+DROP FUNCTION ipintel.below_session_threshold(ipintel.enrichment_policy, ipintel.ip_inventory);
+DROP FUNCTION ipintel.skipped_for_maxmind_asn(ipintel.enrichment_policy, ipintel.ip_inventory);
 DROP FUNCTION ipintel.record_enrichment_state(text, bigint);
 DROP FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz);
 DROP TABLE ipintel.enrichment_state;

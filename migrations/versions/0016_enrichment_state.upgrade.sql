@@ -53,6 +53,27 @@ RETURN p_policy.kind <> 'offline_database' AND p_fetched_at < now() - p_policy.t
 COMMENT ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz) IS
     'True when an answer fetched at p_fetched_at is older than the source''s ttl; never for an offline_database source (due again only for a newer build). NULL when p_fetched_at is NULL (never fetched).';
 
+-- The policy's two filters, shared by ips_due (is the IP asked?) and source_declines (does a
+-- snapshot still wait for the source?), so both always read the policy the same way.
+CREATE FUNCTION ipintel.skipped_for_maxmind_asn(p_policy ipintel.enrichment_policy, p_ip ipintel.ip_inventory)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+RETURN p_policy.skip_when_maxmind_asn AND jsonb_typeof(p_ip.enrichment #> '{maxmind,asn}') IS NOT DISTINCT FROM 'number';
+COMMENT ON FUNCTION ipintel.skipped_for_maxmind_asn(ipintel.enrichment_policy, ipintel.ip_inventory) IS
+    'True when the policy skips the IP because MaxMind already gave it an ASN (skip_when_maxmind_asn).';
+
+CREATE FUNCTION ipintel.below_session_threshold(p_policy ipintel.enrichment_policy, p_ip ipintel.ip_inventory)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+RETURN p_policy.min_session_count IS NOT NULL AND p_ip.session_count < p_policy.min_session_count
+    AND NOT (p_policy.or_login_success AND EXISTS (
+        SELECT 1 FROM ipintel.session_summaries s
+        WHERE s.source_ip = p_ip.ip AND s.login_successes > 0));
+COMMENT ON FUNCTION ipintel.below_session_threshold(ipintel.enrichment_policy, ipintel.ip_inventory) IS
+    'True when the policy does not ask about the IP: fewer sessions than min_session_count (and, with or_login_success, no successful login).';
+
 CREATE OR REPLACE FUNCTION ipintel.ips_due(
     p_source text,
     p_limit bigint DEFAULT NULL,
@@ -76,13 +97,8 @@ BEGIN ATOMIC
           (e.ip IS NULL
            OR ipintel.answer_is_stale(p, e.fetched_at)
            OR e.build < p_current_build)
-          AND NOT (p.skip_when_maxmind_asn AND e.ip IS NULL
-                   AND i.enrichment #> '{maxmind,asn}' IS NOT NULL
-                   AND i.enrichment #> '{maxmind,asn}' <> 'null'::jsonb)
-          AND (p.min_session_count IS NULL OR i.session_count >= p.min_session_count
-               OR (p.or_login_success AND EXISTS (
-                   SELECT 1 FROM ipintel.session_summaries s
-                   WHERE s.source_ip = i.ip AND s.login_successes > 0)))
+          AND NOT (e.ip IS NULL AND ipintel.skipped_for_maxmind_asn(p, i))
+          AND NOT ipintel.below_session_threshold(p, i)
           -- a failure that asking again cannot fix, or one asked to wait
           AND NOT EXISTS (
               SELECT 1 FROM ipintel.enrichment_failures f
@@ -93,6 +109,19 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION ipintel.ips_due(text, bigint, boolean, inet[], bigint) IS
     'IPs due for a source, most recently seen first: never fetched (no enrichment_state row), older than the policy TTL (never for an offline_database source), or fetched from an older data build than p_current_build; never bogons. p_ips restricts to those IPs; p_force ignores freshness and policy filters.';
+
+CREATE OR REPLACE FUNCTION ipintel.source_declines(p_policy ipintel.enrichment_policy, p_ip ipintel.ip_inventory)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+RETURN ipintel.skipped_for_maxmind_asn(p_policy, p_ip)
+    OR ipintel.below_session_threshold(p_policy, p_ip)
+    OR EXISTS (
+        SELECT 1 FROM ipintel.enrichment_failures f
+        WHERE f.source = p_policy.source AND f.ip = p_ip.ip
+          AND f.resolved_at IS NULL AND NOT f.retryable);
+COMMENT ON FUNCTION ipintel.source_declines(ipintel.enrichment_policy, ipintel.ip_inventory) IS
+    'True when the source will not be asked about the IP: the policy skips it (skip_when_maxmind_asn, min_session_count) or an open failure says asking again cannot help. A definitive answer for snapshots.';
 
 CREATE FUNCTION ipintel.record_enrichment_state(p_source text, p_batch_id bigint)
     RETURNS bigint
