@@ -194,8 +194,8 @@ class Pass(Protocol):
         again (MaxMind); None for live services."""
 
     def fetch(self, ips: list[str], batches: Batches) -> Stopped | None:
-        """Fetch `ips` and hand results to `batches.write`. Return a message when the pass
-        stopped early on purpose (quota), else None."""
+        """Fetch `ips` and hand results to `batches.write`. Return Stopped when the pass ended
+        early on purpose (a quota, a time budget), else None."""
 
     def close(self) -> None: ...
 

@@ -72,7 +72,7 @@ class MaxMindPass:
         """The newer build_epoch of the files read: staged with every answer (enrichment_state.build),
         so IPs looked up in an older build than the installed files are due again."""
         assert self.dbs is not None
-        return max(db.build_epoch for db in (self.dbs.location, self.dbs.asn) if db is not None)
+        return max(f.build_epoch for f in (self.dbs.location, self.dbs.asn) if f is not None)
 
     def fetch(self, ips: list[str], batches: Batches) -> Stopped | None:
         assert self.dbs is not None
