@@ -45,9 +45,10 @@ CREATE INDEX asn_inventory_as_country_idx ON ipintel.asn_inventory (as_country);
 ------------------------------------------------------------------------------------------
 -- Tier 2: ip_inventory
 ------------------------------------------------------------------------------------------
--- The generated columns are STORED and chosen up front: adding one later rewrites the table
--- under ACCESS EXCLUSIVE, and PostgreSQL 15 cannot change a generation expression in place.
--- Expressions read only this row and call only IMMUTABLE functions with built-in bodies.
+-- The generated columns (ip_family, is_bogon) read only the address. The facts the sources give
+-- (current_asn, geo_country, is_scanner, is_riot, ip_type) are resolved across sources by the
+-- registry's ranks and written by the merges (apply_answers), each with the source it came from:
+-- no source's name is spelled out in this table.
 CREATE TABLE ipintel.ip_inventory (
     ip              inet        NOT NULL,
     first_seen      timestamptz,
@@ -61,23 +62,14 @@ CREATE TABLE ipintel.ip_inventory (
     -- squawk-ignore prefer-bigint-over-smallint
     ip_family       smallint    NOT NULL GENERATED ALWAYS AS (family(ip)) STORED,
     is_bogon        boolean     NOT NULL GENERATED ALWAYS AS (ipintel.is_bogon(ip)) STORED,
-    geo_country     text        NOT NULL GENERATED ALWAYS AS (
-        coalesce(enrichment #>> '{maxmind,country}', enrichment #>> '{cymru,registered_country}', 'XX')
-    ) STORED,
-    is_scanner      boolean     GENERATED ALWAYS AS ((enrichment #>> '{greynoise,noise}')::boolean) STORED,
-    is_riot         boolean     GENERATED ALWAYS AS ((enrichment #>> '{greynoise,riot}')::boolean) STORED,
-    ip_type         text        NOT NULL GENERATED ALWAYS AS (
-        CASE
-            WHEN ipintel.is_bogon(ip) THEN 'bogon'
-            WHEN (enrichment #>> '{greynoise,riot}')::boolean THEN 'riot'
-            WHEN (enrichment #>> '{greynoise,noise}')::boolean THEN 'scanner'
-            WHEN (enrichment #>> '{maxmind,is_anonymous_proxy}')::boolean THEN 'anonymizer'
-            WHEN enrichment ? 'cymru' AND enrichment #> '{cymru,asn}' = 'null'::jsonb THEN 'unrouted'
-            WHEN jsonb_typeof(enrichment #> '{cymru,asn}') = 'number'
-              OR jsonb_typeof(enrichment #> '{maxmind,asn}') = 'number' THEN 'routed'
-            ELSE 'unknown'
-        END
-    ) STORED,
+    geo_country     text        NOT NULL DEFAULT 'XX',
+    is_scanner      boolean,
+    is_riot         boolean,
+    ip_type         text        NOT NULL DEFAULT 'unknown',
+    current_asn_source  text,
+    geo_country_source  text,
+    is_scanner_source   text,
+    ip_type_source      text,
     CONSTRAINT ip_inventory_pkey PRIMARY KEY (ip),
     CONSTRAINT ip_inventory_ip_is_host_address CHECK (masklen(ip) = CASE family(ip) WHEN 4 THEN 32 ELSE 128 END),
     CONSTRAINT ip_inventory_ip_is_not_ipv4_mapped CHECK (NOT (ip <<= '::ffff:0:0/96'::inet)),
@@ -87,22 +79,45 @@ CREATE TABLE ipintel.ip_inventory (
     CONSTRAINT ip_inventory_geo_country_is_iso_alpha2 CHECK (geo_country ~ '^[A-Z]{2}$')
 );
 COMMENT ON TABLE ipintel.ip_inventory IS
-    'Tier 2: one row per source IP seen by a honeypot, with the latest result of every enrichment source and generated columns for the hot filters.';
+    'Tier 2: one row per source IP seen by a honeypot, with the latest answer of every enrichment source and the facts resolved from them for the hot filters, each with its source.';
 COMMENT ON COLUMN ipintel.ip_inventory.ip IS 'Source address: a host address; IPv4-mapped IPv6 is stored as IPv4.';
 COMMENT ON COLUMN ipintel.ip_inventory.first_seen IS 'Start of the earliest session from this IP.';
 COMMENT ON COLUMN ipintel.ip_inventory.last_seen IS 'Latest event of any session from this IP.';
 COMMENT ON COLUMN ipintel.ip_inventory.session_count IS 'Number of session_summaries rows from this IP.';
 COMMENT ON COLUMN ipintel.ip_inventory.enrichment IS
     'Latest answer of each source under its key (maxmind, cymru, greynoise): its facts only, rewritten only when they change. When each source last answered, and from which data build, is in enrichment_state. A missing key means never answered.';
-COMMENT ON COLUMN ipintel.ip_inventory.current_asn IS 'ASN announcing this IP as of the latest enrichment (Team Cymru, else MaxMind ASN); history in ip_asn_history.';
+COMMENT ON COLUMN ipintel.ip_inventory.current_asn IS 'ASN announcing this IP as of the latest observation, from the first-ranked source that observed one (enrichment_policy.asn_rank; current_asn_source says which); history in ip_asn_history.';
 COMMENT ON COLUMN ipintel.ip_inventory.ip_family IS 'Generated: 4 or 6.';
 COMMENT ON COLUMN ipintel.ip_inventory.is_bogon IS 'Generated: address is special-purpose / not globally routable (RFC 6890); never sent to remote sources.';
 COMMENT ON COLUMN ipintel.ip_inventory.geo_country IS
-    'Generated: MaxMind geolocation country, else Team Cymru registration country, else XX (unknown).';
-COMMENT ON COLUMN ipintel.ip_inventory.is_scanner IS 'Generated: GreyNoise saw this IP scanning the internet (noise). NULL when GreyNoise was never asked.';
-COMMENT ON COLUMN ipintel.ip_inventory.is_riot IS 'Generated: GreyNoise RIOT, a known benign business service (CDN, search crawler...). NULL when never asked.';
+    'Geolocation country of the first-ranked source that gives one (enrichment_policy.country_rank; geo_country_source says which), else XX (unknown).';
+COMMENT ON COLUMN ipintel.ip_inventory.is_scanner IS 'Seen scanning the internet, by the first-ranked source that says (is_scanner_rank). NULL when no such source has answered.';
+COMMENT ON COLUMN ipintel.ip_inventory.is_riot IS 'A known benign business service (CDN, search crawler...), by the first-ranked source that says (is_riot_rank). NULL when none has answered.';
 COMMENT ON COLUMN ipintel.ip_inventory.ip_type IS
-    'Generated first classification: bogon, riot (benign service), scanner (GreyNoise noise), anonymizer (MaxMind anonymous proxy), unrouted (Team Cymru: allocated, no BGP origin), routed (a source gave an origin ASN, none of the above) or unknown.';
+    'First classification: bogon; else the classification of the first-ranked source that gives one (ip_type_rank: riot, scanner, anonymizer, unrouted = allocated but not announced); else routed when an ASN is known; else unknown.';
+COMMENT ON COLUMN ipintel.ip_inventory.current_asn_source IS 'The source whose observation current_asn is (enrichment_policy); NULL: none yet.';
+COMMENT ON COLUMN ipintel.ip_inventory.geo_country_source IS 'The source geo_country came from; NULL: none (XX).';
+COMMENT ON COLUMN ipintel.ip_inventory.is_scanner_source IS 'The source is_scanner came from; NULL: none.';
+COMMENT ON COLUMN ipintel.ip_inventory.ip_type_source IS 'The source ip_type came from (for routed: the ASN''s source); NULL for bogon and unknown.';
+
+-- A bogon is classified when it arrives, by whoever inserts it: no source is ever asked about it.
+CREATE FUNCTION ipintel.classify_bogon()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+BEGIN
+    IF ipintel.is_bogon(NEW.ip) THEN
+        NEW.ip_type := 'bogon';
+        NEW.ip_type_source := NULL;
+    END IF;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.classify_bogon() IS 'Trigger function: a bogon''s ip_type is bogon, whatever the writer set.';
+CREATE TRIGGER ip_inventory_bogon_is_typed
+    BEFORE INSERT OR UPDATE OF ip, ip_type ON ipintel.ip_inventory
+    FOR EACH ROW EXECUTE FUNCTION ipintel.classify_bogon();
 
 CREATE INDEX ip_inventory_current_asn_idx ON ipintel.ip_inventory (current_asn);
 CREATE INDEX ip_inventory_geo_country_idx ON ipintel.ip_inventory (geo_country);

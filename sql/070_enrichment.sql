@@ -13,35 +13,56 @@ CREATE TABLE ipintel.enrichment_policy (
     source                  text     NOT NULL,
     ttl                     interval NOT NULL,
     enabled                 boolean  NOT NULL DEFAULT true,
-    skip_when_maxmind_asn   boolean  NOT NULL DEFAULT false,
+    skip_when_asn_known     boolean  NOT NULL DEFAULT false,
     min_session_count       bigint,
     or_login_success        boolean  NOT NULL DEFAULT false,
     snapshot_window         interval NOT NULL DEFAULT interval '30 days',
     kind                    text     NOT NULL,
     pass_order              bigint   NOT NULL,
-    merge_function          text     NOT NULL,
+    merge_function          text,
+    facts_function          text     NOT NULL,
+    asn_rank                bigint,
+    country_rank            bigint,
+    is_scanner_rank         bigint,
+    is_riot_rank            bigint,
+    ip_type_rank            bigint,
+    as_name_rank            bigint,
     CONSTRAINT enrichment_policy_pkey PRIMARY KEY (source),
     CONSTRAINT enrichment_policy_pass_order_key UNIQUE (pass_order),
     CONSTRAINT enrichment_policy_source_is_a_lower_case_name CHECK (source ~ '^[a-z][a-z0-9_]*$'),
     CONSTRAINT enrichment_policy_kind_is_known CHECK (kind IN ('offline_database', 'remote_service', 'reference_list')),
     CONSTRAINT enrichment_policy_ttl_is_positive CHECK (ttl > interval '0'),
     CONSTRAINT enrichment_policy_min_session_count_is_positive CHECK (min_session_count > 0),
-    CONSTRAINT enrichment_policy_snapshot_window_is_not_negative CHECK (snapshot_window >= interval '0')
+    CONSTRAINT enrichment_policy_snapshot_window_is_not_negative CHECK (snapshot_window >= interval '0'),
+    CONSTRAINT enrichment_policy_asn_rank_key UNIQUE (asn_rank),
+    CONSTRAINT enrichment_policy_country_rank_key UNIQUE (country_rank),
+    CONSTRAINT enrichment_policy_is_scanner_rank_key UNIQUE (is_scanner_rank),
+    CONSTRAINT enrichment_policy_is_riot_rank_key UNIQUE (is_riot_rank),
+    CONSTRAINT enrichment_policy_ip_type_rank_key UNIQUE (ip_type_rank),
+    CONSTRAINT enrichment_policy_as_name_rank_key UNIQUE (as_name_rank)
 );
 COMMENT ON TABLE ipintel.enrichment_policy IS
     'The source registry: one row per enrichment source, with its pass order and merge function, how long its result stays fresh, and which IPs it is asked about. Edit the policy columns to change the policy.';
-INSERT INTO ipintel.enrichment_policy (source, ttl, skip_when_maxmind_asn, kind, pass_order, merge_function) VALUES
+-- The registry rows: a source's name appears here and in its own functions (sql/080_sources.sql),
+-- nowhere else. The ranks say which facts each source gives and which source wins a fact when
+-- several give it (1 first); snapshots wait for a field's sources in that order.
+INSERT INTO ipintel.enrichment_policy (source, ttl, skip_when_asn_known, kind, pass_order, merge_function,
+                                       facts_function, asn_rank, country_rank, is_scanner_rank, is_riot_rank,
+                                       ip_type_rank, as_name_rank) VALUES
     -- ttl unused: an offline database's answers are due again when a newer build is installed
-    ('maxmind', interval '7 days', false, 'offline_database', 10, 'ipintel.merge_maxmind'),
-    -- by default only for IPs MaxMind gave no ASN
-    ('cymru', interval '30 days', true, 'remote_service', 20, 'ipintel.merge_cymru'),
-    ('greynoise', interval '7 days', false, 'remote_service', 30, 'ipintel.merge_greynoise');
+    ('maxmind', interval '7 days', false, 'offline_database', 10, 'ipintel.merge_maxmind', 'ipintel.maxmind_facts',
+     2, 1, NULL, NULL, 2, 2),
+    -- by default only for IPs whose ASN no source has given yet; live BGP: its ASN wins
+    ('cymru', interval '30 days', true, 'remote_service', 20, 'ipintel.merge_cymru', 'ipintel.cymru_facts',
+     1, 2, NULL, NULL, 3, 1),
+    ('greynoise', interval '7 days', false, 'remote_service', 30, NULL, 'ipintel.greynoise_facts',
+     NULL, NULL, 1, 1, 1, NULL);
 
 COMMENT ON COLUMN ipintel.enrichment_policy.ttl IS
     'An answer older than this (enrichment_state.fetched_at) is stale and fetched again. Not for an offline_database source: re-reading the same build cannot say anything new, so its answers are due again only when a newer build is installed.';
 COMMENT ON COLUMN ipintel.enrichment_policy.enabled IS 'A disabled source is never run by `ipintel enrich`.';
-COMMENT ON COLUMN ipintel.enrichment_policy.skip_when_maxmind_asn IS
-    'Never-fetched IPs that MaxMind already gave an ASN are not asked (default for cymru); stale results are refreshed regardless.';
+COMMENT ON COLUMN ipintel.enrichment_policy.skip_when_asn_known IS
+    'Never-fetched IPs whose ASN another source already gave (ip_inventory.current_asn) are not asked (default for cymru); stale results are refreshed regardless.';
 COMMENT ON COLUMN ipintel.enrichment_policy.min_session_count IS
     'When set, only IPs with at least this many sessions are asked (or, with or_login_success, IPs with a successful login). For small quotas.';
 COMMENT ON COLUMN ipintel.enrichment_policy.or_login_success IS
@@ -50,7 +71,18 @@ COMMENT ON COLUMN ipintel.enrichment_policy.kind IS
     'offline_database (a local file, e.g. MaxMind .mmdb), remote_service (asked over the network, e.g. Team Cymru, GreyNoise) or reference_list (ranges or lists loaded from files).';
 COMMENT ON COLUMN ipintel.enrichment_policy.pass_order IS '`ipintel enrich` runs the passes in this order (unique).';
 COMMENT ON COLUMN ipintel.enrichment_policy.merge_function IS
-    'Schema-qualified name of the SQL function (p_run_id bigint, p_batch_id bigint) RETURNS bigint that merge_batch calls to merge a staged batch of this source.';
+    'Schema-qualified name of the source''s own merge step, a function (p_run_id bigint, p_batch_id bigint) RETURNS void that merge_batch calls on a staged batch after recording its answers and before applying their facts (e.g. AS facts into asn_inventory). NULL: the source has none.';
+COMMENT ON COLUMN ipintel.enrichment_policy.facts_function IS
+    'Schema-qualified name of the source''s facts function (p_result jsonb) RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text): what one answer document says, recorded in enrichment_state.';
+COMMENT ON COLUMN ipintel.enrichment_policy.asn_rank IS
+    'Precedence of this source for the ASN (1 first; NULL: it gives none): current_asn is the ASN observed by the first-ranked source that observed one.';
+COMMENT ON COLUMN ipintel.enrichment_policy.country_rank IS 'Precedence of this source for geo_country (1 first; NULL: it gives none).';
+COMMENT ON COLUMN ipintel.enrichment_policy.is_scanner_rank IS 'Precedence of this source for is_scanner (1 first; NULL: it gives none).';
+COMMENT ON COLUMN ipintel.enrichment_policy.is_riot_rank IS 'Precedence of this source for is_riot (1 first; NULL: it gives none).';
+COMMENT ON COLUMN ipintel.enrichment_policy.ip_type_rank IS
+    'Precedence of this source for ip_type (1 first; NULL: it gives none). With no ip_type from any source, an IP with an ASN is routed.';
+COMMENT ON COLUMN ipintel.enrichment_policy.as_name_rank IS
+    'Precedence of this source for asn_inventory.as_name (1 first; NULL: it gives none), from asn_inventory.sources -> source ->> ''as_name''.';
 COMMENT ON COLUMN ipintel.enrichment_policy.snapshot_window IS
     'How long after a session is ingested (session_summaries.created_at) its snapshot still waits for this source: an unknown snapshot field is filled when the source first answers within the window; after it, the field is settled with what is known.';
 COMMENT ON COLUMN ipintel.enrichment_policy.source IS 'Source name (lower case), e.g. maxmind, cymru, greynoise: the key every other table refers to.';
@@ -136,13 +168,19 @@ CREATE TABLE ipintel.enrichment_state (
     fetched_at  timestamptz NOT NULL,
     build       bigint,
     changed_at  timestamptz NOT NULL,
+    asn          bigint,
+    asn_observed boolean    NOT NULL DEFAULT false,
+    country      text,
+    is_scanner   boolean,
+    is_riot      boolean,
+    ip_type      text,
     CONSTRAINT enrichment_state_pkey PRIMARY KEY (ip, source),
     CONSTRAINT enrichment_state_ip_fkey FOREIGN KEY (ip) REFERENCES ipintel.ip_inventory (ip),
     CONSTRAINT enrichment_state_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source),
     CONSTRAINT enrichment_state_changed_no_later_than_fetched CHECK (changed_at <= fetched_at)
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE ipintel.enrichment_state IS
-    'When each source last answered for each IP: one row per IP and source that has answered (no row: never fetched). The answer itself is ip_inventory.enrichment -> source, rewritten only when its facts change. Read by ips_due, enrichment_coverage and snapshot_backlog.';
+    'When each source last answered for each IP, and the typed facts of that answer: one row per IP and source that has answered (no row: never fetched). The answer document is ip_inventory.enrichment -> source, rewritten only when it changes; ip_inventory''s current_asn, geo_country, is_scanner, is_riot and ip_type are resolved from these facts by the registry''s ranks. Read by ips_due, enrichment_coverage and the snapshots.';
 COMMENT ON COLUMN ipintel.enrichment_state.ip IS 'The IP answered for (ip_inventory).';
 COMMENT ON COLUMN ipintel.enrichment_state.source IS 'The source that answered (enrichment_policy).';
 COMMENT ON COLUMN ipintel.enrichment_state.fetched_at IS
@@ -153,6 +191,13 @@ COMMENT ON COLUMN ipintel.enrichment_state.changed_at IS
     'When the answer''s facts (the document in ip_inventory.enrichment) last changed: the fetch that first gave them as they are now.';
 COMMENT ON CONSTRAINT enrichment_state_changed_no_later_than_fetched ON ipintel.enrichment_state IS
     'The facts of the last answer were known by the time it was fetched.';
+COMMENT ON COLUMN ipintel.enrichment_state.asn IS 'Fact of the last answer (the source''s facts_function): the origin ASN it gave, if any.';
+COMMENT ON COLUMN ipintel.enrichment_state.asn_observed IS
+    'Fact of the last answer: it is an ASN observation (asn, or NULL meaning allocated but not routed). false: the source says nothing about the ASN (e.g. not in its file).';
+COMMENT ON COLUMN ipintel.enrichment_state.country IS 'Fact of the last answer: the country it gave (ISO 3166-1 alpha-2), if any.';
+COMMENT ON COLUMN ipintel.enrichment_state.is_scanner IS 'Fact of the last answer: seen scanning the internet (NULL: not said).';
+COMMENT ON COLUMN ipintel.enrichment_state.is_riot IS 'Fact of the last answer: a known benign business service (NULL: not said).';
+COMMENT ON COLUMN ipintel.enrichment_state.ip_type IS 'Fact of the last answer: a classification (riot, scanner, anonymizer, unrouted...), if it gives one.';
 
 ------------------------------------------------------------------------------------------
 -- Staging: one UNLOGGED table for every source's results, one for failures; rows tagged with
@@ -203,15 +248,15 @@ RETURN p_policy.kind <> 'offline_database' AND p_fetched_at < now() - p_policy.t
 COMMENT ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz) IS
     'True when an answer fetched at p_fetched_at is older than the source''s ttl; never for an offline_database source (due again only for a newer build). NULL when p_fetched_at is NULL (never fetched).';
 
--- The policy's two filters, shared by ips_due (is the IP asked?) and source_declines (does a
+-- The policy's two filters, shared by ips_due (is the IP asked?) and snapshot_pending_sources (does a
 -- snapshot still wait for the source?), so both always read the policy the same way.
-CREATE FUNCTION ipintel.skipped_for_maxmind_asn(p_policy ipintel.enrichment_policy, p_ip ipintel.ip_inventory)
+CREATE FUNCTION ipintel.skipped_for_known_asn(p_policy ipintel.enrichment_policy, p_ip ipintel.ip_inventory)
     RETURNS boolean
     LANGUAGE sql
     STABLE
-RETURN p_policy.skip_when_maxmind_asn AND jsonb_typeof(p_ip.enrichment #> '{maxmind,asn}') IS NOT DISTINCT FROM 'number';
-COMMENT ON FUNCTION ipintel.skipped_for_maxmind_asn(ipintel.enrichment_policy, ipintel.ip_inventory) IS
-    'True when the policy skips the IP because MaxMind already gave it an ASN (skip_when_maxmind_asn).';
+RETURN p_policy.skip_when_asn_known AND p_ip.current_asn IS NOT NULL;
+COMMENT ON FUNCTION ipintel.skipped_for_known_asn(ipintel.enrichment_policy, ipintel.ip_inventory) IS
+    'True when the policy skips the IP because a source already gave its ASN (skip_when_asn_known).';
 
 CREATE FUNCTION ipintel.below_session_threshold(p_policy ipintel.enrichment_policy, p_ip ipintel.ip_inventory)
     RETURNS boolean
@@ -247,7 +292,7 @@ BEGIN ATOMIC
           (e.ip IS NULL
            OR ipintel.answer_is_stale(p, e.fetched_at)
            OR e.build < p_current_build)
-          AND NOT (e.ip IS NULL AND ipintel.skipped_for_maxmind_asn(p, i))
+          AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))
           AND NOT ipintel.below_session_threshold(p, i)
           -- a failure that asking again cannot fix, or one asked to wait
           AND NOT EXISTS (
@@ -295,8 +340,9 @@ COMMENT ON FUNCTION ipintel.record_failures(bigint) IS 'Moves the staged failure
 
 -- One lock order for every writer of the tiers, so that `ipintel ingest` and `ipintel enrich`
 -- can run at the same time without deadlocking: first the ip_inventory rows of the batch in ip
--- order, then the asn_inventory rows it may touch (the given ASNs and the current ASNs of those
--- IPs) in asn order. Ingest chunks and every merge call this before writing anything else.
+-- order, then every asn_inventory row the batch may touch in asn order: the given ASNs, the
+-- current ASNs of those IPs and the ASNs any source has given them (one of which may become
+-- current). Ingest chunks and merge_batch call this before writing anything else.
 CREATE FUNCTION ipintel.lock_for_merge(p_ips inet[], p_asns bigint[])
     RETURNS void
     LANGUAGE plpgsql
@@ -310,50 +356,70 @@ BEGIN
     PERFORM 1 FROM ipintel.asn_inventory a
     WHERE a.asn = ANY (p_asns)
        OR a.asn IN (SELECT i.current_asn FROM ipintel.ip_inventory i WHERE i.ip = ANY (p_ips))
+       OR a.asn IN (SELECT e.asn FROM ipintel.enrichment_state e WHERE e.ip = ANY (p_ips))
     ORDER BY a.asn
     FOR NO KEY UPDATE;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.lock_for_merge(inet[], bigint[]) IS
-    'Locks the ip_inventory rows of p_ips (ip order), then the asn_inventory rows of p_asns and of their current ASNs (asn order): the one lock order of ingest and every merge, so concurrent runs cannot deadlock.';
+    'Locks the ip_inventory rows of p_ips (ip order), then the asn_inventory rows of p_asns, of their current ASNs and of the ASNs sources gave them (asn order): the one lock order of ingest and every merge, so concurrent runs cannot deadlock.';
 
--- Records that the IPs of a staged batch were answered, BEFORE the caller writes their
--- documents: fetched_at and build for every IP, changed_at only where the staged facts differ
--- from the stored document. The caller holds the batch's ip_inventory rows (lock_for_merge), so
--- no other merge writes these state rows meanwhile. An answer staged out of order (older than
--- the stored change) with the same facts says they held by its fetch time already: least().
+-- Records that the IPs of a staged batch were answered, BEFORE their documents are written:
+-- fetched_at, build and the answer's typed facts (the source's facts_function) for every IP;
+-- changed_at only where the staged document differs from the stored one. The caller holds the
+-- batch's ip_inventory rows (lock_for_merge), so no other merge writes these state rows
+-- meanwhile. An answer staged out of order (older than the stored change) with the same
+-- document says it held by its fetch time already: least().
 CREATE FUNCTION ipintel.record_enrichment_state(p_source text, p_batch_id bigint)
     RETURNS bigint
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path = ''
-BEGIN ATOMIC
-    WITH recorded AS (
-        INSERT INTO ipintel.enrichment_state AS e (ip, source, fetched_at, build, changed_at)
-        SELECT r.ip, p_source, r.fetched_at, r.build,
-               CASE WHEN cur.ip IS NULL OR i.enrichment -> p_source IS DISTINCT FROM r.result THEN r.fetched_at
-                    ELSE least(cur.changed_at, r.fetched_at) END
+AS $$
+DECLARE
+    v_facts_function regproc;
+    v_count bigint;
+BEGIN
+    SELECT p.facts_function::regproc INTO STRICT v_facts_function
+    FROM ipintel.enrichment_policy p WHERE p.source = p_source;
+    -- The registry names the facts function; ::regproc checks that it exists and quotes it.
+    EXECUTE format($sql$
+        INSERT INTO ipintel.enrichment_state AS e
+               (ip, source, fetched_at, build, changed_at, asn, asn_observed, country, is_scanner, is_riot, ip_type)
+        SELECT r.ip, $1, r.fetched_at, r.build,
+               CASE WHEN cur.ip IS NULL OR i.enrichment -> $1 IS DISTINCT FROM r.result THEN r.fetched_at
+                    ELSE least(cur.changed_at, r.fetched_at) END,
+               f.asn, coalesce(f.asn_observed, false), f.country, f.is_scanner, f.is_riot, f.ip_type
         FROM ipintel_staging.enrichment_results r
         JOIN ipintel.ip_inventory i ON i.ip = r.ip
-        LEFT JOIN ipintel.enrichment_state cur ON cur.ip = r.ip AND cur.source = p_source
-        WHERE r.batch_id = p_batch_id
+        LEFT JOIN ipintel.enrichment_state cur ON cur.ip = r.ip AND cur.source = $1
+        LEFT JOIN LATERAL %s(r.result) f ON true
+        WHERE r.batch_id = $2
         ORDER BY r.ip
         ON CONFLICT (ip, source) DO UPDATE SET
             fetched_at = excluded.fetched_at,
             build = excluded.build,
-            changed_at = excluded.changed_at
-        RETURNING 1)
-    SELECT count(*) FROM recorded;
+            changed_at = excluded.changed_at,
+            asn = excluded.asn,
+            asn_observed = excluded.asn_observed,
+            country = excluded.country,
+            is_scanner = excluded.is_scanner,
+            is_riot = excluded.is_riot,
+            ip_type = excluded.ip_type
+        $sql$, v_facts_function) USING p_source, p_batch_id;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
 END;
+$$;
 COMMENT ON FUNCTION ipintel.record_enrichment_state(text, bigint) IS
-    'Records in enrichment_state that the IPs of a staged batch were answered by p_source (fetched_at, build; changed_at where the facts differ from the stored document); call before writing the documents. Returns the IPs recorded.';
+    'Records in enrichment_state that the IPs of a staged batch were answered by p_source: fetched_at, build, the typed facts of each answer (the source''s facts_function) and changed_at where the document differs from the stored one; call before writing the documents. Returns the IPs recorded.';
 
 -- Records ASN observations in ip_asn_history, BEFORE the caller sets current_asn: an IP whose
 -- ASN changed gets its open range closed at the observation time and a new one opened there,
 -- so consecutive ranges meet; an IP without history gets its first range. Callers pass only
--- real observations (an ASN, or Team Cymru's "allocated but not routed"), never "this source
--- does not know". Returns the ASNs (old and new) whose counts the caller must refresh once
+-- real observations (an ASN, or "allocated but not routed" as NULL), never "this source does
+-- not know". Returns the ASNs (old and new) whose counts the caller must refresh once
 -- current_asn is set.
-CREATE FUNCTION ipintel.record_asn_history(p_source text, p_ips inet[], p_asns bigint[], p_observed_at timestamptz[])
+CREATE FUNCTION ipintel.record_asn_history(p_sources text[], p_ips inet[], p_asns bigint[], p_observed_at timestamptz[])
     RETURNS bigint[]
     LANGUAGE plpgsql
     SET search_path = ''
@@ -378,96 +444,131 @@ BEGIN
 
     -- Observed at the very instant the open range began: that range simply had the wrong ASN.
     UPDATE ipintel.ip_asn_history h
-    SET asn = o.asn, source = p_source, recorded_at = now()
-    FROM unnest(p_ips, p_asns, p_observed_at) AS o(ip, asn, observed_at)
+    SET asn = o.asn, source = o.source, recorded_at = now()
+    FROM unnest(p_sources, p_ips, p_asns, p_observed_at) AS o(source, ip, asn, observed_at)
     WHERE h.ip = o.ip AND upper_inf(h.valid) AND h.asn IS DISTINCT FROM o.asn
       AND o.observed_at <= lower(h.valid);
 
     INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
-    SELECT o.ip, o.asn, tstzrange(o.observed_at, NULL, '[)'), p_source
-    FROM unnest(p_ips, p_asns, p_observed_at) AS o(ip, asn, observed_at)
+    SELECT o.ip, o.asn, tstzrange(o.observed_at, NULL, '[)'), o.source
+    FROM unnest(p_sources, p_ips, p_asns, p_observed_at) AS o(source, ip, asn, observed_at)
     WHERE NOT EXISTS (SELECT 1 FROM ipintel.ip_asn_history h WHERE h.ip = o.ip AND upper_inf(h.valid));
 
     RETURN coalesce(v_asns, '{}');
 END;
 $$;
-COMMENT ON FUNCTION ipintel.record_asn_history(text, inet[], bigint[], timestamptz[]) IS
-    'Records real ASN observations (parallel arrays) in ip_asn_history, closing and opening ranges where the ASN changed; call before setting current_asn. Returns the ASNs whose counts may change.';
+COMMENT ON FUNCTION ipintel.record_asn_history(text[], inet[], bigint[], timestamptz[]) IS
+    'Records real ASN observations (parallel arrays: observing source, IP, ASN, time) in ip_asn_history, closing and opening ranges where the ASN changed; call before setting current_asn. Returns the ASNs whose counts may change.';
 
-------------------------------------------------------------------------------------------
--- merge_maxmind
-------------------------------------------------------------------------------------------
-CREATE FUNCTION ipintel.merge_maxmind(p_run_id bigint, p_batch_id bigint)
+-- What is known of one IP, fact by fact: the value of the first-ranked source (enrichment_policy
+-- *_rank) whose last answer gives it. An IP no source classified is routed once it has an ASN.
+CREATE FUNCTION ipintel.resolved_facts(p_ip inet)
+    RETURNS TABLE (asn bigint, asn_source text, asn_observed_at timestamptz, country text, country_source text,
+                   is_scanner boolean, is_scanner_source text, is_riot boolean, ip_type text, ip_type_source text)
+    LANGUAGE sql
+    STABLE
+BEGIN ATOMIC
+    SELECT x.asn, x.asn_source, x.asn_observed_at, x.country, x.country_source, x.is_scanner, x.is_scanner_source,
+           x.is_riot,
+           coalesce(x.ip_type, CASE WHEN x.asn IS NOT NULL THEN 'routed' END),
+           CASE WHEN x.ip_type IS NOT NULL THEN x.ip_type_source WHEN x.asn IS NOT NULL THEN x.asn_source END
+    FROM (
+        SELECT (array_agg(e.asn ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1] AS asn,
+               (array_agg(e.source ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1]
+                   AS asn_source,
+               (array_agg(e.fetched_at ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1]
+                   AS asn_observed_at,
+               (array_agg(e.country ORDER BY p.country_rank)
+                    FILTER (WHERE p.country_rank IS NOT NULL AND e.country IS NOT NULL))[1] AS country,
+               (array_agg(e.source ORDER BY p.country_rank)
+                    FILTER (WHERE p.country_rank IS NOT NULL AND e.country IS NOT NULL))[1] AS country_source,
+               (array_agg(e.is_scanner ORDER BY p.is_scanner_rank)
+                    FILTER (WHERE p.is_scanner_rank IS NOT NULL AND e.is_scanner IS NOT NULL))[1] AS is_scanner,
+               (array_agg(e.source ORDER BY p.is_scanner_rank)
+                    FILTER (WHERE p.is_scanner_rank IS NOT NULL AND e.is_scanner IS NOT NULL))[1] AS is_scanner_source,
+               (array_agg(e.is_riot ORDER BY p.is_riot_rank)
+                    FILTER (WHERE p.is_riot_rank IS NOT NULL AND e.is_riot IS NOT NULL))[1] AS is_riot,
+               (array_agg(e.ip_type ORDER BY p.ip_type_rank)
+                    FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type,
+               (array_agg(e.source ORDER BY p.ip_type_rank)
+                    FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type_source
+        FROM ipintel.enrichment_state e
+        JOIN ipintel.enrichment_policy p ON p.source = e.source
+        WHERE e.ip = p_ip) x;
+END;
+COMMENT ON FUNCTION ipintel.resolved_facts(inet) IS
+    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known. One row, NULLs when no source answered.';
+
+-- The AS name of the first-ranked source (as_name_rank) that gave one in asn_inventory.sources.
+CREATE FUNCTION ipintel.ranked_as_name(p_sources jsonb)
+    RETURNS text
+    LANGUAGE sql
+    STABLE
+RETURN (SELECT p_sources -> p.source ->> 'as_name'
+        FROM ipintel.enrichment_policy p
+        WHERE p.as_name_rank IS NOT NULL AND nullif(p_sources -> p.source ->> 'as_name', '') IS NOT NULL
+        ORDER BY p.as_name_rank
+        LIMIT 1);
+COMMENT ON FUNCTION ipintel.ranked_as_name(jsonb) IS
+    'The as_name of the first-ranked source (enrichment_policy.as_name_rank) in an asn_inventory.sources document; NULL when none gives one.';
+
+-- The generic half of every merge, after the source's own step: the batch's documents, and the
+-- facts ip_inventory resolves from enrichment_state (current_asn with its history, geo_country,
+-- is_scanner, is_riot, ip_type, each with the source it came from). One write per IP, and only
+-- for an IP where something changes.
+CREATE FUNCTION ipintel.apply_answers(p_source text, p_batch_id bigint)
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = ''
 AS $$
 DECLARE
-    v_merged bigint;
     v_asns bigint[];
+    v_changed bigint;
 BEGIN
-    PERFORM ipintel.lock_for_merge(
-        ARRAY(SELECT r.ip FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id),
-        ARRAY(SELECT (r.result ->> 'asn')::bigint FROM ipintel_staging.enrichment_results r
-              WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL));
-    v_merged := ipintel.record_enrichment_state('maxmind', p_batch_id);
-
-    -- AS names from the MaxMind ASN file; Team Cymru's, when present, are kept (see merge_cymru).
-    -- Rows that would not change are skipped here in the SELECT (ON CONFLICT ... WHERE would
-    -- still lock every conflicting row).
-    INSERT INTO ipintel.asn_inventory AS a (asn, as_name, sources)
-    SELECT n.asn, n.as_org, jsonb_build_object('maxmind', n.facts)
-    FROM (
-        SELECT DISTINCT ON ((r.result ->> 'asn')::bigint)
-               (r.result ->> 'asn')::bigint AS asn, r.result ->> 'as_org' AS as_org,
-               jsonb_build_object('as_org', r.result ->> 'as_org') AS facts
-        FROM ipintel_staging.enrichment_results r
-        WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL
-        ORDER BY (r.result ->> 'asn')::bigint, r.fetched_at DESC
-    ) n
-    LEFT JOIN ipintel.asn_inventory cur ON cur.asn = n.asn
-    WHERE cur.asn IS NULL
-       OR (cur.as_name, cur.sources -> 'maxmind')
-          IS DISTINCT FROM (coalesce(cur.sources #>> '{cymru,as_name}', n.as_org, cur.as_name), n.facts)
-    ORDER BY n.asn
-    ON CONFLICT (asn) DO UPDATE SET
-        as_name = coalesce(a.sources #>> '{cymru,as_name}', excluded.as_name, a.as_name),
-        sources = a.sources || excluded.sources,
-        updated_at = now();
-
-    -- MaxMind's ASN sets current_asn only where Team Cymru (live BGP) has not answered, only when
-    -- an ASN database was read (the City file alone says nothing about ASNs), and only where the
-    -- file knows the IP: "not in MaxMind's ASN file" is not "unrouted", so it is no observation.
-    SELECT ipintel.record_asn_history('maxmind', array_agg(r.ip), array_agg((r.result ->> 'asn')::bigint),
+    -- A new ASN observation becomes current: its history first (see record_asn_history), as of
+    -- this answer (when a better-ranked source stops observing, the fallback becomes current
+    -- now, not when it was observed). No observation at all ("not in the file") keeps the last.
+    SELECT ipintel.record_asn_history(array_agg(f.asn_source), array_agg(r.ip), array_agg(f.asn),
                                       array_agg(r.fetched_at))
     INTO v_asns
     FROM ipintel_staging.enrichment_results r
     JOIN ipintel.ip_inventory i ON i.ip = r.ip
-    WHERE r.batch_id = p_batch_id
-      AND jsonb_typeof(r.result -> 'asn_db') = 'object'
-      AND r.result ->> 'asn' IS NOT NULL
-      AND NOT (i.enrichment ? 'cymru');
+    CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
+    WHERE r.batch_id = p_batch_id AND f.asn_source IS NOT NULL
+      AND (i.current_asn, i.current_asn_source) IS DISTINCT FROM (f.asn, f.asn_source);
 
-    -- One write per row, and only for a row that changes: the document and, with the same rule
-    -- as above, current_asn. The freshness of an unchanged answer is in enrichment_state.
     UPDATE ipintel.ip_inventory i
-    SET enrichment = i.enrichment || jsonb_build_object('maxmind', r.result),
-        current_asn = CASE WHEN jsonb_typeof(r.result -> 'asn_db') = 'object' AND r.result ->> 'asn' IS NOT NULL
-                                AND NOT (i.enrichment ? 'cymru')
-                           THEN (r.result ->> 'asn')::bigint ELSE i.current_asn END,
-        updated_at = now()
-    FROM ipintel_staging.enrichment_results r
-    WHERE r.batch_id = p_batch_id AND i.ip = r.ip
-      AND (i.enrichment -> 'maxmind' IS DISTINCT FROM r.result
-           OR (jsonb_typeof(r.result -> 'asn_db') = 'object' AND r.result ->> 'asn' IS NOT NULL
-               AND NOT (i.enrichment ? 'cymru')
-               AND i.current_asn IS DISTINCT FROM (r.result ->> 'asn')::bigint));
+    SET enrichment = n.enrichment, current_asn = n.current_asn, current_asn_source = n.current_asn_source,
+        geo_country = n.geo_country, geo_country_source = n.geo_country_source,
+        is_scanner = n.is_scanner, is_scanner_source = n.is_scanner_source, is_riot = n.is_riot,
+        ip_type = n.ip_type, ip_type_source = n.ip_type_source, updated_at = now()
+    FROM (
+        SELECT r.ip,
+               CASE WHEN cur.enrichment -> p_source IS DISTINCT FROM r.result
+                    THEN cur.enrichment || jsonb_build_object(p_source, r.result) ELSE cur.enrichment END AS enrichment,
+               CASE WHEN f.asn_source IS NOT NULL THEN f.asn ELSE cur.current_asn END AS current_asn,
+               coalesce(f.asn_source, cur.current_asn_source) AS current_asn_source,
+               coalesce(f.country, 'XX') AS geo_country, f.country_source AS geo_country_source,
+               f.is_scanner, f.is_scanner_source, f.is_riot,
+               CASE WHEN cur.is_bogon THEN 'bogon' ELSE coalesce(f.ip_type, 'unknown') END AS ip_type,
+               CASE WHEN NOT cur.is_bogon THEN f.ip_type_source END AS ip_type_source
+        FROM ipintel_staging.enrichment_results r
+        JOIN ipintel.ip_inventory cur ON cur.ip = r.ip
+        CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
+        WHERE r.batch_id = p_batch_id) n
+    WHERE i.ip = n.ip
+      AND (i.enrichment, i.current_asn, i.current_asn_source, i.geo_country, i.geo_country_source, i.is_scanner,
+           i.is_scanner_source, i.is_riot, i.ip_type, i.ip_type_source)
+          IS DISTINCT FROM
+          (n.enrichment, n.current_asn, n.current_asn_source, n.geo_country, n.geo_country_source, n.is_scanner,
+           n.is_scanner_source, n.is_riot, n.ip_type, n.ip_type_source);
+    GET DIAGNOSTICS v_changed = ROW_COUNT;
     PERFORM ipintel.refresh_asn_counts(v_asns);
-    RETURN v_merged;
+    RETURN v_changed;
 END;
 $$;
-COMMENT ON FUNCTION ipintel.merge_maxmind(bigint, bigint) IS
-    'Merges a staged MaxMind batch: enrichment_state (fetched_at, build) for every IP; enrichment->maxmind and current_asn (when Team Cymru has not answered and the ASN file knows the IP) only where they change; asn_inventory (unchanged rows skipped) and ip_asn_history (real observations only). Returns the IPs merged.';
+COMMENT ON FUNCTION ipintel.apply_answers(text, bigint) IS
+    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot and ip_type with their *_source from enrichment_state by the registry''s ranks (resolved_facts), and refreshes the ASN counts. Writes only rows that change; returns how many.';
 
 ------------------------------------------------------------------------------------------
 -- Runs: every status change of an enrichment run is one of these functions
@@ -541,21 +642,35 @@ CREATE FUNCTION ipintel.merge_batch(p_run_id bigint, p_batch_id bigint)
 AS $$
 DECLARE
     v_source text;
-    v_merge_function text;
+    v_merge_function regproc;
+    v_facts_function regproc;
+    v_ips inet[];
+    v_asns bigint[];
     v_fetched bigint;
     v_merged bigint := 0;
     v_failed bigint;
 BEGIN
-    SELECT r.source, p.merge_function INTO STRICT v_source, v_merge_function
+    -- The registry names the source's functions; ::regproc checks that they exist and quotes
+    -- them, so no call is ever built from free text.
+    SELECT r.source, p.merge_function::regproc, p.facts_function::regproc
+    INTO STRICT v_source, v_merge_function, v_facts_function
     FROM ipintel.enrichment_runs r
     JOIN ipintel.enrichment_policy p ON p.source = r.source
     WHERE r.run_id = p_run_id;
 
-    SELECT count(*) INTO v_fetched FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id;
+    SELECT count(*), array_agg(r.ip) INTO v_fetched, v_ips
+    FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id;
     IF v_fetched > 0 THEN
-        -- The registry names the source's merge function; ::regproc checks that it exists and
-        -- quotes it, so the call is never built from free text.
-        EXECUTE format('SELECT %s($1, $2)', v_merge_function::regproc) INTO v_merged USING p_run_id, p_batch_id;
+        EXECUTE format('SELECT array_agg(DISTINCT f.asn) FROM ipintel_staging.enrichment_results r '
+                       'CROSS JOIN LATERAL %s(r.result) f WHERE r.batch_id = $1 AND f.asn IS NOT NULL',
+                       v_facts_function)
+        INTO v_asns USING p_batch_id;
+        PERFORM ipintel.lock_for_merge(v_ips, coalesce(v_asns, '{}'));
+        v_merged := ipintel.record_enrichment_state(v_source, p_batch_id);
+        IF v_merge_function IS NOT NULL THEN
+            EXECUTE format('SELECT %s($1, $2)', v_merge_function) USING p_run_id, p_batch_id;
+        END IF;
+        PERFORM ipintel.apply_answers(v_source, p_batch_id);
     END IF;
 
     -- Answered now: an open failure of these IPs for this source is over.
@@ -573,187 +688,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_batch(bigint, bigint) IS
-    'Merges one staged batch of a run: calls the source''s merge function (enrichment_policy.merge_function) on ipintel_staging.enrichment_results, resolves the failures of the IPs answered, records the staged failures, empties the batch and adds to the run''s fetched / merged / failed. Returns those three counts.';
-
-------------------------------------------------------------------------------------------
--- Snapshots
-------------------------------------------------------------------------------------------
--- The rule, for every snapshot_* field of a session: a known field (its *_source set) is never
--- changed; an unknown one is filled as soon as the sources it depends on are no longer awaited.
--- A source is awaited for a session while it is enabled, has no fresh answer for the IP, has not
--- declined it (bogon, policy says not applicable, a failure asking again cannot fix), and the
--- session was ingested less than the source's snapshot_window ago (so a backfill of old logs is
--- completed too). ASN waits for maxmind and cymru, country for maxmind (and for cymru when
--- MaxMind has no country), is_scanner for greynoise, ip_type for every source.
-
--- Policy filters say a source will not be asked about an IP: a definitive "no" for snapshots.
-CREATE FUNCTION ipintel.source_declines(p_policy ipintel.enrichment_policy, p_ip ipintel.ip_inventory)
-    RETURNS boolean
-    LANGUAGE sql
-    STABLE
-RETURN ipintel.skipped_for_maxmind_asn(p_policy, p_ip)
-    OR ipintel.below_session_threshold(p_policy, p_ip)
-    OR EXISTS (
-        SELECT 1 FROM ipintel.enrichment_failures f
-        WHERE f.source = p_policy.source AND f.ip = p_ip.ip
-          AND f.resolved_at IS NULL AND NOT f.retryable);
-COMMENT ON FUNCTION ipintel.source_declines(ipintel.enrichment_policy, ipintel.ip_inventory) IS
-    'True when the source will not be asked about the IP: the policy skips it (skip_when_maxmind_asn, min_session_count) or an open failure says asking again cannot help. A definitive answer for snapshots.';
-
-CREATE VIEW ipintel.snapshot_backlog AS
-SELECT s.session_id,
-       s.source_ip,
-       s.first_event_at,
-       s.created_at AS ingested_at,
-       s.snapshot_at,
-       w.waiting_for,
-       w.window_closes_at
-FROM ipintel.session_summaries s
-JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
-CROSS JOIN LATERAL (
-    SELECT coalesce(array_agg(p.source ORDER BY p.source), '{}'::text[]) AS waiting_for,
-           max(s.created_at + p.snapshot_window) AS window_closes_at
-    FROM ipintel.enrichment_policy p
-    LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
-    WHERE p.enabled
-      AND s.created_at + p.snapshot_window > now()
-      AND NOT i.is_bogon
-      -- never answered, or its answer is stale (due again): a new session waits for a fresh one
-      AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at))
-      AND NOT ipintel.source_declines(p, i)) w
-WHERE s.snapshot_complete_at IS NULL;
-COMMENT ON VIEW ipintel.snapshot_backlog IS
-    'Sessions whose snapshot is still incomplete, with the sources still awaited (waiting_for; empty: complete at the next take_snapshots) and when the last of their windows closes.';
-COMMENT ON COLUMN ipintel.snapshot_backlog.ingested_at IS 'session_summaries.created_at: each source''s snapshot_window starts here.';
-COMMENT ON COLUMN ipintel.snapshot_backlog.waiting_for IS 'Enabled sources that have neither answered nor declined for the IP while their window is open.';
-COMMENT ON COLUMN ipintel.snapshot_backlog.window_closes_at IS 'When the last awaited source''s window closes; the snapshot is then completed with what is known.';
-
-CREATE FUNCTION ipintel.take_snapshots()
-    RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path = ''
-AS $$
-DECLARE
-    v_changed bigint;
-BEGIN
-    WITH ready AS (
-        SELECT b.session_id,
-               NOT (b.waiting_for && ARRAY['maxmind', 'cymru']) AS asn_ready,
-               NOT ('maxmind' = ANY (b.waiting_for))
-                   AND (i.enrichment #>> '{maxmind,country}' IS NOT NULL OR NOT ('cymru' = ANY (b.waiting_for))) AS country_ready,
-               NOT ('greynoise' = ANY (b.waiting_for)) AS scanner_ready,
-               b.waiting_for = '{}' AS all_ready,
-               CASE WHEN h.ip IS NOT NULL THEN h.asn ELSE i.current_asn END AS asn,
-               CASE WHEN i.is_bogon THEN 'bogon'
-                    WHEN h.ip IS NOT NULL THEN h.source
-                    WHEN i.current_asn IS NOT NULL AND i.enrichment #>> '{cymru,found}' = 'true' THEN 'cymru'
-                    WHEN i.current_asn IS NOT NULL THEN 'maxmind'
-                    ELSE 'none' END AS asn_source,
-               i.geo_country AS country,
-               CASE WHEN i.is_bogon THEN 'bogon'
-                    WHEN i.enrichment #>> '{maxmind,country}' IS NOT NULL THEN 'maxmind'
-                    WHEN i.enrichment #>> '{cymru,registered_country}' IS NOT NULL THEN 'cymru'
-                    ELSE 'none' END AS country_source,
-               i.is_scanner,
-               CASE WHEN i.is_bogon THEN 'bogon' WHEN i.enrichment ? 'greynoise' THEN 'greynoise' ELSE 'none' END
-                   AS is_scanner_source,
-               i.ip_type,
-               CASE i.ip_type
-                    WHEN 'bogon' THEN 'bogon'
-                    WHEN 'riot' THEN 'greynoise'
-                    WHEN 'scanner' THEN 'greynoise'
-                    WHEN 'anonymizer' THEN 'maxmind'
-                    WHEN 'unrouted' THEN 'cymru'
-                    WHEN 'routed' THEN CASE WHEN jsonb_typeof(i.enrichment #> '{cymru,asn}') = 'number' THEN 'cymru' ELSE 'maxmind' END
-                    ELSE 'none' END AS ip_type_source,
-               i.enrichment
-        FROM ipintel.snapshot_backlog b
-        JOIN ipintel.ip_inventory i ON i.ip = b.source_ip
-        LEFT JOIN ipintel.ip_asn_history h ON h.ip = b.source_ip AND h.valid @> b.first_event_at
-    ), todo AS (
-        SELECT r.*
-        FROM ready r
-        JOIN ipintel.session_summaries s ON s.session_id = r.session_id
-        WHERE r.all_ready
-           OR (r.asn_ready AND s.snapshot_asn_source IS NULL)
-           OR (r.country_ready AND s.snapshot_country_source IS NULL)
-           OR (r.scanner_ready AND s.snapshot_is_scanner_source IS NULL)
-    ), locked AS (
-        -- A session an ingest chunk is updating right now is left for the next run (SKIP LOCKED):
-        -- snapshots never wait for ingest, so the two can never deadlock.
-        SELECT s.session_id
-        FROM ipintel.session_summaries s
-        WHERE s.session_id IN (SELECT t.session_id FROM todo t)
-        ORDER BY s.session_id
-        FOR NO KEY UPDATE SKIP LOCKED
-    ), filled AS (
-        UPDATE ipintel.session_summaries s
-        SET snapshot_asn = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE s.snapshot_asn END,
-            snapshot_asn_source = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn_source
-                                       ELSE s.snapshot_asn_source END,
-            snapshot_country = CASE WHEN s.snapshot_country_source IS NULL AND t.country_ready THEN t.country
-                                    ELSE s.snapshot_country END,
-            snapshot_country_source = CASE WHEN s.snapshot_country_source IS NULL AND t.country_ready THEN t.country_source
-                                           ELSE s.snapshot_country_source END,
-            snapshot_is_scanner = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready THEN t.is_scanner
-                                       ELSE s.snapshot_is_scanner END,
-            snapshot_is_scanner_source = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready
-                                              THEN t.is_scanner_source ELSE s.snapshot_is_scanner_source END,
-            snapshot_ip_type = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.all_ready THEN t.ip_type
-                                    ELSE s.snapshot_ip_type END,
-            snapshot_ip_type_source = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.all_ready THEN t.ip_type_source
-                                           ELSE s.snapshot_ip_type_source END,
-            snapshot_enrichment = t.enrichment,
-            snapshot_at = coalesce(s.snapshot_at, now()),
-            snapshot_complete_at = CASE WHEN t.all_ready THEN now() END,
-            updated_at = now()
-        FROM todo t
-        JOIN locked l ON l.session_id = t.session_id
-        WHERE s.session_id = t.session_id
-        RETURNING 1)
-    SELECT count(*) INTO v_changed FROM filled;
-    RETURN v_changed;
-END;
-$$;
-COMMENT ON FUNCTION ipintel.take_snapshots() IS
-    'Fills the unknown snapshot_* fields of incomplete sessions whose sources are no longer awaited (see ipintel.snapshot_backlog), and marks a snapshot complete once no source is awaited. Never changes a known field. Returns the sessions changed.';
-
-CREATE FUNCTION ipintel.protect_snapshot()
-    RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path = ''
-AS $$
-BEGIN
-    IF (OLD.snapshot_asn_source IS NOT NULL
-        AND (NEW.snapshot_asn, NEW.snapshot_asn_source) IS DISTINCT FROM (OLD.snapshot_asn, OLD.snapshot_asn_source))
-       OR (OLD.snapshot_country_source IS NOT NULL
-           AND (NEW.snapshot_country, NEW.snapshot_country_source)
-               IS DISTINCT FROM (OLD.snapshot_country, OLD.snapshot_country_source))
-       OR (OLD.snapshot_ip_type_source IS NOT NULL
-           AND (NEW.snapshot_ip_type, NEW.snapshot_ip_type_source)
-               IS DISTINCT FROM (OLD.snapshot_ip_type, OLD.snapshot_ip_type_source))
-       OR (OLD.snapshot_is_scanner_source IS NOT NULL
-           AND (NEW.snapshot_is_scanner, NEW.snapshot_is_scanner_source)
-               IS DISTINCT FROM (OLD.snapshot_is_scanner, OLD.snapshot_is_scanner_source))
-       OR (OLD.snapshot_at IS NOT NULL AND NEW.snapshot_at IS DISTINCT FROM OLD.snapshot_at)
-       OR (OLD.snapshot_complete_at IS NOT NULL
-           AND (NEW.snapshot_complete_at, NEW.snapshot_enrichment)
-               IS DISTINCT FROM (OLD.snapshot_complete_at, OLD.snapshot_enrichment)) THEN
-        RAISE EXCEPTION 'snapshot of session %: a known snapshot field is never rewritten', OLD.session_id
-            USING ERRCODE = 'integrity_constraint_violation';
-    END IF;
-    RETURN NEW;
-END;
-$$;
-COMMENT ON FUNCTION ipintel.protect_snapshot() IS
-    'Trigger function: refuses to change a known snapshot field (its *_source set), snapshot_at once set, or anything of a complete snapshot. Unknown fields may be filled.';
-
-CREATE TRIGGER session_summaries_snapshot_is_immutable
-    BEFORE UPDATE OF snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_enrichment, snapshot_at,
-                     snapshot_asn_source, snapshot_country_source, snapshot_ip_type_source, snapshot_is_scanner_source,
-                     snapshot_complete_at
-    ON ipintel.session_summaries
-    FOR EACH ROW EXECUTE FUNCTION ipintel.protect_snapshot();
+    'Merges one staged batch of a run, whatever its source: locks (lock_for_merge), records the answers and their facts in enrichment_state (record_enrichment_state), calls the source''s own merge step (enrichment_policy.merge_function, if any), writes the documents and resolved facts into ip_inventory (apply_answers), resolves the failures of the IPs answered, records the staged failures, empties the batch and adds to the run''s fetched / merged / failed. Returns those three counts.';
 
 ------------------------------------------------------------------------------------------
 -- Coverage for operators and analysts
@@ -782,3 +717,12 @@ COMMENT ON VIEW ipintel.enrichment_coverage IS
 ------------------------------------------------------------------------------------------
 ALTER TABLE ipintel.ip_asn_history
     ADD CONSTRAINT ip_asn_history_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source);
+
+------------------------------------------------------------------------------------------
+-- ip_inventory says which registered source each resolved fact came from
+------------------------------------------------------------------------------------------
+ALTER TABLE ipintel.ip_inventory
+    ADD CONSTRAINT ip_inventory_current_asn_source_fkey FOREIGN KEY (current_asn_source) REFERENCES ipintel.enrichment_policy (source),
+    ADD CONSTRAINT ip_inventory_geo_country_source_fkey FOREIGN KEY (geo_country_source) REFERENCES ipintel.enrichment_policy (source),
+    ADD CONSTRAINT ip_inventory_is_scanner_source_fkey FOREIGN KEY (is_scanner_source) REFERENCES ipintel.enrichment_policy (source),
+    ADD CONSTRAINT ip_inventory_ip_type_source_fkey FOREIGN KEY (ip_type_source) REFERENCES ipintel.enrichment_policy (source);

@@ -202,8 +202,8 @@ def test_source_must_be_registered_and_a_new_row_is_accepted(db: str, cli_databa
     assert (code, one_line(err)) == (
         2, "ipintel enrich: unknown source shodan (registered in ipintel.enrichment_policy: maxmind, cymru, greynoise)")
     with psycopg.connect(db) as conn:
-        conn.execute("INSERT INTO ipintel.enrichment_policy (source, ttl, kind, pass_order, merge_function) "
-                     "VALUES ('shodan', '1 day', 'remote_service', 5, 'ipintel.merge_shodan')")
+        conn.execute("INSERT INTO ipintel.enrichment_policy (source, ttl, kind, pass_order, facts_function) "
+                     "VALUES ('shodan', '1 day', 'remote_service', 5, 'ipintel.shodan_facts')")
     code, _, err = run(["enrich", "--source", "shodan"], capsys)
     assert (code, one_line(err)) == (2, "ipintel enrich: source shodan is registered but this ipintel has no pass for it")
 

@@ -298,8 +298,9 @@ def test_pass_merges_every_answer_form(db, cymru_server):
                          "WHERE source = 'cymru'")
     assert sorted(a["ip"] for a in answered) == routable
     assert all(before <= a["fetched_at"] == a["changed_at"] <= after for a in answered)
+    # "No match" says nothing about routing (unknown); NA (allocated, not announced) is unrouted.
     assert {ip: row["ip_type"] for ip, row in rows.items()} == {
-        GOOGLE: "routed", GOOGLE2: "routed", UNROUTED: "unrouted", MULTI: "routed", NOMATCH: "unrouted",
+        GOOGLE: "routed", GOOGLE2: "routed", UNROUTED: "unrouted", MULTI: "routed", NOMATCH: "unknown",
         OTHER: "routed", CYRILLIC: "routed", V6: "routed", BOGON4: "bogon", BOGON6: "bogon"}
     # No MaxMind here: the registration country is the only country known.
     assert {ip: row["geo_country"] for ip, row in rows.items()} == {

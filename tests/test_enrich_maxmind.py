@@ -304,7 +304,7 @@ def test_first_run_merges_exact_values(seeded: str, geoip: Path, looked_up: list
         (19281, "QUAD9-AS-1", 1, 0),
         (24940, "Hetzner Online GmbH", 1, 1),
     ]
-    assert all(a["src"] == {"as_org": a["as_name"]} for a in asns)
+    assert all(a["src"] == {"as_name": a["as_name"]} for a in asns)
     google = next(a for a in asns if a["asn"] == 15169)
     assert google["first_seen"] == datetime(2026, 1, 1, 10, tzinfo=UTC)
     assert google["last_seen"] == datetime(2026, 1, 2, 11, tzinfo=UTC)

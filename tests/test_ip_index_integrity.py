@@ -279,7 +279,7 @@ FROM hist_ips h CROSS JOIN generate_series(0, 3) AS w;
 HISTORY_ROUND = """
 WITH o AS (
     SELECT ip, 64500 + floor(random() * 100)::bigint AS asn FROM hist_ips WHERE random() < 0.33)
-SELECT ipintel.record_asn_history('maxmind', array_agg(ip), array_agg(asn),
+SELECT ipintel.record_asn_history(array_agg('maxmind'::text), array_agg(ip), array_agg(asn),
                                   array_agg(timestamptz '2026-02-01' + {round} * interval '1 day'))
 FROM o;
 """

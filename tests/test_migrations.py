@@ -148,7 +148,8 @@ def test_enrichment_state_backfill_moves_freshness_out_of_the_documents(db: str)
             "SELECT i.enrichment, a.sources FROM ipintel.ip_inventory i, ipintel.asn_inventory a").fetchall()
     assert state == [("cymru", cymru_at, None, cymru_at), ("maxmind", maxmind_at, 100, maxmind_at)]
     assert document == facts
-    assert sources == {"maxmind": {"as_org": "AS-X"}, "cymru": {"as_name": "AS-X"}}
+    # 0020 files every source's AS name under as_name (the key as_name_rank reads)
+    assert sources == {"maxmind": {"as_name": "AS-X"}, "cymru": {"as_name": "AS-X"}}
 
     schema.downgrade(db, "0015")
     with psycopg.connect(db) as conn:

@@ -1,6 +1,6 @@
 -- Bad input is refused by named constraints whose messages say what is wrong.
 BEGIN;
-SELECT plan(12);
+SELECT plan(13);
 
 SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip) VALUES ('10.0.0.0/8')$$, '23514',
     'new row for relation "ip_inventory" violates check constraint "ip_inventory_ip_is_host_address"',
@@ -13,9 +13,12 @@ SELECT lives_ok($$INSERT INTO ipintel.ip_inventory (ip) VALUES (ipintel.normaliz
 SELECT throws_ok($$INSERT INTO ipintel.asn_inventory (asn, as_country) VALUES (64496, 'usa')$$, '23514',
     'new row for relation "asn_inventory" violates check constraint "asn_inventory_as_country_is_iso_alpha2"',
     'a country is two upper-case letters');
-SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip, enrichment) VALUES ('9.9.9.9', '{"maxmind": {"country": "de"}}')$$, '23514',
+SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip, geo_country) VALUES ('9.9.9.9', 'de')$$, '23514',
     'new row for relation "ip_inventory" violates check constraint "ip_inventory_geo_country_is_iso_alpha2"',
-    'a lower-case country from a source is refused');
+    'a lower-case geo_country is refused');
+SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip, geo_country, geo_country_source) VALUES ('9.9.9.8', 'DE', 'shodan')$$, '23503',
+    'insert or update on table "ip_inventory" violates foreign key constraint "ip_inventory_geo_country_source_fkey"',
+    'a resolved fact names a source of the registry');
 SELECT throws_ok($$INSERT INTO ipintel.enrichment_runs (source) VALUES ('shodan')$$, '23503',
     'insert or update on table "enrichment_runs" violates foreign key constraint "enrichment_runs_source_fkey"',
     'a run of a source missing from the registry is refused');

@@ -1,17 +1,18 @@
 -- ips_due(): what each source must fetch, decided in SQL.
 BEGIN;
-SELECT plan(10);
+SELECT plan(12);
 
-INSERT INTO ipintel.ip_inventory (ip, last_seen, session_count, enrichment) VALUES
-    ('198.18.0.1', now(), 1, '{}'),                                                   -- bogon (benchmarking)
-    ('203.0.114.1', now() - interval '1 hour', 1, '{}'),                              -- never fetched
-    ('203.0.114.2', now() - interval '2 hours', 3, '{"maxmind": {"asn": 64500}}'),
-    ('203.0.114.3', now() - interval '3 hours', 1, '{"maxmind": {"asn": null}}'),
-    ('2001:4860::1', now() - interval '4 hours', 1, '{}');
--- When MaxMind answered, and from which build: state beside the documents.
-INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, build, changed_at) VALUES
-    ('203.0.114.2', 'maxmind', now() - interval '1 day', 100, now() - interval '1 day'),
-    ('203.0.114.3', 'maxmind', now() - interval '8 days', 100, now() - interval '8 days');
+INSERT INTO ipintel.asn_inventory (asn) VALUES (64500);
+INSERT INTO ipintel.ip_inventory (ip, last_seen, session_count, enrichment, current_asn, current_asn_source) VALUES
+    ('198.18.0.1', now(), 1, '{}', NULL, NULL),                                        -- bogon (benchmarking)
+    ('203.0.114.1', now() - interval '1 hour', 1, '{}', NULL, NULL),                   -- never fetched
+    ('203.0.114.2', now() - interval '2 hours', 3, '{"maxmind": {"asn": 64500}}', 64500, 'maxmind'),  -- ASN known
+    ('203.0.114.3', now() - interval '3 hours', 1, '{"maxmind": {"asn": null}}', NULL, NULL),
+    ('2001:4860::1', now() - interval '4 hours', 1, '{}', NULL, NULL);
+-- When MaxMind answered, from which build, and what it said: state beside the documents.
+INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, build, changed_at, asn, asn_observed) VALUES
+    ('203.0.114.2', 'maxmind', now() - interval '1 day', 100, now() - interval '1 day', 64500, true),
+    ('203.0.114.3', 'maxmind', now() - interval '8 days', 100, now() - interval '8 days', NULL, false);
 
 SELECT is(array_agg(host(ip) ORDER BY last_seen DESC), ARRAY['203.0.114.1', '2001:4860::1'],
           'maxmind: never fetched, most recent first, never the bogon (answers of the same build stay)')
@@ -20,8 +21,18 @@ SELECT is(array_agg(host(ip) ORDER BY last_seen DESC), ARRAY['203.0.114.1', '203
           'maxmind: a newer database build makes fresh results due')
 FROM ipintel.ips_due('maxmind', p_current_build => 200);
 SELECT is(array_agg(host(ip) ORDER BY last_seen DESC), ARRAY['203.0.114.1', '203.0.114.3', '2001:4860::1'],
-          'cymru: IPs with a MaxMind ASN are skipped by default')
+          'cymru: IPs whose ASN a source already gave are skipped by default (skip_when_asn_known)')
 FROM ipintel.ips_due('cymru');
+UPDATE ipintel.enrichment_policy SET skip_when_asn_known = false WHERE source = 'cymru';
+SELECT is(array_agg(host(ip) ORDER BY last_seen DESC), ARRAY['203.0.114.1', '203.0.114.2', '203.0.114.3', '2001:4860::1'],
+          'cymru without skip_when_asn_known: every never-fetched IP')
+FROM ipintel.ips_due('cymru');
+UPDATE ipintel.enrichment_policy SET skip_when_asn_known = true WHERE source = 'cymru';
+INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, changed_at) VALUES
+    ('203.0.114.2', 'cymru', now() - interval '31 days', now() - interval '31 days');
+SELECT ok(EXISTS (SELECT 1 FROM ipintel.ips_due('cymru') WHERE ip = '203.0.114.2'),
+          'cymru: a stale answer is refreshed although the ASN is known');
+DELETE FROM ipintel.enrichment_state WHERE source = 'cymru';
 SELECT is((SELECT count(*)::int FROM ipintel.ips_due('cymru', p_force => true)), 4, 'force: every non-bogon IP');
 SELECT is((SELECT count(*)::int FROM ipintel.ips_due('maxmind', 1)), 1, 'limit');
 SELECT is((SELECT array_agg(host(ip)) FROM ipintel.ips_due('maxmind', p_ips => ARRAY['203.0.114.1'::inet, '198.18.0.1'])),

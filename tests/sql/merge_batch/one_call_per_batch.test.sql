@@ -1,6 +1,7 @@
--- merge_batch(): the one SQL call per fetched batch. It calls the merge function the registry
--- names for the run's source, resolves the failures of the IPs answered, records the staged
--- failures, empties the batch and adds to the run's counters.
+-- merge_batch(): the one SQL call per fetched batch. It records the answers, calls the merge
+-- function the registry names for the run's source (if any), resolves the facts, resolves the
+-- failures of the IPs answered, records the staged failures, empties the batch and adds to the
+-- run's counters.
 BEGIN;
 SELECT plan(11);
 
@@ -22,7 +23,7 @@ INSERT INTO ipintel_staging.enrichment_failures (run_id, batch_id, source, ip, e
 SELECT results_eq($$SELECT * FROM ipintel.merge_batch($$ || :run_id || $$, 900)$$,
                   $$VALUES (2::bigint, 2::bigint, 1::bigint)$$, 'two fetched, two merged, one failure recorded');
 SELECT results_eq($$SELECT host(ip), is_scanner FROM ipintel.ip_inventory WHERE enrichment ? 'greynoise' ORDER BY ip$$,
-                  $$VALUES ('203.0.114.1', true), ('203.0.114.2', false)$$, 'the registry''s merge function merged them');
+                  $$VALUES ('203.0.114.1', true), ('203.0.114.2', false)$$, 'the answers are merged (GreyNoise has no merge step of its own)');
 SELECT isnt(resolved_at, NULL, 'the earlier failure of an IP answered now is resolved')
 FROM ipintel.enrichment_failures WHERE ip = '203.0.114.1';
 SELECT results_eq($$SELECT host(ip), retryable FROM ipintel.enrichment_failures WHERE resolved_at IS NULL$$,

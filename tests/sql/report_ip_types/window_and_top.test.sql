@@ -3,11 +3,16 @@
 BEGIN;
 SELECT plan(3);
 
-INSERT INTO ipintel.ip_inventory (ip, enrichment) VALUES
-    ('203.0.114.1', '{"greynoise": {"noise": true, "riot": false}}'),
-    ('203.0.114.2', '{"greynoise": {"noise": false, "riot": false}, "maxmind": {"asn": 64500}}'),
-    ('203.0.114.3', '{}'),
-    ('10.0.0.9', '{}');
+INSERT INTO ipintel.ip_inventory (ip) VALUES ('203.0.114.1'), ('203.0.114.2'), ('203.0.114.3'), ('10.0.0.9');
+-- What the sources said, merged as a pass merges it.
+SELECT ipintel.start_run('greynoise', '{}'::jsonb) AS gn_run \gset
+SELECT ipintel.start_run('maxmind', '{}'::jsonb) AS mm_run \gset
+INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result) VALUES
+    (:gn_run, 1, 'greynoise', '203.0.114.1', now(), '{"observed": true, "noise": true, "riot": false}'),
+    (:gn_run, 1, 'greynoise', '203.0.114.2', now(), '{"observed": false, "noise": false, "riot": false}'),
+    (:mm_run, 2, 'maxmind', '203.0.114.2', now(), '{"found": true, "asn": 64500, "as_org": "AS", "asn_db": {"type": "GeoLite2-ASN"}}');
+SELECT FROM ipintel.merge_batch(:gn_run, 1);
+SELECT FROM ipintel.merge_batch(:mm_run, 2);
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip) VALUES
     ('scanner-at-since', '2026-11-01 00:00+00', '2026-11-01 00:05+00', '203.0.114.1'),
     ('scanner', '2026-11-02 00:00+00', '2026-11-02 00:05+00', '203.0.114.1'),

@@ -3,11 +3,15 @@
 BEGIN;
 SELECT plan(4);
 
-INSERT INTO ipintel.ip_inventory (ip, enrichment) VALUES
-    ('203.0.114.1', '{"maxmind": {"country": "NL"}}'),
-    ('203.0.114.2', '{"maxmind": {"country": "NL"}}'),
-    ('203.0.114.3', '{"maxmind": {"country": "BR"}}'),
-    ('203.0.114.4', '{}');
+INSERT INTO ipintel.ip_inventory (ip) VALUES ('203.0.114.1'), ('203.0.114.2'), ('203.0.114.3'), ('203.0.114.4');
+-- What MaxMind said, merged as a pass merges it.
+SELECT ipintel.start_run('maxmind', '{}'::jsonb) AS mm_run \gset
+INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result) VALUES
+    (:mm_run, 1, 'maxmind', '203.0.114.1', now(), '{"found": true, "country": "NL"}'),
+    (:mm_run, 1, 'maxmind', '203.0.114.2', now(), '{"found": true, "country": "NL"}'),
+    (:mm_run, 1, 'maxmind', '203.0.114.3', now(), '{"found": true, "country": "BR"}'),
+    (:mm_run, 1, 'maxmind', '203.0.114.4', now(), '{"found": false, "country": null}');
+SELECT FROM ipintel.merge_batch(:mm_run, 1);
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip, login_attempts, login_successes) VALUES
     ('nl-at-since', '2026-11-01 00:00+00', '2026-11-01 00:05+00', '203.0.114.1', 2, 2),
     ('nl-other-ip', '2026-11-02 00:00+00', '2026-11-02 00:05+00', '203.0.114.2', 1, 0),

@@ -14,10 +14,11 @@ SELECT is_empty($$
     FROM pg_proc p
     JOIN pg_namespace n ON n.oid = p.pronamespace
     JOIN pg_language l ON l.oid = p.prolang
+    -- trigger functions are checked against each table they are attached to
+    LEFT JOIN LATERAL (SELECT DISTINCT t.tgrelid FROM pg_trigger t WHERE t.tgfoid = p.oid) t ON true
     CROSS JOIN LATERAL plpgsql_check_function_tb(
         p.oid,
-        -- trigger functions are checked against the table they are attached to
-        relid => CASE WHEN p.prorettype = 'trigger'::regtype THEN 'ipintel.session_summaries'::regclass ELSE 0 END,
+        relid => coalesce(t.tgrelid, 0),
         extra_warnings => false) c
     WHERE n.nspname = 'ipintel' AND l.lanname = 'plpgsql' AND c.level IN ('error', 'warning')
 $$, 'plpgsql_check finds no error and no warning');

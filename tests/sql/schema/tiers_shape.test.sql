@@ -1,6 +1,6 @@
 -- The public interface analysts and later code rely on: tables, keys, columns and comments.
 BEGIN;
-SELECT plan(33);
+SELECT plan(38);
 
 SELECT has_schema('ipintel');
 SELECT has_schema('ipintel_staging');
@@ -43,8 +43,15 @@ SELECT hasnt_index('ipintel', 'ip_inventory', 'ip_inventory_ip_gist_idx', 'no Gi
 SELECT is(
     (SELECT array_agg(attname ORDER BY attname) FROM pg_attribute
      WHERE attrelid = 'ipintel.ip_inventory'::regclass AND attgenerated = 's'),
-    ARRAY['geo_country', 'ip_family', 'ip_type', 'is_bogon', 'is_riot', 'is_scanner']::name[],
-    'ip_inventory generated columns are STORED and chosen up front');
+    ARRAY['ip_family', 'is_bogon']::name[],
+    'ip_inventory generated columns are STORED and read only the address');
+
+-- The facts the sources give are resolved columns, each naming the registered source it came from.
+SELECT fk_ok('ipintel', 'ip_inventory', 'current_asn_source', 'ipintel', 'enrichment_policy', 'source');
+SELECT fk_ok('ipintel', 'ip_inventory', 'geo_country_source', 'ipintel', 'enrichment_policy', 'source');
+SELECT fk_ok('ipintel', 'ip_inventory', 'is_scanner_source', 'ipintel', 'enrichment_policy', 'source');
+SELECT fk_ok('ipintel', 'ip_inventory', 'ip_type_source', 'ipintel', 'enrichment_policy', 'source');
+SELECT has_trigger('ipintel', 'ip_inventory', 'ip_inventory_bogon_is_typed', 'a trigger types bogons');
 
 SELECT is(
     (SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c

@@ -1,0 +1,200 @@
+-- From sql/075_snapshots.sql
+-- Tier 3's point-in-time snapshots: when a session's snapshot_* fields are filled, and the one
+-- function that fills them.
+--
+-- The rule, for every snapshot_* field of a session: a known field (its *_source set) is never
+-- changed; an unknown one is filled as soon as no source that could still give a better value
+-- is awaited. A source is awaited for a session while it is enabled, has no fresh answer for the
+-- IP, has not declined it (bogon, policy says not applicable, a failure asking again cannot
+-- fix), and the session was ingested less than the source's snapshot_window ago (so a backfill
+-- of old logs is completed too). "Better" is the registry's rank for the field
+-- (enrichment_policy.asn_rank, country_rank, is_scanner_rank, ip_type_rank): a field is ready
+-- when its value comes from a source ranked before every awaited source of that field, or when
+-- none is awaited. ip_type also waits for the ASN (an IP no source classified is routed once it
+-- has one).
+--
+-- The cost is linear: the awaited sources are computed once per IP (hash joins, no per-session
+-- subquery), then grouped per session.
+
+-- (IP, source) pairs a snapshot may still wait for: IPs with an incomplete snapshot, enabled
+-- sources without a fresh answer for them that have not declined them.
+CREATE VIEW ipintel.snapshot_pending_sources AS
+SELECT i.ip,
+       p.source,
+       p.snapshot_window,
+       p.asn_rank,
+       p.country_rank,
+       p.is_scanner_rank,
+       p.ip_type_rank
+FROM ipintel.ip_inventory i
+CROSS JOIN ipintel.enrichment_policy p
+LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+-- an open failure that asking again cannot fix: the source declines the IP
+LEFT JOIN ipintel.enrichment_failures f
+       ON f.source = p.source AND f.ip = i.ip AND f.resolved_at IS NULL AND NOT f.retryable
+WHERE p.enabled
+  AND NOT i.is_bogon
+  -- never answered, or its answer is stale (due again): a new session waits for a fresh one
+  AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at))
+  AND f.ip IS NULL
+  -- the policy's filters (as ips_due reads them); the session threshold is looked at only when set
+  AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))
+  AND NOT (p.min_session_count IS NOT NULL AND ipintel.below_session_threshold(p, i))
+  AND i.ip IN (SELECT s.source_ip FROM ipintel.session_summaries s WHERE s.snapshot_complete_at IS NULL);
+COMMENT ON VIEW ipintel.snapshot_pending_sources IS
+    'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks.';
+
+-- Per incomplete session: the sources still awaited (their window open) and, per field, the
+-- best rank among them.
+CREATE VIEW ipintel.snapshot_waits AS
+SELECT s.session_id,
+       array_agg(w.source ORDER BY w.source) AS waiting_for,
+       max(s.created_at + w.snapshot_window) AS window_closes_at,
+       min(w.asn_rank) AS asn_wait_rank,
+       min(w.country_rank) AS country_wait_rank,
+       min(w.is_scanner_rank) AS is_scanner_wait_rank,
+       min(w.ip_type_rank) AS ip_type_wait_rank
+FROM ipintel.session_summaries s
+JOIN ipintel.snapshot_pending_sources w ON w.ip = s.source_ip
+WHERE s.snapshot_complete_at IS NULL
+  AND s.created_at + w.snapshot_window > now()
+GROUP BY s.session_id;
+COMMENT ON VIEW ipintel.snapshot_waits IS
+    'Incomplete sessions that still wait for a source: which ones (waiting_for), when the last window closes, and per snapshot field the best rank among the awaited sources (NULL: the field waits for none).';
+
+CREATE VIEW ipintel.snapshot_backlog AS
+SELECT s.session_id,
+       s.source_ip,
+       s.first_event_at,
+       s.created_at AS ingested_at,
+       s.snapshot_at,
+       coalesce(w.waiting_for, '{}'::text[]) AS waiting_for,
+       w.window_closes_at
+FROM ipintel.session_summaries s
+LEFT JOIN ipintel.snapshot_waits w ON w.session_id = s.session_id
+WHERE s.snapshot_complete_at IS NULL;
+COMMENT ON VIEW ipintel.snapshot_backlog IS
+    'Sessions whose snapshot is still incomplete, with the sources still awaited (waiting_for; empty: complete at the next take_snapshots) and when the last of their windows closes.';
+COMMENT ON COLUMN ipintel.snapshot_backlog.ingested_at IS 'session_summaries.created_at: each source''s snapshot_window starts here.';
+COMMENT ON COLUMN ipintel.snapshot_backlog.waiting_for IS 'Enabled sources that have neither answered nor declined for the IP while their window is open.';
+COMMENT ON COLUMN ipintel.snapshot_backlog.window_closes_at IS 'When the last awaited source''s window closes; the snapshot is then completed with what is known.';
+
+CREATE FUNCTION ipintel.take_snapshots()
+    RETURNS bigint
+    LANGUAGE plpgsql
+    -- One big set-based statement: compiling it (JIT) costs more than it saves.
+    SET jit = off
+    SET search_path = ''
+AS $$
+DECLARE
+    v_changed bigint;
+BEGIN
+    WITH todo AS (
+        SELECT s.session_id, r.*,
+               CASE WHEN h.ip IS NOT NULL THEN h.asn ELSE i.current_asn END AS asn,
+               CASE WHEN i.is_bogon THEN 'bogon' WHEN h.ip IS NOT NULL THEN h.source
+                    ELSE coalesce(i.current_asn_source, 'none') END AS asn_source,
+               i.geo_country AS country,
+               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.geo_country_source, 'none') END AS country_source,
+               i.is_scanner,
+               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_scanner_source, 'none') END AS is_scanner_source,
+               i.ip_type,
+               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.ip_type_source, 'none') END AS ip_type_source,
+               i.enrichment
+        FROM ipintel.session_summaries s
+        JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
+        LEFT JOIN ipintel.snapshot_waits w ON w.session_id = s.session_id
+        LEFT JOIN ipintel.enrichment_policy ka ON ka.source = i.current_asn_source
+        LEFT JOIN ipintel.enrichment_policy kc ON kc.source = i.geo_country_source
+        LEFT JOIN ipintel.enrichment_policy ks ON ks.source = i.is_scanner_source
+        LEFT JOIN ipintel.enrichment_policy kt ON kt.source = i.ip_type_source
+        LEFT JOIN ipintel.ip_asn_history h ON h.ip = s.source_ip AND h.valid @> s.first_event_at
+        CROSS JOIN LATERAL (
+            -- ready: no awaited source of the field, or the value's source is ranked before them
+            SELECT w.session_id IS NULL AS all_ready,
+                   w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false) AS asn_ready,
+                   w.country_wait_rank IS NULL OR coalesce(kc.country_rank < w.country_wait_rank, false)
+                       AS country_ready,
+                   w.is_scanner_wait_rank IS NULL OR coalesce(ks.is_scanner_rank < w.is_scanner_wait_rank, false)
+                       AS scanner_ready,
+                   -- ip_type also needs the ASN (an IP no source classified is routed once it has one)
+                   (w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false))
+                   AND (w.ip_type_wait_rank IS NULL OR coalesce(kt.ip_type_rank < w.ip_type_wait_rank, false))
+                       AS ip_type_ready) r
+        WHERE s.snapshot_complete_at IS NULL
+          AND (r.all_ready
+               OR (r.asn_ready AND s.snapshot_asn_source IS NULL)
+               OR (r.country_ready AND s.snapshot_country_source IS NULL)
+               OR (r.scanner_ready AND s.snapshot_is_scanner_source IS NULL)
+               OR (r.ip_type_ready AND s.snapshot_ip_type_source IS NULL))
+        -- A session an ingest chunk is updating right now is left for the next run: snapshots
+        -- never wait for ingest, so the two can never deadlock.
+        FOR NO KEY UPDATE OF s SKIP LOCKED
+    ), filled AS (
+        UPDATE ipintel.session_summaries s
+        SET snapshot_asn = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE s.snapshot_asn END,
+            snapshot_asn_source = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn_source
+                                       ELSE s.snapshot_asn_source END,
+            snapshot_country = CASE WHEN s.snapshot_country_source IS NULL AND t.country_ready THEN t.country
+                                    ELSE s.snapshot_country END,
+            snapshot_country_source = CASE WHEN s.snapshot_country_source IS NULL AND t.country_ready THEN t.country_source
+                                           ELSE s.snapshot_country_source END,
+            snapshot_is_scanner = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready THEN t.is_scanner
+                                       ELSE s.snapshot_is_scanner END,
+            snapshot_is_scanner_source = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready
+                                              THEN t.is_scanner_source ELSE s.snapshot_is_scanner_source END,
+            snapshot_ip_type = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN t.ip_type
+                                    ELSE s.snapshot_ip_type END,
+            snapshot_ip_type_source = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN t.ip_type_source
+                                           ELSE s.snapshot_ip_type_source END,
+            snapshot_enrichment = t.enrichment,
+            snapshot_at = coalesce(s.snapshot_at, now()),
+            snapshot_complete_at = CASE WHEN t.all_ready THEN now() END,
+            updated_at = now()
+        FROM todo t
+        WHERE s.session_id = t.session_id
+        RETURNING 1)
+    SELECT count(*) INTO v_changed FROM filled;
+    RETURN v_changed;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.take_snapshots() IS
+    'Fills the unknown snapshot_* fields of incomplete sessions that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. Linear in the incomplete sessions and their IPs. Returns the sessions changed.';
+
+CREATE FUNCTION ipintel.protect_snapshot()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+BEGIN
+    IF (OLD.snapshot_asn_source IS NOT NULL
+        AND (NEW.snapshot_asn, NEW.snapshot_asn_source) IS DISTINCT FROM (OLD.snapshot_asn, OLD.snapshot_asn_source))
+       OR (OLD.snapshot_country_source IS NOT NULL
+           AND (NEW.snapshot_country, NEW.snapshot_country_source)
+               IS DISTINCT FROM (OLD.snapshot_country, OLD.snapshot_country_source))
+       OR (OLD.snapshot_ip_type_source IS NOT NULL
+           AND (NEW.snapshot_ip_type, NEW.snapshot_ip_type_source)
+               IS DISTINCT FROM (OLD.snapshot_ip_type, OLD.snapshot_ip_type_source))
+       OR (OLD.snapshot_is_scanner_source IS NOT NULL
+           AND (NEW.snapshot_is_scanner, NEW.snapshot_is_scanner_source)
+               IS DISTINCT FROM (OLD.snapshot_is_scanner, OLD.snapshot_is_scanner_source))
+       OR (OLD.snapshot_at IS NOT NULL AND NEW.snapshot_at IS DISTINCT FROM OLD.snapshot_at)
+       OR (OLD.snapshot_complete_at IS NOT NULL
+           AND (NEW.snapshot_complete_at, NEW.snapshot_enrichment)
+               IS DISTINCT FROM (OLD.snapshot_complete_at, OLD.snapshot_enrichment)) THEN
+        RAISE EXCEPTION 'snapshot of session %: a known snapshot field is never rewritten', OLD.session_id
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.protect_snapshot() IS
+    'Trigger function: refuses to change a known snapshot field (its *_source set), snapshot_at once set, or anything of a complete snapshot. Unknown fields may be filled.';
+
+CREATE TRIGGER session_summaries_snapshot_is_immutable
+    BEFORE UPDATE OF snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_enrichment, snapshot_at,
+                     snapshot_asn_source, snapshot_country_source, snapshot_ip_type_source, snapshot_is_scanner_source,
+                     snapshot_complete_at
+    ON ipintel.session_summaries
+    FOR EACH ROW EXECUTE FUNCTION ipintel.protect_snapshot();
+

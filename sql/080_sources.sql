@@ -1,0 +1,142 @@
+-- From sql/080_sources.sql
+-- Each source's own SQL: its facts function (what one answer document says, in typed columns:
+-- enrichment_policy.facts_function) and, when it has one, its own merge step
+-- (enrichment_policy.merge_function). Everything else is generic (sql/070_enrichment.sql):
+-- merge_batch records the answers, calls the merge step, and resolves the facts across sources
+-- by the registry's ranks. Adding a source: a registry row, functions like these, a Python pass
+-- class and a test fake; see the README, "Adding a source".
+
+------------------------------------------------------------------------------------------
+-- maxmind: offline GeoIP2 / GeoLite2 City (or Country) and ASN databases
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.maxmind_facts(p_result jsonb)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    LANGUAGE sql
+    IMMUTABLE
+BEGIN ATOMIC
+    -- An ASN is observed only when an ASN database was read and knows the IP: the City file
+    -- alone, or "not in the ASN file", says nothing about routing.
+    SELECT (p_result ->> 'asn')::bigint,
+           jsonb_typeof(p_result -> 'asn_db') = 'object' AND jsonb_typeof(p_result -> 'asn') = 'number',
+           CASE WHEN p_result ->> 'country' ~ '^[A-Z]{2}$' THEN p_result ->> 'country' END,
+           NULL::boolean,
+           NULL::boolean,
+           CASE WHEN (p_result ->> 'is_anonymous_proxy')::boolean THEN 'anonymizer' END;
+END;
+COMMENT ON FUNCTION ipintel.maxmind_facts(jsonb) IS
+    'Facts of a MaxMind answer: the ASN (observed only when an ASN database was read and knows the IP), the geolocation country, anonymizer for an anonymous proxy.';
+
+CREATE FUNCTION ipintel.merge_maxmind(p_run_id bigint, p_batch_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+BEGIN
+    -- The AS names of the ASN file, under this source's key in asn_inventory.sources; as_name is
+    -- the first-ranked source's (ranked_as_name). Rows that would not change are skipped here in
+    -- the SELECT (ON CONFLICT ... WHERE would still lock every conflicting row).
+    INSERT INTO ipintel.asn_inventory AS a (asn, as_name, sources)
+    SELECT n.asn, n.facts ->> 'as_name', jsonb_build_object('maxmind', n.facts)
+    FROM (
+        SELECT DISTINCT ON ((r.result ->> 'asn')::bigint)
+               (r.result ->> 'asn')::bigint AS asn,
+               jsonb_build_object('as_name', r.result ->> 'as_org') AS facts
+        FROM ipintel_staging.enrichment_results r
+        WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL
+        ORDER BY (r.result ->> 'asn')::bigint, r.fetched_at DESC
+    ) n
+    LEFT JOIN ipintel.asn_inventory cur ON cur.asn = n.asn
+    WHERE cur.asn IS NULL OR cur.sources -> 'maxmind' IS DISTINCT FROM n.facts
+    ORDER BY n.asn
+    ON CONFLICT (asn) DO UPDATE SET
+        as_name = coalesce(ipintel.ranked_as_name(a.sources || excluded.sources), a.as_name),
+        sources = a.sources || excluded.sources,
+        updated_at = now();
+END;
+$$;
+COMMENT ON FUNCTION ipintel.merge_maxmind(bigint, bigint) IS
+    'MaxMind''s own merge step (called by merge_batch): the AS names of the ASN database into asn_inventory.sources -> maxmind (as_name by rank). Unchanged rows are not written.';
+
+------------------------------------------------------------------------------------------
+-- cymru: Team Cymru IP-to-ASN bulk whois (live BGP origin, RIR registration)
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.cymru_facts(p_result jsonb)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    LANGUAGE sql
+    IMMUTABLE
+BEGIN ATOMIC
+    -- An answer is an observation unless Cymru had no match at all (found: false): an origin
+    -- ASN, or NA (allocated but not announced), which is "unrouted".
+    SELECT (p_result ->> 'asn')::bigint,
+           coalesce((p_result ->> 'found')::boolean, true),
+           CASE WHEN upper(p_result ->> 'registered_country') ~ '^[A-Z]{2}$'
+                THEN upper(p_result ->> 'registered_country') END,
+           NULL::boolean,
+           NULL::boolean,
+           CASE WHEN coalesce((p_result ->> 'found')::boolean, true)
+                     AND jsonb_typeof(p_result -> 'asn') IS DISTINCT FROM 'number' THEN 'unrouted' END;
+END;
+COMMENT ON FUNCTION ipintel.cymru_facts(jsonb) IS
+    'Facts of a Team Cymru answer: the origin ASN (an observation unless there was no match; NA = allocated but not announced = unrouted) and the registration country.';
+
+CREATE FUNCTION ipintel.merge_cymru(p_run_id bigint, p_batch_id bigint)
+    RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+BEGIN
+    -- One row per origin ASN seen in the batch; rows whose facts did not change are skipped here
+    -- in the SELECT (ON CONFLICT ... WHERE would still lock every conflicting row).
+    INSERT INTO ipintel.asn_inventory AS a (asn, as_name, as_country, rir, allocated, sources)
+    SELECT n.asn, nullif(n.facts ->> 'as_name', ''), n.as_country, n.rir, n.allocated,
+           jsonb_build_object('cymru', n.facts)
+    FROM (
+        SELECT DISTINCT ON ((r.result ->> 'asn')::bigint)
+               (r.result ->> 'asn')::bigint AS asn,
+               CASE WHEN upper(r.result ->> 'registered_country') ~ '^[A-Z]{2}$'
+                    THEN upper(r.result ->> 'registered_country') END AS as_country,
+               CASE WHEN lower(r.result ->> 'registry') ~ '^[a-z]+$' THEN lower(r.result ->> 'registry') END AS rir,
+               (r.result ->> 'allocated')::date AS allocated,
+               jsonb_build_object('as_name', r.result ->> 'as_name',
+                                  'registered_country', r.result ->> 'registered_country',
+                                  'registry', r.result ->> 'registry',
+                                  'allocated', r.result ->> 'allocated') AS facts
+        FROM ipintel_staging.enrichment_results r
+        WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL
+        ORDER BY (r.result ->> 'asn')::bigint, r.fetched_at DESC
+    ) n
+    LEFT JOIN ipintel.asn_inventory cur ON cur.asn = n.asn
+    WHERE cur.asn IS NULL
+       OR (cur.as_country, cur.rir, cur.allocated, cur.sources -> 'cymru')
+          IS DISTINCT FROM (n.as_country, n.rir, n.allocated, n.facts)
+    ORDER BY n.asn
+    ON CONFLICT (asn) DO UPDATE SET
+        as_name = coalesce(ipintel.ranked_as_name(a.sources || excluded.sources), a.as_name),
+        as_country = excluded.as_country,
+        rir = excluded.rir,
+        allocated = excluded.allocated,
+        sources = a.sources || excluded.sources,
+        updated_at = now();
+END;
+$$;
+COMMENT ON FUNCTION ipintel.merge_cymru(bigint, bigint) IS
+    'Team Cymru''s own merge step (called by merge_batch): the AS facts of the batch (name, registration country, RIR, allocation date) into asn_inventory (as_name by rank). Unchanged rows are not written.';
+
+------------------------------------------------------------------------------------------
+-- greynoise: GreyNoise community / v3 API (internet scanners, benign business services)
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.greynoise_facts(p_result jsonb)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    LANGUAGE sql
+    IMMUTABLE
+BEGIN ATOMIC
+    SELECT NULL::bigint,
+           false,
+           NULL::text,
+           (p_result ->> 'noise')::boolean,
+           (p_result ->> 'riot')::boolean,
+           CASE WHEN (p_result ->> 'riot')::boolean THEN 'riot'
+                WHEN (p_result ->> 'noise')::boolean THEN 'scanner' END;
+END;
+COMMENT ON FUNCTION ipintel.greynoise_facts(jsonb) IS
+    'Facts of a GreyNoise answer: noise (is_scanner), riot (a known benign business service) and the classification riot or scanner. An answer without them (e.g. IPv6 not supported) says nothing.';
