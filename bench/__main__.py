@@ -1,4 +1,4 @@
-"""`python -m bench [--ips N] [--baseline-ips N] [--only maxmind|cymru]`: run the benchmarks, print and save the figures."""
+"""`python -m bench [--ips N] [--baseline-ips N] [--only maxmind|cymru|snapshots]`: run the benchmarks, print and save the figures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench import cymru_pass, maxmind_pass
+from bench import cymru_pass, maxmind_pass, snapshot_step
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
@@ -23,8 +23,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="address clusters, each a network in the generated mmdb files (default: %(default)s)")
     parser.add_argument("--seed", type=float, default=0.42, help="random seed, -1..1 (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "results.json", help="JSON results file")
-    parser.add_argument("--only", choices=["maxmind", "cymru"], action="append",
-                        help="run only this benchmark (repeatable; default: both)")
+    parser.add_argument("--snapshot-sessions", type=int, default=2_000_000,
+                        help="sessions for the snapshot step (default: %(default)s)")
+    parser.add_argument("--snapshot-ips", type=int, default=300_000,
+                        help="IPs those sessions come from; half are still due for GreyNoise (default: %(default)s)")
+    parser.add_argument("--max-snapshot-ratio", type=float,
+                        help="fail (exit 1) when take_snapshots takes more than this many times the floor UPDATE")
+    parser.add_argument("--only", choices=["maxmind", "cymru", "snapshots"], action="append",
+                        help="run only this benchmark (repeatable; default: all)")
     args = parser.parse_args(argv)
 
     server = os.environ.get("IPINTEL_BENCH_DSN")
@@ -36,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ips < args.baseline_ips or args.baseline_ips < 1:
         parser.error("--ips must be at least --baseline-ips, which must be positive")
 
-    only = set(args.only or ("maxmind", "cymru"))
+    only = set(args.only or ("maxmind", "cymru", "snapshots"))
     results: dict[str, object] = {}
     if "maxmind" in only:
         results["maxmind_pass"] = maxmind_pass.run(server, ips=args.ips, baseline_ips=args.baseline_ips,
@@ -46,10 +52,19 @@ def main(argv: list[str] | None = None) -> int:
         cymru = cymru_pass.run(None)
         cymru_pass.print_table(cymru)
         results["cymru_pass"] = cymru
+    failed = False
+    if "snapshots" in only:
+        snap = results["snapshot_step"] = snapshot_step.run(server, sessions=args.snapshot_sessions,
+                                                             ips=args.snapshot_ips)
+        ratio = snap["ratio_to_floor"]
+        if args.max_snapshot_ratio is not None and ratio is not None and ratio > args.max_snapshot_ratio:
+            print(f"python -m bench: take_snapshots took {ratio}x the floor UPDATE, more than the "
+                  f"{args.max_snapshot_ratio}x allowed", file=sys.stderr)
+            failed = True
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,150 @@
+"""The snapshot step (`ipintel.take_snapshots`) against PostgreSQL's floor, in one run.
+
+The shape is the one that made the step quadratic (issue 19): many sessions of IPs that are
+still due for one source. The inventory and its answers go through the production SQL
+(`start_run`, `ipintel_staging.enrichment_results`, `merge_batch`), so the bench follows the
+schema wherever it goes:
+
+- N IPs and S sessions spread over them, ingested "now" (every source's snapshot window open);
+- MaxMind answered every IP (country and ASN, so Team Cymru declines them: skip_when_asn_known);
+- GreyNoise answered one IP in `answered_share` (default half); the others are still due, so
+  their sessions wait for it.
+
+Measured:
+(a) the first `take_snapshots()`: every session gets its ASN and country; the sessions whose IP
+    GreyNoise answered are complete;
+(b) a second `take_snapshots()` with nothing new: the still-waiting sessions are looked at again;
+(c) the floor: one plain `UPDATE session_summaries ... FROM ip_inventory` writing the same
+    snapshot columns of every session, in a clone of the database taken before (a).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from bench.maxmind_pass import checkpoint, scratch_databases
+from ipintel import schema
+
+GENERATE = """
+INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen)
+SELECT '11.0.0.0'::inet + g * 37, now() - interval '30 days', now()
+FROM generate_series(1, {ips}) AS g;
+
+INSERT INTO ipintel.session_summaries (session_id, sensor, first_event_at, last_event_at, protocol, source_ip,
+                                       login_attempts, login_successes, event_count)
+SELECT md5(g::text), 'sensor-' || g % 3, now() - (g % 43200) * interval '1 minute',
+       now() - (g % 43200) * interval '1 minute' + interval '20 seconds', 'ssh',
+       '11.0.0.0'::inet + (1 + g % {ips}) * 37, 2, g % 2, 9
+FROM generate_series(1, {sessions}) AS g;
+
+UPDATE ipintel.ip_inventory i SET session_count = s.n
+FROM (SELECT source_ip, count(*) AS n FROM ipintel.session_summaries GROUP BY source_ip) s
+WHERE s.source_ip = i.ip;
+"""
+
+STAGE_MAXMIND = """
+INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result, build)
+SELECT %(run)s, 1, 'maxmind', i.ip, now(),
+       jsonb_build_object('found', true, 'country', (ARRAY['US','DE','CN','RU','BR','NL'])[1 + g %% 6],
+                          'registered_country', 'US', 'asn', 64500 + g %% 2000, 'as_org', 'BENCH-AS-' || g %% 2000,
+                          'is_anonymous_proxy', false,
+                          'location_db', jsonb_build_object('type', 'GeoLite2-City', 'build_epoch', 1760000000),
+                          'asn_db', jsonb_build_object('type', 'GeoLite2-ASN', 'build_epoch', 1760000000)),
+       1760000000
+FROM ipintel.ip_inventory i
+CROSS JOIN LATERAL (SELECT (i.ip - '11.0.0.0'::inet) / 37 AS g) n
+"""
+
+STAGE_GREYNOISE = """
+INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result)
+SELECT %(run)s, 2, 'greynoise', i.ip, now(),
+       jsonb_build_object('observed', true, 'noise', n.g %% 3 = 0, 'riot', false, 'classification', 'unknown')
+FROM ipintel.ip_inventory i
+CROSS JOIN LATERAL (SELECT (i.ip - '11.0.0.0'::inet) / 37 AS g) n
+WHERE n.g %% %(every)s = 0
+"""
+
+FLOOR_UPDATE = """
+UPDATE ipintel.session_summaries s
+SET snapshot_asn = i.current_asn, snapshot_asn_source = 'maxmind',
+    snapshot_country = i.geo_country, snapshot_country_source = 'maxmind',
+    snapshot_enrichment = i.enrichment, snapshot_at = now(), updated_at = now()
+FROM ipintel.ip_inventory i
+WHERE i.ip = s.source_ip
+"""
+
+
+def seed(dsn: str, *, sessions: int, ips: int, answered_every: int) -> dict[str, Any]:
+    started = time.perf_counter()
+    with psycopg.connect(dsn) as conn:
+        conn.execute(sql.SQL(GENERATE).format(ips=sql.Literal(ips), sessions=sql.Literal(sessions)))
+        for source, stage, batch in (("maxmind", STAGE_MAXMIND, 1), ("greynoise", STAGE_GREYNOISE, 2)):
+            row = conn.execute("SELECT ipintel.start_run(%s, '{}'::jsonb)", (source,)).fetchone()
+            assert row is not None
+            conn.execute(stage, {"run": row[0], "every": answered_every})
+            conn.execute("SELECT ipintel.merge_batch(%s, %s)", (row[0], batch))
+            conn.execute("SELECT ipintel.finish_run(%s, 'succeeded', NULL)", (row[0],))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM ipintel.session_summaries), (SELECT count(*) FROM ipintel.ip_inventory), "
+            "(SELECT count(*) FROM ipintel.ips_due('greynoise'))").fetchone()
+    assert row is not None
+    return {"sessions": row[0], "ips": row[1], "ips_due_for_greynoise": row[2],
+            "seconds": round(time.perf_counter() - started, 2)}
+
+
+def timed(dsn: str, statement: str) -> tuple[float, int]:
+    with psycopg.connect(dsn) as conn:
+        started = time.perf_counter()
+        cur = conn.execute(statement)
+        row = cur.fetchone() if cur.description else None
+        changed = int(row[0]) if row else cur.rowcount
+        conn.commit()
+        return time.perf_counter() - started, changed
+
+
+def run(server: str, *, sessions: int, ips: int, answered_every: int = 2) -> dict[str, Any]:
+    token = uuid.uuid4().hex[:8]
+    main_db, floor_db = f"ipintel_bench_snap_{token}", f"ipintel_bench_snapfloor_{token}"
+    results: dict[str, Any] = {}
+    with scratch_databases(server, main_db, floor_db) as (main_dsn, floor_dsn):
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(main_db)))
+        schema.upgrade(main_dsn)
+        shape = results["data"] = seed(main_dsn, sessions=sessions, ips=ips, answered_every=answered_every)
+        print(f"snapshots: {shape['sessions']:,} sessions from {shape['ips']:,} IPs, "
+              f"{shape['ips_due_for_greynoise']:,} IPs still due for GreyNoise (generated in {shape['seconds']} s)",
+              flush=True)
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(floor_db), sql.Identifier(main_db)))
+
+        checkpoint(server)
+        first, changed = timed(main_dsn, "SELECT ipintel.take_snapshots()")
+        checkpoint(server)
+        again, changed_again = timed(main_dsn, "SELECT ipintel.take_snapshots()")
+        checkpoint(server)
+        floor, floor_rows = timed(floor_dsn, FLOOR_UPDATE)
+        with psycopg.connect(main_dsn) as conn:
+            row = conn.execute("SELECT count(*) FILTER (WHERE snapshot_complete_at IS NOT NULL), "
+                               "count(*) FILTER (WHERE snapshot_asn_source IS NOT NULL) "
+                               "FROM ipintel.session_summaries").fetchone()
+        assert row is not None
+    results |= {
+        "first_seconds": round(first, 2), "sessions_changed": changed,
+        "again_seconds": round(again, 2), "sessions_changed_again": changed_again,
+        "floor_update_seconds": round(floor, 2), "floor_rows": floor_rows,
+        "complete": row[0], "with_asn": row[1],
+        "ratio_to_floor": round(first / floor, 2) if floor else None,
+    }
+    print(f"    take_snapshots: {first:.2f} s for {changed:,} sessions ({row[0]:,} complete, {row[1]:,} with ASN); "
+          f"again with nothing new: {again:.2f} s ({changed_again:,} changed)", flush=True)
+    print(f"    floor, plain UPDATE of the same {floor_rows:,} rows: {floor:.2f} s; "
+          f"take_snapshots / floor = {results['ratio_to_floor']}x", flush=True)
+    return results

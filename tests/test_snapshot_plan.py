@@ -1,0 +1,84 @@
+"""take_snapshots stays linear: its plan never loops over the due set (issue 19).
+
+The statement inside ipintel.take_snapshots() is captured with auto_explain (JSON, nested
+statements) on generated data shaped like the case that made it quadratic: many sessions from
+IPs still due for one source. Every Nested Loop of the plan must look up its inner side by an
+index (one probe per outer row), or loop over the registry (a handful of rows); a Nested Loop
+whose inner side is a scan of sessions, IPs, answers or an aggregate (the due set) is the
+quadratic shape and fails the test.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+import pytest
+
+from bench.snapshot_step import seed
+
+# Relations small by nature: a loop over them costs a constant per outer row.
+SMALL_RELATIONS = {"enrichment_policy", "enrichment_failures"}
+INDEXED = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
+
+
+def _inner_is_indexed_or_small(node: dict[str, Any]) -> bool:
+    while node["Node Type"] in {"Materialize", "Memoize"}:
+        node = node["Plans"][0]
+    if node["Node Type"] in INDEXED:
+        return True
+    return node.get("Relation Name") in SMALL_RELATIONS
+
+
+def quadratic_loops(plan: dict[str, Any]) -> list[str]:
+    """Nested Loops whose inner side is neither an index probe nor a small relation."""
+    found = []
+    if plan["Node Type"] == "Nested Loop" and not _inner_is_indexed_or_small(plan["Plans"][1]):
+        inner = plan["Plans"][1]
+        found.append(f"{plan.get('Join Type', '')} Nested Loop over {inner['Node Type']} "
+                     f"{inner.get('Relation Name', inner.get('Alias', ''))}".strip())
+    for child in plan.get("Plans", []):
+        found += quadratic_loops(child)
+    return found
+
+
+def snapshot_plan(dsn: str) -> dict[str, Any]:
+    plans: list[str] = []
+    with psycopg.connect(dsn) as conn:
+        conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+        conn.execute("LOAD 'auto_explain'")
+        for name, value in (("log_min_duration", "0"), ("log_nested_statements", "on"),
+                            ("log_format", "json"), ("log_level", "notice")):
+            conn.execute(f"SET auto_explain.{name} = '{value}'")
+        changed = conn.execute("SELECT ipintel.take_snapshots()").fetchone()
+        assert changed is not None and changed[0] > 0
+    statements = [json.loads(p[p.index("{"):]) for p in plans if "WITH todo AS" in p]
+    assert len(statements) == 1, f"take_snapshots' statement not captured: {plans[:3]}"
+    return statements[0]["Plan"]  # type: ignore[no-any-return]
+
+
+def test_the_rule_finds_a_nested_loop_over_an_aggregate() -> None:
+    """The check itself: a plan with the quadratic shape is caught, an index probe is not."""
+    due = {"Node Type": "Subquery Scan", "Alias": "due", "Plans": [{"Node Type": "Aggregate"}]}
+    probe = {"Node Type": "Index Scan", "Relation Name": "session_summaries"}
+    outer = {"Node Type": "Seq Scan", "Relation Name": "ip_inventory"}
+    assert quadratic_loops({"Node Type": "Nested Loop", "Join Type": "Anti", "Plans": [outer, due]}) == [
+        "Anti Nested Loop over Subquery Scan due"]
+    assert quadratic_loops({"Node Type": "Nested Loop", "Plans": [outer, probe]}) == []
+
+
+@pytest.mark.slow
+def test_take_snapshots_has_no_nested_loop_over_the_due_set(db: str) -> None:
+    shape = seed(db, sessions=40_000, ips=4_000, answered_every=2)
+    assert shape["ips_due_for_greynoise"] == 2_000
+    plan = snapshot_plan(db)
+    assert quadratic_loops(plan) == []
+    with psycopg.connect(db) as conn:
+        row = conn.execute("SELECT count(*) FILTER (WHERE snapshot_complete_at IS NOT NULL), "
+                           "count(*) FILTER (WHERE snapshot_asn_source = 'maxmind'), "
+                           "count(*) FILTER (WHERE snapshot_is_scanner_source IS NULL) "
+                           "FROM ipintel.session_summaries").fetchone()
+    # Half the IPs answered by every source: complete. The other half waits for GreyNoise only:
+    # their ASN and country are known, their scanner field is not.
+    assert row == (20_000, 40_000, 20_000)
