@@ -5,7 +5,8 @@
 # small Cowrie sample and enrich it with MaxMind (the bundled demo City database) on a throwaway
 # cluster, then `ipintel status`. Run by .ci/run after `make test`.
 #
-# usage: tests/smoke_wheel.sh   (PYTHON: the repository's Python with `build`, default .venv/bin/python)
+# usage: tests/smoke_wheel.sh   (PYTHON: a Python with `build`, default .venv/bin/python; without
+#        one, as in a fresh clone, `build` is installed in a virtualenv of its own first)
 set -euo pipefail
 started=$SECONDS
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -26,6 +27,12 @@ trap cleanup EXIT
 step() { echo "== $* ($((SECONDS - started)) s)"; }
 
 step "build the sdist and the wheel from it"
+if ! "$py" -c 'import build' 2>/dev/null; then
+    python3 -m venv "$tmp/build-venv"
+    "$tmp/build-venv/bin/pip" install -q --disable-pip-version-check build >"$tmp/build.log" 2>&1 \
+        || { cat "$tmp/build.log" >&2; exit 1; }
+    py="$tmp/build-venv/bin/python"
+fi
 "$py" -m build --outdir "$tmp/dist" "$root" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; exit 1; }
 wheel=("$tmp"/dist/ipintel-*.whl)
 
@@ -57,8 +64,8 @@ EOF
 
 step "install the wheel in a fresh virtualenv in $tmp"
 python3 -m venv "$tmp/venv"
-"$tmp/venv/bin/pip" install -q --disable-pip-version-check "${wheel[0]}" 2>&1 | grep -v "^WARNING: Location" >&2 || true
-"$tmp/venv/bin/pip" show -q ipintel >/dev/null
+"$tmp/venv/bin/pip" install -q --disable-pip-version-check "${wheel[0]}" >"$tmp/install.log" 2>&1 \
+    || { cat "$tmp/install.log" >&2; exit 1; }
 
 # From here on: only the installed ipintel, in a folder that is not the repository, with no
 # setting of the caller's shell.
