@@ -8,6 +8,7 @@ the fake GreyNoise over real sockets, and a real `ipintel` subprocess for SIGTER
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 import signal
@@ -26,7 +27,7 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 from psycopg.rows import dict_row
 
-from ipintel import cli, db as ipdb, passes, schema
+from ipintel import __version__, cli, db as ipdb, passes, schema
 from tests.fakes.greynoise_server import GreyNoiseFake, Reply, greynoise_fake  # noqa: F401
 from tests.mmdb_factory import asn_record, city_record, write_asn_db, write_city_db
 
@@ -135,29 +136,101 @@ def test_database_behind_names_both_revisions_and_migrate_brings_it_to_head(
     assert code == 0 and "coverage per source" in out
 
 
-def test_database_from_a_newer_ipintel_is_not_touched(
+def test_database_from_a_newer_ipintel_is_refused_and_not_touched(
         db: str, cli_database: Callable[[str], None], capsys: pytest.CaptureFixture[str]) -> None:
     cli_database(db)
     execute(db, "UPDATE ipintel_alembic_version SET version_num = '9999'")
-    code, _, err = run(["report"], capsys)
+    ahead = (f"database schema is at revision 9999, newer than this ipintel knows (ipintel {__version__} ships "
+             f"revisions up to {HEAD}; a newer ipintel migrated it): upgrade ipintel")
+    for argv in (["report"], ["migrate"]):
+        code, _, err = run(argv, capsys)
+        assert (code, one_line(err)) == (2, f"ipintel {argv[0]}: {ahead}")
+    code, out, _ = run(["migrate", "--status"], capsys)
     assert code == 2
-    assert "database schema is at revision 9999, which this ipintel does not know" in one_line(err)
+    assert out.splitlines() == ["database revision: 9999", f"ipintel {__version__} head: {HEAD}",
+                                "ahead: a newer ipintel migrated this database: upgrade ipintel"]
+    assert query(db, "SELECT version_num FROM ipintel_alembic_version") == [{"version_num": "9999"}]
 
 
-def test_installed_package_finds_its_migrations_in_the_working_directory(
+def test_migrate_status_says_where_the_database_is_and_exits_0_only_at_head(
+        empty_db: str, cli_database: Callable[[str], None], capsys: pytest.CaptureFixture[str]) -> None:
+    cli_database(empty_db)
+    code, out, err = run(["migrate", "--status"], capsys)
+    revisions = len(list(schema.script_directory().walk_revisions()))
+    assert (code, err) == (2, "")
+    assert out.splitlines() == ["database revision: none (never migrated)", f"ipintel {__version__} head: {HEAD}",
+                                f"not migrated: {revisions} revisions to apply: {MIGRATE_HINT}"]
+    schema.upgrade(empty_db, "0017")
+    code, out, _ = run(["migrate", "--status"], capsys)
+    assert code == 2
+    assert out.splitlines()[0] == "database revision: 0017"
+    pending = revisions - 17
+    assert out.splitlines()[2] == f"behind: {pending} revision{'' if pending == 1 else 's'} to apply: {MIGRATE_HINT}"
+    assert query(empty_db, "SELECT version_num FROM ipintel_alembic_version") == [{"version_num": "0017"}]
+    assert run(["migrate"], capsys)[0] == 0
+    code, out, _ = run(["migrate", "--status"], capsys)
+    assert (code, out.splitlines()[2]) == (0, "up to date")
+
+
+def test_migrate_to_a_revision_goes_there_and_never_back(
+        empty_db: str, cli_database: Callable[[str], None], capsys: pytest.CaptureFixture[str]) -> None:
+    cli_database(empty_db)
+    code, out, err = run(["migrate", "--to", "0010"], capsys)
+    assert code == 0
+    assert one_line(out) == f"database schema is at revision 0010 (this ipintel's head is {HEAD})"
+    # One progress line per revision applied, each naming it.
+    assert err.splitlines()[0].startswith("Running upgrade  -> 0001, ")
+    assert err.splitlines()[-1].startswith("Running upgrade 0009 -> 0010, ") and len(err.splitlines()) == 10
+    code, _, err = run(["migrate", "--to", "0005"], capsys)
+    assert (code, one_line(err)) == (2, "ipintel migrate: database schema is at revision 0010, past 0005: ipintel "
+                                        "migrate only upgrades; to go back, run `alembic downgrade 0005` from a "
+                                        "checkout of ipintel")
+    code, _, err = run(["migrate", "--to", "0999"], capsys)
+    assert (code, one_line(err)) == (2, f"ipintel migrate: no revision 0999 in this ipintel (it ships 0001 to {HEAD})")
+    assert query(empty_db, "SELECT version_num FROM ipintel_alembic_version") == [{"version_num": "0010"}]
+    assert usage_error(["migrate", "--status", "--sql"], capsys) == (
+        "ipintel migrate: argument --sql: not allowed with argument --status (see ipintel migrate --help)")
+    code, _, err = run(["migrate", "--status", "--to", "0011"], capsys)
+    assert (code, one_line(err)) == (2, "ipintel migrate: --status shows where the database is; it takes no --to")
+
+
+def test_migrate_sql_prints_the_upgrade_and_touches_nothing(
+        empty_db: str, cli_database: Callable[[str], None], capsys: pytest.CaptureFixture[str]) -> None:
+    cli_database(empty_db)
+    code, out, err = run(["migrate", "--sql", "--to", "0002"], capsys)
+    assert (code, err) == (0, "")
+    assert "CREATE TABLE ipintel_alembic_version" in out
+    assert "-- From migrations/versions/0001_tiers.upgrade.sql" in out
+    assert "-- Running upgrade 0001 -> 0002" in out and "-- Running upgrade 0002 -> 0003" not in out
+    assert query(empty_db, "SELECT to_regclass('ipintel_alembic_version') IS NULL AS none")[0]["none"]
+
+
+def test_version_names_the_package_and_its_schema_head(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0
+    assert one_line(capsys.readouterr().out) == f"ipintel {__version__} (schema revision {HEAD})"
+
+
+def test_sql_and_migrations_are_found_in_the_package_from_any_folder(
         db: str, cli_database: Callable[[str], None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    """A non-editable install (the Docker image) has no project folder above the package: the
-    migrations are found in the working directory (/app), else the command says so in one line."""
-    cli_database(db)
-    monkeypatch.setattr(schema, "ALEMBIC_INI", tmp_path / "site-packages" / "alembic.ini")
-    monkeypatch.chdir(PROJECT_ROOT)
+    """importlib.resources finds them (links in a checkout, files in a wheel: tests/smoke_wheel.sh),
+    wherever ipintel runs; an install without them says so in one line."""
+    package = importlib.resources.files("ipintel")
+    assert schema.migrations_dir() == package.joinpath("migrations")
+    assert schema.sql_dir() == package.joinpath("sql", "schema")
+    assert [p.name for p in schema.sql_files()] == sorted(p.name for p in (PROJECT_ROOT / "sql").glob("*.sql"))
+    cli_database(db)  # the working directory is an empty folder
     assert run(["status"], capsys)[0] == 0
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(schema, "MIGRATIONS_RESOURCE", ("no-such-folder",))
     code, _, err = run(["status"], capsys)
-    assert code == 2
-    assert one_line(err).startswith("ipintel status: cannot find the migrations of this ipintel (alembic.ini beside "
-                                    "migrations/) in ")
+    assert (code, one_line(err).split(" (")[0]) == (
+        2, "ipintel status: this ipintel is incomplete: its package has no no-such-folder folder")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 2
+    assert one_line(capsys.readouterr().err).endswith("; reinstall ipintel")
 
 
 def test_make_targets_for_every_day_neither_install_nor_migrate() -> None:

@@ -113,7 +113,7 @@ def test_squawk_finds_nothing_in_the_revisions() -> None:
     from pathlib import Path
 
     squawk = shutil.which("squawk") or str(Path(sys.executable).with_name("squawk"))
-    files = sorted(str(p) for p in (schema.PROJECT_ROOT / "migrations" / "versions").glob("*.sql"))
+    files = sorted(str(p) for p in (schema.migrations_dir() / "versions").glob("*.sql"))
     assert files
     proc = subprocess.run([squawk, "--assume-in-transaction", "--reporter", "gcc", *files],
                           capture_output=True, text=True)

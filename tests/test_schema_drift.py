@@ -21,7 +21,7 @@ def test_migrations_and_sql_dir_build_the_same_schema(empty_db: str, pg_server, 
 
 def test_drift_is_detected_when_a_column_is_added_to_sql_dir_only(empty_db: str, db: str, tmp_path: Path) -> None:
     changed = tmp_path / "sql"
-    shutil.copytree(schema.SQL_DIR, changed)
+    shutil.copytree(schema.sql_dir(), changed)
     tiers = changed / "030_tiers.sql"
     text = tiers.read_text()
     marker = "    hassh               text,\n"

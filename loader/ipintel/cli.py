@@ -8,13 +8,15 @@ is one line on stderr, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import ipaddress
+import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -251,23 +253,83 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: config.Settings) -> int:
-    """`alembic upgrade head`, explicitly: no other command ever changes the schema."""
+    """`alembic upgrade` with the migrations shipped in this ipintel, explicitly: no other command
+    ever changes the schema. --sql prints the SQL instead of running it; --status only reports."""
     from alembic.util import CommandError
     from sqlalchemy.exc import DBAPIError
 
     from ipintel import schema
 
+    if args.status:
+        if args.to:
+            err_console.print("ipintel migrate: --status shows where the database is; it takes no --to")
+            return EXIT_USAGE
+        return print_schema_state(settings)
+    target = args.to or "head"
     try:
-        schema.upgrade(settings.database_url)
+        if args.sql:  # offline: nothing connects; DATABASE_URL only names the dialect
+            schema.upgrade(settings.database_url, target, sql=True)
+            return EXIT_OK
+        with db.connection(settings.database_url) as conn:
+            state = schema.schema_state(conn)
+        if state.state == "ahead":
+            raise schema.SchemaVersionError(state.problem())
+        if args.to:
+            schema.check_upgrade_target(state, args.to)
+        with _alembic_progress():
+            schema.upgrade(settings.database_url, target)
     except DBAPIError as exc:  # SQLAlchemy wraps the psycopg error alembic met
         raise exc.orig if isinstance(exc.orig, psycopg.Error) else exc from None
-    except CommandError as exc:
+    except CommandError as exc:  # e.g. a --to alembic cannot resolve in --sql mode
         err_console.print(f"ipintel migrate: {' '.join(str(exc).split())}")
         return EXIT_USAGE
     with db.connection(settings.database_url) as conn:
         revision = schema.current_revision(conn)
-    console.print(f"database schema is at revision {revision} (head)")
+    where = "(head)" if revision == state.head else f"(this ipintel's head is {state.head})"
+    console.print(f"database schema is at revision {revision} {where}")
     return EXIT_OK
+
+
+def print_schema_state(settings: config.Settings) -> int:
+    """`ipintel migrate --status`: the database's revision, this ipintel's head, and what to do;
+    exit 0 when they match, else 2 (as every other command would refuse the database)."""
+    from ipintel import schema
+
+    with db.connection(settings.database_url) as conn:
+        state = schema.schema_state(conn)
+    console.print(f"database revision: {state.current or 'none (never migrated)'}")
+    console.print(f"ipintel {__version__} head: {state.head}")
+    plural = "" if state.behind_by == 1 else "s"
+    console.print({
+        "current": "up to date",
+        "behind": f"behind: {state.behind_by} revision{plural} to apply: {schema.MIGRATE_HINT}",
+        "unmigrated": f"not migrated: {state.behind_by} revision{plural} to apply: {schema.MIGRATE_HINT}",
+        "ahead": "ahead: a newer ipintel migrated this database: upgrade ipintel",
+    }[state.state])
+    return EXIT_OK if state.state == "current" else EXIT_USAGE
+
+
+class _AlembicProgress(logging.Handler):
+    """alembic's "Running upgrade A -> B, what" lines, one per revision, on stderr (its other
+    INFO lines, such as "Will assume transactional DDL.", say nothing to an operator)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Running "):
+            err_console.print(message)
+
+
+@contextlib.contextmanager
+def _alembic_progress() -> Iterator[None]:
+    logger = logging.getLogger("alembic.runtime.migration")
+    handler, level = _AlembicProgress(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _utc_date(text: str) -> datetime:
@@ -294,6 +356,22 @@ def _ip_address(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not an IP address: {text!r}") from None
 
 
+class _VersionAction(argparse.Action):
+    """`ipintel --version`: the package version and the newest schema revision it ships (read from
+    its migrations when asked, not when every command starts)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> NoReturn:
+        from ipintel import schema
+
+        try:
+            head = schema.head_revision()
+        except schema.SchemaVersionError as exc:
+            parser.exit(EXIT_USAGE, f"{parser.prog}: {exc}\n")
+        console.print(f"ipintel {__version__} (schema revision {head})")  # stdout, as argparse's own --version
+        parser.exit(EXIT_OK)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (no usage block): what is wrong, and where help is."""
 
@@ -303,7 +381,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ipintel", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action="version", version=f"ipintel {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version of ipintel and of the schema it ships, and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     ingest = sub.add_parser("ingest", help="load Cowrie JSON logs (files, folders, globs, .gz); idempotent")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
@@ -338,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     migrate = sub.add_parser("migrate", help="bring the database schema to this ipintel's revision "
                                              "(alembic upgrade head); the only command that changes it")
+    migrate.add_argument("--to", metavar="REV", help="upgrade to this revision instead of the newest (head)")
+    shown = migrate.add_mutually_exclusive_group()
+    shown.add_argument("--sql", action="store_true",
+                       help="print the SQL of the upgrade (from an empty database) instead of running it")
+    shown.add_argument("--status", action="store_true",
+                       help="only show the database's revision, this ipintel's head and whether they match")
     migrate.set_defaults(func=cmd_migrate)
     return parser
 
@@ -396,6 +481,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         except psycopg.Error as exc:
             err_console.print(f"{where}: {config.redact_dsn(db.describe_error(exc), settings.database_url)}")
             return EXIT_USAGE if db.is_configuration_error(exc) else EXIT_FAILURES
+        except BrokenPipeError:  # the reader went away (`ipintel migrate --sql | head`): nothing to say to it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return EXIT_FAILURES
         except KeyboardInterrupt as exc:
             err_console.print(f"{where}: interrupted ({exc or 'Ctrl-C'}); the transaction in flight was rolled "
                               "back, the next run resumes")

@@ -5,35 +5,27 @@ Used by the drift test and by `make` targets; the database logic itself lives in
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import psycopg
 
-from ipintel import db
+from ipintel import __version__, db
 
 if TYPE_CHECKING:  # annotations only: alembic is imported inside the functions that use it
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SQL_DIR = PROJECT_ROOT / "sql"
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
 SCHEMAS = ("ipintel", "ipintel_staging")
-
-
-def sql_files(sql_dir: Path = SQL_DIR) -> list[Path]:
-    """The files of sql/, in the order they are applied (their names sort in that order)."""
-    return sorted(sql_dir.glob("*.sql"))
-
-
-def apply_sql_dir(dsn: str, sql_dir: Path = SQL_DIR) -> None:
-    """Create the whole schema from sql/ (what a fresh database would look like today)."""
-    with psycopg.connect(dsn) as conn:
-        for path in sql_files(sql_dir):
-            conn.execute(path.read_text(encoding="utf-8"))
+# The repository's sql/ and migrations/, as the package ships them: symbolic links in a checkout
+# (loader/ipintel/sql/schema -> sql/, loader/ipintel/migrations -> migrations/), files in a wheel.
+SQL_RESOURCE = ("sql", "schema")
+MIGRATIONS_RESOURCE = ("migrations",)
 
 
 class SchemaVersionError(RuntimeError):
@@ -41,30 +33,58 @@ class SchemaVersionError(RuntimeError):
     find its migrations (CLI exit 2)."""
 
 
-def alembic_ini() -> Path:
-    """alembic.ini of this ipintel: the project folder of the package (a checkout, an editable
-    install), else the working directory (a non-editable install run from the project folder,
-    as the Docker image does from /app)."""
-    for candidate in (ALEMBIC_INI, Path.cwd() / "alembic.ini"):
-        if candidate.is_file() and (candidate.parent / "migrations").is_dir():
-            return candidate
-    raise SchemaVersionError(
-        f"cannot find the migrations of this ipintel (alembic.ini beside migrations/) in {PROJECT_ROOT} "
-        "or the working directory: run ipintel from its project folder")
+def package_dir(parts: tuple[str, ...]) -> Path:
+    """A folder shipped inside the ipintel package, found with importlib.resources (the same way
+    from a checkout, an editable install or a wheel). Alembic and pg_dump need real files, so an
+    ipintel imported from a zip is refused like a broken install."""
+    resource = importlib.resources.files("ipintel").joinpath(*parts)
+    if not isinstance(resource, Path) or not resource.is_dir():
+        raise SchemaVersionError(
+            f"this ipintel is incomplete: its package has no {'/'.join(parts)} folder ({resource}); "
+            "reinstall ipintel")
+    return resource
+
+
+def sql_dir() -> Path:
+    """The stored logic as it is now (the repository's sql/)."""
+    return package_dir(SQL_RESOURCE)
+
+
+def migrations_dir() -> Path:
+    """The alembic environment and revisions (the repository's migrations/)."""
+    return package_dir(MIGRATIONS_RESOURCE)
+
+
+def sql_files(folder: Path | None = None) -> list[Path]:
+    """The files of sql/, in the order they are applied (their names sort in that order)."""
+    return sorted((folder or sql_dir()).glob("*.sql"))
+
+
+def apply_sql_dir(dsn: str, folder: Path | None = None) -> None:
+    """Create the whole schema from sql/ (what a fresh database would look like today)."""
+    with psycopg.connect(dsn) as conn:
+        for path in sql_files(folder):
+            conn.execute(path.read_text(encoding="utf-8"))
 
 
 def alembic_config(dsn: str) -> Config:
+    """Alembic's configuration built in code: the migrations shipped in the package, against `dsn`
+    (migrations/env.py reads it from the attributes). A checkout's alembic.ini says the same for
+    the `alembic` command line; this needs no file and no working directory."""
     from alembic.config import Config
 
-    cfg = Config(str(alembic_ini()))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    cfg.set_main_option("path_separator", "os")
     cfg.attributes["dsn"] = dsn
     return cfg
 
 
-def upgrade(dsn: str, revision: str = "head") -> None:
+def upgrade(dsn: str, revision: str = "head", *, sql: bool = False) -> None:
+    """`alembic upgrade`; with sql=True, offline: print the SQL instead of running it."""
     from alembic import command
 
-    command.upgrade(alembic_config(dsn), revision)
+    command.upgrade(alembic_config(dsn), revision, sql=sql)
 
 
 def downgrade(dsn: str, revision: str) -> None:
@@ -79,11 +99,15 @@ VERSION_TABLE = "ipintel_alembic_version"
 MIGRATE_HINT = "run `ipintel migrate` (or `make migrate`)"
 
 
-def head_revision() -> str:
-    """The newest revision of the migrations shipped with this ipintel."""
+def script_directory() -> ScriptDirectory:
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    return ScriptDirectory.from_config(alembic_config(""))
+
+
+def head_revision(script: ScriptDirectory | None = None) -> str:
+    """The newest revision of the migrations shipped with this ipintel."""
+    head = (script or script_directory()).get_current_head()
     assert head is not None, "migrations/versions holds no revision"
     return head
 
@@ -98,31 +122,77 @@ def current_revision(conn: psycopg.Connection[Any]) -> str | None:
     return ", ".join(sorted(row["version_num"] for row in rows)) or None
 
 
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """Where a database's schema is against the revisions this ipintel ships."""
+
+    current: str | None  # None: never migrated
+    head: str
+    behind_by: int  # revisions `ipintel migrate` would apply (0 when current or ahead)
+    state: Literal["current", "behind", "ahead", "unmigrated"]
+    applied: frozenset[str] = frozenset()  # the revisions in the database (its current and their ancestors)
+
+    def problem(self) -> str:
+        """One line saying what is wrong and what to run; empty when the schema is at head."""
+        if self.state == "unmigrated":
+            return (f"database schema is not migrated (no {VERSION_TABLE} table), this ipintel needs revision "
+                    f"{self.head}: {MIGRATE_HINT}")
+        if self.state == "behind":
+            return f"database schema is at revision {self.current}, this ipintel needs {self.head}: {MIGRATE_HINT}"
+        if self.state == "ahead":
+            return (f"database schema is at revision {self.current}, newer than this ipintel knows (ipintel "
+                    f"{__version__} ships revisions up to {self.head}; a newer ipintel migrated it): upgrade ipintel")
+        return ""
+
+
+def schema_state(conn: psycopg.Connection[Any]) -> SchemaState:
+    """Compare the database's revision with this ipintel's head. Read-only, never migrates."""
+    from alembic.util import CommandError
+
+    script = script_directory()
+    head = head_revision(script)
+    current = current_revision(conn)
+    if current is None:
+        return SchemaState(None, head, len(list(script.walk_revisions())), "unmigrated")
+    try:
+        revisions = current.split(", ")
+        known = all(script.get_revision(rev) is not None for rev in revisions)
+    except CommandError:
+        known = False
+    if not known:  # a revision this ipintel does not ship: a newer ipintel wrote it
+        return SchemaState(current, head, 0, "ahead")
+    applied = frozenset(r.revision for rev in revisions for r in script.iterate_revisions(rev, "base"))
+    pending = [r for r in script.walk_revisions() if r.revision not in applied]
+    return SchemaState(current, head, len(pending), "behind" if pending else "current", applied)
+
+
+def check_upgrade_target(state: SchemaState, target: str) -> None:
+    """Raise SchemaVersionError (one line) unless `target` is a revision this ipintel ships that
+    an upgrade from `state` can reach: `ipintel migrate` never downgrades."""
+    from alembic.util import CommandError
+
+    script = script_directory()
+    try:
+        wanted = script.get_revision(target)
+    except CommandError:
+        wanted = None
+    if wanted is None:
+        first = list(script.walk_revisions())[-1].revision  # walked from head down to base
+        raise SchemaVersionError(f"no revision {target} in this ipintel (it ships {first} to {state.head})")
+    if wanted.revision in state.applied and wanted.revision not in (state.current or "").split(", "):
+        raise SchemaVersionError(
+            f"database schema is at revision {state.current}, past {wanted.revision}: ipintel migrate only "
+            f"upgrades; to go back, run `alembic downgrade {wanted.revision}` from a checkout of ipintel")
+
+
 def check_version(conn: psycopg.Connection[Any]) -> str:
     """Return the revision when the database is at this ipintel's head; else raise
     SchemaVersionError with one line saying where it is and what to run. Never migrates:
     production schema changes stay an explicit `ipintel migrate`."""
-    head = head_revision()
-    current = current_revision(conn)
-    if current == head:
-        return head
-    if current is None:
-        raise SchemaVersionError(
-            f"database schema is not migrated (no {VERSION_TABLE} table), this ipintel needs revision {head}: "
-            f"{MIGRATE_HINT}")
-    from alembic.script import ScriptDirectory
-    from alembic.util import CommandError
-
-    script = ScriptDirectory.from_config(alembic_config(""))
-    try:
-        known = all(script.get_revision(rev) is not None for rev in current.split(", "))
-    except CommandError:
-        known = False
-    if not known:
-        raise SchemaVersionError(
-            f"database schema is at revision {current}, which this ipintel does not know (a newer ipintel "
-            f"migrated it?); this ipintel needs {head}: upgrade ipintel")
-    raise SchemaVersionError(f"database schema is at revision {current}, this ipintel needs {head}: {MIGRATE_HINT}")
+    state = schema_state(conn)
+    if state.state != "current":
+        raise SchemaVersionError(state.problem())
+    return state.head
 
 
 def _pg_dump() -> str:
