@@ -26,7 +26,7 @@ def code_of(text: str) -> str:
 
 def misplaced_names(sources: list[str]) -> list[str]:
     found = []
-    for path in sorted(schema.SQL_DIR.glob("*.sql")):
+    for path in sorted(schema.sql_dir().glob("*.sql")):
         code = REGISTRY_INSERT.sub("", code_of(path.read_text()))
         for match in FUNCTION.finditer(code):
             owner = next((s for s in sources if s in match.group(1)), None)
