@@ -390,3 +390,39 @@ END;
 $$;
 COMMENT ON FUNCTION ipintel.ingest_chunk(bigint, bigint, bigint, text, integer, text, bigint, bigint, boolean, bigint, bigint) IS
     'One chunk of a Cowrie log, after the loader COPYed its events (cowrie_events) and rejected lines (cowrie_rejects) under p_batch_id: merges the events (merge_cowrie_events), records the rejects, creates or moves the file''s row in ingest_files (offset p_offset, p_lines lines) and adds to the run''s counters. Returns the file_id and what changed.';
+
+------------------------------------------------------------------------------------------
+-- Ingest runs: every status change is one of these functions (the loader writes no table)
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.start_ingest_run()
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    INSERT INTO ipintel.ingest_runs DEFAULT VALUES RETURNING run_id;
+END;
+COMMENT ON FUNCTION ipintel.start_ingest_run() IS 'Records a new `ipintel ingest` run (running); returns its run_id.';
+
+CREATE FUNCTION ipintel.finish_ingest_run(p_run_id bigint, p_status text, p_files_read bigint, p_files_skipped bigint)
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    UPDATE ipintel.ingest_runs
+    SET status = p_status, finished_at = now(), files_read = p_files_read, files_skipped = p_files_skipped
+    WHERE run_id = p_run_id;
+END;
+COMMENT ON FUNCTION ipintel.finish_ingest_run(bigint, text, bigint, bigint) IS
+    'Ends an ingest run: its status and the files read or skipped (counted also after the last chunk, or in a run with none).';
+
+CREATE FUNCTION ipintel.interrupt_abandoned_ingest_runs()
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    WITH ended AS (
+        UPDATE ipintel.ingest_runs SET status = 'interrupted' WHERE status = 'running' RETURNING 1)
+    SELECT count(*) FROM ended;
+END;
+COMMENT ON FUNCTION ipintel.interrupt_abandoned_ingest_runs() IS
+    'Marks ingest runs still "running" as interrupted: called by a new ingest once it holds the ingest lock, so no other run can be alive. Returns how many.';

@@ -32,17 +32,36 @@ def revision_sql_path(revision_file: str, direction: Literal["upgrade", "downgra
     return path.with_name(f"{path.stem}.{direction}.sql")
 
 
+# Revisions after the one that creates the roles (0021) run as the role that owns the schema, so
+# whatever they create is owned by it; `SET LOCAL` ends with the revision's transaction. Earlier
+# revisions run as the migrating user, as they always did (some create extensions).
+ROLES_REVISION = 21
+AS_OWNER = """
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'ipintel_owner')
+       AND pg_catalog.pg_has_role(current_user, 'ipintel_owner', 'MEMBER') THEN
+        SET LOCAL ROLE ipintel_owner;
+    END IF;
+END;
+$$;
+"""
+
+
 def run_revision_sql(revision_file: str, direction: Literal["upgrade", "downgrade"]) -> None:
     """Execute `<revision>.<direction>.sql` in the revision's transaction.
 
     The script goes to psycopg directly (no parameters, so several statements run in one call
-    and neither `%` nor `:name` in SQL or JSON literals is mistaken for a placeholder).
+    and neither `%` nor `:name` in SQL or JSON literals is mistaken for a placeholder). A
+    revision after ROLES_REVISION runs as ipintel_owner.
     """
     from alembic import context, op
 
     sql_text = revision_sql_path(revision_file, direction).read_text(encoding="utf-8")
     if not sql_text.strip():
         raise RuntimeError(f"{revision_sql_path(revision_file, direction)} is empty")
+    if int(Path(revision_file).name.split("_", 1)[0]) > ROLES_REVISION:
+        sql_text = AS_OWNER + sql_text
     if context.is_offline_mode():
         # `alembic upgrade head --sql`: print the script for a DBA to review or run by hand.
         op.execute(sql_text)

@@ -85,19 +85,17 @@ SELECT nextval('ipintel_staging.batch_id_seq') AS id;
 
 -- interrupt_abandoned_ingest_runs --
 -- Run by an ingest holding the ingest lock: a run still marked running was killed.
-UPDATE ipintel.ingest_runs SET status = 'interrupted' WHERE status = 'running';
+SELECT ipintel.interrupt_abandoned_ingest_runs() AS n;
 
 -- start_ingest_run --
 -- A new ingest run; returns its run_id.
-INSERT INTO ipintel.ingest_runs DEFAULT VALUES RETURNING run_id;
+SELECT ipintel.start_ingest_run() AS run_id;
 
 -- finish_ingest_run --
 -- An ingest run ends: its status, and the files read or skipped (counted also after the last
 -- chunk, or in a run with none).
-UPDATE ipintel.ingest_runs
-SET status = %(status)s::text, finished_at = now(),
-    files_read = %(files_read)s::bigint, files_skipped = %(files_skipped)s::bigint
-WHERE run_id = %(run_id)s::bigint;
+SELECT ipintel.finish_ingest_run(%(run_id)s::bigint, %(status)s::text, %(files_read)s::bigint,
+                                 %(files_skipped)s::bigint);
 
 -- small_fingerprint_lengths --
 -- The fingerprint lengths recorded for files shorter than %(length)s bytes (a small live log is

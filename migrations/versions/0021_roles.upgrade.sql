@@ -1,0 +1,156 @@
+-- From migrations/versions/0021_roles.upgrade.sql (sql/060_ingest.sql's ingest-run functions and
+-- sql/099_roles.sql as of this revision)
+-- Least privilege: ipintel_owner owns everything, ipintel_loader calls SECURITY DEFINER entry
+-- points and COPYs into staging, ipintel_reader reads. Roles are created when missing (they are
+-- per cluster: a second database reuses them). Locks: brief ACCESS EXCLUSIVE per object for the
+-- owner changes (catalog only, no rewrite).
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '1min';
+
+------------------------------------------------------------------------------------------
+-- Ingest runs: every status change is one of these functions (the loader writes no table)
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.start_ingest_run()
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    INSERT INTO ipintel.ingest_runs DEFAULT VALUES RETURNING run_id;
+END;
+COMMENT ON FUNCTION ipintel.start_ingest_run() IS 'Records a new `ipintel ingest` run (running); returns its run_id.';
+
+CREATE FUNCTION ipintel.finish_ingest_run(p_run_id bigint, p_status text, p_files_read bigint, p_files_skipped bigint)
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    UPDATE ipintel.ingest_runs
+    SET status = p_status, finished_at = now(), files_read = p_files_read, files_skipped = p_files_skipped
+    WHERE run_id = p_run_id;
+END;
+COMMENT ON FUNCTION ipintel.finish_ingest_run(bigint, text, bigint, bigint) IS
+    'Ends an ingest run: its status and the files read or skipped (counted also after the last chunk, or in a run with none).';
+
+CREATE FUNCTION ipintel.interrupt_abandoned_ingest_runs()
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    WITH ended AS (
+        UPDATE ipintel.ingest_runs SET status = 'interrupted' WHERE status = 'running' RETURNING 1)
+    SELECT count(*) FROM ended;
+END;
+COMMENT ON FUNCTION ipintel.interrupt_abandoned_ingest_runs() IS
+    'Marks ingest runs still "running" as interrupted: called by a new ingest once it holds the ingest lock, so no other run can be alive. Returns how many.';
+
+DO $$
+DECLARE
+    v_role text;
+    v_object record;
+BEGIN
+    FOREACH v_role IN ARRAY ARRAY['ipintel_owner', 'ipintel_loader', 'ipintel_reader'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = v_role) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', v_role);
+        END IF;
+    END LOOP;
+    IF NOT pg_catalog.pg_has_role(current_user, 'ipintel_owner', 'MEMBER') THEN
+        GRANT ipintel_owner TO CURRENT_USER;
+    END IF;
+
+    -- The owner owns everything in the two schemas (and alembic's version table, which the
+    -- migrations update as the owner).
+    ALTER SCHEMA ipintel OWNER TO ipintel_owner;
+    ALTER SCHEMA ipintel_staging OWNER TO ipintel_owner;
+    FOR v_object IN
+        SELECT format('ALTER %s %s OWNER TO ipintel_owner',
+                      CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+                      c.oid::regclass) AS ddl
+        FROM pg_catalog.pg_class c
+        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE (n.nspname IN ('ipintel', 'ipintel_staging') AND c.relkind IN ('r', 'v', 'S', 'p')
+               -- a sequence owned by a column (identity, serial) follows its table
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                               WHERE d.objid = c.oid AND d.deptype IN ('i', 'a') AND c.relkind = 'S'))
+           OR c.oid = pg_catalog.to_regclass('public.ipintel_alembic_version')
+        UNION ALL
+        SELECT format('ALTER ROUTINE %s OWNER TO ipintel_owner', p.oid::regprocedure)
+        FROM pg_catalog.pg_proc p
+        JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname IN ('ipintel', 'ipintel_staging')
+    LOOP
+        EXECUTE v_object.ddl;
+    END LOOP;
+END;
+$$;
+
+-- Nobody but the roles below: functions are executable by PUBLIC by default.
+REVOKE ALL ON SCHEMA ipintel, ipintel_staging FROM PUBLIC;
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ipintel FROM PUBLIC;
+ALTER DEFAULT PRIVILEGES FOR ROLE ipintel_owner REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+-- Tables a later revision adds are readable by analysts at once.
+ALTER DEFAULT PRIVILEGES FOR ROLE ipintel_owner IN SCHEMA ipintel GRANT SELECT ON TABLES TO ipintel_reader;
+
+-- The loader's entry points write as the owner: SECURITY DEFINER, search_path pinned to ''
+-- (every one of them sets it), EXECUTE granted to the loader only.
+ALTER FUNCTION ipintel.start_ingest_run() SECURITY DEFINER;
+ALTER FUNCTION ipintel.interrupt_abandoned_ingest_runs() SECURITY DEFINER;
+ALTER FUNCTION ipintel.ingest_chunk(bigint, bigint, bigint, text, integer, text, bigint, bigint, boolean, bigint, bigint)
+    SECURITY DEFINER;
+ALTER FUNCTION ipintel.finish_ingest_run(bigint, text, bigint, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.start_run(text, jsonb, text, text) SECURITY DEFINER;
+ALTER FUNCTION ipintel.interrupt_abandoned_runs() SECURITY DEFINER;
+ALTER FUNCTION ipintel.run_due_ips(bigint, bigint, boolean, inet[], bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.spend_budget(text, bigint, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.merge_batch(bigint, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.finish_run(bigint, text, text) SECURITY DEFINER;
+ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
+GRANT EXECUTE ON FUNCTION
+    ipintel.start_ingest_run(),
+    ipintel.interrupt_abandoned_ingest_runs(),
+    ipintel.ingest_chunk(bigint, bigint, bigint, text, integer, text, bigint, bigint, boolean, bigint, bigint),
+    ipintel.finish_ingest_run(bigint, text, bigint, bigint),
+    ipintel.start_run(text, jsonb, text, text),
+    ipintel.interrupt_abandoned_runs(),
+    ipintel.run_due_ips(bigint, bigint, boolean, inet[], bigint),
+    ipintel.spend_budget(text, bigint, bigint),
+    ipintel.merge_batch(bigint, bigint),
+    ipintel.finish_run(bigint, text, text),
+    ipintel.take_snapshots()
+TO ipintel_loader;
+
+-- Staging: the loader COPYs its batches in (and nothing else does).
+GRANT USAGE ON SCHEMA ipintel_staging TO ipintel_loader;
+GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA ipintel_staging TO ipintel_loader;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA ipintel_staging TO ipintel_loader;
+
+-- Reading: the reader reads every table and view of ipintel; the loader reads what `ipintel
+-- status` and `ipintel report` show, which is the same minus the API budget (it spends it
+-- through spend_budget only). Both call the read-only functions (the views use some).
+GRANT USAGE ON SCHEMA ipintel TO ipintel_reader, ipintel_loader;
+GRANT SELECT ON ALL TABLES IN SCHEMA ipintel TO ipintel_reader, ipintel_loader;
+REVOKE SELECT ON ipintel.api_budget FROM ipintel_loader;
+GRANT EXECUTE ON FUNCTION
+    ipintel.is_bogon(inet),
+    ipintel.normalize_ip(inet),
+    ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz),
+    ipintel.skipped_for_known_asn(ipintel.enrichment_policy, ipintel.ip_inventory),
+    ipintel.below_session_threshold(ipintel.enrichment_policy, ipintel.ip_inventory),
+    ipintel.ips_due(text, bigint, boolean, inet[], bigint),
+    ipintel.resolved_facts(inet),
+    ipintel.ranked_as_name(jsonb),
+    ipintel.report_top_asns(timestamptz, timestamptz, bigint),
+    ipintel.report_top_countries(timestamptz, timestamptz, bigint),
+    ipintel.report_ip_types(timestamptz, timestamptz, bigint),
+    ipintel.report_asn_moves(timestamptz, timestamptz, bigint),
+    ipintel.status_last_runs(bigint),
+    ipintel.status_open_failures()
+TO ipintel_reader, ipintel_loader;
+DO $$
+BEGIN
+    -- The schema version check of every ipintel command (alembic's table; absent when the
+    -- schema was built from sql/ without alembic).
+    IF pg_catalog.to_regclass('public.ipintel_alembic_version') IS NOT NULL THEN
+        GRANT SELECT ON public.ipintel_alembic_version TO ipintel_reader, ipintel_loader;
+    END IF;
+END;
+$$;
