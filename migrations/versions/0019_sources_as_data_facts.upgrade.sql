@@ -304,10 +304,13 @@ BEGIN
     WHERE h.ip = o.ip AND upper_inf(h.valid) AND h.asn IS DISTINCT FROM o.asn
       AND o.observed_at <= lower(h.valid);
 
+    -- An IP without an open range gets one. The open-range index decides (ON CONFLICT), not an
+    -- anti-join: during a first enrichment the table grows faster than its statistics, and a
+    -- planner that believes it empty loops over it once per inserted row.
     INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
     SELECT o.ip, o.asn, tstzrange(o.observed_at, NULL, '[)'), o.source
     FROM unnest(p_sources, p_ips, p_asns, p_observed_at) AS o(source, ip, asn, observed_at)
-    WHERE NOT EXISTS (SELECT 1 FROM ipintel.ip_asn_history h WHERE h.ip = o.ip AND upper_inf(h.valid));
+    ON CONFLICT (ip) WHERE upper_inf(valid) DO NOTHING;
 
     RETURN coalesce(v_asns, '{}');
 END;
