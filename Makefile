@@ -9,13 +9,19 @@ IPINTEL     := $(VENV)/bin/ipintel
 PG_DIR      ?= .ipintel-pg
 TEST_PG_DIR ?= .ipintel-pg-test
 BENCH_PG_DIR ?= .ipintel-pg-bench
-# Stopping and removing a local cluster needs only the standard library: it works before
-# `make setup` too (a fresh clone's `make clean`). See loader/ipintel/localdb.py for where the
-# data lives (as root, a private folder of postgres under /var/tmp when postgres cannot enter here).
-LOCALDB      = PYTHONPATH=loader $(PYTHON) -m ipintel.localdb
+# The development cluster (devtools/localdb.py, not installed with ipintel). Stopping, removing
+# it and its URL need only the standard library: they work before `make setup` too (a fresh
+# clone's `make clean`); starting it needs psycopg, from the venv. See devtools/localdb.py for
+# where the data lives (as root, a private folder of postgres under /var/tmp when postgres
+# cannot enter here).
+LOCALDB       = $(PYTHON) -m devtools.localdb
+LOCALDB_START = $(PY) -m devtools.localdb start
 DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-15-plpgsql-check libtap-parser-sourcehandler-pgtap-perl
-# DATABASE_URL from the environment wins; otherwise the project-local cluster (make db).
-DB_URL = $${DATABASE_URL:-$$($(PY) -m ipintel.localdb url --dir $(PG_DIR))}
+# An installed ipintel has no default database: every target passes DATABASE_URL, the
+# environment's when set, otherwise the project-local cluster's (make db; without one, localdb
+# says "run `make db` first" and the target stops there).
+DB_URL = $${DATABASE_URL:-$$($(LOCALDB) url --dir $(PG_DIR))}
+WITH_DB = url="$(DB_URL)" && DATABASE_URL="$$url"
 
 .PHONY: help setup system-packages db db-stop migrate ingest enrich status report demo test lint-migrations bench bench-quick clean
 
@@ -49,14 +55,14 @@ $(VENV)/.installed: pyproject.toml
 db: setup
 	@if [ -n "$$DATABASE_URL" ]; then echo "DATABASE_URL is set; no local cluster needed: $$($(PY) -c \
 	    'import os; from ipintel.config import redact_dsn; u = os.environ["DATABASE_URL"]; print(redact_dsn(u, u))')"; \
-	else url=$$($(PY) -m ipintel.localdb start --dir $(PG_DIR)) && echo "export DATABASE_URL=$$url"; fi
+	else url=$$($(LOCALDB_START) --dir $(PG_DIR)) && echo "export DATABASE_URL=$$url"; fi
 
 db-stop:
 	@$(LOCALDB) stop --dir $(PG_DIR)
 
 # The only target that changes the schema (ipintel migrate = alembic upgrade head).
 migrate: db
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) migrate
+	$(WITH_DB) $(IPINTEL) migrate
 
 # Everyday targets (cron, systemd) run ipintel only: no apt, no pip, no migration. A database
 # behind this ipintel's schema makes them exit 2 with "run `ipintel migrate` (or `make migrate`)".
@@ -65,31 +71,31 @@ $(IPINTEL):
 
 ingest: | $(IPINTEL)
 	@test -n "$(LOGS)" || { echo "usage: make ingest LOGS='path/to/cowrie/logs ...'" >&2; exit 2; }
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) ingest $(LOGS)
+	$(WITH_DB) $(IPINTEL) ingest $(LOGS)
 
 enrich: | $(IPINTEL)
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) enrich $(ENRICH_ARGS)
+	$(WITH_DB) $(IPINTEL) enrich $(ENRICH_ARGS)
 
 status: | $(IPINTEL)
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) status
+	$(WITH_DB) $(IPINTEL) status
 
 report: | $(IPINTEL)
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) report
+	$(WITH_DB) $(IPINTEL) report
 
 demo: migrate
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) demo
+	$(WITH_DB) $(IPINTEL) demo
 
 lint-migrations: setup
 	$(VENV)/bin/squawk --assume-in-transaction --reporter gcc migrations/versions/*.sql
 	@echo "squawk: no findings in migrations/versions"
-	$(VENV)/bin/ruff check loader tests bench migrations
-	$(VENV)/bin/mypy  # [tool.mypy] in pyproject.toml: --strict over loader/ipintel
+	$(VENV)/bin/ruff check loader tests bench migrations devtools
+	$(VENV)/bin/mypy  # [tool.mypy] in pyproject.toml: --strict over loader/ipintel and devtools
 
 # One throwaway cluster (fsync off) serves pg_prove and pytest; it is stopped whatever happens.
 test: setup lint-migrations
 	@set -e; \
 	trap '$(LOCALDB) stop --dir $(TEST_PG_DIR)' EXIT; \
-	url=$$($(PY) -m ipintel.localdb start --dir $(TEST_PG_DIR) --fast --dbname postgres); \
+	url=$$($(LOCALDB_START) --dir $(TEST_PG_DIR) --fast --dbname postgres); \
 	echo "== pgTAP (pg_prove) against a migrated database"; \
 	PYTHON=$(PY) tests/run_pgtap.sh "$$url"; \
 	echo "== pytest"; \
@@ -99,7 +105,7 @@ test: setup lint-migrations
 bench: setup
 	@set -e; \
 	trap '$(LOCALDB) stop --dir $(BENCH_PG_DIR)' EXIT; \
-	url=$$($(PY) -m ipintel.localdb start --dir $(BENCH_PG_DIR) --dbname postgres); \
+	url=$$($(LOCALDB_START) --dir $(BENCH_PG_DIR) --dbname postgres); \
 	IPINTEL_BENCH_DSN="$$url" $(PY) -m bench $(BENCH_ARGS)
 
 # The MaxMind pass against the row-by-row baseline on 100K IPs, and the snapshot step against a

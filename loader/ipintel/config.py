@@ -2,7 +2,7 @@
 
 | variable               | meaning                                        | default                       |
 |------------------------|------------------------------------------------|-------------------------------|
-| DATABASE_URL           | libpq URI of the target database               | the project-local cluster     |
+| DATABASE_URL           | libpq URI of the target database               | none: required                |
 | IPINTEL_GEOIP_DIR      | colon-separated folders holding .mmdb files    | geoipupdate folders, demo data|
 | IPINTEL_CYMRU_ADDR     | host:port of the bulk whois service            | whois.cymru.com:43            |
 | IPINTEL_GREYNOISE_URL  | base URL of the GreyNoise API                  | https://api.greynoise.io      |
@@ -27,8 +27,6 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
-
-from ipintel import localdb
 
 if TYPE_CHECKING:  # annotations only: config stays free of the HTTP client's imports
     from ipintel.sources.greynoise import Tier
@@ -71,14 +69,13 @@ def _get(env_name: str, toml_key: str, default: str | None, table: dict[str, obj
 
 
 def database_url() -> str:
-    """DATABASE_URL, else ipintel.toml's database_url, else the local cluster's URI."""
+    """DATABASE_URL, else ipintel.toml's database_url; without either, ConfigError. (From a
+    checkout, the Makefile passes its local cluster's URL.)"""
     value = _get("DATABASE_URL", "database_url", None, _toml())
-    if value:
-        return _check_dsn("DATABASE_URL", value)
-    try:
-        return localdb.url()
-    except localdb.LocalDbError as exc:
-        raise ConfigError(f"DATABASE_URL is not set and {exc}") from exc
+    if not value:
+        raise ConfigError("DATABASE_URL is not set: set it to the libpq URI of the database "
+                          "(e.g. postgresql://ipintel@db.example/ipintel), or database_url in ipintel.toml")
+    return _check_dsn("DATABASE_URL", value)
 
 
 @dataclass(frozen=True, slots=True)
