@@ -260,7 +260,7 @@ CREATE FUNCTION ipintel.routing_asns(p_ips inet[], p_days date[])
 BEGIN ATOMIC
     WITH pairs AS (
         SELECT DISTINCT q.ip, q.day FROM unnest(p_ips, p_days) AS q(ip, day)
-    ), snapshots AS (
+    ), snapshots AS MATERIALIZED (  -- once per day and dataset, not once per pair
         SELECT x.day, d.dataset, d.rank, ipintel.routing_snapshot_on(d.dataset, x.day) AS taken_on
         FROM (SELECT DISTINCT pairs.day FROM pairs) x
         CROSS JOIN ipintel.routing_datasets d
