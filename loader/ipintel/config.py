@@ -208,14 +208,16 @@ def _key_file(setting: str, path: Path) -> str:
         fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as exc:
         raise ConfigError(f"{setting}: cannot read {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        st = os.fstat(fh.fileno())  # of the file opened, not of whatever the path names a moment later
+    try:
+        st = os.fstat(fd)  # of the file opened, not of whatever the path names a moment later
         if not stat.S_ISREG(st.st_mode):
             raise ConfigError(f"{setting}: {path} is not a regular file")
         problem = _private_file_problem(st.st_mode)
         if problem:
             raise ConfigError(f"{setting}: the key file {path} {problem}; {_chmod_hint(path)}")
-        raw = fh.read(4097)
+        raw = os.read(fd, 4097)
+    finally:
+        os.close(fd)
     key = raw.decode("ascii", errors="replace").strip()  # U+FFFD for a byte that is not ASCII: refused below
     if not key:
         raise ConfigError(f"{setting}: the key file {path} is empty")
