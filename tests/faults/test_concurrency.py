@@ -79,7 +79,7 @@ def test_two_enrichments_at_once(pg_server: PgServer, enrich_world: World, wait:
             assert codes == [0, 3], [r.err for r in results]
             refused = next(r for r in results if r.code == 3)
             line = error_line(refused.err, "enrich")
-            assert line.startswith("ipintel enrich: another enrichment is running: ipintel.enrich is held by ") and \
+            assert line.startswith("ipintel enrich: another enrichment is running: ipintel.enrich (run ") and \
                 line.endswith("Use --wait to wait for it."), line
         assert_converged(dsn, enrich_world.clean, "two enrichments at once")
     STATS.fault_cases += 1
