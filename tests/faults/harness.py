@@ -35,7 +35,8 @@ class Stats:
     """What the suite did, printed at its end (tests/faults/conftest.py)."""
 
     kills: Counter[str] = field(default_factory=Counter)  # SIGKILLs of a live process, per command
-    kills_mid_run: Counter[str] = field(default_factory=Counter)  # ... that left its run row 'running'
+    kills_in_work: Counter[str] = field(default_factory=Counter)  # ... after its first progress line
+    kills_mid_run: Counter[str] = field(default_factory=Counter)  # ... that left a run row 'running'
     restarts: int = 0  # PostgreSQL restarted under a run
     fault_cases: int = 0  # remote-service faults and timeouts played through the CLI
     convergences: int = 0  # databases compared with a clean run's
@@ -45,7 +46,8 @@ class Stats:
         return bool(self.kills or self.restarts or self.fault_cases or self.convergences)
 
     def lines(self) -> list[str]:
-        kills = ", ".join(f"{cmd} {n} ({self.kills_mid_run[cmd]} with a run in flight)"
+        kills = ", ".join(f"{cmd} {n} ({self.kills_in_work[cmd]} after work began, "
+                          f"{self.kills_mid_run[cmd]} leaving a run row 'running')"
                           for cmd, n in sorted(self.kills.items())) or "none"
         return [f"kill points (SIGKILL): {sum(self.kills.values())}: {kills}",
                 f"PostgreSQL restarts under a run: {self.restarts}",
