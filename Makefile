@@ -9,6 +9,7 @@ IPINTEL     := $(VENV)/bin/ipintel
 PG_DIR      ?= .ipintel-pg
 TEST_PG_DIR ?= .ipintel-pg-test
 BENCH_PG_DIR ?= .ipintel-pg-bench
+FAULTS_PG_DIR ?= .ipintel-pg-faults
 # The development cluster (devtools/localdb.py, not installed with ipintel). Stopping, removing
 # it and its URL need only the standard library: they work before `make setup` too (a fresh
 # clone's `make clean`); starting it needs psycopg, from the venv. See devtools/localdb.py for
@@ -23,11 +24,12 @@ DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-
 DB_URL = $${DATABASE_URL:-$$($(LOCALDB) url --dir $(PG_DIR))}
 WITH_DB = url="$(DB_URL)" && DATABASE_URL="$$url"
 
-.PHONY: help setup system-packages db db-stop migrate ingest enrich status report demo test lint-migrations bench bench-quick clean
+.PHONY: help setup system-packages db db-stop migrate ingest enrich status report demo test test-faults lint-migrations bench bench-quick clean
 
 help:
 	@echo "make demo    set everything up, start a local PostgreSQL, migrate, ingest and enrich a sample"
 	@echo "make test    the whole test suite (starts and stops its own PostgreSQL)"
+	@echo "make test-faults  kills, restarts, concurrent runs and remote faults (a few minutes, its own PostgreSQL)"
 	@echo "make setup | db | db-stop | migrate | ingest LOGS=... | enrich | status | report | bench"
 
 setup: system-packages $(VENV)/.installed
@@ -101,6 +103,16 @@ test: setup lint-migrations
 	echo "== pytest"; \
 	IPINTEL_TEST_DSN="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# The fault suite (tests/faults: SIGKILLs, PostgreSQL restarts, concurrent runs, every fault of the
+# fake services, timeouts) on a throwaway cluster of its own: it restarts that server. Its counts
+# are printed at the end. IPINTEL_FAULT_SEED / IPINTEL_FAULT_KILLS change the kill points.
+test-faults: setup
+	@set -e; \
+	trap '$(LOCALDB) stop --dir $(FAULTS_PG_DIR)' EXIT; \
+	url=$$($(LOCALDB_START) --dir $(FAULTS_PG_DIR) --fast --dbname postgres); \
+	echo "== fault suite (tests/faults)"; \
+	IPINTEL_TEST_DSN="$$url" $(VENV)/bin/pytest tests/faults $(PYTEST_ARGS)
+
 # Its own cluster (fsync on, like production), so a benchmark never stops a test run's cluster.
 bench: setup
 	@set -e; \
@@ -118,5 +130,5 @@ bench-quick:
 
 # destroy stops a cluster and removes its folder and its data, wherever they live.
 clean:
-	@for d in $(PG_DIR) $(TEST_PG_DIR) $(BENCH_PG_DIR); do $(LOCALDB) destroy --dir $$d || exit; done
+	@for d in $(PG_DIR) $(TEST_PG_DIR) $(BENCH_PG_DIR) $(FAULTS_PG_DIR); do $(LOCALDB) destroy --dir $$d || exit; done
 	rm -rf demo-data
