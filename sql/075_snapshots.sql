@@ -178,12 +178,46 @@ $$;
 COMMENT ON FUNCTION ipintel.take_snapshots() IS
     'Fills the unknown snapshot_* fields of incomplete sessions that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. Linear in the incomplete sessions and their IPs. Returns the sessions changed.';
 
+-- The audited way to take snapshots again (e.g. after loading routing history for old sessions):
+-- one row per redo, with its reason and counts. The trigger below refuses every other rewrite.
+CREATE TABLE ipintel.snapshot_redos (
+    redo_id         bigint      GENERATED ALWAYS AS IDENTITY,
+    since           timestamptz NOT NULL,
+    until           timestamptz NOT NULL,
+    reason          text        NOT NULL,
+    requested_by    text        NOT NULL DEFAULT session_user,
+    started_at      timestamptz NOT NULL DEFAULT now(),
+    finished_at     timestamptz,
+    sessions_reset  bigint      NOT NULL DEFAULT 0,
+    sessions_taken  bigint      NOT NULL DEFAULT 0,
+    CONSTRAINT snapshot_redos_pkey PRIMARY KEY (redo_id),
+    CONSTRAINT snapshot_redos_window_is_ordered CHECK (since < until),
+    CONSTRAINT snapshot_redos_reason_is_given CHECK (length(btrim(reason)) > 0),
+    CONSTRAINT snapshot_redos_counts_are_not_negative CHECK (sessions_reset >= 0 AND sessions_taken >= 0)
+);
+COMMENT ON TABLE ipintel.snapshot_redos IS
+    'Every redo of snapshots (ipintel snapshots redo): the only way a known snapshot field is ever rewritten.';
+COMMENT ON COLUMN ipintel.snapshot_redos.redo_id IS 'Redo number.';
+COMMENT ON COLUMN ipintel.snapshot_redos.since IS 'Sessions that started at or after this time were redone...';
+COMMENT ON COLUMN ipintel.snapshot_redos.until IS '...and before this time.';
+COMMENT ON COLUMN ipintel.snapshot_redos.reason IS 'Why, in the operator''s words (required).';
+COMMENT ON COLUMN ipintel.snapshot_redos.requested_by IS 'The database user that asked (session_user).';
+COMMENT ON COLUMN ipintel.snapshot_redos.started_at IS 'When the redo started.';
+COMMENT ON COLUMN ipintel.snapshot_redos.finished_at IS 'When it ended (in the same transaction: a redo is all or nothing).';
+COMMENT ON COLUMN ipintel.snapshot_redos.sessions_reset IS 'Snapshots cleared.';
+COMMENT ON COLUMN ipintel.snapshot_redos.sessions_taken IS 'Sessions take_snapshots then filled (some may wait again for a source whose window is still open).';
+
 CREATE FUNCTION ipintel.protect_snapshot()
     RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = ''
 AS $$
 BEGIN
+    -- Inside redo_snapshots (which records itself in snapshot_redos first): allowed.
+    IF EXISTS (SELECT 1 FROM ipintel.snapshot_redos r
+               WHERE r.redo_id::text = current_setting('ipintel.snapshot_redo', true) AND r.finished_at IS NULL) THEN
+        RETURN NEW;
+    END IF;
     IF (OLD.snapshot_asn_source IS NOT NULL
         AND (NEW.snapshot_asn, NEW.snapshot_asn_source) IS DISTINCT FROM (OLD.snapshot_asn, OLD.snapshot_asn_source))
        OR (OLD.snapshot_country_source IS NOT NULL
@@ -206,7 +240,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.protect_snapshot() IS
-    'Trigger function: refuses to change a known snapshot field (its *_source set), snapshot_at once set, or anything of a complete snapshot. Unknown fields may be filled.';
+    'Trigger function: refuses to change a known snapshot field (its *_source set), snapshot_at once set, or anything of a complete snapshot, except inside redo_snapshots (audited in snapshot_redos). Unknown fields may be filled.';
 
 CREATE TRIGGER session_summaries_snapshot_is_immutable
     BEFORE UPDATE OF snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_enrichment, snapshot_at,
@@ -215,3 +249,34 @@ CREATE TRIGGER session_summaries_snapshot_is_immutable
     ON ipintel.session_summaries
     FOR EACH ROW EXECUTE FUNCTION ipintel.protect_snapshot();
 
+
+CREATE FUNCTION ipintel.redo_snapshots(p_since timestamptz, p_until timestamptz, p_reason text)
+    RETURNS TABLE (redo_id bigint, sessions_reset bigint, sessions_taken bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_redo bigint;
+    v_reset bigint;
+    v_taken bigint;
+BEGIN
+    INSERT INTO ipintel.snapshot_redos (since, until, reason) VALUES (p_since, p_until, p_reason)
+    RETURNING snapshot_redos.redo_id INTO v_redo;
+    PERFORM set_config('ipintel.snapshot_redo', v_redo::text, true);
+    UPDATE ipintel.session_summaries s
+    SET snapshot_asn = NULL, snapshot_asn_source = NULL, snapshot_country = NULL, snapshot_country_source = NULL,
+        snapshot_ip_type = NULL, snapshot_ip_type_source = NULL, snapshot_is_scanner = NULL,
+        snapshot_is_scanner_source = NULL, snapshot_enrichment = NULL, snapshot_at = NULL,
+        snapshot_complete_at = NULL, updated_at = now()
+    WHERE s.first_event_at >= p_since AND s.first_event_at < p_until AND s.snapshot_at IS NOT NULL;
+    GET DIAGNOSTICS v_reset = ROW_COUNT;
+    PERFORM set_config('ipintel.snapshot_redo', '', true);
+    v_taken := ipintel.take_snapshots();
+    UPDATE ipintel.snapshot_redos r
+    SET finished_at = clock_timestamp(), sessions_reset = v_reset, sessions_taken = v_taken
+    WHERE r.redo_id = v_redo;
+    RETURN QUERY SELECT v_redo, v_reset, v_taken;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) IS
+    'Takes again the snapshots of the sessions that started in [p_since, p_until), recorded in snapshot_redos with p_reason and its counts: the one audited way a known snapshot is rewritten (e.g. after loading routing history for sessions snapshotted from the current ASN). Returns the redo and its counts.';

@@ -42,3 +42,37 @@ JOIN ipintel.ip_asn_history prev
   ON prev.ip = h.ip AND upper(prev.valid) = lower(h.valid);
 COMMENT ON VIEW ipintel.asn_moves IS
     'Every observed change of an IP''s origin ASN: from_asn until moved_at, to_asn from then on (NULL: allocated but unrouted).';
+
+-- Where the sources disagree about a session's origin AS: routing history at its day, the
+-- ip_asn_history range at its time, and what each source last said of the IP.
+CREATE VIEW ipintel.asn_disagreements AS
+SELECT s.session_id,
+       s.source_ip,
+       s.first_event_at,
+       r.asn AS routing_asn,
+       r.dataset || ':' || r.taken_on::text AS routing_snapshot,
+       h.asn AS history_asn,
+       h.source AS history_source,
+       e.source_asns,
+       s.snapshot_asn,
+       s.snapshot_asn_source
+FROM ipintel.session_summaries s
+LEFT JOIN LATERAL ipintel.routing_asns(ARRAY[s.source_ip], ARRAY[(s.first_event_at AT TIME ZONE 'UTC')::date]) r ON true
+LEFT JOIN ipintel.ip_asn_history h ON h.ip = s.source_ip AND h.valid @> s.first_event_at
+LEFT JOIN LATERAL (
+    SELECT jsonb_object_agg(st.source, st.asn ORDER BY st.source) AS source_asns,
+           array_agg(DISTINCT st.asn) FILTER (WHERE st.asn IS NOT NULL) AS asns
+    FROM ipintel.enrichment_state st
+    WHERE st.ip = s.source_ip AND st.asn_observed) e ON true
+WHERE (SELECT count(DISTINCT x.asn)
+       FROM unnest(array_cat(ARRAY[r.asn, h.asn], e.asns)) AS x(asn)
+       WHERE x.asn IS NOT NULL) > 1;
+COMMENT ON VIEW ipintel.asn_disagreements IS
+    'Sessions whose origin AS differs between routing history (at the session''s day), ip_asn_history (at its time) and what the sources last observed for the IP. Filter by first_event_at or source_ip: it looks up routing history per session.';
+COMMENT ON COLUMN ipintel.asn_disagreements.routing_asn IS 'Origin AS in routing history at the session''s day (routing_asns).';
+COMMENT ON COLUMN ipintel.asn_disagreements.routing_snapshot IS 'The routing snapshot that gave it: dataset:day.';
+COMMENT ON COLUMN ipintel.asn_disagreements.history_asn IS 'ip_asn_history''s ASN at the session''s time.';
+COMMENT ON COLUMN ipintel.asn_disagreements.history_source IS 'The source whose observation opened that range.';
+COMMENT ON COLUMN ipintel.asn_disagreements.source_asns IS 'What each source last observed for the IP: {source: asn} (null: allocated, not routed).';
+COMMENT ON COLUMN ipintel.asn_disagreements.snapshot_asn IS 'What the session''s snapshot says.';
+COMMENT ON COLUMN ipintel.asn_disagreements.snapshot_asn_source IS 'Where the snapshot''s ASN came from.';

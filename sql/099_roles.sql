@@ -77,6 +77,7 @@ ALTER FUNCTION ipintel.merge_batch(bigint, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.finish_run(bigint, text, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION
     ipintel.start_ingest_run(),
     ipintel.interrupt_abandoned_ingest_runs(),
@@ -89,7 +90,8 @@ GRANT EXECUTE ON FUNCTION
     ipintel.merge_batch(bigint, bigint),
     ipintel.finish_run(bigint, text, text),
     ipintel.take_snapshots(),
-    ipintel.load_routing_snapshot(text, date, text, bigint)
+    ipintel.load_routing_snapshot(text, date, text, bigint),
+    ipintel.redo_snapshots(timestamptz, timestamptz, text)
 TO ipintel_loader;
 
 -- Staging: the loader COPYs its batches in (and nothing else does).

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # annotations only: each command imports what it runs when it
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C as shells report SIGINT; SIGTERM (systemd, timeout) too
 # Commands that read or write the ipintel schema: they refuse a database not at this ipintel's head.
-NEEDS_SCHEMA = frozenset({"ingest", "enrich", "status", "report", "demo"})
+NEEDS_SCHEMA = frozenset({"ingest", "enrich", "status", "report", "demo", "snapshots"})
 
 # Events merge_cowrie_events() turns into session facts; others are counted only.
 KNOWN_EVENTIDS = frozenset({
@@ -221,6 +221,24 @@ def print_report(settings: config.Settings, *, since: datetime, until: datetime,
                 table.add_row(*(f"{v:,}" if isinstance(v, int) else f"{v:%Y-%m-%d %H:%M}" if isinstance(v, datetime)
                                 else str(v) for v in row.values()))
             console.print(table)
+
+
+def cmd_snapshots_redo(args: argparse.Namespace, settings: config.Settings) -> int:
+    """`ipintel snapshots redo`: the audited re-take of the snapshots of a window (snapshot_redos)."""
+    if args.since >= args.until:
+        err_console.print(f"ipintel snapshots redo: --since {args.since:%Y-%m-%d} is not before --until {args.until:%Y-%m-%d}")
+        return EXIT_USAGE
+    if not args.reason.strip():
+        err_console.print("ipintel snapshots redo: --reason must say why (it is recorded in ipintel.snapshot_redos)")
+        return EXIT_USAGE
+    with db.connection(settings.database_url) as conn, conn.transaction():
+        redo = db.query_one(conn, db.query("redo_snapshots"),
+                            {"since": args.since, "until": args.until, "reason": args.reason})
+    assert redo is not None
+    console.print(f"snapshots redo {redo['redo_id']}: sessions from {args.since:%Y-%m-%d} to {args.until:%Y-%m-%d} "
+                  f"(exclusive): {redo['sessions_reset']:,} reset, {redo['sessions_taken']:,} taken again "
+                  "(recorded in ipintel.snapshot_redos)")
+    return EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
@@ -411,6 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--until", type=_utc_date, help="window end, exclusive, YYYY-MM-DD (default: now)")
     report.add_argument("--top", type=_positive_int, default=10, help="rows per table (default: %(default)s)")
     report.set_defaults(func=cmd_report)
+    snapshots = sub.add_parser("snapshots", help="audited operations on the sessions' point-in-time snapshots")
+    snapshot_ops = snapshots.add_subparsers(dest="snapshots_command", required=True)
+    redo = snapshot_ops.add_parser("redo", help="take again the snapshots of the sessions that started in a window "
+                                                "(e.g. after loading routing history), recorded with its reason")
+    redo.add_argument("--since", type=_utc_date, required=True, help="window start, YYYY-MM-DD (UTC)")
+    redo.add_argument("--until", type=_utc_date, required=True, help="window end, exclusive, YYYY-MM-DD (UTC)")
+    redo.add_argument("--reason", required=True, help="why (recorded in ipintel.snapshot_redos)")
+    redo.set_defaults(func=cmd_snapshots_redo)
     demo = sub.add_parser("demo", help="generate a seeded Cowrie sample, ingest, enrich (MaxMind) and report")
     demo.add_argument("--out", type=Path, default=Path("demo-data"), help="where the sample is written")
     demo.add_argument("--seed", type=int, default=42)

@@ -177,6 +177,10 @@ SELECT * FROM ipintel.merge_batch(%(run)s::bigint, %(batch)s::bigint);
 -- A pass ends: its run's status and why.
 SELECT ipintel.finish_run(%(run)s::bigint, %(status)s::text, %(message)s::text);
 
+-- redo_snapshots --
+-- The audited re-take of the snapshots of sessions that started in [since, until).
+SELECT * FROM ipintel.redo_snapshots(%(since)s::timestamptz, %(until)s::timestamptz, %(reason)s::text);
+
 -- take_snapshots --
 -- After the passes: SQL decides, per session and field, which sources are still awaited.
 SELECT ipintel.take_snapshots() AS n;
