@@ -28,6 +28,8 @@ psql -q -X -v ON_ERROR_STOP=1 --dbname "$admin_uri" -c "CREATE DATABASE $dbname"
 trap 'psql -q -X --dbname "$admin_uri" -c "DROP DATABASE IF EXISTS $dbname" >/dev/null 2>&1 || true; rm -f "$out"' EXIT
 DATABASE_URL="$db_uri" "$py" -m alembic -c "$root/alembic.ini" upgrade head 2>/dev/null
 psql -q -X -v ON_ERROR_STOP=1 --dbname "$db_uri" -c "CREATE EXTENSION IF NOT EXISTS pgtap"
+# Helpers the test files share (pgtap_helpers.answer, .load_routes): loaded once, not copied.
+psql -q -X -v ON_ERROR_STOP=1 --dbname "$db_uri" -f "$here/sql/helpers.sql"
 
 mapfile -t files < <(find "$here/sql" -name '*.test.sql' | sort)
 if [ "${#files[@]}" -eq 0 ]; then

@@ -3,17 +3,8 @@
 BEGIN;
 SELECT plan(8);
 
-CREATE FUNCTION pg_temp.load(p_day date, p_pairs text[][]) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
-BEGIN
-    INSERT INTO ipintel_staging.routing_prefixes (batch_id, prefix, asn)
-    SELECT v_batch, p_pairs[i][1]::cidr, p_pairs[i][2]::bigint FROM generate_subscripts(p_pairs, 1) AS i;
-    PERFORM ipintel.load_routing_snapshot('routeviews', p_day, 'test', v_batch);
-END;
-$$;
-SELECT pg_temp.load('2026-03-01', '{{81.2.0.0/16,100},{81.2.69.0/24,200},{5.6.7.0/24,300},{5.6.7.0/24,301},{2a01:4f8::/32,24940}}');
-SELECT pg_temp.load('2026-03-08', '{{81.2.0.0/16,100},{81.2.69.0/24,201},{2a01:4f8::/32,24940}}');
+SELECT pgtap_helpers.load_routes('2026-03-01', '{{81.2.0.0/16,100},{81.2.69.0/24,200},{5.6.7.0/24,300},{5.6.7.0/24,301},{2a01:4f8::/32,24940}}');
+SELECT pgtap_helpers.load_routes('2026-03-08', '{{81.2.0.0/16,100},{81.2.69.0/24,201},{2a01:4f8::/32,24940}}');
 
 SELECT is(ipintel.asn_at('81.2.69.7', '2026-03-02 12:00Z'), 200::bigint, 'the more specific /24 wins over the /16');
 SELECT is(ipintel.asn_at('81.2.70.7', '2026-03-02 12:00Z'), 100::bigint, 'outside the /24: the covering /16');

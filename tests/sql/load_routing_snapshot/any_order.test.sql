@@ -13,17 +13,9 @@ INSERT INTO snapshot_files VALUES
     ('2026-01-03', '81.2.0.0/16', 1), ('2026-01-03', '81.2.69.0/24', 2), ('2026-01-03', '9.9.9.0/24', 19281),
     ('2026-01-03', '2a01:4f8::/32', 24940);
 
-CREATE FUNCTION pg_temp.load(p_day date) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
-    v_loaded boolean;
-BEGIN
-    INSERT INTO ipintel_staging.routing_prefixes (batch_id, prefix, asn)
-    SELECT v_batch, f.prefix, f.asn FROM snapshot_files f WHERE f.day = p_day;
-    SELECT l.loaded INTO v_loaded FROM ipintel.load_routing_snapshot('routeviews', p_day, 'test', v_batch) l;
-    RETURN v_loaded;
-END;
-$$;
+-- The staged pairs of one day's file.
+CREATE FUNCTION pg_temp.load(p_day date) RETURNS boolean LANGUAGE sql
+RETURN pgtap_helpers.load_routes(p_day, (SELECT array_agg(ARRAY[f.prefix::text, f.asn::text]) FROM snapshot_files f WHERE f.day = p_day));
 
 -- The table after loading the days in one order, as text.
 CREATE FUNCTION pg_temp.table_after(p_days date[]) RETURNS text LANGUAGE plpgsql AS $$

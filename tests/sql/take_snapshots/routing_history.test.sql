@@ -5,17 +5,8 @@
 BEGIN;
 SELECT plan(4);
 
-CREATE FUNCTION pg_temp.load(p_day date, p_pairs text[][]) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
-BEGIN
-    INSERT INTO ipintel_staging.routing_prefixes (batch_id, prefix, asn)
-    SELECT v_batch, p_pairs[i][1]::cidr, p_pairs[i][2]::bigint FROM generate_subscripts(p_pairs, 1) AS i;
-    PERFORM ipintel.load_routing_snapshot('routeviews', p_day, 'test', v_batch);
-END;
-$$;
-SELECT pg_temp.load('2018-05-06', '{{81.2.69.0/24,64500}}');
-SELECT pg_temp.load('2018-05-13', '{{81.2.69.0/24,64501}}');
+SELECT pgtap_helpers.load_routes('2018-05-06', '{{81.2.69.0/24,64500}}');
+SELECT pgtap_helpers.load_routes('2018-05-13', '{{81.2.69.0/24,64501}}');
 
 -- Only GreyNoise-free snapshots here: every source but MaxMind disabled; MaxMind answered now
 -- with another ASN (the current one).
@@ -41,7 +32,7 @@ SELECT results_eq($$SELECT session_id, snapshot_asn, snapshot_asn_source FROM ip
 SELECT is((SELECT count(*) FROM ipintel.session_summaries WHERE snapshot_complete_at IS NOT NULL), 3::bigint,
           'all complete');
 -- Loading routing history later does not rewrite a snapshot taken from the current ASN.
-SELECT pg_temp.load('2026-10-30', '{{81.2.69.0/24,65000}}');
+SELECT pgtap_helpers.load_routes('2026-10-30', '{{81.2.69.0/24,65000}}');
 SELECT ipintel.take_snapshots();
 SELECT is((SELECT snapshot_asn_source FROM ipintel.session_summaries WHERE session_id = 'years-later'), 'maxmind:current',
           'a complete snapshot is not rewritten by routing history loaded later');
