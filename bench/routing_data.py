@@ -39,6 +39,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import IO
 
+from ipintel.routing import DEMO_DATASET
+
 # A prefix: (IP version, network address as an int, length). Sorting these sorts like CAIDA's
 # files: IPv4 before IPv6, then by address, then shorter first.
 Prefix = tuple[int, int, int]
@@ -351,7 +353,6 @@ def mrt_rib(entries: Iterable[tuple[Prefix, Sequence[AsPath]]], timestamp: int =
 
 # The networks ipintel.demo_logs draws attackers from (its _V4_RANGES / _V6_RANGES), with ASNs
 # that resemble their operators'. Synthetic: a plausible table, not a record of real routing.
-DEMO_DATASET = "demo-synthetic"  # ipintel.routing.DEMO_DATASET: the dataset they load as
 DEMO_START = date(2026, 10, 31)  # the demo's logs start on 2026-11-01 (demo_logs.generate)
 DEMO_DAYS = (0, 2, 4)  # snapshots of 10-31, 11-02, 11-04: every session is within a few days of one
 DEMO_TABLE: dict[str, str] = {

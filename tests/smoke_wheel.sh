@@ -49,6 +49,7 @@ expected |= {f"ipintel/migrations/{p.relative_to(root / 'migrations')}": p
              for pattern in ("env.py", "script.py.mako", "versions/*.py", "versions/*.sql")
              for p in (root / "migrations").glob(pattern)}
 expected["ipintel/sql/queries.sql"] = root / "loader/ipintel/sql/queries.sql"
+expected |= {f"ipintel/demo_routing/{p.name}": p for p in (root / "loader/ipintel/demo_routing").iterdir()}
 revisions = sorted((root / "migrations/versions").glob("*.py"))
 assert len(revisions) > 1 and len(expected) > 2 * len(revisions), "found no sql/ or migrations/ to check"
 for revision in revisions:  # every revision runs the two SQL files beside it
@@ -59,7 +60,7 @@ missing = sorted(name for name in expected if name not in shipped)
 assert not missing, f"missing from the wheel: {missing}"
 differ = sorted(name for name, path in expected.items() if wheel.read(name) != path.read_bytes())
 assert not differ, f"differ from the repository: {differ}"
-print(f"{len(expected)} files of sql/, migrations/ and queries.sql shipped ({len(revisions)} revisions)")
+print(f"{len(expected)} files of sql/, migrations/, queries.sql and demo_routing/ shipped ({len(revisions)} revisions)")
 EOF
 
 step "install the wheel in a fresh virtualenv in $tmp"

@@ -56,6 +56,7 @@ REJECTS_KEPT = 20  # rejects a LoadResult keeps to show (all of them are stored 
 SNIFF_BYTES = 65_536  # read from the head of every file before loading: readable, and which format
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 DEMO_FOLDER = "demo_routing"  # package data: the synthetic routing set of `ipintel demo`
+DEMO_DATASET = "demo-synthetic"  # what it loads as: never mistaken for a real dataset
 
 
 class RoutingInputError(Exception):
@@ -558,9 +559,10 @@ def load(conn: psycopg.Connection[Any], snapshot: SnapshotFile) -> LoadResult:
 
 
 def demo_snapshots() -> list[SnapshotFile]:
-    """The synthetic routing set shipped for `ipintel demo` (see demo_routing/README.md), oldest first."""
+    """The synthetic routing set shipped for `ipintel demo` (see demo_routing/README.md), oldest
+    first, as the dataset DEMO_DATASET."""
     folder = importlib.resources.files("ipintel").joinpath(DEMO_FOLDER)
     if not isinstance(folder, Path) or not folder.is_dir():
         raise RoutingInputError(f"this ipintel is incomplete: its package has no {DEMO_FOLDER} folder; "
                                 "reinstall ipintel")
-    return [describe(path) for path in sorted(folder.glob("*.pfx2as.gz"))]
+    return [describe(path, dataset=DEMO_DATASET) for path in sorted(folder.glob("*.pfx2as.gz"))]
