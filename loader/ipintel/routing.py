@@ -399,7 +399,7 @@ _NAMES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]], ...] 
     ("pfx2as", re.compile(r"^routeviews-(rv[26])-.*\.pfx2as$"), lambda m: f"routeviews-{m.group(1)}"),
     ("pfx2as", re.compile(r"\.pfx2as$"), lambda m: "routeviews"),
     ("ipasn", re.compile(r"^ipasn.*\.dat$"), lambda m: "pyasn"),
-    ("iptoasn", re.compile(r"^ip2asn-(v4|v6)(-u32)?\.tsv$"), lambda m: f"iptoasn-{m.group(1)}"),
+    ("iptoasn", re.compile(r"^ip2asn-(v4|v6)(?![a-z0-9]).*\.tsv$"), lambda m: f"iptoasn-{m.group(1)}"),
     ("iptoasn", re.compile(r"^ip2asn.*\.tsv$"), lambda m: "iptoasn"),
     ("mrt", re.compile(r"^(rib|bview)\.\d{8}\.\d{4}(\.mrt)?$"), lambda m: "mrt"),
 )
