@@ -105,7 +105,7 @@ def test_mrt_without_pyasn_says_how_to_get_it(db: str, cli_database: Callable[[s
      "at most 63): 'Route Views' (see ipintel routing load --help)"),
     (["routing", "load"],
      "ipintel routing load: the following arguments are required: PATH (see ipintel routing load --help)"),
-    (["routing"], "ipintel routing: the following arguments are required: routing_command "
+    (["routing"], "ipintel routing: the following arguments are required: COMMAND "
                   "(see ipintel routing --help)"),
 ])
 def test_bad_options_are_one_line_and_exit_2(argv: list[str], message: str,

@@ -476,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=cmd_demo)
     routing = sub.add_parser("routing", help="dated routing tables (prefix → origin ASN): the ASN of a session "
                                              "at its own time")
-    routing_sub = routing.add_subparsers(dest="routing_command", required=True)
+    routing_sub = routing.add_subparsers(dest="routing_command", required=True, metavar="COMMAND")
     routing_load = routing_sub.add_parser(
         "load", help="load routing table files (CAIDA pfx2as, pyasn IPASN DAT, iptoasn TSV, MRT RIB dumps), "
                      "one dated snapshot per file; a snapshot already loaded changes nothing")
