@@ -39,8 +39,6 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import IO
 
-from ipintel.routing import DEMO_DATASET
-
 # A prefix: (IP version, network address as an int, length). Sorting these sorts like CAIDA's
 # files: IPv4 before IPv6, then by address, then shorter first.
 Prefix = tuple[int, int, int]
@@ -394,7 +392,7 @@ def demo_tables() -> list[tuple[date, dict[str, str]]]:
 
 def demo_name(taken_on: date) -> str:
     """The demo's files say what they are in their name: `demo-synthetic-YYYYMMDD.pfx2as.gz`."""
-    return f"{DEMO_DATASET}-{taken_on:%Y%m%d}.pfx2as.gz"
+    return f"demo-synthetic-{taken_on:%Y%m%d}.pfx2as.gz"
 
 
 def write_demo_set(out_dir: Path) -> list[Path]:

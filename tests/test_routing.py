@@ -205,17 +205,17 @@ def write(path: Path, text: str | bytes) -> Path:
 def test_plain_gzip_and_bzip2_read_alike(tmp_path: Path, suffix: str) -> None:
     path = write(tmp_path / f"routeviews-rv2-20180506-1200.pfx2as{suffix}", PFX2AS)
     snapshot = routing.describe(path)
-    assert (snapshot.format, snapshot.dataset, snapshot.taken_on) == ("pfx2as", "routeviews-rv2", date(2018, 5, 6))
+    assert (snapshot.format, snapshot.dataset, snapshot.taken_on) == ("pfx2as", "routeviews_rv2", date(2018, 5, 6))
     assert list(routing.read(snapshot)) == parse("pfx2as", PFX2AS)
 
 
 @pytest.mark.parametrize(("name", "fmt", "dataset", "day"), [
-    ("routeviews-rv2-20180506-1200.pfx2as.gz", "pfx2as", "routeviews-rv2", date(2018, 5, 6)),
-    ("routeviews-rv6-20180506-1200.pfx2as.gz", "pfx2as", "routeviews-rv6", date(2018, 5, 6)),
+    ("routeviews-rv2-20180506-1200.pfx2as.gz", "pfx2as", "routeviews_rv2", date(2018, 5, 6)),
+    ("routeviews-rv6-20180506-1200.pfx2as.gz", "pfx2as", "routeviews_rv6", date(2018, 5, 6)),
     ("routeviews-20260101-1200.pfx2as.gz", "pfx2as", "routeviews", date(2026, 1, 1)),
     ("ipasn_20180506.dat.gz", "ipasn", "pyasn", date(2018, 5, 6)),
     ("ipasn_20180506.dat", "ipasn", "pyasn", date(2018, 5, 6)),
-    ("ip2asn-v4-2024-05-01.tsv.gz", "iptoasn", "iptoasn-v4", date(2024, 5, 1)),
+    ("ip2asn-v4-2024-05-01.tsv.gz", "iptoasn", "iptoasn_v4", date(2024, 5, 1)),
     ("ip2asn-combined.20240501.tsv", "iptoasn", "iptoasn", date(2024, 5, 1)),
 ])
 def test_format_dataset_and_date_from_the_name(tmp_path: Path, name: str, fmt: str, dataset: str, day: date) -> None:
@@ -223,8 +223,8 @@ def test_format_dataset_and_date_from_the_name(tmp_path: Path, name: str, fmt: s
     assert routing.describe(write(tmp_path / name, text)) == routing.SnapshotFile(tmp_path / name, fmt, dataset, day)
 
 
-@pytest.mark.parametrize(("name", "dataset"), [("ip2asn-v4.tsv.gz", "iptoasn-v4"), ("ip2asn-v6.tsv", "iptoasn-v6"),
-                                               ("ip2asn-v4-u32.tsv", "iptoasn-v4"), ("ip2asn-combined.tsv", "iptoasn")])
+@pytest.mark.parametrize(("name", "dataset"), [("ip2asn-v4.tsv.gz", "iptoasn_v4"), ("ip2asn-v6.tsv", "iptoasn_v6"),
+                                               ("ip2asn-v4-u32.tsv", "iptoasn_v4"), ("ip2asn-combined.tsv", "iptoasn")])
 def test_iptoasn_files_carry_no_date_and_need_one(tmp_path: Path, name: str, dataset: str) -> None:
     path = write(tmp_path / name, IPTOASN)
     with pytest.raises(routing.RoutingInputError, match=r"no date in the file name .*--date YYYY-MM-DD"):
@@ -526,7 +526,7 @@ def test_the_shipped_demo_set_is_what_the_generator_writes(tmp_path: Path) -> No
     shipped = routing.demo_snapshots()
     assert [s.path.name for s in shipped] == [p.name for p in written]
     assert [s.path.read_bytes() for s in shipped] == [p.read_bytes() for p in written]
-    assert {s.dataset for s in shipped} == {"demo-synthetic"}
+    assert {s.dataset for s in shipped} == {"demo_synthetic"}
     assert [s.taken_on for s in shipped] == [date(2026, 10, 31), date(2026, 11, 2), date(2026, 11, 4)]
     assert (shipped[0].path.parent / "README.md").read_text().startswith("# Synthetic routing tables")
 

@@ -101,8 +101,8 @@ def test_mrt_without_pyasn_says_how_to_get_it(db: str, cli_database: Callable[[s
      "ipintel routing load: argument --format: invalid choice: 'csv' (choose from 'pfx2as', 'ipasn', 'iptoasn', "
      "'mrt') (see ipintel routing load --help)"),
     (["routing", "load", "f", "--dataset", "Route Views"],
-     "ipintel routing load: argument --dataset: not a dataset name (lower-case letters, digits, '.', '_', '-'; "
-     "at most 63): 'Route Views' (see ipintel routing load --help)"),
+     "ipintel routing load: argument --dataset: not a dataset name (a lower-case letter, then lower-case letters, "
+     "digits or '_'; at most 63): 'Route Views' (see ipintel routing load --help)"),
     (["routing", "load"],
      "ipintel routing load: the following arguments are required: PATH (see ipintel routing load --help)"),
     (["routing"], "ipintel routing: the following arguments are required: COMMAND "
@@ -160,8 +160,8 @@ def normalised(rows: set[tuple[str, int]]) -> set[tuple[str, int]]:
     return {(str(ipaddress.ip_network(p)), a) for p, a in rows}
 
 
-LINE = re.compile(r"^(?P<path>\S+): (?P<dataset>\S+) (?P<day>\d{4}-\d\d-\d\d): (?P<prefixes>[\d,]+) prefixes, "
-                  r"(?P<opened>[\d,]+) origins opened, (?P<closed>[\d,]+) closed, (?P<rejects>[\d,]+) rejects "
+LINE = re.compile(r"^(?P<path>\S+): (?P<dataset>\S+) (?P<day>\d{4}-\d\d-\d\d): (?P<prefixes>[\d,]+) prefix origins, "
+                  r"(?P<opened>[\d,]+) opened, (?P<closed>[\d,]+) closed, (?P<rejects>[\d,]+) rejects "
                   r"\(\d+\.\d s\)$")
 
 
@@ -184,7 +184,7 @@ def test_three_snapshots_load_through_the_cli(routing_db: str, cli_database: Cal
     days = [rows_in(f.path) for f in series]
     assert [line["path"] for line in lines] == [str(f.path) for f in series]
     assert [(line["dataset"], line["day"]) for line in lines] == [("routeviews", f"{f.taken_on}") for f in series]
-    assert [line["prefixes"] for line in lines] == [len({p for p, _ in d}) for d in days]
+    assert [line["prefixes"] for line in lines] == [len(d) for d in days] == [f.origins for f in series]
     assert [line["opened"] for line in lines] == [len(days[0]), len(days[1] - days[0]), len(days[2] - days[1])]
     assert [line["closed"] for line in lines] == [0, len(days[0] - days[1]), len(days[1] - days[2])]
     assert [line["rejects"] for line in lines] == [0, 0, 0]
@@ -230,7 +230,7 @@ def test_rejects_are_kept_and_shown_and_the_rest_loads(routing_db: str, cli_data
     assert code == 1
     [line] = loaded_lines(out)
     assert (line["dataset"], line["prefixes"], line["opened"], line["closed"], line["rejects"]) == (
-        "routeviews-rv2", 29, 29, 0, 31)
+        "routeviews_rv2", 29, 29, 0, 31)
     shown = err.splitlines()
     assert shown[:20] == [f"{path}:{n}: prefix has host bits set" for n in range(2, 41, 2)]
     assert re.fullmatch(rf"\.\.\. 11 more rejects of {re.escape(str(path))} in ipintel\.routing_rejects "
@@ -291,7 +291,7 @@ def test_the_demo_set_loads_and_shows_its_move(routing_db: str, cli_database: Ca
                                                capsys: pytest.CaptureFixture[str]) -> None:
     cli_database(routing_db)
     assert cli.run_routing_load(config.load(), routing.demo_snapshots()) == 0
-    assert [line["dataset"] for line in loaded_lines(capsys.readouterr().out)] == ["demo-synthetic"] * 3
+    assert [line["dataset"] for line in loaded_lines(capsys.readouterr().out)] == ["demo_synthetic"] * 3
     origins = query(routing_db, "SELECT DISTINCT asn FROM ipintel.prefix_origins "
                                 "WHERE prefix = '45.148.10.0/24' ORDER BY asn")
     assert [r["asn"] for r in origins] == [48090, 214943]

@@ -284,7 +284,7 @@ def run_routing_load(settings: config.Settings, snapshots: Sequence[routing.Snap
                 console.print(f"{what}: already loaded (snapshot {result.snapshot_id}), nothing changed "
                               f"({result.seconds:.1f} s)")
                 continue
-            console.print(f"{what}: {result.prefixes:,} prefixes, {result.origins_opened:,} origins opened, "
+            console.print(f"{what}: {result.prefixes:,} prefix origins, {result.origins_opened:,} opened, "
                           f"{result.origins_closed:,} closed, {result.rejects:,} rejects ({result.seconds:.1f} s)")
             for reject in result.first_rejects:
                 err_console.print(f"{snapshot.path}:{reject.line_no}: {reject.reason}")
@@ -391,8 +391,8 @@ def _dataset_name(text: str) -> str:
     from ipintel import routing
 
     if not routing.DATASET_NAME.match(text):
-        raise argparse.ArgumentTypeError(f"not a dataset name (lower-case letters, digits, '.', '_', '-'; "
-                                         f"at most 63): {text!r}")
+        raise argparse.ArgumentTypeError(f"not a dataset name (a lower-case letter, then lower-case letters, "
+                                         f"digits or '_'; at most 63): {text!r}")
     return text
 
 
@@ -487,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
                               help="the files' format (default: from each file's name, else its first line)")
     routing_load.add_argument("--dataset", type=_dataset_name, metavar="NAME",
                               help="the dataset the snapshots belong to (default: from the name and format, "
-                                   "e.g. routeviews-rv2, routeviews-rv6, pyasn, iptoasn-v4, mrt)")
+                                   "e.g. routeviews_rv2, routeviews_rv6, pyasn, iptoasn_v4, mrt)")
     routing_load.set_defaults(func=cmd_routing_load)
     migrate = sub.add_parser("migrate", help="bring the database schema to this ipintel's revision "
                                              "(alembic upgrade head); the only command that changes it")

@@ -54,9 +54,9 @@ EXCERPT_CHARS = 200
 MAX_REJECTS = 10_000  # more than this: the wrong format or a damaged file, not a table with a few bad lines
 REJECTS_KEPT = 20  # rejects a LoadResult keeps to show (all of them are stored in the database)
 SNIFF_BYTES = 65_536  # read from the head of every file before loading: readable, and which format
-DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # as routing_datasets checks it
 DEMO_FOLDER = "demo_routing"  # package data: the synthetic routing set of `ipintel demo`
-DEMO_DATASET = "demo-synthetic"  # what it loads as: never mistaken for a real dataset
+DEMO_DATASET = "demo_synthetic"  # what it loads as: never mistaken for a real dataset
 
 
 class RoutingInputError(Exception):
@@ -100,7 +100,7 @@ class LoadResult:
     snapshot: SnapshotFile
     snapshot_id: int
     loaded: bool  # False: this dataset's snapshot of that date was already loaded; nothing changed
-    prefixes: int
+    prefixes: int  # (prefix, origin) pairs in the snapshot
     origins_opened: int
     origins_closed: int
     rejects: int
@@ -396,10 +396,10 @@ _COMPRESSED = re.compile(r"\.(gz|bz2)$")
 _NAMES: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     # rv2 (IPv4) and rv6 (IPv6) are separate files of the same day: separate datasets, or the
     # second would be "already loaded".
-    ("pfx2as", re.compile(r"^routeviews-(rv[26])-.*\.pfx2as$"), lambda m: f"routeviews-{m.group(1)}"),
+    ("pfx2as", re.compile(r"^routeviews-(rv[26])-.*\.pfx2as$"), lambda m: f"routeviews_{m.group(1)}"),
     ("pfx2as", re.compile(r"\.pfx2as$"), lambda m: "routeviews"),
     ("ipasn", re.compile(r"^ipasn.*\.dat$"), lambda m: "pyasn"),
-    ("iptoasn", re.compile(r"^ip2asn-(v4|v6)(?![a-z0-9]).*\.tsv$"), lambda m: f"iptoasn-{m.group(1)}"),
+    ("iptoasn", re.compile(r"^ip2asn-(v4|v6)(?![a-z0-9]).*\.tsv$"), lambda m: f"iptoasn_{m.group(1)}"),
     ("iptoasn", re.compile(r"^ip2asn.*\.tsv$"), lambda m: "iptoasn"),
     ("mrt", re.compile(r"^(rib|bview)\.\d{8}\.\d{4}(\.mrt)?$"), lambda m: "mrt"),
 )
