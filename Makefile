@@ -9,19 +9,27 @@ IPINTEL     := $(VENV)/bin/ipintel
 PG_DIR      ?= .ipintel-pg
 TEST_PG_DIR ?= .ipintel-pg-test
 BENCH_PG_DIR ?= .ipintel-pg-bench
-# Stopping and removing a local cluster needs only the standard library: it works before
-# `make setup` too (a fresh clone's `make clean`). See loader/ipintel/localdb.py for where the
-# data lives (as root, a private folder of postgres under /var/tmp when postgres cannot enter here).
-LOCALDB      = PYTHONPATH=loader $(PYTHON) -m ipintel.localdb
-DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-15-plpgsql-check libtap-parser-sourcehandler-pgtap-perl
-# DATABASE_URL from the environment wins; otherwise the project-local cluster (make db).
-DB_URL = $${DATABASE_URL:-$$($(PY) -m ipintel.localdb url --dir $(PG_DIR))}
+FAULTS_PG_DIR ?= .ipintel-pg-faults
+# The development cluster (devtools/localdb.py, not installed with ipintel). Stopping, removing
+# it and its URL need only the standard library: they work before `make setup` too (a fresh
+# clone's `make clean`); starting it needs psycopg, from the venv. See devtools/localdb.py for
+# where the data lives (as root, a private folder of postgres under /var/tmp when postgres
+# cannot enter here).
+LOCALDB       = $(PYTHON) -m devtools.localdb
+LOCALDB_START = $(PY) -m devtools.localdb start
+DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-15-plpgsql-check postgresql-15-ip4r libtap-parser-sourcehandler-pgtap-perl
+# An installed ipintel has no default database: every target passes DATABASE_URL, the
+# environment's when set, otherwise the project-local cluster's (make db; without one, localdb
+# says "run `make db` first" and the target stops there).
+DB_URL = $${DATABASE_URL:-$$($(LOCALDB) url --dir $(PG_DIR))}
+WITH_DB = url="$(DB_URL)" && DATABASE_URL="$$url"
 
-.PHONY: help setup system-packages db db-stop migrate ingest enrich status report demo test lint-migrations bench bench-quick clean
+.PHONY: help setup system-packages db db-stop migrate ingest enrich status report demo test test-faults lint-migrations bench bench-quick clean
 
 help:
 	@echo "make demo    set everything up, start a local PostgreSQL, migrate, ingest and enrich a sample"
 	@echo "make test    the whole test suite (starts and stops its own PostgreSQL)"
+	@echo "make test-faults  kills, restarts, concurrent runs and remote faults (a few minutes, its own PostgreSQL)"
 	@echo "make setup | db | db-stop | migrate | ingest LOGS=... | enrich | status | report | bench"
 
 setup: system-packages $(VENV)/.installed
@@ -49,14 +57,14 @@ $(VENV)/.installed: pyproject.toml
 db: setup
 	@if [ -n "$$DATABASE_URL" ]; then echo "DATABASE_URL is set; no local cluster needed: $$($(PY) -c \
 	    'import os; from ipintel.config import redact_dsn; u = os.environ["DATABASE_URL"]; print(redact_dsn(u, u))')"; \
-	else url=$$($(PY) -m ipintel.localdb start --dir $(PG_DIR)) && echo "export DATABASE_URL=$$url"; fi
+	else url=$$($(LOCALDB_START) --dir $(PG_DIR)) && echo "export DATABASE_URL=$$url"; fi
 
 db-stop:
 	@$(LOCALDB) stop --dir $(PG_DIR)
 
 # The only target that changes the schema (ipintel migrate = alembic upgrade head).
 migrate: db
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) migrate
+	$(WITH_DB) $(IPINTEL) migrate
 
 # Everyday targets (cron, systemd) run ipintel only: no apt, no pip, no migration. A database
 # behind this ipintel's schema makes them exit 2 with "run `ipintel migrate` (or `make migrate`)".
@@ -65,41 +73,51 @@ $(IPINTEL):
 
 ingest: | $(IPINTEL)
 	@test -n "$(LOGS)" || { echo "usage: make ingest LOGS='path/to/cowrie/logs ...'" >&2; exit 2; }
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) ingest $(LOGS)
+	$(WITH_DB) $(IPINTEL) ingest $(LOGS)
 
 enrich: | $(IPINTEL)
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) enrich $(ENRICH_ARGS)
+	$(WITH_DB) $(IPINTEL) enrich $(ENRICH_ARGS)
 
 status: | $(IPINTEL)
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) status
+	$(WITH_DB) $(IPINTEL) status
 
 report: | $(IPINTEL)
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) report
+	$(WITH_DB) $(IPINTEL) report
 
 demo: migrate
-	DATABASE_URL="$(DB_URL)" $(IPINTEL) demo
+	$(WITH_DB) $(IPINTEL) demo
 
 lint-migrations: setup
 	$(VENV)/bin/squawk --assume-in-transaction --reporter gcc migrations/versions/*.sql
 	@echo "squawk: no findings in migrations/versions"
-	$(VENV)/bin/ruff check loader tests bench migrations
-	$(VENV)/bin/mypy  # [tool.mypy] in pyproject.toml: --strict over loader/ipintel
+	$(VENV)/bin/ruff check loader tests bench migrations devtools
+	$(VENV)/bin/mypy  # [tool.mypy] in pyproject.toml: --strict over loader/ipintel and devtools
 
 # One throwaway cluster (fsync off) serves pg_prove and pytest; it is stopped whatever happens.
 test: setup lint-migrations
 	@set -e; \
 	trap '$(LOCALDB) stop --dir $(TEST_PG_DIR)' EXIT; \
-	url=$$($(PY) -m ipintel.localdb start --dir $(TEST_PG_DIR) --fast --dbname postgres); \
+	url=$$($(LOCALDB_START) --dir $(TEST_PG_DIR) --fast --dbname postgres); \
 	echo "== pgTAP (pg_prove) against a migrated database"; \
 	PYTHON=$(PY) tests/run_pgtap.sh "$$url"; \
 	echo "== pytest"; \
 	IPINTEL_TEST_DSN="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
 
+# The fault suite (tests/faults: SIGKILLs, PostgreSQL restarts, concurrent runs, every fault of the
+# fake services, timeouts) on a throwaway cluster of its own: it restarts that server. Its counts
+# are printed at the end. IPINTEL_FAULT_SEED / IPINTEL_FAULT_KILLS change the kill points.
+test-faults: setup
+	@set -e; \
+	trap '$(LOCALDB) stop --dir $(FAULTS_PG_DIR)' EXIT; \
+	url=$$($(LOCALDB_START) --dir $(FAULTS_PG_DIR) --fast --dbname postgres); \
+	echo "== fault suite (tests/faults)"; \
+	IPINTEL_TEST_DSN="$$url" $(VENV)/bin/pytest tests/faults $(PYTEST_ARGS)
+
 # Its own cluster (fsync on, like production), so a benchmark never stops a test run's cluster.
 bench: setup
 	@set -e; \
 	trap '$(LOCALDB) stop --dir $(BENCH_PG_DIR)' EXIT; \
-	url=$$($(PY) -m ipintel.localdb start --dir $(BENCH_PG_DIR) --dbname postgres); \
+	url=$$($(LOCALDB_START) --dir $(BENCH_PG_DIR) --dbname postgres); \
 	IPINTEL_BENCH_DSN="$$url" $(PY) -m bench $(BENCH_ARGS)
 
 # The MaxMind pass against the row-by-row baseline on 100K IPs, and the snapshot step against a
@@ -112,5 +130,5 @@ bench-quick:
 
 # destroy stops a cluster and removes its folder and its data, wherever they live.
 clean:
-	@for d in $(PG_DIR) $(TEST_PG_DIR) $(BENCH_PG_DIR); do $(LOCALDB) destroy --dir $$d || exit; done
+	@for d in $(PG_DIR) $(TEST_PG_DIR) $(BENCH_PG_DIR) $(FAULTS_PG_DIR); do $(LOCALDB) destroy --dir $$d || exit; done
 	rm -rf demo-data

@@ -1,4 +1,4 @@
-"""`python -m bench [--ips N] [--baseline-ips N] [--only maxmind|cymru|snapshots]`: run the benchmarks, print and save the figures."""
+"""`python -m bench [--ips N] [--baseline-ips N] [--only maxmind|cymru|snapshots|routing]`: run the benchmarks, print and save the figures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench import cymru_pass, maxmind_pass, snapshot_step
+from bench import cymru_pass, maxmind_pass, routing_history, snapshot_step
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
@@ -29,7 +29,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="IPs those sessions come from; half are still due for GreyNoise (default: %(default)s)")
     parser.add_argument("--max-snapshot-ratio", type=float,
                         help="fail (exit 1) when take_snapshots takes more than this many times the floor UPDATE")
-    parser.add_argument("--only", choices=["maxmind", "cymru", "snapshots"], action="append",
+    parser.add_argument("--routing-v4", type=int, default=1_000_000,
+                        help="IPv4 prefix slots of the generated routing table (default: %(default)s)")
+    parser.add_argument("--routing-v6", type=int, default=200_000, help="IPv6 prefixes (default: %(default)s)")
+    parser.add_argument("--routing-days", type=int, default=30, help="daily snapshots loaded (default: %(default)s)")
+    parser.add_argument("--routing-sessions", type=int, default=1_000_000,
+                        help="sessions attributed from routing history (default: %(default)s)")
+    parser.add_argument("--only", choices=["maxmind", "cymru", "snapshots", "routing"], action="append",
                         help="run only this benchmark (repeatable; default: all)")
     args = parser.parse_args(argv)
 
@@ -42,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ips < args.baseline_ips or args.baseline_ips < 1:
         parser.error("--ips must be at least --baseline-ips, which must be positive")
 
-    only = set(args.only or ("maxmind", "cymru", "snapshots"))
+    only = set(args.only or ("maxmind", "cymru", "snapshots", "routing"))
     results: dict[str, object] = {}
     if "maxmind" in only:
         results["maxmind_pass"] = maxmind_pass.run(server, ips=args.ips, baseline_ips=args.baseline_ips,
@@ -61,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"python -m bench: take_snapshots took {ratio}x the floor UPDATE, more than the "
                   f"{args.max_snapshot_ratio}x allowed", file=sys.stderr)
             failed = True
+    if "routing" in only:
+        results["routing_history"] = routing_history.run(server, v4=args.routing_v4, v6=args.routing_v6,
+                                                         days=args.routing_days, sessions=args.routing_sessions)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}")

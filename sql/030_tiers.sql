@@ -200,14 +200,14 @@ COMMENT ON COLUMN ipintel.session_summaries.login_successes IS 'cowrie.login.suc
 COMMENT ON COLUMN ipintel.session_summaries.command_count IS 'Commands entered (cowrie.command.input events).';
 COMMENT ON COLUMN ipintel.session_summaries.download_count IS 'Files fetched by the attacker (cowrie.session.file_download events).';
 COMMENT ON COLUMN ipintel.session_summaries.event_count IS 'All events of the session, known or not.';
-COMMENT ON COLUMN ipintel.session_summaries.snapshot_asn IS 'Snapshot: ASN of the source IP valid at the session''s time (ip_asn_history), else its current_asn when the field was filled. Known once snapshot_asn_source is set (NULL then means not routed / not known by any source).';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_asn IS 'Snapshot: origin AS of the source IP at the session''s time: from routing history (prefix_origins) at its day, else ip_asn_history at its time, else its current_asn when the field was filled. Known once snapshot_asn_source is set (NULL then means not routed / not known by any source).';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_country IS 'Snapshot: ip_inventory.geo_country when the field was filled. Known once snapshot_country_source is set.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type IS 'Snapshot: ip_inventory.ip_type when the field was filled (only once no source is still awaited). Known once snapshot_ip_type_source is set.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_scanner IS 'Snapshot: ip_inventory.is_scanner when the field was filled. Known once snapshot_is_scanner_source is set (NULL then means GreyNoise declined, e.g. IPv6).';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_enrichment IS 'Snapshot: the full ip_inventory.enrichment document as it was when a snapshot field was last filled.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_at IS 'When the first snapshot field was filled; NULL means no field is known yet.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_asn_source IS
-    'Where snapshot_asn came from: cymru or maxmind (the source of the ip_asn_history range, else of current_asn), bogon (never asked), none (every source answered or declined, none knew). NULL: not known yet, still fillable.';
+    'Where snapshot_asn came from: routing:<dataset>:<snapshot day> (routing history), <source>:history (the ip_asn_history range at the session''s time), <source>:current (current_asn when filled), bogon (never asked), none (every source answered or declined, none knew). Before revision 0022: the bare source name. NULL: not known yet, still fillable.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_country_source IS
     'Where snapshot_country came from: maxmind (geolocation), cymru (registration country), bogon, none (XX: no source knew). NULL: not known yet, still fillable.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type_source IS

@@ -88,12 +88,25 @@ CREATE FUNCTION ipintel.take_snapshots()
 AS $$
 DECLARE
     v_changed bigint;
+    v_ips inet[];
+    v_days date[];
 BEGIN
+    -- Routing history is asked only about sessions whose ASN is still unknown, once per IP and day.
+    SELECT array_agg(x.ip), array_agg(x.day) INTO v_ips, v_days
+    FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
+          FROM ipintel.session_summaries s
+          WHERE s.snapshot_complete_at IS NULL AND s.snapshot_asn_source IS NULL) x;
+
     WITH todo AS (
         SELECT s.session_id, r.*,
-               CASE WHEN h.ip IS NOT NULL THEN h.asn ELSE i.current_asn END AS asn,
-               CASE WHEN i.is_bogon THEN 'bogon' WHEN h.ip IS NOT NULL THEN h.source
-                    ELSE coalesce(i.current_asn_source, 'none') END AS asn_source,
+               -- the ASN: routing history at the session's day, else ip_asn_history at its time,
+               -- else the current ASN; its source says which (routing:<dataset>:<snapshot day>,
+               -- <source>:history, <source>:current)
+               CASE WHEN rt.asn IS NOT NULL THEN rt.asn WHEN h.ip IS NOT NULL THEN h.asn ELSE i.current_asn END AS asn,
+               CASE WHEN i.is_bogon THEN 'bogon'
+                    WHEN rt.asn IS NOT NULL THEN 'routing:' || rt.dataset || ':' || rt.taken_on::text
+                    WHEN h.ip IS NOT NULL THEN h.source || ':history'
+                    ELSE coalesce(i.current_asn_source || ':current', 'none') END AS asn_source,
                i.geo_country AS country,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.geo_country_source, 'none') END AS country_source,
                i.is_scanner,
@@ -109,16 +122,20 @@ BEGIN
         LEFT JOIN ipintel.enrichment_policy ks ON ks.source = i.is_scanner_source
         LEFT JOIN ipintel.enrichment_policy kt ON kt.source = i.ip_type_source
         LEFT JOIN ipintel.ip_asn_history h ON h.ip = s.source_ip AND h.valid @> s.first_event_at
+        LEFT JOIN ipintel.routing_asns(v_ips, v_days) rt
+               ON rt.ip = s.source_ip AND rt.day = (s.first_event_at AT TIME ZONE 'UTC')::date
         CROSS JOIN LATERAL (
             -- ready: no awaited source of the field, or the value's source is ranked before them
             SELECT w.session_id IS NULL AS all_ready,
-                   w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false) AS asn_ready,
+                   -- routing history at the session's day needs no source
+                   rt.asn IS NOT NULL OR w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false)
+                       AS asn_ready,
                    w.country_wait_rank IS NULL OR coalesce(kc.country_rank < w.country_wait_rank, false)
                        AS country_ready,
                    w.is_scanner_wait_rank IS NULL OR coalesce(ks.is_scanner_rank < w.is_scanner_wait_rank, false)
                        AS scanner_ready,
                    -- ip_type also needs the ASN (an IP no source classified is routed once it has one)
-                   (w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false))
+                   (rt.asn IS NOT NULL OR w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false))
                    AND (w.ip_type_wait_rank IS NULL OR coalesce(kt.ip_type_rank < w.ip_type_wait_rank, false))
                        AS ip_type_ready) r
         WHERE s.snapshot_complete_at IS NULL

@@ -76,6 +76,7 @@ ALTER FUNCTION ipintel.spend_budget(text, bigint, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.merge_batch(bigint, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.finish_run(bigint, text, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
+ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION
     ipintel.start_ingest_run(),
     ipintel.interrupt_abandoned_ingest_runs(),
@@ -87,7 +88,8 @@ GRANT EXECUTE ON FUNCTION
     ipintel.spend_budget(text, bigint, bigint),
     ipintel.merge_batch(bigint, bigint),
     ipintel.finish_run(bigint, text, text),
-    ipintel.take_snapshots()
+    ipintel.take_snapshots(),
+    ipintel.load_routing_snapshot(text, date, text, bigint)
 TO ipintel_loader;
 
 -- Staging: the loader COPYs its batches in (and nothing else does).
@@ -110,6 +112,9 @@ GRANT EXECUTE ON FUNCTION
     ipintel.ips_due(text, bigint, boolean, inet[], bigint),
     ipintel.resolved_facts(inet),
     ipintel.ranked_as_name(jsonb),
+    ipintel.routing_snapshot_on(text, date),
+    ipintel.routing_asns(inet[], date[]),
+    ipintel.asn_at(inet, timestamptz),
     ipintel.report_top_asns(timestamptz, timestamptz, bigint),
     ipintel.report_top_countries(timestamptz, timestamptz, bigint),
     ipintel.report_ip_types(timestamptz, timestamptz, bigint),

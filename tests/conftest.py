@@ -1,7 +1,7 @@
 """Test harness: a real PostgreSQL for every database test.
 
 `IPINTEL_TEST_DSN` names a server to use (any database on it; tests create their own). Without
-it, a throwaway PostgreSQL 15 cluster is started for the session (ipintel.localdb: initdb on a
+it, a throwaway PostgreSQL 15 cluster is started for the session (devtools.localdb: initdb on a
 free loopback port, as the postgres user when we are root, which pytest-postgresql's process
 fixture cannot do) and stopped at the end. Its password is in a libpq passfile, named by the
 URI (`?passfile=`); PGPASSFILE names it too for the session, for pytest-postgresql's janitor,
@@ -24,7 +24,8 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from ipintel import localdb, schema
+from devtools import localdb
+from ipintel import schema
 
 
 @dataclass(frozen=True)

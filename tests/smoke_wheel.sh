@@ -14,11 +14,14 @@ py="${PYTHON:-$root/.venv/bin/python}"
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/ipintel-smoke.XXXXXX")"
 case "$tmp/" in "$root"/*) echo "smoke_wheel: $tmp is inside the repository" >&2; exit 1 ;; esac
 
-# Whatever happens: the cluster is stopped and removed (the repository's localdb needs only the
-# standard library, so this works even when the install failed), then the folder.
+# The throwaway cluster is the repository's development helper (devtools/localdb.py, not in the
+# wheel): the installed ipintel only ever sees DATABASE_URL. usage: localdb PYTHON ACTION [ARG...]
+localdb() { PYTHONPATH="$root" "$1" -m devtools.localdb "${@:2}"; }
+# Whatever happens: the cluster is stopped and removed (destroy needs only the standard library,
+# so this works even when the install failed), then the folder.
 cleanup() {
     local status=$?
-    PYTHONPATH="$root/loader" python3 -m ipintel.localdb destroy --dir "$tmp/pg" >/dev/null 2>&1 || true
+    localdb python3 destroy --dir "$tmp/pg" >/dev/null 2>&1 || true
     rm -rf "$tmp"
     echo "smoke_wheel: $([ "$status" -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - started)) s"
     exit "$status"
@@ -36,7 +39,7 @@ fi
 "$py" -m build --outdir "$tmp/dist" "$root" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log" >&2; exit 1; }
 wheel=("$tmp"/dist/ipintel-*.whl)
 
-step "the wheel carries sql/, migrations/ and the named queries"
+step "the wheel carries sql/, migrations/ and the named queries, and no development helper"
 "$py" - "$root" "${wheel[0]}" <<'EOF'
 import sys
 import zipfile
@@ -60,6 +63,9 @@ missing = sorted(name for name in expected if name not in shipped)
 assert not missing, f"missing from the wheel: {missing}"
 differ = sorted(name for name, path in expected.items() if wheel.read(name) != path.read_bytes())
 assert not differ, f"differ from the repository: {differ}"
+packages = {name.split("/")[0] for name in shipped if not name.split("/")[0].endswith(".dist-info")}
+assert packages == {"ipintel"}, f"the wheel installs more than ipintel: {sorted(packages)}"
+assert "ipintel/localdb.py" not in shipped, "the development cluster (devtools/localdb.py) is in the wheel"
 print(f"{len(expected)} files of sql/, migrations/, queries.sql and demo_routing/ shipped ({len(revisions)} revisions)")
 EOF
 
@@ -79,16 +85,17 @@ location="$(python -c 'import ipintel; print(ipintel.__file__)')"
 case "$location" in "$tmp/venv/"*) ;; *) echo "smoke_wheel: ipintel imported from $location" >&2; exit 1 ;; esac
 ipintel --version
 
-step "a throwaway cluster (the installed ipintel.localdb)"
-DATABASE_URL="$(python -m ipintel.localdb start --dir "$tmp/pg" --fast --dbname ipintel_smoke)"
+step "a throwaway cluster (the repository's devtools.localdb)"
+DATABASE_URL="$(localdb python start --dir "$tmp/pg" --fast --dbname ipintel_smoke)"
 export DATABASE_URL
 
 step "ipintel migrate"
 ipintel migrate 2>/dev/null
 ipintel migrate --status
 
-step "ipintel ingest: a small seeded Cowrie sample"
-python -m ipintel.demo_logs "$tmp/logs" --sessions 200 --days 2 --sensors 1
+step "ipintel ingest: a small seeded Cowrie sample (the installed demo generator)"
+python -c 'import sys; from pathlib import Path; from ipintel import demo_logs
+demo_logs.generate(Path(sys.argv[1]), sessions=200, days=2, sensors=1)' "$tmp/logs"
 ipintel ingest "$tmp/logs" >/dev/null
 
 step "ipintel enrich --source maxmind (the bundled GeoLite2-City demo database)"

@@ -327,6 +327,25 @@ def test_greynoise_url_that_is_not_a_url_spends_no_budget(
     assert "gn-key-not-for-output-31337" not in out + err
 
 
+def test_without_a_database_url_it_says_what_to_set(
+        cli_database: Callable[[str], None], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """An installed ipintel has no default database (the development cluster is not in the
+    package): no DATABASE_URL, empty or absent, and no database_url in ipintel.toml is one line
+    and exit 2, before anything connects."""
+    cli_database("unused")
+    expected = ("ipintel: configuration: DATABASE_URL is not set: set it to the libpq URI of the database "
+                "(e.g. postgresql://ipintel@db.example/ipintel), or database_url in ipintel.toml")
+    monkeypatch.delenv("DATABASE_URL")
+    for argv in (["status"], ["migrate"], ["ingest", str(tmp_path)]):
+        code, out, err = run(argv, capsys)
+        assert (code, out, one_line(err)) == (2, "", expected), argv
+    monkeypatch.setenv("DATABASE_URL", "")
+    (tmp_path / "ipintel.toml").write_text('geoip_dir = "/srv/GeoIP"\n')
+    code, out, err = run(["status"], capsys)
+    assert (code, out, one_line(err)) == (2, "", expected)
+
+
 @pytest.mark.parametrize("dsn", ["postgresql://ipintel:hunt%zzer@127.0.0.1/ipintel",
                                  "postgresql://ipintel:hunter2secret@[127.0.0.1/ipintel"])
 def test_a_malformed_database_url_never_shows_its_password(

@@ -1,4 +1,5 @@
-"""Cowrie log reading (ipintel.cowrie) and the demo log generator (ipintel.demo_logs). No database."""
+"""Cowrie log reading (ipintel.cowrie) and the demo log generator (ipintel.demo_logs), checked against
+its oracle (tests/cowrie_oracle.py); the large volume file (tests/cowrie_large.py). No database."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from ipintel.cowrie import (
     parse_line,
     read_events,
 )
+from tests import cowrie_large, cowrie_oracle
 
 SID = "a1b2c3d4e5f6"
 TS = "2026-11-21T23:59:58.123456Z"
@@ -513,12 +515,12 @@ SMALL = {"sessions": 240, "days": 3, "sensors": 2, "start": date(2026, 11, 1)}
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> demo_logs.GeneratedSet:
-    return demo_logs.generate(tmp_path_factory.mktemp("demo"), seed=7, **SMALL)
+def generated(tmp_path_factory: pytest.TempPathFactory) -> cowrie_oracle.ExpectedSet:
+    return cowrie_oracle.generate(tmp_path_factory.mktemp("demo"), seed=7, **SMALL)
 
 
-def test_generator_is_deterministic(generated: demo_logs.GeneratedSet, tmp_path: Path) -> None:
-    again = demo_logs.generate(tmp_path / "again", seed=7, **SMALL)
+def test_generator_is_deterministic(generated: cowrie_oracle.ExpectedSet, tmp_path: Path) -> None:
+    again = demo_logs.generate(tmp_path / "again", seed=7, **SMALL)  # without the hook: the same files
     other = demo_logs.generate(tmp_path / "other", seed=8, **SMALL)
     names = [p.relative_to(generated.out_dir) for p in generated.files]
     assert names == [p.relative_to(again.out_dir) for p in again.files]
@@ -526,7 +528,7 @@ def test_generator_is_deterministic(generated: demo_logs.GeneratedSet, tmp_path:
     assert any((generated.out_dir / n).read_bytes() != (other.out_dir / n).read_bytes() for n in names)
 
 
-def test_generator_writes_daily_files_per_sensor(generated: demo_logs.GeneratedSet) -> None:
+def test_generator_writes_daily_files_per_sensor(generated: cowrie_oracle.ExpectedSet) -> None:
     assert [p.relative_to(generated.out_dir).as_posix() for p in generated.files] == [
         f"{sensor}/{name}"
         for sensor in ("hp-fra1", "hp-nyc3")
@@ -536,7 +538,7 @@ def test_generator_writes_daily_files_per_sensor(generated: demo_logs.GeneratedS
     assert [is_gzip(p) for p in generated.files] == [True, True, False] * 2
 
 
-def test_generated_facts_agree_with_what_the_reader_yields(generated: demo_logs.GeneratedSet) -> None:
+def test_generated_facts_agree_with_what_the_reader_yields(generated: cowrie_oracle.ExpectedSet) -> None:
     events: dict[str, list[Event]] = defaultdict(list)
     files_of: dict[str, set[Path]] = defaultdict(set)
     for path in expand_paths([str(generated.out_dir)]):
@@ -580,7 +582,7 @@ def test_generated_facts_agree_with_what_the_reader_yields(generated: demo_logs.
 
 
 def test_generator_logs_some_ipv4_attackers_as_mapped_ipv6_and_includes_bogons(tmp_path: Path) -> None:
-    result = demo_logs.generate(tmp_path, seed=42, sessions=3000, days=2, sensors=1)
+    result = cowrie_oracle.generate(tmp_path, seed=42, sessions=3000, days=2, sensors=1)
     text = "".join(gzip.open(p, "rt").read() if is_gzip(p) else p.read_text() for p in result.files)
     assert '"src_ip":"::ffff:' in text
     addresses = [ipaddress.ip_address(f["src_ip"]) for f in result.expected.values()]
@@ -591,7 +593,7 @@ def test_generator_logs_some_ipv4_attackers_as_mapped_ipv6_and_includes_bogons(t
 
 
 def test_generate_large_writes_one_readable_file(tmp_path: Path) -> None:
-    large = demo_logs.generate_large(tmp_path / "cowrie.json", 1_500_000, seed=3)
+    large = cowrie_large.generate_large(tmp_path / "cowrie.json", 1_500_000, seed=3)
     assert large.bytes == large.path.stat().st_size >= 1_500_000
     items = read_all(large.path)
     assert all(isinstance(e, Event) for e in items) and len(items) == large.events
@@ -603,7 +605,11 @@ def test_generate_large_writes_one_readable_file(tmp_path: Path) -> None:
     assert stamps[-1] - stamps[0] < timedelta(days=len(days))
 
 
-def test_command_line_writes_a_set(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert demo_logs.main([str(tmp_path), "--sessions", "30", "--days", "2", "--sensors", "1", "--no-gzip"]) == 0
-    assert sorted(p.name for p in (tmp_path / "hp-fra1").iterdir()) == ["cowrie.json", "cowrie.json.2026-11-01"]
-    assert "30 sessions" in capsys.readouterr().out
+def test_large_file_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "out" / "cowrie.json"
+    assert cowrie_large.main([str(path), "6M", "--seed", "3", "--start", "2025-12-31"]) == 0
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["cowrie.json", "out"]  # no scratch left behind
+    size = path.stat().st_size
+    assert size >= 6 << 20 and capsys.readouterr().out.startswith(f"{path}: {size} bytes, ")
+    days = {e.event_ts.date() for e in read_all(path) if isinstance(e, Event)}
+    assert days == {date(2025, 12, 31), date(2026, 1, 1)}  # the next day of each copy, across a year

@@ -338,12 +338,14 @@ def test_first_run_merges_exact_values(seeded: str, geoip: Path, looked_up: list
     fields = ("snapshot_asn", "snapshot_asn_source", "snapshot_country", "snapshot_country_source",
               "snapshot_ip_type", "snapshot_is_scanner_source")
     assert {sid: tuple(s[f] for f in fields) for sid, s in snaps.items()} == {
-        "s-google-1": (15169, "maxmind", "US", "maxmind", None, None),
-        "s-google-2": (15169, "maxmind", "US", "maxmind", None, None),
-        "s-google-3": (15169, "maxmind", "US", "maxmind", None, None),
+        # the sessions predate MaxMind's first observation of the IP (no history range covers
+        # them, and no routing history is loaded): the current ASN, said so
+        "s-google-1": (15169, "maxmind:current", "US", "maxmind", None, None),
+        "s-google-2": (15169, "maxmind:current", "US", "maxmind", None, None),
+        "s-google-3": (15169, "maxmind:current", "US", "maxmind", None, None),
         "s-proxy": (None, None, "JP", "maxmind", None, None),
         "s-nowhere": (None, None, None, None, None, None),
-        "s-hetzner": (24940, "maxmind", "DE", "maxmind", None, None),
+        "s-hetzner": (24940, "maxmind:current", "DE", "maxmind", None, None),
         "s-bogon": (None, "bogon", "XX", "bogon", "bogon", "bogon"),
     }
     assert {sid for sid, s in snaps.items() if s["snapshot_complete_at"] is not None} == {"s-bogon"}

@@ -435,3 +435,60 @@ def test_http_date_retry_after_is_honoured(greynoise_fake: GreyNoiseFake) -> Non
     first, second = greynoise_fake.requests_for(IPS[0])
     assert second.at - first.at >= 0.95
     assert sink.results[IPS[0]].observed
+
+
+def test_dripping_answer_is_cut_at_the_deadline_of_the_whole_request(greynoise_fake: GreyNoiseFake) -> None:
+    # A line every 0.4 s never leaves the client waiting 1 s for one read, so httpx's own
+    # timeout never fires: only the deadline for the whole answer ends it.
+    greynoise_fake.script(IPS[0], Reply(200, drip=0.4))
+    started = time.monotonic()
+    _, sink = run(greynoise_fake, [IPS[0]], timeout=1.0, retries=1)
+    elapsed = time.monotonic() - started
+
+    failure = sink.failures[IPS[0]]
+    assert failure.retryable and "no complete answer within 1s" in failure.error
+    assert len(greynoise_fake.requests_for(IPS[0])) == 2
+    assert elapsed < 2 * (1.0 + 0.4) + 1.0  # two attempts, each cut just after its deadline
+
+
+def test_server_that_accepts_and_never_answers_is_a_retryable_failure(greynoise_fake: GreyNoiseFake) -> None:
+    greynoise_fake.script(IPS[0], Reply(hang=True))
+    greynoise_fake.script(IPS[1], Reply(200))
+    started = time.monotonic()
+    _, sink = run(greynoise_fake, IPS[:2], timeout=0.5, retries=1)
+
+    assert time.monotonic() - started < 5
+    assert sink.failures[IPS[0]].retryable and "Timeout" in sink.failures[IPS[0]].error
+    assert sink.results[IPS[1]].observed  # the next IP is asked all the same
+
+
+def test_garbage_body_is_a_retryable_failure_never_a_result(greynoise_fake: GreyNoiseFake) -> None:
+    greynoise_fake.script(IPS[0], Reply(200, raw=b"\x1b[31m<html>not json\x00\xff"))
+    _, sink = run(greynoise_fake, [IPS[0]])
+
+    assert IPS[0] not in sink.results
+    assert (sink.failures[IPS[0]].error, sink.failures[IPS[0]].retryable) == ("malformed JSON response", True)
+
+
+def test_redirect_is_not_followed_so_the_key_stays_with_the_api(greynoise_fake: GreyNoiseFake) -> None:
+    with socket.socket() as elsewhere:  # where a redirect would take the key: nothing may connect
+        elsewhere.bind(("127.0.0.1", 0))
+        elsewhere.listen()
+        elsewhere.settimeout(0.5)
+        greynoise_fake.script(IPS[0], Reply(302, headers={"Location": f"http://127.0.0.1:{elsewhere.getsockname()[1]}/"}))
+        _, sink = run(greynoise_fake, [IPS[0]])
+        with pytest.raises(TimeoutError):
+            elsewhere.accept()
+    assert (sink.failures[IPS[0]].status, sink.failures[IPS[0]].retryable) == (302, False)
+
+
+@pytest.mark.parametrize("url", ["http://api.greynoise.io", "http://10.0.0.5:8080", "http://[2001:db8::1]"])
+def test_key_is_never_sent_over_plain_http_to_another_host(url: str) -> None:
+    with pytest.raises(ValueError, match="the API key is sent over https only"):
+        make_settings(url, "k")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://127.8.9.10", "http://[::1]:81", "http://localhost",
+                                 "https://api.greynoise.io"])
+def test_https_and_loopback_http_are_accepted(url: str) -> None:
+    assert make_settings(url, "k").base_url == url

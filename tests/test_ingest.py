@@ -29,6 +29,7 @@ from rich.console import Console
 from ipintel import cli, cowrie, demo_logs, ingest
 from ipintel.locks import Lock, LockHeld
 from ipintel.progress import Reporter
+from tests import cowrie_large, cowrie_oracle
 
 
 def ts(text: str) -> datetime:
@@ -621,7 +622,7 @@ def test_empty_gzip_is_counted_and_does_not_hide_other_files(db: str, tmp_path: 
 
 
 def test_generated_logs_match_every_expected_session_fact(db: str, tmp_path: Path) -> None:
-    generated = demo_logs.generate(tmp_path / "logs", seed=7, sessions=400, days=3)
+    generated = cowrie_oracle.generate(tmp_path / "logs", seed=7, sessions=400, days=3)
     assert generated.eventid_counts.get("cowrie.direct-tcpip.request", 0) > 0  # the 127.0.0.1 quirk is in
     assert sum(f["first_ts"].date() != f["last_ts"].date() for f in generated.expected.values()) > 0
 
@@ -677,7 +678,7 @@ def wait_for_no_loader(dsn: str, timeout: float = 15.0) -> None:
 
 def test_killed_ingest_resumes_to_the_same_totals(db: str, second_db: str, tmp_path: Path) -> None:
     big = tmp_path / "cowrie.json"
-    large = demo_logs.generate_large(big, 30 << 20, seed=5)
+    large = cowrie_large.generate_large(big, 30 << 20, seed=5)
     content = big.read_bytes()
 
     out = (tmp_path / "ingest.out").open("wb")

@@ -1,4 +1,5 @@
-"""ipintel.localdb in a folder the postgres user cannot enter (a clone in /root, mode 0700).
+"""devtools.localdb, the development cluster, in a folder the postgres user cannot enter (a clone
+in /root, mode 0700).
 
 As root the server runs as postgres, so the data, log and socket must go to a private folder of
 postgres outside the project, named by DIR/location; as another user it all stays in DIR.
@@ -19,12 +20,14 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ipintel import localdb
+from devtools import localdb
+
+ROOT = Path(__file__).resolve().parents[1]  # where `python -m devtools.localdb` runs, as make does
 
 
 def _localdb(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ipintel.localdb", *args],
-                          capture_output=True, text=True, timeout=90, check=False)
+    return subprocess.run([sys.executable, "-m", "devtools.localdb", *args],
+                          capture_output=True, text=True, timeout=90, check=False, cwd=ROOT)
 
 
 def _settings(uri: str) -> tuple[str, str]:
@@ -128,10 +131,10 @@ def test_pointer_to_a_foreign_folder_is_refused(private_dir: Path) -> None:
     victim = private_dir / "precious"
     victim.mkdir()
     (data_root / "location").write_text(f"{victim}\n")
-    with pytest.raises(localdb.LocalDbError, match="not a folder made by ipintel.localdb"):
+    with pytest.raises(localdb.LocalDbError, match="not a folder made by devtools.localdb"):
         localdb.destroy(data_root)
     refused = _localdb("destroy", "--dir", str(data_root))
-    assert refused.returncode == 2 and "not a folder made by ipintel.localdb" in refused.stderr
+    assert refused.returncode == 2 and "not a folder made by devtools.localdb" in refused.stderr
     assert victim.is_dir() and data_root.is_dir()
 
 

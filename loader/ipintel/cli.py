@@ -127,7 +127,7 @@ def run_enrich(settings: config.Settings, options: enrich.EnrichOptions) -> int:
                           "Use --wait to wait for it.")
         return EXIT_LOCKED
     except enrich.EnrichError as exc:
-        err_console.print(f"ipintel enrich: {exc}")
+        err_console.print(f"ipintel enrich: {settings.redact(str(exc))}")
         return EXIT_USAGE
     except KeyboardInterrupt as exc:
         err_console.print(f"ipintel enrich: interrupted ({exc or 'Ctrl-C'}); merged batches are kept, "
@@ -553,7 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             err_console.print(f"{where}: {exc}")
             return EXIT_USAGE
         except psycopg.Error as exc:
-            err_console.print(f"{where}: {config.redact_dsn(db.describe_error(exc), settings.database_url)}")
+            err_console.print(f"{where}: {settings.redact(db.describe_error(exc))}")
             return EXIT_USAGE if db.is_configuration_error(exc) else EXIT_FAILURES
         except BrokenPipeError:  # the reader went away (`ipintel migrate --sql | head`): nothing to say to it
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
@@ -567,7 +567,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise
             text = " ".join(str(exc).split())
             err_console.print(f"{where}: unexpected error: {type(exc).__name__}: "
-                              f"{config.redact_dsn(text, settings.database_url)} (IPINTEL_DEBUG=1 shows the traceback)")
+                              f"{settings.redact(text)} (IPINTEL_DEBUG=1 shows the traceback)")
             return EXIT_FAILURES
 
 

@@ -132,9 +132,12 @@ def describe_error(exc: BaseException) -> str:
     refused connection, but need a different reaction: they are named here, each on its own.
     Nothing of the DSN is added (libpq's own messages never carry the password).
     """
-    message = _one_line(str(exc)) or type(exc).__name__
-    where = ""
     diag = getattr(exc, "diag", None)
+    # The server's primary message: str(exc) adds the CONTEXT lines (the whole PL/pgSQL call
+    # stack, statements included), which `where` below sums up as the function's name.
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    message = _one_line(primary or str(exc)) or type(exc).__name__
+    where = ""
     context = getattr(diag, "context", None) if diag is not None else None
     if context:
         function = re.search(r"function ([\w.]+)\(", context)

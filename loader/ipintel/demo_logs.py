@@ -1,10 +1,12 @@
-"""Deterministic, realistic Cowrie JSON logs for demos, tests and benchmarks.
+"""Deterministic, realistic Cowrie JSON logs: the sample `ipintel demo` ingests.
 
 `generate()` writes what a small fleet of honeypots leaves in its log folders after a few days:
-per sensor `cowrie.json.YYYY-MM-DD` (older days gzipped) and today's `cowrie.json`, and returns the
-facts a database test can check its counts against. `generate_large()` writes one big plain file
-quickly, for throughput benchmarks. The same seed gives byte-identical files (gzip headers carry
-no name and mtime 0; nothing depends on hash order or the clock).
+per sensor `cowrie.json.YYYY-MM-DD` (older days gzipped) and today's `cowrie.json`, and returns
+what the demo prints. The same seed gives byte-identical files (gzip headers carry no name and
+mtime 0; nothing depends on hash order or the clock). Its `on_session` hook hands each session
+to the caller as it is placed in time: the tests compute from it what a database built from the
+files must hold (tests/cowrie_oracle.py), and the large volume file of the tests and benchmarks
+is made from its output (tests/cowrie_large.py).
 
 What makes it realistic: attackers come from public ranges that really fill honeypot logs
 (Chinese ISPs, cloud and bulletproof hosting, research scanners), with a Zipf-like share of
@@ -22,24 +24,21 @@ must come from its `cowrie.session.connect` event.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import ipaddress
 import json
 import random
-import sys
-from collections import Counter
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
-__all__ = ["GeneratedSet", "LargeFile", "SessionFacts", "generate", "generate_large", "main"]
+__all__ = ["GeneratedSet", "OnSession", "Session", "SessionEvent", "generate"]
 
 _EPOCH = datetime(1970, 1, 1)  # naive: timestamps are rendered like Cowrie, utcnow().isoformat()+"Z"
-_SECOND = 1_000_000  # times are integer microseconds, so rendering and facts agree exactly
+_SECOND = 1_000_000  # times are integer microseconds, so the files and what on_session sees agree exactly
 _DAY = 86_400 * _SECOND
 
 # ------------------------------------------------------------------------------------------------
@@ -320,7 +319,7 @@ def _random_host(rng: random.Random, network: str) -> str:
 
 
 @dataclass
-class _RawEvent:
+class SessionEvent:
     offset: int  # microseconds after the session's connect
     eventid: str
     fields: dict[str, Any]
@@ -328,13 +327,16 @@ class _RawEvent:
 
 
 @dataclass
-class _Session:
+class Session:
+    """One generated session, as `generate(on_session=...)` hands it over: its events, with
+    offsets from its start, in the order they are written."""
+
     sid: str
     sensor: _Sensor
-    attacker: _Attacker
+    attacker: _Attacker  # attacker.ip: the normalised source address, as the reader yields it
     protocol: str
-    src_ip_written: str
-    events: list[_RawEvent]
+    src_ip_written: str  # as the log writes it (sometimes IPv4-mapped IPv6)
+    events: list[SessionEvent]
 
     @property
     def span(self) -> int:
@@ -342,47 +344,29 @@ class _Session:
 
 
 # emit(gap range in seconds, eventid, fields, message) appends an event after a random gap.
-_Emit = Callable[[tuple[float, float], str, dict[str, Any], Any], _RawEvent]
+_Emit = Callable[[tuple[float, float], str, dict[str, Any], Any], SessionEvent]
 
 
-class SessionFacts(TypedDict):
-    """What a session amounts to; a database built from the files should hold the same."""
-
-    src_ip: str  # normalised, like ip_inventory.ip
-    sensor: str
-    protocol: str
-    first_ts: datetime
-    last_ts: datetime
-    event_count: int  # all lines of the session, known eventids or not
-    login_attempts: int  # cowrie.login.failed + cowrie.login.success
-    login_successes: int
-    command_count: int  # cowrie.command.input
-    download_count: int  # cowrie.session.file_download (not .failed)
-    duration: float | None  # cowrie.session.closed; None when the session never closed
-    client_version: str | None
-    hassh: str | None
-
-
-def _build_session(rng: random.Random, world: _World, sid: str) -> _Session:
+def _build_session(rng: random.Random, world: _World, sid: str) -> Session:
     """One session's events with offsets from its start; the caller places it in time."""
     attacker = world.pick_attacker(rng)
     sensor = rng.choice(world.sensors)
     persona = attacker.persona
     protocol = "ssh" if rng.random() < _PERSONA_SSH_SHARE[persona] else "telnet"
     written_ip = f"::ffff:{attacker.ip}" if attacker.dual_stack and rng.random() < 0.5 else attacker.ip
-    events: list[_RawEvent] = []
+    events: list[SessionEvent] = []
     clock = 0
 
-    def emit(gap: tuple[float, float], eventid: str, fields: dict[str, Any], message: Any) -> _RawEvent:
+    def emit(gap: tuple[float, float], eventid: str, fields: dict[str, Any], message: Any) -> SessionEvent:
         nonlocal clock
         clock += rng.randint(int(gap[0] * _SECOND), int(gap[1] * _SECOND))
-        events.append(_RawEvent(clock, eventid, fields, message))
+        events.append(SessionEvent(clock, eventid, fields, message))
         return events[-1]
 
     dst_port = sensor.ssh_port if protocol == "ssh" else sensor.telnet_port
     src_port = rng.randint(32768, 60999)
     events.append(
-        _RawEvent(
+        SessionEvent(
             0,
             "cowrie.session.connect",
             {
@@ -413,7 +397,7 @@ def _build_session(rng: random.Random, world: _World, sid: str) -> _Session:
         duration = round(closed.offset / _SECOND, 6)
         closed.fields["duration"] = duration
         closed.message = f"Connection lost after {int(duration)} seconds"
-    return _Session(sid, sensor, attacker, protocol, written_ip, events)
+    return Session(sid, sensor, attacker, protocol, written_ip, events)
 
 
 def _kex_fields(client: _SshClient) -> dict[str, Any]:
@@ -527,7 +511,7 @@ def _timestamp(us: int) -> str:
     return (_EPOCH + timedelta(microseconds=us)).isoformat() + "Z"
 
 
-def _render(session: _Session, start_us: int) -> list[tuple[int, str]]:
+def _render(session: Session, start_us: int) -> list[tuple[int, str]]:
     """(time, JSON line) per event, keys in the order Cowrie's JSON output writes them."""
     lines = []
     for event in session.events:
@@ -545,37 +529,10 @@ def _render(session: _Session, start_us: int) -> list[tuple[int, str]]:
     return lines
 
 
-def _facts(session: _Session, start_us: int) -> SessionFacts:
-    counts = Counter(event.eventid for event in session.events)
-    by_id = {event.eventid: event for event in session.events}  # each of these occurs at most once
-    closed = by_id.get("cowrie.session.closed")
-    version = by_id.get("cowrie.client.version")
-    kex = by_id.get("cowrie.client.kex")
-    return SessionFacts(
-        src_ip=session.attacker.ip,
-        sensor=session.sensor.name,
-        protocol=session.protocol,
-        first_ts=_aware(start_us),
-        last_ts=_aware(start_us + session.span),
-        event_count=len(session.events),
-        login_attempts=counts["cowrie.login.failed"] + counts["cowrie.login.success"],
-        login_successes=counts["cowrie.login.success"],
-        command_count=counts["cowrie.command.input"],
-        download_count=counts["cowrie.session.file_download"],
-        duration=closed.fields["duration"] if closed else None,
-        client_version=version.fields["version"] if version else None,
-        hassh=kex.fields["hassh"] if kex else None,
-    )
-
-
-def _aware(us: int) -> datetime:
-    return (_EPOCH + timedelta(microseconds=us)).replace(tzinfo=UTC)
-
-
-def _unique_sid(rng: random.Random, taken: Container[str], prefix: str = "") -> str:
+def _unique_sid(rng: random.Random, taken: Container[str]) -> str:
     # Cowrie's session ids are 12 hex digits (uuid4().hex[:12]).
     while True:
-        sid = prefix + f"{rng.getrandbits(48):012x}"[len(prefix) :]
+        sid = f"{rng.getrandbits(48):012x}"
         if sid not in taken:
             return sid
 
@@ -596,8 +553,12 @@ class GeneratedSet:
     sessions: int
     events: int
     distinct_ips: int  # normalised source addresses
-    expected: dict[str, SessionFacts]  # session id → facts
-    eventid_counts: dict[str, int]
+
+
+# on_session(session, start_us): the session just built, and when it starts, in microseconds
+# since 1970-01-01 UTC (its events are at start_us + event.offset). Called once per session, in
+# the order they are generated, before any file is written.
+OnSession = Callable[[Session, int], None]
 
 
 def generate(
@@ -607,15 +568,15 @@ def generate(
     days: int = 5,
     sessions: int = 3000,
     sensors: int = 3,
-    gzip_old: bool = True,
     start: date = date(2026, 11, 1),
+    on_session: OnSession | None = None,
 ) -> GeneratedSet:
     """Write `days` days of logs for `sensors` honeypots under out_dir/<sensor>/.
 
     Every sensor gets one file per day, even an empty one, so the file list is predictable:
-    `cowrie.json.YYYY-MM-DD` (`.gz` when gzip_old) for the days before the last, and `cowrie.json`
-    for the last day ("today"). One session in 40 is placed across a midnight. Existing files
-    with those names are overwritten; others are left alone.
+    `cowrie.json.YYYY-MM-DD.gz` for the days before the last, and `cowrie.json` for the last
+    day ("today"). One session in 40 is placed across a midnight. Existing files with those
+    names are overwritten; others are left alone.
     """
     if days < 1 or sessions < 1 or sensors < 1:
         raise ValueError("days, sessions and sensors must be at least 1")
@@ -623,12 +584,12 @@ def generate(
     world = _World(rng, _ip_count(sessions), sensors)
     first_us = _day_start(start)
     window = days * _DAY
-    expected: dict[str, SessionFacts] = {}
-    eventid_counts: Counter[str] = Counter()
+    sids: set[str] = set()
+    addresses: set[str] = set()
     per_sensor: dict[str, list[tuple[int, int, str]]] = {s.name: [] for s in world.sensors}
     seq = 0  # tie-breaker keeping the sort stable and deterministic
     for index in range(sessions):
-        session = _build_session(rng, world, _unique_sid(rng, expected))
+        session = _build_session(rng, world, _unique_sid(rng, sids))
         span = session.span
         if days > 1 and index % 40 == 7 and span > 1:
             # Straddle a midnight: some events land in one daily file, the rest in the next.
@@ -636,8 +597,10 @@ def generate(
             start_us = midnight - rng.randint(1, span - 1)
         else:
             start_us = first_us + rng.randrange(0, window - span)
-        expected[session.sid] = _facts(session, start_us)
-        eventid_counts.update(event.eventid for event in session.events)
+        sids.add(session.sid)
+        addresses.add(session.attacker.ip)
+        if on_session is not None:
+            on_session(session, start_us)
         lines = per_sensor[session.sensor.name]
         for us, line in _render(session, start_us):
             lines.append((us, seq, line))
@@ -655,18 +618,10 @@ def generate(
             if day_index == days - 1:
                 files.append(_write(folder / "cowrie.json", data, compress=False))
             else:
-                name = f"cowrie.json.{start + timedelta(days=day_index):%Y-%m-%d}"
-                files.append(_write(folder / (name + ".gz" if gzip_old else name), data, compress=gzip_old))
+                name = f"cowrie.json.{start + timedelta(days=day_index):%Y-%m-%d}.gz"
+                files.append(_write(folder / name, data, compress=True))
 
-    return GeneratedSet(
-        out_dir=out_dir,
-        files=files,
-        sessions=len(expected),
-        events=seq,
-        distinct_ips=len({facts["src_ip"] for facts in expected.values()}),
-        expected=expected,
-        eventid_counts=dict(sorted(eventid_counts.items())),
-    )
+    return GeneratedSet(out_dir=out_dir, files=files, sessions=len(sids), events=seq, distinct_ips=len(addresses))
 
 
 def _day_start(day: date) -> int:
@@ -682,112 +637,3 @@ def _write(path: Path, data: bytes, *, compress: bool) -> Path:
         else:
             raw.write(data)
     return path
-
-
-# ------------------------------------------------------------------------------------------------
-# One large file
-# ------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LargeFile:
-    path: Path
-    bytes: int
-    sessions: int
-    events: int
-
-
-_SID_MARK = "@@@@"  # never occurs in generated content, replaced per repetition
-_BLOCK_SESSIONS = 2000
-
-
-def generate_large(
-    path: Path, target_bytes: int, *, seed: int = 42, start: date = date(2026, 11, 1)
-) -> LargeFile:
-    """Write one plain `cowrie.json`-style file of at least `target_bytes`, fast.
-
-    One day of sessions (one sensor) is rendered once; each following day repeats it with fresh
-    session ids and the next date, by two bytes.replace calls per day. Attacker addresses and
-    credentials therefore repeat from day to day: fine for throughput, not for statistics. The
-    file overshoots the target by less than one day's block (a few MB).
-    """
-    rng = random.Random(seed)
-    world = _World(rng, _ip_count(_BLOCK_SESSIONS), 1)
-    day0 = _day_start(start)
-    timed: list[tuple[int, int, str]] = []
-    taken: set[str] = set()
-    for _ in range(_BLOCK_SESSIONS):
-        session = _build_session(rng, world, _unique_sid(rng, taken, _SID_MARK))
-        taken.add(session.sid)
-        for us, line in _render(session, day0 + rng.randrange(0, _DAY - session.span)):
-            timed.append((us, len(timed), line))
-    block = "".join(line for _, _, line in sorted(timed)).encode("ascii")
-    events_per_block = len(timed)
-    date_mark = f'"timestamp":"{start:%Y-%m-%d}T'.encode()
-
-    written = days = 0
-    with open(path, "wb") as out:
-        while written < target_bytes:
-            day = start + timedelta(days=days)
-            data = block.replace(_SID_MARK.encode(), b"%04x" % days).replace(
-                date_mark, f'"timestamp":"{day:%Y-%m-%d}T'.encode()
-            )
-            out.write(data)
-            written += len(data)
-            days += 1
-    return LargeFile(path, written, _BLOCK_SESSIONS * days, events_per_block * days)
-
-
-# ------------------------------------------------------------------------------------------------
-# Command line
-# ------------------------------------------------------------------------------------------------
-
-
-def _byte_count(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    suffix = text[-1:].upper()
-    return int(text[:-1]) * units[suffix] if suffix in units else int(text)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m ipintel.demo_logs",
-        description="Write deterministic, realistic Cowrie JSON logs.",
-    )
-    parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--sessions", type=int, default=3000)
-    parser.add_argument("--days", type=int, default=5)
-    parser.add_argument("--sensors", type=int, default=3)
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 11, 1))
-    parser.add_argument("--no-gzip", action="store_true", help="leave older days uncompressed")
-    parser.add_argument(
-        "--large-bytes",
-        type=_byte_count,
-        metavar="N",
-        help="instead write one plain OUT_DIR/cowrie.json of at least N bytes (suffix K, M or G)",
-    )
-    args = parser.parse_args(argv)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    if args.large_bytes is not None:
-        large = generate_large(args.out_dir / "cowrie.json", args.large_bytes, seed=args.seed, start=args.start)
-        print(f"{large.path}: {large.bytes} bytes, {large.events} events, {large.sessions} sessions")
-        return 0
-    result = generate(
-        args.out_dir,
-        seed=args.seed,
-        days=args.days,
-        sessions=args.sessions,
-        sensors=args.sensors,
-        gzip_old=not args.no_gzip,
-        start=args.start,
-    )
-    print(
-        f"{len(result.files)} files under {result.out_dir}: {result.sessions} sessions, "
-        f"{result.events} events, {result.distinct_ips} distinct source IPs"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

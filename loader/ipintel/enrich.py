@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -250,7 +250,7 @@ def enrich(settings: Settings, options: EnrichOptions, *, passes: Sequence[Pass]
         status.write("running", summary)
         with db.connection(settings.database_url, autocommit=True) as conn:
             for p in passes:
-                _run_pass(conn, lock.conn, p, options, summary, status, reporter)
+                _run_pass(conn, lock.conn, p, options, summary, status, reporter, settings.redact)
             # Whatever ran: SQL decides, per session and field, which sources are still awaited.
             row = db.query_one(conn, db.query("take_snapshots"))
             summary.snapshots = int(row["n"]) if row else 0
@@ -270,7 +270,9 @@ def enrich(settings: Settings, options: EnrichOptions, *, passes: Sequence[Pass]
 
 def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any], p: Pass,
               options: EnrichOptions, summary: EnrichSummary, status: StatusFile,
-              reporter: Reporter) -> PassSummary:
+              reporter: Reporter, redact: Callable[[str], str]) -> PassSummary:
+    """One pass. Its messages (run row, status file, notices) go through `redact`: an exception's
+    text may quote anything, a key included."""
     ps = PassSummary(p.source)
     summary.passes.append(ps)
     started = time.monotonic()
@@ -280,17 +282,17 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
             raise SkipPass(f"{p.source} is disabled in ipintel.enrichment_policy")
         provenance = p.prepare()
     except SkipPass as exc:
-        ps.status, ps.message = "skipped", str(exc)
-        summary.notices.append(f"{p.source}: skipped: {exc}")
+        ps.status, ps.message = "skipped", redact(str(exc))
+        summary.notices.append(f"{p.source}: skipped: {ps.message}")
         _record_run(lock_conn, ps, {})
         return ps
     except EnrichError as exc:
-        ps.status, ps.message = "failed", str(exc)
+        ps.status, ps.message = "failed", redact(str(exc))
         _record_run(lock_conn, ps, {})
         raise
     notice = provenance.pop("notice", None)
     if notice:
-        summary.notices.append(notice)
+        summary.notices.append(redact(notice))
     _record_run(lock_conn, ps, provenance)
     status.write("running", summary)  # the pass shows as running from its start, not its first batch
     try:
@@ -305,21 +307,21 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
         stopped = p.fetch([r["ip"] for r in due], batches)
         reporter.finish()
         if stopped:
-            ps.status, ps.message, ps.quota_spent = "stopped", stopped.message, stopped.quota
+            ps.status, ps.message, ps.quota_spent = "stopped", redact(stopped.message), stopped.quota
         else:
             ps.status = "finished_with_failures" if ps.failed else "succeeded"
     except KeyboardInterrupt as exc:
         ps.status, ps.message = "interrupted", f"interrupted ({exc or 'Ctrl-C'}); merged batches are kept"
         raise
     except ConfigurationError as exc:
-        ps.status, ps.message = "failed", str(exc)
+        ps.status, ps.message = "failed", redact(str(exc))
         raise
     except EnrichError as exc:
-        ps.status, ps.message = "failed", str(exc)
-        summary.notices.append(f"{p.source}: failed: {exc}")
+        ps.status, ps.message = "failed", redact(str(exc))
+        summary.notices.append(f"{p.source}: failed: {ps.message}")
         summary.broken_configuration |= isinstance(exc, BrokenDataError)
     except Exception as exc:
-        ps.status, ps.message = "failed", f"{type(exc).__name__}: {exc}"
+        ps.status, ps.message = "failed", redact(f"{type(exc).__name__}: {exc}")
         raise
     finally:
         reporter.finish()

@@ -48,19 +48,23 @@ $$;
 """
 
 
-def run_revision_sql(revision_file: str, direction: Literal["upgrade", "downgrade"]) -> None:
+def run_revision_sql(revision_file: str, direction: Literal["upgrade", "downgrade"], *,
+                     as_owner: bool | None = None) -> None:
     """Execute `<revision>.<direction>.sql` in the revision's transaction.
 
     The script goes to psycopg directly (no parameters, so several statements run in one call
     and neither `%` nor `:name` in SQL or JSON literals is mistaken for a placeholder). A
-    revision after ROLES_REVISION runs as ipintel_owner.
+    revision after ROLES_REVISION runs as ipintel_owner, unless it says `as_owner=False` (it
+    needs the migrating user's rights for a step, e.g. CREATE EXTENSION, and sets the role itself).
     """
     from alembic import context, op
 
     sql_text = revision_sql_path(revision_file, direction).read_text(encoding="utf-8")
     if not sql_text.strip():
         raise RuntimeError(f"{revision_sql_path(revision_file, direction)} is empty")
-    if int(Path(revision_file).name.split("_", 1)[0]) > ROLES_REVISION:
+    if as_owner is None:
+        as_owner = int(Path(revision_file).name.split("_", 1)[0]) > ROLES_REVISION
+    if as_owner:
         sql_text = AS_OWNER + sql_text
     if context.is_offline_mode():
         # `alembic upgrade head --sql`: print the script for a DBA to review or run by hand.

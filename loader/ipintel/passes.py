@@ -175,7 +175,7 @@ class GreyNoisePass:
             COMMUNITY_DAILY_BUDGET if settings.greynoise_tier == "community" else None)
         self.settings = (greynoise.GreyNoiseSettings(
             base_url=settings.greynoise_url, api_key=self.key, tier=settings.greynoise_tier,
-            rate_per_second=settings.greynoise_rate) if self.key else None)
+            rate_per_second=settings.greynoise_rate, timeout=settings.greynoise_timeout) if self.key else None)
 
     def prepare(self) -> dict[str, Any]:
         if self.settings is None:

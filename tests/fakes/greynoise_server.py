@@ -9,6 +9,11 @@ Endpoints, as the real v3 API shapes them:
   listing every other IP in ``request_metadata.ips_not_found``; ``fake.script_multi(*replies)``
   scripts whole requests (5xx, 429, ...) the same way.
 
+Fault replies beyond status codes: ``Reply(200, raw=b"...")`` sends those bytes as the body
+(garbage that is not JSON), ``Reply(hang=True)`` accepts the request and never answers (until the
+fake is stopped), ``Reply(200, drip=20)`` sends the headers, then the body one line every 20 s,
+``Reply(302, headers={"Location": ...})`` any extra headers.
+
 Every request needs the ``key`` header equal to ``fake.api_key`` (else 401). ``fake.quota``
 counts answered lookups; once spent, everything answers 429 with ``Retry-After: fake.quota_retry_after``
 (a day), like GreyNoise's daily limit. Every request is recorded with its arrival time and key.
@@ -20,6 +25,7 @@ Use in a test module::
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import json
 import re
@@ -45,6 +51,10 @@ class Reply:
     body: dict[str, Any] | None = None
     retry_after: str | None = None
     delay: float = 0.0  # seconds before answering, to make the client time out
+    raw: bytes | None = None  # the body as these bytes (not JSON), instead of ``body``
+    headers: dict[str, str] | None = None
+    hang: bool = False  # accept, read the request, never answer
+    drip: float = 0.0  # seconds between the body's lines, sent after the headers
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,8 @@ class GreyNoiseFake:
         self._scripts: dict[str, list[Reply]] = {}
         self._multi_script: list[Reply] = []
         self._spent = 0
+        # Set when the fake stops: a hanging reply then ends, so the server's threads can too.
+        self.released = threading.Event()
         # The server is threaded (a slow reply must not hold up the client's retry).
         self._lock = threading.Lock()
         server.expect_request(re.compile(r"^/v3/community/[^/]+$"), method="GET").respond_with_handler(
@@ -180,9 +192,9 @@ class GreyNoiseFake:
         with self._lock:
             self.requests.append(Seen(request.method, request.path, ips, key, time.monotonic()))
             if key != self.api_key:
-                return _respond(Reply(401), None)
+                return self._respond(Reply(401), None)
             if self.quota is not None and self._spent >= self.quota:
-                return _respond(Reply(429, retry_after=self.quota_retry_after), None)
+                return self._respond(Reply(429, retry_after=self.quota_retry_after), None)
         return None
 
     def _spend(self, reply: Reply, lookups: int) -> None:
@@ -202,15 +214,15 @@ class GreyNoiseFake:
             else:
                 reply = replies.pop(0) if len(replies) > 1 else replies[0]
             self._spend(reply, 1)
-        if reply.status == 200 and reply.body is None:
-            reply = Reply(200, community_record(ip), reply.retry_after, reply.delay)
-        return _respond(reply, ip)
+        if reply.status == 200 and reply.body is None and reply.raw is None:
+            reply = dataclasses.replace(reply, body=community_record(ip))
+        return self._respond(reply, ip)
 
     def _multi(self, request: Request) -> Response:
         payload = request.get_json(silent=True)
         raw = payload.get("ips") if isinstance(payload, dict) else None
         if not isinstance(raw, list):
-            return _respond(Reply(400, {"message": "body must be {\"ips\": [...]}"}), None)
+            return self._respond(Reply(400, {"message": "body must be {\"ips\": [...]}"}), None)
         ips = tuple(str(ip) for ip in raw)
         refused = self._gate(request, ips)
         if refused is not None:
@@ -218,7 +230,7 @@ class GreyNoiseFake:
         with self._lock:
             reply = self._multi_script.pop(0) if self._multi_script else Reply(200)
             self._spend(reply, len(ips))
-        if reply.status == 200 and reply.body is None:
+        if reply.status == 200 and reply.body is None and reply.raw is None:
             found = [ip for ip in ips if ip in self.records]
             body = {
                 "data": [{**self.records[ip], "ip": ip} for ip in found],
@@ -228,16 +240,33 @@ class GreyNoiseFake:
                     "ips_not_found": [ip for ip in ips if ip not in self.records],
                 },
             }
-            reply = Reply(200, body, reply.retry_after, reply.delay)
-        return _respond(reply, None)
+            reply = dataclasses.replace(reply, body=body)
+        return self._respond(reply, None)
 
+    def _respond(self, reply: Reply, ip: str | None) -> Response:
+        if reply.hang:
+            self.released.wait(timeout=600)  # the client gives up long before
+            return Response(b"", 503)
+        if reply.delay:
+            self.released.wait(timeout=reply.delay)
+        if reply.raw is not None:
+            data = reply.raw
+        else:
+            body = reply.body if reply.body is not None else _default_body(reply.status, ip)
+            data = json.dumps(body, indent=1).encode()
+        headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
+        headers |= reply.headers or {}
+        if not reply.drip:
+            return Response(data, reply.status, headers, content_type="application/json")
 
-def _respond(reply: Reply, ip: str | None) -> Response:
-    if reply.delay:
-        time.sleep(reply.delay)
-    body = reply.body if reply.body is not None else _default_body(reply.status, ip)
-    headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
-    return Response(json.dumps(body), reply.status, headers, content_type="application/json")
+        def drip() -> Iterator[bytes]:
+            for line in data.splitlines(keepends=True):
+                yield line
+                if self.released.wait(timeout=reply.drip):
+                    return
+
+        # No length: the body streams (chunked), a line at a time.
+        return Response(drip(), reply.status, headers, content_type="application/json")
 
 
 class _QuickStopHTTPServer(HTTPServer):
@@ -253,9 +282,11 @@ def greynoise_fake() -> Iterator[GreyNoiseFake]:
     """A fresh fake GreyNoise per test, listening on 127.0.0.1."""
     server = _QuickStopHTTPServer(host="127.0.0.1", port=0, threaded=True)
     server.start()
+    fake = GreyNoiseFake(server)
     try:
-        yield GreyNoiseFake(server)
+        yield fake
     finally:
+        fake.released.set()
         server.stop()
     # A bug in the fake's handlers, or a request to a path it does not serve, shows up as an
     # error here rather than as a confusing 500 seen by the client.

@@ -44,6 +44,8 @@ from ipintel import __version__
 log = logging.getLogger(__name__)
 
 Tier = Literal["community", "enterprise"]
+# An enterprise answer for 1,000 IPs is about a megabyte; far more is not a GreyNoise answer.
+MAX_BODY_BYTES = 16 << 20
 IPInput = str | ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -103,6 +105,24 @@ def base_url_problem(url: str) -> str | None:
     return None
 
 
+def plain_http_problem(url: str) -> str | None:
+    """Why the API key may not be sent to ``url``, or None: plain http carries it in clear text to
+    anyone on the path, so it goes over https only, or over http to this machine (a local proxy,
+    the tests' fakes)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "http":
+        return None
+    host = parts.hostname or ""
+    try:
+        local = host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if local:
+        return None
+    return (f"plain http to {host}, which is not this machine: the API key is sent over https only "
+            "(or over http to 127.0.0.1, ::1 or localhost)")
+
+
 @dataclass(frozen=True, kw_only=True)
 class GreyNoiseSettings:
     """How to reach GreyNoise and how politely. ``repr`` never shows the key."""
@@ -111,7 +131,7 @@ class GreyNoiseSettings:
     api_key: str = field(repr=False)
     tier: Tier = "community"
     rate_per_second: float = 1.0  # across the whole pass, retries included
-    timeout: float = 10.0  # seconds, per request
+    timeout: float = 10.0  # seconds one request may take, its whole answer read
     retries: int = 3  # extra attempts after a 5xx, 429 or transport error
     backoff_base: float = 0.5  # first backoff in seconds, doubled per attempt
     backoff_max: float = 30.0
@@ -127,6 +147,9 @@ class GreyNoiseSettings:
             raise ValueError(f"GreyNoise base_url {self.base_url!r} is not an http(s) URL: {problem}")
         if not self.api_key:
             raise ValueError("GreyNoise API key is empty")
+        problem = plain_http_problem(self.base_url)
+        if problem:
+            raise ValueError(f"GreyNoise base_url: {problem}")
         if self.rate_per_second <= 0 or self.timeout <= 0:
             raise ValueError("GreyNoise rate_per_second and timeout must be positive")
         if self.retries < 0 or self.backoff_base < 0 or self.backoff_max < 0 or self.max_retry_after < 0:
@@ -386,9 +409,30 @@ class GreyNoiseClient:
         )
 
     def _send(self, batch: list[str]) -> httpx.Response:
+        """One request, its answer read whole within ``timeout`` seconds of sending it.
+
+        httpx's timeouts bound each wait (connect, every read), not the answer: a server that
+        drips a line every few seconds would hold a request for as long as it likes. The body is
+        therefore read here against a deadline for all of it, and at most MAX_BODY_BYTES of it.
+        """
         if self.settings.tier == "community":
-            return self._http.get(f"/v3/community/{batch[0]}")
-        return self._http.post("/v3/ip", json={"ips": batch})
+            request = self._http.build_request("GET", f"/v3/community/{batch[0]}")
+        else:
+            request = self._http.build_request("POST", "/v3/ip", json={"ips": batch})
+        deadline = time.monotonic() + self.settings.timeout
+        response = self._http.send(request, stream=True)
+        body = bytearray()
+        try:
+            for chunk in response.iter_raw():
+                body += chunk
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout(f"no complete answer within {self.settings.timeout:g}s", request=request)
+                if len(body) > MAX_BODY_BYTES:
+                    raise httpx.RemoteProtocolError(f"answer larger than {MAX_BODY_BYTES:,} bytes", request=request)
+        finally:
+            response.close()
+        # The raw (still content-encoded) bytes, so the new response decodes them as the old one would.
+        return httpx.Response(response.status_code, headers=response.headers, content=bytes(body), request=request)
 
     def _retry_delay(self, retry_after: float | None, attempt: int) -> float:
         """Wait before retry ``attempt`` (1-based): the server's Retry-After if within bounds, else backoff."""

@@ -211,16 +211,3 @@ SELECT to_regclass(%(table)s::text) IS NOT NULL AS found;
 -- schema_versions --
 -- The revisions the database is at (one row, or none).
 SELECT version_num FROM ipintel_alembic_version;
-
-------------------------------------------------------------------------------------------
--- The local throwaway cluster (ipintel.localdb), on its maintenance database `postgres`
-------------------------------------------------------------------------------------------
-
--- database_exists --
--- Whether the database %(dbname)s exists.
-SELECT 1 FROM pg_database WHERE datname = %(dbname)s::name;
-
--- create_database --
--- A psycopg.sql template, not a parameterised query: {dbname} is filled in with sql.Identifier
--- (CREATE DATABASE takes no parameter).
-CREATE DATABASE {dbname};

@@ -47,7 +47,7 @@ SELECT results_eq(
     $$SELECT snapshot_asn, snapshot_asn_source, snapshot_country, snapshot_country_source, snapshot_ip_type,
              snapshot_is_scanner_source, snapshot_complete_at IS NULL
       FROM ipintel.session_summaries WHERE session_id = 'after-move'$$,
-    $$VALUES (64501::bigint, 'maxmind', 'NL', 'maxmind', NULL::text, NULL::text, true)$$,
+    $$VALUES (64501::bigint, 'maxmind:history', 'NL', 'maxmind', NULL::text, NULL::text, true)$$,
     'ASN and country known from MaxMind; is_scanner and ip_type wait for GreyNoise');
 SELECT results_eq(
     $$SELECT snapshot_asn_source, snapshot_country, snapshot_is_scanner, snapshot_is_scanner_source

@@ -67,7 +67,7 @@ SELECT results_eq(
 SELECT results_eq(
     $$SELECT snapshot_asn, snapshot_asn_source, snapshot_country_source, snapshot_ip_type_source
       FROM ipintel.session_summaries WHERE session_id = 'c'$$,
-    $$VALUES (64523::bigint, 'cymru', NULL::text, NULL::text)$$,
+    $$VALUES (64523::bigint, 'cymru:current', NULL::text, NULL::text)$$,
     'Cymru''s ASN is ready while MaxMind is awaited; its country is not, nor ip_type (MaxMind may say anonymizer)');
 SELECT results_eq(
     $$SELECT snapshot_is_scanner, snapshot_is_scanner_source FROM ipintel.session_summaries WHERE session_id = 'a'$$,
@@ -81,7 +81,7 @@ SELECT results_eq(
     $$SELECT snapshot_asn, snapshot_asn_source, snapshot_country, snapshot_ip_type, snapshot_ip_type_source,
              snapshot_complete_at IS NOT NULL
       FROM ipintel.session_summaries WHERE session_id = 'a'$$,
-    $$VALUES (64521::bigint, 'maxmind', 'DE', 'routed', 'maxmind', true)$$,
+    $$VALUES (64521::bigint, 'maxmind:current', 'DE', 'routed', 'maxmind', true)$$,
     'Cymru declines an IP whose ASN is known: MaxMind''s ASN is ready, and ip_type with it');
 SELECT is(waiting_for, ARRAY['cymru'], 'b still waits for Cymru: no source gave its ASN')
 FROM ipintel.snapshot_backlog WHERE session_id = 'b';
@@ -93,7 +93,7 @@ SELECT results_eq(
     $$SELECT snapshot_asn, snapshot_asn_source, snapshot_country, snapshot_country_source, snapshot_ip_type,
              snapshot_ip_type_source, snapshot_complete_at IS NOT NULL
       FROM ipintel.session_summaries WHERE session_id = 'b'$$,
-    $$VALUES (NULL::bigint, 'cymru', 'FR', 'maxmind', 'unrouted', 'cymru', true)$$,
+    $$VALUES (NULL::bigint, 'cymru:current', 'FR', 'maxmind', 'unrouted', 'cymru', true)$$,
     'unrouted by Cymru; MaxMind''s country kept (it ranks before Cymru''s BE anyway)');
 
 -- MaxMind answers c: an anonymizer, placed in CA, with another ASN.
@@ -105,7 +105,7 @@ SELECT results_eq(
     $$SELECT snapshot_asn, snapshot_asn_source, snapshot_country, snapshot_country_source, snapshot_ip_type,
              snapshot_ip_type_source, snapshot_complete_at IS NOT NULL
       FROM ipintel.session_summaries WHERE session_id = 'c'$$,
-    $$VALUES (64523::bigint, 'cymru', 'CA', 'maxmind', 'anonymizer', 'maxmind', true)$$,
+    $$VALUES (64523::bigint, 'cymru:current', 'CA', 'maxmind', 'anonymizer', 'maxmind', true)$$,
     'Cymru''s ASN kept (it ranks first), MaxMind''s country and its classification, which ranks before routed');
 SELECT is(current_asn, 64523::bigint, 'ip_inventory agrees: Cymru''s ASN is current')
 FROM ipintel.ip_inventory WHERE ip = '203.0.114.23';

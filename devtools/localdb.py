@@ -1,6 +1,11 @@
 """A project-local, throwaway PostgreSQL 15 cluster for development, tests and the demo.
 
-Used by `make db` / `make db-stop` / `make clean` and by the test harness when no DSN is given.
+A development helper, not part of the installed ipintel (which needs DATABASE_URL): used from a
+checkout by `make db` / `make db-stop` / `make clean` (and the targets that start their own
+cluster: test, bench), by the test harness when no DSN is given, and by tests/smoke_wheel.sh.
+`stop`, `url` and `destroy` need only the standard library (a fresh clone's `make clean`);
+`start` needs psycopg too.
+
 The cluster listens on 127.0.0.1 and a Unix socket inside its own folder only (none when that
 path is too long for a socket), on a free port. It is a scratch database, never a production
 one, but a private one: scram-sha-256 authentication for every connection, with a password
@@ -17,10 +22,10 @@ a private folder of the postgres user, /var/tmp/ipintel-pg-<uid>-<hash of DIR's 
 (mode 0700), and DIR holds only the `location` file naming that folder, and the port. `stop`
 and `destroy` follow it. Not as root, the server runs as the invoking user, in DIR.
 
-    python -m ipintel.localdb start   [--dir DIR] [--fast]   # prints DATABASE_URL (no secret in it)
-    python -m ipintel.localdb stop    [--dir DIR]
-    python -m ipintel.localdb url     [--dir DIR]
-    python -m ipintel.localdb destroy [--dir DIR]            # stop, then remove DIR and the data
+    python -m devtools.localdb start   [--dir DIR] [--fast]   # prints DATABASE_URL (no secret in it)
+    python -m devtools.localdb stop    [--dir DIR]
+    python -m devtools.localdb url     [--dir DIR]
+    python -m devtools.localdb destroy [--dir DIR]            # stop, then remove DIR and the data
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+PROG = "devtools.localdb"  # how messages name this module
 DEFAULT_DIR = Path(".ipintel-pg")
 DEFAULT_DBNAME = "ipintel"
 SUPERUSER = "postgres"
@@ -136,7 +142,7 @@ def cluster_home(data_root: Path = DEFAULT_DIR) -> Path:
     home = Path(pointer.read_text().strip())
     # Only ever a folder this module makes: `destroy` runs rm -r on it, maybe as root.
     if home.parent != EXTERNAL_PARENT or not EXTERNAL_NAME.fullmatch(home.name):
-        raise LocalDbError(f"{pointer} names {home}, not a folder made by ipintel.localdb")
+        raise LocalDbError(f"{pointer} names {home}, not a folder made by {PROG}")
     return home
 
 
@@ -294,7 +300,7 @@ def _check_authentication(data_root: Path, home: Path, pgdata: Path) -> None:
     if pgpass.exists():
         return
     if _hba_trusts(pgdata):
-        print(f"ipintel.localdb: warning: the cluster in {data_root} was created with trust "
+        print(f"{PROG}: warning: the cluster in {data_root} was created with trust "
               "authentication, any local user can connect: `make clean` and start again to make "
               "it private", file=sys.stderr)
         return
@@ -310,8 +316,6 @@ def _ensure_database(port: int, dbname: str, pgpass: Path | None) -> None:
     import psycopg  # imported here so `stop` works without the driver installed
     from psycopg import sql
 
-    from ipintel import db
-
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -325,10 +329,13 @@ def _ensure_database(port: int, dbname: str, pgpass: Path | None) -> None:
                 raise
             time.sleep(0.2)
     with conn:
-        exists = conn.execute(db.query("database_exists"), {"dbname": dbname}).fetchone()
+        # Two administrative statements on the maintenance database, before the target exists:
+        # this helper is not the loader, whose statements are named queries of its package.
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %(dbname)s::name",
+                              {"dbname": dbname}).fetchone()
         if not exists:
             # CREATE DATABASE takes no parameter: the name goes in as a quoted identifier.
-            conn.execute(sql.SQL(db.query("create_database")).format(dbname=sql.Identifier(dbname)))
+            conn.execute(sql.SQL("CREATE DATABASE {dbname}").format(dbname=sql.Identifier(dbname)))
 
 
 def stop(data_root: Path = DEFAULT_DIR) -> bool:
@@ -361,7 +368,7 @@ def destroy(data_root: Path = DEFAULT_DIR) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ipintel.localdb", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {PROG}", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=["start", "stop", "url", "destroy"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="cluster folder (default: %(default)s)")
     parser.add_argument("--dbname", default=DEFAULT_DBNAME)
@@ -379,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(url(args.dir, args.dbname))
     except LocalDbError as exc:
-        print(f"ipintel.localdb: {exc}", file=sys.stderr)
+        print(f"{PROG}: {exc}", file=sys.stderr)
         return 2
     return 0
 

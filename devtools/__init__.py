@@ -1,0 +1,1 @@
+"""Development helpers, run from a checkout (`python -m devtools.<module>`); not installed."""
