@@ -184,12 +184,17 @@ def churn(table: Table, rate: float, rng: random.Random, pool_asns: Sequence[int
     withdrawn = touched[moved:moved + int(len(touched) * 0.3)]
     for i in withdrawn:
         del nxt[keys[i]]
-    for _ in withdrawn:  # a new announcement inside an existing prefix: a /24 (/48) of some family
+    announced = 0
+    for _ in range(len(withdrawn) * 20):  # new announcements: a /24 (/48) inside some existing prefix
+        if announced == len(withdrawn):
+            break
         version, base, length = keys[rng.randrange(len(keys))]
         bits = 32 if version == 4 else 128
         new_length = max(length, 24 if version == 4 else 48)
         key = (version, base | rng.getrandbits(new_length - length) << (bits - new_length), new_length)
-        nxt.setdefault(key, ((rng.choice(pool_asns),),))
+        if key not in table and key not in nxt:
+            nxt[key] = ((rng.choice(pool_asns),),)
+            announced += 1
     return nxt
 
 
@@ -288,18 +293,22 @@ def write_series(out_dir: Path, *, days: int = 30, churn_rate: float = 0.005, v4
                  v6: int = 200_000, seed: int = 1, start: date = SERIES_START) -> list[SeriesFile]:
     """`days` daily snapshots under out_dir, each `routeviews-YYYYMMDD-1200.pfx2as.gz` with both
     families, the first from generate_table(), each next one churned by `churn_rate`."""
+    return list(iter_series(out_dir, days=days, churn_rate=churn_rate, v4=v4, v6=v6, seed=seed, start=start))
+
+
+def iter_series(out_dir: Path, *, days: int, churn_rate: float, v4: int, v6: int, seed: int,
+                start: date) -> Iterator[SeriesFile]:
+    """write_series(), each file as soon as it is written."""
     rng = random.Random(seed + 1)
     table = generate_table(v4=v4, v6=v6, seed=seed)
     pool = sorted({a for origins in table.values() for group in origins for a in group})
-    written = []
     for day in range(days):
         if day:
             table = churn(table, churn_rate, rng, pool)
         taken_on = start + timedelta(days=day)
         path = out_dir / pfx2as_name(taken_on)
         write_lines(path, pfx2as_lines(table))
-        written.append(SeriesFile(path, taken_on, len(table), len(rows_of(table))))
-    return written
+        yield SeriesFile(path, taken_on, len(table), sum(len({a for g in o for a in g}) for o in table.values()))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -425,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in write_demo_set(args.out):
             print(path)
         return 0
-    for f in write_series(args.out, days=args.days, churn_rate=args.churn, v4=args.v4, v6=args.v6, seed=args.seed):
+    for f in iter_series(args.out, days=args.days, churn_rate=args.churn, v4=args.v4, v6=args.v6, seed=args.seed,
+                         start=SERIES_START):
         print(f"{f.path}: {f.prefixes:,} prefixes, {f.origins:,} origins ({time.monotonic() - started:.1f} s)")
     return 0
 
