@@ -225,7 +225,7 @@ def print_report(settings: config.Settings, *, since: datetime, until: datetime,
 
 def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
     """Generate the seeded sample, ingest it, enrich it and report: the whole main path."""
-    from ipintel import demo_logs, enrich
+    from ipintel import demo_logs, enrich, routing
 
     generated = demo_logs.generate(args.out, seed=args.seed)
     console.print(f"demo: {generated.sessions:,} sessions, {generated.events:,} events from "
@@ -233,6 +233,10 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
     code = run_ingest(settings, [str(args.out)], chunk_lines=50_000)
     if code not in (EXIT_OK, EXIT_FAILURES):
         return code
+    # Before the snapshots are taken: they attribute each session from the routing table of its day.
+    console.print(f"demo: routing history from the SYNTHETIC tables shipped for the demo "
+                  f"(dataset {routing.DEMO_DATASET}; not real routing data)")
+    code = max(code, run_routing_load(settings, routing.demo_snapshots()))
     # The demo needs no network and no key: the remote passes run only when configured.
     sources = ["maxmind"]
     if os.environ.get("IPINTEL_CYMRU_ADDR"):
