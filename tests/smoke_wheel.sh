@@ -52,6 +52,7 @@ expected |= {f"ipintel/migrations/{p.relative_to(root / 'migrations')}": p
              for pattern in ("env.py", "script.py.mako", "versions/*.py", "versions/*.sql")
              for p in (root / "migrations").glob(pattern)}
 expected["ipintel/sql/queries.sql"] = root / "loader/ipintel/sql/queries.sql"
+expected |= {f"ipintel/demo_routing/{p.name}": p for p in (root / "loader/ipintel/demo_routing").iterdir()}
 revisions = sorted((root / "migrations/versions").glob("*.py"))
 assert len(revisions) > 1 and len(expected) > 2 * len(revisions), "found no sql/ or migrations/ to check"
 for revision in revisions:  # every revision runs the two SQL files beside it
@@ -65,7 +66,7 @@ assert not differ, f"differ from the repository: {differ}"
 packages = {name.split("/")[0] for name in shipped if not name.split("/")[0].endswith(".dist-info")}
 assert packages == {"ipintel"}, f"the wheel installs more than ipintel: {sorted(packages)}"
 assert "ipintel/localdb.py" not in shipped, "the development cluster (devtools/localdb.py) is in the wheel"
-print(f"{len(expected)} files of sql/, migrations/ and queries.sql shipped ({len(revisions)} revisions)")
+print(f"{len(expected)} files of sql/, migrations/, queries.sql and demo_routing/ shipped ({len(revisions)} revisions)")
 EOF
 
 step "install the wheel in a fresh virtualenv in $tmp"

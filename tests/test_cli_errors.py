@@ -103,8 +103,8 @@ def subprocess_env(dsn: str, **settings: str) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------
 # Schema version: never migrated, behind, unknown; `ipintel migrate`
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("argv", [["ingest", "PATH"], ["enrich"], ["status"], ["report"]],
-                         ids=["ingest", "enrich", "status", "report"])
+@pytest.mark.parametrize("argv", [["ingest", "PATH"], ["enrich"], ["status"], ["report"], ["routing", "load", "PATH"]],
+                         ids=["ingest", "enrich", "status", "report", "routing"])
 def test_unmigrated_database_says_run_ipintel_migrate(
         argv: list[str], empty_db: str, cli_database: Callable[[str], None], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -28,12 +28,12 @@ from rich.table import Table
 from ipintel import __version__, config, db
 
 if TYPE_CHECKING:  # annotations only: each command imports what it runs when it runs
-    from ipintel import enrich
+    from ipintel import enrich, routing
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C as shells report SIGINT; SIGTERM (systemd, timeout) too
 # Commands that read or write the ipintel schema: they refuse a database not at this ipintel's head.
-NEEDS_SCHEMA = frozenset({"ingest", "enrich", "status", "report", "demo", "snapshots"})
+NEEDS_SCHEMA = frozenset({"ingest", "enrich", "status", "report", "demo", "snapshots", "routing"})
 
 # Events merge_cowrie_events() turns into session facts; others are counted only.
 KNOWN_EVENTIDS = frozenset({
@@ -243,7 +243,7 @@ def cmd_snapshots_redo(args: argparse.Namespace, settings: config.Settings) -> i
 
 def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
     """Generate the seeded sample, ingest it, enrich it and report: the whole main path."""
-    from ipintel import demo_logs, enrich
+    from ipintel import demo_logs, enrich, routing
 
     generated = demo_logs.generate(args.out, seed=args.seed)
     console.print(f"demo: {generated.sessions:,} sessions, {generated.events:,} events from "
@@ -251,6 +251,10 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
     code = run_ingest(settings, [str(args.out)], chunk_lines=50_000)
     if code not in (EXIT_OK, EXIT_FAILURES):
         return code
+    # Before the snapshots are taken: they attribute each session from the routing table of its day.
+    console.print(f"demo: routing history from the SYNTHETIC tables shipped for the demo "
+                  f"(dataset {routing.DEMO_DATASET}; not real routing data)")
+    code = max(code, run_routing_load(settings, routing.demo_snapshots()))
     # The demo needs no network and no key: the remote passes run only when configured.
     sources = ["maxmind"]
     if os.environ.get("IPINTEL_CYMRU_ADDR"):
@@ -267,6 +271,50 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
     with db.connection(settings.database_url) as conn:
         print_tier_counts(conn)
     print_report(settings, since=REPORT_ALL_TIME, until=datetime.now(UTC), top=5)
+    return code
+
+
+def cmd_routing_load(args: argparse.Namespace, settings: config.Settings) -> int:
+    """Every file is checked (exists, readable, format, date) before the first one loads."""
+    from ipintel import routing
+
+    try:
+        snapshots = [routing.describe(Path(p), fmt=args.format, taken_on=args.date, dataset=args.dataset)
+                     for p in args.paths]
+    except routing.RoutingInputError as exc:
+        err_console.print(f"ipintel routing load: {exc}")
+        return EXIT_USAGE
+    return run_routing_load(settings, snapshots)
+
+
+def run_routing_load(settings: config.Settings, snapshots: Sequence[routing.SnapshotFile]) -> int:
+    """routing.load() per file, each in its own transaction, one line printed per file; a file
+    that fails is rolled back and the others still load (exit 1, as for rejected lines)."""
+    from ipintel import routing
+
+    code = EXIT_OK
+    with db.connection(settings.database_url, autocommit=True) as conn:
+        for snapshot in snapshots:
+            what = f"{snapshot.path}: {snapshot.dataset} {snapshot.taken_on:%Y-%m-%d}"
+            try:
+                result = routing.load(conn, snapshot)
+            except routing.RoutingFileError as exc:
+                err_console.print(f"ipintel routing load: {snapshot.path}: {exc}")
+                code = EXIT_FAILURES
+                continue
+            if not result.loaded:
+                console.print(f"{what}: already loaded (snapshot {result.snapshot_id}), nothing changed "
+                              f"({result.seconds:.1f} s)")
+                continue
+            console.print(f"{what}: {result.prefixes:,} prefix origins, {result.origins_opened:,} opened, "
+                          f"{result.origins_closed:,} closed, {result.rejects:,} rejects ({result.seconds:.1f} s)")
+            for reject in result.first_rejects:
+                err_console.print(f"{snapshot.path}:{reject.line_no}: {reject.reason}")
+            if result.rejects > len(result.first_rejects):
+                err_console.print(f"... {result.rejects - len(result.first_rejects):,} more rejects of "
+                                  f"{snapshot.path} in ipintel.routing_rejects (snapshot {result.snapshot_id})")
+            if result.rejects:
+                code = EXIT_FAILURES
     return code
 
 
@@ -357,6 +405,19 @@ def _utc_date(text: str) -> datetime:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from None
 
 
+def _day(text: str) -> date:
+    return _utc_date(text).date()
+
+
+def _dataset_name(text: str) -> str:
+    from ipintel import routing
+
+    if not routing.DATASET_NAME.match(text):
+        raise argparse.ArgumentTypeError(f"not a dataset name (a lower-case letter, then lower-case letters, "
+                                         f"digits or '_'; at most 63): {text!r}")
+    return text
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -398,6 +459,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ipintel.routing import FORMATS as ROUTING_FORMATS
+
     parser = _Parser(prog="ipintel", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action=_VersionAction, nargs=0,
                         help="show the version of ipintel and of the schema it ships, and exit")
@@ -441,6 +504,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("demo-data"), help="where the sample is written")
     demo.add_argument("--seed", type=int, default=42)
     demo.set_defaults(func=cmd_demo)
+    routing = sub.add_parser("routing", help="dated routing tables (prefix → origin ASN): the ASN of a session "
+                                             "at its own time")
+    routing_sub = routing.add_subparsers(dest="routing_command", required=True, metavar="COMMAND")
+    routing_load = routing_sub.add_parser(
+        "load", help="load routing table files (CAIDA pfx2as, pyasn IPASN DAT, iptoasn TSV, MRT RIB dumps), "
+                     "one dated snapshot per file; a snapshot already loaded changes nothing")
+    routing_load.add_argument("paths", nargs="+", metavar="PATH", help="files: plain, .gz or .bz2")
+    routing_load.add_argument("--date", type=_day, metavar="YYYY-MM-DD",
+                              help="the day the tables were taken (default: the YYYYMMDD in each file name)")
+    routing_load.add_argument("--format", choices=ROUTING_FORMATS,
+                              help="the files' format (default: from each file's name, else its first line)")
+    routing_load.add_argument("--dataset", type=_dataset_name, metavar="NAME",
+                              help="the dataset the snapshots belong to (default: from the name and format, "
+                                   "e.g. routeviews_rv2, routeviews_rv6, pyasn, iptoasn_v4, mrt)")
+    routing_load.set_defaults(func=cmd_routing_load)
     migrate = sub.add_parser("migrate", help="bring the database schema to this ipintel's revision "
                                              "(alembic upgrade head); the only command that changes it")
     migrate.add_argument("--to", metavar="REV", help="upgrade to this revision instead of the newest (head)")

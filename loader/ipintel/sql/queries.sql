@@ -186,6 +186,25 @@ SELECT * FROM ipintel.redo_snapshots(%(since)s::timestamptz, %(until)s::timestam
 SELECT ipintel.take_snapshots() AS n;
 
 ------------------------------------------------------------------------------------------
+-- Routing history: `ipintel routing load` (ipintel.routing; the function is in revision 0022)
+------------------------------------------------------------------------------------------
+
+-- copy_routing_prefixes --
+-- Stream one routing table file's (prefix, origin ASN) rows into staging: one row per origin.
+COPY ipintel_staging.routing_prefixes (batch_id, prefix, asn) FROM STDIN;
+
+-- copy_routing_rejects --
+-- Stream the lines of that file that could not be read into staging.
+COPY ipintel_staging.routing_rejects (batch_id, line_no, reason, excerpt) FROM STDIN;
+
+-- load_routing_snapshot --
+-- One call per file: merge the staged batch into ipintel.prefix_origins as the snapshot of
+-- %(dataset)s taken on %(taken_on)s, keep its rejects, empty the batch (loaded is false, and
+-- nothing changes, when that dataset's snapshot of that date was already loaded).
+SELECT * FROM ipintel.load_routing_snapshot(%(dataset)s::text, %(taken_on)s::date, %(file)s::text,
+                                            %(batch)s::bigint);
+
+------------------------------------------------------------------------------------------
 -- Schema version (ipintel.schema); the table is named in migrations/env.py
 ------------------------------------------------------------------------------------------
 
