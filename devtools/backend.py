@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -218,7 +218,9 @@ def container() -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="ipintel-tc-") as scratch:
         try:
             postgres.start()
-        except Exception as exc:
+        except Exception as exc:  # a container that never became ready is removed before we say so
+            with suppress(Exception):
+                postgres.stop()
             raise BackendError(f"could not start the {IMAGE_TAG} container: {_one_line(exc)}") from None
         try:
             host, port = postgres.get_container_host_ip(), postgres.get_exposed_port(5432)

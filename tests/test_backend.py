@@ -154,6 +154,16 @@ def test_an_engine_answering_at_docker_host_is_found(docker_host: Callable[[str]
     assert any(request.path == "/v1.44/_ping" for request, _ in httpserver.log)
 
 
+def test_an_engine_gone_before_the_build_is_one_line(docker_host: Callable[[str], None]) -> None:
+    # The container path up to its first call to the engine: the engine answered the check, then
+    # went away.
+    docker_host(MISSING_SOCKET)
+    with pytest.raises(backend.BackendError) as caught, backend.server(backend.Choice("container")):
+        pytest.fail("no server without an engine")
+    assert str(caught.value).startswith("could not build docker/postgres.Dockerfile: ")
+    assert "\n" not in str(caught.value)
+
+
 # --- python -m devtools.backend run ----------------------------------------------------------------
 
 def _env(**settings: str) -> dict[str, str]:
