@@ -113,7 +113,7 @@ def engine_problem(timeout: float = ENGINE_TIMEOUT) -> str | None:
     try:
         host = docker_host()
     except ImportError as exc:
-        return f"testcontainers is not installed ({exc.name}): pip install -e '.[dev]'"
+        return f"{exc.name} is not installed: pip install -e '.[dev]'"
     outcome: list[Exception | None] = []
 
     def ask() -> None:
