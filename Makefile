@@ -93,15 +93,16 @@ lint-migrations: setup
 	$(VENV)/bin/ruff check loader tests bench migrations devtools
 	$(VENV)/bin/mypy  # [tool.mypy] in pyproject.toml: --strict over loader/ipintel and devtools
 
-# One throwaway cluster (fsync off) serves pg_prove and pytest; it is stopped whatever happens.
+# One server serves pg_prove and pytest, chosen by devtools/backend.py: IPINTEL_TEST_DSN when set,
+# else a container of docker/postgres.Dockerfile when a Docker engine answers, else the throwaway
+# local cluster in $(TEST_PG_DIR) (fsync off); IPINTEL_TEST_BACKEND=local|container forces one.
+# It says which in one line, and stops what it started whatever happens.
 test: setup lint-migrations
-	@set -e; \
-	trap '$(LOCALDB) stop --dir $(TEST_PG_DIR)' EXIT; \
-	url=$$($(LOCALDB_START) --dir $(TEST_PG_DIR) --fast --dbname postgres); \
-	echo "== pgTAP (pg_prove) against a migrated database"; \
-	PYTHON=$(PY) tests/run_pgtap.sh "$$url"; \
-	echo "== pytest"; \
-	IPINTEL_TEST_DSN="$$url" $(VENV)/bin/pytest $(PYTEST_ARGS)
+	@$(PY) -m devtools.backend run --local-dir $(TEST_PG_DIR) -- bash -ec '\
+	    echo "== pgTAP (pg_prove) against a migrated database"; \
+	    PYTHON=$(PY) tests/run_pgtap.sh "$$IPINTEL_TEST_DSN"; \
+	    echo "== pytest"; \
+	    $(VENV)/bin/pytest $(PYTEST_ARGS)'
 
 # The fault suite (tests/faults: SIGKILLs, PostgreSQL restarts, concurrent runs, every fault of the
 # fake services, timeouts) on a throwaway cluster of its own: it restarts that server. Its counts

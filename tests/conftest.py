@@ -1,18 +1,21 @@
 """Test harness: a real PostgreSQL for every database test.
 
-`IPINTEL_TEST_DSN` names a server to use (any database on it; tests create their own). Without
-it, a throwaway PostgreSQL 15 cluster is started for the session (devtools.localdb: initdb on a
-free loopback port, as the postgres user when we are root, which pytest-postgresql's process
-fixture cannot do) and stopped at the end. Its password is in a libpq passfile, named by the
-URI (`?passfile=`); PGPASSFILE names it too for the session, for pytest-postgresql's janitor,
-which takes no passfile. A template database is migrated once with
-`alembic upgrade head`; each test gets its own clone of it (pytest-postgresql's DatabaseJanitor).
+The server is chosen once per session by devtools.backend, in this order: the one
+`IPINTEL_TEST_DSN` names (any database on it; tests create their own); a container built from
+docker/postgres.Dockerfile and started by testcontainers when a Docker engine answers; a
+throwaway local PostgreSQL 15 cluster (devtools.localdb: initdb on a free loopback port, as the
+postgres user when we are root, which pytest-postgresql's process fixture cannot do).
+`IPINTEL_TEST_BACKEND=local|container` forces one; `container` with no engine answering stops
+the run before any test (one line, pytest's usage error, exit 4). The header says which server.
+Started servers are stopped at the end. Passwords live in a libpq passfile named by the URI
+(`?passfile=`); PGPASSFILE names it too for the session, for pytest-postgresql's janitor, which
+takes no passfile. A template database is migrated once with `alembic upgrade head`; each test
+gets its own clone of it (pytest-postgresql's DatabaseJanitor).
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +27,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from devtools import localdb
+from devtools import backend
 from ipintel import schema
 
 
@@ -61,27 +64,31 @@ def _pgpassfile(passfile: str | None) -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    given = os.environ.get("IPINTEL_TEST_DSN")
-    if given:
-        params = _conninfo(given)
-        with _pgpassfile(params.get("passfile")):
-            yield PgServer(host=str(params.get("host", "127.0.0.1")), port=int(params.get("port", 5432)),
-                           user=str(params.get("user", "postgres")), password=params.get("password"),
-                           passfile=params.get("passfile"))
-        return
-    # Any folder will do, even one the postgres user cannot enter (TMPDIR in /root): as root,
-    # localdb then keeps the data in a private folder of postgres, which destroy() removes too.
-    root = Path(tempfile.mkdtemp(prefix="ipintel-pg-"))
+BACKEND = pytest.StashKey[backend.Choice]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
     try:
-        url = localdb.start(root, fast=True, dbname="postgres")
-        params = _conninfo(url)
-        with _pgpassfile(params.get("passfile")):
-            yield PgServer(host="127.0.0.1", port=int(params["port"]), user=localdb.SUPERUSER, password=None,
-                           passfile=params.get("passfile"))
-    finally:
-        localdb.destroy(root)
+        config.stash[BACKEND] = backend.choose(os.environ)
+    except backend.BackendError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return config.stash[BACKEND].describe()
+
+
+@pytest.fixture(scope="session")
+def pg_server(pytestconfig: pytest.Config) -> Iterator[PgServer]:
+    try:
+        with backend.server(pytestconfig.stash[BACKEND]) as url:
+            params = _conninfo(url)
+            with _pgpassfile(params.get("passfile")):
+                yield PgServer(host=params.get("host", "127.0.0.1"), port=int(params.get("port", 5432)),
+                               user=params.get("user", "postgres"), password=params.get("password"),
+                               passfile=params.get("passfile"))
+    except backend.BackendError as exc:
+        pytest.exit(f"{backend.PROG}: {exc}", returncode=2)
 
 
 @pytest.fixture(scope="session")
