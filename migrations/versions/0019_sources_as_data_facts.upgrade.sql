@@ -155,9 +155,13 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.classify_bogon() IS 'Trigger function: a bogon''s ip_type is bogon, whatever the writer set.';
+-- WHEN: the function runs only for a bogon not typed so (the merges' updates of every other
+-- row skip the call).
 CREATE TRIGGER ip_inventory_bogon_is_typed
     BEFORE INSERT OR UPDATE OF ip, ip_type ON ipintel.ip_inventory
-    FOR EACH ROW EXECUTE FUNCTION ipintel.classify_bogon();
+    FOR EACH ROW
+    WHEN (NEW.ip_type IS DISTINCT FROM 'bogon' AND ipintel.is_bogon(NEW.ip))
+    EXECUTE FUNCTION ipintel.classify_bogon();
 
 -- The policy reads the resolved ASN instead of one source's document.
 DROP VIEW ipintel.snapshot_backlog;
