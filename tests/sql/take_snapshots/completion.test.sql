@@ -22,6 +22,10 @@ BEGIN
 END;
 $$;
 
+-- The other offline databases (IPinfo Lite, DB-IP Lite) are not installed: their last pass was
+-- skipped, as `ipintel enrich` records it, so no snapshot waits for them.
+SELECT ipintel.start_run(s, '{}'::jsonb, 'skipped', 'not installed') FROM unnest(ARRAY['ipinfo', 'dbip']) s;
+
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count) VALUES
     ('203.0.114.7', '2026-10-01', '2026-11-01', 2),
     ('203.0.114.8', '2026-11-01', '2026-11-01', 1),

@@ -28,6 +28,10 @@ UPDATE ipintel.enrichment_policy SET enabled = false WHERE source = 'greynoise';
 -- Cymru asked about every IP, even one whose ASN MaxMind already gave.
 UPDATE ipintel.enrichment_policy SET skip_when_asn_known = false WHERE source = 'cymru';
 
+-- The other offline databases (IPinfo Lite, DB-IP Lite) are not installed: their last pass was
+-- skipped, as `ipintel enrich` records it, so no snapshot waits for them.
+SELECT ipintel.start_run(s, '{}'::jsonb, 'skipped', 'not installed') FROM unnest(ARRAY['ipinfo', 'dbip']) s;
+
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count) VALUES
     ('203.0.114.21', '2026-11-01', '2026-11-01', 1),   -- MaxMind: country and ASN
     ('203.0.114.22', '2026-11-01', '2026-11-01', 1),   -- MaxMind: country, not in its ASN file
@@ -46,8 +50,8 @@ INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at
 
 SELECT results_eq($$SELECT waiting_for, asn_wait_rank, country_wait_rank, is_scanner_wait_rank, ip_type_wait_rank
                     FROM ipintel.snapshot_waits WHERE session_id = 'a'$$,
-                  $$VALUES (ARRAY['cymru'], 1::bigint, 2::bigint, NULL::bigint, 3::bigint)$$,
-                  'a awaits Cymru: its ranks per field');
+                  $$VALUES (ARRAY['cymru'], 1::bigint, 4::bigint, NULL::bigint, 3::bigint)$$,
+                  'a awaits Cymru: its ranks per field (its registration country ranks after geolocation)');
 SELECT results_eq($$SELECT waiting_for, asn_wait_rank, country_wait_rank, is_scanner_wait_rank, ip_type_wait_rank
                     FROM ipintel.snapshot_waits WHERE session_id = 'c'$$,
                   $$VALUES (ARRAY['maxmind'], 2::bigint, 1::bigint, NULL::bigint, 2::bigint)$$,
