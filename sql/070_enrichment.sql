@@ -58,9 +58,9 @@ INSERT INTO ipintel.enrichment_policy (source, ttl, skip_when_asn_known, kind, p
     -- ttl unused: an offline database's answers are due again when a newer build is installed
     ('maxmind', interval '7 days', false, 'offline_database', 10, 'ipintel.merge_maxmind', 'ipintel.maxmind_facts',
      2, 1, NULL, NULL, 2, 2),
-    ('ipinfo', interval '7 days', false, 'offline_database', 12, 'ipintel.merge_ipinfo', 'ipintel.ipinfo_facts',
+    ('ipinfo', interval '7 days', false, 'offline_database', 12, 'ipintel.merge_as_names', 'ipintel.ipinfo_facts',
      3, 2, NULL, NULL, NULL, 3),
-    ('dbip', interval '7 days', false, 'offline_database', 14, 'ipintel.merge_dbip', 'ipintel.dbip_facts',
+    ('dbip', interval '7 days', false, 'offline_database', 14, 'ipintel.merge_as_names', 'ipintel.dbip_facts',
      4, 3, NULL, NULL, NULL, 4),
     -- by default only for IPs whose ASN no source has given yet; live BGP: its ASN wins
     ('cymru', interval '30 days', true, 'remote_service', 20, 'ipintel.merge_cymru', 'ipintel.cymru_facts',

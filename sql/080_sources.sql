@@ -57,6 +57,18 @@ END;
 COMMENT ON FUNCTION ipintel.record_as_names(text, bigint, text) IS
     'The AS names of a staged batch (result ->> ''asn'', result ->> p_name_key) into asn_inventory.sources -> p_source -> ''as_name'', as_name by rank (ranked_as_name): the merge step of sources whose only AS fact is a name. Unchanged rows are not written.';
 
+-- The merge step of a source whose answers give their AS as asn and as_name (IPinfo Lite, DB-IP
+-- Lite): their AS names under the run's source.
+CREATE FUNCTION ipintel.merge_as_names(p_run_id bigint, p_batch_id bigint)
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT ipintel.record_as_names(r.source, p_batch_id, 'as_name') FROM ipintel.enrichment_runs r WHERE r.run_id = p_run_id;
+END;
+COMMENT ON FUNCTION ipintel.merge_as_names(bigint, bigint) IS
+    'A shared merge step (enrichment_policy.merge_function) for sources whose answers give asn and as_name: the AS names of the batch under the run''s source in asn_inventory.sources (record_as_names). Unchanged rows are not written.';
+
 ------------------------------------------------------------------------------------------
 -- maxmind: offline GeoIP2 / GeoLite2 City (or Country) and ASN databases
 ------------------------------------------------------------------------------------------
@@ -89,7 +101,8 @@ COMMENT ON FUNCTION ipintel.merge_maxmind(bigint, bigint) IS
     'MaxMind''s own merge step (called by merge_batch): the AS names of the ASN database into asn_inventory.sources -> maxmind (as_name by rank). Unchanged rows are not written.';
 
 ------------------------------------------------------------------------------------------
--- ipinfo: IPinfo Lite (one offline .mmdb: country and ASN; CC BY-SA 4.0)
+-- ipinfo: IPinfo Lite (one offline .mmdb: country and ASN; CC BY-SA 4.0). Its merge step is the
+-- shared merge_as_names.
 ------------------------------------------------------------------------------------------
 CREATE FUNCTION ipintel.ipinfo_facts(p_result jsonb)
     RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
@@ -102,18 +115,9 @@ END;
 COMMENT ON FUNCTION ipintel.ipinfo_facts(jsonb) IS
     'Facts of an IPinfo Lite answer: the ASN (observed when the file''s record names one) and the geolocation country (country_code).';
 
-CREATE FUNCTION ipintel.merge_ipinfo(p_run_id bigint, p_batch_id bigint)
-    RETURNS void
-    LANGUAGE sql
-    SET search_path = ''
-BEGIN ATOMIC
-    SELECT ipintel.record_as_names('ipinfo', p_batch_id, 'as_name');
-END;
-COMMENT ON FUNCTION ipintel.merge_ipinfo(bigint, bigint) IS
-    'IPinfo Lite''s own merge step (called by merge_batch): its AS names into asn_inventory.sources -> ipinfo (as_name by rank). Unchanged rows are not written.';
-
 ------------------------------------------------------------------------------------------
--- dbip: DB-IP Lite (offline .mmdb: Country or City, and ASN; CC BY 4.0)
+-- dbip: DB-IP Lite (offline .mmdb: Country or City, and ASN; CC BY 4.0). Its merge step is the
+-- shared merge_as_names.
 ------------------------------------------------------------------------------------------
 CREATE FUNCTION ipintel.dbip_facts(p_result jsonb)
     RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
@@ -124,16 +128,6 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION ipintel.dbip_facts(jsonb) IS
     'Facts of a DB-IP Lite answer: the ASN (observed when the ASN file knows the IP) and the geolocation country.';
-
-CREATE FUNCTION ipintel.merge_dbip(p_run_id bigint, p_batch_id bigint)
-    RETURNS void
-    LANGUAGE sql
-    SET search_path = ''
-BEGIN ATOMIC
-    SELECT ipintel.record_as_names('dbip', p_batch_id, 'as_name');
-END;
-COMMENT ON FUNCTION ipintel.merge_dbip(bigint, bigint) IS
-    'DB-IP Lite''s own merge step (called by merge_batch): the AS names of its ASN file into asn_inventory.sources -> dbip (as_name by rank). Unchanged rows are not written.';
 
 ------------------------------------------------------------------------------------------
 -- cymru: Team Cymru IP-to-ASN bulk whois (live BGP origin, RIR registration)

@@ -2,6 +2,8 @@
 # Run the pgTAP files under tests/sql/ with pg_prove against a database built by the
 # migrations, and fail unless tests actually ran and all passed.
 #
+# The helpers the files share (tests/sql/helpers.sql: schema ipintel_tests) are installed first.
+#
 # pg_prove looks for *.pg files by default: pointed at .sql files without --ext .sql it runs
 # nothing, prints "Result: NOTESTS" and exits 0. This script refuses that silent green.
 #
@@ -28,6 +30,7 @@ psql -q -X -v ON_ERROR_STOP=1 --dbname "$admin_uri" -c "CREATE DATABASE $dbname"
 trap 'psql -q -X --dbname "$admin_uri" -c "DROP DATABASE IF EXISTS $dbname" >/dev/null 2>&1 || true; rm -f "$out"' EXIT
 DATABASE_URL="$db_uri" "$py" -m alembic -c "$root/alembic.ini" upgrade head 2>/dev/null
 psql -q -X -v ON_ERROR_STOP=1 --dbname "$db_uri" -c "CREATE EXTENSION IF NOT EXISTS pgtap"
+psql -q -X -v ON_ERROR_STOP=1 --dbname "$db_uri" -f "$here/sql/helpers.sql"
 
 mapfile -t files < <(find "$here/sql" -name '*.test.sql' | sort)
 if [ "${#files[@]}" -eq 0 ]; then

@@ -89,9 +89,8 @@ BEGIN
 END;
 $$;
 
-DROP FUNCTION ipintel.merge_dbip(bigint, bigint);
 DROP FUNCTION ipintel.dbip_facts(jsonb);
-DROP FUNCTION ipintel.merge_ipinfo(bigint, bigint);
 DROP FUNCTION ipintel.ipinfo_facts(jsonb);
+DROP FUNCTION ipintel.merge_as_names(bigint, bigint);
 DROP FUNCTION ipintel.record_as_names(text, bigint, text);
 DROP FUNCTION ipintel.asn_country_facts(jsonb, text);

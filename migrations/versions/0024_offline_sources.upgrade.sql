@@ -56,6 +56,18 @@ END;
 COMMENT ON FUNCTION ipintel.record_as_names(text, bigint, text) IS
     'The AS names of a staged batch (result ->> ''asn'', result ->> p_name_key) into asn_inventory.sources -> p_source -> ''as_name'', as_name by rank (ranked_as_name): the merge step of sources whose only AS fact is a name. Unchanged rows are not written.';
 
+-- The merge step of a source whose answers give their AS as asn and as_name (IPinfo Lite, DB-IP
+-- Lite): their AS names under the run's source.
+CREATE FUNCTION ipintel.merge_as_names(p_run_id bigint, p_batch_id bigint)
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT ipintel.record_as_names(r.source, p_batch_id, 'as_name') FROM ipintel.enrichment_runs r WHERE r.run_id = p_run_id;
+END;
+COMMENT ON FUNCTION ipintel.merge_as_names(bigint, bigint) IS
+    'A shared merge step (enrichment_policy.merge_function) for sources whose answers give asn and as_name: the AS names of the batch under the run''s source in asn_inventory.sources (record_as_names). Unchanged rows are not written.';
+
 CREATE OR REPLACE FUNCTION ipintel.merge_maxmind(p_run_id bigint, p_batch_id bigint)
     RETURNS void
     LANGUAGE sql
@@ -76,16 +88,6 @@ END;
 COMMENT ON FUNCTION ipintel.ipinfo_facts(jsonb) IS
     'Facts of an IPinfo Lite answer: the ASN (observed when the file''s record names one) and the geolocation country (country_code).';
 
-CREATE FUNCTION ipintel.merge_ipinfo(p_run_id bigint, p_batch_id bigint)
-    RETURNS void
-    LANGUAGE sql
-    SET search_path = ''
-BEGIN ATOMIC
-    SELECT ipintel.record_as_names('ipinfo', p_batch_id, 'as_name');
-END;
-COMMENT ON FUNCTION ipintel.merge_ipinfo(bigint, bigint) IS
-    'IPinfo Lite''s own merge step (called by merge_batch): its AS names into asn_inventory.sources -> ipinfo (as_name by rank). Unchanged rows are not written.';
-
 -- dbip: DB-IP Lite (offline .mmdb: Country or City, and ASN; CC BY 4.0)
 CREATE FUNCTION ipintel.dbip_facts(p_result jsonb)
     RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
@@ -97,24 +99,14 @@ END;
 COMMENT ON FUNCTION ipintel.dbip_facts(jsonb) IS
     'Facts of a DB-IP Lite answer: the ASN (observed when the ASN file knows the IP) and the geolocation country.';
 
-CREATE FUNCTION ipintel.merge_dbip(p_run_id bigint, p_batch_id bigint)
-    RETURNS void
-    LANGUAGE sql
-    SET search_path = ''
-BEGIN ATOMIC
-    SELECT ipintel.record_as_names('dbip', p_batch_id, 'as_name');
-END;
-COMMENT ON FUNCTION ipintel.merge_dbip(bigint, bigint) IS
-    'DB-IP Lite''s own merge step (called by merge_batch): the AS names of its ASN file into asn_inventory.sources -> dbip (as_name by rank). Unchanged rows are not written.';
-
 -- Geolocation first: Cymru's country is where the AS registered, not where the IP is.
 UPDATE ipintel.enrichment_policy SET country_rank = 4 WHERE source = 'cymru' AND country_rank = 2;
 INSERT INTO ipintel.enrichment_policy (source, ttl, skip_when_asn_known, kind, pass_order, merge_function,
                                        facts_function, asn_rank, country_rank, is_scanner_rank, is_riot_rank,
                                        ip_type_rank, as_name_rank) VALUES
-    ('ipinfo', interval '7 days', false, 'offline_database', 12, 'ipintel.merge_ipinfo', 'ipintel.ipinfo_facts',
+    ('ipinfo', interval '7 days', false, 'offline_database', 12, 'ipintel.merge_as_names', 'ipintel.ipinfo_facts',
      3, 2, NULL, NULL, NULL, 3),
-    ('dbip', interval '7 days', false, 'offline_database', 14, 'ipintel.merge_dbip', 'ipintel.dbip_facts',
+    ('dbip', interval '7 days', false, 'offline_database', 14, 'ipintel.merge_as_names', 'ipintel.dbip_facts',
      4, 3, NULL, NULL, NULL, 4);
 
 CREATE OR REPLACE VIEW ipintel.snapshot_pending_sources AS

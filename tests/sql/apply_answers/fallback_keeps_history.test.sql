@@ -4,28 +4,13 @@
 BEGIN;
 SELECT plan(3);
 
-CREATE FUNCTION pg_temp.answer(p_source text, p_ip inet, p_result jsonb, p_fetched_at timestamptz)
-    RETURNS void
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    v_run bigint := ipintel.start_run(p_source, '{}'::jsonb);
-    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
-BEGIN
-    INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result)
-    VALUES (v_run, v_batch, p_source, p_ip, p_fetched_at, p_result);
-    PERFORM ipintel.merge_batch(v_run, v_batch);
-    PERFORM ipintel.finish_run(v_run, 'succeeded', NULL);
-END;
-$$;
-
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count)
 VALUES ('81.2.69.7', '2026-11-01', '2026-11-01', 1);
-SELECT pg_temp.answer('maxmind', '81.2.69.7',
-                      '{"found": true, "asn": 64600, "as_org": "MM", "asn_db": {"type": "GeoLite2-ASN"}}',
-                      '2026-11-02');
-SELECT pg_temp.answer('cymru', '81.2.69.7', '{"found": true, "asn": 64601, "as_name": "CY"}', '2026-11-03');
-SELECT pg_temp.answer('cymru', '81.2.69.7', '{"found": false}', '2026-11-20');
+SELECT ipintel_tests.answer('maxmind',
+                            '{"81.2.69.7": {"found": true, "asn": 64600, "as_org": "MM", "asn_db": {"type": "GeoLite2-ASN"}}}',
+                            '2026-11-02');
+SELECT ipintel_tests.answer('cymru', '{"81.2.69.7": {"found": true, "asn": 64601, "as_name": "CY"}}', '2026-11-03');
+SELECT ipintel_tests.answer('cymru', '{"81.2.69.7": {"found": false}}', '2026-11-20');
 
 SELECT results_eq(
     $$SELECT asn, source, lower(valid), upper(valid) FROM ipintel.ip_asn_history

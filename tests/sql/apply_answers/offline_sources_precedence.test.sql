@@ -4,38 +4,20 @@
 BEGIN;
 SELECT plan(7);
 
--- One pass of a source: its answers (ip -> document) staged as one batch of a new run, merged.
-CREATE FUNCTION pg_temp.answer(p_source text, p_answers jsonb, p_fetched_at timestamptz, p_build bigint DEFAULT NULL)
-    RETURNS bigint
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    v_run bigint := ipintel.start_run(p_source, '{}'::jsonb);
-    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
-    v_merged bigint;
-BEGIN
-    INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result, build)
-    SELECT v_run, v_batch, p_source, a.key::inet, p_fetched_at, a.value, p_build FROM jsonb_each(p_answers) a;
-    SELECT m.merged INTO v_merged FROM ipintel.merge_batch(v_run, v_batch) m;
-    PERFORM ipintel.finish_run(v_run, 'succeeded', NULL);
-    RETURN v_merged;
-END;
-$$;
-
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count)
 SELECT ip::inet, '2026-11-01', '2026-11-01', 1
 FROM unnest(ARRAY['203.0.114.91', '203.0.114.92', '203.0.114.93', '203.0.114.94']) AS ip;
 
 -- MaxMind without its ASN file (the City file only): countries, no ASN observation.
-SELECT pg_temp.answer('maxmind', $${
+SELECT ipintel_tests.answer('maxmind', $${
     "203.0.114.91": {"found": true, "country": "NL", "asn": null, "asn_db": null},
     "203.0.114.92": {"found": false, "country": null, "asn": null, "asn_db": null}
 }$$::jsonb, '2026-11-02', 1);
-SELECT pg_temp.answer('ipinfo', $${
+SELECT ipintel_tests.answer('ipinfo', $${
     "203.0.114.91": {"found": true, "asn": 64591, "as_name": "IPINFO-AS", "country_code": "DE", "country": "Germany"},
     "203.0.114.92": {"found": true, "asn": null, "country_code": "BE", "country": "Belgium"}
 }$$::jsonb, '2026-11-02', 1);
-SELECT pg_temp.answer('dbip', $${
+SELECT ipintel_tests.answer('dbip', $${
     "203.0.114.91": {"found": true, "country": "FR", "asn": 64691, "as_name": "DBIP-AS"},
     "203.0.114.92": {"found": true, "country": "FR", "asn": 64692, "as_name": "DBIP-AS2"},
     "203.0.114.93": {"found": true, "country": "IT", "asn": 64693, "as_name": "DBIP-AS3"},
@@ -55,7 +37,7 @@ SELECT results_eq($$SELECT current_asn, current_asn_source, geo_country, geo_cou
                   $$VALUES (64693::bigint, 'dbip', 'IT', 'dbip')$$, 'DB-IP alone: its ASN and country');
 
 -- Team Cymru: live BGP wins the ASN; its registration country loses to every geolocation.
-SELECT pg_temp.answer('cymru', $${
+SELECT ipintel_tests.answer('cymru', $${
     "203.0.114.93": {"found": true, "asn": 64793, "registered_country": "US", "as_name": "CYMRU-AS"},
     "203.0.114.94": {"found": true, "asn": null, "registered_country": "US"}
 }$$::jsonb, '2026-11-02');
@@ -69,7 +51,7 @@ SELECT results_eq($$SELECT current_asn, current_asn_source, geo_country, geo_cou
                   'Cymru''s "allocated, not announced" is an observation that ranks before DB-IP''s ASN');
 
 -- MaxMind's ASN file installed later: it ranks before IPinfo's.
-SELECT pg_temp.answer('maxmind', $${
+SELECT ipintel_tests.answer('maxmind', $${
     "203.0.114.91": {"found": true, "country": "NL", "asn": 64891, "as_org": "MM-AS", "asn_db": {"type": "GeoLite2-ASN"}}
 }$$::jsonb, '2026-11-09', 2);
 SELECT results_eq($$SELECT current_asn, current_asn_source FROM ipintel.ip_inventory WHERE ip = '203.0.114.91'$$,

@@ -5,24 +5,6 @@
 BEGIN;
 SELECT plan(27);
 
--- One pass of a source: its answers (ip -> document) staged as one batch of a new run, merged.
-CREATE FUNCTION pg_temp.answer(p_source text, p_answers jsonb, p_fetched_at timestamptz, p_build bigint DEFAULT NULL)
-    RETURNS bigint
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    v_run bigint := ipintel.start_run(p_source, '{}'::jsonb);
-    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
-    v_merged bigint;
-BEGIN
-    INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result, build)
-    SELECT v_run, v_batch, p_source, a.key::inet, p_fetched_at, a.value, p_build FROM jsonb_each(p_answers) a;
-    SELECT m.merged INTO v_merged FROM ipintel.merge_batch(v_run, v_batch) m;
-    PERFORM ipintel.finish_run(v_run, 'succeeded', NULL);
-    RETURN v_merged;
-END;
-$$;
-
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count)
 SELECT ip::inet, '2026-11-01', '2026-11-01', 1
 FROM unnest(ARRAY['8.8.8.8', '2a00:1450:4001::1', '89.38.234.1', '89.38.234.2', '185.220.101.1', '185.220.101.2',
@@ -38,7 +20,7 @@ SELECT results_eq($$SELECT ip_type, ip_type_source FROM ipintel.ip_inventory WHE
 SELECT results_eq($$SELECT ip_type, ip_type_source FROM ipintel.ip_inventory WHERE ip = '8.8.8.8'$$,
                   $$VALUES ('unknown', NULL::text)$$, 'nothing answered yet: unknown');
 
-SELECT is(pg_temp.answer('maxmind', $${
+SELECT is(ipintel_tests.answer('maxmind', $${
     "8.8.8.8": {"found": true, "country": "US", "asn": 15169, "as_org": "GOOGLE", "asn_db": {"type": "GeoLite2-ASN"}},
     "2a00:1450:4001::1": {"found": true, "country": "DE", "asn": 64496, "as_org": "MM-NAME", "asn_db": {"type": "GeoLite2-ASN"}},
     "89.38.234.2": {"found": true, "country": "RO", "asn": null, "is_anonymous_proxy": true, "asn_db": {"type": "GeoLite2-ASN"}},
@@ -49,7 +31,7 @@ SELECT is(pg_temp.answer('maxmind', $${
     "203.0.114.13": {"found": true, "country": "SE", "asn": 64513, "as_org": "CITY-ONLY", "asn_db": null},
     "10.1.2.3": {"found": false, "country": null, "asn": null, "asn_db": {"type": "GeoLite2-ASN"}}
 }$$::jsonb, '2026-11-02', 100), 9::bigint, 'MaxMind: nine answers merged');
-SELECT is(pg_temp.answer('cymru', $${
+SELECT is(ipintel_tests.answer('cymru', $${
     "89.38.234.1": {"found": true, "asn": null, "prefix": null, "registered_country": "RO"},
     "89.38.234.2": {"found": true, "asn": null, "prefix": null, "registered_country": "RO"},
     "2a00:1450:4001::1": {"found": true, "asn": 15169, "registered_country": "US", "as_name": "GOOGLE, US"},
@@ -57,7 +39,7 @@ SELECT is(pg_temp.answer('cymru', $${
     "203.0.114.11": {"found": false, "asn": null, "origins": []},
     "203.0.114.15": {"found": true, "asn": 64515, "registered_country": "US", "as_name": "CYMRU-AS"}
 }$$::jsonb, '2026-11-03'), 6::bigint, 'Cymru: six answers merged');
-SELECT is(pg_temp.answer('greynoise', $${
+SELECT is(ipintel_tests.answer('greynoise', $${
     "45.33.32.156": {"observed": true, "noise": true, "riot": false, "classification": "malicious"},
     "142.250.1.1": {"observed": true, "noise": false, "riot": true, "name": "Google"},
     "185.220.101.2": {"observed": true, "noise": true, "riot": false},
@@ -65,7 +47,7 @@ SELECT is(pg_temp.answer('greynoise', $${
     "203.0.114.14": {}
 }$$::jsonb, '2026-11-04'), 5::bigint, 'GreyNoise: five answers merged');
 -- MaxMind answers after Cymru for this one: arrival order does not decide, the ranks do.
-SELECT is(pg_temp.answer('maxmind', $${
+SELECT is(ipintel_tests.answer('maxmind', $${
     "203.0.114.15": {"found": true, "country": "CA", "asn": 64516, "as_org": "MM-AS", "asn_db": {"type": "GeoLite2-ASN"}}
 }$$::jsonb, '2026-11-05', 100), 1::bigint, 'a later MaxMind answer merged');
 

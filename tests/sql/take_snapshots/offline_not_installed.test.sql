@@ -7,32 +7,13 @@
 BEGIN;
 SELECT plan(9);
 
--- One pass of a source: its answers (ip -> document) staged as one batch of a new run, merged.
-CREATE FUNCTION pg_temp.answer(p_source text, p_answers jsonb, p_fetched_at timestamptz, p_build bigint DEFAULT NULL)
-    RETURNS bigint
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    v_run bigint := ipintel.start_run(p_source, '{}'::jsonb);
-    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
-    v_merged bigint;
-BEGIN
-    INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result, build)
-    SELECT v_run, v_batch, p_source, a.key::inet, p_fetched_at, a.value, p_build FROM jsonb_each(p_answers) a;
-    SELECT m.merged INTO v_merged FROM ipintel.merge_batch(v_run, v_batch) m;
-    PERFORM ipintel.finish_run(v_run, 'succeeded', NULL);
-    RETURN v_merged;
-END;
-$$;
-CREATE FUNCTION pg_temp.skipped(p_source text) RETURNS bigint LANGUAGE sql
-RETURN ipintel.start_run(p_source, '{}'::jsonb, 'skipped', 'none of its files installed');
 
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count) VALUES
     ('203.0.114.71', '2026-11-01', '2026-11-01', 1),
     ('203.0.114.72', '2026-11-01', '2026-11-01', 1);
-SELECT pg_temp.answer('maxmind', '{"203.0.114.71": {"found": true, "country": "NL", "asn": 64571, "as_org": "MM",
+SELECT ipintel_tests.answer('maxmind', '{"203.0.114.71": {"found": true, "country": "NL", "asn": 64571, "as_org": "MM",
                                                     "asn_db": {"type": "GeoLite2-ASN"}}}', now(), 1);
-SELECT pg_temp.answer('greynoise', '{"203.0.114.71": {"noise": false, "riot": false}}', now());
+SELECT ipintel_tests.answer('greynoise', '{"203.0.114.71": {"noise": false, "riot": false}}', now());
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip) VALUES
     ('s-71', '2026-11-01 12:00', '2026-11-01 12:05', '203.0.114.71');
 
@@ -45,14 +26,14 @@ SELECT results_eq($$SELECT snapshot_asn, snapshot_asn_source, snapshot_country_s
                   'MaxMind ranks before both for ASN and country, but the snapshot is not complete');
 
 -- `ipintel enrich` on a machine without their files: both passes skipped.
-SELECT pg_temp.skipped('ipinfo'), pg_temp.skipped('dbip');
+SELECT ipintel_tests.skipped_pass('ipinfo'), ipintel_tests.skipped_pass('dbip');
 SELECT is_empty($$SELECT 1 FROM ipintel.snapshot_pending_sources WHERE source IN ('ipinfo', 'dbip')$$,
                 'skipped for want of files: not installed, not awaited');
 SELECT is(ipintel.take_snapshots(), 1::bigint, 'the snapshot completes');
 SELECT is_empty($$SELECT 1 FROM ipintel.snapshot_backlog$$, 'nothing waits');
 
 -- IPinfo Lite installed later: its pass answers; a new session of a new IP waits for it again.
-SELECT pg_temp.answer('ipinfo', '{"203.0.114.71": {"found": true, "asn": 64571, "country_code": "NL"}}', now(), 1);
+SELECT ipintel_tests.answer('ipinfo', '{"203.0.114.71": {"found": true, "asn": 64571, "country_code": "NL"}}', now(), 1);
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip) VALUES
     ('s-72', '2026-11-02 12:00', '2026-11-02 12:05', '203.0.114.72');
 SELECT is(waiting_for, ARRAY['cymru', 'greynoise', 'ipinfo', 'maxmind'],
@@ -60,7 +41,7 @@ SELECT is(waiting_for, ARRAY['cymru', 'greynoise', 'ipinfo', 'maxmind'],
 FROM ipintel.snapshot_backlog WHERE session_id = 's-72';
 
 -- A remote service skipped (no key) is still awaited: the offline rule does not apply to it.
-SELECT pg_temp.skipped('greynoise');
+SELECT ipintel_tests.skipped_pass('greynoise');
 SELECT ok('greynoise' = ANY (waiting_for), 'a skipped remote service is still awaited')
 FROM ipintel.snapshot_backlog WHERE session_id = 's-72';
 -- ... and a disabled offline source is not awaited, whatever its runs say.

@@ -6,41 +6,23 @@
 BEGIN;
 SELECT plan(16);
 
--- One pass of a source: its answers (ip -> document) staged as one batch of a new run, merged.
-CREATE FUNCTION pg_temp.answer(p_source text, p_answers jsonb, p_fetched_at timestamptz, p_build bigint DEFAULT NULL)
-    RETURNS bigint
-    LANGUAGE plpgsql
-AS $$
-DECLARE
-    v_run bigint := ipintel.start_run(p_source, '{}'::jsonb);
-    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
-    v_merged bigint;
-BEGIN
-    INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result, build)
-    SELECT v_run, v_batch, p_source, a.key::inet, p_fetched_at, a.value, p_build FROM jsonb_each(p_answers) a;
-    SELECT m.merged INTO v_merged FROM ipintel.merge_batch(v_run, v_batch) m;
-    PERFORM ipintel.finish_run(v_run, 'succeeded', NULL);
-    RETURN v_merged;
-END;
-$$;
-
 UPDATE ipintel.enrichment_policy SET enabled = false WHERE source = 'greynoise';
 -- Cymru asked about every IP, even one whose ASN MaxMind already gave.
 UPDATE ipintel.enrichment_policy SET skip_when_asn_known = false WHERE source = 'cymru';
 
 -- The other offline databases (IPinfo Lite, DB-IP Lite) are not installed: their last pass was
 -- skipped, as `ipintel enrich` records it, so no snapshot waits for them.
-SELECT ipintel.start_run(s, '{}'::jsonb, 'skipped', 'not installed') FROM unnest(ARRAY['ipinfo', 'dbip']) s;
+SELECT ipintel_tests.skipped_pass(s) FROM unnest(ARRAY['ipinfo', 'dbip']) s;
 
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count) VALUES
     ('203.0.114.21', '2026-11-01', '2026-11-01', 1),   -- MaxMind: country and ASN
     ('203.0.114.22', '2026-11-01', '2026-11-01', 1),   -- MaxMind: country, not in its ASN file
     ('203.0.114.23', '2026-11-01', '2026-11-01', 1);   -- Cymru only (so far)
-SELECT pg_temp.answer('maxmind', $${
+SELECT ipintel_tests.answer('maxmind', $${
     "203.0.114.21": {"found": true, "country": "DE", "asn": 64521, "as_org": "MM-AS", "asn_db": {"type": "GeoLite2-ASN"}},
     "203.0.114.22": {"found": true, "country": "FR", "asn": null, "asn_db": {"type": "GeoLite2-ASN"}}
 }$$::jsonb, now(), 1);
-SELECT pg_temp.answer('cymru', $${
+SELECT ipintel_tests.answer('cymru', $${
     "203.0.114.23": {"found": true, "asn": 64523, "registered_country": "US", "as_name": "CYMRU-AS"}
 }$$::jsonb, now());
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip) VALUES
@@ -91,7 +73,7 @@ SELECT is(waiting_for, ARRAY['cymru'], 'b still waits for Cymru: no source gave 
 FROM ipintel.snapshot_backlog WHERE session_id = 'b';
 
 -- Cymru answers b: allocated, not announced.
-SELECT pg_temp.answer('cymru', $${"203.0.114.22": {"found": true, "asn": null, "registered_country": "BE"}}$$::jsonb, now());
+SELECT ipintel_tests.answer('cymru', $${"203.0.114.22": {"found": true, "asn": null, "registered_country": "BE"}}$$::jsonb, now());
 SELECT is(ipintel.take_snapshots(), 1::bigint, 'Cymru''s answer completes b');
 SELECT results_eq(
     $$SELECT snapshot_asn, snapshot_asn_source, snapshot_country, snapshot_country_source, snapshot_ip_type,
@@ -101,7 +83,7 @@ SELECT results_eq(
     'unrouted by Cymru; MaxMind''s country kept (it ranks before Cymru''s BE anyway)');
 
 -- MaxMind answers c: an anonymizer, placed in CA, with another ASN.
-SELECT pg_temp.answer('maxmind', $${"203.0.114.23": {"found": true, "country": "CA", "asn": 64599, "as_org": "MM",
+SELECT ipintel_tests.answer('maxmind', $${"203.0.114.23": {"found": true, "country": "CA", "asn": 64599, "as_org": "MM",
                                                       "is_anonymous_proxy": true, "asn_db": {"type": "GeoLite2-ASN"}}}$$::jsonb,
                       now(), 1);
 SELECT is(ipintel.take_snapshots(), 1::bigint, 'MaxMind''s answer completes c');

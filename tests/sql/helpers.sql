@@ -1,0 +1,30 @@
+-- From tests/sql/helpers.sql: test helpers shared by the pgTAP files (the pgflow practice), in a
+-- schema of their own. tests/run_pgtap.sh installs them in the migrated test database once,
+-- before pg_prove runs the *.test.sql files (each in a transaction it rolls back).
+CREATE SCHEMA ipintel_tests;
+
+-- One pass of a source: its answers (ip -> document) staged as one batch of a new run, merged
+-- through the real path (merge_batch), the run finished. Returns the IPs merged.
+CREATE FUNCTION ipintel_tests.answer(p_source text, p_answers jsonb, p_fetched_at timestamptz, p_build bigint DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_run bigint := ipintel.start_run(p_source, '{}'::jsonb);
+    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
+    v_merged bigint;
+BEGIN
+    INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result, build)
+    SELECT v_run, v_batch, p_source, a.key::inet, p_fetched_at, a.value, p_build FROM jsonb_each(p_answers) a;
+    SELECT m.merged INTO v_merged FROM ipintel.merge_batch(v_run, v_batch) m;
+    PERFORM ipintel.finish_run(v_run, 'succeeded', NULL);
+    RETURN v_merged;
+END;
+$$;
+
+-- What `ipintel enrich` records for a source it skipped (not configured: an offline database
+-- none of whose files is installed, GreyNoise without a key). Returns the run.
+CREATE FUNCTION ipintel_tests.skipped_pass(p_source text)
+    RETURNS bigint
+    LANGUAGE sql
+RETURN ipintel.start_run(p_source, '{}'::jsonb, 'skipped', 'not configured');
