@@ -45,16 +45,26 @@ COMMENT ON TABLE ipintel.enrichment_policy IS
     'The source registry: one row per enrichment source, with its pass order and merge function, how long its result stays fresh, and which IPs it is asked about. Edit the policy columns to change the policy.';
 -- The registry rows: a source's name appears here and in its own functions (sql/080_sources.sql),
 -- nowhere else. The ranks say which facts each source gives and which source wins a fact when
--- several give it (1 first); snapshots wait for a field's sources in that order.
+-- several give it (1 first); snapshots wait for a field's sources in that order:
+--   ASN      cymru 1 (live BGP origin), then the offline files: maxmind 2, ipinfo 3, dbip 4
+--   country  geolocation first: maxmind 1, ipinfo 2, dbip 3; cymru 4 (RIR registration country)
+--   AS name  cymru 1, maxmind 2, ipinfo 3, dbip 4
+-- The offline files run before Team Cymru (pass_order), so Cymru is not asked about IPs they
+-- already attributed (skip_when_asn_known). An offline source with none of its files installed
+-- is skipped, and snapshots do not wait for it (snapshot_pending_sources).
 INSERT INTO ipintel.enrichment_policy (source, ttl, skip_when_asn_known, kind, pass_order, merge_function,
                                        facts_function, asn_rank, country_rank, is_scanner_rank, is_riot_rank,
                                        ip_type_rank, as_name_rank) VALUES
     -- ttl unused: an offline database's answers are due again when a newer build is installed
     ('maxmind', interval '7 days', false, 'offline_database', 10, 'ipintel.merge_maxmind', 'ipintel.maxmind_facts',
      2, 1, NULL, NULL, 2, 2),
+    ('ipinfo', interval '7 days', false, 'offline_database', 12, 'ipintel.merge_as_names', 'ipintel.ipinfo_facts',
+     3, 2, NULL, NULL, NULL, 3),
+    ('dbip', interval '7 days', false, 'offline_database', 14, 'ipintel.merge_as_names', 'ipintel.dbip_facts',
+     4, 3, NULL, NULL, NULL, 4),
     -- by default only for IPs whose ASN no source has given yet; live BGP: its ASN wins
     ('cymru', interval '30 days', true, 'remote_service', 20, 'ipintel.merge_cymru', 'ipintel.cymru_facts',
-     1, 2, NULL, NULL, 3, 1),
+     1, 4, NULL, NULL, 3, 1),
     ('greynoise', interval '7 days', false, 'remote_service', 30, NULL, 'ipintel.greynoise_facts',
      NULL, NULL, 1, 1, 1, NULL);
 
@@ -68,7 +78,7 @@ COMMENT ON COLUMN ipintel.enrichment_policy.min_session_count IS
 COMMENT ON COLUMN ipintel.enrichment_policy.or_login_success IS
     'With min_session_count: IPs with a successful login are asked whatever their session count.';
 COMMENT ON COLUMN ipintel.enrichment_policy.kind IS
-    'offline_database (a local file, e.g. MaxMind .mmdb), remote_service (asked over the network, e.g. Team Cymru, GreyNoise) or reference_list (ranges or lists loaded from files).';
+    'offline_database (local files, e.g. MaxMind, IPinfo Lite or DB-IP Lite .mmdb), remote_service (asked over the network, e.g. Team Cymru, GreyNoise) or reference_list (ranges or lists loaded from files).';
 COMMENT ON COLUMN ipintel.enrichment_policy.pass_order IS '`ipintel enrich` runs the passes in this order (unique).';
 COMMENT ON COLUMN ipintel.enrichment_policy.merge_function IS
     'Schema-qualified name of the source''s own merge step, a function (p_run_id bigint, p_batch_id bigint) RETURNS void that merge_batch calls on a staged batch after recording its answers and before applying their facts (e.g. AS facts into asn_inventory). NULL: the source has none.';
@@ -76,7 +86,8 @@ COMMENT ON COLUMN ipintel.enrichment_policy.facts_function IS
     'Schema-qualified name of the source''s facts function (p_result jsonb) RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text): what one answer document says, recorded in enrichment_state.';
 COMMENT ON COLUMN ipintel.enrichment_policy.asn_rank IS
     'Precedence of this source for the ASN (1 first; NULL: it gives none): current_asn is the ASN observed by the first-ranked source that observed one.';
-COMMENT ON COLUMN ipintel.enrichment_policy.country_rank IS 'Precedence of this source for geo_country (1 first; NULL: it gives none).';
+COMMENT ON COLUMN ipintel.enrichment_policy.country_rank IS
+    'Precedence of this source for geo_country (1 first; NULL: it gives none). By default the geolocation databases come first and Team Cymru''s registration country last.';
 COMMENT ON COLUMN ipintel.enrichment_policy.is_scanner_rank IS 'Precedence of this source for is_scanner (1 first; NULL: it gives none).';
 COMMENT ON COLUMN ipintel.enrichment_policy.is_riot_rank IS 'Precedence of this source for is_riot (1 first; NULL: it gives none).';
 COMMENT ON COLUMN ipintel.enrichment_policy.ip_type_rank IS
@@ -85,7 +96,7 @@ COMMENT ON COLUMN ipintel.enrichment_policy.as_name_rank IS
     'Precedence of this source for asn_inventory.as_name (1 first; NULL: it gives none), from asn_inventory.sources -> source ->> ''as_name''.';
 COMMENT ON COLUMN ipintel.enrichment_policy.snapshot_window IS
     'How long after a session is ingested (session_summaries.created_at) its snapshot still waits for this source: an unknown snapshot field is filled when the source first answers within the window; after it, the field is settled with what is known.';
-COMMENT ON COLUMN ipintel.enrichment_policy.source IS 'Source name (lower case), e.g. maxmind, cymru, greynoise: the key every other table refers to.';
+COMMENT ON COLUMN ipintel.enrichment_policy.source IS 'Source name (lower case), e.g. maxmind, ipinfo, dbip, cymru, greynoise: the key every other table refers to.';
 
 CREATE TABLE ipintel.enrichment_runs (
     run_id       bigint      GENERATED ALWAYS AS IDENTITY,
@@ -108,7 +119,7 @@ CREATE TABLE ipintel.enrichment_runs (
 );
 COMMENT ON TABLE ipintel.enrichment_runs IS 'One row per source pass of `ipintel enrich`.';
 COMMENT ON COLUMN ipintel.enrichment_runs.status IS
-    'running, succeeded, finished_with_failures, stopped (quota or budget spent: the rest stays due), failed (pass aborted, e.g. a broken database file), interrupted (killed; set by the next run) or skipped (not configured).';
+    'running, succeeded, finished_with_failures, stopped (quota or budget spent: the rest stays due), failed (pass aborted, e.g. a broken database file), interrupted (killed; set by the next run) or skipped (not configured: no API key, or an offline database with none of its files installed, which snapshots then do not wait for).';
 COMMENT ON COLUMN ipintel.enrichment_runs.requested IS 'IPs due for this source when the pass started.';
 COMMENT ON COLUMN ipintel.enrichment_runs.fetched IS 'IPs the source answered for (a "not found" answer included).';
 COMMENT ON COLUMN ipintel.enrichment_runs.merged IS

@@ -4,10 +4,11 @@
 --
 -- The rule, for every snapshot_* field of a session: a known field (its *_source set) is never
 -- changed; an unknown one is filled as soon as no source that could still give a better value
--- is awaited. A source is awaited for a session while it is enabled, has no fresh answer for the
--- IP, has not declined it (bogon, policy says not applicable, a failure asking again cannot
--- fix), and the session was ingested less than the source's snapshot_window ago (so a backfill
--- of old logs is completed too). "Better" is the registry's rank for the field
+-- is awaited. A source is awaited for a session while it is enabled (and, for an offline
+-- database, installed: its last pass was not skipped for want of its files), has no fresh answer
+-- for the IP, has not declined it (bogon, policy says not applicable, a failure asking again
+-- cannot fix), and the session was ingested less than the source's snapshot_window ago (so a
+-- backfill of old logs is completed too). "Better" is the registry's rank for the field
 -- (enrichment_policy.asn_rank, country_rank, is_scanner_rank, ip_type_rank): a field is ready
 -- when its value comes from a source ranked before every awaited source of that field, or when
 -- none is awaited. ip_type also waits for the ASN (an IP no source classified is routed once it
@@ -17,7 +18,9 @@
 -- subquery), then grouped per session.
 
 -- (IP, source) pairs a snapshot may still wait for: IPs with an incomplete snapshot, enabled
--- sources without a fresh answer for them that have not declined them.
+-- sources without a fresh answer for them that have not declined them. An offline database whose
+-- last pass was skipped (none of its files installed) will not answer until an operator installs
+-- them: nothing waits for it; its next pass that finds them makes it awaited again.
 CREATE VIEW ipintel.snapshot_pending_sources AS
 SELECT i.ip,
        p.source,
@@ -33,6 +36,10 @@ LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
 LEFT JOIN ipintel.enrichment_failures f
        ON f.source = p.source AND f.ip = i.ip AND f.resolved_at IS NULL AND NOT f.retryable
 WHERE p.enabled
+  -- an offline database is not installed when its last pass was skipped (never run: awaited)
+  AND (p.kind <> 'offline_database'
+       OR (SELECT r.status FROM ipintel.enrichment_runs r WHERE r.source = p.source
+           ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) IS DISTINCT FROM 'skipped')
   AND NOT i.is_bogon
   -- never answered, or its answer is stale (due again): a new session waits for a fresh one
   AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at))
@@ -42,7 +49,7 @@ WHERE p.enabled
   AND NOT (p.min_session_count IS NOT NULL AND ipintel.below_session_threshold(p, i))
   AND i.ip IN (SELECT s.source_ip FROM ipintel.session_summaries s WHERE s.snapshot_complete_at IS NULL);
 COMMENT ON VIEW ipintel.snapshot_pending_sources IS
-    'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks.';
+    'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks. An offline database whose last pass was skipped (none of its files installed) is not waited for.';
 
 -- Per incomplete session: the sources still awaited (their window open) and, per field, the
 -- best rank among them.
@@ -76,7 +83,8 @@ WHERE s.snapshot_complete_at IS NULL;
 COMMENT ON VIEW ipintel.snapshot_backlog IS
     'Sessions whose snapshot is still incomplete, with the sources still awaited (waiting_for; empty: complete at the next take_snapshots) and when the last of their windows closes.';
 COMMENT ON COLUMN ipintel.snapshot_backlog.ingested_at IS 'session_summaries.created_at: each source''s snapshot_window starts here.';
-COMMENT ON COLUMN ipintel.snapshot_backlog.waiting_for IS 'Enabled sources that have neither answered nor declined for the IP while their window is open.';
+COMMENT ON COLUMN ipintel.snapshot_backlog.waiting_for IS
+    'Enabled (and, for offline databases, installed) sources that have neither answered nor declined for the IP while their window is open.';
 COMMENT ON COLUMN ipintel.snapshot_backlog.window_closes_at IS 'When the last awaited source''s window closes; the snapshot is then completed with what is known.';
 
 CREATE FUNCTION ipintel.take_snapshots()

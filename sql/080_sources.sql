@@ -7,6 +7,69 @@
 -- class and a test fake; see the README, "Adding a source".
 
 ------------------------------------------------------------------------------------------
+-- Pieces several sources share (they name no source: the caller passes its own)
+------------------------------------------------------------------------------------------
+-- The facts of an answer that says an ASN and a country and nothing else (an offline file of
+-- ASN and geolocation): the ASN is an observation when the file's record names one (a JSON
+-- number); a record without one says nothing about the ASN.
+CREATE FUNCTION ipintel.asn_country_facts(p_asn jsonb, p_country text)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    LANGUAGE sql
+    IMMUTABLE
+BEGIN ATOMIC
+    SELECT CASE WHEN jsonb_typeof(p_asn) = 'number' THEN p_asn::text::bigint END,
+           coalesce(jsonb_typeof(p_asn) = 'number', false),
+           CASE WHEN p_country ~ '^[A-Z]{2}$' THEN p_country END,
+           NULL::boolean,
+           NULL::boolean,
+           NULL::text;
+END;
+COMMENT ON FUNCTION ipintel.asn_country_facts(jsonb, text) IS
+    'Facts of an answer that gives at most an ASN (observed when it is a JSON number) and a country (when it is an ISO 3166-1 alpha-2 code): the shared body of the facts functions of offline ASN and geolocation files.';
+
+-- A merge step's AS names: the ASN (result ->> 'asn') and name (result ->> p_name_key) of each
+-- answer of the batch, under p_source's key in asn_inventory.sources; as_name is the
+-- first-ranked source's (ranked_as_name). Rows that would not change are skipped here in the
+-- SELECT (ON CONFLICT ... WHERE would still lock every conflicting row).
+CREATE FUNCTION ipintel.record_as_names(p_source text, p_batch_id bigint, p_name_key text)
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    INSERT INTO ipintel.asn_inventory AS a (asn, as_name, sources)
+    SELECT n.asn, n.facts ->> 'as_name', jsonb_build_object(p_source, n.facts)
+    FROM (
+        SELECT DISTINCT ON ((r.result ->> 'asn')::bigint)
+               (r.result ->> 'asn')::bigint AS asn,
+               jsonb_build_object('as_name', r.result ->> p_name_key) AS facts
+        FROM ipintel_staging.enrichment_results r
+        WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL
+        ORDER BY (r.result ->> 'asn')::bigint, r.fetched_at DESC
+    ) n
+    LEFT JOIN ipintel.asn_inventory cur ON cur.asn = n.asn
+    WHERE cur.asn IS NULL OR cur.sources -> p_source IS DISTINCT FROM n.facts
+    ORDER BY n.asn
+    ON CONFLICT (asn) DO UPDATE SET
+        as_name = coalesce(ipintel.ranked_as_name(a.sources || excluded.sources), a.as_name),
+        sources = a.sources || excluded.sources,
+        updated_at = now();
+END;
+COMMENT ON FUNCTION ipintel.record_as_names(text, bigint, text) IS
+    'The AS names of a staged batch (result ->> ''asn'', result ->> p_name_key) into asn_inventory.sources -> p_source -> ''as_name'', as_name by rank (ranked_as_name): the merge step of sources whose only AS fact is a name. Unchanged rows are not written.';
+
+-- The merge step of a source whose answers give their AS as asn and as_name (IPinfo Lite, DB-IP
+-- Lite): their AS names under the run's source.
+CREATE FUNCTION ipintel.merge_as_names(p_run_id bigint, p_batch_id bigint)
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT ipintel.record_as_names(r.source, p_batch_id, 'as_name') FROM ipintel.enrichment_runs r WHERE r.run_id = p_run_id;
+END;
+COMMENT ON FUNCTION ipintel.merge_as_names(bigint, bigint) IS
+    'A shared merge step (enrichment_policy.merge_function) for sources whose answers give asn and as_name: the AS names of the batch under the run''s source in asn_inventory.sources (record_as_names). Unchanged rows are not written.';
+
+------------------------------------------------------------------------------------------
 -- maxmind: offline GeoIP2 / GeoLite2 City (or Country) and ASN databases
 ------------------------------------------------------------------------------------------
 CREATE FUNCTION ipintel.maxmind_facts(p_result jsonb)
@@ -28,34 +91,43 @@ COMMENT ON FUNCTION ipintel.maxmind_facts(jsonb) IS
 
 CREATE FUNCTION ipintel.merge_maxmind(p_run_id bigint, p_batch_id bigint)
     RETURNS void
-    LANGUAGE plpgsql
+    LANGUAGE sql
     SET search_path = ''
-AS $$
-BEGIN
-    -- The AS names of the ASN file, under this source's key in asn_inventory.sources; as_name is
-    -- the first-ranked source's (ranked_as_name). Rows that would not change are skipped here in
-    -- the SELECT (ON CONFLICT ... WHERE would still lock every conflicting row).
-    INSERT INTO ipintel.asn_inventory AS a (asn, as_name, sources)
-    SELECT n.asn, n.facts ->> 'as_name', jsonb_build_object('maxmind', n.facts)
-    FROM (
-        SELECT DISTINCT ON ((r.result ->> 'asn')::bigint)
-               (r.result ->> 'asn')::bigint AS asn,
-               jsonb_build_object('as_name', r.result ->> 'as_org') AS facts
-        FROM ipintel_staging.enrichment_results r
-        WHERE r.batch_id = p_batch_id AND r.result ->> 'asn' IS NOT NULL
-        ORDER BY (r.result ->> 'asn')::bigint, r.fetched_at DESC
-    ) n
-    LEFT JOIN ipintel.asn_inventory cur ON cur.asn = n.asn
-    WHERE cur.asn IS NULL OR cur.sources -> 'maxmind' IS DISTINCT FROM n.facts
-    ORDER BY n.asn
-    ON CONFLICT (asn) DO UPDATE SET
-        as_name = coalesce(ipintel.ranked_as_name(a.sources || excluded.sources), a.as_name),
-        sources = a.sources || excluded.sources,
-        updated_at = now();
+BEGIN ATOMIC
+    -- The AS names of the ASN file (as_org in the answer).
+    SELECT ipintel.record_as_names('maxmind', p_batch_id, 'as_org');
 END;
-$$;
 COMMENT ON FUNCTION ipintel.merge_maxmind(bigint, bigint) IS
     'MaxMind''s own merge step (called by merge_batch): the AS names of the ASN database into asn_inventory.sources -> maxmind (as_name by rank). Unchanged rows are not written.';
+
+------------------------------------------------------------------------------------------
+-- ipinfo: IPinfo Lite (one offline .mmdb: country and ASN; CC BY-SA 4.0). Its merge step is the
+-- shared merge_as_names.
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.ipinfo_facts(p_result jsonb)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    LANGUAGE sql
+    IMMUTABLE
+BEGIN ATOMIC
+    -- The answer keeps IPinfo's field names: country_code is the ISO code (country, the name).
+    SELECT * FROM ipintel.asn_country_facts(p_result -> 'asn', p_result ->> 'country_code');
+END;
+COMMENT ON FUNCTION ipintel.ipinfo_facts(jsonb) IS
+    'Facts of an IPinfo Lite answer: the ASN (observed when the file''s record names one) and the geolocation country (country_code).';
+
+------------------------------------------------------------------------------------------
+-- dbip: DB-IP Lite (offline .mmdb: Country or City, and ASN; CC BY 4.0). Its merge step is the
+-- shared merge_as_names.
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.dbip_facts(p_result jsonb)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    LANGUAGE sql
+    IMMUTABLE
+BEGIN ATOMIC
+    SELECT * FROM ipintel.asn_country_facts(p_result -> 'asn', p_result ->> 'country');
+END;
+COMMENT ON FUNCTION ipintel.dbip_facts(jsonb) IS
+    'Facts of a DB-IP Lite answer: the ASN (observed when the ASN file knows the IP) and the geolocation country.';
 
 ------------------------------------------------------------------------------------------
 -- cymru: Team Cymru IP-to-ASN bulk whois (live BGP origin, RIR registration)

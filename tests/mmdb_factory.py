@@ -186,6 +186,44 @@ def write_asn_db(
     return write_db(path, database_type, records, build_epoch=build_epoch)
 
 
+def ipinfo_record(asn: int | None, as_name: str | None = None, *, country_code: str = "US",
+                  country: str = "United States", continent_code: str = "NA", continent: str = "North America",
+                  as_domain: str | None = None) -> dict[str, Any]:
+    """An IPinfo Lite record: flat, every value a string, the AS number written "AS174". A network
+    no AS announces has no AS fields."""
+    record = {"country_code": country_code, "country": country, "continent_code": continent_code,
+              "continent": continent}
+    if asn is not None:
+        record |= {"asn": f"AS{asn}", "as_name": as_name or f"AS{asn} name", "as_domain": as_domain or f"as{asn}.example"}
+    return record
+
+
+# database_type of the real files: IPinfo Lite's, and DB-IP Lite's (its ASN file says it is
+# GeoLite2-ASN compatible).
+IPINFO_LITE_TYPE = "ipinfo ipinfo_lite.mmdb"
+DBIP_CITY_TYPE = "DBIP-City-Lite"
+DBIP_COUNTRY_TYPE = "DBIP-Country-Lite"
+DBIP_ASN_TYPE = "DBIP-ASN-Lite (compat=GeoLite2-ASN)"
+
+
+def write_ipinfo_db(path: str | Path, records: Mapping[str, dict[str, Any]], *,
+                    build_epoch: int = DEFAULT_BUILD_EPOCH) -> Path:
+    """An IPinfo Lite file (ipinfo_record records)."""
+    return write_db(path, IPINFO_LITE_TYPE, records, build_epoch=build_epoch)
+
+
+def write_dbip_location_db(path: str | Path, records: Mapping[str, dict[str, Any]], *,
+                           database_type: str = DBIP_CITY_TYPE, build_epoch: int = DEFAULT_BUILD_EPOCH) -> Path:
+    """A DB-IP Lite City (or Country) file: GeoLite2-shaped records (city_record, country_record)."""
+    return write_db(path, database_type, records, build_epoch=build_epoch)
+
+
+def write_dbip_asn_db(path: str | Path, records: Mapping[str, dict[str, Any]], *,
+                      build_epoch: int = DEFAULT_BUILD_EPOCH) -> Path:
+    """A DB-IP Lite ASN file: GeoLite2-ASN records (asn_record)."""
+    return write_db(path, DBIP_ASN_TYPE, records, build_epoch=build_epoch)
+
+
 def write_truncated_copy(source: str | Path, target: str | Path, keep: float = 0.5) -> Path:
     """Copy the first ``keep`` fraction of ``source``: the metadata block at the end is lost,
     as after an interrupted download, so opening the file fails."""

@@ -273,7 +273,7 @@ def test_source_must_be_registered_and_a_new_row_is_accepted(db: str, cli_databa
     cli_database(db)
     code, _, err = run(["enrich", "--source", "shodan"], capsys)
     assert (code, one_line(err)) == (
-        2, "ipintel enrich: unknown source shodan (registered in ipintel.enrichment_policy: maxmind, cymru, greynoise)")
+        2, "ipintel enrich: unknown source shodan (registered in ipintel.enrichment_policy: maxmind, ipinfo, dbip, cymru, greynoise)")
     with psycopg.connect(db) as conn:
         conn.execute("INSERT INTO ipintel.enrichment_policy (source, ttl, kind, pass_order, facts_function) "
                      "VALUES ('shodan', '1 day', 'remote_service', 5, 'ipintel.shodan_facts')")

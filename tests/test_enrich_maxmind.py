@@ -26,7 +26,7 @@ from ipintel import cli, passes
 from ipintel.config import Settings
 from ipintel.enrich import EnrichOptions, EnrichSummary, enrich
 from ipintel.locks import Lock
-from ipintel.passes import MaxMindPass
+from ipintel.passes import DbipPass, IpinfoPass, MaxMindPass
 from ipintel.progress import Reporter
 from ipintel.sources import maxmind
 from tests.mmdb_factory import (
@@ -167,6 +167,16 @@ def run_maxmind(dsn: str, geoip_dir: Path, **options: Any) -> EnrichSummary:
     s = settings(dsn, geoip_dir)
     return enrich(s, EnrichOptions(sources=("maxmind",), **options),
                   reporter=Reporter(interactive=False), passes=[MaxMindPass(s, system_dirs=())])
+
+
+def run_uninstalled_offline_passes(dsn: str, geoip_dir: Path) -> EnrichSummary:
+    """The IPinfo Lite and DB-IP Lite passes over a folder without their files: skipped, so no
+    snapshot waits for them (as after a whole `ipintel enrich` on such a machine)."""
+    s = settings(dsn, geoip_dir)
+    summary = enrich(s, EnrichOptions(sources=("ipinfo", "dbip")), reporter=Reporter(interactive=False),
+                     passes=[IpinfoPass(s, system_dirs=()), DbipPass(s, system_dirs=())])
+    assert [p.status for p in summary.passes] == ["skipped", "skipped"]
+    return summary
 
 
 def rows(dsn: str, query: str, params: Any = None) -> list[dict[str, Any]]:
@@ -533,7 +543,7 @@ def test_corrupt_data_section_fails_mid_pass(
     write_corrupt_data_copy(tmp_path / "intact-City.mmdb", bad / "GeoLite2-City.mmdb")
     write_asn_db(bad / "GeoLite2-ASN.mmdb", ASN_RECORDS, build_epoch=ASN_EPOCH)
     monkeypatch.setenv("IPINTEL_GEOIP_DIR", str(bad))
-    monkeypatch.setattr(passes, "MAXMIND_BATCH", 1)
+    monkeypatch.setattr(passes, "OFFLINE_BATCH", 1)
 
     # A broken file is bad configuration, as when it is found broken before the pass: exit 2.
     assert cli.main(["enrich", "--source", "maxmind"]) == 2
@@ -669,12 +679,12 @@ def test_status_prints_the_coverage_view(
     out = capsys.readouterr().out
 
     view = rows(cli_env, "SELECT * FROM ipintel.enrichment_coverage")
-    assert {v["source"] for v in view} == {"maxmind", "cymru", "greynoise"}
+    assert {v["source"] for v in view} == {"maxmind", "ipinfo", "dbip", "cymru", "greynoise"}
     printed: dict[str, list[str]] = {}
     coverage = out[out.index("coverage per source"):out.index("last enrichment runs")]
     for line in coverage.splitlines():
         cells = [c.strip() for c in re.split(r"[│|┃]", line)[1:-1]]
-        if cells and cells[0] in {"maxmind", "cymru", "greynoise"}:
+        if cells and cells[0] in {"maxmind", "ipinfo", "dbip", "cymru", "greynoise"}:
             printed[cells[0]] = cells
     for v in view:
         assert printed[v["source"]][3:] == [str(v[k]) for k in
@@ -688,6 +698,7 @@ def test_status_prints_the_coverage_view(
 
 def test_failed_pass_does_not_snapshot_ips_it_left_due(seeded: str, geoip: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    run_uninstalled_offline_passes(seeded, geoip)
     run_maxmind(seeded, geoip)
     with psycopg.connect(seeded) as conn:
         # New sessions arrive from 1.2.3.4 and from 9.9.9.10, an IP not looked up yet (an answer
@@ -705,7 +716,7 @@ def test_failed_pass_does_not_snapshot_ips_it_left_due(seeded: str, geoip: Path,
                   build_epoch=ASN_EPOCH + 60)
     write_corrupt_data_copy(tmp_path / "intact-City.mmdb", bad / "GeoLite2-City.mmdb")
     write_asn_db(bad / "GeoLite2-ASN.mmdb", ASN_RECORDS)
-    monkeypatch.setattr(passes, "MAXMIND_BATCH", 1)
+    monkeypatch.setattr(passes, "OFFLINE_BATCH", 1)
     summary = run_maxmind(seeded, bad)
     assert summary.passes[0].status == "failed" and summary.exit_code == 2  # a broken file: configuration
 

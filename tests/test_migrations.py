@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -160,3 +161,41 @@ def test_enrichment_state_backfill_moves_freshness_out_of_the_documents(db: str)
     assert datetime.fromisoformat(document["maxmind"]["fetched_at"]) == maxmind_at
     assert datetime.fromisoformat(document["cymru"]["fetched_at"]) == cymru_at
     assert due == [(0,), (1,)], "0015's ips_due reads the restored fetched_at and build_epoch"
+
+
+def registry(dsn: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT * FROM ipintel.enrichment_policy ORDER BY source").fetchall()
+
+
+def test_offline_sources_revision_goes_back_to_0023_unless_their_answers_are_recorded(db: str, empty_db: str) -> None:
+    """0024 registers IPinfo Lite and DB-IP Lite (and ranks Cymru's country after them); its downgrade
+    gives back 0023's schema and registry, with their skipped runs gone, but refuses to drop answers
+    the tiers already hold (ASN history, resolved columns)."""
+    schema.upgrade(empty_db, "0023")
+    at_0023, registry_0023 = schema.schema_dump(empty_db), registry(empty_db)
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT source, asn_rank, country_rank, as_name_rank, pass_order, enabled "
+                            "FROM ipintel.enrichment_policy ORDER BY pass_order").fetchall() == [
+            ("maxmind", 2, 1, 2, 10, True), ("ipinfo", 3, 2, 3, 12, True), ("dbip", 4, 3, 4, 14, True),
+            ("cymru", 1, 4, 1, 20, True), ("greynoise", None, None, None, 30, True)]
+        # What `ipintel enrich` leaves on a machine without their files.
+        conn.execute("SELECT ipintel.start_run(s, '{}'::jsonb, 'skipped', 'not installed') "
+                     "FROM unnest(ARRAY['ipinfo', 'dbip']) s")
+    schema.downgrade(db, "0023")
+    assert schema.schema_dump(db) == at_0023
+    assert registry(db) == registry_0023
+
+    schema.upgrade(db, "head")
+    with psycopg.connect(db) as conn:
+        conn.execute("INSERT INTO ipintel.ip_inventory (ip) VALUES ('203.0.114.9')")
+        run = conn.execute("SELECT ipintel.start_run('ipinfo', '{}'::jsonb)").fetchone()[0]  # type: ignore[index]
+        conn.execute("""INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result)
+                        VALUES (%s, 1, 'ipinfo', '203.0.114.9', now(), '{"found": true, "asn": 64500}')""", (run,))
+        conn.execute("SELECT * FROM ipintel.merge_batch(%s, 1)", (run,))
+    with pytest.raises(Exception, match="cannot downgrade below 0024: IPinfo Lite or DB-IP Lite answers are "
+                                        "recorded for 1 IPs"):
+        schema.downgrade(db, "0023")
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT current_asn_source FROM ipintel.ip_inventory").fetchone() == ("ipinfo",)
+        assert conn.execute("SELECT version_num FROM ipintel_alembic_version").fetchone() == ("0024",)

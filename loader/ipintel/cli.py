@@ -221,6 +221,8 @@ def print_report(settings: config.Settings, *, since: datetime, until: datetime,
                 table.add_row(*(f"{v:,}" if isinstance(v, int) else f"{v:%Y-%m-%d %H:%M}" if isinstance(v, datetime)
                                 else str(v) for v in row.values()))
             console.print(table)
+        for row in db.query_all(conn, db.query("report_attributions")):
+            console.print(f"{row['source']}: {row['attribution']}")
 
 
 def cmd_snapshots_redo(args: argparse.Namespace, settings: config.Settings) -> int:
@@ -255,8 +257,10 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
     console.print(f"demo: routing history from the SYNTHETIC tables shipped for the demo "
                   f"(dataset {routing.DEMO_DATASET}; not real routing data)")
     code = max(code, run_routing_load(settings, routing.demo_snapshots()))
-    # The demo needs no network and no key: the remote passes run only when configured.
-    sources = ["maxmind"]
+    # The demo needs no network and no key: the offline databases (those not installed are
+    # skipped), and the remote passes only when configured.
+    with db.connection(settings.database_url, autocommit=True) as conn:
+        sources = [r["source"] for r in db.query_all(conn, db.query("offline_sources"))]
     if os.environ.get("IPINTEL_CYMRU_ADDR"):
         sources.append("cymru")
     if settings.greynoise_key:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ipintel import db
 from ipintel.config import Settings
@@ -21,9 +22,9 @@ from ipintel.enrich import (
     SkipPass,
     Stopped,
 )
-from ipintel.sources import cymru, greynoise, maxmind
+from ipintel.sources import cymru, dbip, greynoise, ipinfo, maxmind, mmdb
 
-MAXMIND_BATCH = 10_000
+OFFLINE_BATCH = 10_000  # answers of an offline pass per batch (COPY + merge_batch)
 COMMUNITY_DAILY_BUDGET = 50  # GreyNoise community lookups per UTC day unless configured
 # How often a pass waiting on the network says it is alive (progress line, status file); each is
 # throttled to its own interval (10 s), so this only has to be well under that.
@@ -48,46 +49,65 @@ def _address_order(ip: str) -> tuple[int, int]:
     return address.version, int(address)
 
 
-class MaxMindPass:
-    """Offline lookups in the local .mmdb files (or the bundled 2018 demo City database)."""
+class OfflineLookup(Protocol):
+    """Open readers over a source's files (MaxMindLookup, mmdb.RecordLookup)."""
 
-    source = "maxmind"
+    def lookup_many(self, ips: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]: ...
 
-    def __init__(self, settings: Settings, *, system_dirs: tuple[str, ...] = maxmind.SYSTEM_GEOIP_DIRS) -> None:
+    def close(self) -> None: ...
+
+
+class OfflinePass:
+    """A pass over local .mmdb files: found in IPINTEL_GEOIP_DIR (else the system GeoIP folders)
+    by `find`, which returns their provenance (None: none installed, the pass is skipped and said
+    so), opened by `open_lookup`, looked up in address order and written OFFLINE_BATCH answers at
+    a time. A broken file is bad configuration: found in `prepare` it stops the run (exit 2), found
+    mid-pass it fails the pass (BrokenDataError)."""
+
+    source: str
+    product = ""  # how the not-installed message names the files: e.g. "IPinfo Lite"
+    file_names = ""  # e.g. "ipinfo_lite.mmdb"
+
+    def __init__(self, settings: Settings, *, system_dirs: tuple[str, ...] = mmdb.SYSTEM_GEOIP_DIRS) -> None:
         self.settings = settings
         self.system_dirs = system_dirs
-        self.dbs: maxmind.MaxMindDatabases | None = None
+        self.files: list[mmdb.DatabaseFile] = []  # the files `find` chose, newest builds
+
+    def find(self) -> dict[str, Any] | None:
+        raise NotImplementedError
+
+    def open_lookup(self) -> OfflineLookup:
+        raise NotImplementedError
 
     def prepare(self) -> dict[str, Any]:
         try:
-            self.dbs = maxmind.find_databases(self.settings.geoip_dir, self.system_dirs)
-        except maxmind.MaxMindError as exc:
+            provenance = self.find()
+        except mmdb.OfflineDatabaseError as exc:
             raise EnrichError(str(exc)) from exc
-        provenance = self.dbs.provenance()
-        if self.dbs.notice:
-            provenance["notice"] = self.dbs.notice
+        if provenance is None:
+            where = self.settings.geoip_dir or ":".join(self.system_dirs)
+            raise SkipPass(f"no {self.product} database ({self.file_names}) in {where}: {self.source} is not "
+                           "installed, so its pass is skipped and snapshots do not wait for it")
         return provenance
 
     def current_build(self) -> int | None:
-        """The newer build_epoch of the files read: staged with every answer (enrichment_state.build),
+        """The newest build_epoch of the files read: staged with every answer (enrichment_state.build),
         so IPs looked up in an older build than the installed files are due again."""
-        assert self.dbs is not None
-        return max(f.build_epoch for f in (self.dbs.location, self.dbs.asn) if f is not None)
+        return max(f.build_epoch for f in self.files)
 
     def fetch(self, ips: list[str], batches: Batches) -> Stopped | None:
-        assert self.dbs is not None
         # Sorted, consecutive addresses often share a network: lookup_many then reuses a record.
         ordered = sorted(ips, key=_address_order)
         # An offline lookup has no per-IP failure: a broken file fails the whole pass (below).
         results: list[tuple[str, dict[str, Any]]] = []
         try:
-            with maxmind.MaxMindLookup(self.dbs) as lookup:
+            with closing(self.open_lookup()) as lookup:
                 for ip, document in lookup.lookup_many(ordered):
                     results.append((ip, document))
-                    if len(results) >= MAXMIND_BATCH:
+                    if len(results) >= OFFLINE_BATCH:
                         batches.write(results, [])
                         results = []
-        except maxmind.MaxMindError as exc:
+        except mmdb.OfflineDatabaseError as exc:
             # A database broken mid-pass (corrupt data section): what was merged stays, the
             # pass stops and names the file. A broken file is bad configuration (exit 2).
             raise BrokenDataError(str(exc)) from exc
@@ -95,7 +115,60 @@ class MaxMindPass:
         return None
 
     def close(self) -> None:
-        self.dbs = None
+        self.files = []
+
+
+class MaxMindPass(OfflinePass):
+    """Offline lookups in the local .mmdb files (or the bundled 2018 demo City database)."""
+
+    source = "maxmind"
+    dbs: maxmind.MaxMindDatabases | None = None
+
+    def find(self) -> dict[str, Any]:
+        # Never None: without a location database MaxMind falls back to its demo data, or (with
+        # IPINTEL_GEOIP_DIR set) says which file is missing.
+        self.dbs = maxmind.find_databases(self.settings.geoip_dir, self.system_dirs)
+        self.files = [f for f in (self.dbs.location, self.dbs.asn) if f is not None]
+        provenance = self.dbs.provenance()
+        if self.dbs.notice:
+            provenance["notice"] = self.dbs.notice
+        return provenance
+
+    def open_lookup(self) -> OfflineLookup:
+        assert self.dbs is not None
+        return maxmind.MaxMindLookup(self.dbs)
+
+
+class IpinfoPass(OfflinePass):
+    """IPinfo Lite: one local .mmdb, country and ASN. Skipped when no build is installed."""
+
+    source = "ipinfo"
+    product, file_names = ipinfo.SOURCE_NAME, ipinfo.FILE_NAME
+
+    def find(self) -> dict[str, Any] | None:
+        db = ipinfo.find_database(self.settings.geoip_dir, self.system_dirs)
+        self.files = [db] if db else []
+        return {"database": db.provenance(), "attribution": ipinfo.ATTRIBUTION} if db else None
+
+    def open_lookup(self) -> OfflineLookup:
+        return ipinfo.IpinfoLookup(self.files[0])
+
+
+class DbipPass(OfflinePass):
+    """DB-IP Lite: local City or Country, and ASN .mmdb files. Skipped when none is installed."""
+
+    source = "dbip"
+    product, file_names = dbip.SOURCE_NAME, dbip.FILE_NAMES
+    dbs: dbip.DbipDatabases | None = None
+
+    def find(self) -> dict[str, Any] | None:
+        self.dbs = dbip.find_databases(self.settings.geoip_dir, self.system_dirs)
+        self.files = self.dbs.files() if self.dbs else []
+        return {**self.dbs.provenance(), "attribution": dbip.ATTRIBUTION} if self.dbs else None
+
+    def open_lookup(self) -> OfflineLookup:
+        assert self.dbs is not None
+        return dbip.DbipLookup(self.dbs)
 
 
 class CymruPass:
@@ -238,6 +311,8 @@ def greynoise_document(result: greynoise.GreyNoiseResult) -> dict[str, Any]:
 # Each class builds its pass from the settings (a Protocol has no constructor to name in `type[Pass]`).
 PASS_TYPES: dict[str, Callable[[Settings], Pass]] = {
     "maxmind": MaxMindPass,
+    "ipinfo": IpinfoPass,
+    "dbip": DbipPass,
     "cymru": CymruPass,
     "greynoise": GreyNoisePass,
 }

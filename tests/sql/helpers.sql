@@ -1,10 +1,11 @@
--- Helpers shared by the pgTAP files (not a test: run_pgtap.sh loads it once into the test
--- database, after the migrations). They drive the production SQL the way the loader does.
-CREATE SCHEMA pgtap_helpers;
+-- From tests/sql/helpers.sql: test helpers shared by the pgTAP files (the pgflow practice), in a
+-- schema of their own. tests/run_pgtap.sh installs them in the migrated test database once,
+-- before pg_prove runs the *.test.sql files (each in a transaction it rolls back).
+CREATE SCHEMA ipintel_tests;
 
--- One pass of a source: its answers (a JSON object, ip -> document) staged as one batch of a new
--- run and merged by merge_batch; the run is then finished. Returns the IPs merged.
-CREATE FUNCTION pgtap_helpers.answer(p_source text, p_answers jsonb, p_fetched_at timestamptz, p_build bigint DEFAULT NULL)
+-- One pass of a source: its answers (ip -> document) staged as one batch of a new run, merged
+-- through the real path (merge_batch), the run finished. Returns the IPs merged.
+CREATE FUNCTION ipintel_tests.answer(p_source text, p_answers jsonb, p_fetched_at timestamptz, p_build bigint DEFAULT NULL)
     RETURNS bigint
     LANGUAGE plpgsql
 AS $$
@@ -21,9 +22,16 @@ BEGIN
 END;
 $$;
 
+-- What `ipintel enrich` records for a source it skipped (not configured: an offline database
+-- none of whose files is installed, GreyNoise without a key). Returns the run.
+CREATE FUNCTION ipintel_tests.skipped_pass(p_source text)
+    RETURNS bigint
+    LANGUAGE sql
+RETURN ipintel.start_run(p_source, '{}'::jsonb, 'skipped', 'not configured');
+
 -- One routing-table snapshot: {{prefix, asn}, ...} staged and loaded as p_dataset's snapshot of
 -- p_day. Returns whether it was loaded (false: that day was loaded before).
-CREATE FUNCTION pgtap_helpers.load_routes(p_day date, p_pairs text[], p_dataset text DEFAULT 'routeviews')
+CREATE FUNCTION ipintel_tests.load_routes(p_day date, p_pairs text[], p_dataset text DEFAULT 'routeviews')
     RETURNS boolean
     LANGUAGE plpgsql
 AS $$

@@ -8,10 +8,8 @@ or, when none is installed, the 2018 GeoLite2-City build shipped by ``maxminddb-
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
@@ -22,11 +20,13 @@ import geoip2.errors
 import geoip2.models
 import maxminddb
 
-# Where geoipupdate writes by default (Debian package, upstream build, /usr/local installs).
-SYSTEM_GEOIP_DIRS: tuple[str, ...] = (
-    "/usr/share/GeoIP",
-    "/var/lib/GeoIP",
-    "/usr/local/share/GeoIP",
+from ipintel.sources import mmdb
+from ipintel.sources.mmdb import (
+    ALL_IPV6,
+    CORRUPT_RECORD_ERRORS,
+    SYSTEM_GEOIP_DIRS as SYSTEM_GEOIP_DIRS,  # where MaxMind's callers look
+    IPAddress,
+    Network,
 )
 
 # Edition IDs in order of preference: the commercial editions are more accurate than the free
@@ -39,11 +39,7 @@ LOCATION_EDITIONS: tuple[str, ...] = (
 )
 ASN_EDITIONS: tuple[str, ...] = ("GeoLite2-ASN", "GeoIP2-ISP")
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class MaxMindError(Exception):
+class MaxMindError(mmdb.OfflineDatabaseError):
     """A configured or discovered MaxMind database is missing, unreadable or of the wrong type."""
 
 
@@ -72,12 +68,6 @@ class Kind(Enum):
 
 LOCATION_KINDS = frozenset({Kind.CITY, Kind.COUNTRY})
 ASN_KINDS = frozenset({Kind.ASN, Kind.ISP})
-# What an IPv4-only database "knows" of an IPv6 address: nothing, for the whole IPv6 space.
-ALL_IPV6 = ipaddress.IPv6Network("::/0")
-# What geoip2/maxminddb raise when a record cannot be decoded or is not shaped like MaxMind's.
-CORRUPT_RECORD_ERRORS = (
-    maxminddb.InvalidDatabaseError, ValueError, TypeError, KeyError, AttributeError, IndexError,
-)
 
 # How the roles read in error messages.
 LOCATION_ROLE = "a City or Country"
@@ -85,30 +75,15 @@ ASN_ROLE = "a GeoLite2-ASN or GeoIP2-ISP"
 
 
 @dataclass(frozen=True)
-class MaxMindDatabase:
-    """One opened-and-checked .mmdb file, with what is needed to record where data came from."""
+class MaxMindDatabase(mmdb.DatabaseFile):
+    """One opened-and-checked MaxMind file, and the geoip2 method its type answers."""
 
-    path: Path
-    database_type: str
-    build_epoch: int
     kind: Kind
-
-    @property
-    def built_at(self) -> datetime:
-        return datetime.fromtimestamp(self.build_epoch, UTC)
 
     def summary(self) -> dict[str, Any]:
         """The per-lookup provenance stored with every document: which database answered. Its
         build is freshness, not a fact of the answer: staged beside it (enrichment_state.build)."""
         return {"type": self.database_type}
-
-    def provenance(self) -> dict[str, Any]:
-        return {
-            "path": str(self.path),
-            "type": self.database_type,
-            "build_epoch": self.build_epoch,
-            "built_at": self.built_at.isoformat(),
-        }
 
 
 @dataclass(frozen=True)
@@ -145,15 +120,8 @@ def _inspect(path: Path, roles: frozenset[Kind], role: str) -> MaxMindDatabase:
         raise MaxMindError(
             f"{path} holds a {meta.database_type!r} database, not {role} database"
         )
-    epoch = int(meta.build_epoch)
-    try:
-        # The build time is provenance (a date) and a bigint in SQL: it must be a real time.
-        datetime.fromtimestamp(epoch, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise MaxMindError(
-            f"{path} has an impossible build time (build_epoch {epoch}); the file is damaged "
-            "or not a MaxMind build: fetch it again with geoipupdate"
-        ) from None
+    epoch = mmdb.checked_build_epoch(path, int(meta.build_epoch),
+                                     "not a MaxMind build: fetch it again with geoipupdate", MaxMindError)
     return MaxMindDatabase(path, meta.database_type, epoch, kind)
 
 
@@ -202,13 +170,7 @@ def find_databases(
     an error, not a reason to try the next file.
     """
     configured = bool(geoip_dir)
-    if geoip_dir:
-        folders = [Path(part) for part in geoip_dir.split(os.pathsep) if part]
-        for folder in folders:
-            if not folder.is_dir():
-                raise MaxMindError(f"IPINTEL_GEOIP_DIR names {folder}, which is not a folder")
-    else:
-        folders = [Path(part) for part in system_dirs]
+    folders = mmdb.geoip_folders(geoip_dir, system_dirs, MaxMindError)
 
     asn_path = _first_existing(folders, ASN_EDITIONS)
     asn = _inspect(asn_path, ASN_KINDS, ASN_ROLE) if asn_path else None
@@ -324,13 +286,7 @@ class MaxMindLookup:
         previous document is reused instead of decoding them again.  Yielded documents may
         therefore be the same object; do not mutate them.
         """
-        document: dict[str, Any] | None = None
-        networks: tuple[Network, ...] = ()
-        for ip in ips:
-            address = ipaddress.ip_address(ip)
-            if document is None or not all(address in network for network in networks):
-                document, networks = self._lookup(address)
-            yield ip, document
+        return mmdb.lookup_many(ips, self._lookup)
 
     def _lookup(self, ip: str | IPAddress) -> tuple[dict[str, Any], tuple[Network, ...]]:
         """The document, and the networks within which every address gets the same one."""

@@ -53,6 +53,14 @@ SELECT * FROM ipintel.report_ip_types(%(since)s::timestamptz, %(until)s::timesta
 -- `ipintel report`: IPs whose ASN changed in the window.
 SELECT * FROM ipintel.report_asn_moves(%(since)s::timestamptz, %(until)s::timestamptz, %(top)s::bigint);
 
+-- report_attributions --
+-- `ipintel report`: the credit line each source whose data is in the database asks for (its
+-- licence's attribution, kept in the provenance of its runs that merged answers).
+SELECT DISTINCT ON (r.source) r.source, r.provenance ->> 'attribution' AS attribution
+FROM ipintel.enrichment_runs r
+WHERE r.merged > 0 AND r.provenance ? 'attribution'
+ORDER BY r.source, r.run_id DESC;
+
 ------------------------------------------------------------------------------------------
 -- Advisory locks: one ingest and one enrichment at a time per database (ipintel.locks)
 ------------------------------------------------------------------------------------------
@@ -133,6 +141,11 @@ SELECT * FROM ipintel.ingest_chunk(%(run)s::bigint, %(batch)s::bigint, %(file_id
 -- registered_sources --
 -- The source registry, in pass order.
 SELECT source FROM ipintel.enrichment_policy ORDER BY pass_order;
+
+-- offline_sources --
+-- The registered offline databases (kind offline_database), in pass order: what `ipintel demo`
+-- runs without the network.
+SELECT source FROM ipintel.enrichment_policy WHERE kind = 'offline_database' ORDER BY pass_order;
 
 -- running_enrichment_run --
 -- The newest enrichment run still marked running: named when the enrich lock is held.

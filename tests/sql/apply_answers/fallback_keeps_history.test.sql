@@ -6,10 +6,11 @@ SELECT plan(3);
 
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count)
 VALUES ('81.2.69.7', '2026-11-01', '2026-11-01', 1);
-SELECT pgtap_helpers.answer('maxmind', '{"81.2.69.7": {"found": true, "asn": 64600, "as_org": "MM", "asn_db": {"type": "GeoLite2-ASN"}}}',
+SELECT ipintel_tests.answer('maxmind',
+                            '{"81.2.69.7": {"found": true, "asn": 64600, "as_org": "MM", "asn_db": {"type": "GeoLite2-ASN"}}}',
                             '2026-11-02');
-SELECT pgtap_helpers.answer('cymru', '{"81.2.69.7": {"found": true, "asn": 64601, "as_name": "CY"}}', '2026-11-03');
-SELECT pgtap_helpers.answer('cymru', '{"81.2.69.7": {"found": false}}', '2026-11-20');
+SELECT ipintel_tests.answer('cymru', '{"81.2.69.7": {"found": true, "asn": 64601, "as_name": "CY"}}', '2026-11-03');
+SELECT ipintel_tests.answer('cymru', '{"81.2.69.7": {"found": false}}', '2026-11-20');
 
 SELECT results_eq(
     $$SELECT asn, source, lower(valid), upper(valid) FROM ipintel.ip_asn_history

@@ -20,7 +20,7 @@ SELECT results_eq($$SELECT ip_type, ip_type_source FROM ipintel.ip_inventory WHE
 SELECT results_eq($$SELECT ip_type, ip_type_source FROM ipintel.ip_inventory WHERE ip = '8.8.8.8'$$,
                   $$VALUES ('unknown', NULL::text)$$, 'nothing answered yet: unknown');
 
-SELECT is(pgtap_helpers.answer('maxmind', $${
+SELECT is(ipintel_tests.answer('maxmind', $${
     "8.8.8.8": {"found": true, "country": "US", "asn": 15169, "as_org": "GOOGLE", "asn_db": {"type": "GeoLite2-ASN"}},
     "2a00:1450:4001::1": {"found": true, "country": "DE", "asn": 64496, "as_org": "MM-NAME", "asn_db": {"type": "GeoLite2-ASN"}},
     "89.38.234.2": {"found": true, "country": "RO", "asn": null, "is_anonymous_proxy": true, "asn_db": {"type": "GeoLite2-ASN"}},
@@ -31,7 +31,7 @@ SELECT is(pgtap_helpers.answer('maxmind', $${
     "203.0.114.13": {"found": true, "country": "SE", "asn": 64513, "as_org": "CITY-ONLY", "asn_db": null},
     "10.1.2.3": {"found": false, "country": null, "asn": null, "asn_db": {"type": "GeoLite2-ASN"}}
 }$$::jsonb, '2026-11-02', 100), 9::bigint, 'MaxMind: nine answers merged');
-SELECT is(pgtap_helpers.answer('cymru', $${
+SELECT is(ipintel_tests.answer('cymru', $${
     "89.38.234.1": {"found": true, "asn": null, "prefix": null, "registered_country": "RO"},
     "89.38.234.2": {"found": true, "asn": null, "prefix": null, "registered_country": "RO"},
     "2a00:1450:4001::1": {"found": true, "asn": 15169, "registered_country": "US", "as_name": "GOOGLE, US"},
@@ -39,7 +39,7 @@ SELECT is(pgtap_helpers.answer('cymru', $${
     "203.0.114.11": {"found": false, "asn": null, "origins": []},
     "203.0.114.15": {"found": true, "asn": 64515, "registered_country": "US", "as_name": "CYMRU-AS"}
 }$$::jsonb, '2026-11-03'), 6::bigint, 'Cymru: six answers merged');
-SELECT is(pgtap_helpers.answer('greynoise', $${
+SELECT is(ipintel_tests.answer('greynoise', $${
     "45.33.32.156": {"observed": true, "noise": true, "riot": false, "classification": "malicious"},
     "142.250.1.1": {"observed": true, "noise": false, "riot": true, "name": "Google"},
     "185.220.101.2": {"observed": true, "noise": true, "riot": false},
@@ -47,7 +47,7 @@ SELECT is(pgtap_helpers.answer('greynoise', $${
     "203.0.114.14": {}
 }$$::jsonb, '2026-11-04'), 5::bigint, 'GreyNoise: five answers merged');
 -- MaxMind answers after Cymru for this one: arrival order does not decide, the ranks do.
-SELECT is(pgtap_helpers.answer('maxmind', $${
+SELECT is(ipintel_tests.answer('maxmind', $${
     "203.0.114.15": {"found": true, "country": "CA", "asn": 64516, "as_org": "MM-AS", "asn_db": {"type": "GeoLite2-ASN"}}
 }$$::jsonb, '2026-11-05', 100), 1::bigint, 'a later MaxMind answer merged');
 

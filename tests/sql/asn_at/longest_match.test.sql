@@ -3,8 +3,8 @@
 BEGIN;
 SELECT plan(8);
 
-SELECT pgtap_helpers.load_routes('2026-03-01', '{{81.2.0.0/16,100},{81.2.69.0/24,200},{5.6.7.0/24,300},{5.6.7.0/24,301},{2a01:4f8::/32,24940}}');
-SELECT pgtap_helpers.load_routes('2026-03-08', '{{81.2.0.0/16,100},{81.2.69.0/24,201},{2a01:4f8::/32,24940}}');
+SELECT ipintel_tests.load_routes('2026-03-01', '{{81.2.0.0/16,100},{81.2.69.0/24,200},{5.6.7.0/24,300},{5.6.7.0/24,301},{2a01:4f8::/32,24940}}');
+SELECT ipintel_tests.load_routes('2026-03-08', '{{81.2.0.0/16,100},{81.2.69.0/24,201},{2a01:4f8::/32,24940}}');
 
 SELECT is(ipintel.asn_at('81.2.69.7', '2026-03-02 12:00Z'), 200::bigint, 'the more specific /24 wins over the /16');
 SELECT is(ipintel.asn_at('81.2.70.7', '2026-03-02 12:00Z'), 100::bigint, 'outside the /24: the covering /16');

@@ -13,6 +13,9 @@ INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, build, changed_at)
     ('203.0.114.61', 'maxmind', now() - interval '30 days', 100, now() - interval '30 days'),
     ('203.0.114.61', 'cymru', now() - interval '29 days', NULL, now() - interval '29 days'),
     ('203.0.114.61', 'greynoise', now() - interval '8 days', NULL, now() - interval '8 days');
+-- The other offline databases (IPinfo Lite, DB-IP Lite) are not installed: their last pass was
+-- skipped, as `ipintel enrich` records it, so no snapshot waits for them.
+SELECT ipintel_tests.skipped_pass(s) FROM unnest(ARRAY['ipinfo', 'dbip']) s;
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip)
 VALUES ('s-61', now() - interval '1 hour', now(), '203.0.114.61');
 
@@ -29,7 +32,7 @@ WHERE source = 'cymru';
 SELECT is((SELECT array_agg(host(ip)) FROM ipintel.ips_due('cymru')), ARRAY['203.0.114.61'],
           'remote: due after its ttl');
 
-SELECT results_eq($$SELECT source, fresh, stale FROM ipintel.enrichment_coverage ORDER BY source$$,
+SELECT results_eq($$SELECT source, fresh, stale FROM ipintel.enrichment_coverage WHERE source IN ('cymru', 'greynoise', 'maxmind') ORDER BY source$$,
                   $$VALUES ('cymru', 0::bigint, 1::bigint), ('greynoise', 0, 1), ('maxmind', 1, 0)$$,
                   'enrichment_coverage: the old offline answer is fresh, the old remote ones stale');
 SELECT is(waiting_for, ARRAY['cymru', 'greynoise'],

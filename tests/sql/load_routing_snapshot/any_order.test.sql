@@ -15,7 +15,7 @@ INSERT INTO snapshot_files VALUES
 
 -- The staged pairs of one day's file.
 CREATE FUNCTION pg_temp.load(p_day date) RETURNS boolean LANGUAGE sql
-RETURN pgtap_helpers.load_routes(p_day, (SELECT array_agg(ARRAY[f.prefix::text, f.asn::text]) FROM snapshot_files f WHERE f.day = p_day));
+RETURN ipintel_tests.load_routes(p_day, (SELECT array_agg(ARRAY[f.prefix::text, f.asn::text]) FROM snapshot_files f WHERE f.day = p_day));
 
 -- The table after loading the days in one order, as text.
 CREATE FUNCTION pg_temp.table_after(p_days date[]) RETURNS text LANGUAGE plpgsql AS $$

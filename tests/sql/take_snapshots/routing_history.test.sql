@@ -5,8 +5,8 @@
 BEGIN;
 SELECT plan(4);
 
-SELECT pgtap_helpers.load_routes('2018-05-06', '{{81.2.69.0/24,64500}}');
-SELECT pgtap_helpers.load_routes('2018-05-13', '{{81.2.69.0/24,64501}}');
+SELECT ipintel_tests.load_routes('2018-05-06', '{{81.2.69.0/24,64500}}');
+SELECT ipintel_tests.load_routes('2018-05-13', '{{81.2.69.0/24,64501}}');
 
 -- Only GreyNoise-free snapshots here: every source but MaxMind disabled; MaxMind answered now
 -- with another ASN (the current one).
@@ -32,7 +32,7 @@ SELECT results_eq($$SELECT session_id, snapshot_asn, snapshot_asn_source FROM ip
 SELECT is((SELECT count(*) FROM ipintel.session_summaries WHERE snapshot_complete_at IS NOT NULL), 3::bigint,
           'all complete');
 -- Loading routing history later does not rewrite a snapshot taken from the current ASN.
-SELECT pgtap_helpers.load_routes('2026-10-30', '{{81.2.69.0/24,65000}}');
+SELECT ipintel_tests.load_routes('2026-10-30', '{{81.2.69.0/24,65000}}');
 SELECT ipintel.take_snapshots();
 SELECT is((SELECT snapshot_asn_source FROM ipintel.session_summaries WHERE session_id = 'years-later'), 'maxmind:current',
           'a complete snapshot is not rewritten by routing history loaded later');
