@@ -1,6 +1,10 @@
 -- From sql/090_attribution_views.sql
 -- Views for analysts: attribution per session (point in time) and ASN moves over time.
 
+-- Each field is the snapshot's once known; the IP's current value is looked up only for the
+-- sessions whose snapshot does not know it yet (a lazy subquery, not a join of every session):
+-- a query that reads only snapshot-known sessions never touches ip_inventory, and one that does
+-- not read as_name never touches asn_inventory (the planner drops that LEFT JOIN).
 CREATE VIEW ipintel.session_attribution AS
 SELECT s.session_id,
        s.sensor,
@@ -8,20 +12,27 @@ SELECT s.session_id,
        s.last_event_at,
        s.protocol,
        s.source_ip,
-       CASE WHEN s.snapshot_asn_source IS NOT NULL THEN s.snapshot_asn ELSE i.current_asn END AS asn,
+       x.asn,
        a.as_name,
-       CASE WHEN s.snapshot_country_source IS NOT NULL THEN s.snapshot_country ELSE i.geo_country END AS country,
-       CASE WHEN s.snapshot_ip_type_source IS NOT NULL THEN s.snapshot_ip_type ELSE i.ip_type END AS ip_type,
-       CASE WHEN s.snapshot_is_scanner_source IS NOT NULL THEN s.snapshot_is_scanner ELSE i.is_scanner END AS is_scanner,
+       x.country,
+       x.ip_type,
+       x.is_scanner,
        s.snapshot_complete_at IS NOT NULL AS from_snapshot,
        s.login_attempts,
        s.login_successes,
        s.command_count,
        s.download_count
 FROM ipintel.session_summaries s
-JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
-LEFT JOIN ipintel.asn_inventory a
-       ON a.asn = CASE WHEN s.snapshot_asn_source IS NOT NULL THEN s.snapshot_asn ELSE i.current_asn END;
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN s.snapshot_asn_source IS NOT NULL THEN s.snapshot_asn
+                ELSE (SELECT i.current_asn FROM ipintel.ip_inventory i WHERE i.ip = s.source_ip) END AS asn,
+           CASE WHEN s.snapshot_country_source IS NOT NULL THEN s.snapshot_country
+                ELSE (SELECT i.geo_country FROM ipintel.ip_inventory i WHERE i.ip = s.source_ip) END AS country,
+           CASE WHEN s.snapshot_ip_type_source IS NOT NULL THEN s.snapshot_ip_type
+                ELSE (SELECT i.ip_type FROM ipintel.ip_inventory i WHERE i.ip = s.source_ip) END AS ip_type,
+           CASE WHEN s.snapshot_is_scanner_source IS NOT NULL THEN s.snapshot_is_scanner
+                ELSE (SELECT i.is_scanner FROM ipintel.ip_inventory i WHERE i.ip = s.source_ip) END AS is_scanner) x
+LEFT JOIN ipintel.asn_inventory a ON a.asn = x.asn;
 COMMENT ON VIEW ipintel.session_attribution IS
     'One row per session with who it came from: each field is the point-in-time snapshot once known, else what ip_inventory knows now.';
 COMMENT ON COLUMN ipintel.session_attribution.asn IS 'snapshot_asn once known (snapshot_asn_source set), else current_asn.';
