@@ -123,6 +123,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.report_asn_moves(timestamptz, timestamptz, bigint),
     ipintel.status_last_runs(bigint),
     ipintel.status_open_failures(),
+    ipintel.ip_inventory_row(inet),
     ipintel.activity_by_asn(timestamptz, timestamptz),
     ipintel.activity_by_country(timestamptz, timestamptz),
     ipintel.activity_by_day(timestamptz, timestamptz),

@@ -1,5 +1,6 @@
 -- From migrations/versions/0024_analyst_views.downgrade.sql: back to 0023 (the analyst's
--- functions and the window index go; session_attribution joins ip_inventory again).
+-- functions and the window index go; session_attribution joins ip_inventory again, and
+-- report_top_asns reads it as before).
 -- squawk-ignore-file ban-drop-function
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
@@ -44,6 +45,22 @@ FROM ipintel.session_summaries s
 JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
 LEFT JOIN ipintel.asn_inventory a
        ON a.asn = CASE WHEN s.snapshot_asn_source IS NOT NULL THEN s.snapshot_asn ELSE i.current_asn END;
+DROP FUNCTION ipintel.ip_inventory_row(inet);
+
+CREATE OR REPLACE FUNCTION ipintel.report_top_asns(p_since timestamptz, p_until timestamptz, p_top bigint)
+    RETURNS TABLE (asn text, name text, sessions bigint, ips bigint, logins bigint)
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT coalesce(a.asn::text, '-'), coalesce(a.as_name, '(unknown)'), count(*),
+           count(DISTINCT a.source_ip), sum(a.login_successes)::bigint
+    FROM ipintel.session_attribution a
+    WHERE a.first_event_at >= p_since AND a.first_event_at < p_until
+    GROUP BY 1, 2
+    ORDER BY 3 DESC, 1
+    LIMIT p_top;
+END;
 
 -- A downgrade runs in the revision's transaction (no CONCURRENTLY there): the drop itself is
 -- instant once lock_timeout lets it take its lock.

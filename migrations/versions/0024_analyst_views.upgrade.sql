@@ -9,6 +9,16 @@
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
 
+CREATE FUNCTION ipintel.ip_inventory_row(p_ip inet)
+    RETURNS ipintel.ip_inventory
+    LANGUAGE sql
+    STABLE
+    PARALLEL SAFE
+    COST 1
+RETURN (SELECT i FROM ipintel.ip_inventory i WHERE i.ip = p_ip);
+COMMENT ON FUNCTION ipintel.ip_inventory_row(inet) IS
+    'The ip_inventory row of p_ip (NULL when none): session_attribution''s fallback for the fields a snapshot does not know yet.';
+
 CREATE OR REPLACE VIEW ipintel.session_attribution AS
 SELECT s.session_id,
        s.sensor,
@@ -29,14 +39,32 @@ SELECT s.session_id,
 FROM ipintel.session_summaries s
 CROSS JOIN LATERAL (
     SELECT CASE WHEN s.snapshot_asn_source IS NOT NULL THEN s.snapshot_asn
-                ELSE (SELECT i.current_asn FROM ipintel.ip_inventory i WHERE i.ip = s.source_ip) END AS asn,
+                ELSE (ipintel.ip_inventory_row(s.source_ip)).current_asn END AS asn,
            CASE WHEN s.snapshot_country_source IS NOT NULL THEN s.snapshot_country
-                ELSE (SELECT i.geo_country FROM ipintel.ip_inventory i WHERE i.ip = s.source_ip) END AS country,
+                ELSE (ipintel.ip_inventory_row(s.source_ip)).geo_country END AS country,
            CASE WHEN s.snapshot_ip_type_source IS NOT NULL THEN s.snapshot_ip_type
-                ELSE (SELECT i.ip_type FROM ipintel.ip_inventory i WHERE i.ip = s.source_ip) END AS ip_type,
+                ELSE (ipintel.ip_inventory_row(s.source_ip)).ip_type END AS ip_type,
            CASE WHEN s.snapshot_is_scanner_source IS NOT NULL THEN s.snapshot_is_scanner
-                ELSE (SELECT i.is_scanner FROM ipintel.ip_inventory i WHERE i.ip = s.source_ip) END AS is_scanner) x
+                ELSE (ipintel.ip_inventory_row(s.source_ip)).is_scanner END AS is_scanner) x
 LEFT JOIN ipintel.asn_inventory a ON a.asn = x.asn;
+
+CREATE OR REPLACE FUNCTION ipintel.report_top_asns(p_since timestamptz, p_until timestamptz, p_top bigint)
+    RETURNS TABLE (asn text, name text, sessions bigint, ips bigint, logins bigint)
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    -- Aggregated by ASN first, named after (one AS name lookup per ASN, not per session).
+    SELECT coalesce(g.asn::text, '-'), coalesce(n.as_name, '(unknown)'), g.sessions, g.ips, g.logins
+    FROM (SELECT a.asn, count(*) AS sessions, count(DISTINCT a.source_ip) AS ips,
+                 sum(a.login_successes)::bigint AS logins
+          FROM ipintel.session_attribution a
+          WHERE a.first_event_at >= p_since AND a.first_event_at < p_until
+          GROUP BY a.asn) g
+    LEFT JOIN ipintel.asn_inventory n ON n.asn = g.asn
+    ORDER BY 3 DESC, 1
+    LIMIT p_top;
+END;
 
 ------------------------------------------------------------------------------------------
 -- Activity in a window: per ASN, per country, per day, per class
