@@ -604,6 +604,7 @@ COMMENT ON FUNCTION ipintel.ips_in(bigint[], text[]) IS
 -- Read-only: analysts and the loader (ipintel report, ipintel verify, ipintel enrich --asn).
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ipintel FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
+    ipintel.ip_inventory_row(inet),
     ipintel.activity_by_asn(timestamptz, timestamptz),
     ipintel.activity_by_country(timestamptz, timestamptz),
     ipintel.activity_by_day(timestamptz, timestamptz),
