@@ -212,6 +212,9 @@ def measure(dsn: str, *, show_plans: bool = False) -> dict[str, Any]:
     results["ipintel_verify_seconds"] = round(time.perf_counter() - started, 2)
     results["ipintel_verify_exit"] = verify.returncode
     results["ratio_jsonb_to_snapshot"] = round(results["top20_jsonb_old_way_ms"] / results["top20_snapshot_ms"], 1)
+    # Other work on the machine slows every figure: say how busy it was.
+    results["load_average_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
+    results["cpus"] = os.cpu_count()
     return results
 
 
@@ -234,5 +237,6 @@ def run(server: str, *, sessions: int, ips: int, asns: int, show_plans: bool = F
           flush=True)
     print(f"    verify_counts(): {results['verify_counts_ms']:.0f} ms; verify_snapshots(): "
           f"{results['verify_snapshots_ms']:.0f} ms; `ipintel verify`: {results['ipintel_verify_seconds']} s "
-          f"(exit {results['ipintel_verify_exit']})", flush=True)
+          f"(exit {results['ipintel_verify_exit']}); load average {results['load_average_1_5_15']} on "
+          f"{results['cpus']} CPUs", flush=True)
     return results
