@@ -17,6 +17,7 @@ FAULTS_PG_DIR ?= .ipintel-pg-faults
 # cannot enter here).
 LOCALDB       = $(PYTHON) -m devtools.localdb
 LOCALDB_START = $(PY) -m devtools.localdb start
+TEST_DEB_PACKAGES := chromium
 DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-15-plpgsql-check postgresql-15-ip4r libtap-parser-sourcehandler-pgtap-perl
 # An installed ipintel has no default database: every target passes DATABASE_URL, the
 # environment's when set, otherwise the project-local cluster's (make db; without one, localdb
@@ -24,7 +25,7 @@ DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-
 DB_URL = $${DATABASE_URL:-$$($(LOCALDB) url --dir $(PG_DIR))}
 WITH_DB = url="$(DB_URL)" && DATABASE_URL="$$url"
 
-.PHONY: help setup system-packages db db-stop migrate ingest enrich status report demo test test-faults lint-migrations bench bench-quick clean
+.PHONY: help setup system-packages test-packages db db-stop migrate ingest enrich status report demo test test-faults lint-migrations bench bench-quick clean
 
 help:
 	@echo "make demo    set everything up, start a local PostgreSQL, migrate, ingest and enrich a sample"
@@ -35,8 +36,8 @@ help:
 setup: system-packages $(VENV)/.installed
 
 # Debian packages: installed when missing and we are root, otherwise named exactly.
-system-packages:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+define install_missing
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	    if [ "$$(id -u)" = 0 ]; then \
 	        echo "installing Debian packages:$$missing"; \
@@ -45,6 +46,14 @@ system-packages:
 	        echo "missing Debian packages; run as root: apt-get install$$missing" >&2; exit 2; \
 	    fi; \
 	fi
+endef
+
+system-packages:
+	$(call install_missing,$(DEB_PACKAGES))
+
+# What only the tests need: headless Chromium opens the HTML report (tests/test_report_html.py).
+test-packages:
+	$(call install_missing,$(TEST_DEB_PACKAGES))
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +93,7 @@ status: | $(IPINTEL)
 report: | $(IPINTEL)
 	$(WITH_DB) $(IPINTEL) report
 
+# Ends with the HTML report (demo-data/report.html) and its path.
 demo: migrate
 	$(WITH_DB) $(IPINTEL) demo
 
@@ -97,7 +107,7 @@ lint-migrations: setup
 # else a container of docker/postgres.Dockerfile when a Docker engine answers, else the throwaway
 # local cluster in $(TEST_PG_DIR) (fsync off); IPINTEL_TEST_BACKEND=local|container forces one.
 # It says which in one line, and stops what it started whatever happens.
-test: setup lint-migrations
+test: setup test-packages lint-migrations
 	@$(PY) -m devtools.backend run --local-dir $(TEST_PG_DIR) -- bash -ec '\
 	    echo "== pgTAP (pg_prove) against a migrated database"; \
 	    PYTHON=$(PY) tests/run_pgtap.sh "$$IPINTEL_TEST_DSN"; \

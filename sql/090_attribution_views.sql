@@ -1,6 +1,23 @@
 -- From sql/090_attribution_views.sql
 -- Views for analysts: attribution per session (point in time) and ASN moves over time.
 
+-- Each field is the snapshot's once known; the IP's current row is looked up only for the
+-- sessions whose snapshot does not know that field yet (a function call in the CASE's other
+-- branch, not a join of every session): a query that reads only snapshot-known fields never
+-- touches ip_inventory, and one that does not read as_name never touches asn_inventory (the
+-- planner drops that LEFT JOIN). The lookup is a function of declared COST 1, not a subquery:
+-- the planner costs a CASE's every branch as if it ran for every row, and a subquery's index
+-- scan, counted once per session, made big windows look expensive enough to JIT-compile.
+CREATE FUNCTION ipintel.ip_inventory_row(p_ip inet)
+    RETURNS ipintel.ip_inventory
+    LANGUAGE sql
+    STABLE
+    PARALLEL SAFE
+    COST 1
+RETURN (SELECT i FROM ipintel.ip_inventory i WHERE i.ip = p_ip);
+COMMENT ON FUNCTION ipintel.ip_inventory_row(inet) IS
+    'The ip_inventory row of p_ip (NULL when none): session_attribution''s fallback for the fields a snapshot does not know yet.';
+
 CREATE VIEW ipintel.session_attribution AS
 SELECT s.session_id,
        s.sensor,
@@ -8,20 +25,27 @@ SELECT s.session_id,
        s.last_event_at,
        s.protocol,
        s.source_ip,
-       CASE WHEN s.snapshot_asn_source IS NOT NULL THEN s.snapshot_asn ELSE i.current_asn END AS asn,
+       x.asn,
        a.as_name,
-       CASE WHEN s.snapshot_country_source IS NOT NULL THEN s.snapshot_country ELSE i.geo_country END AS country,
-       CASE WHEN s.snapshot_ip_type_source IS NOT NULL THEN s.snapshot_ip_type ELSE i.ip_type END AS ip_type,
-       CASE WHEN s.snapshot_is_scanner_source IS NOT NULL THEN s.snapshot_is_scanner ELSE i.is_scanner END AS is_scanner,
+       x.country,
+       x.ip_type,
+       x.is_scanner,
        s.snapshot_complete_at IS NOT NULL AS from_snapshot,
        s.login_attempts,
        s.login_successes,
        s.command_count,
        s.download_count
 FROM ipintel.session_summaries s
-JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
-LEFT JOIN ipintel.asn_inventory a
-       ON a.asn = CASE WHEN s.snapshot_asn_source IS NOT NULL THEN s.snapshot_asn ELSE i.current_asn END;
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN s.snapshot_asn_source IS NOT NULL THEN s.snapshot_asn
+                ELSE (ipintel.ip_inventory_row(s.source_ip)).current_asn END AS asn,
+           CASE WHEN s.snapshot_country_source IS NOT NULL THEN s.snapshot_country
+                ELSE (ipintel.ip_inventory_row(s.source_ip)).geo_country END AS country,
+           CASE WHEN s.snapshot_ip_type_source IS NOT NULL THEN s.snapshot_ip_type
+                ELSE (ipintel.ip_inventory_row(s.source_ip)).ip_type END AS ip_type,
+           CASE WHEN s.snapshot_is_scanner_source IS NOT NULL THEN s.snapshot_is_scanner
+                ELSE (ipintel.ip_inventory_row(s.source_ip)).is_scanner END AS is_scanner) x
+LEFT JOIN ipintel.asn_inventory a ON a.asn = x.asn;
 COMMENT ON VIEW ipintel.session_attribution IS
     'One row per session with who it came from: each field is the point-in-time snapshot once known, else what ip_inventory knows now.';
 COMMENT ON COLUMN ipintel.session_attribution.asn IS 'snapshot_asn once known (snapshot_asn_source set), else current_asn.';

@@ -12,11 +12,14 @@ CREATE FUNCTION ipintel.report_top_asns(p_since timestamptz, p_until timestamptz
     STABLE
     SET search_path = ''
 BEGIN ATOMIC
-    SELECT coalesce(a.asn::text, '-'), coalesce(a.as_name, '(unknown)'), count(*),
-           count(DISTINCT a.source_ip), sum(a.login_successes)::bigint
-    FROM ipintel.session_attribution a
-    WHERE a.first_event_at >= p_since AND a.first_event_at < p_until
-    GROUP BY 1, 2
+    -- Aggregated by ASN first, named after (one AS name lookup per ASN, not per session).
+    SELECT coalesce(g.asn::text, '-'), coalesce(n.as_name, '(unknown)'), g.sessions, g.ips, g.logins
+    FROM (SELECT a.asn, count(*) AS sessions, count(DISTINCT a.source_ip) AS ips,
+                 sum(a.login_successes)::bigint AS logins
+          FROM ipintel.session_attribution a
+          WHERE a.first_event_at >= p_since AND a.first_event_at < p_until
+          GROUP BY a.asn) g
+    LEFT JOIN ipintel.asn_inventory n ON n.asn = g.asn
     ORDER BY 3 DESC, 1
     LIMIT p_top;
 END;

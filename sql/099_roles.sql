@@ -122,7 +122,26 @@ GRANT EXECUTE ON FUNCTION
     ipintel.report_ip_types(timestamptz, timestamptz, bigint),
     ipintel.report_asn_moves(timestamptz, timestamptz, bigint),
     ipintel.status_last_runs(bigint),
-    ipintel.status_open_failures()
+    ipintel.status_open_failures(),
+    ipintel.ip_inventory_row(inet),
+    ipintel.activity_by_asn(timestamptz, timestamptz),
+    ipintel.activity_by_country(timestamptz, timestamptz),
+    ipintel.activity_by_day(timestamptz, timestamptz),
+    ipintel.activity_by_class(timestamptz, timestamptz),
+    ipintel.asn_trends(timestamptz),
+    ipintel.country_trends(timestamptz),
+    ipintel.ip_timeline(inet),
+    ipintel.asn_sessions(bigint),
+    ipintel.asn_ips(bigint),
+    ipintel.asn_ips_by_day(bigint, timestamptz, timestamptz),
+    ipintel.session_fingerprints(timestamptz, timestamptz),
+    ipintel.campaigns(timestamptz, timestamptz),
+    ipintel.campaign_ips(text, text, timestamptz, timestamptz),
+    ipintel.report_sources(),
+    ipintel.report_routing_snapshots(),
+    ipintel.verify_counts(),
+    ipintel.verify_snapshots(),
+    ipintel.ips_in(bigint[], text[])
 TO ipintel_reader, ipintel_loader;
 DO $$
 BEGIN

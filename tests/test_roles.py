@@ -93,6 +93,12 @@ def test_the_reader_reads_every_table_view_and_report(login_as: Callable[[str], 
             conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(relation)))
         conn.execute("SELECT * FROM ipintel.report_top_asns(now() - interval '7 days', now(), 10)")
         conn.execute("SELECT * FROM ipintel.snapshot_backlog")
+        # the analyst's functions and ipintel verify's checks (revision 0025)
+        conn.execute("SELECT * FROM ipintel.activity_by_asn(now() - interval '7 days', now())")
+        conn.execute("SELECT * FROM ipintel.campaigns(now() - interval '7 days', now())")
+        conn.execute("SELECT * FROM ipintel.ip_timeline('192.0.2.1')")
+        conn.execute("SELECT * FROM ipintel.verify_counts()")
+        conn.execute("SELECT * FROM ipintel.verify_snapshots()")
 
 
 def test_no_function_is_executable_by_public(db: str) -> None:

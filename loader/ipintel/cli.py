@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # annotations only: each command imports what it runs when it
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C as shells report SIGINT; SIGTERM (systemd, timeout) too
 # Commands that read or write the ipintel schema: they refuse a database not at this ipintel's head.
-NEEDS_SCHEMA = frozenset({"ingest", "enrich", "status", "report", "demo", "snapshots", "routing"})
+NEEDS_SCHEMA = frozenset({"ingest", "enrich", "status", "report", "verify", "demo", "snapshots", "routing"})
 
 # Events merge_cowrie_events() turns into session facts; others are counted only.
 KNOWN_EVENTIDS = frozenset({
@@ -112,8 +112,8 @@ def cmd_enrich(args: argparse.Namespace, settings: config.Settings) -> int:
     if getattr(args, "greynoise_tier", None):
         settings = dataclasses.replace(settings, greynoise_tier=args.greynoise_tier)
     return run_enrich(settings, enrich.EnrichOptions(
-        sources=args.source or (), limit=args.limit, ips=args.ip or (), force=args.force,
-        wait=args.wait, status_file=args.status_file))
+        sources=args.source or (), limit=args.limit, ips=args.ip or (), asns=args.asn or (),
+        countries=args.country or (), force=args.force, wait=args.wait, status_file=args.status_file))
 
 
 def run_enrich(settings: config.Settings, options: enrich.EnrichOptions) -> int:
@@ -201,7 +201,33 @@ def cmd_report(args: argparse.Namespace, settings: config.Settings) -> int:
     if since >= until:
         err_console.print(f"ipintel report: --since {since:%Y-%m-%d} is not before --until {until:%Y-%m-%d}")
         return EXIT_USAGE
-    print_report(settings, since=since, until=until, top=args.top)
+    if args.format == "table":
+        if args.output is not None:
+            err_console.print("ipintel report: --output is for --format json or html (the table is printed)")
+            return EXIT_USAGE
+        print_report(settings, since=since, until=until, top=args.top)
+        return EXIT_OK
+    return write_report(settings, args.format, args.output, since=since, until=until, top=args.top)
+
+
+def write_report(settings: config.Settings, fmt: str, output: Path | None, *, since: datetime, until: datetime,
+                 top: int) -> int:
+    """The report as JSON or one self-contained HTML file, to `output` (stdout when None)."""
+    from ipintel import report
+
+    with db.connection(settings.database_url) as conn:
+        data = report.collect(conn, since=since, until=until, top=top)
+    text = report.to_json(data) if fmt == "json" else report.to_html(data)
+    if output is None:
+        sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        err_console.print(f"ipintel report: cannot write {output}: {exc.strerror or exc}")
+        return EXIT_USAGE
+    what = "no sessions in this window" if data["empty"] else f"{data['totals']['sessions']:,} sessions"
+    err_console.print(f"ipintel report: {fmt} report written to {output} ({what})")
     return EXIT_OK
 
 
@@ -209,6 +235,11 @@ def print_report(settings: config.Settings, *, since: datetime, until: datetime,
     """The report tables for sessions from `since` (inclusive) to `until` (exclusive)."""
     params = {"since": since, "until": until, "top": top}
     with db.connection(settings.database_url) as conn:
+        totals = db.query_one(conn, db.query("report_totals"), params)
+        assert totals is not None
+        if totals["sessions_in_database"] == 0:
+            console.print("The database holds no sessions yet: nothing to report "
+                          "(load Cowrie logs with `ipintel ingest`, then `ipintel enrich`).")
         for title, name in REPORT_QUERIES.items():
             rows = db.query_all(conn, db.query(name), params)
             table = Table(title=f"{title} ({since:%Y-%m-%d} .. {until:%Y-%m-%d})")
@@ -223,6 +254,43 @@ def print_report(settings: config.Settings, *, since: datetime, until: datetime,
             console.print(table)
         for row in db.query_all(conn, db.query("report_attributions")):
             console.print(f"{row['source']}: {row['attribution']}")
+
+
+def cmd_verify(args: argparse.Namespace, settings: config.Settings) -> int:
+    """`ipintel verify`: the maintained counts against a recount from scratch, and the snapshot
+    rules; exit 1 when anything drifted (ipintel.verify_counts, ipintel.verify_snapshots)."""
+    started = datetime.now(UTC)
+    with db.connection(settings.database_url) as conn:
+        scope = db.query_one(conn, db.query("verify_scope"))
+        counts = db.query_all(conn, db.query("verify_counts_summary"))
+        rules = db.query_all(conn, db.query("verify_snapshots"))
+    assert scope is not None
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    if counts:
+        table = Table(title="counts that drifted (stored value against a recount from scratch)")
+        for column in ("table", "column", "rows", "first rows"):
+            table.add_column(column, justify="right" if column == "rows" else "left")
+        for c in counts:
+            table.add_row(c["table_name"], c["column_name"], f"{c['rows']:,}", "; ".join(c["examples"]))
+        console.print(table)
+    else:
+        console.print("counts: asn_inventory ip_count, session_count, first_seen, last_seen and ip_inventory "
+                      "session_count, first_seen, last_seen all match a recount from scratch")
+    table = Table(title="snapshot rules")
+    for column in ("rule", "violations", "examples"):
+        table.add_column(column, justify="right" if column == "violations" else "left")
+    for r in rules:
+        table.add_row(r["rule"], f"{r['violations']:,}", ", ".join(r["examples"]))
+    console.print(table)
+    broken = sum(1 for r in rules if r["violations"])
+    checked = (f"{scope['asns']:,} ASNs, {scope['ips']:,} IPs, {scope['sessions']:,} sessions checked "
+               f"in {seconds:.1f} s")
+    if counts or broken:
+        console.print(f"verify: DRIFT: {sum(c['rows'] for c in counts):,} count(s) differ, {broken} snapshot "
+                      f"rule(s) broken ({checked})")
+        return EXIT_FAILURES
+    console.print(f"verify: no drift ({checked})")
+    return EXIT_OK
 
 
 def cmd_snapshots_redo(args: argparse.Namespace, settings: config.Settings) -> int:
@@ -274,7 +342,12 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
         return code
     with db.connection(settings.database_url) as conn:
         print_tier_counts(conn)
-    print_report(settings, since=REPORT_ALL_TIME, until=datetime.now(UTC), top=5)
+    until = datetime.now(UTC)
+    print_report(settings, since=REPORT_ALL_TIME, until=until, top=5)
+    html_path = args.out / "report.html"
+    if write_report(settings, "html", html_path, since=REPORT_ALL_TIME, until=until, top=10) != EXIT_OK:
+        return EXIT_USAGE
+    console.print(f"demo: HTML report: {html_path.resolve()}")
     return code
 
 
@@ -432,6 +505,20 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _asn(text: str) -> int:
+    digits = text.strip().upper().removeprefix("AS")
+    if not digits.isdigit() or int(digits) > 4294967295:
+        raise argparse.ArgumentTypeError(f"not an AS number (0 to 4294967295, AS prefix optional): {text!r}")
+    return int(digits)
+
+
+def _country(text: str) -> str:
+    code = text.strip().upper()
+    if len(code) != 2 or not code.isascii() or not code.isalpha():
+        raise argparse.ArgumentTypeError(f"not a two-letter country code: {text!r}")
+    return code
+
+
 def _ip_address(text: str) -> str:
     try:
         return str(ipaddress.ip_address(text.strip()))
@@ -481,6 +568,10 @@ def build_parser() -> argparse.ArgumentParser:
     enrich.add_argument("--limit", type=_positive_int, help="at most N IPs per pass (most recently seen first)")
     enrich.add_argument("--ip", action="append", type=_ip_address, metavar="IP",
                         help="just this IP, fresh or not (repeatable)")
+    enrich.add_argument("--asn", action="append", type=_asn, metavar="N",
+                        help="just the IPs whose current ASN is N, fresh or not (repeatable)")
+    enrich.add_argument("--country", action="append", type=_country, metavar="CC",
+                        help="just the IPs geolocated in country CC (ISO 3166-1 alpha-2), fresh or not (repeatable)")
     enrich.add_argument("--force", action="store_true", help="refetch every IP, fresh or not")
     enrich.add_argument("--wait", action="store_true", help="wait for a running enrichment instead of exiting 3")
     enrich.add_argument("--status-file", type=Path, metavar="F", help="JSON status document, updated during the run")
@@ -495,7 +586,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--since", type=_utc_date, help="window start, YYYY-MM-DD (UTC; default: all time)")
     report.add_argument("--until", type=_utc_date, help="window end, exclusive, YYYY-MM-DD (default: now)")
     report.add_argument("--top", type=_positive_int, default=10, help="rows per table (default: %(default)s)")
+    report.add_argument("--format", choices=["table", "json", "html"], default="table",
+                        help="table: terminal tables (default); json: for scripts; html: one self-contained file "
+                             "with charts, working offline")
+    report.add_argument("--output", type=Path, metavar="FILE", help="write the json or html report here "
+                        "(default: standard output)")
     report.set_defaults(func=cmd_report)
+    verify = sub.add_parser("verify", help="recount the maintained counts from scratch and check the snapshot "
+                                           "rules; exit 1 on any drift")
+    verify.set_defaults(func=cmd_verify)
     snapshots = sub.add_parser("snapshots", help="audited operations on the sessions' point-in-time snapshots")
     snapshot_ops = snapshots.add_subparsers(dest="snapshots_command", required=True)
     redo = snapshot_ops.add_parser("redo", help="take again the snapshots of the sessions that started in a window "

@@ -219,6 +219,8 @@ class EnrichOptions:
     sources: Sequence[str] = ()  # () = every registered source, in pass order
     limit: int | None = None
     ips: Sequence[str] = ()
+    asns: Sequence[int] = ()  # --asn: the IPs whose current ASN is one of these (ipintel.ips_in)
+    countries: Sequence[str] = ()  # --country: the IPs geolocated in one of these
     force: bool = False
     wait: bool = False
     status_file: Path | None = None
@@ -249,8 +251,9 @@ def enrich(settings: Settings, options: EnrichOptions, *, passes: Sequence[Pass]
         lock.conn.execute(db.query("interrupt_abandoned_runs"))
         status.write("running", summary)
         with db.connection(settings.database_url, autocommit=True) as conn:
+            selected = _selected_ips(conn, options, summary)
             for p in passes:
-                _run_pass(conn, lock.conn, p, options, summary, status, reporter, settings.redact)
+                _run_pass(conn, lock.conn, p, options, selected, summary, status, reporter, settings.redact)
             # Whatever ran: SQL decides, per session and field, which sources are still awaited.
             row = db.query_one(conn, db.query("take_snapshots"))
             summary.snapshots = int(row["n"]) if row else 0
@@ -268,8 +271,27 @@ def enrich(settings: Settings, options: EnrichOptions, *, passes: Sequence[Pass]
         lock.__exit__(None, None, None)
 
 
+def _selected_ips(conn: psycopg.Connection[Any], options: EnrichOptions, summary: EnrichSummary) -> list[str] | None:
+    """The IPs a refresh on demand re-fetches (--ip, and the IPs of --asn / --country, resolved
+    once by SQL before the first pass: a pass that moves an IP to another ASN does not change
+    what the next pass fetches), or None: no selection, every due IP."""
+    if not (options.ips or options.asns or options.countries):
+        return None
+    selected = list(options.ips)
+    if options.asns or options.countries:
+        row = db.query_one(conn, db.query("ips_in"), {"asns": list(options.asns), "countries": list(options.countries)})
+        found = list(row["ips"]) if row else []
+        what = " and ".join(part for part in (
+            f"AS {', '.join(map(str, options.asns))}" if options.asns else "",
+            f"country {', '.join(options.countries)}" if options.countries else "") if part)
+        summary.notices.append(f"{what}: {len(found):,} IPs in ip_inventory to re-fetch" if found
+                               else f"{what}: no IP in ip_inventory: nothing to re-fetch")
+        selected += found  # an IP named twice is fetched once (ips_due reads ip_inventory)
+    return selected
+
+
 def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any], p: Pass,
-              options: EnrichOptions, summary: EnrichSummary, status: StatusFile,
+              options: EnrichOptions, selected: list[str] | None, summary: EnrichSummary, status: StatusFile,
               reporter: Reporter, redact: Callable[[str], str]) -> PassSummary:
     """One pass. Its messages (run row, status file, notices) go through `redact`: an exception's
     text may quote anything, a key included."""
@@ -299,8 +321,8 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
         build = p.current_build()
         due = db.query_all(
             lock_conn, db.query("run_due_ips"),
-            {"run": ps.run_id, "limit": options.limit, "force": options.force or bool(options.ips),
-             "ips": list(options.ips) or None, "build": build})
+            {"run": ps.run_id, "limit": options.limit, "force": options.force or selected is not None,
+             "ips": selected, "build": build})
         ps.due = len(due)
         reporter.start(f"{p.source}", ps.due, unit="items")
         batches = Batches(conn, p.source, ps, status, summary, reporter, build=build)

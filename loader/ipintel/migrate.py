@@ -27,7 +27,7 @@ def sqlalchemy_url(dsn: str | None = None) -> URL:
     )
 
 
-def revision_sql_path(revision_file: str, direction: Literal["upgrade", "downgrade"]) -> Path:
+def revision_sql_path(revision_file: str, direction: Literal["upgrade", "downgrade", "concurrently"]) -> Path:
     path = Path(revision_file)
     return path.with_name(f"{path.stem}.{direction}.sql")
 
@@ -46,6 +46,47 @@ BEGIN
 END;
 $$;
 """
+
+
+def concurrent_statements(text: str) -> list[str]:
+    """The statements of a `.concurrently.sql` file, one by one: each line that ends with `;`
+    ends a statement, comment lines are dropped. PostgreSQL runs the statements of one query
+    string in an implicit transaction, where CREATE INDEX CONCURRENTLY is refused, so they are
+    sent apart; hence plain statements only (no dollar-quoted bodies, no `;` inside a line)."""
+    if "$$" in text:
+        raise RuntimeError("a .concurrently.sql file holds plain statements only (no $$ bodies)")
+    statements, current = [], []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("--"):
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            statements.append("\n".join(current))
+            current = []
+    if current:
+        raise RuntimeError(f"a statement does not end with ';': {' '.join(current)[:80]}")
+    return statements
+
+
+def run_concurrent_sql(revision_file: str) -> None:
+    """Execute `<revision>.concurrently.sql` statement by statement, in autocommit (call inside
+    alembic's `op.get_context().autocommit_block()`): index builds that must not hold a lock on
+    a big table for their whole duration. Run as the migrating user: an index belongs to its
+    table's owner, of which that user is a member."""
+    from alembic import context, op
+
+    path = revision_sql_path(revision_file, "concurrently")
+    statements = concurrent_statements(path.read_text(encoding="utf-8"))
+    if not statements:
+        raise RuntimeError(f"{path} is empty")
+    if context.is_offline_mode():
+        for statement in statements:
+            op.execute(statement)
+        return
+    dbapi_connection = cast("psycopg.Connection[Any]", op.get_bind().connection.dbapi_connection)
+    with dbapi_connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
 
 
 def run_revision_sql(revision_file: str, direction: Literal["upgrade", "downgrade"], *,

@@ -61,6 +61,71 @@ FROM ipintel.enrichment_runs r
 WHERE r.merged > 0 AND r.provenance ? 'attribution'
 ORDER BY r.source, r.run_id DESC;
 
+-- report_totals --
+-- `ipintel report --format json|html`: the window's totals, and the database's (to tell an empty
+-- database from an empty window).
+SELECT count(*) AS sessions, count(DISTINCT a.source_ip) AS ips, count(DISTINCT a.asn) AS asns,
+       count(DISTINCT a.country) AS countries, sum(a.login_successes)::bigint AS logins,
+       sum(a.command_count)::bigint AS commands, sum(a.download_count)::bigint AS downloads,
+       min(a.first_event_at) AS first_session, max(a.first_event_at) AS last_session,
+       (SELECT count(*) FROM ipintel.session_summaries) AS sessions_in_database,
+       (SELECT min(s.first_event_at) FROM ipintel.session_summaries s) AS first_in_database,
+       (SELECT max(s.first_event_at) FROM ipintel.session_summaries s) AS last_in_database
+FROM ipintel.session_attribution a
+WHERE a.first_event_at >= %(since)s::timestamptz AND a.first_event_at < %(until)s::timestamptz;
+
+-- report_activity_by_day --
+-- `ipintel report --format json|html`: sessions, IPs, logins... per UTC day of the window.
+SELECT * FROM ipintel.activity_by_day(%(since)s::timestamptz, %(until)s::timestamptz);
+
+-- report_activity_by_asn --
+-- `ipintel report --format json|html`: the %(top)s ASNs with the most sessions in the window.
+SELECT * FROM ipintel.activity_by_asn(%(since)s::timestamptz, %(until)s::timestamptz) LIMIT %(top)s::bigint;
+
+-- report_activity_by_country --
+-- `ipintel report --format json|html`: the %(top)s countries with the most sessions in the window.
+SELECT * FROM ipintel.activity_by_country(%(since)s::timestamptz, %(until)s::timestamptz) LIMIT %(top)s::bigint;
+
+-- report_activity_by_class --
+-- `ipintel report --format json|html`: sessions per infrastructure class and scanner verdict.
+SELECT * FROM ipintel.activity_by_class(%(since)s::timestamptz, %(until)s::timestamptz);
+
+-- report_new_asns --
+-- `ipintel report --format json|html`: ASNs with sessions in the last week of the window and none
+-- in the four weeks before, at most %(top)s.
+SELECT * FROM ipintel.asn_trends(%(until)s::timestamptz) WHERE is_new LIMIT %(top)s::bigint;
+
+-- report_sources --
+-- `ipintel report --format json|html`: provenance per source (answers, builds, fetch times, last run).
+SELECT * FROM ipintel.report_sources();
+
+-- report_routing_snapshots --
+-- `ipintel report --format json|html`: the routing history loaded, per dataset.
+SELECT * FROM ipintel.report_routing_snapshots();
+
+------------------------------------------------------------------------------------------
+-- CLI: verify (the functions are in sql/095_analyst_views.sql)
+------------------------------------------------------------------------------------------
+
+-- verify_counts_summary --
+-- `ipintel verify`: the maintained counts that differ from a recount, per table and column, with
+-- how many rows and the first three.
+SELECT v.table_name, v.column_name, count(*) AS rows,
+       (array_agg(v.key || ': stored ' || coalesce(v.stored, 'NULL') || ', recounted ' || coalesce(v.recounted, 'NULL')
+                  ORDER BY v.key))[1:3] AS examples
+FROM ipintel.verify_counts() v
+GROUP BY v.table_name, v.column_name
+ORDER BY v.table_name, v.column_name;
+
+-- verify_snapshots --
+-- `ipintel verify`: every snapshot rule with its violations (0: obeyed) and examples.
+SELECT * FROM ipintel.verify_snapshots();
+
+-- verify_scope --
+-- `ipintel verify`: how much was checked.
+SELECT (SELECT count(*) FROM ipintel.asn_inventory) AS asns, (SELECT count(*) FROM ipintel.ip_inventory) AS ips,
+       (SELECT count(*) FROM ipintel.session_summaries) AS sessions;
+
 ------------------------------------------------------------------------------------------
 -- Advisory locks: one ingest and one enrichment at a time per database (ipintel.locks)
 ------------------------------------------------------------------------------------------
@@ -163,6 +228,12 @@ SELECT enabled FROM ipintel.enrichment_policy WHERE source = %(source)s::text;
 -- start_run --
 -- A run row for one pass, with its provenance; returns its id.
 SELECT ipintel.start_run(%(source)s::text, %(provenance)s::jsonb, %(status)s::text, %(message)s::text) AS id;
+
+-- ips_in --
+-- `ipintel enrich --asn N --country CC`: the IPs whose current ASN is one of %(asns)s or whose
+-- country is one of %(countries)s, re-fetched like --ip.
+SELECT coalesce(array_agg(host(ip)), '{}') AS ips
+FROM ipintel.ips_in(%(asns)s::bigint[], %(countries)s::text[]) AS ip;
 
 -- run_due_ips --
 -- The IPs due for the run's source (or %(ips)s, forced), at most %(limit)s (NULL: all).
