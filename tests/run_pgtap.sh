@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Run the pgTAP files under tests/sql/ with pg_prove against a database built by the
 # migrations, and fail unless tests actually ran and all passed.
-#
 # The helpers the files share (tests/sql/helpers.sql: schema ipintel_tests) are installed first.
 #
 # pg_prove looks for *.pg files by default: pointed at .sql files without --ext .sql it runs
 # nothing, prints "Result: NOTESTS" and exits 0. This script refuses that silent green.
 #
-# usage: tests/run_pgtap.sh SERVER_DSN   (a libpq URI or key=value string — any database name;
+# usage: tests/run_pgtap.sh [SERVER_DSN]   (a libpq URI or key=value string — any database name;
 #        its other parameters, such as ?passfile=/path, are kept)
+# Without SERVER_DSN, the server is the one pytest would use (devtools/backend.py: IPINTEL_TEST_DSN,
+# else a container when a Docker engine answers, else a throwaway local cluster), started for
+# this run and stopped after it.
 set -euo pipefail
-server_uri="${1:?usage: tests/run_pgtap.sh postgresql://user@host:port/db[?passfile=...]}"
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 py="${PYTHON:-$root/.venv/bin/python}"
+if [ $# -eq 0 ]; then
+    cd "$root"
+    exec "$py" -m devtools.backend run -- bash -c 'exec "$0" "$IPINTEL_TEST_DSN"' "$here/run_pgtap.sh"
+fi
+server_uri="$1"
 dbname="ipintel_pgtap_$$"
 # The same server, another database: libpq parses the DSN (a query string may hold slashes).
 conninfo() {
