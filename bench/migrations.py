@@ -197,6 +197,7 @@ def populate_at(dsn: str, sessions: int) -> dict[str, Any]:
     sizes = {"sessions": sql.Literal(sessions), "ips": sql.Literal(max(sessions // 5, 1)),
              "asns": sql.Literal(max(sessions // 2000, 1))}
     with psycopg.connect(dsn) as conn:
+        conn.execute(q("load_without_triggers"))
         conn.execute(sql.SQL(q("populate_tiers")).format(**sizes))
         # From 0017 on the answers' fetch times live in enrichment_state (0016 creates it empty;
         # 0017 fills it): a revision after 0017 finds them there.
