@@ -107,3 +107,10 @@ JOIN pg_catalog.pg_class c ON c.oid = l.relation
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE l.pid = pg_catalog.pg_backend_pid() AND l.locktype = 'relation' AND l.granted
   AND n.nspname IN ('ipintel', 'ipintel_staging') AND c.relkind IN ('r', 'p', 'v', 'm');
+
+-- existing_relations --
+-- The tables and views of ipintel's schemas before a revision runs (those it creates are left out
+-- of its locks: nothing else can see them before its commit).
+SELECT n.nspname || '.' || c.relname AS relation
+FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname IN ('ipintel', 'ipintel_staging') AND c.relkind IN ('r', 'p', 'v', 'm');
