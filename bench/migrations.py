@@ -100,13 +100,13 @@ class LockSampler:
         that mode was held until the commit (None: taken and released between two samples, so
         for less than SAMPLE_SECONDS plus a query's time)."""
         result: dict[str, dict[str, Any]] = {}
-        for relation, mode in held:
-            current = result.get(relation)
-            if current is None or MODES.index(mode) > MODES.index(current["mode"]):
-                span = self.spans.get((relation, mode))
-                result[relation] = {"mode": mode, "kind": held[(relation, mode)],
-                                    "held_seconds": round(max(ended - span.first, 0.0), 3) if span else None,
-                                    "blocks": BLOCKS.get(mode, "nothing ipintel does")}
+        for relation, mode in sorted(held, key=lambda key: MODES.index(key[1])):
+            span = self.spans.get((relation, mode))
+            seconds = round(max(ended - span.first, 0.0), 3) if span else None
+            entry = result.setdefault(relation, {"kind": held[(relation, mode)], "modes": {}})
+            entry["modes"][mode] = seconds  # every mode held, and for how long
+            # the strongest mode wins (held sorted weakest first)
+            entry |= {"mode": mode, "held_seconds": seconds, "blocks": BLOCKS.get(mode, "nothing ipintel does")}
         return dict(sorted(result.items()))
 
 

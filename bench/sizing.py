@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import random
 import sys
 import tempfile
 import time
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, LiteralString, cast
 
@@ -78,7 +80,10 @@ def vacuum_and_sizes(dsn: str) -> list[dict[str, Any]]:
 
 def measure_ingest(dsn: str, log_mb: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ipintel-sizing-") as tmp:
-        log = demo_logs.generate_large(Path(tmp) / "cowrie.json", log_mb * MB)
+        # One generated day is ~5 MB; every day must lie in the past, or ingest rejects its lines
+        # as implausible (more than a day in the future).
+        start = date.today() - timedelta(days=log_mb // 4 + 10)
+        log = demo_logs.generate_large(Path(tmp) / "cowrie.json", log_mb * MB, start=start)
         print(f"ingest: {log.bytes / MB:,.0f} MB, {log.events:,} events, {log.sessions:,} sessions ...", flush=True)
         checkpoint(dsn)
         started = time.perf_counter()
@@ -128,6 +133,7 @@ def measure_passes(server: str, dsn: str, ips: int, sessions: int, networks: int
 
     rng = random.Random(0.42)
     result: dict[str, Any] = {}
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the fake's access log, one line per request
     with tempfile.TemporaryDirectory(prefix="ipintel-sizing-") as tmp:
         geoip = Path(tmp)
         clusters = make_clusters(networks, rng)

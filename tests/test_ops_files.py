@@ -18,6 +18,7 @@ import psycopg
 import pytest
 import yaml
 
+from ipintel.enrich import EnrichSummary, PassSummary, StatusFile
 from tests import opsfiles
 from tests.opsfiles import (
     COMPOSE_FILE,
@@ -126,6 +127,18 @@ def test_operations_doc_shows_the_files_as_shipped() -> None:
     blocks = re.findall(r"^```(?:ini|sh|crontab)\n(.*?)^```", doc, re.MULTILINE | re.DOTALL)
     for path in (SYSTEMD_DIR / "ipintel-enrich.service", SYSTEMD_DIR / "ipintel-enrich.timer", CRON_FILE):
         assert path.read_text(encoding="utf-8") in blocks, f"docs/operations.md does not quote {path.name} as it is"
+
+
+def test_operations_doc_explains_every_status_field_and_metric(tmp_path: Path) -> None:
+    """Every key the status file holds and every metric of both metrics files has a row in
+    docs/operations.md: a field added to the code without a word in the doc fails here."""
+    doc = OPERATIONS_DOC.read_text(encoding="utf-8")
+    status = StatusFile(tmp_path / "status.json")
+    status.write("finished", EnrichSummary(passes=[PassSummary("maxmind")]), 0)
+    written = json.loads((tmp_path / "status.json").read_text(encoding="utf-8"))
+    fields = [f"`{key}`" for key in written] + [f"`passes[].{key}`" for key in written["passes"][0]]
+    assert [f for f in fields if f"| {f} |" not in doc and f"| {f} / " not in doc and f" / {f} |" not in doc] == []
+    assert [name for name in opsfiles.EVERY_METRIC if f"| `{name}` |" not in doc] == []
 
 
 # --------------------------------------------------------------------------------------------
