@@ -69,15 +69,31 @@ def print_summary(title: str, values: dict[str, object]) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: config.Settings) -> int:
-    return run_ingest(settings, args.paths, chunk_lines=args.chunk_lines)
+    if not _metrics_file_ok("ingest", args.metrics_file):
+        return EXIT_USAGE
+    return run_ingest(settings, args.paths, chunk_lines=args.chunk_lines, metrics_file=args.metrics_file)
 
 
-def run_ingest(settings: config.Settings, paths: Sequence[str], *, chunk_lines: int) -> int:
+def _metrics_file_ok(command: str, path: Path | None) -> bool:
+    """--metrics-file checked before the run (a folder missing is said now, not after it)."""
+    from ipintel import metrics
+
+    try:
+        if path is not None:
+            metrics.check_path(path)
+    except metrics.MetricsFileError as exc:
+        err_console.print(f"ipintel {command}: {exc}")
+        return False
+    return True
+
+
+def run_ingest(settings: config.Settings, paths: Sequence[str], *, chunk_lines: int,
+               metrics_file: Path | None = None) -> int:
     """ingest.ingest(), then its summary printed; its errors as one line and an exit code."""
     from ipintel import cowrie, ingest
 
     try:
-        summary = ingest.ingest(settings.database_url, paths, chunk_lines=chunk_lines)
+        summary = ingest.ingest(settings.database_url, paths, chunk_lines=chunk_lines, metrics_file=metrics_file)
     except cowrie.CowrieInputError as exc:
         err_console.print(f"ipintel ingest: {exc}")
         return EXIT_USAGE
@@ -111,9 +127,12 @@ def cmd_enrich(args: argparse.Namespace, settings: config.Settings) -> int:
 
     if getattr(args, "greynoise_tier", None):
         settings = dataclasses.replace(settings, greynoise_tier=args.greynoise_tier)
+    if not _metrics_file_ok("enrich", args.metrics_file):
+        return EXIT_USAGE
     return run_enrich(settings, enrich.EnrichOptions(
         sources=args.source or (), limit=args.limit, ips=args.ip or (), asns=args.asn or (),
-        countries=args.country or (), force=args.force, wait=args.wait, status_file=args.status_file))
+        countries=args.country or (), force=args.force, wait=args.wait, status_file=args.status_file,
+        metrics_file=args.metrics_file))
 
 
 def run_enrich(settings: config.Settings, options: enrich.EnrichOptions) -> int:
@@ -560,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.add_argument("--chunk-lines", type=_positive_int, default=50_000,
                         help="lines per transaction (default: %(default)s)")
+    ingest.add_argument("--metrics-file", type=Path, metavar="F.prom",
+                        help="Prometheus metrics of the run, written when it ends (node_exporter textfile collector)")
     ingest.set_defaults(func=cmd_ingest)
     enrich = sub.add_parser("enrich", help="run the enrichment passes of the registered sources on due IPs")
     enrich.add_argument("--source", action="append", metavar="SOURCE",
@@ -575,6 +596,8 @@ def build_parser() -> argparse.ArgumentParser:
     enrich.add_argument("--force", action="store_true", help="refetch every IP, fresh or not")
     enrich.add_argument("--wait", action="store_true", help="wait for a running enrichment instead of exiting 3")
     enrich.add_argument("--status-file", type=Path, metavar="F", help="JSON status document, updated during the run")
+    enrich.add_argument("--metrics-file", type=Path, metavar="F.prom",
+                        help="Prometheus metrics of the run, written when it ends (node_exporter textfile collector)")
     enrich.add_argument("--greynoise-tier", choices=["community", "enterprise"],
                         help="GreyNoise API: community (GET per IPv4) or enterprise (POST /v3/ip); "
                              "default IPINTEL_GREYNOISE_TIER or community")

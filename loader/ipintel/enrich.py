@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg.types.json import Jsonb
 
-from ipintel import db
+from ipintel import db, metrics
 from ipintel.config import Settings
 from ipintel.locks import Lock, LockHeld as LockHeld  # LockHeld re-exported: enrich() raises it
 from ipintel.progress import Reporter
@@ -102,7 +102,7 @@ class StatusFile:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.started_at = datetime.now(UTC).isoformat()
+        self.started = datetime.now(UTC)
         self._written = time.monotonic()
 
     def keepalive(self, summary: EnrichSummary) -> None:
@@ -117,7 +117,7 @@ class StatusFile:
             "tool": "ipintel enrich",
             "state": state,
             "pid": os.getpid(),
-            "started_at": self.started_at,
+            "started_at": self.started.isoformat(),
             "updated_at": datetime.now(UTC).isoformat(),
             "exit_code": exit_code,
             "passes": [asdict(p) for p in summary.passes],
@@ -224,6 +224,7 @@ class EnrichOptions:
     force: bool = False
     wait: bool = False
     status_file: Path | None = None
+    metrics_file: Path | None = None  # Prometheus text format, written when the run ends
 
 
 def _holder_run(dsn: str) -> str:
@@ -246,6 +247,16 @@ def enrich(settings: Settings, options: EnrichOptions, *, passes: Sequence[Pass]
     except LockHeld as exc:
         raise LockHeld(f"{exc.name} ({_holder_run(settings.database_url)})", exc.holder_pid,
                        exc.holder_since) from None
+
+    def ended(state: str, exit_code: int) -> None:
+        # The run's last word, still under the lock: the status file, then the metrics file.
+        status.write(state, summary, exit_code)
+        if options.metrics_file is not None:
+            outcome = metrics.RunOutcome(state, exit_code, status.started, datetime.now(UTC))
+            metrics.write_enrich(options.metrics_file, settings.database_url, outcome,
+                                 snapshots_taken=summary.snapshots if state == "finished" else None,
+                                 reporter=reporter)
+
     try:
         # We hold the lock: any run still marked running was killed.
         lock.conn.execute(db.query("interrupt_abandoned_runs"))
@@ -257,15 +268,15 @@ def enrich(settings: Settings, options: EnrichOptions, *, passes: Sequence[Pass]
             # Whatever ran: SQL decides, per session and field, which sources are still awaited.
             row = db.query_one(conn, db.query("take_snapshots"))
             summary.snapshots = int(row["n"]) if row else 0
-        status.write("finished", summary, summary.exit_code)
+        ended("finished", summary.exit_code)
         return summary
     except KeyboardInterrupt:
         # Ctrl-C, or SIGTERM (systemd, timeout), which the CLI raises as KeyboardInterrupt too.
-        status.write("interrupted", summary, INTERRUPTED_EXIT_CODE)
+        ended("interrupted", INTERRUPTED_EXIT_CODE)
         raise
     except BaseException as exc:
         # The exit code the CLI gives: 2 for configuration (also a database that refuses us), else 1.
-        status.write("failed", summary, 2 if isinstance(exc, EnrichError) or db.is_configuration_error(exc) else 1)
+        ended("failed", 2 if isinstance(exc, EnrichError) or db.is_configuration_error(exc) else 1)
         raise
     finally:
         lock.__exit__(None, None, None)

@@ -14,18 +14,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from ipintel import cowrie, db
+from ipintel import cowrie, db, metrics
 from ipintel.locks import Lock, LockHeld
 from ipintel.progress import Reporter
 
 DEFAULT_CHUNK_LINES = 50_000
 INGEST_LOCK = "ipintel.ingest"
 REJECTS_SHOWN = 5
+# The CLI's exit code for each status of ingest_runs (a failed run: see _failed_exit_code).
+EXIT_CODES = {"succeeded": 0, "finished_with_rejects": 1, "interrupted": 130}
 
 __all__ = ["IngestSummary", "LockHeld", "ingest"]
 
@@ -77,8 +80,9 @@ def _find_file(conn: psycopg.Connection[Any], head: bytes) -> tuple[str, int, _F
 
 class _Ingest:
     def __init__(self, dsn: str, reporter: Reporter, chunk_lines: int,
-                 after_chunk: Callable[[], None] | None) -> None:
+                 after_chunk: Callable[[], None] | None, metrics_file: Path | None = None) -> None:
         self.dsn = dsn
+        self.metrics_file = metrics_file
         self.reporter = reporter
         self.chunk_lines = chunk_lines
         self.after_chunk = after_chunk  # test hook: called after each committed chunk
@@ -89,6 +93,7 @@ class _Ingest:
     def run(self, paths: Sequence[str]) -> IngestSummary:
         files = cowrie.expand_paths(paths)
         self.started = time.monotonic()
+        started_at = datetime.now(UTC)
         # autocommit: each `conn.transaction()` below is then a real BEGIN/COMMIT, not a savepoint
         # inside an implicit transaction that would only commit at the very end.
         with Lock(self.dsn, INGEST_LOCK) as lock, db.connection(self.dsn, autocommit=True) as conn:
@@ -97,7 +102,7 @@ class _Ingest:
             run = db.query_one(lock.conn, db.query("start_ingest_run"))
             assert run is not None
             self.summary.run_id = run["run_id"]
-            status = "failed"
+            status, failure = "failed", None
             try:
                 for path in files:
                     self._ingest_file(conn, path)
@@ -105,13 +110,25 @@ class _Ingest:
             except KeyboardInterrupt:
                 status = "interrupted"
                 raise
+            except BaseException as exc:
+                failure = exc
+                raise
             finally:
                 self.summary.seconds = time.monotonic() - self.started
-                # Files skipped after the last chunk (or in a run with none) are counted here.
-                lock.conn.execute(
-                    db.query("finish_ingest_run"),
-                    {"status": status, "files_read": self.summary.files_read,
-                     "files_skipped": self.summary.files_skipped, "run_id": self.summary.run_id})
+                try:
+                    # Files skipped after the last chunk (or in a run with none) are counted here.
+                    lock.conn.execute(
+                        db.query("finish_ingest_run"),
+                        {"status": status, "files_read": self.summary.files_read,
+                         "files_skipped": self.summary.files_skipped, "run_id": self.summary.run_id})
+                finally:
+                    if self.metrics_file is not None:  # still under the lock, whatever the outcome
+                        exit_code = EXIT_CODES.get(status, _failed_exit_code(failure))
+                        state = {"interrupted": "interrupted", "failed": "failed"}.get(status, "finished")
+                        metrics.write_ingest(
+                            self.metrics_file, self.dsn,
+                            metrics.RunOutcome(state, exit_code, started_at, datetime.now(UTC)),
+                            run_id=self.summary.run_id, reporter=self.reporter)
         return self.summary
 
     def _ingest_file(self, conn: psycopg.Connection[Any], path: Path) -> None:
@@ -219,9 +236,18 @@ class _Ingest:
         return file_id
 
 
+def _failed_exit_code(failure: BaseException | None) -> int:
+    """The CLI's exit code for a run that failed on `failure`: 2 for input or configuration the
+    operator must fix (a path gone, a database that refuses us), else 1."""
+    if isinstance(failure, cowrie.CowrieInputError) or (failure is not None and db.is_configuration_error(failure)):
+        return 2
+    return 1
+
+
 def ingest(dsn: str, paths: Sequence[str], *, reporter: Reporter | None = None,
            chunk_lines: int = DEFAULT_CHUNK_LINES,
-           after_chunk: Callable[[], None] | None = None) -> IngestSummary:
+           after_chunk: Callable[[], None] | None = None, metrics_file: Path | None = None) -> IngestSummary:
     """Ingest Cowrie logs (files, folders, globs; plain or gzip). Raises LockHeld when another
-    ingest runs, cowrie.CowrieInputError for a missing path."""
-    return _Ingest(dsn, reporter or Reporter(), chunk_lines, after_chunk).run(paths)
+    ingest runs, cowrie.CowrieInputError for a missing path. With `metrics_file`, the run's
+    Prometheus metrics are written there when it ends (ipintel.metrics)."""
+    return _Ingest(dsn, reporter or Reporter(), chunk_lines, after_chunk, metrics_file).run(paths)

@@ -287,6 +287,74 @@ COPY ipintel_staging.routing_rejects (batch_id, line_no, reason, excerpt) FROM S
 -- nothing changes, when that dataset's snapshot of that date was already loaded).
 SELECT * FROM ipintel.load_routing_snapshot(%(dataset)s::text, %(taken_on)s::date, %(file)s::text,
                                             %(batch)s::bigint);
+-- Metrics (`--metrics-file`, ipintel.metrics): read once when a run ends, on a connection of
+-- their own
+------------------------------------------------------------------------------------------
+
+-- metrics_statement_timeout --
+-- Bound every metrics query to %(ms)s milliseconds: they also run after Ctrl-C or SIGTERM.
+SELECT set_config('statement_timeout', %(ms)s::text, false);
+
+-- metrics_ingest_run --
+-- What the ingest run %(run_id)s read, loaded and rejected.
+SELECT r.lines_read AS lines, r.events_loaded AS events, r.rejects, r.sessions_new, r.ips_new, r.files_read
+FROM ipintel.ingest_runs r
+WHERE r.run_id = %(run_id)s::bigint;
+
+-- metrics_ingest_runs --
+-- Ingest runs that ended, per status, and a row for all of them (every_status) with the lines,
+-- events and rejects they counted.
+SELECT r.status, GROUPING(r.status) = 1 AS every_status, count(*) AS runs,
+       coalesce(sum(r.lines_read), 0) AS lines, coalesce(sum(r.events_loaded), 0) AS events,
+       coalesce(sum(r.rejects), 0) AS rejects
+FROM ipintel.ingest_runs r
+WHERE r.status <> 'running'
+GROUP BY GROUPING SETS ((r.status), ())
+ORDER BY every_status, r.status;
+
+-- metrics_last_passes --
+-- The last pass of each source that ended: its status, counts, duration and end (Unix time).
+SELECT DISTINCT ON (r.source) r.source, r.status, r.requested AS due, r.fetched, r.merged, r.failed,
+       extract(epoch FROM r.finished_at - r.started_at)::float8 AS seconds,
+       extract(epoch FROM r.finished_at)::float8 AS finished_at
+FROM ipintel.enrichment_runs r
+WHERE r.status <> 'running'
+ORDER BY r.source, r.run_id DESC;
+
+-- metrics_enrichment_runs --
+-- Passes that ended, per source and status, and a row per source for all of them (every_status)
+-- with the IPs they were due, fetched, merged and failed.
+SELECT r.source, r.status, GROUPING(r.status) = 1 AS every_status, count(*) AS runs,
+       sum(r.requested) AS due, sum(r.fetched) AS fetched, sum(r.merged) AS merged, sum(r.failed) AS failed
+FROM ipintel.enrichment_runs r
+WHERE r.status <> 'running'
+GROUP BY GROUPING SETS ((r.source, r.status), (r.source))
+ORDER BY r.source, every_status, r.status;
+
+-- metrics_enrichment_freshness --
+-- Per source: IPs with a fresh, stale or no answer and open failures (enrichment_coverage), and
+-- the age in seconds of its oldest answer still fresh (NULL: none), in one scan of enrichment_state.
+SELECT c.source, c.fresh, c.stale, c.never_fetched, c.failed, o.oldest_fresh_age_seconds
+FROM ipintel.enrichment_coverage c
+JOIN ipintel.enrichment_policy p USING (source)
+LEFT JOIN (
+    SELECT e.source,
+           extract(epoch FROM now() - min(e.fetched_at) FILTER (WHERE NOT ipintel.answer_is_stale(p2, e.fetched_at)))::float8
+               AS oldest_fresh_age_seconds
+    FROM ipintel.enrichment_state e
+    JOIN ipintel.enrichment_policy p2 ON p2.source = e.source
+    GROUP BY e.source
+) o USING (source)
+ORDER BY p.pass_order;
+
+-- metrics_snapshot_backlog --
+-- Sessions whose snapshot is incomplete (the row whose source is NULL), and per registered source
+-- how many of them still wait for it (snapshot_backlog read once).
+WITH backlog AS MATERIALIZED (SELECT b.waiting_for FROM ipintel.snapshot_backlog b)
+SELECT NULL::text AS source, count(*) AS sessions FROM backlog
+UNION ALL
+SELECT p.source, (SELECT count(*) FROM backlog WHERE p.source = ANY (backlog.waiting_for))
+FROM ipintel.enrichment_policy p;
 
 ------------------------------------------------------------------------------------------
 -- Schema version (ipintel.schema); the table is named in migrations/env.py
