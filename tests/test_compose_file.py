@@ -99,7 +99,11 @@ def test_every_secret_a_service_reads_is_mounted_in_it() -> None:
 def test_depends_on_names_services_that_can_meet_the_condition() -> None:
     services = _services()
     for name, service in services.items():
-        for target, rule in (service.get("depends_on") or {}).items():
+        depends = service.get("depends_on") or {}
+        # The short form (a list of names) means: started.
+        if isinstance(depends, list):
+            depends = {target: {"condition": "service_started"} for target in depends}
+        for target, rule in depends.items():
             assert target in services, f"{name} depends on {target}, which is not a service"
             condition = rule["condition"]
             assert condition in {"service_started", "service_healthy", "service_completed_successfully"}

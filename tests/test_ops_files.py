@@ -223,7 +223,7 @@ def test_compose_and_its_dockerfiles_pass_their_checks() -> None:
 
 @pytest.mark.parametrize(("old", "new", "says"), [
     ("dockerfile: postgres.Dockerfile", "dockerfile: postgres.dockerfile", "no Dockerfile"),
-    ("secrets: [db_password, grafana_db_password]", "secrets: [db_password, grafana_password]",
+    ("secrets: [db_password, loader_password, grafana_db_password]", "secrets: [db_password, loader_password, grafana_password]",
      "secret grafana_password is not declared"),
     ("image: prom/prometheus:v2.54.1", "image: prom/prometheus", "needs a pinned tag"),
     ("GF_SECURITY_ADMIN_PASSWORD__FILE: /run/secrets/grafana_admin_password", "GF_SECURITY_ADMIN_PASSWORD: hunter2",
