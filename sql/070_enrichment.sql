@@ -397,12 +397,15 @@ BEGIN
         INSERT INTO ipintel.enrichment_state AS e
                (ip, source, fetched_at, build, changed_at, asn, asn_observed, country, is_scanner, is_riot, ip_type)
         SELECT r.ip, $1, r.fetched_at, r.build,
-               CASE WHEN cur.ip IS NULL OR i.enrichment -> $1 IS DISTINCT FROM r.result THEN r.fetched_at
+               CASE WHEN cur.changed_at IS NULL OR i.enrichment -> $1 IS DISTINCT FROM r.result THEN r.fetched_at
                     ELSE least(cur.changed_at, r.fetched_at) END,
                f.asn, coalesce(f.asn_observed, false), f.country, f.is_scanner, f.is_riot, f.ip_type
         FROM ipintel_staging.enrichment_results r
         JOIN ipintel.ip_inventory i ON i.ip = r.ip
-        LEFT JOIN ipintel.enrichment_state cur ON cur.ip = r.ip AND cur.source = $1
+        -- one index probe per staged row: the table grows through a first enrichment faster
+        -- than its statistics, and a planner that believes it small scans and sorts it whole
+        LEFT JOIN LATERAL (SELECT c.changed_at FROM ipintel.enrichment_state c
+                           WHERE c.ip = r.ip AND c.source = $1 LIMIT 1) cur ON true
         LEFT JOIN LATERAL %s(r.result) f ON true
         WHERE r.batch_id = $2
         ORDER BY r.ip
@@ -424,70 +427,80 @@ $$;
 COMMENT ON FUNCTION ipintel.record_enrichment_state(text, bigint) IS
     'Records in enrichment_state that the IPs of a staged batch were answered by p_source: fetched_at, build, the typed facts of each answer (the source''s facts_function) and changed_at where the document differs from the stored one; call before writing the documents. Returns the IPs recorded.';
 
--- Records ASN observations in ip_asn_history, BEFORE the caller sets current_asn: an IP whose
--- ASN changed gets its open range closed at the observation time and a new one opened there,
--- so consecutive ranges meet; an IP without history gets its first range. Callers pass only
--- real observations (an ASN, or "allocated but not routed" as NULL), never "this source does
--- not know". Returns the ASNs (old and new) whose counts the caller must refresh once
--- current_asn is set.
+-- Records ASN observations in ip_asn_history: an IP whose ASN changed gets its open range closed
+-- at the observation time and a new one opened there, so consecutive ranges meet; an IP without
+-- history gets its first range. Callers pass only real observations (an ASN, or "allocated but
+-- not routed" as NULL), never "this source does not know", and only for IPs they hold
+-- (lock_for_merge). Returns the ASNs (old and new) of the ranges it changed. Every statement
+-- finds its rows through the open-range index (no join over the whole table).
 CREATE FUNCTION ipintel.record_asn_history(p_sources text[], p_ips inet[], p_asns bigint[], p_observed_at timestamptz[])
     RETURNS bigint[]
     LANGUAGE plpgsql
     SET search_path = ''
 AS $$
 DECLARE
-    v_asns bigint[];
+    v_closed bigint[];
+    v_corrected bigint[];
+    v_opened bigint[];
 BEGIN
-    SELECT array_agg(DISTINCT v.asn) FILTER (WHERE v.asn IS NOT NULL)
-    INTO v_asns
-    FROM unnest(p_ips, p_asns) AS o(ip, asn)
-    JOIN ipintel.ip_inventory i ON i.ip = o.ip
-    CROSS JOIN LATERAL (VALUES (i.current_asn), (o.asn)) AS v(asn)
-    WHERE i.current_asn IS DISTINCT FROM o.asn;
-
-    -- Separate statements, in this order: the exclusion constraint must see each open range
-    -- closed before the range that follows it is inserted.
-    UPDATE ipintel.ip_asn_history h
-    SET valid = tstzrange(lower(h.valid), o.observed_at, '[)')
-    FROM unnest(p_ips, p_asns, p_observed_at) AS o(ip, asn, observed_at)
-    WHERE h.ip = o.ip AND upper_inf(h.valid) AND h.asn IS DISTINCT FROM o.asn
-      AND o.observed_at > lower(h.valid);
+    -- Separate statements, in this order: each open range is closed before the range that
+    -- follows it is inserted.
+    WITH closed AS (
+        UPDATE ipintel.ip_asn_history h
+        SET valid = tstzrange(lower(h.valid), o.observed_at, '[)')
+        FROM unnest(p_ips, p_asns, p_observed_at) AS o(ip, asn, observed_at)
+        WHERE h.ip = o.ip AND upper_inf(h.valid) AND h.asn IS DISTINCT FROM o.asn
+          AND o.observed_at > lower(h.valid)
+        RETURNING h.asn AS old_asn, o.asn AS new_asn)
+    SELECT array_agg(c.old_asn) || array_agg(c.new_asn) INTO v_closed FROM closed c;
 
     -- Observed at the very instant the open range began: that range simply had the wrong ASN.
-    UPDATE ipintel.ip_asn_history h
-    SET asn = o.asn, source = o.source, recorded_at = now()
-    FROM unnest(p_sources, p_ips, p_asns, p_observed_at) AS o(source, ip, asn, observed_at)
-    WHERE h.ip = o.ip AND upper_inf(h.valid) AND h.asn IS DISTINCT FROM o.asn
-      AND o.observed_at <= lower(h.valid);
+    WITH corrected AS (
+        UPDATE ipintel.ip_asn_history h
+        SET asn = o.asn, source = o.source, recorded_at = now()
+        FROM (SELECT x.history_id, x.asn AS old_asn, u.source, u.asn
+              FROM unnest(p_sources, p_ips, p_asns, p_observed_at) AS u(source, ip, asn, observed_at)
+              JOIN ipintel.ip_asn_history x ON x.ip = u.ip AND upper_inf(x.valid) AND x.asn IS DISTINCT FROM u.asn
+                                          AND u.observed_at <= lower(x.valid)) o
+        WHERE h.history_id = o.history_id
+        RETURNING o.old_asn, o.asn AS new_asn)
+    SELECT array_agg(c.old_asn) || array_agg(c.new_asn) INTO v_corrected FROM corrected c;
 
     -- An IP without an open range gets one. The open-range index decides (ON CONFLICT), not an
     -- anti-join: during a first enrichment the table grows faster than its statistics, and a
     -- planner that believes it empty loops over it once per inserted row.
-    INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
-    SELECT o.ip, o.asn, tstzrange(o.observed_at, NULL, '[)'), o.source
-    FROM unnest(p_sources, p_ips, p_asns, p_observed_at) AS o(source, ip, asn, observed_at)
-    ON CONFLICT (ip) WHERE upper_inf(valid) DO NOTHING;
+    WITH opened AS (
+        INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
+        SELECT o.ip, o.asn, tstzrange(o.observed_at, NULL, '[)'), o.source
+        FROM unnest(p_sources, p_ips, p_asns, p_observed_at) AS o(source, ip, asn, observed_at)
+        ON CONFLICT (ip) WHERE upper_inf(valid) DO NOTHING
+        RETURNING asn)
+    SELECT array_agg(c.asn) INTO v_opened FROM opened c;
 
-    RETURN coalesce(v_asns, '{}');
+    RETURN ARRAY(SELECT DISTINCT a.asn FROM unnest(v_closed || v_corrected || v_opened) AS a(asn)
+                 WHERE a.asn IS NOT NULL ORDER BY a.asn);
 END;
 $$;
 COMMENT ON FUNCTION ipintel.record_asn_history(text[], inet[], bigint[], timestamptz[]) IS
-    'Records real ASN observations (parallel arrays: observing source, IP, ASN, time) in ip_asn_history, closing and opening ranges where the ASN changed; call before setting current_asn. Returns the ASNs whose counts may change.';
+    'Records real ASN observations (parallel arrays: observing source, IP, ASN, time) in ip_asn_history, closing and opening ranges where the ASN changed. Returns the ASNs (old and new) of the ranges it changed, in order.';
 
--- What is known of one IP, fact by fact: the value of the first-ranked source (enrichment_policy
--- *_rank) whose last answer gives it. An IP no source classified is routed once it has an ASN.
-CREATE FUNCTION ipintel.resolved_facts(p_ip inet)
-    RETURNS TABLE (asn bigint, asn_source text, asn_observed_at timestamptz, country text, country_source text,
+-- What is known of some IPs, fact by fact: the value of the first-ranked source
+-- (enrichment_policy *_rank) whose last answer gives it. An IP no source classified is routed
+-- once it has an ASN. One row per IP any source has answered; set-based (merges resolve a whole
+-- batch at once: one index scan of enrichment_state, one aggregate).
+CREATE FUNCTION ipintel.resolved_facts_of(p_ips inet[])
+    RETURNS TABLE (ip inet, asn bigint, asn_source text, asn_observed_at timestamptz, country text, country_source text,
                    is_scanner boolean, is_scanner_source text, is_riot boolean, ip_type text, ip_type_source text)
     LANGUAGE sql
     STABLE
 BEGIN ATOMIC
-    SELECT x.asn, x.asn_source, x.asn_observed_at, x.country, x.country_source, x.is_scanner, x.is_scanner_source,
+    SELECT x.ip, x.asn, x.asn_source, x.asn_observed_at, x.country, x.country_source, x.is_scanner, x.is_scanner_source,
            x.is_riot,
            coalesce(x.ip_type, CASE WHEN x.asn IS NOT NULL THEN 'routed' END),
            CASE WHEN x.ip_type IS NOT NULL THEN x.ip_type_source WHEN x.asn IS NOT NULL THEN x.asn_source END
     FROM (
-        SELECT (array_agg(e.asn ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1] AS asn,
+        SELECT e.ip,
+               (array_agg(e.asn ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1] AS asn,
                (array_agg(e.source ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1]
                    AS asn_source,
                (array_agg(e.fetched_at ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1]
@@ -508,10 +521,26 @@ BEGIN ATOMIC
                     FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type_source
         FROM ipintel.enrichment_state e
         JOIN ipintel.enrichment_policy p ON p.source = e.source
-        WHERE e.ip = p_ip) x;
+        WHERE e.ip = ANY (p_ips)
+        GROUP BY e.ip) x;
+END;
+COMMENT ON FUNCTION ipintel.resolved_facts_of(inet[]) IS
+    'The facts of some IPs resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known. One row per IP that some source answered.';
+
+-- The same for one IP, as one row (NULLs when no source answered).
+CREATE FUNCTION ipintel.resolved_facts(p_ip inet)
+    RETURNS TABLE (asn bigint, asn_source text, asn_observed_at timestamptz, country text, country_source text,
+                   is_scanner boolean, is_scanner_source text, is_riot boolean, ip_type text, ip_type_source text)
+    LANGUAGE sql
+    STABLE
+BEGIN ATOMIC
+    SELECT f.asn, f.asn_source, f.asn_observed_at, f.country, f.country_source, f.is_scanner, f.is_scanner_source,
+           f.is_riot, f.ip_type, f.ip_type_source
+    FROM (VALUES (1)) AS one(n)
+    LEFT JOIN ipintel.resolved_facts_of(ARRAY[p_ip]) f ON true;
 END;
 COMMENT ON FUNCTION ipintel.resolved_facts(inet) IS
-    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known. One row, NULLs when no source answered.';
+    'The facts of one IP resolved across sources (resolved_facts_of): for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known. One row, NULLs when no source answered.';
 
 -- The AS name of the first-ranked source (as_name_rank) that gave one in asn_inventory.sources.
 CREATE FUNCTION ipintel.ranked_as_name(p_sources jsonb)
@@ -528,38 +557,31 @@ COMMENT ON FUNCTION ipintel.ranked_as_name(jsonb) IS
 
 -- The generic half of every merge, after the source's own step: the batch's documents, and the
 -- facts ip_inventory resolves from enrichment_state (current_asn with its history, geo_country,
--- is_scanner, is_riot, ip_type, each with the source it came from). One write per IP, and only
--- for an IP where something changes.
+-- is_scanner, is_riot, ip_type, each with the source it came from). The facts of the whole batch
+-- are resolved once (resolved_facts_of); one write per IP, and only for an IP where something
+-- changes; the written rows whose ASN observation changed go on to ip_asn_history.
 CREATE FUNCTION ipintel.apply_answers(p_source text, p_batch_id bigint)
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = ''
 AS $$
 DECLARE
-    v_asns bigint[];
+    v_ips inet[];
     v_changed bigint;
+    v_moved_sources text[];
+    v_moved_ips inet[];
+    v_moved_asns bigint[];
+    v_moved_at timestamptz[];
+    v_asns bigint[];
 BEGIN
-    -- A new ASN observation becomes current: its history first (see record_asn_history), as of
-    -- this answer (when a better-ranked source stops observing, the fallback becomes current
-    -- now, not when it was observed). No observation at all ("not in the file") keeps the last.
-    SELECT ipintel.record_asn_history(array_agg(f.asn_source), array_agg(r.ip), array_agg(f.asn),
-                                      array_agg(r.fetched_at))
-    INTO v_asns
-    FROM ipintel_staging.enrichment_results r
-    JOIN ipintel.ip_inventory i ON i.ip = r.ip
-    CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
-    WHERE r.batch_id = p_batch_id AND f.asn_source IS NOT NULL
-      AND (i.current_asn, i.current_asn_source) IS DISTINCT FROM (f.asn, f.asn_source);
+    SELECT array_agg(r.ip) INTO v_ips FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id;
 
-    UPDATE ipintel.ip_inventory i
-    SET enrichment = n.enrichment, current_asn = n.current_asn, current_asn_source = n.current_asn_source,
-        geo_country = n.geo_country, geo_country_source = n.geo_country_source,
-        is_scanner = n.is_scanner, is_scanner_source = n.is_scanner_source, is_riot = n.is_riot,
-        ip_type = n.ip_type, ip_type_source = n.ip_type_source, updated_at = now()
-    FROM (
-        SELECT r.ip,
+    WITH n AS (
+        SELECT r.ip, r.fetched_at, cur.current_asn AS old_asn, cur.current_asn_source AS old_asn_source,
+               f.asn AS observed_asn, f.asn_source AS observed_asn_source,
                CASE WHEN cur.enrichment -> p_source IS DISTINCT FROM r.result
                     THEN cur.enrichment || jsonb_build_object(p_source, r.result) ELSE cur.enrichment END AS enrichment,
+               -- No ASN observation at all ("not in the file") keeps the last one.
                CASE WHEN f.asn_source IS NOT NULL THEN f.asn ELSE cur.current_asn END AS current_asn,
                coalesce(f.asn_source, cur.current_asn_source) AS current_asn_source,
                coalesce(f.country, 'XX') AS geo_country, f.country_source AS geo_country_source,
@@ -568,15 +590,42 @@ BEGIN
                CASE WHEN NOT cur.is_bogon THEN f.ip_type_source END AS ip_type_source
         FROM ipintel_staging.enrichment_results r
         JOIN ipintel.ip_inventory cur ON cur.ip = r.ip
-        CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
-        WHERE r.batch_id = p_batch_id) n
-    WHERE i.ip = n.ip
-      AND (i.enrichment, i.current_asn, i.current_asn_source, i.geo_country, i.geo_country_source, i.is_scanner,
-           i.is_scanner_source, i.is_riot, i.ip_type, i.ip_type_source)
-          IS DISTINCT FROM
-          (n.enrichment, n.current_asn, n.current_asn_source, n.geo_country, n.geo_country_source, n.is_scanner,
-           n.is_scanner_source, n.is_riot, n.ip_type, n.ip_type_source);
-    GET DIAGNOSTICS v_changed = ROW_COUNT;
+        LEFT JOIN ipintel.resolved_facts_of(v_ips) f ON f.ip = r.ip
+        WHERE r.batch_id = p_batch_id
+    ), written AS (
+        UPDATE ipintel.ip_inventory i
+        SET enrichment = n.enrichment, current_asn = n.current_asn, current_asn_source = n.current_asn_source,
+            geo_country = n.geo_country, geo_country_source = n.geo_country_source,
+            is_scanner = n.is_scanner, is_scanner_source = n.is_scanner_source, is_riot = n.is_riot,
+            ip_type = n.ip_type, ip_type_source = n.ip_type_source, updated_at = now()
+        FROM n
+        WHERE i.ip = n.ip
+          AND (i.enrichment, i.current_asn, i.current_asn_source, i.geo_country, i.geo_country_source, i.is_scanner,
+               i.is_scanner_source, i.is_riot, i.ip_type, i.ip_type_source)
+              IS DISTINCT FROM
+              (n.enrichment, n.current_asn, n.current_asn_source, n.geo_country, n.geo_country_source, n.is_scanner,
+               n.is_scanner_source, n.is_riot, n.ip_type, n.ip_type_source)
+        RETURNING n.ip, n.fetched_at, n.old_asn, n.old_asn_source, n.observed_asn, n.observed_asn_source,
+                  n.current_asn
+    ), moved AS (
+        -- A new ASN observation (a value, or a better-ranked source) becomes current and goes to
+        -- the history as of this answer: when a better-ranked source stops observing, the
+        -- fallback becomes current now, not when it was observed.
+        SELECT w.* FROM written w
+        WHERE w.observed_asn_source IS NOT NULL
+          AND (w.old_asn, w.old_asn_source) IS DISTINCT FROM (w.observed_asn, w.observed_asn_source)
+    )
+    SELECT (SELECT count(*) FROM written),
+           (SELECT array_agg(m.observed_asn_source) FROM moved m), (SELECT array_agg(m.ip) FROM moved m),
+           (SELECT array_agg(m.observed_asn) FROM moved m), (SELECT array_agg(m.fetched_at) FROM moved m),
+           -- the ASNs whose counts change: old and new current_asn where it changed
+           ARRAY(SELECT DISTINCT a.asn FROM written w CROSS JOIN LATERAL (VALUES (w.old_asn), (w.current_asn)) AS a(asn)
+                 WHERE w.old_asn IS DISTINCT FROM w.current_asn AND a.asn IS NOT NULL)
+    INTO v_changed, v_moved_sources, v_moved_ips, v_moved_asns, v_moved_at, v_asns;
+
+    IF v_moved_ips IS NOT NULL THEN
+        PERFORM ipintel.record_asn_history(v_moved_sources, v_moved_ips, v_moved_asns, v_moved_at);
+    END IF;
     PERFORM ipintel.refresh_asn_counts(v_asns);
     RETURN v_changed;
 END;

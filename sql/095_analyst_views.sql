@@ -539,6 +539,26 @@ END;
 COMMENT ON FUNCTION ipintel.verify_snapshots() IS
     'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite). violations = 0 everywhere: the snapshots are sound.';
 
+-- The ASN history's rule, checked over every pair: ip_asn_history keeps it with an exclusion
+-- constraint over closed ranges and statement triggers for open ones (sql/030_tiers.sql).
+-- Sorted by start, a set of ranges has an overlapping pair exactly when two neighbours overlap.
+CREATE FUNCTION ipintel.verify_history()
+    RETURNS TABLE (rule text, violations bigint, examples text[])
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT 'no two ranges of one IP in ip_asn_history overlap',
+           count(DISTINCT o.ip),
+           coalesce((array_agg(DISTINCT host(o.ip)))[1:3], '{}')
+    FROM (SELECT h.ip, h.valid,
+                 lag(h.valid) OVER (PARTITION BY h.ip ORDER BY lower(h.valid), upper(h.valid)) AS previous
+          FROM ipintel.ip_asn_history h) o
+    WHERE o.previous && o.valid;
+END;
+COMMENT ON FUNCTION ipintel.verify_history() IS
+    'The rule ip_asn_history obeys, checked from scratch over all of it: no two ranges of one IP overlap (violations: the IPs whose ranges do, with up to three examples). violations = 0: the history is sound.';
+
 ------------------------------------------------------------------------------------------
 -- Refresh on demand: the IPs of some ASNs or countries (ipintel enrich --asn / --country)
 ------------------------------------------------------------------------------------------

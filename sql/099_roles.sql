@@ -112,7 +112,9 @@ GRANT EXECUTE ON FUNCTION
     ipintel.skipped_for_known_asn(ipintel.enrichment_policy, ipintel.ip_inventory),
     ipintel.below_session_threshold(ipintel.enrichment_policy, ipintel.ip_inventory),
     ipintel.ips_due(text, bigint, boolean, inet[], bigint),
+    ipintel.inet_key(inet),
     ipintel.resolved_facts(inet),
+    ipintel.resolved_facts_of(inet[]),
     ipintel.ranked_as_name(jsonb),
     ipintel.routing_snapshot_on(text, date),
     ipintel.routing_asns(inet[], date[]),
@@ -141,6 +143,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.report_routing_snapshots(),
     ipintel.verify_counts(),
     ipintel.verify_snapshots(),
+    ipintel.verify_history(),
     ipintel.ips_in(bigint[], text[])
 TO ipintel_reader, ipintel_loader;
 DO $$

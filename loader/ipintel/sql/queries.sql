@@ -121,6 +121,10 @@ ORDER BY v.table_name, v.column_name;
 -- `ipintel verify`: every snapshot rule with its violations (0: obeyed) and examples.
 SELECT * FROM ipintel.verify_snapshots();
 
+-- verify_history --
+-- `ipintel verify`: the ASN history's rule with its violations (0: obeyed) and examples.
+SELECT * FROM ipintel.verify_history();
+
 -- verify_scope --
 -- `ipintel verify`: how much was checked.
 SELECT (SELECT count(*) FROM ipintel.asn_inventory) AS asns, (SELECT count(*) FROM ipintel.ip_inventory) AS ips,

@@ -1,6 +1,6 @@
 -- Bad input is refused by named constraints whose messages say what is wrong.
 BEGIN;
-SELECT plan(13);
+SELECT plan(14);
 
 SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip) VALUES ('10.0.0.0/8')$$, '23514',
     'new row for relation "ip_inventory" violates check constraint "ip_inventory_ip_is_host_address"',
@@ -32,8 +32,12 @@ INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
 VALUES ('192.0.3.1', 64496, tstzrange('2026-01-01', '2026-06-01'), 'cymru');
 SELECT throws_ok($$INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
                    VALUES ('192.0.3.1', 64497, tstzrange('2026-05-01', NULL), 'cymru')$$, '23P01',
-    'conflicting key value violates exclusion constraint "ip_asn_history_ranges_do_not_overlap"',
-    'one IP''s ASN ranges never overlap');
+    'ip_asn_history: two ranges of 192.0.3.1 overlap',
+    'one IP''s ASN ranges never overlap (an open range: the statement trigger)');
+SELECT throws_ok($$INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
+                   VALUES ('192.0.3.1', 64497, tstzrange('2026-05-01', '2026-05-02'), 'cymru')$$, '23P01',
+    'conflicting key value violates exclusion constraint "ip_asn_history_closed_ranges_do_not_overlap"',
+    'one IP''s ASN ranges never overlap (closed ranges: the exclusion constraint)');
 SELECT lives_ok($$INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
                   VALUES ('192.0.3.1', 64497, tstzrange('2026-06-01', NULL), 'cymru')$$,
     'ranges that meet do not overlap');

@@ -1,15 +1,17 @@
--- ip_asn_history's exclusion constraint (revision 0010): keyed on host(ip) with btree_gist's
--- text opclass, never btree_gist's inet opclass; lookups by ip go through a btree.
+-- ip_asn_history's ranges never overlap (revisions 0010, 0026): an exclusion constraint over the
+-- closed ranges keyed on inet_key(ip) with btree_gist's uuid opclass (never btree_gist's inet
+-- opclass), statement triggers for open ranges, and verify_history over everything; lookups by
+-- ip go through a btree.
 BEGIN;
-SELECT plan(14);
+SELECT plan(24);
 
 SELECT is(
     (SELECT array_agg(opc.opcname::text ORDER BY k.n) FROM pg_constraint c
      JOIN pg_index i ON i.indexrelid = c.conindid
      CROSS JOIN LATERAL unnest(i.indclass::oid[]) WITH ORDINALITY AS k(opclass, n)
      JOIN pg_opclass opc ON opc.oid = k.opclass
-     WHERE c.conname = 'ip_asn_history_ranges_do_not_overlap'),
-    ARRAY['gist_text_ops', 'range_ops'], 'the exclusion index is keyed on text (host(ip)) and the range');
+     WHERE c.conname = 'ip_asn_history_closed_ranges_do_not_overlap'),
+    ARRAY['gist_uuid_ops', 'range_ops'], 'the exclusion index is keyed on a uuid (inet_key(ip)) and the range');
 SELECT is(
     (SELECT count(*)::int FROM pg_index i
      JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -63,6 +65,43 @@ SELECT results_eq(
 SELECT results_eq(
     $$SELECT ip FROM ipintel.ip_asn_history WHERE ip <<= '2001:db8::/112' ORDER BY ip$$,
     $$VALUES ('2001:db8::10'::inet), ('2001:db8::11'::inet)$$, 'network containment through the btree');
+
+-- inet_key: the address bytes, exact, IPv4 as the IPv4-mapped form.
+SELECT is(ipintel.inet_key('192.0.2.7'), '00000000-0000-0000-0000-ffffc0000207'::uuid, 'inet_key of an IPv4 address');
+SELECT is(ipintel.inet_key('2001:db8::8000:10'), '20010db8-0000-0000-0000-000080000010'::uuid,
+          'inet_key of an IPv6 address');
+
+-- Closed ranges against closed ranges: the exclusion constraint.
+SELECT throws_ok($$INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
+                   VALUES ('192.0.2.7', 64497, tstzrange('2026-02-01', '2026-03-01'), 'maxmind')$$, '23P01',
+    'conflicting key value violates exclusion constraint "ip_asn_history_closed_ranges_do_not_overlap"',
+    'two closed ranges that overlap are refused by the constraint');
+-- An open range inside the closed ones, through UPDATE (the statement trigger on update).
+SELECT throws_ok($$UPDATE ipintel.ip_asn_history SET valid = tstzrange('2026-05-01', NULL)
+                   WHERE ip = '192.0.2.7' AND upper_inf(valid)$$, '23P01',
+    'ip_asn_history: two ranges of 192.0.2.7 overlap', 'an update that makes an open range overlap is refused');
+-- Closing the open range where it began is an empty range; before it, it overlaps nothing.
+SELECT lives_ok($$UPDATE ipintel.ip_asn_history SET valid = tstzrange('2026-06-01', '2026-07-01')
+                  WHERE ip = '192.0.2.7' AND upper_inf(valid)$$, 'closing an open range');
+SELECT throws_ok($$INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
+                   VALUES ('2001:db8::11', 64496, tstzrange('2026-06-01', NULL), 'cymru')$$, '23505', NULL,
+    'a second open range of one IP is refused (the open-range index)');
+-- A statement that writes many rows, one of them overlapping: all of it is refused.
+INSERT INTO ipintel.ip_inventory (ip) VALUES ('192.0.2.8');
+SELECT throws_ok($$INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
+                   SELECT ip, 64496, tstzrange('2026-06-15', NULL), 'cymru'
+                   FROM (VALUES ('192.0.2.8'::inet), ('192.0.2.7')) v(ip)$$, '23P01', NULL,
+    'a set-based insert with one overlapping open range is refused whole');
+SELECT is((SELECT count(*)::int FROM ipintel.ip_asn_history), 6, 'nothing of the refused statements was kept');
+
+-- verify_history checks every pair again: with the guards off (as a restore without them would
+-- be), an overlap is found and named.
+SELECT is((SELECT violations FROM ipintel.verify_history()), 0::bigint, 'verify_history: no overlap');
+ALTER TABLE ipintel.ip_asn_history DISABLE TRIGGER ip_asn_history_ranges_do_not_overlap_insert;
+INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
+VALUES ('2001:db8::10', 64497, tstzrange('2025-06-01', '2026-02-01'), 'maxmind');
+SELECT results_eq($$SELECT violations, examples FROM ipintel.verify_history()$$,
+                  $$VALUES (1::bigint, ARRAY['2001:db8::10'])$$, 'verify_history names the IP whose ranges overlap');
 
 SELECT * FROM finish();
 ROLLBACK;

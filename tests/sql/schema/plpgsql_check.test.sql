@@ -15,10 +15,14 @@ SELECT is_empty($$
     JOIN pg_namespace n ON n.oid = p.pronamespace
     JOIN pg_language l ON l.oid = p.prolang
     -- trigger functions are checked against each table they are attached to
-    LEFT JOIN LATERAL (SELECT DISTINCT t.tgrelid FROM pg_trigger t WHERE t.tgfoid = p.oid) t ON true
+    -- (with their transition tables' names, for statement triggers that have them)
+    LEFT JOIN LATERAL (SELECT DISTINCT t.tgrelid, t.tgoldtable, t.tgnewtable FROM pg_trigger t WHERE t.tgfoid = p.oid) t
+        ON true
     CROSS JOIN LATERAL plpgsql_check_function_tb(
         p.oid,
         relid => coalesce(t.tgrelid, 0),
+        oldtable => t.tgoldtable,
+        newtable => t.tgnewtable,
         extra_warnings => false) c
     WHERE n.nspname = 'ipintel' AND l.lanname = 'plpgsql' AND c.level IN ('error', 'warning')
 $$, 'plpgsql_check finds no error and no warning');

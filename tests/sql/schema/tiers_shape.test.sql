@@ -85,8 +85,8 @@ SELECT is(
     NULL, 'all foreign keys are validated');
 
 SELECT is(
-    (SELECT contype FROM pg_constraint WHERE conname = 'ip_asn_history_ranges_do_not_overlap'),
-    'x'::"char", 'history ranges are guarded by an exclusion constraint');
+    (SELECT contype FROM pg_constraint WHERE conname = 'ip_asn_history_closed_ranges_do_not_overlap'),
+    'x'::"char", 'history ranges are guarded by an exclusion constraint (closed ranges; open ones by statement triggers)');
 
 SELECT * FROM finish();
 ROLLBACK;
