@@ -9,11 +9,3 @@ ALTER TABLE ipintel.ip_inventory
 ALTER TABLE ipintel.session_summaries
     ADD CONSTRAINT session_summaries_source_ip_fkey
     FOREIGN KEY (source_ip) REFERENCES ipintel.ip_inventory (ip);
-
-ALTER TABLE ipintel.ip_asn_history
-    ADD CONSTRAINT ip_asn_history_ip_fkey
-    FOREIGN KEY (ip) REFERENCES ipintel.ip_inventory (ip);
-
-ALTER TABLE ipintel.ip_asn_history
-    ADD CONSTRAINT ip_asn_history_asn_fkey
-    FOREIGN KEY (asn) REFERENCES ipintel.asn_inventory (asn);

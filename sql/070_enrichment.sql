@@ -433,10 +433,15 @@ COMMENT ON FUNCTION ipintel.record_enrichment_state(text, bigint) IS
 -- not routed" as NULL), never "this source does not know", and only for IPs they hold
 -- (lock_for_merge). Returns the ASNs (old and new) of the ranges it changed. Every statement
 -- finds its rows through the open-range index (no join over the whole table).
+-- Index probes only (no hash or merge join): the input is one batch, the table every IP, and a
+-- first enrichment grows the table faster than autovacuum analyzes it, so a planner trusting
+-- its statistics hashed the whole table once per batch.
 CREATE FUNCTION ipintel.record_asn_history(p_sources text[], p_ips inet[], p_asns bigint[], p_observed_at timestamptz[])
     RETURNS bigint[]
     LANGUAGE plpgsql
     SET search_path = ''
+    SET enable_hashjoin = off
+    SET enable_mergejoin = off
 AS $$
 DECLARE
     v_closed bigint[];
@@ -484,23 +489,20 @@ $$;
 COMMENT ON FUNCTION ipintel.record_asn_history(text[], inet[], bigint[], timestamptz[]) IS
     'Records real ASN observations (parallel arrays: observing source, IP, ASN, time) in ip_asn_history, closing and opening ranges where the ASN changed. Returns the ASNs (old and new) of the ranges it changed, in order.';
 
--- What is known of some IPs, fact by fact: the value of the first-ranked source
--- (enrichment_policy *_rank) whose last answer gives it. An IP no source classified is routed
--- once it has an ASN. One row per IP any source has answered; set-based (merges resolve a whole
--- batch at once: one index scan of enrichment_state, one aggregate).
-CREATE FUNCTION ipintel.resolved_facts_of(p_ips inet[])
-    RETURNS TABLE (ip inet, asn bigint, asn_source text, asn_observed_at timestamptz, country text, country_source text,
+-- What is known of one IP, fact by fact: the value of the first-ranked source (enrichment_policy
+-- *_rank) whose last answer gives it. An IP no source classified is routed once it has an ASN.
+CREATE FUNCTION ipintel.resolved_facts(p_ip inet)
+    RETURNS TABLE (asn bigint, asn_source text, asn_observed_at timestamptz, country text, country_source text,
                    is_scanner boolean, is_scanner_source text, is_riot boolean, ip_type text, ip_type_source text)
     LANGUAGE sql
     STABLE
 BEGIN ATOMIC
-    SELECT x.ip, x.asn, x.asn_source, x.asn_observed_at, x.country, x.country_source, x.is_scanner, x.is_scanner_source,
+    SELECT x.asn, x.asn_source, x.asn_observed_at, x.country, x.country_source, x.is_scanner, x.is_scanner_source,
            x.is_riot,
            coalesce(x.ip_type, CASE WHEN x.asn IS NOT NULL THEN 'routed' END),
            CASE WHEN x.ip_type IS NOT NULL THEN x.ip_type_source WHEN x.asn IS NOT NULL THEN x.asn_source END
     FROM (
-        SELECT e.ip,
-               (array_agg(e.asn ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1] AS asn,
+        SELECT (array_agg(e.asn ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1] AS asn,
                (array_agg(e.source ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1]
                    AS asn_source,
                (array_agg(e.fetched_at ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1]
@@ -521,26 +523,10 @@ BEGIN ATOMIC
                     FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type_source
         FROM ipintel.enrichment_state e
         JOIN ipintel.enrichment_policy p ON p.source = e.source
-        WHERE e.ip = ANY (p_ips)
-        GROUP BY e.ip) x;
-END;
-COMMENT ON FUNCTION ipintel.resolved_facts_of(inet[]) IS
-    'The facts of some IPs resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known. One row per IP that some source answered.';
-
--- The same for one IP, as one row (NULLs when no source answered).
-CREATE FUNCTION ipintel.resolved_facts(p_ip inet)
-    RETURNS TABLE (asn bigint, asn_source text, asn_observed_at timestamptz, country text, country_source text,
-                   is_scanner boolean, is_scanner_source text, is_riot boolean, ip_type text, ip_type_source text)
-    LANGUAGE sql
-    STABLE
-BEGIN ATOMIC
-    SELECT f.asn, f.asn_source, f.asn_observed_at, f.country, f.country_source, f.is_scanner, f.is_scanner_source,
-           f.is_riot, f.ip_type, f.ip_type_source
-    FROM (VALUES (1)) AS one(n)
-    LEFT JOIN ipintel.resolved_facts_of(ARRAY[p_ip]) f ON true;
+        WHERE e.ip = p_ip) x;
 END;
 COMMENT ON FUNCTION ipintel.resolved_facts(inet) IS
-    'The facts of one IP resolved across sources (resolved_facts_of): for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known. One row, NULLs when no source answered.';
+    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known. One row, NULLs when no source answered.';
 
 -- The AS name of the first-ranked source (as_name_rank) that gave one in asn_inventory.sources.
 CREATE FUNCTION ipintel.ranked_as_name(p_sources jsonb)
@@ -557,16 +543,16 @@ COMMENT ON FUNCTION ipintel.ranked_as_name(jsonb) IS
 
 -- The generic half of every merge, after the source's own step: the batch's documents, and the
 -- facts ip_inventory resolves from enrichment_state (current_asn with its history, geo_country,
--- is_scanner, is_riot, ip_type, each with the source it came from). The facts of the whole batch
--- are resolved once (resolved_facts_of); one write per IP, and only for an IP where something
--- changes; the written rows whose ASN observation changed go on to ip_asn_history.
+-- is_scanner, is_riot, ip_type, each with the source it came from). Each IP's facts are resolved
+-- once (resolved_facts, one index probe per staged row: linear whatever the statistics of the
+-- staging table say); one write per IP, and only for an IP where something changes; the written
+-- rows whose ASN observation changed go on to ip_asn_history.
 CREATE FUNCTION ipintel.apply_answers(p_source text, p_batch_id bigint)
     RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = ''
 AS $$
 DECLARE
-    v_ips inet[];
     v_changed bigint;
     v_moved_sources text[];
     v_moved_ips inet[];
@@ -574,8 +560,6 @@ DECLARE
     v_moved_at timestamptz[];
     v_asns bigint[];
 BEGIN
-    SELECT array_agg(r.ip) INTO v_ips FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id;
-
     WITH n AS (
         SELECT r.ip, r.fetched_at, cur.current_asn AS old_asn, cur.current_asn_source AS old_asn_source,
                f.asn AS observed_asn, f.asn_source AS observed_asn_source,
@@ -590,7 +574,7 @@ BEGIN
                CASE WHEN NOT cur.is_bogon THEN f.ip_type_source END AS ip_type_source
         FROM ipintel_staging.enrichment_results r
         JOIN ipintel.ip_inventory cur ON cur.ip = r.ip
-        LEFT JOIN ipintel.resolved_facts_of(v_ips) f ON f.ip = r.ip
+        CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
         WHERE r.batch_id = p_batch_id
     ), written AS (
         UPDATE ipintel.ip_inventory i
@@ -776,16 +760,11 @@ COMMENT ON VIEW ipintel.enrichment_coverage IS
     'Per source: IPs (bogons excluded) with a fresh answer, a stale one (older than the ttl; an offline database''s answers never go stale by time), none yet, open failures; bogons are never sent. Freshness from enrichment_state.';
 
 ------------------------------------------------------------------------------------------
--- ASN history refers to the registry too (ip_asn_history is created with the tiers, before it)
+-- No foreign key on the columns the merges write for every IP (ip_asn_history.ip / asn /
+-- source, ip_inventory's *_source): their values come from the rows the merge has just joined
+-- and locked (the IP's ip_inventory row, the registry), so a per-row check there can never
+-- fail; on a first enrichment they were 7 of the 9 referential checks per IP. The tiers' own
+-- keys stay (ip_inventory.current_asn, session_summaries.source_ip): the current_asn check
+-- also covers the ASN of the history range written beside it. ipintel verify checks all of
+-- them again, set-based (verify_integrity).
 ------------------------------------------------------------------------------------------
-ALTER TABLE ipintel.ip_asn_history
-    ADD CONSTRAINT ip_asn_history_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source);
-
-------------------------------------------------------------------------------------------
--- ip_inventory says which registered source each resolved fact came from
-------------------------------------------------------------------------------------------
-ALTER TABLE ipintel.ip_inventory
-    ADD CONSTRAINT ip_inventory_current_asn_source_fkey FOREIGN KEY (current_asn_source) REFERENCES ipintel.enrichment_policy (source),
-    ADD CONSTRAINT ip_inventory_geo_country_source_fkey FOREIGN KEY (geo_country_source) REFERENCES ipintel.enrichment_policy (source),
-    ADD CONSTRAINT ip_inventory_is_scanner_source_fkey FOREIGN KEY (is_scanner_source) REFERENCES ipintel.enrichment_policy (source),
-    ADD CONSTRAINT ip_inventory_ip_type_source_fkey FOREIGN KEY (ip_type_source) REFERENCES ipintel.enrichment_policy (source);

@@ -539,25 +539,48 @@ END;
 COMMENT ON FUNCTION ipintel.verify_snapshots() IS
     'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite). violations = 0 everywhere: the snapshots are sound.';
 
--- The ASN history's rule, checked over every pair: ip_asn_history keeps it with an exclusion
--- constraint over closed ranges and statement triggers for open ones (sql/030_tiers.sql).
--- Sorted by start, a set of ranges has an overlapping pair exactly when two neighbours overlap.
-CREATE FUNCTION ipintel.verify_history()
+-- What ip_asn_history and ip_inventory's *_source columns obey without a per-row check (see
+-- sql/030_tiers.sql and sql/070_enrichment.sql), checked from scratch over all of them. Sorted by
+-- start, a set of ranges has an overlapping pair exactly when two neighbours overlap.
+CREATE FUNCTION ipintel.verify_integrity()
     RETURNS TABLE (rule text, violations bigint, examples text[])
     LANGUAGE sql
     STABLE
     SET search_path = ''
 BEGIN ATOMIC
-    SELECT 'no two ranges of one IP in ip_asn_history overlap',
-           count(DISTINCT o.ip),
-           coalesce((array_agg(DISTINCT host(o.ip)))[1:3], '{}')
-    FROM (SELECT h.ip, h.valid,
-                 lag(h.valid) OVER (PARTITION BY h.ip ORDER BY lower(h.valid), upper(h.valid)) AS previous
-          FROM ipintel.ip_asn_history h) o
-    WHERE o.previous && o.valid;
+    WITH ranges AS (
+        SELECT h.ip, h.asn, h.source, h.valid,
+               lag(h.valid) OVER (PARTITION BY h.ip ORDER BY lower(h.valid), upper(h.valid)) AS previous
+        FROM ipintel.ip_asn_history h
+    ), found AS (
+        SELECT 1 AS n, r.ip AS example FROM ranges r WHERE r.previous && r.valid
+        UNION ALL
+        SELECT 2, r.ip FROM ranges r WHERE NOT EXISTS (SELECT 1 FROM ipintel.ip_inventory i WHERE i.ip = r.ip)
+        UNION ALL
+        SELECT 3, r.ip FROM ranges r
+        WHERE r.asn IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ipintel.asn_inventory a WHERE a.asn = r.asn)
+        UNION ALL
+        SELECT 4, r.ip FROM ranges r
+        WHERE NOT EXISTS (SELECT 1 FROM ipintel.enrichment_policy p WHERE p.source = r.source)
+        UNION ALL
+        SELECT 5, i.ip FROM ipintel.ip_inventory i
+        CROSS JOIN LATERAL (VALUES (i.current_asn_source), (i.geo_country_source), (i.is_scanner_source),
+                                   (i.ip_type_source)) AS v(source)
+        WHERE v.source IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ipintel.enrichment_policy p WHERE p.source = v.source)
+    )
+    SELECT r.rule, count(DISTINCT f.example),
+           coalesce((array_agg(DISTINCT host(f.example)) FILTER (WHERE f.example IS NOT NULL))[1:3], '{}')
+    FROM (VALUES (1, 'no two ranges of one IP in ip_asn_history overlap'),
+                 (2, 'every ip_asn_history IP is in ip_inventory'),
+                 (3, 'every ip_asn_history ASN is in asn_inventory'),
+                 (4, 'every ip_asn_history source is a registered source'),
+                 (5, 'every ip_inventory *_source is a registered source')) AS r(n, rule)
+    LEFT JOIN found f ON f.n = r.n
+    GROUP BY r.n, r.rule
+    ORDER BY r.n;
 END;
-COMMENT ON FUNCTION ipintel.verify_history() IS
-    'The rule ip_asn_history obeys, checked from scratch over all of it: no two ranges of one IP overlap (violations: the IPs whose ranges do, with up to three examples). violations = 0: the history is sound.';
+COMMENT ON FUNCTION ipintel.verify_integrity() IS
+    'The rules kept without a per-row check on the merge path, checked from scratch: no two ranges of one IP in ip_asn_history overlap (an exclusion constraint covers closed ranges, statement triggers open ones), every history IP, ASN and source exists (ip_inventory, asn_inventory, enrichment_policy), and every ip_inventory *_source is registered. violations: the IPs concerned, with up to three examples; 0 everywhere: sound.';
 
 ------------------------------------------------------------------------------------------
 -- Refresh on demand: the IPs of some ASNs or countries (ipintel enrich --asn / --country)

@@ -114,7 +114,6 @@ GRANT EXECUTE ON FUNCTION
     ipintel.ips_due(text, bigint, boolean, inet[], bigint),
     ipintel.inet_key(inet),
     ipintel.resolved_facts(inet),
-    ipintel.resolved_facts_of(inet[]),
     ipintel.ranked_as_name(jsonb),
     ipintel.routing_snapshot_on(text, date),
     ipintel.routing_asns(inet[], date[]),
@@ -143,7 +142,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.report_routing_snapshots(),
     ipintel.verify_counts(),
     ipintel.verify_snapshots(),
-    ipintel.verify_history(),
+    ipintel.verify_integrity(),
     ipintel.ips_in(bigint[], text[])
 TO ipintel_reader, ipintel_loader;
 DO $$

@@ -277,14 +277,14 @@ def print_report(settings: config.Settings, *, since: datetime, until: datetime,
 
 def cmd_verify(args: argparse.Namespace, settings: config.Settings) -> int:
     """`ipintel verify`: the maintained counts against a recount from scratch, and the snapshot
-    and ASN history rules; exit 1 when anything drifted (ipintel.verify_counts, ipintel.verify_snapshots,
-    ipintel.verify_history)."""
+    and integrity rules; exit 1 when anything drifted (ipintel.verify_counts, ipintel.verify_snapshots,
+    ipintel.verify_integrity)."""
     started = datetime.now(UTC)
     with db.connection(settings.database_url) as conn:
         scope = db.query_one(conn, db.query("verify_scope"))
         counts = db.query_all(conn, db.query("verify_counts_summary"))
         rules = db.query_all(conn, db.query("verify_snapshots"))
-        history = db.query_all(conn, db.query("verify_history"))
+        integrity = db.query_all(conn, db.query("verify_integrity"))
     assert scope is not None
     seconds = (datetime.now(UTC) - started).total_seconds()
     if counts:
@@ -297,7 +297,7 @@ def cmd_verify(args: argparse.Namespace, settings: config.Settings) -> int:
     else:
         console.print("counts: asn_inventory ip_count, session_count, first_seen, last_seen and ip_inventory "
                       "session_count, first_seen, last_seen all match a recount from scratch")
-    for title, checks in (("snapshot rules", rules), ("ASN history rules", history)):
+    for title, checks in (("snapshot rules", rules), ("integrity rules (ASN history, sources)", integrity)):
         table = Table(title=title)
         for column in ("rule", "violations", "examples"):
             table.add_column(column, justify="right" if column == "violations" else "left")
@@ -305,12 +305,12 @@ def cmd_verify(args: argparse.Namespace, settings: config.Settings) -> int:
             table.add_row(r["rule"], f"{r['violations']:,}", ", ".join(r["examples"]))
         console.print(table)
     broken = sum(1 for r in rules if r["violations"])
-    history_broken = sum(1 for r in history if r["violations"])
+    integrity_broken = sum(1 for r in integrity if r["violations"])
     checked = (f"{scope['asns']:,} ASNs, {scope['ips']:,} IPs, {scope['sessions']:,} sessions checked "
                f"in {seconds:.1f} s")
-    if counts or broken or history_broken:
+    if counts or broken or integrity_broken:
         console.print(f"verify: DRIFT: {sum(c['rows'] for c in counts):,} count(s) differ, {broken} snapshot "
-                      f"rule(s) broken, {history_broken} history rule(s) broken ({checked})")
+                      f"rule(s) broken, {integrity_broken} integrity rule(s) broken ({checked})")
         return EXIT_FAILURES
     console.print(f"verify: no drift ({checked})")
     return EXIT_OK

@@ -1,48 +1,10 @@
 -- From migrations/versions/0026_merge_near_floor.downgrade.sql: back to 0025. The full exclusion
 -- constraint on host(ip) comes back (its GiST index is built over every range: ACCESS EXCLUSIVE
 -- on ip_asn_history for that long, ~15 s per million rows measured here), and the functions of 0025.
--- squawk-ignore-file ban-drop-function, constraint-missing-not-valid, ban-drop-constraint
+-- A downgrade puts the keys back checked against every row (SHARE ROW EXCLUSIVE while it scans).
+-- squawk-ignore-file ban-drop-function, constraint-missing-not-valid, ban-drop-constraint, adding-foreign-key-constraint
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '30min';
-
--- What is known of one IP, fact by fact: the value of the first-ranked source (enrichment_policy
--- *_rank) whose last answer gives it. An IP no source classified is routed once it has an ASN.
-CREATE OR REPLACE FUNCTION ipintel.resolved_facts(p_ip inet)
-    RETURNS TABLE (asn bigint, asn_source text, asn_observed_at timestamptz, country text, country_source text,
-                   is_scanner boolean, is_scanner_source text, is_riot boolean, ip_type text, ip_type_source text)
-    LANGUAGE sql
-    STABLE
-BEGIN ATOMIC
-    SELECT x.asn, x.asn_source, x.asn_observed_at, x.country, x.country_source, x.is_scanner, x.is_scanner_source,
-           x.is_riot,
-           coalesce(x.ip_type, CASE WHEN x.asn IS NOT NULL THEN 'routed' END),
-           CASE WHEN x.ip_type IS NOT NULL THEN x.ip_type_source WHEN x.asn IS NOT NULL THEN x.asn_source END
-    FROM (
-        SELECT (array_agg(e.asn ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1] AS asn,
-               (array_agg(e.source ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1]
-                   AS asn_source,
-               (array_agg(e.fetched_at ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1]
-                   AS asn_observed_at,
-               (array_agg(e.country ORDER BY p.country_rank)
-                    FILTER (WHERE p.country_rank IS NOT NULL AND e.country IS NOT NULL))[1] AS country,
-               (array_agg(e.source ORDER BY p.country_rank)
-                    FILTER (WHERE p.country_rank IS NOT NULL AND e.country IS NOT NULL))[1] AS country_source,
-               (array_agg(e.is_scanner ORDER BY p.is_scanner_rank)
-                    FILTER (WHERE p.is_scanner_rank IS NOT NULL AND e.is_scanner IS NOT NULL))[1] AS is_scanner,
-               (array_agg(e.source ORDER BY p.is_scanner_rank)
-                    FILTER (WHERE p.is_scanner_rank IS NOT NULL AND e.is_scanner IS NOT NULL))[1] AS is_scanner_source,
-               (array_agg(e.is_riot ORDER BY p.is_riot_rank)
-                    FILTER (WHERE p.is_riot_rank IS NOT NULL AND e.is_riot IS NOT NULL))[1] AS is_riot,
-               (array_agg(e.ip_type ORDER BY p.ip_type_rank)
-                    FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type,
-               (array_agg(e.source ORDER BY p.ip_type_rank)
-                    FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type_source
-        FROM ipintel.enrichment_state e
-        JOIN ipintel.enrichment_policy p ON p.source = e.source
-        WHERE e.ip = p_ip) x;
-END;
-COMMENT ON FUNCTION ipintel.resolved_facts(inet) IS
-    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known. One row, NULLs when no source answered.';
 
 -- The generic half of every merge, after the source's own step: the batch's documents, and the
 -- facts ip_inventory resolves from enrichment_state (current_asn with its history, geo_country,
@@ -201,8 +163,17 @@ $$;
 COMMENT ON FUNCTION ipintel.record_enrichment_state(text, bigint) IS
     'Records in enrichment_state that the IPs of a staged batch were answered by p_source: fetched_at, build, the typed facts of each answer (the source''s facts_function) and changed_at where the document differs from the stored one; call before writing the documents. Returns the IPs recorded.';
 
-DROP FUNCTION ipintel.verify_history();
-DROP FUNCTION ipintel.resolved_facts_of(inet[]);
+DROP FUNCTION ipintel.verify_integrity();
+-- Back: the keys, checked against every row.
+ALTER TABLE ipintel.ip_asn_history
+    ADD CONSTRAINT ip_asn_history_ip_fkey FOREIGN KEY (ip) REFERENCES ipintel.ip_inventory (ip),
+    ADD CONSTRAINT ip_asn_history_asn_fkey FOREIGN KEY (asn) REFERENCES ipintel.asn_inventory (asn),
+    ADD CONSTRAINT ip_asn_history_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source);
+ALTER TABLE ipintel.ip_inventory
+    ADD CONSTRAINT ip_inventory_current_asn_source_fkey FOREIGN KEY (current_asn_source) REFERENCES ipintel.enrichment_policy (source),
+    ADD CONSTRAINT ip_inventory_geo_country_source_fkey FOREIGN KEY (geo_country_source) REFERENCES ipintel.enrichment_policy (source),
+    ADD CONSTRAINT ip_inventory_is_scanner_source_fkey FOREIGN KEY (is_scanner_source) REFERENCES ipintel.enrichment_policy (source),
+    ADD CONSTRAINT ip_inventory_ip_type_source_fkey FOREIGN KEY (ip_type_source) REFERENCES ipintel.enrichment_policy (source);
 DROP TRIGGER ip_asn_history_ranges_do_not_overlap_insert ON ipintel.ip_asn_history;
 DROP TRIGGER ip_asn_history_ranges_do_not_overlap_update ON ipintel.ip_asn_history;
 DROP FUNCTION ipintel.asn_ranges_do_not_overlap();

@@ -121,9 +121,10 @@ ORDER BY v.table_name, v.column_name;
 -- `ipintel verify`: every snapshot rule with its violations (0: obeyed) and examples.
 SELECT * FROM ipintel.verify_snapshots();
 
--- verify_history --
--- `ipintel verify`: the ASN history's rule with its violations (0: obeyed) and examples.
-SELECT * FROM ipintel.verify_history();
+-- verify_integrity --
+-- `ipintel verify`: the rules kept without per-row checks (ASN history, sources) with their
+-- violations (0: obeyed) and examples.
+SELECT * FROM ipintel.verify_integrity();
 
 -- verify_scope --
 -- `ipintel verify`: how much was checked.

@@ -16,9 +16,14 @@ SELECT throws_ok($$INSERT INTO ipintel.asn_inventory (asn, as_country) VALUES (6
 SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip, geo_country) VALUES ('9.9.9.9', 'de')$$, '23514',
     'new row for relation "ip_inventory" violates check constraint "ip_inventory_geo_country_is_iso_alpha2"',
     'a lower-case geo_country is refused');
-SELECT throws_ok($$INSERT INTO ipintel.ip_inventory (ip, geo_country, geo_country_source) VALUES ('9.9.9.8', 'DE', 'shodan')$$, '23503',
-    'insert or update on table "ip_inventory" violates foreign key constraint "ip_inventory_geo_country_source_fkey"',
-    'a resolved fact names a source of the registry');
+-- A resolved fact's source has no per-row check (the merges take it from the registry); verify
+-- finds one that is not registered.
+INSERT INTO ipintel.ip_inventory (ip, geo_country, geo_country_source) VALUES ('9.9.9.8', 'DE', 'shodan');
+SELECT results_eq($$SELECT violations, examples FROM ipintel.verify_integrity()
+                    WHERE rule = 'every ip_inventory *_source is a registered source'$$,
+                  $$VALUES (1::bigint, ARRAY['9.9.9.8'])$$,
+    'a resolved fact that names no source of the registry is found by verify_integrity');
+DELETE FROM ipintel.ip_inventory WHERE ip = '9.9.9.8';
 SELECT throws_ok($$INSERT INTO ipintel.enrichment_runs (source) VALUES ('shodan')$$, '23503',
     'insert or update on table "enrichment_runs" violates foreign key constraint "enrichment_runs_source_fkey"',
     'a run of a source missing from the registry is refused');

@@ -1,9 +1,9 @@
 -- ip_asn_history's ranges never overlap (revisions 0010, 0026): an exclusion constraint over the
 -- closed ranges keyed on inet_key(ip) with btree_gist's uuid opclass (never btree_gist's inet
--- opclass), statement triggers for open ranges, and verify_history over everything; lookups by
+-- opclass), statement triggers for open ranges, and verify_integrity over everything; lookups by
 -- ip go through a btree.
 BEGIN;
-SELECT plan(24);
+SELECT plan(25);
 
 SELECT is(
     (SELECT array_agg(opc.opcname::text ORDER BY k.n) FROM pg_constraint c
@@ -94,14 +94,24 @@ SELECT throws_ok($$INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
     'a set-based insert with one overlapping open range is refused whole');
 SELECT is((SELECT count(*)::int FROM ipintel.ip_asn_history), 6, 'nothing of the refused statements was kept');
 
--- verify_history checks every pair again: with the guards off (as a restore without them would
+-- verify_integrity checks every pair again: with the guards off (as a restore without them would
 -- be), an overlap is found and named.
-SELECT is((SELECT violations FROM ipintel.verify_history()), 0::bigint, 'verify_history: no overlap');
+SELECT is((SELECT sum(violations) FROM ipintel.verify_integrity()), 0::numeric, 'verify_integrity: no overlap, no dangling reference');
 ALTER TABLE ipintel.ip_asn_history DISABLE TRIGGER ip_asn_history_ranges_do_not_overlap_insert;
 INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
 VALUES ('2001:db8::10', 64497, tstzrange('2025-06-01', '2026-02-01'), 'maxmind');
-SELECT results_eq($$SELECT violations, examples FROM ipintel.verify_history()$$,
-                  $$VALUES (1::bigint, ARRAY['2001:db8::10'])$$, 'verify_history names the IP whose ranges overlap');
+SELECT results_eq($$SELECT violations, examples FROM ipintel.verify_integrity()
+                    WHERE rule = 'no two ranges of one IP in ip_asn_history overlap'$$,
+                  $$VALUES (1::bigint, ARRAY['2001:db8::10'])$$, 'verify_integrity names the IP whose ranges overlap');
+-- Nor is there a per-row check of the history's references: verify_integrity finds a dangling one.
+INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
+VALUES ('192.0.2.99', 4200000000, tstzrange('2026-01-01', NULL), 'shodan');
+SELECT results_eq($$SELECT rule, violations FROM ipintel.verify_integrity() WHERE violations > 0 ORDER BY rule$$,
+                  $$VALUES ('every ip_asn_history ASN is in asn_inventory', 1::bigint),
+                           ('every ip_asn_history IP is in ip_inventory', 1::bigint),
+                           ('every ip_asn_history source is a registered source', 1::bigint),
+                           ('no two ranges of one IP in ip_asn_history overlap', 1::bigint)$$,
+                  'verify_integrity finds a range whose IP, ASN and source exist nowhere');
 
 SELECT * FROM finish();
 ROLLBACK;
