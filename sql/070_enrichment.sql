@@ -185,9 +185,10 @@ CREATE TABLE ipintel.enrichment_state (
     is_scanner   boolean,
     is_riot      boolean,
     ip_type      text,
+    -- No foreign key: rows are written only by record_enrichment_state, for the IPs of a batch it
+    -- has just joined to ip_inventory and locked, under the run's registered source (see
+    -- "No foreign key on the columns the merges write for every IP" below; verify_integrity).
     CONSTRAINT enrichment_state_pkey PRIMARY KEY (ip, source),
-    CONSTRAINT enrichment_state_ip_fkey FOREIGN KEY (ip) REFERENCES ipintel.ip_inventory (ip),
-    CONSTRAINT enrichment_state_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source),
     CONSTRAINT enrichment_state_changed_no_later_than_fetched CHECK (changed_at <= fetched_at)
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE ipintel.enrichment_state IS
@@ -761,9 +762,10 @@ COMMENT ON VIEW ipintel.enrichment_coverage IS
 
 ------------------------------------------------------------------------------------------
 -- No foreign key on the columns the merges write for every IP (ip_asn_history.ip / asn /
--- source, ip_inventory's *_source): their values come from the rows the merge has just joined
--- and locked (the IP's ip_inventory row, the registry), so a per-row check there can never
--- fail; on a first enrichment they were 7 of the 9 referential checks per IP. The tiers' own
+-- source, ip_inventory's *_source, enrichment_state.ip / source): their values come from the
+-- rows the merge has just joined and locked (the IP's ip_inventory row, the registry), so a
+-- per-row check there can never fail; on a first enrichment they were 9 of the 11 referential
+-- checks per IP. The tiers' own
 -- keys stay (ip_inventory.current_asn, session_summaries.source_ip): the current_asn check
 -- also covers the ASN of the history range written beside it. ipintel verify checks all of
 -- them again, set-based (verify_integrity).

@@ -567,6 +567,10 @@ BEGIN ATOMIC
         CROSS JOIN LATERAL (VALUES (i.current_asn_source), (i.geo_country_source), (i.is_scanner_source),
                                    (i.ip_type_source)) AS v(source)
         WHERE v.source IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ipintel.enrichment_policy p WHERE p.source = v.source)
+        UNION ALL
+        SELECT 6, e.ip FROM ipintel.enrichment_state e
+        WHERE NOT EXISTS (SELECT 1 FROM ipintel.ip_inventory i WHERE i.ip = e.ip)
+           OR NOT EXISTS (SELECT 1 FROM ipintel.enrichment_policy p WHERE p.source = e.source)
     )
     SELECT r.rule, count(DISTINCT f.example),
            coalesce((array_agg(DISTINCT host(f.example)) FILTER (WHERE f.example IS NOT NULL))[1:3], '{}')
@@ -574,13 +578,14 @@ BEGIN ATOMIC
                  (2, 'every ip_asn_history IP is in ip_inventory'),
                  (3, 'every ip_asn_history ASN is in asn_inventory'),
                  (4, 'every ip_asn_history source is a registered source'),
-                 (5, 'every ip_inventory *_source is a registered source')) AS r(n, rule)
+                 (5, 'every ip_inventory *_source is a registered source'),
+                 (6, 'every enrichment_state row is of an IP in ip_inventory and a registered source')) AS r(n, rule)
     LEFT JOIN found f ON f.n = r.n
     GROUP BY r.n, r.rule
     ORDER BY r.n;
 END;
 COMMENT ON FUNCTION ipintel.verify_integrity() IS
-    'The rules kept without a per-row check on the merge path, checked from scratch: no two ranges of one IP in ip_asn_history overlap (an exclusion constraint covers closed ranges, statement triggers open ones), every history IP, ASN and source exists (ip_inventory, asn_inventory, enrichment_policy), and every ip_inventory *_source is registered. violations: the IPs concerned, with up to three examples; 0 everywhere: sound.';
+    'The rules kept without a per-row check on the merge path, checked from scratch: no two ranges of one IP in ip_asn_history overlap (an exclusion constraint covers closed ranges, statement triggers open ones), every history IP, ASN and source exists (ip_inventory, asn_inventory, enrichment_policy), every ip_inventory *_source is registered, and every enrichment_state row is of a known IP and source. violations: the IPs concerned, with up to three examples; 0 everywhere: sound.';
 
 ------------------------------------------------------------------------------------------
 -- Refresh on demand: the IPs of some ASNs or countries (ipintel enrich --asn / --country)

@@ -174,6 +174,9 @@ ALTER TABLE ipintel.ip_inventory
     ADD CONSTRAINT ip_inventory_geo_country_source_fkey FOREIGN KEY (geo_country_source) REFERENCES ipintel.enrichment_policy (source),
     ADD CONSTRAINT ip_inventory_is_scanner_source_fkey FOREIGN KEY (is_scanner_source) REFERENCES ipintel.enrichment_policy (source),
     ADD CONSTRAINT ip_inventory_ip_type_source_fkey FOREIGN KEY (ip_type_source) REFERENCES ipintel.enrichment_policy (source);
+ALTER TABLE ipintel.enrichment_state
+    ADD CONSTRAINT enrichment_state_ip_fkey FOREIGN KEY (ip) REFERENCES ipintel.ip_inventory (ip),
+    ADD CONSTRAINT enrichment_state_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source);
 DROP TRIGGER ip_asn_history_ranges_do_not_overlap_insert ON ipintel.ip_asn_history;
 DROP TRIGGER ip_asn_history_ranges_do_not_overlap_update ON ipintel.ip_asn_history;
 DROP FUNCTION ipintel.asn_ranges_do_not_overlap();

@@ -5,7 +5,7 @@
 -- overlapping open ranges; apply_answers resolves each IP's facts once (not twice) and
 -- writes the history after ip_inventory; record_enrichment_state probes the stored state by index;
 -- the foreign keys of the merge path's per-IP columns give way to verify_integrity (see below).
--- Locks: ip_inventory and ip_asn_history ACCESS EXCLUSIVE for the key drops (instant).
+-- Locks: ip_inventory, ip_asn_history and enrichment_state ACCESS EXCLUSIVE for the key drops (instant).
 -- Locks: ip_asn_history ACCESS EXCLUSIVE while the new constraint's GiST index is built over the
 -- closed ranges only (the ASN moves: a few percent of the rows); functions replaced in place.
 -- The exclusion constraint is replaced in the same statement by one that, with the triggers, keeps
@@ -84,9 +84,10 @@ COMMENT ON TRIGGER ip_asn_history_ranges_do_not_overlap_update ON ipintel.ip_asn
 
 ------------------------------------------------------------------------------------------
 -- No foreign key on the columns the merges write for every IP (ip_asn_history.ip / asn /
--- source, ip_inventory's *_source): their values come from the rows the merge has just joined
--- and locked (the IP's ip_inventory row, the registry), so a per-row check there can never
--- fail; on a first enrichment they were 7 of the 9 referential checks per IP. The tiers' own
+-- source, ip_inventory's *_source, enrichment_state.ip / source): their values come from the
+-- rows the merge has just joined and locked (the IP's ip_inventory row, the registry), so a
+-- per-row check there can never fail; on a first enrichment they were 9 of the 11 referential
+-- checks per IP. The tiers' own
 -- keys stay (ip_inventory.current_asn, session_summaries.source_ip): the current_asn check
 -- also covers the ASN of the history range written beside it. ipintel verify checks all of
 -- them again, set-based (verify_integrity).
@@ -100,6 +101,9 @@ ALTER TABLE ipintel.ip_inventory
     DROP CONSTRAINT ip_inventory_geo_country_source_fkey,
     DROP CONSTRAINT ip_inventory_is_scanner_source_fkey,
     DROP CONSTRAINT ip_inventory_ip_type_source_fkey;
+ALTER TABLE ipintel.enrichment_state
+    DROP CONSTRAINT enrichment_state_ip_fkey,
+    DROP CONSTRAINT enrichment_state_source_fkey;
 
 -- Records that the IPs of a staged batch were answered, BEFORE their documents are written:
 -- fetched_at, build and the answer's typed facts (the source's facts_function) for every IP;
@@ -319,6 +323,10 @@ BEGIN ATOMIC
         CROSS JOIN LATERAL (VALUES (i.current_asn_source), (i.geo_country_source), (i.is_scanner_source),
                                    (i.ip_type_source)) AS v(source)
         WHERE v.source IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ipintel.enrichment_policy p WHERE p.source = v.source)
+        UNION ALL
+        SELECT 6, e.ip FROM ipintel.enrichment_state e
+        WHERE NOT EXISTS (SELECT 1 FROM ipintel.ip_inventory i WHERE i.ip = e.ip)
+           OR NOT EXISTS (SELECT 1 FROM ipintel.enrichment_policy p WHERE p.source = e.source)
     )
     SELECT r.rule, count(DISTINCT f.example),
            coalesce((array_agg(DISTINCT host(f.example)) FILTER (WHERE f.example IS NOT NULL))[1:3], '{}')
@@ -326,13 +334,14 @@ BEGIN ATOMIC
                  (2, 'every ip_asn_history IP is in ip_inventory'),
                  (3, 'every ip_asn_history ASN is in asn_inventory'),
                  (4, 'every ip_asn_history source is a registered source'),
-                 (5, 'every ip_inventory *_source is a registered source')) AS r(n, rule)
+                 (5, 'every ip_inventory *_source is a registered source'),
+                 (6, 'every enrichment_state row is of an IP in ip_inventory and a registered source')) AS r(n, rule)
     LEFT JOIN found f ON f.n = r.n
     GROUP BY r.n, r.rule
     ORDER BY r.n;
 END;
 COMMENT ON FUNCTION ipintel.verify_integrity() IS
-    'The rules kept without a per-row check on the merge path, checked from scratch: no two ranges of one IP in ip_asn_history overlap (an exclusion constraint covers closed ranges, statement triggers open ones), every history IP, ASN and source exists (ip_inventory, asn_inventory, enrichment_policy), and every ip_inventory *_source is registered. violations: the IPs concerned, with up to three examples; 0 everywhere: sound.';
+    'The rules kept without a per-row check on the merge path, checked from scratch: no two ranges of one IP in ip_asn_history overlap (an exclusion constraint covers closed ranges, statement triggers open ones), every history IP, ASN and source exists (ip_inventory, asn_inventory, enrichment_policy), every ip_inventory *_source is registered, and every enrichment_state row is of a known IP and source. violations: the IPs concerned, with up to three examples; 0 everywhere: sound.';
 
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ipintel FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION

@@ -30,7 +30,8 @@ SELECT fk_ok('ipintel', 'session_summaries', 'source_ip', 'ipintel', 'ip_invento
 -- ip_asn_history's references and ip_inventory's *_source have no per-row check since 0026
 -- (verify_integrity checks them set-based): no key there.
 SELECT is((SELECT count(*)::int FROM pg_constraint
-           WHERE conrelid IN ('ipintel.ip_asn_history'::regclass, 'ipintel.ip_inventory'::regclass)
+           WHERE conrelid IN ('ipintel.ip_asn_history'::regclass, 'ipintel.ip_inventory'::regclass,
+                              'ipintel.enrichment_state'::regclass)
              AND contype = 'f' AND conname <> 'ip_inventory_current_asn_fkey'),
           0, 'no key on the merge path''s per-IP columns besides the tiers'' own');
 SELECT has_function('ipintel', 'verify_integrity', 'verify_integrity checks what the keys would');
