@@ -296,6 +296,14 @@ def test_source_must_be_registered_and_a_new_row_is_accepted(db: str, cli_databa
     ("IPINTEL_GREYNOISE_URL", "api.greynoise.io", "IPINTEL_GREYNOISE_URL is not an http(s) base URL "
                                                   "(no http:// or https:// scheme): 'api.greynoise.io'"),
     ("IPINTEL_GREYNOISE_URL", "https://", "IPINTEL_GREYNOISE_URL is not an http(s) base URL (no host)"),
+    ("IPINTEL_DSHIELD_URL", "isc.sans.edu", "IPINTEL_DSHIELD_URL is not an http(s) base URL "
+                                            "(no http:// or https:// scheme): 'isc.sans.edu'"),
+    ("IPINTEL_DSHIELD_CONTACT", "me", "IPINTEL_DSHIELD_CONTACT is not a contact (it must be an e-mail address or "
+                                      "an http(s) URL where SANS ISC can reach you): 'me'"),
+    ("IPINTEL_DSHIELD_CONTACT", "ops@example.org (Ops)", "IPINTEL_DSHIELD_CONTACT is not a contact (it must be 3 to "
+                                                         "200 printable ASCII characters, without parentheses"),
+    ("IPINTEL_DSHIELD_RATE", "20", "IPINTEL_DSHIELD_RATE must be positive and at most 10, not '20'"),
+    ("IPINTEL_DSHIELD_DAILY_BUDGET", "0", "IPINTEL_DSHIELD_DAILY_BUDGET must be positive, not '0'"),
     ("DATABASE_URL", "garbage", "DATABASE_URL is not a libpq connection URI or key=value string: "
                                 "missing \"=\" after \"garbage\" in connection info string"),
 ], ids=lambda v: v if len(v) < 30 else None)

@@ -41,6 +41,7 @@ from ipintel.sources.http_api import (
     Batcher,
     Exhausted,
     IPInput,
+    LookupFailure,
     Outcome,
     Reply,
     Retry,
@@ -119,15 +120,8 @@ class GreyNoiseResult:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class GreyNoiseFailure:
-    """One IP that got no answer this pass. ``retryable=False`` means asking again is pointless."""
-
-    ip: str
-    error: str
-    status: int | None
-    retryable: bool
-    retry_after: float | None = None
+# One IP that got no answer this pass (the failure every lookup API's client records).
+GreyNoiseFailure = LookupFailure
 
 
 @dataclass

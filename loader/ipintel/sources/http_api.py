@@ -155,6 +155,17 @@ class Batcher(Generic[R, F]):
         self._on_results(results, failures)
 
 
+@dataclass(frozen=True)
+class LookupFailure:
+    """One IP that got no answer this pass. ``retryable=False`` means asking again is pointless."""
+
+    ip: str
+    error: str
+    status: int | None
+    retryable: bool
+    retry_after: float | None = None
+
+
 @dataclass
 class Reply(Generic[R, F, S]):
     """What one lookup (a single IP or a chunk) produced: per-IP items, or a stop signal."""
