@@ -163,6 +163,16 @@ def test_enrichment_state_backfill_moves_freshness_out_of_the_documents(db: str)
     assert due == [(0,), (1,)], "0015's ips_due reads the restored fetched_at and build_epoch"
 
 
+def merge_one_answer(dsn: str, source: str, ip: str, document: dict[str, Any]) -> None:
+    """A new IP and one answer of `source` for it, merged through merge_batch as a pass would."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO ipintel.ip_inventory (ip) VALUES (%s)", (ip,))
+        run = conn.execute("SELECT ipintel.start_run(%s, '{}'::jsonb)", (source,)).fetchone()[0]  # type: ignore[index]
+        conn.execute("""INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result)
+                        VALUES (%s, 1, %s, %s, now(), %s)""", (run, source, ip, Jsonb(document)))
+        conn.execute("SELECT * FROM ipintel.merge_batch(%s, 1)", (run,))
+
+
 def registry(dsn: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT * FROM ipintel.enrichment_policy ORDER BY source").fetchall()
@@ -188,12 +198,7 @@ def test_offline_sources_revision_goes_back_to_0023_unless_their_answers_are_rec
     assert registry(db) == registry_0023
 
     schema.upgrade(db, "head")
-    with psycopg.connect(db) as conn:
-        conn.execute("INSERT INTO ipintel.ip_inventory (ip) VALUES ('203.0.114.9')")
-        run = conn.execute("SELECT ipintel.start_run('ipinfo', '{}'::jsonb)").fetchone()[0]  # type: ignore[index]
-        conn.execute("""INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result)
-                        VALUES (%s, 1, 'ipinfo', '203.0.114.9', now(), '{"found": true, "asn": 64500}')""", (run,))
-        conn.execute("SELECT * FROM ipintel.merge_batch(%s, 1)", (run,))
+    merge_one_answer(db, "ipinfo", "203.0.114.9", {"found": True, "asn": 64500})
     with pytest.raises(Exception, match="cannot downgrade below 0024: IPinfo Lite or DB-IP Lite answers are "
                                         "recorded for 1 IPs"):
         schema.downgrade(db, "0023")
@@ -229,12 +234,8 @@ def test_dshield_revision_goes_back_to_its_parent_unless_dshield_answers_are_rec
     assert registry(db) == registry_parent
 
     schema.upgrade(db, "head")
+    merge_one_answer(db, "dshield", "203.0.114.9", {"count": 3, "threatfeeds": {}})
     with psycopg.connect(db) as conn:
-        conn.execute("INSERT INTO ipintel.ip_inventory (ip) VALUES ('203.0.114.9')")
-        run = conn.execute("SELECT ipintel.start_run('dshield', '{}'::jsonb)").fetchone()[0]  # type: ignore[index]
-        conn.execute("""INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result)
-                        VALUES (%s, 1, 'dshield', '203.0.114.9', now(), '{"count": 3, "threatfeeds": {}}')""", (run,))
-        conn.execute("SELECT * FROM ipintel.merge_batch(%s, 1)", (run,))
         assert conn.execute("SELECT is_known_attacker, is_known_attacker_source, threatfeeds "
                             "FROM ipintel.ip_inventory WHERE ip = '203.0.114.9'").fetchone() == (True, "dshield", [])
     with pytest.raises(Exception, match="cannot downgrade below 0030: DShield answers are recorded for 1 IPs"):

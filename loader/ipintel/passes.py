@@ -248,6 +248,18 @@ def lookup_failures(failures: Iterable[http_api.LookupFailure], redact: Callable
             for f in failures]
 
 
+def stay_due(outcome: http_api.Outcome) -> str:
+    return f"{len(outcome.not_attempted):,} IPs stay due for a later run"
+
+
+def budget_spent(outcome: http_api.Outcome, name: str, daily_budget: int | None, setting: str) -> Stopped | None:
+    """How a pass stopped by its daily budget ends (normal daily operation: exit 0), or None."""
+    if not outcome.budget_exhausted:
+        return None
+    return Stopped(f"daily budget of {daily_budget:,} {name} lookups spent ({setting}); {stay_due(outcome)}",
+                   quota=True)
+
+
 GREYNOISE_SKIPPED = ("IPINTEL_GREYNOISE_KEY is not set; GreyNoise pass skipped (snapshots wait for it within its "
                      "snapshot_window; disable it in ipintel.enrichment_policy to stop waiting)")
 
@@ -302,14 +314,10 @@ class GreyNoisePass:
             count = len(outcome.skipped_ipv6)
             batches.notice(f"greynoise: {count:,} IPv6 address{'es' if count != 1 else ''} skipped "
                            "(the Community API answers IPv4 only)")
-        left = len(outcome.not_attempted)
         # Normal daily operation (exit 0): the rest stays due for the next run.
         if outcome.quota_exhausted:
-            return Stopped(f"GreyNoise quota exhausted (HTTP 429); {left:,} IPs stay due for a later run", quota=True)
-        if outcome.budget_exhausted:
-            return Stopped(f"daily budget of {self.daily_budget:,} GreyNoise lookups spent "
-                           f"(IPINTEL_GREYNOISE_DAILY_BUDGET); {left:,} IPs stay due for a later run", quota=True)
-        return None
+            return Stopped(f"GreyNoise quota exhausted (HTTP 429); {stay_due(outcome)}", quota=True)
+        return budget_spent(outcome, "GreyNoise", self.daily_budget, "IPINTEL_GREYNOISE_DAILY_BUDGET")
 
     def close(self) -> None:
         pass
@@ -360,16 +368,11 @@ class DShieldPass:
                                      budget=lambda want: batches.spend_budget(want, self.daily_budget))
         except dshield.DShieldRefused as exc:
             raise ConfigurationError(str(exc)) from None
-        left = len(outcome.not_attempted)
         # Normal daily operation (exit 0): the rest stays due for the next run.
         if outcome.rate_limited:
             asked = f", Retry-After {outcome.retry_after:.0f} s" if outcome.retry_after is not None else ""
-            return Stopped(f"DShield rate limited ipintel (HTTP 429{asked}); {left:,} IPs stay due for a later run",
-                           quota=True)
-        if outcome.budget_exhausted:
-            return Stopped(f"daily budget of {self.daily_budget:,} DShield lookups spent "
-                           f"(IPINTEL_DSHIELD_DAILY_BUDGET); {left:,} IPs stay due for a later run", quota=True)
-        return None
+            return Stopped(f"DShield rate limited ipintel (HTTP 429{asked}); {stay_due(outcome)}", quota=True)
+        return budget_spent(outcome, "DShield", self.daily_budget, "IPINTEL_DSHIELD_DAILY_BUDGET")
 
     def close(self) -> None:
         pass

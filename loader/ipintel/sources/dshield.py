@@ -23,11 +23,9 @@ The client holds no database code: results and failures go to ``on_results`` in 
 from __future__ import annotations
 
 import enum
-import ipaddress
 import logging
 import re
 import urllib.parse
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -38,6 +36,7 @@ from ipintel import __version__
 from ipintel.config import DSHIELD_DEFAULT_URL
 from ipintel.sources.http_api import (
     Api,
+    ApiClient,
     ApiSettings,
     Batcher,
     Exhausted,
@@ -49,6 +48,7 @@ from ipintel.sources.http_api import (
     Sleep,
     drain,
     error_text,
+    parse_ips,
     parse_retry_after,
 )
 
@@ -149,7 +149,7 @@ _Reply = Reply[DShieldResult, LookupFailure, _Stop]
 OnResults = Callable[[list[DShieldResult], list[LookupFailure]], None]
 
 
-class DShieldClient:
+class DShieldClient(ApiClient):
     """Runs DShield passes over lists of IPs; a context manager that closes its connections.
 
     ``sleep`` is how it waits (pacing, backoff, a 429's pause): a pass may give one that reports
@@ -162,15 +162,6 @@ class DShieldClient:
         self._api = Api(settings, headers={"accept": "application/json", "user-agent": self.user_agent},
                         name="DShield", sleep=sleep)
 
-    def __enter__(self) -> DShieldClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._api.close()
-
     def run(self, ips: Iterable[IPInput], *, on_results: OnResults,
             budget: Callable[[int], int] | None = None) -> DShieldOutcome:
         """Look every IP up once (IPv4 and IPv6); return the pass outcome.
@@ -181,13 +172,7 @@ class DShieldClient:
         """
         outcome = DShieldOutcome()
         batcher = Batcher(on_results, self.settings.flush_every, outcome, DShieldResult)
-        pending: deque[str] = deque()
-        for raw in ips:
-            try:
-                pending.append(str(ipaddress.ip_address(raw)))
-            except ValueError:
-                batcher.add(LookupFailure(str(raw), "not an IP address", None, retryable=False))
-        stopped = drain(pending, size=1, lookup=lambda batch: self._lookup(batch[0], outcome), batcher=batcher,
+        stopped = drain(parse_ips(ips, batcher), size=1, lookup=lambda batch: self._lookup(batch[0], outcome), batcher=batcher,
                         outcome=outcome, budget=budget, name="DShield")
         if stopped is not None and stopped.stop is _Stop.RATE_LIMITED:
             log.warning("DShield rate limited this client (HTTP 429); IPs left for a later run: %d",
@@ -208,8 +193,7 @@ class DShieldClient:
             return verdict
         if verdict.status == 429:  # still rate limited after every pause: leave the rest for later
             return _Reply(stop=_Stop.RATE_LIMITED, status=429)
-        return _Reply([LookupFailure(ip, verdict.error, verdict.status, retryable=True,
-                                     retry_after=verdict.retry_after)])
+        return _Reply(verdict.failures([ip]))
 
     def _classify(self, ip: str, response: httpx.Response, outcome: DShieldOutcome) -> _Reply | Retry:
         s = self.settings
@@ -227,9 +211,6 @@ class DShieldClient:
             return Retry("HTTP 429 rate limited", wait)
         if status in (401, 403):
             return _Reply(stop=_Stop.REFUSED, status=status)
-        if status >= 500:
-            return Retry(f"HTTP {status} server error",
-                         retry_after if retry_after is not None and retry_after <= s.max_retry_after else None)
         # 400: not an address DShield takes, asking again cannot help; any other client error (a
         # base URL that leads elsewhere, say) may pass: the IP stays due.
         return _Reply([LookupFailure(ip, error_text(response, ""), status, retryable=status != 400)])

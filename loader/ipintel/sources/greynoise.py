@@ -27,7 +27,6 @@ import enum
 import ipaddress
 import logging
 import urllib.parse
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -37,6 +36,7 @@ import httpx
 from ipintel import __version__
 from ipintel.sources.http_api import (
     Api,
+    ApiClient,
     ApiSettings,
     Batcher,
     Exhausted,
@@ -49,6 +49,7 @@ from ipintel.sources.http_api import (
     base_url_problem,
     drain,
     error_text,
+    parse_ips,
     parse_retry_after,
     redact,
 )
@@ -153,7 +154,7 @@ class _Stop(enum.Enum):
 _Reply = Reply[GreyNoiseResult, GreyNoiseFailure, _Stop]
 
 
-class GreyNoiseClient:
+class GreyNoiseClient(ApiClient):
     """Runs GreyNoise passes over lists of IPs; a context manager that closes its connections.
 
     ``sleep`` is how it waits (pacing, backoff): a pass may give one that reports it is alive.
@@ -164,15 +165,6 @@ class GreyNoiseClient:
         self._api = Api(settings, headers={"key": settings.api_key, "accept": "application/json",
                                            "user-agent": f"ipintel/{__version__}"},
                         name="GreyNoise", secret=settings.api_key, sleep=sleep)
-
-    def __enter__(self) -> GreyNoiseClient:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._api.close()
 
     def run(
         self,
@@ -196,19 +188,15 @@ class GreyNoiseClient:
         s = self.settings
         outcome = GreyNoiseOutcome()
         batcher = Batcher(on_results, s.flush_every, outcome, GreyNoiseResult)
-        pending: deque[str] = deque()
-        for raw in ips:
-            try:
-                addr = ipaddress.ip_address(raw)
-            except ValueError:
-                batcher.add(GreyNoiseFailure(str(raw), "not an IP address", None, retryable=False))
-                continue
+
+        def accept(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
             if addr.version == 6 and s.tier == "community":
                 # The community endpoint answers IPv4 only; sending IPv6 would just spend quota.
                 outcome.skipped_ipv6.append(str(addr))
-            else:
-                pending.append(str(addr))
+                return False
+            return True
 
+        pending = parse_ips(ips, batcher, accept)
         size = s.chunk_size if s.tier == "enterprise" else 1
         stopped = drain(pending, size=size, lookup=lambda batch: self._lookup(batch, outcome), batcher=batcher,
                         outcome=outcome, budget=budget, name="GreyNoise")
@@ -233,8 +221,7 @@ class GreyNoiseClient:
             return verdict
         if verdict.status == 429:  # still rate limited after every retry: the daily quota is gone
             return _Reply(stop=_Stop.QUOTA, status=429)
-        return _Reply([GreyNoiseFailure(ip, verdict.error, verdict.status, retryable=True,
-                                        retry_after=verdict.retry_after) for ip in batch])
+        return _Reply(verdict.failures(batch))
 
     def _request(self, batch: list[str]) -> httpx.Request:
         if self.settings.tier == "community":
@@ -245,8 +232,6 @@ class GreyNoiseClient:
         s = self.settings
         status = response.status_code
         retry_after = parse_retry_after(response.headers.get("retry-after"))
-        # The server's Retry-After when within bounds, else backoff.
-        wait = retry_after if retry_after is not None and retry_after <= s.max_retry_after else None
         if status == 200:
             return _Reply(self._parse(batch, response))
         if status == 404 and s.tier == "community":
@@ -256,9 +241,7 @@ class GreyNoiseClient:
         if status == 429:
             if retry_after is not None and retry_after > s.max_retry_after:  # a longer wait: the quota is gone
                 return _Reply(stop=_Stop.QUOTA, status=status)
-            return Retry("HTTP 429 rate limited", wait)
-        if status >= 500:
-            return Retry(f"HTTP {status} server error", wait)
+            return Retry("HTTP 429 rate limited", s.honoured(retry_after))  # else backoff
         # 400 (not a routable IPv4) and any other client error: asking again cannot help.
         error = _error_text(response, s.api_key)
         return _Reply([GreyNoiseFailure(ip, error, status, retryable=False) for ip in batch])

@@ -2,8 +2,8 @@
 
 * ``Pacer``: a fixed spacing between requests (never more than the rate in any one second);
 * ``Api.ask``: one lookup, retried with backoff and jitter (or after the wait the server asked
-  for), each answer read whole within a deadline and a size limit; the client's ``classify``
-  says what each answer means, so no source's status codes are spelled out here;
+  for) after a transport error or a 5xx, each answer read whole within a deadline and a size
+  limit; the client's ``classify`` says what every other answer means (its status codes);
 * ``drain``: the pass loop: the daily budget asked before each lookup, results and failures handed
   over in batches (``Batcher``), and a stop signal that leaves the rest not attempted.
 
@@ -20,11 +20,11 @@ import random
 import time
 import urllib.parse
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 import httpx
 
@@ -170,7 +170,7 @@ class LookupFailure:
 class Reply(Generic[R, F, S]):
     """What one lookup (a single IP or a chunk) produced: per-IP items, or a stop signal."""
 
-    items: list[R | F] = field(default_factory=list)
+    items: Sequence[R | F] = field(default_factory=list)
     stop: S | None = None
     status: int | None = None  # of the response that caused ``stop``
 
@@ -191,6 +191,26 @@ class Exhausted:
     error: str
     status: int | None  # of the last answer; None after a transport error
     retry_after: float | None  # the last answer's Retry-After, parsed
+
+    def failures(self, batch: list[str]) -> list[LookupFailure]:
+        """The batch's failures: retryable, not before the last Retry-After."""
+        return [LookupFailure(ip, self.error, self.status, retryable=True, retry_after=self.retry_after) for ip in batch]
+
+
+def parse_ips(ips: Iterable[IPInput], batcher: Batcher[R, LookupFailure],
+              accept: Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], bool] = lambda _: True) -> deque[str]:
+    """The addresses to look up, canonical; what is not an address is a failure never sent, and
+    what ``accept`` declines (it records why) is left out."""
+    pending: deque[str] = deque()
+    for raw in ips:
+        try:
+            addr = ipaddress.ip_address(raw)
+        except ValueError:
+            batcher.add(LookupFailure(str(raw), "not an IP address", None, retryable=False))
+            continue
+        if accept(addr):
+            pending.append(str(addr))
+    return pending
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,6 +237,10 @@ class ApiSettings:
             raise ValueError(f"{name} retries, backoff and max_retry_after must not be negative")
         if self.flush_every < 1:
             raise ValueError(f"{name} flush_every must be at least 1")
+
+    def honoured(self, retry_after: float | None) -> float | None:
+        """The server's Retry-After when it is within ``max_retry_after``; else None (backoff)."""
+        return retry_after if retry_after is not None and retry_after <= self.max_retry_after else None
 
 
 class Api:
@@ -245,7 +269,8 @@ class Api:
 
     def ask(self, build: Callable[[], httpx.Request], classify: Callable[[httpx.Response], T | Retry],
             outcome: Outcome, what: str) -> T | Exhausted:
-        """One lookup: send ``build()``, retried while ``classify`` says Retry or the transport fails."""
+        """One lookup: send ``build()``, retried after a transport error, a 5xx (after its
+        Retry-After when within bounds) or while ``classify`` says Retry."""
         error, status, retry_after, wait = "", None, None, None
         for attempt in range(self.settings.retries + 1):
             if attempt:
@@ -262,6 +287,9 @@ class Api:
             status = response.status_code
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             log.debug("%s %s -> HTTP %d", self.name, what, status)
+            if status >= 500:
+                error, wait = f"HTTP {status} server error", self.settings.honoured(retry_after)
+                continue
             verdict = classify(response)
             if not isinstance(verdict, Retry):
                 return verdict
@@ -296,6 +324,21 @@ class Api:
         # Jitter spreads retries of concurrent clients apart; the cap bounds a single wait.
         base = min(self.settings.backoff_max, self.settings.backoff_base * 2.0 ** (attempt - 1))
         return base * random.uniform(0.5, 1.0)
+
+
+class ApiClient:
+    """A lookup API's client (its ``_api``): a context manager that closes its connections."""
+
+    _api: Api
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._api.close()
 
 
 def error_text(response: httpx.Response, secret: str, message: str = "") -> str:
