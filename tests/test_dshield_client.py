@@ -106,6 +106,19 @@ def test_unreported_ip_is_a_real_negative_answer(dshield_fake: DShieldFake) -> N
     assert [seen.path for seen in dshield_fake.requests] == [f"/api/ip/{IPS[0]}", "/api/ip/2001:db8::7"]
 
 
+def test_numbers_that_are_not_counts_or_as_numbers_are_unknown(dshield_fake: DShieldFake) -> None:
+    """Counts and AS numbers come as JSON integers or strings of digits; anything else (a
+    fraction, a sign, an AS number beyond 32 bits, a boolean) would not fit the database's types."""
+    ip = IPS[0]
+    dshield_fake.records[ip] = {**dshield_record(ip, count="-3", attacks=12.5, asn=99_999_999_999), "asname": 7}
+    dshield_fake.records[IPS[1]] = dshield_record(IPS[1], count=True, attacks=" 42 ", asn="4294967295")
+    _, sink = run(dshield_fake, IPS[:2])
+
+    first, second = sink.results[ip], sink.results[IPS[1]]
+    assert (first.count, first.attacks, first.asn, first.as_name) == (None, None, None, None)
+    assert (second.count, second.attacks, second.asn) == (None, 42, 4_294_967_295)
+
+
 def test_error_answer_is_permanent_and_not_retried(dshield_fake: DShieldFake) -> None:
     dshield_fake.script(IPS[0], Reply(200, {"ip": {"error": "bad IP address"}}))
     outcome, sink = run(dshield_fake, [IPS[0], IPS[1]], retries=3)

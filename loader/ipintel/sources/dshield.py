@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = DSHIELD_DEFAULT_URL
 ENDPOINT = "/api/ip/{ip}?json"
+ASN_MAX = 4_294_967_295  # 32-bit AS numbers: a larger "as" is not one
 RATE_LIMIT_PAUSE = 300.0  # seconds without any request after a 429 that names no Retry-After
 ATTRIBUTION = "DShield data from the SANS Internet Storm Center (https://isc.sans.edu)"
 
@@ -172,8 +173,8 @@ class DShieldClient(ApiClient):
         """
         outcome = DShieldOutcome()
         batcher = Batcher(on_results, self.settings.flush_every, outcome, DShieldResult)
-        stopped = drain(parse_ips(ips, batcher), size=1, lookup=lambda batch: self._lookup(batch[0], outcome), batcher=batcher,
-                        outcome=outcome, budget=budget, name="DShield")
+        stopped = drain(parse_ips(ips, batcher), size=1, lookup=lambda batch: self._lookup(batch[0], outcome),
+                        batcher=batcher, outcome=outcome, budget=budget, name="DShield")
         if stopped is not None and stopped.stop is _Stop.RATE_LIMITED:
             log.warning("DShield rate limited this client (HTTP 429); IPs left for a later run: %d",
                         len(outcome.not_attempted))
@@ -217,13 +218,12 @@ class DShieldClient(ApiClient):
 
 
 def _int(value: object) -> int | None:
-    """A count or an AS number: a JSON integer or a string of digits; anything else is unknown."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    """A count or an AS number: a whole number (a JSON integer or a string of ASCII digits), not
+    negative; anything else is unknown."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,20}\s*", value):
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
     return None
 
 
@@ -254,6 +254,7 @@ def _parse(ip: str, response: httpx.Response) -> DShieldResult | LookupFailure:
         return LookupFailure(ip, "malformed JSON response", 200, retryable=True)
     if "error" in record:  # {"ip": {"error": "bad IP address"}}: not an address DShield takes
         return LookupFailure(ip, f"DShield: {str(record['error'])[:200]}", 200, retryable=False)
+    asn = _int(record.get("as"))
     return DShieldResult(
         ip,
         count=_int(record.get("count")),
@@ -261,7 +262,7 @@ def _parse(ip: str, response: httpx.Response) -> DShieldResult | LookupFailure:
         mindate=_text(record.get("mindate")),
         maxdate=_text(record.get("maxdate")),
         updated=_text(record.get("updated")),
-        asn=_int(record.get("as")),
+        asn=asn if asn is not None and asn <= ASN_MAX else None,
         as_name=_text(record.get("asname")),
         as_country=_text(record.get("ascountry")),
         network=_text(record.get("network")),

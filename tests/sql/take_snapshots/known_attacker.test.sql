@@ -1,9 +1,10 @@
 -- take_snapshots() and the known-attacker field (snapshot_is_known_attacker with
 -- snapshot_threatfeeds, from one source): it waits for DShield (is_known_attacker_rank 1) while
 -- DShield is awaited, is filled when it answers, is never rewritten, and is settled as none when
--- DShield's window closes; a bogon is never asked. The other remote services are disabled here.
+-- DShield's window closes; a bogon is never asked; an audited redo takes it again. The other
+-- remote services are disabled here.
 BEGIN;
-SELECT plan(9);
+SELECT plan(11);
 
 UPDATE ipintel.enrichment_policy SET enabled = false WHERE source IN ('greynoise', 'cymru');
 SELECT ipintel_tests.skipped_pass(s) FROM unnest(ARRAY['ipinfo', 'dbip']) s;
@@ -48,6 +49,15 @@ SELECT results_eq(
     $$SELECT snapshot_is_known_attacker, snapshot_threatfeeds, snapshot_is_known_attacker_source, snapshot_complete_at IS NOT NULL
       FROM ipintel.session_summaries WHERE session_id = 'never-answered'$$,
     $$VALUES (NULL::boolean, NULL::text[], 'none', true)$$, 'no source said: none');
+
+-- DShield no longer reports the IP; an audited redo takes the reported session's field again.
+SELECT ipintel_tests.answer('dshield', '{"203.0.114.91": {"count": null, "threatfeeds": []}}', now());
+SELECT results_eq($$SELECT sessions_reset, sessions_taken FROM ipintel.redo_snapshots('2026-11-01', '2026-11-02', 'test')$$,
+                  $$VALUES (3::bigint, 3::bigint)$$, 'the redo resets and takes every session of the window');
+SELECT results_eq(
+    $$SELECT snapshot_is_known_attacker, snapshot_threatfeeds, snapshot_is_known_attacker_source
+      FROM ipintel.session_summaries WHERE session_id = 'reported'$$,
+    $$VALUES (false, '{}'::text[], 'dshield')$$, 'the field as DShield says it now');
 
 SELECT * FROM finish();
 ROLLBACK;
