@@ -160,6 +160,11 @@ def test_dshield_pass_into_ip_inventory_and_the_snapshots(
     assert due(db) == []
     assert snapshots(db)[broken] == (False, [], "dshield")
 
+    # The report credits the data, as ISC's licence asks.
+    capsys.readouterr()
+    assert cli.main(["report"]) == 0
+    assert f"dshield: {dshield.ATTRIBUTION}" in flat(capsys.readouterr().out)
+
 
 @pytest.mark.parametrize("contact", [None, ""], ids=["unset", "empty"])
 def test_no_contact_skips_the_pass_with_one_clear_line(
