@@ -772,12 +772,5 @@ ALTER TABLE ipintel.ip_inventory
     ADD CONSTRAINT ip_inventory_current_asn_source_fkey FOREIGN KEY (current_asn_source) REFERENCES ipintel.enrichment_policy (source),
     ADD CONSTRAINT ip_inventory_geo_country_source_fkey FOREIGN KEY (geo_country_source) REFERENCES ipintel.enrichment_policy (source),
     ADD CONSTRAINT ip_inventory_is_scanner_source_fkey FOREIGN KEY (is_scanner_source) REFERENCES ipintel.enrichment_policy (source),
-    ADD CONSTRAINT ip_inventory_ip_type_source_fkey FOREIGN KEY (ip_type_source) REFERENCES ipintel.enrichment_policy (source);
--- Added by revision 0030 to a populated table with the column it checks, NULL on every row: NOT
--- VALID, so no scan of ip_inventory ran under the ADD COLUMN's ACCESS EXCLUSIVE lock. Every row
--- written since is checked; nothing older needs it.
-ALTER TABLE ipintel.ip_inventory
-    ADD CONSTRAINT ip_inventory_is_known_attacker_source_fkey FOREIGN KEY (is_known_attacker_source)
-        REFERENCES ipintel.enrichment_policy (source) NOT VALID;
-COMMENT ON CONSTRAINT ip_inventory_is_known_attacker_source_fkey ON ipintel.ip_inventory IS
-    'is_known_attacker_source is a registered source. NOT VALID by design: the column was new and NULL on every row when the constraint was added (revision 0030), and every write since is checked; VALIDATE CONSTRAINT (SHARE UPDATE EXCLUSIVE: reads and writes go on) would only confirm it.';
+    ADD CONSTRAINT ip_inventory_ip_type_source_fkey FOREIGN KEY (ip_type_source) REFERENCES ipintel.enrichment_policy (source),
+    ADD CONSTRAINT ip_inventory_is_known_attacker_source_fkey FOREIGN KEY (is_known_attacker_source) REFERENCES ipintel.enrichment_policy (source);

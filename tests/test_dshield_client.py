@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -22,6 +21,7 @@ from ipintel.sources.dshield import (
     contact_problem,
 )
 from ipintel.sources.http_api import LookupFailure
+from tests.fakes import http_fake
 from tests.fakes.dshield_server import (
     GARBAGE,
     HANG,
@@ -38,18 +38,7 @@ CONTACT = "honeypot-ops@example.org"
 IPS = [f"198.51.100.{n}" for n in range(1, 21)]  # documentation addresses: never real hosts
 
 
-@dataclass
-class Sink:
-    """on_results callback that keeps everything it is given."""
-
-    results: dict[str, DShieldResult] = field(default_factory=dict)
-    failures: dict[str, LookupFailure] = field(default_factory=dict)
-    calls: list[tuple[int, int]] = field(default_factory=list)
-
-    def __call__(self, results: list[DShieldResult], failures: list[LookupFailure]) -> None:
-        self.calls.append((len(results), len(failures)))
-        self.results.update((r.ip, r) for r in results)
-        self.failures.update((f.ip, f) for f in failures)
+Sink = http_fake.Sink[DShieldResult]
 
 
 def make_settings(base_url: str, **overrides: Any) -> DShieldSettings:

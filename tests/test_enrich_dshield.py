@@ -27,6 +27,7 @@ from tests.fakes.dshield_server import (
     rate_limited,
     server_error,
 )
+from tests.fakes.http_fake import override_settings
 from tests.test_enrich_greynoise import flat, query, seed
 
 CONTACT = "honeypot-ops@example.org"
@@ -41,14 +42,8 @@ def client_overrides(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Millisecond backoffs and 429 pauses (the pass keeps its 3 retries); a test may add keys.
 
     DShieldPass builds `dshield.DShieldSettings(...)` through the module attribute, so this wraps it."""
-    overrides: dict[str, Any] = {"backoff_base": 0.01, "backoff_max": 0.05, "rate_limit_pause": 0.05, "timeout": 5.0}
-    real = dshield.DShieldSettings
-
-    def settings(**values: Any) -> dshield.DShieldSettings:
-        return real(**(values | overrides))
-
-    monkeypatch.setattr(dshield, "DShieldSettings", settings)
-    return overrides
+    return override_settings(monkeypatch, dshield, "DShieldSettings",
+                             {"backoff_base": 0.01, "backoff_max": 0.05, "rate_limit_pause": 0.05, "timeout": 5.0})
 
 
 @pytest.fixture

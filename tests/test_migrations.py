@@ -242,3 +242,22 @@ def test_dshield_revision_goes_back_to_its_parent_unless_dshield_answers_are_rec
         schema.downgrade(db, DSHIELD_PARENT)
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT version_num FROM ipintel_alembic_version").fetchone() == ("0030",)
+
+
+def test_dshield_revision_runs_again_after_a_failure_outside_its_transaction(db: str, empty_db: str) -> None:
+    """0030 adds ip_inventory's columns and validates their foreign key statement by statement,
+    before its transaction (0030_dshield.concurrently.sql): a run that failed after the key was
+    added NOT VALID (a lock timeout on the validation) leaves them, and the next run completes."""
+    from ipintel.migrate import concurrent_statements, revision_sql_path
+
+    schema.upgrade(empty_db, DSHIELD_PARENT)
+    statements = concurrent_statements(revision_sql_path(
+        str(schema.migrations_dir() / "versions" / "0030_dshield.py"), "concurrently").read_text(encoding="utf-8"))
+    validate = next(n for n, s in enumerate(statements) if "VALIDATE CONSTRAINT" in s)
+    with psycopg.connect(empty_db, autocommit=True) as conn:
+        for statement in statements[:validate]:  # everything up to the validation, committed
+            conn.execute(statement.encode())
+        assert conn.execute("SELECT convalidated FROM pg_constraint "
+                            "WHERE conname = 'ip_inventory_is_known_attacker_source_fkey'").fetchone() == (False,)
+    schema.upgrade(empty_db, "head")
+    assert schema.schema_dump(empty_db) == schema.schema_dump(db)

@@ -7,8 +7,9 @@
 -- recorded in enrichment_state, ranked in the registry (is_known_attacker_rank), resolved into
 -- ip_inventory and taken into the session snapshots.
 -- New columns without defaults (no rewrite, no scan), a six-row registry, functions and views
--- replaced: every lock is taken for an instant, and nothing is scanned (the new foreign key of
--- ip_inventory.is_known_attacker_source, a column NULL on every row, stays NOT VALID).
+-- replaced: every lock is taken for an instant. The one scan, validating the foreign key of the
+-- new ip_inventory.is_known_attacker_source, ran before, in 0030_dshield.concurrently.sql, under
+-- a lock that blocks neither reads nor writes.
 -- squawk-ignore-file ban-drop-function
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
@@ -40,19 +41,8 @@ COMMENT ON COLUMN ipintel.enrichment_state.is_known_attacker IS
 COMMENT ON COLUMN ipintel.enrichment_state.threatfeeds IS
     'Fact of the last answer: the threat feeds that list the IP (their names, sorted; empty: none); NULL: not said.';
 
-ALTER TABLE ipintel.ip_inventory
-    ADD COLUMN is_known_attacker boolean,
-    ADD COLUMN is_known_attacker_source text,
-    ADD COLUMN threatfeeds text[];
--- Like the other *_source columns, it refers to the registry: NOT VALID, and left so. The column
--- was just added, NULL on every row, so there is nothing to validate; a VALIDATE here would scan
--- all of ip_inventory under the ACCESS EXCLUSIVE lock the ADD COLUMN holds (about a second per
--- million IPs, much more from disk). Every row written from now on is checked.
-ALTER TABLE ipintel.ip_inventory
-    ADD CONSTRAINT ip_inventory_is_known_attacker_source_fkey FOREIGN KEY (is_known_attacker_source)
-        REFERENCES ipintel.enrichment_policy (source) NOT VALID;
-COMMENT ON CONSTRAINT ip_inventory_is_known_attacker_source_fkey ON ipintel.ip_inventory IS
-    'is_known_attacker_source is a registered source. NOT VALID by design: the column was new and NULL on every row when the constraint was added (revision 0030), and every write since is checked; VALIDATE CONSTRAINT (SHARE UPDATE EXCLUSIVE: reads and writes go on) would only confirm it.';
+-- ip_inventory's three columns and the foreign key of is_known_attacker_source were added, and
+-- the key validated, by 0030_dshield.concurrently.sql before this script.
 COMMENT ON COLUMN ipintel.ip_inventory.is_known_attacker IS
     'Reported attacking other networks, by the first-ranked source that says (is_known_attacker_rank; DShield: reports > 0). false: that source has no report of it; NULL: no such source has answered.';
 COMMENT ON COLUMN ipintel.ip_inventory.is_known_attacker_source IS 'The source is_known_attacker (and threatfeeds) came from; NULL: none.';

@@ -18,11 +18,15 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Generic, Protocol, TypeVar
 
+import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
+
+from ipintel.sources.http_api import LookupFailure
 
 
 @dataclass(frozen=True)
@@ -144,3 +148,39 @@ def serving(make: Callable[[HTTPServer], FakeT]) -> Iterator[FakeT]:
     # A bug in the fake's handlers, or a request to a path it does not serve, shows up as an
     # error here rather than as a confusing 500 seen by the client.
     server.check()
+
+
+class _Answer(Protocol):
+    @property
+    def ip(self) -> str: ...
+
+
+AnswerT = TypeVar("AnswerT", bound=_Answer)
+
+
+@dataclass
+class Sink(Generic[AnswerT]):
+    """A lookup client's on_results callback that keeps everything it is given, by IP."""
+
+    results: dict[str, AnswerT] = field(default_factory=dict)
+    failures: dict[str, LookupFailure] = field(default_factory=dict)
+    calls: list[tuple[int, int]] = field(default_factory=list)
+
+    def __call__(self, results: list[AnswerT], failures: list[LookupFailure]) -> None:
+        self.calls.append((len(results), len(failures)))
+        self.results.update((r.ip, r) for r in results)
+        self.failures.update((f.ip, f) for f in failures)
+
+
+def override_settings(monkeypatch: pytest.MonkeyPatch, module: ModuleType, name: str,
+                      overrides: dict[str, Any]) -> dict[str, Any]:
+    """Every ``module.<name>(...)`` (the settings class a pass builds through the module attribute)
+    takes ``overrides`` on top of what the pass gives; returns the dict, which a test may extend
+    before the pass is built."""
+    real = getattr(module, name)
+
+    def settings(**values: Any) -> Any:
+        return real(**(values | overrides))
+
+    monkeypatch.setattr(module, name, settings)
+    return overrides
