@@ -46,9 +46,9 @@ CREATE INDEX asn_inventory_as_country_idx ON ipintel.asn_inventory (as_country);
 -- Tier 2: ip_inventory
 ------------------------------------------------------------------------------------------
 -- The generated columns (ip_family, is_bogon) read only the address. The facts the sources give
--- (current_asn, geo_country, is_scanner, is_riot, ip_type) are resolved across sources by the
--- registry's ranks and written by the merges (apply_answers), each with the source it came from:
--- no source's name is spelled out in this table.
+-- (current_asn, geo_country, is_scanner, is_riot, ip_type, is_known_attacker, threatfeeds) are
+-- resolved across sources by the registry's ranks and written by the merges (apply_answers), each
+-- with the source it came from: no source's name is spelled out in this table.
 CREATE TABLE ipintel.ip_inventory (
     ip              inet        NOT NULL,
     first_seen      timestamptz,
@@ -70,6 +70,9 @@ CREATE TABLE ipintel.ip_inventory (
     geo_country_source  text,
     is_scanner_source   text,
     ip_type_source      text,
+    is_known_attacker   boolean,
+    is_known_attacker_source text,
+    threatfeeds         text[],
     CONSTRAINT ip_inventory_pkey PRIMARY KEY (ip),
     CONSTRAINT ip_inventory_ip_is_host_address CHECK (masklen(ip) = CASE family(ip) WHEN 4 THEN 32 ELSE 128 END),
     CONSTRAINT ip_inventory_ip_is_not_ipv4_mapped CHECK (NOT (ip <<= '::ffff:0:0/96'::inet)),
@@ -99,6 +102,11 @@ COMMENT ON COLUMN ipintel.ip_inventory.current_asn_source IS 'The source whose o
 COMMENT ON COLUMN ipintel.ip_inventory.geo_country_source IS 'The source geo_country came from; NULL: none (XX).';
 COMMENT ON COLUMN ipintel.ip_inventory.is_scanner_source IS 'The source is_scanner came from; NULL: none.';
 COMMENT ON COLUMN ipintel.ip_inventory.ip_type_source IS 'The source ip_type came from (for routed: the ASN''s source); NULL for bogon and unknown.';
+COMMENT ON COLUMN ipintel.ip_inventory.is_known_attacker IS
+    'Reported attacking other networks, by the first-ranked source that says (is_known_attacker_rank; DShield: reports > 0). false: that source has no report of it; NULL: no such source has answered.';
+COMMENT ON COLUMN ipintel.ip_inventory.is_known_attacker_source IS 'The source is_known_attacker (and threatfeeds) came from; NULL: none.';
+COMMENT ON COLUMN ipintel.ip_inventory.threatfeeds IS
+    'Names of the threat feeds that list the IP (sorted), as said by the source is_known_attacker came from; empty: none lists it; NULL: no such source has answered. Each feed''s first and last sighting are in enrichment -> source.';
 
 -- A bogon is classified when it arrives, by whoever inserts it: no source is ever asked about it.
 CREATE FUNCTION ipintel.classify_bogon()
@@ -170,6 +178,9 @@ CREATE TABLE ipintel.session_summaries (
     snapshot_ip_type_source    text,
     snapshot_is_scanner_source text,
     snapshot_complete_at       timestamptz,
+    snapshot_is_known_attacker        boolean,
+    snapshot_threatfeeds              text[],
+    snapshot_is_known_attacker_source text,
     CONSTRAINT session_summaries_pkey PRIMARY KEY (session_id),
     CONSTRAINT session_summaries_events_in_order CHECK (first_event_at <= last_event_at),
     CONSTRAINT session_summaries_counts_are_not_negative CHECK (
@@ -218,6 +229,12 @@ COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type_source IS
     'Which source decided snapshot_ip_type: greynoise (riot, scanner), maxmind (anonymizer, routed), cymru (unrouted, routed), bogon, none (unknown). NULL: not known yet (filled only once no source is awaited).';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_scanner_source IS
     'Where snapshot_is_scanner came from: greynoise, bogon (never asked), none (GreyNoise declined or its window closed). NULL: not known yet, still fillable.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_known_attacker IS
+    'Snapshot: ip_inventory.is_known_attacker when the field was filled. Known once snapshot_is_known_attacker_source is set.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_threatfeeds IS
+    'Snapshot: ip_inventory.threatfeeds, filled together with snapshot_is_known_attacker (same source).';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_known_attacker_source IS
+    'Where snapshot_is_known_attacker and snapshot_threatfeeds came from: dshield, bogon (never asked), none (no source said, or its window closed). NULL: not known yet, still fillable; also NULL for ever on a snapshot completed before revision 0030, which had no such field.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_complete_at IS
     'When every snapshot field became known: every enabled source had answered or declined (bogon, not applicable, not found), or its snapshot_window had closed. NULL: incomplete, see ipintel.snapshot_backlog.';
 

@@ -27,6 +27,7 @@ CREATE TABLE ipintel.enrichment_policy (
     is_riot_rank            bigint,
     ip_type_rank            bigint,
     as_name_rank            bigint,
+    is_known_attacker_rank  bigint,
     CONSTRAINT enrichment_policy_pkey PRIMARY KEY (source),
     CONSTRAINT enrichment_policy_pass_order_key UNIQUE (pass_order),
     CONSTRAINT enrichment_policy_source_is_a_lower_case_name CHECK (source ~ '^[a-z][a-z0-9_]*$'),
@@ -39,7 +40,8 @@ CREATE TABLE ipintel.enrichment_policy (
     CONSTRAINT enrichment_policy_is_scanner_rank_key UNIQUE (is_scanner_rank),
     CONSTRAINT enrichment_policy_is_riot_rank_key UNIQUE (is_riot_rank),
     CONSTRAINT enrichment_policy_ip_type_rank_key UNIQUE (ip_type_rank),
-    CONSTRAINT enrichment_policy_as_name_rank_key UNIQUE (as_name_rank)
+    CONSTRAINT enrichment_policy_as_name_rank_key UNIQUE (as_name_rank),
+    CONSTRAINT enrichment_policy_is_known_attacker_rank_key UNIQUE (is_known_attacker_rank)
 );
 COMMENT ON TABLE ipintel.enrichment_policy IS
     'The source registry: one row per enrichment source, with its pass order and merge function, how long its result stays fresh, and which IPs it is asked about. Edit the policy columns to change the policy.';
@@ -48,25 +50,30 @@ COMMENT ON TABLE ipintel.enrichment_policy IS
 -- several give it (1 first); snapshots wait for a field's sources in that order:
 --   ASN      cymru 1 (live BGP origin), then the offline files: maxmind 2, ipinfo 3, dbip 4
 --   country  geolocation first: maxmind 1, ipinfo 2, dbip 3; cymru 4 (RIR registration country)
---   AS name  cymru 1, maxmind 2, ipinfo 3, dbip 4
+--   AS name  cymru 1, maxmind 2, ipinfo 3, dbip 4, dshield 5
+--   ASN and country: dshield 5 as well (the AS it reports and that AS's country: a fallback)
+--   known attacker (and the threat feeds listing the IP): dshield 1
 -- The offline files run before Team Cymru (pass_order), so Cymru is not asked about IPs they
 -- already attributed (skip_when_asn_known). An offline source with none of its files installed
 -- is skipped, and snapshots do not wait for it (snapshot_pending_sources).
 INSERT INTO ipintel.enrichment_policy (source, ttl, skip_when_asn_known, kind, pass_order, merge_function,
                                        facts_function, asn_rank, country_rank, is_scanner_rank, is_riot_rank,
-                                       ip_type_rank, as_name_rank) VALUES
+                                       ip_type_rank, as_name_rank, is_known_attacker_rank) VALUES
     -- ttl unused: an offline database's answers are due again when a newer build is installed
     ('maxmind', interval '7 days', false, 'offline_database', 10, 'ipintel.merge_maxmind', 'ipintel.maxmind_facts',
-     2, 1, NULL, NULL, 2, 2),
+     2, 1, NULL, NULL, 2, 2, NULL),
     ('ipinfo', interval '7 days', false, 'offline_database', 12, 'ipintel.merge_as_names', 'ipintel.ipinfo_facts',
-     3, 2, NULL, NULL, NULL, 3),
+     3, 2, NULL, NULL, NULL, 3, NULL),
     ('dbip', interval '7 days', false, 'offline_database', 14, 'ipintel.merge_as_names', 'ipintel.dbip_facts',
-     4, 3, NULL, NULL, NULL, 4),
+     4, 3, NULL, NULL, NULL, 4, NULL),
     -- by default only for IPs whose ASN no source has given yet; live BGP: its ASN wins
     ('cymru', interval '30 days', true, 'remote_service', 20, 'ipintel.merge_cymru', 'ipintel.cymru_facts',
-     1, 4, NULL, NULL, 3, 1),
+     1, 4, NULL, NULL, 3, 1, NULL),
     ('greynoise', interval '7 days', false, 'remote_service', 30, NULL, 'ipintel.greynoise_facts',
-     NULL, NULL, 1, 1, 1, NULL);
+     NULL, NULL, 1, 1, 1, NULL, NULL),
+    -- SANS ISC DShield: attack reports and threat feeds; a polite client (see the README)
+    ('dshield', interval '7 days', false, 'remote_service', 40, 'ipintel.merge_as_names', 'ipintel.dshield_facts',
+     5, 5, NULL, NULL, NULL, 5, 1);
 
 COMMENT ON COLUMN ipintel.enrichment_policy.ttl IS
     'An answer older than this (enrichment_state.fetched_at) is stale and fetched again. Not for an offline_database source: re-reading the same build cannot say anything new, so its answers are due again only when a newer build is installed.';
@@ -83,7 +90,7 @@ COMMENT ON COLUMN ipintel.enrichment_policy.pass_order IS '`ipintel enrich` runs
 COMMENT ON COLUMN ipintel.enrichment_policy.merge_function IS
     'Schema-qualified name of the source''s own merge step, a function (p_run_id bigint, p_batch_id bigint) RETURNS void that merge_batch calls on a staged batch after recording its answers and before applying their facts (e.g. AS facts into asn_inventory). NULL: the source has none.';
 COMMENT ON COLUMN ipintel.enrichment_policy.facts_function IS
-    'Schema-qualified name of the source''s facts function (p_result jsonb) RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text): what one answer document says, recorded in enrichment_state.';
+    'Schema-qualified name of the source''s facts function (p_result jsonb) RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text, is_known_attacker boolean, threatfeeds text[]): what one answer document says, recorded in enrichment_state.';
 COMMENT ON COLUMN ipintel.enrichment_policy.asn_rank IS
     'Precedence of this source for the ASN (1 first; NULL: it gives none): current_asn is the ASN observed by the first-ranked source that observed one.';
 COMMENT ON COLUMN ipintel.enrichment_policy.country_rank IS
@@ -92,11 +99,13 @@ COMMENT ON COLUMN ipintel.enrichment_policy.is_scanner_rank IS 'Precedence of th
 COMMENT ON COLUMN ipintel.enrichment_policy.is_riot_rank IS 'Precedence of this source for is_riot (1 first; NULL: it gives none).';
 COMMENT ON COLUMN ipintel.enrichment_policy.ip_type_rank IS
     'Precedence of this source for ip_type (1 first; NULL: it gives none). With no ip_type from any source, an IP with an ASN is routed.';
+COMMENT ON COLUMN ipintel.enrichment_policy.is_known_attacker_rank IS
+    'Precedence of this source for is_known_attacker and, with it, threatfeeds (1 first; NULL: it gives none): both come from the first-ranked source that says whether the IP is a known attacker.';
 COMMENT ON COLUMN ipintel.enrichment_policy.as_name_rank IS
     'Precedence of this source for asn_inventory.as_name (1 first; NULL: it gives none), from asn_inventory.sources -> source ->> ''as_name''.';
 COMMENT ON COLUMN ipintel.enrichment_policy.snapshot_window IS
     'How long after a session is ingested (session_summaries.created_at) its snapshot still waits for this source: an unknown snapshot field is filled when the source first answers within the window; after it, the field is settled with what is known.';
-COMMENT ON COLUMN ipintel.enrichment_policy.source IS 'Source name (lower case), e.g. maxmind, ipinfo, dbip, cymru, greynoise: the key every other table refers to.';
+COMMENT ON COLUMN ipintel.enrichment_policy.source IS 'Source name (lower case), e.g. maxmind, ipinfo, dbip, cymru, greynoise, dshield: the key every other table refers to.';
 
 CREATE TABLE ipintel.enrichment_runs (
     run_id       bigint      GENERATED ALWAYS AS IDENTITY,
@@ -185,6 +194,8 @@ CREATE TABLE ipintel.enrichment_state (
     is_scanner   boolean,
     is_riot      boolean,
     ip_type      text,
+    is_known_attacker boolean,
+    threatfeeds  text[],
     -- No foreign key: rows are written only by record_enrichment_state, for the IPs of a batch it
     -- has just joined to ip_inventory and locked, under the run's registered source (see
     -- "No foreign key on the columns the merges write for every IP" below; verify_integrity).
@@ -192,7 +203,7 @@ CREATE TABLE ipintel.enrichment_state (
     CONSTRAINT enrichment_state_changed_no_later_than_fetched CHECK (changed_at <= fetched_at)
 ) WITH (fillfactor = 50);
 COMMENT ON TABLE ipintel.enrichment_state IS
-    'When each source last answered for each IP, and the typed facts of that answer: one row per IP and source that has answered (no row: never fetched). The answer document is ip_inventory.enrichment -> source, rewritten only when it changes; ip_inventory''s current_asn, geo_country, is_scanner, is_riot and ip_type are resolved from these facts by the registry''s ranks. Read by ips_due, enrichment_coverage and the snapshots.';
+    'When each source last answered for each IP, and the typed facts of that answer: one row per IP and source that has answered (no row: never fetched). The answer document is ip_inventory.enrichment -> source, rewritten only when it changes; ip_inventory''s current_asn, geo_country, is_scanner, is_riot, ip_type, is_known_attacker and threatfeeds are resolved from these facts by the registry''s ranks. Read by ips_due, enrichment_coverage and the snapshots.';
 COMMENT ON COLUMN ipintel.enrichment_state.ip IS 'The IP answered for (ip_inventory).';
 COMMENT ON COLUMN ipintel.enrichment_state.source IS 'The source that answered (enrichment_policy).';
 COMMENT ON COLUMN ipintel.enrichment_state.fetched_at IS
@@ -210,6 +221,10 @@ COMMENT ON COLUMN ipintel.enrichment_state.country IS 'Fact of the last answer: 
 COMMENT ON COLUMN ipintel.enrichment_state.is_scanner IS 'Fact of the last answer: seen scanning the internet (NULL: not said).';
 COMMENT ON COLUMN ipintel.enrichment_state.is_riot IS 'Fact of the last answer: a known benign business service (NULL: not said).';
 COMMENT ON COLUMN ipintel.enrichment_state.ip_type IS 'Fact of the last answer: a classification (riot, scanner, anonymizer, unrouted...), if it gives one.';
+COMMENT ON COLUMN ipintel.enrichment_state.is_known_attacker IS
+    'Fact of the last answer: reported attacking other networks (DShield: reports > 0); false: the source has no such report; NULL: not said.';
+COMMENT ON COLUMN ipintel.enrichment_state.threatfeeds IS
+    'Fact of the last answer: the threat feeds that list the IP (their names, sorted; empty: none); NULL: not said.';
 
 ------------------------------------------------------------------------------------------
 -- Staging: one UNLOGGED table for every source's results, one for failures; rows tagged with
@@ -396,11 +411,13 @@ BEGIN
     -- The registry names the facts function; ::regproc checks that it exists and quotes it.
     EXECUTE format($sql$
         INSERT INTO ipintel.enrichment_state AS e
-               (ip, source, fetched_at, build, changed_at, asn, asn_observed, country, is_scanner, is_riot, ip_type)
+               (ip, source, fetched_at, build, changed_at, asn, asn_observed, country, is_scanner, is_riot, ip_type,
+                is_known_attacker, threatfeeds)
         SELECT r.ip, $1, r.fetched_at, r.build,
                CASE WHEN cur.changed_at IS NULL OR i.enrichment -> $1 IS DISTINCT FROM r.result THEN r.fetched_at
                     ELSE least(cur.changed_at, r.fetched_at) END,
-               f.asn, coalesce(f.asn_observed, false), f.country, f.is_scanner, f.is_riot, f.ip_type
+               f.asn, coalesce(f.asn_observed, false), f.country, f.is_scanner, f.is_riot, f.ip_type,
+               f.is_known_attacker, f.threatfeeds
         FROM ipintel_staging.enrichment_results r
         JOIN ipintel.ip_inventory i ON i.ip = r.ip
         -- one index probe per staged row: the table grows through a first enrichment faster
@@ -419,7 +436,9 @@ BEGIN
             country = excluded.country,
             is_scanner = excluded.is_scanner,
             is_riot = excluded.is_riot,
-            ip_type = excluded.ip_type
+            ip_type = excluded.ip_type,
+            is_known_attacker = excluded.is_known_attacker,
+            threatfeeds = excluded.threatfeeds
         $sql$, v_facts_function) USING p_source, p_batch_id;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
@@ -492,16 +511,20 @@ COMMENT ON FUNCTION ipintel.record_asn_history(text[], inet[], bigint[], timesta
 
 -- What is known of one IP, fact by fact: the value of the first-ranked source (enrichment_policy
 -- *_rank) whose last answer gives it. An IP no source classified is routed once it has an ASN.
+-- The threat feeds are those of the source that says whether the IP is a known attacker.
 CREATE FUNCTION ipintel.resolved_facts(p_ip inet)
     RETURNS TABLE (asn bigint, asn_source text, asn_observed_at timestamptz, country text, country_source text,
-                   is_scanner boolean, is_scanner_source text, is_riot boolean, ip_type text, ip_type_source text)
+                   is_scanner boolean, is_scanner_source text, is_riot boolean, ip_type text, ip_type_source text,
+                   is_known_attacker boolean, is_known_attacker_source text, threatfeeds text[])
     LANGUAGE sql
     STABLE
 BEGIN ATOMIC
     SELECT x.asn, x.asn_source, x.asn_observed_at, x.country, x.country_source, x.is_scanner, x.is_scanner_source,
            x.is_riot,
            coalesce(x.ip_type, CASE WHEN x.asn IS NOT NULL THEN 'routed' END),
-           CASE WHEN x.ip_type IS NOT NULL THEN x.ip_type_source WHEN x.asn IS NOT NULL THEN x.asn_source END
+           CASE WHEN x.ip_type IS NOT NULL THEN x.ip_type_source WHEN x.asn IS NOT NULL THEN x.asn_source END,
+           x.is_known_attacker, x.is_known_attacker_source,
+           (SELECT k.threatfeeds FROM ipintel.enrichment_state k WHERE k.ip = p_ip AND k.source = x.is_known_attacker_source)
     FROM (
         SELECT (array_agg(e.asn ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1] AS asn,
                (array_agg(e.source ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1]
@@ -521,13 +544,19 @@ BEGIN ATOMIC
                (array_agg(e.ip_type ORDER BY p.ip_type_rank)
                     FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type,
                (array_agg(e.source ORDER BY p.ip_type_rank)
-                    FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type_source
+                    FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type_source,
+               (array_agg(e.is_known_attacker ORDER BY p.is_known_attacker_rank)
+                    FILTER (WHERE p.is_known_attacker_rank IS NOT NULL AND e.is_known_attacker IS NOT NULL))[1]
+                   AS is_known_attacker,
+               (array_agg(e.source ORDER BY p.is_known_attacker_rank)
+                    FILTER (WHERE p.is_known_attacker_rank IS NOT NULL AND e.is_known_attacker IS NOT NULL))[1]
+                   AS is_known_attacker_source
         FROM ipintel.enrichment_state e
         JOIN ipintel.enrichment_policy p ON p.source = e.source
         WHERE e.ip = p_ip) x;
 END;
 COMMENT ON FUNCTION ipintel.resolved_facts(inet) IS
-    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known. One row, NULLs when no source answered.';
+    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known; threatfeeds are those of the source is_known_attacker came from. One row, NULLs when no source answered.';
 
 -- The AS name of the first-ranked source (as_name_rank) that gave one in asn_inventory.sources.
 CREATE FUNCTION ipintel.ranked_as_name(p_sources jsonb)
@@ -544,10 +573,10 @@ COMMENT ON FUNCTION ipintel.ranked_as_name(jsonb) IS
 
 -- The generic half of every merge, after the source's own step: the batch's documents, and the
 -- facts ip_inventory resolves from enrichment_state (current_asn with its history, geo_country,
--- is_scanner, is_riot, ip_type, each with the source it came from). Each IP's facts are resolved
--- once (resolved_facts, one index probe per staged row: linear whatever the statistics of the
--- staging table say); one write per IP, and only for an IP where something changes; the written
--- rows whose ASN observation changed go on to ip_asn_history.
+-- is_scanner, is_riot, ip_type, is_known_attacker with threatfeeds, each with the source it came
+-- from). Each IP's facts are resolved once (resolved_facts, one index probe per staged row:
+-- linear whatever the statistics of the staging table say); one write per IP, and only for an IP
+-- where something changes; the written rows whose ASN observation changed go on to ip_asn_history.
 CREATE FUNCTION ipintel.apply_answers(p_source text, p_batch_id bigint)
     RETURNS bigint
     LANGUAGE plpgsql
@@ -572,7 +601,8 @@ BEGIN
                coalesce(f.country, 'XX') AS geo_country, f.country_source AS geo_country_source,
                f.is_scanner, f.is_scanner_source, f.is_riot,
                CASE WHEN cur.is_bogon THEN 'bogon' ELSE coalesce(f.ip_type, 'unknown') END AS ip_type,
-               CASE WHEN NOT cur.is_bogon THEN f.ip_type_source END AS ip_type_source
+               CASE WHEN NOT cur.is_bogon THEN f.ip_type_source END AS ip_type_source,
+               f.is_known_attacker, f.is_known_attacker_source, f.threatfeeds
         FROM ipintel_staging.enrichment_results r
         JOIN ipintel.ip_inventory cur ON cur.ip = r.ip
         CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
@@ -582,14 +612,17 @@ BEGIN
         SET enrichment = n.enrichment, current_asn = n.current_asn, current_asn_source = n.current_asn_source,
             geo_country = n.geo_country, geo_country_source = n.geo_country_source,
             is_scanner = n.is_scanner, is_scanner_source = n.is_scanner_source, is_riot = n.is_riot,
-            ip_type = n.ip_type, ip_type_source = n.ip_type_source, updated_at = now()
+            ip_type = n.ip_type, ip_type_source = n.ip_type_source, is_known_attacker = n.is_known_attacker,
+            is_known_attacker_source = n.is_known_attacker_source, threatfeeds = n.threatfeeds, updated_at = now()
         FROM n
         WHERE i.ip = n.ip
           AND (i.enrichment, i.current_asn, i.current_asn_source, i.geo_country, i.geo_country_source, i.is_scanner,
-               i.is_scanner_source, i.is_riot, i.ip_type, i.ip_type_source)
+               i.is_scanner_source, i.is_riot, i.ip_type, i.ip_type_source, i.is_known_attacker,
+               i.is_known_attacker_source, i.threatfeeds)
               IS DISTINCT FROM
               (n.enrichment, n.current_asn, n.current_asn_source, n.geo_country, n.geo_country_source, n.is_scanner,
-               n.is_scanner_source, n.is_riot, n.ip_type, n.ip_type_source)
+               n.is_scanner_source, n.is_riot, n.ip_type, n.ip_type_source, n.is_known_attacker,
+               n.is_known_attacker_source, n.threatfeeds)
         RETURNING n.ip, n.fetched_at, n.old_asn, n.old_asn_source, n.observed_asn, n.observed_asn_source,
                   n.current_asn
     ), moved AS (
@@ -616,7 +649,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.apply_answers(text, bigint) IS
-    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot and ip_type with their *_source from enrichment_state by the registry''s ranks (resolved_facts), and refreshes the ASN counts. Writes only rows that change; returns how many.';
+    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot, ip_type and is_known_attacker (with threatfeeds) with their *_source from enrichment_state by the registry''s ranks (resolved_facts), and refreshes the ASN counts. Writes only rows that change; returns how many.';
 
 ------------------------------------------------------------------------------------------
 -- Runs: every status change of an enrichment run is one of these functions
@@ -765,8 +798,7 @@ COMMENT ON VIEW ipintel.enrichment_coverage IS
 -- source, ip_inventory's *_source, enrichment_state.ip / source): their values come from the
 -- rows the merge has just joined and locked (the IP's ip_inventory row, the registry), so a
 -- per-row check there can never fail; on a first enrichment they were 9 of the 11 referential
--- checks per IP. The tiers' own
--- keys stay (ip_inventory.current_asn, session_summaries.source_ip): the current_asn check
--- also covers the ASN of the history range written beside it. ipintel verify checks all of
--- them again, set-based (verify_integrity).
+-- checks per IP. The tiers' own keys stay (ip_inventory.current_asn, session_summaries.source_ip):
+-- the current_asn check also covers the ASN of the history range written beside it. ipintel
+-- verify checks all of them again, set-based (verify_integrity).
 ------------------------------------------------------------------------------------------

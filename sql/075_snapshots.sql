@@ -4,12 +4,13 @@
 --
 -- The rule, for every snapshot_* field of a session: a known field (its *_source set) is never
 -- changed; an unknown one is filled as soon as no source that could still give a better value
--- is awaited. A source is awaited for a session while it is enabled (and, for an offline
--- database, installed: its last pass was not skipped for want of its files), has no fresh answer
+-- is awaited. A source is awaited for a session while it is enabled (and set up: its last pass
+-- was not skipped for want of its files, key or contact), has no fresh answer
 -- for the IP, has not declined it (bogon, policy says not applicable, a failure asking again
 -- cannot fix), and the session was ingested less than the source's snapshot_window ago (so a
 -- backfill of old logs is completed too). "Better" is the registry's rank for the field
--- (enrichment_policy.asn_rank, country_rank, is_scanner_rank, ip_type_rank): a field is ready
+-- (enrichment_policy.asn_rank, country_rank, is_scanner_rank, ip_type_rank,
+-- is_known_attacker_rank, which also decides threatfeeds): a field is ready
 -- when its value comes from a source ranked before every awaited source of that field, or when
 -- none is awaited. ip_type also waits for the ASN (an IP no source classified is routed once it
 -- has one).
@@ -18,9 +19,10 @@
 -- subquery), then grouped per session.
 
 -- (IP, source) pairs a snapshot may still wait for: IPs with an incomplete snapshot, enabled
--- sources without a fresh answer for them that have not declined them. An offline database whose
--- last pass was skipped (none of its files installed) will not answer until an operator installs
--- them: nothing waits for it; its next pass that finds them makes it awaited again.
+-- sources without a fresh answer for them that have not declined them. A source whose last pass
+-- was skipped (an offline database with none of its files installed, a service without its key
+-- or contact) will not answer until an operator sets it up: nothing waits for it; its next pass
+-- that runs makes it awaited again.
 CREATE VIEW ipintel.snapshot_pending_sources AS
 SELECT i.ip,
        p.source,
@@ -28,7 +30,9 @@ SELECT i.ip,
        p.asn_rank,
        p.country_rank,
        p.is_scanner_rank,
-       p.ip_type_rank
+       p.ip_type_rank,
+       -- added by revision 0027 (a view's new column goes last)
+       p.is_known_attacker_rank
 FROM ipintel.ip_inventory i
 CROSS JOIN ipintel.enrichment_policy p
 LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
@@ -36,10 +40,10 @@ LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
 LEFT JOIN ipintel.enrichment_failures f
        ON f.source = p.source AND f.ip = i.ip AND f.resolved_at IS NULL AND NOT f.retryable
 WHERE p.enabled
-  -- an offline database is not installed when its last pass was skipped (never run: awaited)
-  AND (p.kind <> 'offline_database'
-       OR (SELECT r.status FROM ipintel.enrichment_runs r WHERE r.source = p.source
-           ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) IS DISTINCT FROM 'skipped')
+  -- a source whose last pass was skipped (an offline database without its files, a service
+  -- without its key or contact) will not answer until an operator sets it up (never run: awaited)
+  AND (SELECT r.status FROM ipintel.enrichment_runs r WHERE r.source = p.source
+       ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) IS DISTINCT FROM 'skipped'
   AND NOT i.is_bogon
   -- never answered, or its answer is stale (due again): a new session waits for a fresh one
   AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at))
@@ -49,7 +53,7 @@ WHERE p.enabled
   AND NOT (p.min_session_count IS NOT NULL AND ipintel.below_session_threshold(p, i))
   AND i.ip IN (SELECT s.source_ip FROM ipintel.session_summaries s WHERE s.snapshot_complete_at IS NULL);
 COMMENT ON VIEW ipintel.snapshot_pending_sources IS
-    'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks. An offline database whose last pass was skipped (none of its files installed) is not waited for.';
+    'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks. A source whose last pass was skipped (an offline database without its files, a service without its key or contact) is not waited for.';
 
 -- Per incomplete session: the sources still awaited (their window open) and, per field, the
 -- best rank among them.
@@ -60,7 +64,8 @@ SELECT s.session_id,
        min(w.asn_rank) AS asn_wait_rank,
        min(w.country_rank) AS country_wait_rank,
        min(w.is_scanner_rank) AS is_scanner_wait_rank,
-       min(w.ip_type_rank) AS ip_type_wait_rank
+       min(w.ip_type_rank) AS ip_type_wait_rank,
+       min(w.is_known_attacker_rank) AS is_known_attacker_wait_rank
 FROM ipintel.session_summaries s
 JOIN ipintel.snapshot_pending_sources w ON w.ip = s.source_ip
 WHERE s.snapshot_complete_at IS NULL
@@ -121,6 +126,10 @@ BEGIN
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_scanner_source, 'none') END AS is_scanner_source,
                i.ip_type,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.ip_type_source, 'none') END AS ip_type_source,
+               -- known attacker and threat feeds: one field, filled together from one source (0027)
+               i.is_known_attacker, i.threatfeeds,
+               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_known_attacker_source, 'none') END
+                   AS known_attacker_source,
                i.enrichment
         FROM ipintel.session_summaries s
         JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
@@ -129,6 +138,7 @@ BEGIN
         LEFT JOIN ipintel.enrichment_policy kc ON kc.source = i.geo_country_source
         LEFT JOIN ipintel.enrichment_policy ks ON ks.source = i.is_scanner_source
         LEFT JOIN ipintel.enrichment_policy kt ON kt.source = i.ip_type_source
+        LEFT JOIN ipintel.enrichment_policy kk ON kk.source = i.is_known_attacker_source
         LEFT JOIN ipintel.ip_asn_history h ON h.ip = s.source_ip AND h.valid @> s.first_event_at
         LEFT JOIN ipintel.routing_asns(v_ips, v_days) rt
                ON rt.ip = s.source_ip AND rt.day = (s.first_event_at AT TIME ZONE 'UTC')::date
@@ -145,13 +155,17 @@ BEGIN
                    -- ip_type also needs the ASN (an IP no source classified is routed once it has one)
                    (rt.asn IS NOT NULL OR w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false))
                    AND (w.ip_type_wait_rank IS NULL OR coalesce(kt.ip_type_rank < w.ip_type_wait_rank, false))
-                       AS ip_type_ready) r
+                       AS ip_type_ready,
+                   w.is_known_attacker_wait_rank IS NULL
+                   OR coalesce(kk.is_known_attacker_rank < w.is_known_attacker_wait_rank, false)
+                       AS known_attacker_ready) r
         WHERE s.snapshot_complete_at IS NULL
           AND (r.all_ready
                OR (r.asn_ready AND s.snapshot_asn_source IS NULL)
                OR (r.country_ready AND s.snapshot_country_source IS NULL)
                OR (r.scanner_ready AND s.snapshot_is_scanner_source IS NULL)
-               OR (r.ip_type_ready AND s.snapshot_ip_type_source IS NULL))
+               OR (r.ip_type_ready AND s.snapshot_ip_type_source IS NULL)
+               OR (r.known_attacker_ready AND s.snapshot_is_known_attacker_source IS NULL))
         -- A session an ingest chunk is updating right now is left for the next run: snapshots
         -- never wait for ingest, so the two can never deadlock.
         FOR NO KEY UPDATE OF s SKIP LOCKED
@@ -172,6 +186,14 @@ BEGIN
                                     ELSE s.snapshot_ip_type END,
             snapshot_ip_type_source = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN t.ip_type_source
                                            ELSE s.snapshot_ip_type_source END,
+            snapshot_is_known_attacker = CASE WHEN s.snapshot_is_known_attacker_source IS NULL AND t.known_attacker_ready
+                                              THEN t.is_known_attacker ELSE s.snapshot_is_known_attacker END,
+            snapshot_threatfeeds = CASE WHEN s.snapshot_is_known_attacker_source IS NULL AND t.known_attacker_ready
+                                        THEN t.threatfeeds ELSE s.snapshot_threatfeeds END,
+            snapshot_is_known_attacker_source = CASE WHEN s.snapshot_is_known_attacker_source IS NULL
+                                                          AND t.known_attacker_ready
+                                                     THEN t.known_attacker_source
+                                                     ELSE s.snapshot_is_known_attacker_source END,
             snapshot_enrichment = t.enrichment,
             snapshot_at = coalesce(s.snapshot_at, now()),
             snapshot_complete_at = CASE WHEN t.all_ready THEN now() END,
@@ -237,6 +259,10 @@ BEGIN
        OR (OLD.snapshot_is_scanner_source IS NOT NULL
            AND (NEW.snapshot_is_scanner, NEW.snapshot_is_scanner_source)
                IS DISTINCT FROM (OLD.snapshot_is_scanner, OLD.snapshot_is_scanner_source))
+       OR (OLD.snapshot_is_known_attacker_source IS NOT NULL
+           AND (NEW.snapshot_is_known_attacker, NEW.snapshot_threatfeeds, NEW.snapshot_is_known_attacker_source)
+               IS DISTINCT FROM
+               (OLD.snapshot_is_known_attacker, OLD.snapshot_threatfeeds, OLD.snapshot_is_known_attacker_source))
        OR (OLD.snapshot_at IS NOT NULL AND NEW.snapshot_at IS DISTINCT FROM OLD.snapshot_at)
        OR (OLD.snapshot_complete_at IS NOT NULL
            AND (NEW.snapshot_complete_at, NEW.snapshot_enrichment)
@@ -253,7 +279,8 @@ COMMENT ON FUNCTION ipintel.protect_snapshot() IS
 CREATE TRIGGER session_summaries_snapshot_is_immutable
     BEFORE UPDATE OF snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_enrichment, snapshot_at,
                      snapshot_asn_source, snapshot_country_source, snapshot_ip_type_source, snapshot_is_scanner_source,
-                     snapshot_complete_at
+                     snapshot_complete_at, snapshot_is_known_attacker, snapshot_threatfeeds,
+                     snapshot_is_known_attacker_source
     ON ipintel.session_summaries
     FOR EACH ROW EXECUTE FUNCTION ipintel.protect_snapshot();
 
@@ -274,7 +301,8 @@ BEGIN
     UPDATE ipintel.session_summaries s
     SET snapshot_asn = NULL, snapshot_asn_source = NULL, snapshot_country = NULL, snapshot_country_source = NULL,
         snapshot_ip_type = NULL, snapshot_ip_type_source = NULL, snapshot_is_scanner = NULL,
-        snapshot_is_scanner_source = NULL, snapshot_enrichment = NULL, snapshot_at = NULL,
+        snapshot_is_scanner_source = NULL, snapshot_is_known_attacker = NULL, snapshot_threatfeeds = NULL,
+        snapshot_is_known_attacker_source = NULL, snapshot_enrichment = NULL, snapshot_at = NULL,
         snapshot_complete_at = NULL, updated_at = now()
     WHERE s.first_event_at >= p_since AND s.first_event_at < p_until AND s.snapshot_at IS NOT NULL;
     GET DIAGNOSTICS v_reset = ROW_COUNT;

@@ -13,7 +13,8 @@
 -- ASN and geolocation): the ASN is an observation when the file's record names one (a JSON
 -- number); a record without one says nothing about the ASN.
 CREATE FUNCTION ipintel.asn_country_facts(p_asn jsonb, p_country text)
-    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text,
+                   is_known_attacker boolean, threatfeeds text[])
     LANGUAGE sql
     IMMUTABLE
 BEGIN ATOMIC
@@ -22,7 +23,9 @@ BEGIN ATOMIC
            CASE WHEN p_country ~ '^[A-Z]{2}$' THEN p_country END,
            NULL::boolean,
            NULL::boolean,
-           NULL::text;
+           NULL::text,
+           NULL::boolean,
+           NULL::text[];
 END;
 COMMENT ON FUNCTION ipintel.asn_country_facts(jsonb, text) IS
     'Facts of an answer that gives at most an ASN (observed when it is a JSON number) and a country (when it is an ISO 3166-1 alpha-2 code): the shared body of the facts functions of offline ASN and geolocation files.';
@@ -73,7 +76,8 @@ COMMENT ON FUNCTION ipintel.merge_as_names(bigint, bigint) IS
 -- maxmind: offline GeoIP2 / GeoLite2 City (or Country) and ASN databases
 ------------------------------------------------------------------------------------------
 CREATE FUNCTION ipintel.maxmind_facts(p_result jsonb)
-    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text,
+                   is_known_attacker boolean, threatfeeds text[])
     LANGUAGE sql
     IMMUTABLE
 BEGIN ATOMIC
@@ -84,7 +88,9 @@ BEGIN ATOMIC
            CASE WHEN p_result ->> 'country' ~ '^[A-Z]{2}$' THEN p_result ->> 'country' END,
            NULL::boolean,
            NULL::boolean,
-           CASE WHEN (p_result ->> 'is_anonymous_proxy')::boolean THEN 'anonymizer' END;
+           CASE WHEN (p_result ->> 'is_anonymous_proxy')::boolean THEN 'anonymizer' END,
+           NULL::boolean,
+           NULL::text[];
 END;
 COMMENT ON FUNCTION ipintel.maxmind_facts(jsonb) IS
     'Facts of a MaxMind answer: the ASN (observed only when an ASN database was read and knows the IP), the geolocation country, anonymizer for an anonymous proxy.';
@@ -105,7 +111,8 @@ COMMENT ON FUNCTION ipintel.merge_maxmind(bigint, bigint) IS
 -- shared merge_as_names.
 ------------------------------------------------------------------------------------------
 CREATE FUNCTION ipintel.ipinfo_facts(p_result jsonb)
-    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text,
+                   is_known_attacker boolean, threatfeeds text[])
     LANGUAGE sql
     IMMUTABLE
 BEGIN ATOMIC
@@ -120,7 +127,8 @@ COMMENT ON FUNCTION ipintel.ipinfo_facts(jsonb) IS
 -- shared merge_as_names.
 ------------------------------------------------------------------------------------------
 CREATE FUNCTION ipintel.dbip_facts(p_result jsonb)
-    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text,
+                   is_known_attacker boolean, threatfeeds text[])
     LANGUAGE sql
     IMMUTABLE
 BEGIN ATOMIC
@@ -133,7 +141,8 @@ COMMENT ON FUNCTION ipintel.dbip_facts(jsonb) IS
 -- cymru: Team Cymru IP-to-ASN bulk whois (live BGP origin, RIR registration)
 ------------------------------------------------------------------------------------------
 CREATE FUNCTION ipintel.cymru_facts(p_result jsonb)
-    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text,
+                   is_known_attacker boolean, threatfeeds text[])
     LANGUAGE sql
     IMMUTABLE
 BEGIN ATOMIC
@@ -146,7 +155,9 @@ BEGIN ATOMIC
            NULL::boolean,
            NULL::boolean,
            CASE WHEN coalesce((p_result ->> 'found')::boolean, true)
-                     AND jsonb_typeof(p_result -> 'asn') IS DISTINCT FROM 'number' THEN 'unrouted' END;
+                     AND jsonb_typeof(p_result -> 'asn') IS DISTINCT FROM 'number' THEN 'unrouted' END,
+           NULL::boolean,
+           NULL::text[];
 END;
 COMMENT ON FUNCTION ipintel.cymru_facts(jsonb) IS
     'Facts of a Team Cymru answer: the origin ASN (an observation unless there was no match; NA = allocated but not announced = unrouted) and the registration country.';
@@ -198,7 +209,8 @@ COMMENT ON FUNCTION ipintel.merge_cymru(bigint, bigint) IS
 -- greynoise: GreyNoise community / v3 API (internet scanners, benign business services)
 ------------------------------------------------------------------------------------------
 CREATE FUNCTION ipintel.greynoise_facts(p_result jsonb)
-    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text,
+                   is_known_attacker boolean, threatfeeds text[])
     LANGUAGE sql
     IMMUTABLE
 BEGIN ATOMIC
@@ -208,7 +220,36 @@ BEGIN ATOMIC
            (p_result ->> 'noise')::boolean,
            (p_result ->> 'riot')::boolean,
            CASE WHEN (p_result ->> 'riot')::boolean THEN 'riot'
-                WHEN (p_result ->> 'noise')::boolean THEN 'scanner' END;
+                WHEN (p_result ->> 'noise')::boolean THEN 'scanner' END,
+           NULL::boolean,
+           NULL::text[];
 END;
 COMMENT ON FUNCTION ipintel.greynoise_facts(jsonb) IS
     'Facts of a GreyNoise answer: noise (is_scanner), riot (a known benign business service) and the classification riot or scanner. An answer without them (e.g. IPv6 not supported) says nothing.';
+
+------------------------------------------------------------------------------------------
+-- dshield: SANS Internet Storm Center / DShield IP API (attack reports, threat feeds). Its merge
+-- step is the shared merge_as_names: its answers give the AS as asn and as_name.
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.dshield_facts(p_result jsonb)
+    RETURNS TABLE (asn bigint, asn_observed boolean, country text, is_scanner boolean, is_riot boolean, ip_type text,
+                   is_known_attacker boolean, threatfeeds text[])
+    LANGUAGE sql
+    IMMUTABLE
+BEGIN ATOMIC
+    -- The AS DShield reports and that AS's country are ranked after every other source's: a
+    -- fallback. An answer (it has "count", null when DShield holds no report) says whether the
+    -- IP is a known attacker; its threat feeds are the keys of "threatfeeds" (an empty list or
+    -- object: none).
+    SELECT a.asn, a.asn_observed, a.country, a.is_scanner, a.is_riot, a.ip_type,
+           CASE WHEN jsonb_typeof(p_result -> 'count') = 'number' THEN (p_result ->> 'count')::numeric > 0
+                WHEN p_result ? 'count' THEN false END,
+           CASE WHEN p_result ? 'count'
+                THEN ARRAY(SELECT f.feed FROM jsonb_object_keys(CASE jsonb_typeof(p_result -> 'threatfeeds')
+                                                                     WHEN 'object' THEN p_result -> 'threatfeeds'
+                                                                     ELSE '{}'::jsonb END) AS f(feed)
+                           ORDER BY f.feed) END
+    FROM ipintel.asn_country_facts(p_result -> 'asn', upper(p_result ->> 'as_country')) a;
+END;
+COMMENT ON FUNCTION ipintel.dshield_facts(jsonb) IS
+    'Facts of a DShield answer: is_known_attacker (reports > 0; false when DShield holds no report) and the names of the threat feeds listing the IP; the ASN it reports (observed when a number) and that AS''s country, ranked last. An answer without a count says nothing.';

@@ -165,7 +165,13 @@ BEGIN ATOMIC
     WITH target AS (
         SELECT ipintel.normalize_ip(p_ip) AS ip
     ), sessions AS (
-        SELECT s.* FROM ipintel.session_summaries s WHERE s.source_ip = (SELECT t.ip FROM target t)
+        -- the columns read below, named: a BEGIN ATOMIC body would freeze s.* at the columns the
+        -- table had when the function was created
+        SELECT s.session_id, s.source_ip, s.first_event_at, s.last_event_at, s.sensor, s.protocol, s.dst_port,
+               s.login_attempts, s.login_successes, s.command_count, s.download_count, s.client_version, s.hassh,
+               s.snapshot_asn, s.snapshot_asn_source, s.snapshot_country, s.snapshot_ip_type, s.snapshot_is_scanner,
+               s.snapshot_complete_at
+        FROM ipintel.session_summaries s WHERE s.source_ip = (SELECT t.ip FROM target t)
     ), routing AS (
         -- the routing history's origin AS at each session's day (one GiST probe per day)
         SELECT r.day, r.asn, r.dataset, r.taken_on, r.prefix
@@ -565,7 +571,7 @@ BEGIN ATOMIC
         UNION ALL
         SELECT 5, i.ip FROM ipintel.ip_inventory i
         CROSS JOIN LATERAL (VALUES (i.current_asn_source), (i.geo_country_source), (i.is_scanner_source),
-                                   (i.ip_type_source)) AS v(source)
+                                   (i.ip_type_source), (i.is_known_attacker_source)) AS v(source)
         WHERE v.source IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ipintel.enrichment_policy p WHERE p.source = v.source)
         UNION ALL
         SELECT 6, e.ip FROM ipintel.enrichment_state e

@@ -273,7 +273,8 @@ def test_source_must_be_registered_and_a_new_row_is_accepted(db: str, cli_databa
     cli_database(db)
     code, _, err = run(["enrich", "--source", "shodan"], capsys)
     assert (code, one_line(err)) == (
-        2, "ipintel enrich: unknown source shodan (registered in ipintel.enrichment_policy: maxmind, ipinfo, dbip, cymru, greynoise)")
+        2, "ipintel enrich: unknown source shodan (registered in ipintel.enrichment_policy: maxmind, ipinfo, dbip, cymru, greynoise, "
+           "dshield)")
     with psycopg.connect(db) as conn:
         conn.execute("INSERT INTO ipintel.enrichment_policy (source, ttl, kind, pass_order, facts_function) "
                      "VALUES ('shodan', '1 day', 'remote_service', 5, 'ipintel.shodan_facts')")
@@ -296,6 +297,14 @@ def test_source_must_be_registered_and_a_new_row_is_accepted(db: str, cli_databa
     ("IPINTEL_GREYNOISE_URL", "api.greynoise.io", "IPINTEL_GREYNOISE_URL is not an http(s) base URL "
                                                   "(no http:// or https:// scheme): 'api.greynoise.io'"),
     ("IPINTEL_GREYNOISE_URL", "https://", "IPINTEL_GREYNOISE_URL is not an http(s) base URL (no host)"),
+    ("IPINTEL_DSHIELD_URL", "isc.sans.edu", "IPINTEL_DSHIELD_URL is not an http(s) base URL "
+                                            "(no http:// or https:// scheme): 'isc.sans.edu'"),
+    ("IPINTEL_DSHIELD_CONTACT", "nobody", "IPINTEL_DSHIELD_CONTACT is not a contact (it must be an e-mail address "
+                                          "or an http(s) URL where SANS ISC can reach you): 'nobody'"),
+    ("IPINTEL_DSHIELD_CONTACT", "ops@example.org (Ops)", "IPINTEL_DSHIELD_CONTACT is not a contact (it must be 3 to "
+                                                         "200 printable ASCII characters, without parentheses"),
+    ("IPINTEL_DSHIELD_RATE", "20", "IPINTEL_DSHIELD_RATE must be positive and at most 10, not '20'"),
+    ("IPINTEL_DSHIELD_DAILY_BUDGET", "0", "IPINTEL_DSHIELD_DAILY_BUDGET must be positive, not '0'"),
     ("DATABASE_URL", "garbage", "DATABASE_URL is not a libpq connection URI or key=value string: "
                                 "missing \"=\" after \"garbage\" in connection info string"),
 ], ids=lambda v: v if len(v) < 30 else None)

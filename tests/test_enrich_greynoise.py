@@ -30,6 +30,7 @@ from tests.fakes.greynoise_server import (
     greynoise_fake,  # noqa: F401
     v3_record,
 )
+from tests.fakes.http_fake import override_settings
 
 FAST_RATE = 50.0  # requests per second in every test but the rate test
 BIG_BUDGET = 1_000
@@ -54,14 +55,8 @@ def client_overrides(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     GreyNoisePass builds `greynoise.GreyNoiseSettings(...)` through the module attribute, so
     this wraps it; a test may add keys (e.g. chunk_size) before the pass is built.
     """
-    overrides: dict[str, Any] = {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5.0}
-    real = greynoise.GreyNoiseSettings
-
-    def settings(**values: Any) -> greynoise.GreyNoiseSettings:
-        return real(**(values | overrides))
-
-    monkeypatch.setattr(greynoise, "GreyNoiseSettings", settings)
-    return overrides
+    return override_settings(monkeypatch, greynoise, "GreyNoiseSettings",
+                             {"backoff_base": 0.01, "backoff_max": 0.05, "timeout": 5.0})
 
 
 @pytest.fixture

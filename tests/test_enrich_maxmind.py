@@ -679,12 +679,12 @@ def test_status_prints_the_coverage_view(
     out = capsys.readouterr().out
 
     view = rows(cli_env, "SELECT * FROM ipintel.enrichment_coverage")
-    assert {v["source"] for v in view} == {"maxmind", "ipinfo", "dbip", "cymru", "greynoise"}
+    assert {v["source"] for v in view} == {"maxmind", "ipinfo", "dbip", "cymru", "greynoise", "dshield"}
     printed: dict[str, list[str]] = {}
     coverage = out[out.index("coverage per source"):out.index("last enrichment runs")]
     for line in coverage.splitlines():
         cells = [c.strip() for c in re.split(r"[│|┃]", line)[1:-1]]
-        if cells and cells[0] in {"maxmind", "ipinfo", "dbip", "cymru", "greynoise"}:
+        if cells and cells[0] in {"maxmind", "ipinfo", "dbip", "cymru", "greynoise", "dshield"}:
             printed[cells[0]] = cells
     for v in view:
         assert printed[v["source"]][3:] == [str(v[k]) for k in
@@ -698,6 +698,10 @@ def test_status_prints_the_coverage_view(
 
 def test_failed_pass_does_not_snapshot_ips_it_left_due(seeded: str, geoip: Path, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    with psycopg.connect(seeded) as conn:
+        # No DShield contact here: as the README says, a source never run is disabled, or the
+        # country MaxMind does not know waits for DShield's (ranked last).
+        conn.execute("UPDATE ipintel.enrichment_policy SET enabled = false WHERE source = 'dshield'")
     run_uninstalled_offline_passes(seeded, geoip)
     run_maxmind(seeded, geoip)
     with psycopg.connect(seeded) as conn:
@@ -726,9 +730,13 @@ def test_failed_pass_does_not_snapshot_ips_it_left_due(seeded: str, geoip: Path,
 
     # 1.2.3.4 was refreshed before the failure: settled, its new session is snapshotted.
     assert snapshot("s-google-4")["snapshot_country"] == "XX"
-    # 9.9.9.10 is still due (never answered, not reached): its session waits for a good run.
-    assert snapshot("s-quad9")["snapshot_at"] is None
-    assert summary.snapshots == 1
+    # 9.9.9.10 is still due (never answered, not reached): what MaxMind gives waits for a good run
+    # (only the known-attacker field is settled: DShield, which gives it, is disabled).
+    assert snapshot("s-quad9")["snapshot_country"] is None
+    assert one(seeded, "SELECT snapshot_asn_source, snapshot_is_known_attacker_source FROM ipintel.session_summaries "
+                       "WHERE session_id = 's-quad9'") == {"snapshot_asn_source": None,
+                                                          "snapshot_is_known_attacker_source": "none"}
+    assert summary.snapshots == 2
 
     monkeypatch.undo()
     assert run_maxmind(seeded, geoip).snapshots == 1

@@ -94,10 +94,10 @@ def rows(dsn: str, query: str) -> list[dict[str, Any]]:
         return conn.execute(query).fetchall()
 
 
-def disable_greynoise(dsn: str) -> None:
-    # No key here: as the README says, a source never run is disabled, or snapshots wait for it.
+def disable_greynoise_and_dshield(dsn: str) -> None:
+    # No key, no contact here: as the README says, a source never run is disabled, or snapshots wait for it.
     with psycopg.connect(dsn) as conn:
-        conn.execute("UPDATE ipintel.enrichment_policy SET enabled = false WHERE source = 'greynoise'")
+        conn.execute("UPDATE ipintel.enrichment_policy SET enabled = false WHERE source IN ('greynoise', 'dshield')")
 
 
 @pytest.fixture
@@ -115,7 +115,7 @@ def test_asns_from_ipinfo_and_dbip_without_maxminds_asn_file_or_the_network(
     write_ipinfo_db(geoip / "ipinfo_lite.mmdb", IPINFO, build_epoch=DEFAULT_BUILD_EPOCH + 100)
     write_dbip_location_db(geoip / "dbip-city-lite-2024-01.mmdb", DBIP_CITY)
     write_dbip_asn_db(geoip / "dbip-asn-lite-2024-01.mmdb", DBIP_ASN, build_epoch=DEFAULT_BUILD_EPOCH + 200)
-    disable_greynoise(db)
+    disable_greynoise_and_dshield(db)
 
     ingest = ipintel(db, geoip, cymru_addr, "ingest", str(cowrie_log(tmp_path / "cowrie.json.2026-11-02")))
     assert ingest.returncode == 0, ingest.stderr
@@ -127,7 +127,7 @@ def test_asns_from_ipinfo_and_dbip_without_maxminds_asn_file_or_the_network(
     passes = {p["source"]: p for p in json.loads((tmp_path / "status.json").read_text())["passes"]}
     assert {s: (p["status"], p["due"], p["merged"]) for s, p in passes.items()} == {
         "maxmind": ("succeeded", 3, 3), "ipinfo": ("succeeded", 3, 3), "dbip": ("succeeded", 3, 3),
-        "cymru": ("succeeded", 0, 0), "greynoise": ("skipped", 0, 0)}
+        "cymru": ("succeeded", 0, 0), "greynoise": ("skipped", 0, 0), "dshield": ("skipped", 0, 0)}
     runs = {r["source"]: r for r in rows(db, "SELECT source, provenance FROM ipintel.enrichment_runs")}
     assert runs["ipinfo"]["provenance"]["database"]["build_epoch"] == DEFAULT_BUILD_EPOCH + 100
     assert runs["dbip"]["provenance"]["asn_db"]["type"] == "DBIP-ASN-Lite (compat=GeoLite2-ASN)"
@@ -169,7 +169,7 @@ def test_asns_from_ipinfo_and_dbip_without_maxminds_asn_file_or_the_network(
 def test_without_their_files_the_passes_are_skipped_and_snapshots_do_not_wait(
         db: str, geoip: Path, tmp_path: Path, silent_cymru: tuple[str, socket.socket]) -> None:
     cymru_addr, _ = silent_cymru
-    disable_greynoise(db)
+    disable_greynoise_and_dshield(db)
     assert ipintel(db, geoip, cymru_addr, "ingest", str(cowrie_log(tmp_path / "cowrie.json"))).returncode == 0
 
     # Offline only (Team Cymru would be asked: no file gives these IPs an ASN).

@@ -6,7 +6,6 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,13 +14,13 @@ import pytest
 from ipintel.sources.greynoise import (
     GreyNoiseAuthError,
     GreyNoiseClient,
-    GreyNoiseFailure,
     GreyNoiseOutcome,
     GreyNoiseResult,
     GreyNoiseSettings,
     parse_retry_after,
     redact,
 )
+from tests.fakes import http_fake
 from tests.fakes.greynoise_server import (
     GreyNoiseFake,
     Reply,
@@ -34,18 +33,7 @@ from tests.fakes.greynoise_server import (
 IPS = [f"198.51.100.{n}" for n in range(1, 21)]
 
 
-@dataclass
-class Sink:
-    """on_results callback that keeps everything it is given."""
-
-    results: dict[str, GreyNoiseResult] = field(default_factory=dict)
-    failures: dict[str, GreyNoiseFailure] = field(default_factory=dict)
-    calls: list[tuple[int, int]] = field(default_factory=list)
-
-    def __call__(self, results: list[GreyNoiseResult], failures: list[GreyNoiseFailure]) -> None:
-        self.calls.append((len(results), len(failures)))
-        self.results.update((r.ip, r) for r in results)
-        self.failures.update((f.ip, f) for f in failures)
+Sink = http_fake.Sink[GreyNoiseResult]
 
 
 def make_settings(base_url: str, api_key: str, **overrides: Any) -> GreyNoiseSettings:

@@ -117,7 +117,7 @@ def test_demo_run_writes_both_files_and_the_parser_reads_what_the_database_says(
     types, enrich_samples = scrape(enrich_file)
     assert set(types) == set(metrics.CATALOGUE["enrich"])
     sources = {r["source"] for r in rows(db, "SELECT source FROM ipintel.enrichment_policy")}
-    assert sources == {"maxmind", "ipinfo", "dbip", "cymru", "greynoise"}
+    assert sources == {"maxmind", "ipinfo", "dbip", "cymru", "greynoise", "dshield"}
 
     # The outcome is the status file's.
     assert value(enrich_samples, "ipintel_enrich_last_run_exit_code") == status["exit_code"]
@@ -126,8 +126,10 @@ def test_demo_run_writes_both_files_and_the_parser_reads_what_the_database_says(
     # Per source: due, fetched, merged, failed and status as the passes counted them.
     for p in status["passes"]:
         source = p["source"]
-        # IPinfo Lite and DB-IP Lite are not installed here: their passes are skipped (and counted).
-        assert p["status"] == "skipped" if source in ("ipinfo", "dbip") else p["status"] not in ("skipped", "failed"), p
+        # IPinfo Lite and DB-IP Lite are not installed here, DShield has no contact: their passes are
+        # skipped (and counted).
+        skipped = source in ("ipinfo", "dbip", "dshield")
+        assert p["status"] == "skipped" if skipped else p["status"] not in ("skipped", "failed"), p
         for count in ("due", "fetched", "merged", "failed"):
             assert value(enrich_samples, f"ipintel_enrich_last_pass_ips_{count}", source=source) == p[count], (source, count)
             assert value(enrich_samples, f"ipintel_enrich_ips_{count}_total", source=source) == p[count]

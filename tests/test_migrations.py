@@ -162,6 +162,16 @@ def test_enrichment_state_backfill_moves_freshness_out_of_the_documents(db: str)
     assert due == [(0,), (1,)], "0015's ips_due reads the restored fetched_at and build_epoch"
 
 
+def merge_one_answer(dsn: str, source: str, ip: str, document: dict[str, Any]) -> None:
+    """A new IP and one answer of `source` for it, merged through merge_batch as a pass would."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO ipintel.ip_inventory (ip) VALUES (%s)", (ip,))
+        run = conn.execute("SELECT ipintel.start_run(%s, '{}'::jsonb)", (source,)).fetchone()[0]  # type: ignore[index]
+        conn.execute("""INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result)
+                        VALUES (%s, 1, %s, %s, now(), %s)""", (run, source, ip, Jsonb(document)))
+        conn.execute("SELECT * FROM ipintel.merge_batch(%s, 1)", (run,))
+
+
 def registry(dsn: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT * FROM ipintel.enrichment_policy ORDER BY source").fetchall()
@@ -177,24 +187,58 @@ def test_offline_sources_revision_goes_back_to_0023_unless_their_answers_are_rec
         assert conn.execute("SELECT source, asn_rank, country_rank, as_name_rank, pass_order, enabled "
                             "FROM ipintel.enrichment_policy ORDER BY pass_order").fetchall() == [
             ("maxmind", 2, 1, 2, 10, True), ("ipinfo", 3, 2, 3, 12, True), ("dbip", 4, 3, 4, 14, True),
-            ("cymru", 1, 4, 1, 20, True), ("greynoise", None, None, None, 30, True)]
+            ("cymru", 1, 4, 1, 20, True), ("greynoise", None, None, None, 30, True), ("dshield", 5, 5, 5, 40, True)]
         # What `ipintel enrich` leaves on a machine without their files.
         conn.execute("SELECT ipintel.start_run(s, '{}'::jsonb, 'skipped', 'not installed') "
                      "FROM unnest(ARRAY['ipinfo', 'dbip']) s")
+    schema.downgrade(db, DSHIELD_PARENT)  # DShield's revision first: its downgrade has its own test
     schema.downgrade(db, "0023")
     assert schema.schema_dump(db) == at_0023
     assert registry(db) == registry_0023
 
     schema.upgrade(db, "head")
-    with psycopg.connect(db) as conn:
-        conn.execute("INSERT INTO ipintel.ip_inventory (ip) VALUES ('203.0.114.9')")
-        run = conn.execute("SELECT ipintel.start_run('ipinfo', '{}'::jsonb)").fetchone()[0]  # type: ignore[index]
-        conn.execute("""INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, result)
-                        VALUES (%s, 1, 'ipinfo', '203.0.114.9', now(), '{"found": true, "asn": 64500}')""", (run,))
-        conn.execute("SELECT * FROM ipintel.merge_batch(%s, 1)", (run,))
+    merge_one_answer(db, "ipinfo", "203.0.114.9", {"found": True, "asn": 64500})
     with pytest.raises(Exception, match="cannot downgrade below 0024: IPinfo Lite or DB-IP Lite answers are "
                                         "recorded for 1 IPs"):
         schema.downgrade(db, "0023")
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT current_asn_source FROM ipintel.ip_inventory").fetchone() == ("ipinfo",)
         assert conn.execute("SELECT version_num FROM ipintel_alembic_version").fetchone() == ("0024",)
+
+
+DSHIELD_PARENT = schema.script_directory().get_revision("0027").down_revision
+assert isinstance(DSHIELD_PARENT, str)
+
+
+def test_dshield_revision_goes_back_to_its_parent_unless_dshield_answers_are_recorded(db: str, empty_db: str) -> None:
+    """0027 registers DShield and adds the fact is_known_attacker (with threatfeeds) everywhere facts
+    go; its downgrade gives back the parent's schema and registry exactly (a skipped DShield run,
+    and a snapshot that knew the field, included), but refuses to drop DShield's answers."""
+    schema.upgrade(empty_db, DSHIELD_PARENT)
+    at_parent, registry_parent = schema.schema_dump(empty_db), registry(empty_db)
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT source, is_known_attacker_rank FROM ipintel.enrichment_policy "
+                            "WHERE is_known_attacker_rank IS NOT NULL").fetchall() == [("dshield", 1)]
+        conn.execute("SELECT ipintel.start_run('dshield', '{}'::jsonb, 'skipped', 'no contact')")
+        conn.execute("INSERT INTO ipintel.ip_inventory (ip) VALUES ('10.9.8.7')")  # a bogon: never asked
+        conn.execute("INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip) "
+                     "VALUES ('s1', now(), now(), '10.9.8.7')")
+        conn.execute("UPDATE ipintel.enrichment_policy SET enabled = false WHERE source <> 'dshield'")
+        assert conn.execute("SELECT ipintel.take_snapshots()").fetchone() == (1,)
+        assert conn.execute("SELECT snapshot_is_known_attacker_source FROM ipintel.session_summaries").fetchone() \
+            == ("bogon",)
+        conn.execute("UPDATE ipintel.enrichment_policy SET enabled = true")
+    schema.downgrade(db, DSHIELD_PARENT)
+    assert schema.schema_dump(db) == at_parent
+    assert registry(db) == registry_parent
+
+    schema.upgrade(db, "head")
+    merge_one_answer(db, "dshield", "203.0.114.9", {"count": 3, "threatfeeds": {}})
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT is_known_attacker, is_known_attacker_source, threatfeeds "
+                            "FROM ipintel.ip_inventory WHERE ip = '203.0.114.9'").fetchone() == (True, "dshield", [])
+    with pytest.raises(Exception, match="cannot downgrade below 0027: DShield answers are recorded for 1 IPs"):
+        schema.downgrade(db, DSHIELD_PARENT)
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT version_num FROM ipintel_alembic_version").fetchone() == ("0027",)
+

@@ -139,7 +139,7 @@ def test_json_is_what_the_sql_functions_return(db: str, cli_database: Callable[[
     assert doc["empty"] is False and doc["totals"]["sessions"] == total[0] == 3000  # type: ignore[index]
     assert [(d["day"], d["sessions"]) for d in doc["sessions_by_day"]] == days
     assert [(c["country"], c["sessions"]) for c in doc["top_countries"]] == countries
-    assert {s["source"] for s in doc["sources"]} == {"maxmind", "ipinfo", "dbip", "cymru", "greynoise"}
+    assert {s["source"] for s in doc["sources"]} == {"maxmind", "ipinfo", "dbip", "cymru", "greynoise", "dshield"}
     maxmind = next(s for s in doc["sources"] if s["source"] == "maxmind")
     assert maxmind["ips_answered"] > 0 and maxmind["builds"] and maxmind["last_run_status"] == "succeeded"
     assert doc["window"]["since"].startswith("2000-01-01")

@@ -41,7 +41,7 @@ def misplaced_names(sources: list[str]) -> list[str]:
 def test_source_names_only_in_the_registry_and_their_own_functions(db: str) -> None:
     with psycopg.connect(db) as conn:
         sources = [r[0] for r in conn.execute("SELECT source FROM ipintel.enrichment_policy ORDER BY source")]
-    assert sources == ["cymru", "dbip", "greynoise", "ipinfo", "maxmind"]
+    assert sources == ["cymru", "dbip", "dshield", "greynoise", "ipinfo", "maxmind"]
     assert misplaced_names(sources) == []
 
 

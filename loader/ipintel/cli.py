@@ -358,6 +358,10 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
         sources.append("greynoise")
     else:
         console.print("demo: GreyNoise is skipped (IPINTEL_GREYNOISE_KEY is not set)")
+    if settings.dshield_contact:
+        sources.append("dshield")
+    else:
+        console.print("demo: DShield is skipped (IPINTEL_DSHIELD_CONTACT is not set)")
     if "cymru" not in sources:
         console.print("demo: Team Cymru is skipped (set IPINTEL_CYMRU_ADDR=whois.cymru.com:43 to include it)")
     code = max(code, run_enrich(settings, enrich.EnrichOptions(sources=sources, wait=True)))

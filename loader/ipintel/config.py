@@ -14,6 +14,10 @@
 | IPINTEL_GREYNOISE_TIER | community (GET per IP) or enterprise (POST /v3/ip) | community              |
 | IPINTEL_GREYNOISE_RATE | requests per second, client-side               | 1.0                           |
 | IPINTEL_GREYNOISE_DAILY_BUDGET | lookups per UTC day, shared by all runs | 50 (community), none (enterprise) |
+| IPINTEL_DSHIELD_URL    | base URL of the SANS ISC / DShield API         | https://isc.sans.edu          |
+| IPINTEL_DSHIELD_CONTACT | the operator's e-mail address or URL, sent in the User-Agent; none -> DShield pass skipped | unset |
+| IPINTEL_DSHIELD_RATE   | requests per second, client-side (at most 10)  | 1.0                           |
+| IPINTEL_DSHIELD_DAILY_BUDGET | lookups per UTC day, shared by all runs  | 1000                          |
 
 ipintel.toml (in the working directory, or the file named by IPINTEL_CONFIG) may set the same
 keys in lower case without the prefix, e.g. `geoip_dir = "/srv/GeoIP"`, `database_url = "..."`.
@@ -58,6 +62,11 @@ GREYNOISE_BUDGET_MAX = 100_000_000  # lookups per UTC day
 
 GREYNOISE_DEFAULT_URL = "https://api.greynoise.io"
 GREYNOISE_TIMEOUT_MAX = 600.0  # seconds per request
+# DShield is a free service run by volunteers: the rate may be raised a little, not a lot.
+DSHIELD_RATE_MAX = 10.0  # requests per second
+DSHIELD_DAILY_BUDGET = 1000  # lookups per UTC day unless configured
+DSHIELD_BUDGET_MAX = 1_000_000
+DSHIELD_DEFAULT_URL = "https://isc.sans.edu"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,10 @@ class Settings:
     greynoise_rate: float = 1.0
     greynoise_daily_budget: int | None = None  # None: 50 on the community tier, unlimited on enterprise
     greynoise_timeout: float = 10.0  # seconds one GreyNoise request may take in all
+    dshield_url: str = DSHIELD_DEFAULT_URL
+    dshield_contact: str | None = None  # None: the DShield pass is skipped
+    dshield_rate: float = 1.0
+    dshield_daily_budget: int = DSHIELD_DAILY_BUDGET
 
     def redact(self, text: str) -> str:
         """`text` with every secret of these settings masked: the database password, the API keys.
@@ -167,13 +180,26 @@ def _host_port(env_name: str, value: str) -> str:
 
 def _http_url(env_name: str, value: str) -> str:
     """An http(s) URL with a host; refused before any request (or any budget) is spent."""
-    from ipintel.sources.greynoise import base_url_problem
+    from ipintel.sources.http_api import base_url_problem
 
     problem = base_url_problem(value)
     if problem:
         shown = "(not shown: it holds credentials)" if "@" in value else repr(value)
         raise ConfigError(f"{env_name} is not an http(s) base URL ({problem}): {shown}")
     return value
+
+
+def _dshield_contact(value: str | None) -> str | None:
+    """The contact the DShield pass sends in its User-Agent, checked before anything is sent."""
+    from ipintel.sources.dshield import contact_problem
+
+    if value is None:
+        return None
+    value = value.strip()
+    problem = contact_problem(value) if value else None
+    if problem:
+        raise ConfigError(f"IPINTEL_DSHIELD_CONTACT is not a contact ({problem}): {value!r}")
+    return value or None
 
 
 def _private_file_problem(mode: int) -> str | None:
@@ -337,4 +363,10 @@ def load() -> Settings:
                                        maximum=GREYNOISE_BUDGET_MAX),
         greynoise_timeout=_number("IPINTEL_GREYNOISE_TIMEOUT", "greynoise_timeout", 10.0, table, float,
                                   maximum=GREYNOISE_TIMEOUT_MAX),
+        dshield_url=_http_url("IPINTEL_DSHIELD_URL",
+                              _get("IPINTEL_DSHIELD_URL", "dshield_url", DSHIELD_DEFAULT_URL, table) or ""),
+        dshield_contact=_dshield_contact(_get("IPINTEL_DSHIELD_CONTACT", "dshield_contact", None, table)),
+        dshield_rate=_number("IPINTEL_DSHIELD_RATE", "dshield_rate", 1.0, table, float, maximum=DSHIELD_RATE_MAX),
+        dshield_daily_budget=_number("IPINTEL_DSHIELD_DAILY_BUDGET", "dshield_daily_budget", DSHIELD_DAILY_BUDGET,
+                                     table, int, maximum=DSHIELD_BUDGET_MAX),
     )

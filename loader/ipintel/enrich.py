@@ -143,6 +143,12 @@ class Batches:
     def notice(self, text: str) -> None:
         self.overall.notices.append(text)
 
+    def alive(self, **info: object) -> None:
+        """For a pass waiting on a remote service, every second or so: the progress line (with
+        `info`, e.g. how long it has waited) and the status file say the run is alive."""
+        self.reporter.advance(0, merged=self.summary.merged, failed=self.summary.failed, **info)
+        self.status.keepalive(self.overall)
+
     def spend_budget(self, want: int, daily_limit: int) -> int:
         """Lookups granted from today's shared budget (counted in ipintel.api_budget)."""
         row = db.query_one(self.conn, db.query("spend_budget"),

@@ -22,7 +22,7 @@ from ipintel.enrich import (
     SkipPass,
     Stopped,
 )
-from ipintel.sources import cymru, dbip, greynoise, ipinfo, maxmind, mmdb
+from ipintel.sources import cymru, dbip, dshield, greynoise, http_api, ipinfo, maxmind, mmdb
 
 OFFLINE_BATCH = 10_000  # answers of an offline pass per batch (COPY + merge_batch)
 COMMUNITY_DAILY_BUDGET = 50  # GreyNoise community lookups per UTC day unless configured
@@ -206,9 +206,7 @@ class CymruPass:
             # A slow or silent server completes no batch for minutes: say so, and that we live.
             now = time.monotonic()
             left = max(0.0, self.settings.pass_timeout - (now - started))
-            batches.reporter.advance(0, merged=batches.summary.merged, failed=batches.summary.failed,
-                                     waiting=f"{now - last_answer:.0f}s", budget_left=f"{left:.0f}s")
-            batches.status.keepalive(batches.overall)
+            batches.alive(waiting=f"{now - last_answer:.0f}s", budget_left=f"{left:.0f}s")
 
         outcome = asyncio.run(_with_heartbeat(cymru.lookup(ips, self.settings, on_batch), heartbeat))
         batches.write([], [Failure(ip, f"{f.error} (after {f.attempts} attempts, batch of {len(f.ips)})")
@@ -230,6 +228,36 @@ def cymru_document(result: cymru.CymruResult) -> dict[str, Any]:
                 "as_name": o.as_name}
 
     return {"found": True, **origin(result.current), "origins": [origin(o) for o in result.origins]}
+
+
+def waiting_sleep(batches: Batches) -> Callable[[float], None]:
+    """time.sleep for a lookup API's client (its pacing, backoff, a 429's pause): while it waits,
+    `batches.alive` every HEARTBEAT_SECONDS, so a pause of minutes still shows the run alive."""
+    def sleep(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, HEARTBEAT_SECONDS))
+            batches.alive(waiting=f"{max(0.0, end - time.monotonic()):.0f}s")
+    return sleep
+
+
+def lookup_failures(failures: Iterable[http_api.LookupFailure], redact: Callable[[str], str] = str) -> list[Failure]:
+    """A lookup API's failures as the engine records them (a Retry-After becomes a time)."""
+    now = datetime.now(UTC)
+    return [Failure(f.ip, redact(f.error), f.retryable, now + timedelta(seconds=f.retry_after) if f.retry_after else None)
+            for f in failures]
+
+
+def stay_due(outcome: http_api.Outcome) -> str:
+    return f"{len(outcome.not_attempted):,} IPs stay due for a later run"
+
+
+def budget_spent(outcome: http_api.Outcome, name: str, daily_budget: int | None, setting: str) -> Stopped | None:
+    """How a pass stopped by its daily budget ends (normal daily operation: exit 0), or None."""
+    if not outcome.budget_exhausted:
+        return None
+    return Stopped(f"daily budget of {daily_budget:,} {name} lookups spent ({setting}); {stay_due(outcome)}",
+                   quota=True)
 
 
 GREYNOISE_SKIPPED = ("IPINTEL_GREYNOISE_KEY is not set; GreyNoise pass skipped (snapshots wait for it within its "
@@ -265,18 +293,15 @@ class GreyNoisePass:
         key = self.key
 
         def on_results(results: list[greynoise.GreyNoiseResult], failures: list[greynoise.GreyNoiseFailure]) -> None:
-            now = datetime.now(UTC)
-            batches.write(
-                [(r.ip, greynoise_document(r)) for r in results],
-                [Failure(f.ip, greynoise.redact(f.error, key), f.retryable,
-                         now + timedelta(seconds=f.retry_after) if f.retry_after else None) for f in failures])
+            batches.write([(r.ip, greynoise_document(r)) for r in results],
+                          lookup_failures(failures, lambda text: greynoise.redact(text, key)))
 
         def budget(want: int) -> int:
             assert self.daily_budget is not None
             return batches.spend_budget(want, self.daily_budget)
 
         try:
-            with greynoise.GreyNoiseClient(self.settings) as client:
+            with greynoise.GreyNoiseClient(self.settings, sleep=waiting_sleep(batches)) as client:
                 outcome = client.run(ips, on_results=on_results,
                                      budget=budget if self.daily_budget is not None else None)
         except greynoise.GreyNoiseAuthError as exc:
@@ -289,14 +314,10 @@ class GreyNoisePass:
             count = len(outcome.skipped_ipv6)
             batches.notice(f"greynoise: {count:,} IPv6 address{'es' if count != 1 else ''} skipped "
                            "(the Community API answers IPv4 only)")
-        left = len(outcome.not_attempted)
         # Normal daily operation (exit 0): the rest stays due for the next run.
         if outcome.quota_exhausted:
-            return Stopped(f"GreyNoise quota exhausted (HTTP 429); {left:,} IPs stay due for a later run", quota=True)
-        if outcome.budget_exhausted:
-            return Stopped(f"daily budget of {self.daily_budget:,} GreyNoise lookups spent "
-                           f"(IPINTEL_GREYNOISE_DAILY_BUDGET); {left:,} IPs stay due for a later run", quota=True)
-        return None
+            return Stopped(f"GreyNoise quota exhausted (HTTP 429); {stay_due(outcome)}", quota=True)
+        return budget_spent(outcome, "GreyNoise", self.daily_budget, "IPINTEL_GREYNOISE_DAILY_BUDGET")
 
     def close(self) -> None:
         pass
@@ -308,6 +329,55 @@ def greynoise_document(result: greynoise.GreyNoiseResult) -> dict[str, Any]:
     return document
 
 
+DSHIELD_SKIPPED = ("IPINTEL_DSHIELD_CONTACT is not set: SANS ISC asks every client of its API to say who runs it, "
+                   "so the DShield pass is skipped (snapshots wait for it within its snapshot_window; disable it in "
+                   "ipintel.enrichment_policy to stop waiting)")
+
+
+class DShieldPass:
+    """DShield (SANS ISC): one GET per IP, paced, within a daily budget; skipped without a contact."""
+
+    source = "dshield"
+
+    def __init__(self, settings: Settings) -> None:
+        self.daily_budget = settings.dshield_daily_budget
+        self.settings = (dshield.DShieldSettings(base_url=settings.dshield_url, contact=settings.dshield_contact,
+                                                 rate_per_second=settings.dshield_rate)
+                         if settings.dshield_contact else None)
+
+    def prepare(self) -> dict[str, Any]:
+        if self.settings is None:
+            raise SkipPass(DSHIELD_SKIPPED)
+        return {"api": self.settings.base_url, "endpoint": dshield.ENDPOINT,
+                "user_agent": dshield.user_agent(self.settings.contact),
+                "rate_per_second": self.settings.rate_per_second, "daily_budget": self.daily_budget,
+                "attribution": dshield.ATTRIBUTION}
+
+    def current_build(self) -> int | None:
+        return None
+
+    def fetch(self, ips: list[str], batches: Batches) -> Stopped | None:
+        assert self.settings is not None
+
+        def on_results(results: list[dshield.DShieldResult], failures: list[http_api.LookupFailure]) -> None:
+            batches.write([(r.ip, r.to_json()) for r in results], lookup_failures(failures))
+
+        try:
+            with dshield.DShieldClient(self.settings, sleep=waiting_sleep(batches)) as client:
+                outcome = client.run(ips, on_results=on_results,
+                                     budget=lambda want: batches.spend_budget(want, self.daily_budget))
+        except dshield.DShieldRefused as exc:
+            raise ConfigurationError(str(exc)) from None
+        # Normal daily operation (exit 0): the rest stays due for the next run.
+        if outcome.rate_limited:
+            asked = f", Retry-After {outcome.retry_after:.0f} s" if outcome.retry_after is not None else ""
+            return Stopped(f"DShield rate limited ipintel (HTTP 429{asked}); {stay_due(outcome)}", quota=True)
+        return budget_spent(outcome, "DShield", self.daily_budget, "IPINTEL_DSHIELD_DAILY_BUDGET")
+
+    def close(self) -> None:
+        pass
+
+
 # Each class builds its pass from the settings (a Protocol has no constructor to name in `type[Pass]`).
 PASS_TYPES: dict[str, Callable[[Settings], Pass]] = {
     "maxmind": MaxMindPass,
@@ -315,6 +385,7 @@ PASS_TYPES: dict[str, Callable[[Settings], Pass]] = {
     "dbip": DbipPass,
     "cymru": CymruPass,
     "greynoise": GreyNoisePass,
+    "dshield": DShieldPass,
 }
 
 

@@ -27,45 +27,21 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import json
 import re
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.fakes.http_fake import Reply, ScriptedFake, Seen, serving
+
+__all__ = ["DEFAULT_API_KEY", "GreyNoiseFake", "Reply", "Seen", "community_record", "greynoise_fake", "v3_record"]
+
 # Distinctive so a leak is easy to grep for in failure strings and logs.
 DEFAULT_API_KEY = "gn-fake-key-7c1d9e4a2b"
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One scripted answer. ``body=None`` means the body the real API would send for ``status``."""
-
-    status: int = 200
-    body: dict[str, Any] | None = None
-    retry_after: str | None = None
-    delay: float = 0.0  # seconds before answering, to make the client time out
-    raw: bytes | None = None  # the body as these bytes (not JSON), instead of ``body``
-    headers: dict[str, str] | None = None
-    hang: bool = False  # accept, read the request, never answer
-    drip: float = 0.0  # seconds between the body's lines, sent after the headers
-
-
-@dataclass(frozen=True)
-class Seen:
-    """A request as the fake received it."""
-
-    method: str
-    path: str
-    ips: tuple[str, ...]
-    key: str | None
-    at: float  # time.monotonic() at arrival
 
 
 def community_record(
@@ -148,31 +124,21 @@ def _is_ipv4(text: str) -> bool:
     return True
 
 
-class GreyNoiseFake:
+class GreyNoiseFake(ScriptedFake):
     """State and handlers of the fake; the test reads and writes the public attributes."""
 
     def __init__(self, server: HTTPServer, api_key: str = DEFAULT_API_KEY) -> None:
-        self.url = server.url_for("").rstrip("/")
+        super().__init__(server)
         self.api_key = api_key
         self.records: dict[str, dict[str, Any]] = {}
         self.quota: int | None = None
         self.quota_retry_after = "86400"
-        self.requests: list[Seen] = []
-        self._scripts: dict[str, list[Reply]] = {}
         self._multi_script: list[Reply] = []
         self._spent = 0
-        # Set when the fake stops: a hanging reply then ends, so the server's threads can too.
-        self.released = threading.Event()
-        # The server is threaded (a slow reply must not hold up the client's retry).
-        self._lock = threading.Lock()
         server.expect_request(re.compile(r"^/v3/community/[^/]+$"), method="GET").respond_with_handler(
             self._community
         )
         server.expect_request("/v3/ip", method="POST").respond_with_handler(self._multi)
-
-    def script(self, ip: str, *replies: Reply) -> None:
-        """Answer ``GET /v3/community/{ip}`` with ``replies`` in order; the last repeats."""
-        self._scripts[ip] = list(replies)
 
     def script_multi(self, *replies: Reply) -> None:
         """Answer the next ``POST /v3/ip`` requests with ``replies`` in order; then from records."""
@@ -183,18 +149,15 @@ class GreyNoiseFake:
         with self._lock:
             self._spent = 0
 
-    def requests_for(self, ip: str) -> list[Seen]:
-        return [seen for seen in self.requests if ip in seen.ips]
-
     def _gate(self, request: Request, ips: tuple[str, ...]) -> Response | None:
         """Record the request; answer 401 or quota-429 here, or None to go on."""
         key = request.headers.get("key")
         with self._lock:
             self.requests.append(Seen(request.method, request.path, ips, key, time.monotonic()))
             if key != self.api_key:
-                return self._respond(Reply(401), None)
+                return self._answer(request, Reply(401), None)
             if self.quota is not None and self._spent >= self.quota:
-                return self._respond(Reply(429, retry_after=self.quota_retry_after), None)
+                return self._answer(request, Reply(429, retry_after=self.quota_retry_after), None)
         return None
 
     def _spend(self, reply: Reply, lookups: int) -> None:
@@ -208,21 +171,17 @@ class GreyNoiseFake:
         if refused is not None:
             return refused
         with self._lock:
-            replies = self._scripts.get(ip)
-            if replies is None:
-                reply = Reply(404 if _is_ipv4(ip) else 400)
-            else:
-                reply = replies.pop(0) if len(replies) > 1 else replies[0]
+            reply = self._scripted(ip) or Reply(404 if _is_ipv4(ip) else 400)
             self._spend(reply, 1)
         if reply.status == 200 and reply.body is None and reply.raw is None:
             reply = dataclasses.replace(reply, body=community_record(ip))
-        return self._respond(reply, ip)
+        return self._answer(request, reply, ip)
 
     def _multi(self, request: Request) -> Response:
         payload = request.get_json(silent=True)
         raw = payload.get("ips") if isinstance(payload, dict) else None
         if not isinstance(raw, list):
-            return self._respond(Reply(400, {"message": "body must be {\"ips\": [...]}"}), None)
+            return self._answer(request, Reply(400, {"message": "body must be {\"ips\": [...]}"}), None)
         ips = tuple(str(ip) for ip in raw)
         refused = self._gate(request, ips)
         if refused is not None:
@@ -241,53 +200,14 @@ class GreyNoiseFake:
                 },
             }
             reply = dataclasses.replace(reply, body=body)
-        return self._respond(reply, None)
+        return self._answer(request, reply, None)
 
-    def _respond(self, reply: Reply, ip: str | None) -> Response:
-        if reply.hang:
-            self.released.wait(timeout=600)  # the client gives up long before
-            return Response(b"", 503)
-        if reply.delay:
-            self.released.wait(timeout=reply.delay)
-        if reply.raw is not None:
-            data = reply.raw
-        else:
-            body = reply.body if reply.body is not None else _default_body(reply.status, ip)
-            data = json.dumps(body, indent=1).encode()
-        headers = {"Retry-After": reply.retry_after} if reply.retry_after is not None else {}
-        headers |= reply.headers or {}
-        if not reply.drip:
-            return Response(data, reply.status, headers, content_type="application/json")
-
-        def drip() -> Iterator[bytes]:
-            for line in data.splitlines(keepends=True):
-                yield line
-                if self.released.wait(timeout=reply.drip):
-                    return
-
-        # No length: the body streams (chunked), a line at a time.
-        return Response(drip(), reply.status, headers, content_type="application/json")
-
-
-class _QuickStopHTTPServer(HTTPServer):
-    """HTTPServer whose stop() takes milliseconds instead of the default 0.5 s poll."""
-
-    def thread_target(self) -> None:
-        assert self.server is not None
-        self.server.serve_forever(poll_interval=0.02)
+    def _answer(self, request: Request, reply: Reply, ip: str | None) -> Response:
+        return self._respond(request, reply, lambda: _default_body(reply.status, ip))
 
 
 @pytest.fixture
 def greynoise_fake() -> Iterator[GreyNoiseFake]:
     """A fresh fake GreyNoise per test, listening on 127.0.0.1."""
-    server = _QuickStopHTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    fake = GreyNoiseFake(server)
-    try:
+    with serving(GreyNoiseFake) as fake:
         yield fake
-    finally:
-        fake.released.set()
-        server.stop()
-    # A bug in the fake's handlers, or a request to a path it does not serve, shows up as an
-    # error here rather than as a confusing 500 seen by the client.
-    server.check()

@@ -27,7 +27,8 @@ import pytest
 from ipintel import demo_logs
 from tests.conftest import PgServer
 from tests.fakes.cymru_server import running_cymru_server
-from tests.fakes.greynoise_server import GreyNoiseFake, Reply, _QuickStopHTTPServer
+from tests.fakes.greynoise_server import GreyNoiseFake, Reply
+from tests.fakes.http_fake import serving
 from tests.faults.harness import STATS, database, env_for, execute, fingerprint, query, run
 from tests.mmdb_factory import asn_record, city_record, write_asn_db, write_city_db
 
@@ -130,19 +131,13 @@ def enrich_world(pg_server: PgServer, migrated_template: str, fault_logs: Path) 
         # Half the IPs have a MaxMind ASN: Team Cymru is asked about the other half.
         write_asn_db(geoip / "GeoLite2-ASN.mmdb",
                      {hosts[ip]: asn_record(65000 + n % 50, f"MM-{n % 50}") for n, ip in enumerate(ips) if n % 2})
-        server = _QuickStopHTTPServer(host="127.0.0.1", port=0, threaded=True)
-        server.start()
-        greynoise = GreyNoiseFake(server)
-        for ip in ips[::3]:
-            greynoise.script(ip, Reply(200))  # observed; the others: 404, not observed
-        try:
-            with running_cymru_server({ip: _cymru_rows(ip, n) for n, ip in enumerate(ips)}) as cymru:
-                env = {"IPINTEL_GEOIP_DIR": str(geoip), "IPINTEL_CYMRU_ADDR": cymru.addr,
-                       "IPINTEL_CYMRU_BATCH_SIZE": "25", "IPINTEL_GREYNOISE_URL": greynoise.url,
-                       "IPINTEL_GREYNOISE_KEY": greynoise.api_key, "IPINTEL_GREYNOISE_RATE": "100",
-                       "IPINTEL_GREYNOISE_DAILY_BUDGET": "100000"}
-                prints, seconds = clean_runs(pg_server, template, ["enrich"], env, cwd)
-                yield World(template, fault_logs, env, prints, seconds, cwd)
-        finally:
-            greynoise.released.set()
-            server.stop()
+        with (serving(GreyNoiseFake) as greynoise,
+              running_cymru_server({ip: _cymru_rows(ip, n) for n, ip in enumerate(ips)}) as cymru):
+            for ip in ips[::3]:
+                greynoise.script(ip, Reply(200))  # observed; the others: 404, not observed
+            env = {"IPINTEL_GEOIP_DIR": str(geoip), "IPINTEL_CYMRU_ADDR": cymru.addr,
+                   "IPINTEL_CYMRU_BATCH_SIZE": "25", "IPINTEL_GREYNOISE_URL": greynoise.url,
+                   "IPINTEL_GREYNOISE_KEY": greynoise.api_key, "IPINTEL_GREYNOISE_RATE": "100",
+                   "IPINTEL_GREYNOISE_DAILY_BUDGET": "100000"}
+            prints, seconds = clean_runs(pg_server, template, ["enrich"], env, cwd)
+            yield World(template, fault_logs, env, prints, seconds, cwd)

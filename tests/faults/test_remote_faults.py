@@ -23,7 +23,8 @@ from typing import Any
 
 from tests.conftest import PgServer
 from tests.fakes.cymru_server import Behaviour, FakeCymruServer, running_cymru_server
-from tests.fakes.greynoise_server import DEFAULT_API_KEY, GreyNoiseFake, Reply, _QuickStopHTTPServer, v3_record
+from tests.fakes.greynoise_server import DEFAULT_API_KEY, GreyNoiseFake, Reply, v3_record
+from tests.fakes.http_fake import serving
 from tests.faults.harness import STATS, database, env_for, error_line, query, run
 from tests.test_enrich_greynoise import seed
 
@@ -139,14 +140,8 @@ GREYNOISE_CASES = [
 
 @contextmanager
 def greynoise_server() -> Iterator[GreyNoiseFake]:
-    server = _QuickStopHTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    fake = GreyNoiseFake(server)
-    try:
+    with serving(GreyNoiseFake) as fake:
         yield fake
-    finally:
-        fake.released.set()
-        server.stop()
 
 
 def play(cases: list[Case], source: str, pg_server: PgServer, template: str, cwd: Path,

@@ -6,15 +6,15 @@ SELECT plan(4);
 
 SELECT results_eq(
     $$SELECT * FROM ipintel.cymru_facts('{"found": true, "asn": 64500, "registered_country": "us", "as_name": "AS"}')$$,
-    $$VALUES (64500::bigint, true, 'US', NULL::boolean, NULL::boolean, NULL::text)$$,
+    $$VALUES (64500::bigint, true, 'US', NULL::boolean, NULL::boolean, NULL::text, NULL::boolean, NULL::text[])$$,
     'an origin: an ASN observation, and the registration country (upper-cased)');
 SELECT results_eq(
     $$SELECT * FROM ipintel.cymru_facts('{"found": true, "asn": null, "prefix": null, "registered_country": "RO"}')$$,
-    $$VALUES (NULL::bigint, true, 'RO', NULL::boolean, NULL::boolean, 'unrouted')$$,
+    $$VALUES (NULL::bigint, true, 'RO', NULL::boolean, NULL::boolean, 'unrouted', NULL::boolean, NULL::text[])$$,
     'NA: observed as not routed, unrouted');
 SELECT results_eq(
     $$SELECT * FROM ipintel.cymru_facts('{"found": false, "asn": null, "origins": []}')$$,
-    $$VALUES (NULL::bigint, false, NULL::text, NULL::boolean, NULL::boolean, NULL::text)$$,
+    $$VALUES (NULL::bigint, false, NULL::text, NULL::boolean, NULL::boolean, NULL::text, NULL::boolean, NULL::text[])$$,
     'no match: says nothing, not unrouted');
 SELECT results_eq(
     $$SELECT asn_observed, country FROM ipintel.cymru_facts('{"asn": 64500, "registered_country": ""}')$$,

@@ -8,7 +8,7 @@ SELECT results_eq(
     $$SELECT * FROM ipintel.dbip_facts('{"found": true, "country": "DE", "continent": "EU", "city": "Falkenstein",
                                          "network": "2a01:4f8::/32", "asn": 24940, "as_name": "Hetzner Online GmbH",
                                          "asn_network": "2a01:4f8::/32"}')$$,
-    $$VALUES (24940::bigint, true, 'DE', NULL::boolean, NULL::boolean, NULL::text)$$,
+    $$VALUES (24940::bigint, true, 'DE', NULL::boolean, NULL::boolean, NULL::text, NULL::boolean, NULL::text[])$$,
     'in both files: an ASN observation and the country');
 SELECT results_eq(
     $$SELECT asn, asn_observed, country FROM ipintel.dbip_facts('{"found": true, "country": "JP", "asn": null}')$$,

@@ -6,7 +6,7 @@ BEGIN;
 SELECT plan(8);
 
 SELECT results_eq($$SELECT * FROM ipintel.greynoise_facts('{"observed": true, "noise": true, "riot": false}')$$,
-                  $$VALUES (NULL::bigint, false, NULL::text, true, false, 'scanner')$$,
+                  $$VALUES (NULL::bigint, false, NULL::text, true, false, 'scanner', NULL::boolean, NULL::text[])$$,
                   'noise: a scanner, and no ASN or country');
 SELECT results_eq($$SELECT is_scanner, is_riot, ip_type FROM ipintel.greynoise_facts('{"noise": true, "riot": true}')$$,
                   $$VALUES (true, true, 'riot')$$, 'riot before scanner: a known benign service');

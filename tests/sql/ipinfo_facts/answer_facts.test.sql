@@ -9,7 +9,7 @@ SELECT results_eq(
     $$SELECT * FROM ipintel.ipinfo_facts('{"found": true, "asn": 174, "as_name": "Cogent Communications",
                                            "as_domain": "cogentco.com", "country_code": "US", "country": "United States",
                                            "continent_code": "NA", "continent": "North America"}')$$,
-    $$VALUES (174::bigint, true, 'US', NULL::boolean, NULL::boolean, NULL::text)$$,
+    $$VALUES (174::bigint, true, 'US', NULL::boolean, NULL::boolean, NULL::text, NULL::boolean, NULL::text[])$$,
     'a record with an AS: an ASN observation, and the country code');
 SELECT results_eq(
     $$SELECT asn, asn_observed, country FROM ipintel.ipinfo_facts('{"found": true, "asn": null, "country_code": "RO",

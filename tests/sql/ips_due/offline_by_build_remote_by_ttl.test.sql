@@ -35,7 +35,7 @@ SELECT is((SELECT array_agg(host(ip)) FROM ipintel.ips_due('cymru')), ARRAY['203
 SELECT results_eq($$SELECT source, fresh, stale FROM ipintel.enrichment_coverage WHERE source IN ('cymru', 'greynoise', 'maxmind') ORDER BY source$$,
                   $$VALUES ('cymru', 0::bigint, 1::bigint), ('greynoise', 0, 1), ('maxmind', 1, 0)$$,
                   'enrichment_coverage: the old offline answer is fresh, the old remote ones stale');
-SELECT is(waiting_for, ARRAY['cymru', 'greynoise'],
+SELECT is(waiting_for, ARRAY['cymru', 'dshield', 'greynoise'],
           'snapshot_backlog: a new session waits for fresh remote answers, not for MaxMind')
 FROM ipintel.snapshot_backlog WHERE session_id = 's-61';
 SELECT is(last_fetched_at, now() - interval '30 days', 'enrichment_coverage: last fetch time from enrichment_state')

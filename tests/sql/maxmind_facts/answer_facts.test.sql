@@ -7,7 +7,7 @@ SELECT plan(6);
 SELECT results_eq(
     $$SELECT * FROM ipintel.maxmind_facts('{"found": true, "country": "NL", "asn": 64500, "as_org": "AS",
                                             "asn_db": {"type": "GeoLite2-ASN"}}')$$,
-    $$VALUES (64500::bigint, true, 'NL', NULL::boolean, NULL::boolean, NULL::text)$$,
+    $$VALUES (64500::bigint, true, 'NL', NULL::boolean, NULL::boolean, NULL::text, NULL::boolean, NULL::text[])$$,
     'ASN file read and knows the IP: an ASN observation, and the country');
 SELECT results_eq(
     $$SELECT asn, asn_observed FROM ipintel.maxmind_facts('{"found": true, "country": "NL", "asn": null,

@@ -23,7 +23,8 @@ SELECT columns_are('ipintel', 'session_summaries', ARRAY[
     'login_successes', 'command_count', 'download_count', 'event_count', 'snapshot_asn',
     'snapshot_country', 'snapshot_ip_type', 'snapshot_is_scanner', 'snapshot_enrichment',
     'snapshot_at', 'created_at', 'updated_at', 'snapshot_asn_source', 'snapshot_country_source',
-    'snapshot_ip_type_source', 'snapshot_is_scanner_source', 'snapshot_complete_at'], 'session_summaries has exactly its columns');
+    'snapshot_ip_type_source', 'snapshot_is_scanner_source', 'snapshot_complete_at', 'snapshot_is_known_attacker',
+    'snapshot_threatfeeds', 'snapshot_is_known_attacker_source'], 'session_summaries has exactly its columns');
 
 SELECT fk_ok('ipintel', 'ip_inventory', 'current_asn', 'ipintel', 'asn_inventory', 'asn');
 SELECT fk_ok('ipintel', 'session_summaries', 'source_ip', 'ipintel', 'ip_inventory', 'ip');

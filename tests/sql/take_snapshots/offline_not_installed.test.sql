@@ -3,10 +3,11 @@
 -- as before on a machine without IPinfo Lite or DB-IP Lite files. A source never run yet is
 -- awaited (nobody knows); once a pass finds its files, new sessions wait for it again. The rule
 -- is for offline databases only: a remote service skipped for want of a key (GreyNoise) is
--- awaited until its window closes, or disabled.
+-- awaited until its window closes, or disabled. DShield is not this test's subject: disabled.
 BEGIN;
 SELECT plan(9);
 
+UPDATE ipintel.enrichment_policy SET enabled = false WHERE source = 'dshield';
 
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count) VALUES
     ('203.0.114.71', '2026-11-01', '2026-11-01', 1),

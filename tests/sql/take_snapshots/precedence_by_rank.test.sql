@@ -1,12 +1,12 @@
 -- take_snapshots(): a field is ready when no awaited source of it is ranked before the source of
 -- its value (enrichment_policy.*_rank), or none is awaited: MaxMind's country (country_rank 1)
 -- does not wait for Cymru, MaxMind's ASN (asn_rank 2) waits for Cymru (1) unless Cymru declines
--- the IP (skip_when_asn_known); ip_type also waits for the ASN. GreyNoise is disabled here:
--- a disabled source is never awaited.
+-- the IP (skip_when_asn_known); ip_type also waits for the ASN. GreyNoise and DShield are
+-- disabled here: a disabled source is never awaited.
 BEGIN;
 SELECT plan(16);
 
-UPDATE ipintel.enrichment_policy SET enabled = false WHERE source = 'greynoise';
+UPDATE ipintel.enrichment_policy SET enabled = false WHERE source IN ('greynoise', 'dshield');
 -- Cymru asked about every IP, even one whose ASN MaxMind already gave.
 UPDATE ipintel.enrichment_policy SET skip_when_asn_known = false WHERE source = 'cymru';
 
