@@ -2,8 +2,9 @@
 -- pass as skipped (none of its files found), and no snapshot waits for it, so snapshots complete
 -- as before on a machine without IPinfo Lite or DB-IP Lite files. A source never run yet is
 -- awaited (nobody knows); once a pass finds its files, new sessions wait for it again. The rule
--- is for offline databases only: a remote service skipped for want of a key (GreyNoise) is
--- awaited until its window closes, or disabled. DShield is not this test's subject: disabled.
+-- holds for remote services too (since 0027): one skipped for want of a key or contact
+-- (GreyNoise, DShield) is not awaited until a pass runs again. DShield is not this test's
+-- subject: disabled.
 BEGIN;
 SELECT plan(9);
 
@@ -41,9 +42,9 @@ SELECT is(waiting_for, ARRAY['cymru', 'greynoise', 'ipinfo', 'maxmind'],
           'IPinfo installed: awaited again; DB-IP still not installed')
 FROM ipintel.snapshot_backlog WHERE session_id = 's-72';
 
--- A remote service skipped (no key) is still awaited: the offline rule does not apply to it.
+-- A remote service skipped (no key) is not awaited either: it cannot answer until it is set up.
 SELECT ipintel_tests.skipped_pass('greynoise');
-SELECT ok('greynoise' = ANY (waiting_for), 'a skipped remote service is still awaited')
+SELECT ok(NOT 'greynoise' = ANY (waiting_for), 'a skipped remote service is not awaited')
 FROM ipintel.snapshot_backlog WHERE session_id = 's-72';
 -- ... and a disabled offline source is not awaited, whatever its runs say.
 UPDATE ipintel.enrichment_policy SET enabled = false WHERE source = 'ipinfo';
