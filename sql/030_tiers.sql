@@ -234,7 +234,7 @@ COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_known_attacker IS
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_threatfeeds IS
     'Snapshot: ip_inventory.threatfeeds, filled together with snapshot_is_known_attacker (same source).';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_known_attacker_source IS
-    'Where snapshot_is_known_attacker and snapshot_threatfeeds came from: dshield, bogon (never asked), none (no source said, or its window closed). NULL: not known yet, still fillable; also NULL for ever on a snapshot completed before revision 0027, which had no such field.';
+    'Where snapshot_is_known_attacker and snapshot_threatfeeds came from: dshield, bogon (never asked), none (no source said, or its window closed). NULL: not known yet, still fillable; also NULL for ever on a snapshot completed before revision 0028, which had no such field.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_complete_at IS
     'When every snapshot field became known: every enabled source had answered or declined (bogon, not applicable, not found), or its snapshot_window had closed. NULL: incomplete, see ipintel.snapshot_backlog.';
 

@@ -31,7 +31,7 @@ SELECT i.ip,
        p.country_rank,
        p.is_scanner_rank,
        p.ip_type_rank,
-       -- added by revision 0027 (a view's new column goes last)
+       -- added by revision 0028 (a view's new column goes last)
        p.is_known_attacker_rank
 FROM ipintel.ip_inventory i
 CROSS JOIN ipintel.enrichment_policy p
@@ -126,7 +126,7 @@ BEGIN
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_scanner_source, 'none') END AS is_scanner_source,
                i.ip_type,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.ip_type_source, 'none') END AS ip_type_source,
-               -- known attacker and threat feeds: one field, filled together from one source (0027)
+               -- known attacker and threat feeds: one field, filled together from one source (0028)
                i.is_known_attacker, i.threatfeeds,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_known_attacker_source, 'none') END
                    AS known_attacker_source,

@@ -206,12 +206,12 @@ def test_offline_sources_revision_goes_back_to_0023_unless_their_answers_are_rec
         assert conn.execute("SELECT version_num FROM ipintel_alembic_version").fetchone() == ("0024",)
 
 
-DSHIELD_PARENT = schema.script_directory().get_revision("0027").down_revision
+DSHIELD_PARENT = schema.script_directory().get_revision("0028").down_revision
 assert isinstance(DSHIELD_PARENT, str)
 
 
 def test_dshield_revision_goes_back_to_its_parent_unless_dshield_answers_are_recorded(db: str, empty_db: str) -> None:
-    """0027 registers DShield and adds the fact is_known_attacker (with threatfeeds) everywhere facts
+    """0028 registers DShield and adds the fact is_known_attacker (with threatfeeds) everywhere facts
     go; its downgrade gives back the parent's schema and registry exactly (a skipped DShield run,
     and a snapshot that knew the field, included), but refuses to drop DShield's answers."""
     schema.upgrade(empty_db, DSHIELD_PARENT)
@@ -237,8 +237,8 @@ def test_dshield_revision_goes_back_to_its_parent_unless_dshield_answers_are_rec
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT is_known_attacker, is_known_attacker_source, threatfeeds "
                             "FROM ipintel.ip_inventory WHERE ip = '203.0.114.9'").fetchone() == (True, "dshield", [])
-    with pytest.raises(Exception, match="cannot downgrade below 0027: DShield answers are recorded for 1 IPs"):
+    with pytest.raises(Exception, match="cannot downgrade below 0028: DShield answers are recorded for 1 IPs"):
         schema.downgrade(db, DSHIELD_PARENT)
     with psycopg.connect(db) as conn:
-        assert conn.execute("SELECT version_num FROM ipintel_alembic_version").fetchone() == ("0027",)
+        assert conn.execute("SELECT version_num FROM ipintel_alembic_version").fetchone() == ("0028",)
 

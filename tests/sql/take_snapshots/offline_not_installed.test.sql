@@ -2,7 +2,7 @@
 -- pass as skipped (none of its files found), and no snapshot waits for it, so snapshots complete
 -- as before on a machine without IPinfo Lite or DB-IP Lite files. A source never run yet is
 -- awaited (nobody knows); once a pass finds its files, new sessions wait for it again. The rule
--- holds for remote services too (since 0027): one skipped for want of a key or contact
+-- holds for remote services too (since 0028): one skipped for want of a key or contact
 -- (GreyNoise, DShield) is not awaited until a pass runs again. DShield is not this test's
 -- subject: disabled.
 BEGIN;

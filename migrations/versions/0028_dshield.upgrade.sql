@@ -1,4 +1,4 @@
--- From migrations/versions/0027_dshield.upgrade.sql (the dshield section and every facts function
+-- From migrations/versions/0028_dshield.upgrade.sql (the dshield section and every facts function
 -- of sql/080_sources.sql, the registry, enrichment_state and the resolution of
 -- sql/070_enrichment.sql, the new columns of sql/030_tiers.sql and the snapshot functions of
 -- sql/075_snapshots.sql, as of this revision)
@@ -46,7 +46,7 @@ COMMENT ON COLUMN ipintel.enrichment_state.threatfeeds IS
     'Fact of the last answer: the threat feeds that list the IP (their names, sorted; empty: none); NULL: not said.';
 
 -- ip_inventory's three columns and the foreign key of is_known_attacker_source were added, and
--- the key validated, by 0027_dshield.concurrently.sql before this script.
+-- the key validated, by 0028_dshield.concurrently.sql before this script.
 COMMENT ON COLUMN ipintel.ip_inventory.is_known_attacker IS
     'Reported attacking other networks, by the first-ranked source that says (is_known_attacker_rank; DShield: reports > 0). false: that source has no report of it; NULL: no such source has answered.';
 COMMENT ON COLUMN ipintel.ip_inventory.is_known_attacker_source IS 'The source is_known_attacker (and threatfeeds) came from; NULL: none.';
@@ -62,7 +62,7 @@ COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_known_attacker IS
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_threatfeeds IS
     'Snapshot: ip_inventory.threatfeeds, filled together with snapshot_is_known_attacker (same source).';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_known_attacker_source IS
-    'Where snapshot_is_known_attacker and snapshot_threatfeeds came from: dshield, bogon (never asked), none (no source said, or its window closed). NULL: not known yet, still fillable; also NULL for ever on a snapshot completed before revision 0027, which had no such field.';
+    'Where snapshot_is_known_attacker and snapshot_threatfeeds came from: dshield, bogon (never asked), none (no source said, or its window closed). NULL: not known yet, still fillable; also NULL for ever on a snapshot completed before revision 0028, which had no such field.';
 
 ------------------------------------------------------------------------------------------
 -- Every facts function gives the new fact (NULL: it does not say), and DShield's gives it.
@@ -397,7 +397,7 @@ SELECT i.ip,
        p.country_rank,
        p.is_scanner_rank,
        p.ip_type_rank,
-       -- added by revision 0027 (a view's new column goes last)
+       -- added by revision 0028 (a view's new column goes last)
        p.is_known_attacker_rank
 FROM ipintel.ip_inventory i
 CROSS JOIN ipintel.enrichment_policy p
@@ -472,7 +472,7 @@ BEGIN
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_scanner_source, 'none') END AS is_scanner_source,
                i.ip_type,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.ip_type_source, 'none') END AS ip_type_source,
-               -- known attacker and threat feeds: one field, filled together from one source (0027)
+               -- known attacker and threat feeds: one field, filled together from one source (0028)
                i.is_known_attacker, i.threatfeeds,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_known_attacker_source, 'none') END
                    AS known_attacker_source,

@@ -1,4 +1,4 @@
--- From migrations/versions/0027_dshield.downgrade.sql: back to the revision before 0027. DShield
+-- From migrations/versions/0028_dshield.downgrade.sql: back to the revision before 0028. DShield
 -- leaves the registry with its runs, failures and budget, and the fact is_known_attacker (with
 -- threatfeeds) leaves the facts functions, enrichment_state, ip_inventory and the snapshots (what
 -- those columns held is lost). DShield's answers cannot leave without a trace (ASN history,
@@ -16,7 +16,7 @@ BEGIN
           UNION ALL
           SELECT h.ip FROM ipintel.ip_asn_history h WHERE h.source = 'dshield') x;
     IF v_ips > 0 THEN
-        RAISE EXCEPTION 'cannot downgrade below 0027: DShield answers are recorded for % IPs (enrichment_state, ip_asn_history), which the earlier revision cannot hold; restore a backup taken before 0027 instead', v_ips
+        RAISE EXCEPTION 'cannot downgrade below 0028: DShield answers are recorded for % IPs (enrichment_state, ip_asn_history), which the earlier revision cannot hold; restore a backup taken before 0028 instead', v_ips
             USING ERRCODE = 'dependent_objects_still_exist';
     END IF;
 END;
