@@ -539,6 +539,20 @@ END;
 COMMENT ON FUNCTION ipintel.verify_snapshots() IS
     'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite). violations = 0 everywhere: the snapshots are sound.';
 
+-- What the partitioned session_summaries cannot declare: a key of session_id alone.
+CREATE FUNCTION ipintel.verify_sessions()
+    RETURNS TABLE (rule text, violations bigint, examples text[])
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT 'a session_id names one session (one row across the monthly partitions of session_summaries)' AS rule,
+           count(*) AS violations, coalesce((array_agg(d.session_id ORDER BY d.session_id))[1:3], '{}') AS examples
+    FROM (SELECT s.session_id FROM ipintel.session_summaries s GROUP BY s.session_id HAVING count(*) > 1) d;
+END;
+COMMENT ON FUNCTION ipintel.verify_sessions() IS
+    'The rules of session_summaries its partitioning leaves to ipintel, each with its violations and up to three example session ids: a session_id is one row (the primary key is (session_id, first_event_at), as a partitioned table''s keys must include the partition key; merge_cowrie_events keeps session_id unique). violations = 0: sound.';
+
 ------------------------------------------------------------------------------------------
 -- Refresh on demand: the IPs of some ASNs or countries (ipintel enrich --asn / --country)
 ------------------------------------------------------------------------------------------

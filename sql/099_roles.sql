@@ -141,6 +141,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.report_routing_snapshots(),
     ipintel.verify_counts(),
     ipintel.verify_snapshots(),
+    ipintel.verify_sessions(),
     ipintel.ips_in(bigint[], text[])
 TO ipintel_reader, ipintel_loader;
 DO $$
