@@ -276,13 +276,15 @@ def print_report(settings: config.Settings, *, since: datetime, until: datetime,
 
 
 def cmd_verify(args: argparse.Namespace, settings: config.Settings) -> int:
-    """`ipintel verify`: the maintained counts against a recount from scratch, and the snapshot
-    rules; exit 1 when anything drifted (ipintel.verify_counts, ipintel.verify_snapshots)."""
+    """`ipintel verify`: the maintained counts against a recount from scratch, the snapshot rules
+    and the session rules; exit 1 when anything drifted (ipintel.verify_counts,
+    ipintel.verify_snapshots, ipintel.verify_sessions)."""
     started = datetime.now(UTC)
     with db.connection(settings.database_url) as conn:
         scope = db.query_one(conn, db.query("verify_scope"))
         counts = db.query_all(conn, db.query("verify_counts_summary"))
         rules = db.query_all(conn, db.query("verify_snapshots"))
+        session_rules = db.query_all(conn, db.query("verify_sessions"))
     assert scope is not None
     seconds = (datetime.now(UTC) - started).total_seconds()
     if counts:
@@ -295,18 +297,20 @@ def cmd_verify(args: argparse.Namespace, settings: config.Settings) -> int:
     else:
         console.print("counts: asn_inventory ip_count, session_count, first_seen, last_seen and ip_inventory "
                       "session_count, first_seen, last_seen all match a recount from scratch")
-    table = Table(title="snapshot rules")
-    for column in ("rule", "violations", "examples"):
-        table.add_column(column, justify="right" if column == "violations" else "left")
-    for r in rules:
-        table.add_row(r["rule"], f"{r['violations']:,}", ", ".join(r["examples"]))
-    console.print(table)
+    for title, checked_rules in (("snapshot rules", rules), ("session rules", session_rules)):
+        table = Table(title=title)
+        for column in ("rule", "violations", "examples"):
+            table.add_column(column, justify="right" if column == "violations" else "left")
+        for r in checked_rules:
+            table.add_row(r["rule"], f"{r['violations']:,}", ", ".join(r["examples"]))
+        console.print(table)
     broken = sum(1 for r in rules if r["violations"])
+    sessions_broken = sum(1 for r in session_rules if r["violations"])
     checked = (f"{scope['asns']:,} ASNs, {scope['ips']:,} IPs, {scope['sessions']:,} sessions checked "
                f"in {seconds:.1f} s")
-    if counts or broken:
+    if counts or broken or sessions_broken:
         console.print(f"verify: DRIFT: {sum(c['rows'] for c in counts):,} count(s) differ, {broken} snapshot "
-                      f"rule(s) broken ({checked})")
+                      f"rule(s) broken, {sessions_broken} session rule(s) broken ({checked})")
         return EXIT_FAILURES
     console.print(f"verify: no drift ({checked})")
     return EXIT_OK

@@ -58,7 +58,7 @@ DECLARE
     v_month timestamptz;
     v_name text;
     v_created integer := 0;
-    v_waiting bigint;
+    v_moved ipintel.session_summaries[];
     v_grant record;
 BEGIN
     FOR v_month IN
@@ -70,16 +70,12 @@ BEGIN
                               WHERE i.inhparent = 'ipintel.session_summaries'::regclass AND c.relname = v_name);
         BEGIN
             -- The month's sessions that wait in the default partition move into the new one (the
-            -- default partition may not hold a row of a range that has a partition).
-            SELECT count(*) INTO v_waiting FROM ipintel.session_summaries_default d
-            WHERE d.first_event_at >= v_month AND d.first_event_at < v_month + interval '1 month';
-            IF v_waiting > 0 THEN
-                EXECUTE 'CREATE TEMPORARY TABLE session_summaries_moving (LIKE ipintel.session_summaries) ON COMMIT DROP';
-                EXECUTE 'WITH moved AS (DELETE FROM ipintel.session_summaries_default d
-                                        WHERE d.first_event_at >= $1 AND d.first_event_at < $1 + interval ''1 month''
-                                        RETURNING d.*)
-                         INSERT INTO pg_temp.session_summaries_moving SELECT * FROM moved' USING v_month;
-            END IF;
+            -- default partition may not hold a row of a range that has a partition). Normally none.
+            WITH moved AS (
+                DELETE FROM ipintel.session_summaries_default d
+                WHERE d.first_event_at >= v_month AND d.first_event_at < v_month + interval '1 month'
+                RETURNING d.*)
+            SELECT array_agg(ROW(m.*)::ipintel.session_summaries) INTO v_moved FROM moved m;
             EXECUTE format('CREATE TABLE ipintel.%I PARTITION OF ipintel.session_summaries FOR VALUES FROM (%L) TO (%L)',
                            v_name, v_month, v_month + interval '1 month');
             EXECUTE format('COMMENT ON TABLE ipintel.%I IS %L', v_name,
@@ -95,10 +91,7 @@ BEGIN
             LOOP
                 EXECUTE format('GRANT %s ON ipintel.%I TO %I', v_grant.privilege_type, v_name, v_grant.rolname);
             END LOOP;
-            IF v_waiting > 0 THEN
-                EXECUTE 'INSERT INTO ipintel.session_summaries SELECT * FROM pg_temp.session_summaries_moving';
-                EXECUTE 'DROP TABLE pg_temp.session_summaries_moving';
-            END IF;
+            INSERT INTO ipintel.session_summaries SELECT * FROM unnest(v_moved);
             v_created := v_created + 1;
         EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
             RAISE WARNING 'partition % of ipintel.session_summaries not made now (%): its sessions wait in session_summaries_default until a later call',
