@@ -41,6 +41,9 @@ DROP FUNCTION ipintel.mirror_session_to_partitioned();
 DROP PROCEDURE ipintel.copy_sessions_to_partitions(integer);
 DROP TABLE ipintel.session_summaries_copy;
 
+-- Not compiled now: its variable of type session_summaries[] must be the partitioned table's,
+-- which has the name only once the swap below is done (this session calls it right after).
+SET LOCAL check_function_bodies = off;
 CREATE FUNCTION ipintel.ensure_session_partitions(p_times timestamptz[])
     RETURNS integer
     LANGUAGE plpgsql
@@ -103,6 +106,7 @@ END;
 $$;
 COMMENT ON FUNCTION ipintel.ensure_session_partitions(timestamptz[]) IS
     'Makes the monthly partition of session_summaries (session_summaries_YYYY_MM, UTC months) for the month of each of p_times that has none, moving that month''s sessions out of session_summaries_default; comments it and grants it as session_summaries is. A month whose locks it cannot take within a second is left for a later call (its sessions wait in the default partition). Returns the partitions made. Called by merge_cowrie_events for every chunk.';
+SET LOCAL check_function_bodies = on;
 
 CREATE OR REPLACE FUNCTION ipintel.merge_cowrie_events(p_batch_id bigint)
     RETURNS TABLE (events bigint, sessions_new bigint, sessions_updated bigint, ips_new bigint, event_counts jsonb)

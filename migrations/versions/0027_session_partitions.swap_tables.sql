@@ -251,3 +251,15 @@ BEGIN
     END LOOP;
 END;
 $$;
+
+-- Up only (the downgrade has dropped ensure_session_partitions by now): sessions the trigger put
+-- into the default partition during the copy, of a month that had no partition yet at the first
+-- part (a chunk of an old log ingested meanwhile), move into their months' partitions.
+DO $$
+BEGIN
+    IF pg_catalog.to_regprocedure('ipintel.ensure_session_partitions(timestamptz[])') IS NOT NULL THEN
+        PERFORM ipintel.ensure_session_partitions(
+            ARRAY(SELECT DISTINCT date_trunc('month', d.first_event_at, 'UTC') FROM ipintel.session_summaries_default d));
+    END IF;
+END;
+$$;
