@@ -195,7 +195,20 @@ def state(dsn: str) -> dict[str, Any]:
     return {"sessions": sums["sessions"], "checksum": sums["checksum"], "attribution": answers}
 
 
-def measure(server: str, sessions: int) -> dict[str, Any]:
+def timed_downgrade(dsn: str, sessions: list[str], existing: set[str]) -> dict[str, Any]:
+    """`alembic downgrade 0025` (one transaction) with the sampler and the canaries."""
+    with (LockSampler(dsn) as sampler, Canary(dsn, "canary_write", sessions) as writer,
+          Canary(dsn, "canary_read", sessions) as reader):
+        time.sleep(0.2)
+        origin = time.perf_counter()
+        schema.downgrade(dsn, PARENT)
+        ended = time.perf_counter()
+        time.sleep(0.1)
+    return {"seconds": round(ended - origin, 3), "longest_locks": sampler.longest(lambda _at: "downgrade", existing),
+            "writer": writer.figures(origin), "reader": reader.figures(origin)}
+
+
+def measure(server: str, sessions: int, downgrade: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {"sessions": sessions}
     with database(server, f"ipintel_bench_partitioning_{uuid.uuid4().hex[:8]}") as dsn:
         schema.upgrade(dsn, PARENT)
@@ -239,6 +252,9 @@ def measure(server: str, sessions: int) -> dict[str, Any]:
             next_month = conn.execute(q("next_month_partition")).fetchone()
         result["next_month_partition"] = next_month[0] if next_month else None
         result["after"] = state(dsn)
+        if downgrade:
+            result["downgrade"] = timed_downgrade(dsn, canary_sessions, existing)
+            result["after_downgrade"] = state(dsn)
     result["kept"] = (result["before"]["sessions"], result["before"]["checksum"]) == (
         result["after"]["sessions"], result["after"]["checksum"])
     result["attribution_same"] = result["before"]["attribution"] == result["after"]["attribution"]
@@ -266,6 +282,15 @@ def summary(r: dict[str, Any]) -> str:
                  f"{'the same' if r['attribution_same'] else 'DIFFERS'})")
     lines.append(f"  partitions: {', '.join(p['partition'] for p in r['partitions'])}; next month's: "
                  f"{r['next_month_partition'] or 'MISSING'}")
+    if "downgrade" in r:
+        d, back = r["downgrade"], r["after_downgrade"]
+        lines.append(f"downgrade to {PARENT}: {d['seconds']} s ({round(d['seconds'] * per_million, 1)} s per million)")
+        for lock in d["longest_locks"]:
+            lines.append(f"  longest {lock['mode']}: {lock['seconds']} s on {lock['relation']} (blocks {lock['blocks']})")
+        for who in ("writer", "reader"):
+            lines.append(f"  a {who} of sessions: slowest statement {d[who]['slowest_seconds']} s")
+        lines.append(f"  after it: {back['sessions']:,} sessions, checksum {back['checksum']} "
+                     f"({'every row kept' if (back['sessions'], back['checksum']) == (r['before']['sessions'], r['before']['checksum']) else 'ROWS DIFFER'})")
     return "\n".join(lines)
 
 
@@ -273,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.partitioning", description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=2_000_000,
                         help="sessions generated (IPs: a fifth, ASNs: 1 in 2,000) (default: %(default)s)")
+    parser.add_argument("--downgrade", action="store_true", help="then time `alembic downgrade 0025` as well")
     parser.add_argument("--out", type=Path, help="JSON results (default: bench/out/partitioning-<sessions>.json)")
     args = parser.parse_args(argv)
     server = os.environ.get("IPINTEL_BENCH_DSN")
@@ -281,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
               "starts a throwaway cluster and sets it)", file=sys.stderr)
         return 2
     print(f"{REVISION} on {args.sessions:,} generated sessions", flush=True)
-    result = measure(server, args.sessions)
+    result = measure(server, args.sessions, args.downgrade)
     out = args.out or OUT_DIR / f"partitioning-{args.sessions}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"environment": server_facts(server), **result}, indent=2, default=str) + "\n",

@@ -2,15 +2,15 @@
 -- The second of 0027's three parts: the batched copy of session_summaries into
 -- session_summaries_partitioned. Run by 0027_session_partitions.py outside any transaction
 -- (alembic's autocommit_block), after the first part committed: the procedure commits after each
--- batch of 50,000 sessions, so no lock lasts longer than one batch (row locks FOR SHARE on that
+-- batch of 10,000 sessions, so no lock lasts longer than one batch (row locks FOR SHARE on that
 -- batch's rows, ROW EXCLUSIVE on the new table). Ingest and enrich may go on meanwhile; the
 -- trigger of the first part repeats their changes. Stopped at any point (Ctrl-C, a failure),
 -- it resumes where it was when run again, by the revision or by hand:
---     CALL ipintel.copy_sessions_to_partitions(50000);
+--     CALL ipintel.copy_sessions_to_partitions(10000);
 -- Progress: SELECT * FROM ipintel.session_summaries_copy;
 -- No lock_timeout (squawk's require-lock-timeout): each batch waits for the writers of its own
 -- rows only, a chunk's merge at most. No statement_timeout: the copy takes as long as the table.
 -- squawk-ignore-file require-lock-timeout
 SET statement_timeout = 0;
-CALL ipintel.copy_sessions_to_partitions(50000);
+CALL ipintel.copy_sessions_to_partitions(10000);
 RESET statement_timeout;

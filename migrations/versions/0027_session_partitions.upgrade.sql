@@ -221,7 +221,7 @@ CREATE TRIGGER session_summaries_mirror_to_partitioned
 -- second), then the trigger repeats its change on the copied row; a row changed before the batch
 -- read it is copied as changed. Rows the trigger already added are skipped (ON CONFLICT). Stopped
 -- at any point, it resumes after the last batch committed.
-CREATE PROCEDURE ipintel.copy_sessions_to_partitions(p_batch_rows integer DEFAULT 50000)
+CREATE PROCEDURE ipintel.copy_sessions_to_partitions(p_batch_rows integer DEFAULT 10000)
     LANGUAGE plpgsql
 AS $$
 DECLARE
