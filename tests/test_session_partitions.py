@@ -196,3 +196,18 @@ def test_the_swap_refuses_an_unfinished_copy(empty_db: str) -> None:
 def test_revision_files_are_the_parts_the_runbook_names() -> None:
     parts = sorted(p.name.split(".", 1)[1] for p in Path(REVISION).parent.glob("0027_session_partitions.*"))
     assert parts == ["copy.sql", "downgrade.sql", "py", "swap.sql", "swap_tables.sql", "upgrade.sql"]
+
+
+def test_the_partitioning_benchmark_runs_and_finds_every_row_kept(pg_server: Any) -> None:
+    """bench/partitioning.py at a tiny size: the figures docs/operations.md quotes come from it."""
+    from bench import partitioning
+
+    result = partitioning.measure(pg_server.dsn("postgres"), 2_000, downgrade=True)
+    assert result["kept"] and result["attribution_same"] and result["next_month_partition"]
+    migration = result["migration"]
+    assert migration["copy_seconds"] > 0 and migration["swap_seconds"] > 0 and migration["first_part_seconds"] > 0
+    assert {lock["mode"] for lock in migration["longest_locks"]} >= {"AccessExclusiveLock", "ExclusiveLock"}
+    assert migration["writer"]["statements"] > 0 and not migration["writer"]["errors"]
+    assert (result["after_downgrade"]["sessions"], result["after_downgrade"]["checksum"]) == (
+        result["before"]["sessions"], result["before"]["checksum"])
+    assert "every row kept" in partitioning.summary(result)
