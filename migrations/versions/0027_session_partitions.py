@@ -9,8 +9,10 @@ Three parts, each its own transaction (the SQL lives beside this file):
    session_summaries_partitioned, its partitions, and a trigger on session_summaries that repeats
    every change there. Skipped when already done (a run that stopped during the copy, or a DBA
    who ran the parts by hand): the copy then resumes.
-2. 0027_session_partitions.copy.sql, outside any transaction: CALL ipintel.copy_sessions_to_partitions(),
-   which commits after every batch; ingest and enrich may run meanwhile.
+2. 0027_session_partitions.copy.sql, outside any transaction: the old table's foreign key dropped
+   (its own transaction: an instant of ACCESS EXCLUSIVE on ip_inventory; the trigger's writes to
+   the partitioned table keep the key), then CALL ipintel.copy_sessions_to_partitions(), which
+   commits after every batch; ingest and enrich may run meanwhile.
 3. 0027_session_partitions.swap.sql then .swap_tables.sql, one transaction: the counts compared,
    the tables swapped.
 .downgrade.sql then .swap_tables.sql go back in one transaction.
