@@ -7,8 +7,9 @@
 -- not to its name: their definitions are read while they still name the outgoing table and run
 -- again (CREATE OR REPLACE: comments and grants stay) once the incoming one has the name, which
 -- carries over whatever reads session_summaries, a later revision's objects included. The renames
--- and the drop take ACCESS EXCLUSIVE on both tables until the commit; dropping the outgoing table
--- drops its foreign key's triggers on ip_inventory (SHARE ROW EXCLUSIVE there).
+-- and the drop take ACCESS EXCLUSIVE on both tables until the commit. Up, the outgoing table has
+-- no foreign key left (the copy's first statement dropped it); down, the outgoing partitioned
+-- table's key goes with it, which takes ACCESS EXCLUSIVE on ip_inventory to the commit.
 -- The dropped table is the outgoing copy of the sessions, which the incoming one holds.
 -- squawk-ignore-file ban-drop-table
 SET LOCAL lock_timeout = '5s';
