@@ -77,6 +77,10 @@ CROSS JOIN LATERAL (VALUES
     ('greynoise', NULL, NULL, false, NULL, scanner, false, CASE WHEN scanner THEN 'scanner' END))
     AS x(source, build, asn, observed, country, scanner, riot, ip_type);
 
+-- The months' partitions first, as ingest makes them (else the year would sit in the default one).
+SELECT ipintel.ensure_session_partitions(
+    ARRAY(SELECT generate_series(now() - interval '365 days', now(), interval '1 month')) || now());
+
 INSERT INTO ipintel.session_summaries (
     session_id, sensor, first_event_at, last_event_at, protocol, source_ip, dst_port, client_version, hassh,
     login_attempts, login_successes, command_count, download_count, event_count,

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, LiteralString, cast
+from typing import Any, LiteralString, cast
 
 import psycopg
 from psycopg import sql
@@ -137,10 +137,10 @@ def locks_at_commit() -> Iterator[dict[tuple[str, str], str]]:
     found: dict[tuple[str, str], str] = {}
     original = migrate.run_revision_sql
 
-    def run_and_read_locks(revision_file: str, direction: Literal["upgrade", "downgrade"]) -> None:
+    def run_and_read_locks(revision_file: str, direction: str, *, as_owner: bool | None = None) -> None:
         from alembic import op
 
-        original(revision_file, direction)
+        original(revision_file, direction, as_owner=as_owner)
         dbapi = cast("psycopg.Connection[Any]", op.get_bind().connection.dbapi_connection)
         with dbapi.cursor() as cursor:
             for relation, kind, mode in cursor.execute(q("own_locks")).fetchall():

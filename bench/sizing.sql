@@ -5,6 +5,8 @@
 -- add_sessions --
 -- {sessions} sessions spread over the IPs of the inventory (a few IPs many, most a handful, as
 -- honeypot traffic is), ingested now: every snapshot window is open. Session counts follow.
+-- The months' partitions first, as ingest makes them.
+SELECT ipintel.ensure_session_partitions(ARRAY[now() - interval '30 days', now()]);
 WITH ips AS MATERIALIZED (
     SELECT row_number() OVER (ORDER BY ip) AS n, ip FROM ipintel.ip_inventory),
 total AS (SELECT count(*) AS n FROM ips)

@@ -35,6 +35,9 @@ INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen)
 SELECT '11.0.0.0'::inet + g * 37, now() - interval '30 days', now()
 FROM generate_series(1, {ips}) AS g;
 
+-- The months' partitions first, as ingest makes them.
+SELECT ipintel.ensure_session_partitions(ARRAY[now() - interval '30 days', now()]);
+
 INSERT INTO ipintel.session_summaries (session_id, sensor, first_event_at, last_event_at, protocol, source_ip,
                                        login_attempts, login_successes, event_count)
 SELECT md5(g::text), 'sensor-' || g % 3, now() - (g % 43200) * interval '1 minute',

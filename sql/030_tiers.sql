@@ -181,7 +181,9 @@ CREATE TABLE ipintel.session_summaries (
     snapshot_is_known_attacker        boolean,
     snapshot_threatfeeds              text[],
     snapshot_is_known_attacker_source text,
-    CONSTRAINT session_summaries_pkey PRIMARY KEY (session_id),
+    -- A partitioned table's keys must include its partition key; session_id alone is unique too,
+    -- kept so by merge_cowrie_events (see the COMMENT on the constraint) and checked by verify_sessions.
+    CONSTRAINT session_summaries_pkey PRIMARY KEY (session_id, first_event_at),
     CONSTRAINT session_summaries_events_in_order CHECK (first_event_at <= last_event_at),
     CONSTRAINT session_summaries_counts_are_not_negative CHECK (
         login_attempts >= 0 AND login_successes >= 0 AND command_count >= 0
@@ -195,12 +197,14 @@ CREATE TABLE ipintel.session_summaries (
         AND (snapshot_complete_at IS NULL
              OR (snapshot_at IS NOT NULL AND snapshot_asn_source IS NOT NULL AND snapshot_country_source IS NOT NULL
                  AND snapshot_ip_type_source IS NOT NULL AND snapshot_is_scanner_source IS NOT NULL)))
-);
+) PARTITION BY RANGE (first_event_at);
 COMMENT ON TABLE ipintel.session_summaries IS
-    'Tier 3: one row per Cowrie session, with point-in-time snapshot_* columns: what ipintel knew about the source IP for the session''s time. A snapshot field is known once its *_source is set and is then never rewritten; an unknown field is filled when its source first answers, within that source''s snapshot_window (enrichment_policy) from the session''s created_at.';
+    'Tier 3: one row per Cowrie session, with point-in-time snapshot_* columns: what ipintel knew about the source IP for the session''s time. A snapshot field is known once its *_source is set and is then never rewritten; an unknown field is filled when its source first answers, within that source''s snapshot_window (enrichment_policy) from the session''s created_at. Partitioned by month of first_event_at (UTC): session_summaries_YYYY_MM, made by ensure_session_partitions, and session_summaries_default for a session whose month has no partition yet.';
+COMMENT ON CONSTRAINT session_summaries_pkey ON ipintel.session_summaries IS
+    'The key includes first_event_at because a partitioned table''s keys must include its partition key. session_id alone names one session all the same: merge_cowrie_events, the one writer of new sessions, updates the row of a known session_id wherever it is and inserts the others one merge at a time; ipintel.verify_sessions() checks it.';
 COMMENT ON COLUMN ipintel.session_summaries.session_id IS 'Cowrie session id.';
 COMMENT ON COLUMN ipintel.session_summaries.sensor IS 'Cowrie sensor (honeypot) name that logged the session.';
-COMMENT ON COLUMN ipintel.session_summaries.first_event_at IS 'Time of the first event of the session (UTC).';
+COMMENT ON COLUMN ipintel.session_summaries.first_event_at IS 'Time of the first event of the session (UTC). The partition key: its month (UTC) says which partition holds the session; a filter on it reads only the months it covers.';
 COMMENT ON COLUMN ipintel.session_summaries.last_event_at IS 'Time of the last event of the session (UTC).';
 COMMENT ON COLUMN ipintel.session_summaries.protocol IS 'ssh or telnet (cowrie.session.connect).';
 COMMENT ON COLUMN ipintel.session_summaries.source_ip IS 'Attacker address (normalised like ip_inventory.ip).';
@@ -245,6 +249,80 @@ CREATE INDEX session_summaries_snapshot_asn_idx ON ipintel.session_summaries (sn
 CREATE INDEX session_summaries_snapshot_country_idx ON ipintel.session_summaries (snapshot_country);
 CREATE INDEX session_summaries_incomplete_snapshot_idx ON ipintel.session_summaries (source_ip) WHERE snapshot_complete_at IS NULL;
 COMMENT ON INDEX ipintel.session_summaries_incomplete_snapshot_idx IS 'Finds the sessions whose snapshot is still incomplete.';
+
+-- The partitions. A session whose month has no partition yet goes to the default one rather than
+-- being refused; ensure_session_partitions makes the month's partition (moving such sessions into
+-- it). merge_cowrie_events calls it for the months of each chunk and for this month and the next,
+-- so the next month's partition exists before the first session of that month arrives.
+CREATE TABLE ipintel.session_summaries_default PARTITION OF ipintel.session_summaries DEFAULT;
+COMMENT ON TABLE ipintel.session_summaries_default IS
+    'Sessions whose month has no partition of its own yet (ensure_session_partitions could not take its locks, or a writer other than ingest). Normally empty: the next ensure_session_partitions for that month moves them into its partition.';
+
+CREATE FUNCTION ipintel.ensure_session_partitions(p_times timestamptz[])
+    RETURNS integer
+    LANGUAGE plpgsql
+    SECURITY DEFINER
+    SET search_path = ''
+    -- Months are UTC months, whatever the caller's time zone.
+    SET timezone = 'UTC'
+    -- Creating a partition takes ACCESS EXCLUSIVE on session_summaries and its default partition,
+    -- and SHARE ROW EXCLUSIVE on ip_inventory (the foreign key), until the caller commits. It never
+    -- queues long behind a reader or a merge: after a second it gives up on that month (its sessions
+    -- wait in the default partition) and a later call makes it.
+    SET lock_timeout = '1s'
+AS $$
+DECLARE
+    v_month timestamptz;
+    v_name text;
+    v_created integer := 0;
+    v_moved ipintel.session_summaries[];
+    v_grant record;
+BEGIN
+    FOR v_month IN
+        SELECT DISTINCT date_trunc('month', t) FROM unnest(p_times) AS t WHERE t IS NOT NULL ORDER BY 1
+    LOOP
+        v_name := 'session_summaries_' || to_char(v_month, 'YYYY_MM');
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i
+                              JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+                              WHERE i.inhparent = 'ipintel.session_summaries'::regclass AND c.relname = v_name);
+        BEGIN
+            -- The month's sessions that wait in the default partition move into the new one (the
+            -- default partition may not hold a row of a range that has a partition). Normally none.
+            WITH moved AS (
+                DELETE FROM ipintel.session_summaries_default d
+                WHERE d.first_event_at >= v_month AND d.first_event_at < v_month + interval '1 month'
+                RETURNING d.*)
+            SELECT array_agg(ROW(m.*)::ipintel.session_summaries) INTO v_moved FROM moved m;
+            EXECUTE format('CREATE TABLE ipintel.%I PARTITION OF ipintel.session_summaries FOR VALUES FROM (%L) TO (%L)',
+                           v_name, v_month, v_month + interval '1 month');
+            EXECUTE format('COMMENT ON TABLE ipintel.%I IS %L', v_name,
+                           format('Sessions that started in %s (UTC): a partition of session_summaries, made by ensure_session_partitions.',
+                                  to_char(v_month, 'YYYY-MM')));
+            -- Read as the table is: whoever may read session_summaries may read its partitions.
+            FOR v_grant IN
+                SELECT a.privilege_type, r.rolname
+                FROM pg_catalog.pg_class c
+                CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+                JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+                WHERE c.oid = 'ipintel.session_summaries'::regclass AND a.grantee <> c.relowner
+            LOOP
+                EXECUTE format('GRANT %s ON ipintel.%I TO %I', v_grant.privilege_type, v_name, v_grant.rolname);
+            END LOOP;
+            INSERT INTO ipintel.session_summaries SELECT * FROM unnest(v_moved);
+            v_created := v_created + 1;
+        EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+            RAISE WARNING 'partition % of ipintel.session_summaries not made now (%): its sessions wait in session_summaries_default until a later call',
+                v_name, SQLERRM;
+        END;
+    END LOOP;
+    RETURN v_created;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.ensure_session_partitions(timestamptz[]) IS
+    'Makes the monthly partition of session_summaries (session_summaries_YYYY_MM, UTC months) for the month of each of p_times that has none, moving that month''s sessions out of session_summaries_default; comments it and grants it as session_summaries is. A month whose locks it cannot take within a second is left for a later call (its sessions wait in the default partition). Returns the partitions made. Called by merge_cowrie_events for every chunk.';
+
+-- This month's and the next month's partitions (merge_cowrie_events keeps them coming).
+SELECT ipintel.ensure_session_partitions(ARRAY[now(), now() + interval '1 month']);
 
 ------------------------------------------------------------------------------------------
 -- ip_asn_history

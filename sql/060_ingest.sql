@@ -186,6 +186,11 @@ COMMENT ON FUNCTION ipintel.refresh_asn_counts(bigint[]) IS
 -- Sessions may already exist (a session split across two rotated files, or a live file read
 -- in pieces): counts add up, first/last times widen, connect-time facts are kept from
 -- whichever batch saw them. Returns what changed, for the run's summary.
+-- session_summaries is partitioned by first_event_at, so its key is (session_id, first_event_at)
+-- and INSERT ... ON CONFLICT (session_id) has no unique index to stand on: a known session is
+-- updated wherever it is (moving to another partition when its first event is earlier), the
+-- others are inserted, and one merge at a time does so (an advisory lock), so no two merges can
+-- both insert the same new session_id.
 CREATE FUNCTION ipintel.merge_cowrie_events(p_batch_id bigint)
     RETURNS TABLE (events bigint, sessions_new bigint, sessions_updated bigint, ips_new bigint, event_counts jsonb)
     LANGUAGE plpgsql
@@ -199,6 +204,9 @@ DECLARE
     v_ips_new bigint;
     v_asns bigint[];
 BEGIN
+    -- Before any row lock, so it adds no lock order: only merges of Cowrie events take it.
+    PERFORM pg_advisory_xact_lock(hashtextextended('ipintel.session_summaries', 0));
+
     SELECT coalesce(sum(e.n), 0), coalesce(jsonb_object_agg(e.eventid, e.n), '{}'::jsonb)
     INTO v_events, v_event_counts
     FROM (SELECT c.eventid, count(*) AS n FROM ipintel_staging.cowrie_events c
@@ -230,6 +238,13 @@ BEGIN
     WHERE c.batch_id = p_batch_id
     GROUP BY c.session_id;
 
+    -- The partitions of this chunk's months, and of this month and the next (before anything here
+    -- reads session_summaries: making a partition locks it, and no lock is taken weaker first).
+    PERFORM ipintel.ensure_session_partitions(
+        ARRAY(SELECT DISTINCT date_trunc('month', m.first_event_at, 'UTC') FROM ipintel_staging.cowrie_sessions m
+              WHERE m.batch_id = p_batch_id)
+        || ARRAY[now(), now() + interval '1 month']);
+
     -- A session already merged keeps the peer it was first seen with.
     UPDATE ipintel_staging.cowrie_sessions m SET source_ip = s.source_ip
     FROM ipintel.session_summaries s
@@ -252,8 +267,31 @@ BEGIN
     PERFORM ipintel.lock_for_merge(
         ARRAY(SELECT DISTINCT m.source_ip FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id), '{}');
 
-    WITH merged AS (
-        INSERT INTO ipintel.session_summaries AS s (
+    -- Both parts read the table as it was before this statement: a session updated here is not
+    -- inserted again.
+    WITH updated AS (
+        UPDATE ipintel.session_summaries s SET
+            sensor           = coalesce(s.sensor, m.sensor),
+            first_event_at   = least(s.first_event_at, m.first_event_at),
+            last_event_at    = greatest(s.last_event_at, m.last_event_at),
+            protocol         = coalesce(s.protocol, m.protocol),
+            src_port         = coalesce(s.src_port, m.src_port),
+            dst_ip           = coalesce(s.dst_ip, m.dst_ip),
+            dst_port         = coalesce(s.dst_port, m.dst_port),
+            duration_seconds = coalesce(m.duration_seconds, s.duration_seconds),
+            client_version   = coalesce(s.client_version, m.client_version),
+            hassh            = coalesce(s.hassh, m.hassh),
+            login_attempts   = s.login_attempts + m.login_attempts,
+            login_successes  = s.login_successes + m.login_successes,
+            command_count    = s.command_count + m.command_count,
+            download_count   = s.download_count + m.download_count,
+            event_count      = s.event_count + m.event_count,
+            updated_at       = now()
+        FROM ipintel_staging.cowrie_sessions m
+        WHERE m.batch_id = p_batch_id AND s.session_id = m.session_id
+        RETURNING s.source_ip)
+    , inserted AS (
+        INSERT INTO ipintel.session_summaries (
             session_id, source_ip, sensor, first_event_at, last_event_at, protocol, src_port, dst_ip,
             dst_port, duration_seconds, client_version, hassh, login_attempts, login_successes,
             command_count, download_count, event_count)
@@ -262,25 +300,13 @@ BEGIN
                m.login_attempts, m.login_successes, m.command_count, m.download_count, m.event_count
         FROM ipintel_staging.cowrie_sessions m
         WHERE m.batch_id = p_batch_id
+          AND NOT EXISTS (SELECT 1 FROM ipintel.session_summaries x WHERE x.session_id = m.session_id)
         ORDER BY m.session_id
-        ON CONFLICT (session_id) DO UPDATE SET
-            sensor           = coalesce(s.sensor, excluded.sensor),
-            first_event_at   = least(s.first_event_at, excluded.first_event_at),
-            last_event_at    = greatest(s.last_event_at, excluded.last_event_at),
-            protocol         = coalesce(s.protocol, excluded.protocol),
-            src_port         = coalesce(s.src_port, excluded.src_port),
-            dst_ip           = coalesce(s.dst_ip, excluded.dst_ip),
-            dst_port         = coalesce(s.dst_port, excluded.dst_port),
-            duration_seconds = coalesce(excluded.duration_seconds, s.duration_seconds),
-            client_version   = coalesce(s.client_version, excluded.client_version),
-            hassh            = coalesce(s.hassh, excluded.hassh),
-            login_attempts   = s.login_attempts + excluded.login_attempts,
-            login_successes  = s.login_successes + excluded.login_successes,
-            command_count    = s.command_count + excluded.command_count,
-            download_count   = s.download_count + excluded.download_count,
-            event_count      = s.event_count + excluded.event_count,
-            updated_at       = now()
-        RETURNING s.source_ip, (xmax = 0) AS inserted)  -- xmax = 0: the row was inserted, not updated
+        RETURNING source_ip)
+    , merged AS (
+        SELECT u.source_ip, false AS inserted FROM updated u
+        UNION ALL
+        SELECT i.source_ip, true FROM inserted i)
     , per_ip AS (
         SELECT g.source_ip, count(*) FILTER (WHERE g.inserted) AS new_sessions, count(*) AS touched
         FROM merged g GROUP BY g.source_ip)

@@ -593,6 +593,22 @@ END;
 COMMENT ON FUNCTION ipintel.verify_integrity() IS
     'The rules kept without a per-row check on the merge path, checked from scratch: no two ranges of one IP in ip_asn_history overlap (an exclusion constraint covers closed ranges, statement triggers open ones), every history IP, ASN and source exists (ip_inventory, asn_inventory, enrichment_policy), every ip_inventory *_source is registered, and every enrichment_state row is of a known IP and source. violations: the IPs concerned, with up to three examples; 0 everywhere: sound.';
 
+
+-- What the partitioned session_summaries cannot declare: a key of session_id alone.
+CREATE FUNCTION ipintel.verify_sessions()
+    RETURNS TABLE (rule text, violations bigint, examples text[])
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT 'a session_id names one session (one row across the monthly partitions of session_summaries)' AS rule,
+           count(*) AS violations, coalesce((array_agg(d.session_id ORDER BY d.session_id))[1:3], '{}') AS examples
+    FROM (SELECT s.session_id FROM ipintel.session_summaries s GROUP BY s.session_id HAVING count(*) > 1) d;
+END;
+COMMENT ON FUNCTION ipintel.verify_sessions() IS
+    'The rules of session_summaries its partitioning leaves to ipintel, each with its violations and up to three example session ids: a session_id is one row (the primary key is (session_id, first_event_at), as a partitioned table''s keys must include the partition key; merge_cowrie_events keeps session_id unique). violations = 0: sound.';
+
+
 ------------------------------------------------------------------------------------------
 -- Refresh on demand: the IPs of some ASNs or countries (ipintel enrich --asn / --country)
 ------------------------------------------------------------------------------------------

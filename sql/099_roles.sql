@@ -143,6 +143,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.verify_counts(),
     ipintel.verify_snapshots(),
     ipintel.verify_integrity(),
+    ipintel.verify_sessions(),
     ipintel.ips_in(bigint[], text[])
 TO ipintel_reader, ipintel_loader;
 DO $$

@@ -25,8 +25,8 @@ FROM ipintel.ip_inventory;
 
 INSERT INTO ipintel.session_summaries (session_id, sensor, first_event_at, last_event_at, protocol, source_ip,
                                        login_attempts, login_successes, command_count, event_count)
-SELECT md5(g::text), 'sensor-' || g % 3, timestamptz '2026-10-01' + g * interval '30 seconds',
-       timestamptz '2026-10-01' + g * interval '30 seconds' + interval '20 seconds',
+SELECT md5(g::text), 'sensor-' || g % 3, timestamptz '2026-10-01' + g * {step},
+       timestamptz '2026-10-01' + g * {step} + interval '20 seconds',
        CASE WHEN g % 5 = 0 THEN 'telnet' ELSE 'ssh' END,
        '11.0.0.0'::inet + (1 + g % {ips}) * 7, 3, g % 2, g % 4, 8
 FROM generate_series(1, {sessions}) AS g;
@@ -41,12 +41,15 @@ FROM ipintel.ip_inventory;
 """
 
 
-def populate(dsn: str, *, sessions: int = 100_000, ips: int = 20_000, asns: int = 500) -> None:
-    """Fill the tiers with `sessions` sessions from `ips` IPs in `asns` ASNs (all consistent)."""
+def populate(dsn: str, *, sessions: int = 100_000, ips: int = 20_000, asns: int = 500,
+             step: str = "30 seconds") -> None:
+    """Fill the tiers with `sessions` sessions from `ips` IPs in `asns` ASNs (all consistent), one
+    session every `step` from 2026-10-01 on."""
     with psycopg.connect(dsn) as conn:
         # Literals, not parameters: several statements run in one call only without parameters.
         conn.execute(sql.SQL(POPULATE_SQL).format(
-            asns=sql.Literal(asns), ips=sql.Literal(ips), sessions=sql.Literal(sessions)))
+            asns=sql.Literal(asns), ips=sql.Literal(ips), sessions=sql.Literal(sessions),
+            step=sql.SQL("{}::interval").format(sql.Literal(step))))
 
 
 def tier_counts(dsn: str) -> dict[str, int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -27,7 +27,9 @@ def sqlalchemy_url(dsn: str | None = None) -> URL:
     )
 
 
-def revision_sql_path(revision_file: str, direction: Literal["upgrade", "downgrade", "concurrently"]) -> Path:
+def revision_sql_path(revision_file: str, direction: str) -> Path:
+    """`<revision>.<direction>.sql`: upgrade and downgrade, and the parts some revisions add
+    (concurrently, copy, swap, ...: the revision's module says when each runs)."""
     path = Path(revision_file)
     return path.with_name(f"{path.stem}.{direction}.sql")
 
@@ -68,14 +70,15 @@ def concurrent_statements(text: str) -> list[str]:
     return statements
 
 
-def run_concurrent_sql(revision_file: str) -> None:
-    """Execute `<revision>.concurrently.sql` statement by statement, in autocommit (call inside
-    alembic's `op.get_context().autocommit_block()`): index builds that must not hold a lock on
-    a big table for their whole duration. Run as the migrating user: an index belongs to its
-    table's owner, of which that user is a member."""
+def run_concurrent_sql(revision_file: str, part: str = "concurrently") -> None:
+    """Execute `<revision>.<part>.sql` (default: `.concurrently.sql`) statement by statement, in
+    autocommit (call inside alembic's `op.get_context().autocommit_block()`): index builds that
+    must not hold a lock on a big table for their whole duration, or a procedure that commits as
+    it goes (a batched copy). Run as the migrating user: an index belongs to its table's owner, of
+    which that user is a member."""
     from alembic import context, op
 
-    path = revision_sql_path(revision_file, "concurrently")
+    path = revision_sql_path(revision_file, part)
     statements = concurrent_statements(path.read_text(encoding="utf-8"))
     if not statements:
         raise RuntimeError(f"{path} is empty")
@@ -89,9 +92,9 @@ def run_concurrent_sql(revision_file: str) -> None:
             cursor.execute(statement)
 
 
-def run_revision_sql(revision_file: str, direction: Literal["upgrade", "downgrade"], *,
-                     as_owner: bool | None = None) -> None:
-    """Execute `<revision>.<direction>.sql` in the revision's transaction.
+def run_revision_sql(revision_file: str, direction: str, *, as_owner: bool | None = None) -> None:
+    """Execute `<revision>.<direction>.sql` in the revision's transaction (direction: upgrade,
+    downgrade, or a transactional part of a revision made of several).
 
     The script goes to psycopg directly (no parameters, so several statements run in one call
     and neither `%` nor `:name` in SQL or JSON literals is mistaken for a placeholder). A

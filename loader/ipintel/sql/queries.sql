@@ -126,6 +126,11 @@ SELECT * FROM ipintel.verify_snapshots();
 -- violations (0: obeyed) and examples.
 SELECT * FROM ipintel.verify_integrity();
 
+-- verify_sessions --
+-- `ipintel verify`: the rules of session_summaries its partitioning leaves to ipintel, with their
+-- violations (0: obeyed) and examples.
+SELECT * FROM ipintel.verify_sessions();
+
 -- verify_scope --
 -- `ipintel verify`: how much was checked.
 SELECT (SELECT count(*) FROM ipintel.asn_inventory) AS asns, (SELECT count(*) FROM ipintel.ip_inventory) AS ips,

@@ -11,7 +11,8 @@ SELECT has_table('ipintel', 'ip_asn_history', 'history exists');
 
 SELECT col_is_pk('ipintel', 'asn_inventory', 'asn', 'asn_inventory keyed by asn');
 SELECT col_is_pk('ipintel', 'ip_inventory', 'ip', 'ip_inventory keyed by ip');
-SELECT col_is_pk('ipintel', 'session_summaries', 'session_id', 'session_summaries keyed by session_id');
+-- Partitioned by month of first_event_at: the key must include it (verify_sessions checks session_id alone).
+SELECT col_is_pk('ipintel', 'session_summaries', ARRAY['session_id', 'first_event_at'], 'session_summaries keyed by session_id and its partition key');
 SELECT col_type_is('ipintel', 'asn_inventory', 'asn', 'bigint', 'asn is bigint (32-bit ASNs)');
 SELECT col_type_is('ipintel', 'ip_inventory', 'ip', 'inet', 'ip is inet');
 SELECT col_type_is('ipintel', 'ip_inventory', 'enrichment', 'jsonb', 'enrichment is jsonb');
@@ -59,13 +60,14 @@ SELECT has_trigger('ipintel', 'ip_inventory', 'ip_inventory_bogon_is_typed', 'a 
 SELECT is(
     (SELECT array_agg(c.relname::text ORDER BY c.relname) FROM pg_class c
      JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = 'ipintel' AND c.relkind = 'r' AND obj_description(c.oid, 'pg_class') IS NULL),
+     WHERE n.nspname = 'ipintel' AND c.relkind IN ('r', 'p') AND obj_description(c.oid, 'pg_class') IS NULL),
     NULL, 'every ipintel table has a COMMENT');
 
 SELECT is(
     (SELECT array_agg(c.relname || '.' || a.attname ORDER BY 1) FROM pg_attribute a
      JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE n.nspname = 'ipintel' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+     -- a partition's columns are its table's (analysts query session_summaries, not its months)
+     WHERE n.nspname = 'ipintel' AND c.relkind IN ('r', 'p') AND NOT c.relispartition AND a.attnum > 0 AND NOT a.attisdropped
        AND a.attname NOT IN ('created_at', 'updated_at', 'history_id', 'recorded_at')
        AND col_description(c.oid, a.attnum) IS NULL),
     NULL, 'every column an analyst queries has a COMMENT');
