@@ -2,7 +2,7 @@
 part takes, the longest lock, what a writer and a reader of sessions waited, and every row kept.
 
 `python -m bench.partitioning [--sessions N]` (IPINTEL_BENCH_DSN names the server, as for
-`python -m bench`). In a database of its own: upgrade to 0025, generate N sessions from N/5 IPs in
+`python -m bench`). In a database of its own: upgrade to 0026, generate N sessions from N/5 IPs in
 N/2000 ASNs over four months (bench/migrations.sql's generator, half the sessions snapshotted),
 VACUUM ANALYZE, CHECKPOINT; count and checksum the sessions and digest the attribution
 (bench/partitioning.sql); then `alembic upgrade 0027` while
@@ -48,7 +48,7 @@ SAMPLE_SECONDS = 0.005
 CANARY_PAUSE = 0.02
 # Two samples apart by more than this are two holds of a lock, not one (a batch's commit).
 SAME_HOLD_GAP = 0.05
-REVISION, PARENT = "0027", "0025"
+REVISION, PARENT = "0027", "0026"
 
 
 def q(name: str) -> LiteralString:
@@ -196,7 +196,7 @@ def state(dsn: str) -> dict[str, Any]:
 
 
 def timed_downgrade(dsn: str, sessions: list[str], existing: set[str]) -> dict[str, Any]:
-    """`alembic downgrade 0025` (one transaction) with the sampler and the canaries."""
+    """`alembic downgrade 0026` (one transaction) with the sampler and the canaries."""
     with (LockSampler(dsn) as sampler, Canary(dsn, "canary_write", sessions) as writer,
           Canary(dsn, "canary_read", sessions) as reader):
         time.sleep(0.2)
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.partitioning", description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=2_000_000,
                         help="sessions generated (IPs: a fifth, ASNs: 1 in 2,000) (default: %(default)s)")
-    parser.add_argument("--downgrade", action="store_true", help="then time `alembic downgrade 0025` as well")
+    parser.add_argument("--downgrade", action="store_true", help="then time `alembic downgrade 0026` as well")
     parser.add_argument("--out", type=Path, help="JSON results (default: bench/out/partitioning-<sessions>.json)")
     args = parser.parse_args(argv)
     server = os.environ.get("IPINTEL_BENCH_DSN")

@@ -54,10 +54,10 @@ def partitions(dsn: str) -> list[str]:
                WHERE i.inhparent = 'ipintel.session_summaries'::regclass ORDER BY 1""")]
 
 
-def at_0025_with_sessions(dsn: str) -> None:
-    """A database at 0025 with SESSIONS sessions over seven months, their snapshots taken as
-    0025 takes them (MaxMind answered, the other sources awaited: some fields known)."""
-    schema.upgrade(dsn, "0025")
+def at_0026_with_sessions(dsn: str) -> None:
+    """A database at 0026 with SESSIONS sessions over seven months, their snapshots taken as
+    0026 takes them (MaxMind answered, the other sources awaited: some fields known)."""
+    schema.upgrade(dsn, "0026")
     populate(dsn, sessions=SESSIONS, ips=IPS, step=STEP)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("SELECT ipintel.take_snapshots()")
@@ -65,11 +65,11 @@ def at_0025_with_sessions(dsn: str) -> None:
 
 
 def test_partitioning_keeps_every_session_and_every_answer_and_goes_back(empty_db: str, pg_server: Any) -> None:
-    at_0025_with_sessions(empty_db)
+    at_0026_with_sessions(empty_db)
     before, answered = checksum(empty_db), answers(empty_db)
     assert before[0] == SESSIONS
     assert answered["activity_by_asn"] and answered["asn_sessions"][0][0] > 0 and answered["ip_timeline"]
-    at_0025 = schema.schema_dump(empty_db)
+    at_0026 = schema.schema_dump(empty_db)
 
     schema.upgrade(empty_db, "head")
 
@@ -94,9 +94,9 @@ def test_partitioning_keeps_every_session_and_every_answer_and_goes_back(empty_d
                             "WHERE session_id = 'from-2015'").fetchone() == ("ipintel.session_summaries_default",)
         conn.execute("DELETE FROM ipintel.session_summaries WHERE session_id = 'from-2015'")
 
-    schema.downgrade(empty_db, "0025")
+    schema.downgrade(empty_db, "0026")
     assert checksum(empty_db) == before, "the downgrade keeps every session"
-    assert schema.schema_dump(empty_db) == at_0025, "the downgrade gives back 0025's schema"
+    assert schema.schema_dump(empty_db) == at_0026, "the downgrade gives back 0026's schema"
     assert answers(empty_db) == answered
 
     schema.upgrade(empty_db, "head")
@@ -123,7 +123,7 @@ def stage_and_merge(conn: psycopg.Connection[Any], batch: int, events: list[tupl
 def test_writes_during_the_copy_are_kept(empty_db: str) -> None:
     """Ingest, snapshots and a DBA's delete go on between the first part and the swap, and while
     the copy runs: the swapped table holds exactly what the old one held at the swap."""
-    at_0025_with_sessions(empty_db)
+    at_0026_with_sessions(empty_db)
     with psycopg.connect(empty_db) as conn:
         known = [r[0] for r in conn.execute(
             "SELECT session_id FROM ipintel.session_summaries ORDER BY session_id LIMIT 3 OFFSET 10000")]
@@ -177,7 +177,7 @@ def test_writes_during_the_copy_are_kept(empty_db: str) -> None:
 
 
 def test_the_swap_refuses_an_unfinished_copy(empty_db: str) -> None:
-    at_0025_with_sessions(empty_db)
+    at_0026_with_sessions(empty_db)
     run_first_part(empty_db)
     swap = "".join(migrate.revision_sql_path(str(REVISION), part).read_text(encoding="utf-8")
                    for part in ("swap", "swap_tables"))
