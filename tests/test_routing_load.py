@@ -24,7 +24,7 @@ from tests.conftest import PgServer
 from tests.test_cli_errors import one_line
 from tests.test_roles import login_as  # noqa: F401
 
-LOAD_ROUTING_SNAPSHOT = "ipintel.load_routing_snapshot(text, date, text, bigint)"
+LOAD_ROUTING_SNAPSHOT = "ipintel.load_routing_snapshot(text, date, text, bigint, text)"
 
 
 def query(dsn: str, statement: str, params: Any = None) -> list[dict[str, Any]]:

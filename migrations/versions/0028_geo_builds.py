@@ -1,0 +1,23 @@
+"""Dated geolocation builds (geo_builds, geo_countries, geo_asns) merged like routing history, snapshots of old sessions from the build of their day, and the sha256 of routing files.
+
+Revision ID: 0028
+Revises: 0025
+Create Date: 2026-12-02
+
+The SQL lives beside this file in 0028_geo_builds.upgrade.sql / .downgrade.sql.
+"""
+
+from ipintel.migrate import run_revision_sql
+
+revision = "0028"
+down_revision = "0025"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_revision_sql(__file__, "upgrade")
+
+
+def downgrade() -> None:
+    run_revision_sql(__file__, "downgrade")
