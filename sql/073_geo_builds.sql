@@ -61,51 +61,64 @@ COMMENT ON COLUMN ipintel.geo_builds.asns IS 'ASN ranges in the build (neighbour
 
 CREATE TABLE ipintel.geo_countries (
     edition        text           NOT NULL,
-    network_range  public.iprange NOT NULL,
+    first_ip       inet           NOT NULL,
+    last_ip        inet           NOT NULL,
     country        text           NOT NULL,
     valid          daterange      NOT NULL,
+    network_range  public.iprange NOT NULL
+        GENERATED ALWAYS AS (public.iprange(public.ipaddress(first_ip), public.ipaddress(last_ip))) STORED,
     CONSTRAINT geo_countries_edition_fkey FOREIGN KEY (edition) REFERENCES ipintel.geo_editions (edition),
+    CONSTRAINT geo_countries_range_is_ordered CHECK (family(first_ip) = family(last_ip) AND first_ip <= last_ip),
     CONSTRAINT geo_countries_country_is_iso_alpha2 CHECK (country ~ '^[A-Z]{2}$'),
     CONSTRAINT geo_countries_valid_is_bounded_below CHECK (NOT lower_inf(valid) AND NOT isempty(valid))
 );
 COMMENT ON TABLE ipintel.geo_countries IS
-    'Geolocation history, run-length: every address of network_range is in country in every build of the edition made on a day in valid.';
+    'Geolocation history, run-length: every address from first_ip to last_ip is in country in every build of the edition made on a day in valid.';
 COMMENT ON COLUMN ipintel.geo_countries.edition IS 'The edition whose builds say so (geo_editions).';
-COMMENT ON COLUMN ipintel.geo_countries.network_range IS 'An address range (ip4r iprange): neighbouring networks of the build with one country.';
+COMMENT ON COLUMN ipintel.geo_countries.first_ip IS 'First address of a range: neighbouring networks of the build with one country.';
+COMMENT ON COLUMN ipintel.geo_countries.last_ip IS 'Last address of the range.';
+COMMENT ON COLUMN ipintel.geo_countries.network_range IS 'Generated: the range as an ip4r iprange, for the GiST lookups.';
 COMMENT ON COLUMN ipintel.geo_countries.country IS 'ISO 3166-1 alpha-2 country code.';
 COMMENT ON COLUMN ipintel.geo_countries.valid IS
     'The days of the consecutive builds that said so: from the first to the last (upper bound exclusive); unbounded above while the edition''s latest build still says so.';
-CREATE UNIQUE INDEX geo_countries_run_key ON ipintel.geo_countries (edition, network_range, country, lower(valid));
+CREATE UNIQUE INDEX geo_countries_run_key ON ipintel.geo_countries (edition, first_ip, last_ip, country, lower(valid));
 COMMENT ON INDEX ipintel.geo_countries_run_key IS 'One run per range, country and first day.';
 CREATE INDEX geo_countries_lookup_idx ON ipintel.geo_countries USING gist (network_range, valid);
 COMMENT ON INDEX ipintel.geo_countries_lookup_idx IS 'Which ranges contain an address on a day (ip4r''s GiST, as prefix_origins).';
 
 CREATE TABLE ipintel.geo_asns (
     edition        text           NOT NULL,
-    network_range  public.iprange NOT NULL,
+    first_ip       inet           NOT NULL,
+    last_ip        inet           NOT NULL,
     asn            bigint         NOT NULL,
     valid          daterange      NOT NULL,
+    network_range  public.iprange NOT NULL
+        GENERATED ALWAYS AS (public.iprange(public.ipaddress(first_ip), public.ipaddress(last_ip))) STORED,
     CONSTRAINT geo_asns_edition_fkey FOREIGN KEY (edition) REFERENCES ipintel.geo_editions (edition),
+    CONSTRAINT geo_asns_range_is_ordered CHECK (family(first_ip) = family(last_ip) AND first_ip <= last_ip),
     CONSTRAINT geo_asns_asn_is_32_bit CHECK (asn BETWEEN 0 AND 4294967295),
     CONSTRAINT geo_asns_valid_is_bounded_below CHECK (NOT lower_inf(valid) AND NOT isempty(valid))
 );
 COMMENT ON TABLE ipintel.geo_asns IS
-    'The ASNs of the geolocation builds that have one (GeoLite2-ASN, IPinfo Lite, DB-IP Lite ASN), run-length: every address of network_range is in asn in every build of the edition made on a day in valid.';
+    'The ASNs of the geolocation builds that have one (GeoLite2-ASN, IPinfo Lite, DB-IP Lite ASN), run-length: every address from first_ip to last_ip is in asn in every build of the edition made on a day in valid.';
 COMMENT ON COLUMN ipintel.geo_asns.edition IS 'The edition whose builds say so (geo_editions).';
-COMMENT ON COLUMN ipintel.geo_asns.network_range IS 'An address range (ip4r iprange): neighbouring networks of the build with one AS.';
+COMMENT ON COLUMN ipintel.geo_asns.first_ip IS 'First address of a range: neighbouring networks of the build with one AS.';
+COMMENT ON COLUMN ipintel.geo_asns.last_ip IS 'Last address of the range.';
+COMMENT ON COLUMN ipintel.geo_asns.network_range IS 'Generated: the range as an ip4r iprange, for the GiST lookups.';
 COMMENT ON COLUMN ipintel.geo_asns.asn IS 'The AS number the build gives.';
 COMMENT ON COLUMN ipintel.geo_asns.valid IS
     'The days of the consecutive builds that said so: from the first to the last (upper bound exclusive); unbounded above while the edition''s latest build still says so.';
-CREATE UNIQUE INDEX geo_asns_run_key ON ipintel.geo_asns (edition, network_range, asn, lower(valid));
+CREATE UNIQUE INDEX geo_asns_run_key ON ipintel.geo_asns (edition, first_ip, last_ip, asn, lower(valid));
 COMMENT ON INDEX ipintel.geo_asns_run_key IS 'One run per range, AS and first day.';
 CREATE INDEX geo_asns_lookup_idx ON ipintel.geo_asns USING gist (network_range, valid);
 COMMENT ON INDEX ipintel.geo_asns_lookup_idx IS 'Which ranges contain an address on a day (ip4r''s GiST, as prefix_origins).';
 
 CREATE UNLOGGED TABLE ipintel_staging.geo_ranges (
-    batch_id       bigint         NOT NULL,
-    network_range  public.iprange NOT NULL,
-    country        text,
-    asn            bigint
+    batch_id  bigint NOT NULL,
+    first_ip  inet   NOT NULL,
+    last_ip   inet   NOT NULL,
+    country   text,
+    asn       bigint
 );
 COMMENT ON TABLE ipintel_staging.geo_ranges IS
     'Staging for load_geo_build: the country ranges (asn NULL) and ASN ranges (country NULL) of one build.';
@@ -154,17 +167,17 @@ BEGIN
     SELECT max(b.built_on) FILTER (WHERE b.built_on < v_built_on), min(b.built_on) FILTER (WHERE b.built_on > v_built_on)
     INTO v_prev, v_next
     FROM ipintel.geo_builds b WHERE b.edition = p_edition;
-    SELECT count(DISTINCT (r.network_range, r.country)) FILTER (WHERE r.country IS NOT NULL),
-           count(DISTINCT (r.network_range, r.asn)) FILTER (WHERE r.asn IS NOT NULL)
+    SELECT count(DISTINCT (r.first_ip, r.last_ip, r.country)) FILTER (WHERE r.country IS NOT NULL),
+           count(DISTINCT (r.first_ip, r.last_ip, r.asn)) FILTER (WHERE r.asn IS NOT NULL)
     INTO v_countries, v_asns
     FROM ipintel_staging.geo_ranges r WHERE r.batch_id = p_batch_id;
 
     SELECT * INTO v_country_runs
     FROM ipintel.merge_dated_runs('ipintel.geo_countries', 'ipintel_staging.geo_ranges', 'edition', p_edition,
-                                  '{network_range,country}', p_batch_id, v_built_on, v_prev, v_next);
+                                  '{first_ip,last_ip,country}', p_batch_id, v_built_on, v_prev, v_next);
     SELECT * INTO v_asn_runs
     FROM ipintel.merge_dated_runs('ipintel.geo_asns', 'ipintel_staging.geo_ranges', 'edition', p_edition,
-                                  '{network_range,asn}', p_batch_id, v_built_on, v_prev, v_next);
+                                  '{first_ip,last_ip,asn}', p_batch_id, v_built_on, v_prev, v_next);
     UPDATE ipintel.geo_builds b SET countries = v_countries, asns = v_asns WHERE b.build_id = v_build;
 
     DELETE FROM ipintel_staging.geo_ranges r WHERE r.batch_id = p_batch_id;
@@ -178,24 +191,12 @@ $$;
 COMMENT ON FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint) IS
     'Merges the staged ranges of one geolocation build (ipintel_staging.geo_ranges, batch p_batch_id) as the build of p_edition (registered for p_source on its first build) made at p_build_epoch into geo_countries and geo_asns (run-length, merge_dated_runs; any load order gives the same tables), and records it in geo_builds with its file and sha256. A build of that edition and day loaded before: nothing changes (loaded = false).';
 
--- The build that attributes a session of day p_day, per edition: the latest made on or before
--- that day (never a later one: it may already show changes made after the session) and no older
--- than the edition's max_age.
-CREATE FUNCTION ipintel.geo_build_on(p_edition text, p_day date)
-    RETURNS date
-    LANGUAGE sql
-    STABLE
-RETURN (SELECT max(b.built_on)
-        FROM ipintel.geo_builds b
-        JOIN ipintel.geo_editions e ON e.edition = b.edition
-        WHERE b.edition = p_edition AND b.built_on <= p_day AND b.built_on >= (p_day - e.max_age)::date);
-COMMENT ON FUNCTION ipintel.geo_build_on(text, date) IS
-    'The day of the edition''s latest build made on or before p_day and not older than its max_age; NULL when none.';
-
--- Set-based: what the dated builds say of each (ip, day) pair. Per edition, the build of
--- geo_build_on (computed once per distinct day); of the editions with such a build that know
--- the IP, the source ranked first (enrichment_policy.country_rank, asn_rank), then the latest
--- build. One GiST probe per pair and edition.
+-- Set-based: what the dated builds say of each (ip, day) pair. Per edition, the build that
+-- attributes a session of that day: the latest made on or before it (never a later one: it may
+-- already show changes made after the session) and no older than the edition's max_age,
+-- computed once per distinct day. Of the editions with such a build that know the IP, the source
+-- ranked first (enrichment_policy.country_rank, asn_rank), then the latest build. One GiST probe
+-- per pair and edition.
 CREATE FUNCTION ipintel.geo_build_facts(p_ips inet[], p_days date[])
     RETURNS TABLE (ip inet, day date, country text, country_build text, asn bigint, asn_build text)
     LANGUAGE sql
@@ -204,34 +205,35 @@ BEGIN ATOMIC
     WITH pairs AS (
         SELECT DISTINCT q.ip, q.day FROM unnest(p_ips, p_days) AS q(ip, day)
     ), builds AS MATERIALIZED (  -- once per day and edition, not once per pair
-        SELECT x.day, e.edition, b.built_on, e.source || ':build:' || to_char(b.built_on, 'YYYY-MM-DD') AS build,
-               p.country_rank, p.asn_rank
+        SELECT x.day, e.edition, e.source, max(b.built_on) AS built_on,
+               e.source || ':build:' || to_char(max(b.built_on), 'YYYY-MM-DD') AS build
         FROM (SELECT DISTINCT pairs.day FROM pairs) x
-        CROSS JOIN ipintel.geo_editions e
-        JOIN ipintel.enrichment_policy p ON p.source = e.source
-        CROSS JOIN LATERAL (SELECT ipintel.geo_build_on(e.edition, x.day) AS built_on) b
-        WHERE b.built_on IS NOT NULL
+        JOIN ipintel.geo_builds b ON b.built_on <= x.day
+        JOIN ipintel.geo_editions e ON e.edition = b.edition AND b.built_on >= (x.day - e.max_age)::date
+        GROUP BY x.day, e.edition, e.source
     ), countries AS (
         SELECT DISTINCT ON (q.ip, q.day) q.ip, q.day, g.country, w.build
         FROM pairs q
-        JOIN builds w ON w.day = q.day AND w.country_rank IS NOT NULL
+        JOIN builds w ON w.day = q.day
+        JOIN ipintel.enrichment_policy p ON p.source = w.source AND p.country_rank IS NOT NULL
         JOIN ipintel.geo_countries g
           ON g.edition = w.edition AND g.network_range OPERATOR(public.>>=) public.iprange(q.ip::cidr) AND g.valid @> w.built_on
-        ORDER BY q.ip, q.day, w.country_rank, w.built_on DESC, w.edition
+        ORDER BY q.ip, q.day, p.country_rank, w.built_on DESC, w.edition
     ), asns AS (
         SELECT DISTINCT ON (q.ip, q.day) q.ip, q.day, g.asn, w.build
         FROM pairs q
-        JOIN builds w ON w.day = q.day AND w.asn_rank IS NOT NULL
+        JOIN builds w ON w.day = q.day
+        JOIN ipintel.enrichment_policy p ON p.source = w.source AND p.asn_rank IS NOT NULL
         JOIN ipintel.geo_asns g
           ON g.edition = w.edition AND g.network_range OPERATOR(public.>>=) public.iprange(q.ip::cidr) AND g.valid @> w.built_on
-        ORDER BY q.ip, q.day, w.asn_rank, w.built_on DESC, w.edition
+        ORDER BY q.ip, q.day, p.asn_rank, w.built_on DESC, w.edition
     )
     SELECT coalesce(c.ip, a.ip), coalesce(c.day, a.day), c.country, c.build, a.asn, a.build
     FROM countries c
     FULL JOIN asns a ON a.ip = c.ip AND a.day = c.day;
 END;
 COMMENT ON FUNCTION ipintel.geo_build_facts(inet[], date[]) IS
-    'What the dated geolocation builds say of parallel arrays of IPs and (UTC) days: per pair the country and the ASN of the first-ranked source (country_rank, asn_rank) having a build made on or before the day within its edition''s max_age that knows the IP (its latest such build), each with that build as <source>:build:<day>. Pairs no build covers are absent.';
+    'What the dated geolocation builds say of parallel arrays of IPs and (UTC) days: per pair the country and the ASN of the first-ranked source (country_rank, asn_rank) whose edition has a build made on or before the day and within its max_age (the latest such build) that knows the IP, each with that build as <source>:build:<day>. Pairs no build covers are absent.';
 
 -- Since when ipintel has itself observed what p_source last said of p_ip (enrichment_state): an
 -- offline database's answer holds as of its build (its build_epoch), a live service's as of the

@@ -119,7 +119,6 @@ GRANT EXECUTE ON FUNCTION
     ipintel.routing_snapshot_on(text, date),
     ipintel.routing_asns(inet[], date[]),
     ipintel.asn_at(inet, timestamptz),
-    ipintel.geo_build_on(text, date),
     ipintel.geo_build_facts(inet[], date[]),
     ipintel.observed_since(inet, text),
     ipintel.report_top_asns(timestamptz, timestamptz, bigint),

@@ -207,7 +207,6 @@ ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
 
 DROP FUNCTION ipintel.observed_since(inet, text);
 DROP FUNCTION ipintel.geo_build_facts(inet[], date[]);
-DROP FUNCTION ipintel.geo_build_on(text, date);
 DROP FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint);
 DROP TABLE ipintel_staging.geo_ranges;
 DROP TABLE ipintel.geo_asns;

@@ -45,3 +45,28 @@ BEGIN
     RETURN v_loaded;
 END;
 $$;
+
+-- One geolocation build of p_edition (a file of p_source's) made at noon (UTC) of p_day: its
+-- country ranges {{range, country}, ...} and ASN ranges {{range, asn}, ...} staged and loaded.
+-- Returns whether it was loaded (false: that edition's build of that day was loaded before).
+CREATE FUNCTION ipintel_tests.load_geo(p_edition text, p_source text, p_day date, p_countries text[],
+                                       p_asns text[] DEFAULT '{}')
+    RETURNS boolean
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
+    v_loaded boolean;
+BEGIN
+    INSERT INTO ipintel_staging.geo_ranges (batch_id, first_ip, last_ip, country, asn)
+    SELECT v_batch, lower(r.r)::text::inet, upper(r.r)::text::inet, x.country, x.asn
+    FROM (SELECT p_countries[i][1], p_countries[i][2], NULL::bigint FROM generate_subscripts(p_countries, 1) AS i
+          UNION ALL
+          SELECT p_asns[i][1], NULL, p_asns[i][2]::bigint FROM generate_subscripts(p_asns, 1) AS i) AS x(network_range, country, asn)
+    CROSS JOIN LATERAL (SELECT x.network_range::public.iprange) AS r(r);
+    SELECT l.loaded INTO v_loaded
+    FROM ipintel.load_geo_build(p_edition, p_source, extract(epoch FROM p_day + time '12:00')::bigint, 'pgtap',
+                                'pgtap-' || p_day, md5(p_day::text) || md5(p_edition), v_batch) l;
+    RETURN v_loaded;
+END;
+$$;
