@@ -206,6 +206,33 @@ $$;
 COMMENT ON FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date) IS
     'The run-length merge of one dated snapshot (routing history, geolocation builds): the keys (p_key_columns) staged in p_staged under p_batch_id, as the snapshot of series p_series (p_runs.p_series_column) taken on p_day, between its snapshots p_prev and p_next, into the runs of p_runs (valid daterange). Any merge order of the same snapshots gives the same table. Returns the runs opened and closed. Called by load_routing_snapshot and load_geo_build.';
 
+-- The inverse for old snapshots: drops a series' snapshots before p_first (its earliest snapshot
+-- kept; NULL: none is kept) from the runs of p_runs, leaving the table as if only the snapshots
+-- from p_first on had been merged: a run that ends before p_first goes, one that reaches it now
+-- starts there (it contains p_first only if p_first's snapshot had its key). Returns the runs
+-- deleted and the runs cut.
+CREATE FUNCTION ipintel.trim_dated_runs(p_runs regclass, p_series_column text, p_series text, p_first date)
+    RETURNS TABLE (deleted bigint, cut bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_deleted bigint;
+    v_cut bigint;
+BEGIN
+    EXECUTE format('DELETE FROM %s o WHERE o.%I = $1 AND ($2 IS NULL OR upper(o.valid) <= $2)', p_runs, p_series_column)
+    USING p_series, p_first;
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    EXECUTE format('UPDATE %s o SET valid = daterange($2, upper(o.valid)) WHERE o.%I = $1 AND lower(o.valid) < $2',
+                   p_runs, p_series_column)
+    USING p_series, p_first;
+    GET DIAGNOSTICS v_cut = ROW_COUNT;
+    RETURN QUERY SELECT v_deleted, v_cut;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.trim_dated_runs(regclass, text, text, date) IS
+    'Drops the snapshots of series p_series taken before p_first (its earliest snapshot kept; NULL: all) from the runs of p_runs (merge_dated_runs), leaving the table as if only the later ones had been merged. Returns the runs deleted and cut. Called by forget_geo_builds.';
+
 -- Merges one staged file as the snapshot of p_dataset taken on p_taken_on (merge_dated_runs),
 -- with its rejected lines, and records where it came from (p_file, its sha256).
 CREATE FUNCTION ipintel.load_routing_snapshot(p_dataset text, p_taken_on date, p_file text, p_batch_id bigint,

@@ -191,6 +191,38 @@ $$;
 COMMENT ON FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint) IS
     'Merges the staged ranges of one geolocation build (ipintel_staging.geo_ranges, batch p_batch_id) as the build of p_edition (registered for p_source on its first build) made at p_build_epoch into geo_countries and geo_asns (run-length, merge_dated_runs; any load order gives the same tables), and records it in geo_builds with its file and sha256. A build of that edition and day loaded before: nothing changes (loaded = false).';
 
+-- Forgets the builds of p_edition made before p_before (NULL: every build but the latest), as if
+-- they had never been loaded (trim_dated_runs): for a licence that asks for old copies to be
+-- deleted (GeoLite2's EULA). Snapshots taken from them keep their values and sources.
+CREATE FUNCTION ipintel.forget_geo_builds(p_edition text, p_before date DEFAULT NULL)
+    RETURNS TABLE (builds bigint, runs_deleted bigint, runs_cut bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_builds bigint;
+    v_first date;
+    v_countries record;
+    v_asns record;
+BEGIN
+    -- One load or forget of an edition at a time.
+    PERFORM 1 FROM ipintel.geo_editions e WHERE e.edition = p_edition FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no geolocation edition %', p_edition USING ERRCODE = 'no_data_found';
+    END IF;
+    DELETE FROM ipintel.geo_builds b
+    WHERE b.edition = p_edition
+      AND b.built_on < coalesce(p_before, (SELECT max(x.built_on) FROM ipintel.geo_builds x WHERE x.edition = p_edition));
+    GET DIAGNOSTICS v_builds = ROW_COUNT;
+    SELECT min(b.built_on) INTO v_first FROM ipintel.geo_builds b WHERE b.edition = p_edition;
+    SELECT * INTO v_countries FROM ipintel.trim_dated_runs('ipintel.geo_countries', 'edition', p_edition, v_first);
+    SELECT * INTO v_asns FROM ipintel.trim_dated_runs('ipintel.geo_asns', 'edition', p_edition, v_first);
+    RETURN QUERY SELECT v_builds, v_countries.deleted + v_asns.deleted, v_countries.cut + v_asns.cut;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.forget_geo_builds(text, date) IS
+    'Removes the builds of p_edition made before p_before (NULL: all but the latest) from geo_builds, geo_countries and geo_asns, leaving them as if those builds had never been loaded (trim_dated_runs). For licences that ask for old copies to be deleted (GeoLite2). Snapshots taken from them keep their values. Returns the builds removed and the runs deleted and cut.';
+
 -- Set-based: what the dated builds say of each (ip, day) pair. Per edition, the build that
 -- attributes a session of that day: the latest made on or before it (never a later one: it may
 -- already show changes made after the session) and no older than the edition's max_age,

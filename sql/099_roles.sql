@@ -78,6 +78,7 @@ ALTER FUNCTION ipintel.finish_run(bigint, text, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.forget_geo_builds(text, date) SECURITY DEFINER;
 ALTER FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION
     ipintel.start_ingest_run(),
@@ -93,6 +94,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.take_snapshots(),
     ipintel.load_routing_snapshot(text, date, text, bigint, text),
     ipintel.load_geo_build(text, text, bigint, text, text, text, bigint),
+    ipintel.forget_geo_builds(text, date),
     ipintel.redo_snapshots(timestamptz, timestamptz, text)
 TO ipintel_loader;
 

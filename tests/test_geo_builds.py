@@ -270,3 +270,20 @@ def test_the_loader_role_loads_builds_and_the_snapshots_take_them(
         {"session_id": "january", "snapshot_country": "GB", "snapshot_country_source": "dbip:build:2026-01-01"},
         {"session_id": "february", "snapshot_country": "FR", "snapshot_country_source": "dbip:build:2026-02-01"},
         {"session_id": "march", "snapshot_country": "GB", "snapshot_country_source": "dbip:build:2026-03-01"}]
+
+
+def test_old_builds_are_forgotten_as_if_never_loaded(db: str, other_db: str, cli_database: Callable[[str], None],
+                                                     months: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
+    cli_database(other_db)
+    assert run(["geo", "load", str(months[2])], capsys)[0] == 0
+    cli_database(db)
+    assert run(["geo", "load", *map(str, months)], capsys)[0] == 0
+    code, out, err = run(["geo", "forget", "dbip_country_lite"], capsys)
+    assert (code, err) == (0, "")
+    assert out == "dbip_country_lite: 2 builds but the latest forgotten, 3 runs deleted, 1 cut\n"
+    assert query(db, COUNTRY_RUNS) == query(other_db, COUNTRY_RUNS)
+    assert [r["built_on"] for r in query(db, "SELECT built_on FROM ipintel.geo_builds")] == [date(2026, 3, 1)]
+    code, out, err = run(["geo", "forget", "geolite2_city", "--before", "2026-01-01"], capsys)
+    assert (code, out) == (2, "")
+    assert one_line(err) == ("ipintel geo forget: no geolocation edition 'geolite2_city' is loaded "
+                             "(ipintel geo builds lists them)")

@@ -480,6 +480,22 @@ def cmd_geo_builds(args: argparse.Namespace, settings: config.Settings) -> int:
     return EXIT_OK
 
 
+def cmd_geo_forget(args: argparse.Namespace, settings: config.Settings) -> int:
+    """Old builds out of the database (GeoLite2's EULA asks for old copies to be deleted)."""
+    try:
+        with db.connection(settings.database_url) as conn, conn.transaction():
+            row = db.query_one(conn, db.query("forget_geo_builds"), {"edition": args.edition, "before": args.before})
+    except psycopg.errors.NoDataFound:
+        err_console.print(f"ipintel geo forget: no geolocation edition {args.edition!r} is loaded "
+                          "(ipintel geo builds lists them)")
+        return EXIT_USAGE
+    assert row is not None
+    which = f"made before {args.before:%Y-%m-%d}" if args.before else "but the latest"
+    console.print(f"{args.edition}: {row['builds']:,} builds {which} forgotten, {row['runs_deleted']:,} runs deleted, "
+                  f"{row['runs_cut']:,} cut")
+    return EXIT_OK
+
+
 def cmd_migrate(args: argparse.Namespace, settings: config.Settings) -> int:
     """`alembic upgrade` with the migrations shipped in this ipintel, explicitly: no other command
     ever changes the schema. --sql prints the SQL instead of running it; --status only reports."""
@@ -722,6 +738,12 @@ def build_parser() -> argparse.ArgumentParser:
     geo_load.set_defaults(func=cmd_geo_load)
     geo_builds = geo_sub.add_parser("builds", help="list the geolocation builds loaded")
     geo_builds.set_defaults(func=cmd_geo_builds)
+    geo_forget = geo_sub.add_parser("forget", help="remove an edition's older builds as if never loaded (for "
+                                                   "licences that ask for old copies to be deleted, e.g. GeoLite2)")
+    geo_forget.add_argument("edition", help="the edition, as ipintel geo builds names it (e.g. geolite2_country)")
+    geo_forget.add_argument("--before", type=_day, metavar="YYYY-MM-DD",
+                            help="forget the builds made before this day (default: every build but the latest)")
+    geo_forget.set_defaults(func=cmd_geo_forget)
     migrate = sub.add_parser("migrate", help="bring the database schema to this ipintel's revision "
                                              "(alembic upgrade head); the only command that changes it")
     migrate.add_argument("--to", metavar="REV", help="upgrade to this revision instead of the newest (head)")

@@ -207,6 +207,7 @@ ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
 
 DROP FUNCTION ipintel.observed_since(inet, text);
 DROP FUNCTION ipintel.geo_build_facts(inet[], date[]);
+DROP FUNCTION ipintel.forget_geo_builds(text, date);
 DROP FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint);
 DROP TABLE ipintel_staging.geo_ranges;
 DROP TABLE ipintel.geo_asns;
@@ -350,5 +351,6 @@ COMMENT ON FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) IS
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) TO ipintel_loader;
+DROP FUNCTION ipintel.trim_dated_runs(regclass, text, text, date);
 DROP FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date);
 ALTER TABLE ipintel.routing_snapshots DROP COLUMN sha256;

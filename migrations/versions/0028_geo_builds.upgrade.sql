@@ -116,6 +116,33 @@ $$;
 COMMENT ON FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date) IS
     'The run-length merge of one dated snapshot (routing history, geolocation builds): the keys (p_key_columns) staged in p_staged under p_batch_id, as the snapshot of series p_series (p_runs.p_series_column) taken on p_day, between its snapshots p_prev and p_next, into the runs of p_runs (valid daterange). Any merge order of the same snapshots gives the same table. Returns the runs opened and closed. Called by load_routing_snapshot and load_geo_build.';
 
+-- The inverse for old snapshots: drops a series' snapshots before p_first (its earliest snapshot
+-- kept; NULL: none is kept) from the runs of p_runs, leaving the table as if only the snapshots
+-- from p_first on had been merged: a run that ends before p_first goes, one that reaches it now
+-- starts there (it contains p_first only if p_first's snapshot had its key). Returns the runs
+-- deleted and the runs cut.
+CREATE FUNCTION ipintel.trim_dated_runs(p_runs regclass, p_series_column text, p_series text, p_first date)
+    RETURNS TABLE (deleted bigint, cut bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_deleted bigint;
+    v_cut bigint;
+BEGIN
+    EXECUTE format('DELETE FROM %s o WHERE o.%I = $1 AND ($2 IS NULL OR upper(o.valid) <= $2)', p_runs, p_series_column)
+    USING p_series, p_first;
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    EXECUTE format('UPDATE %s o SET valid = daterange($2, upper(o.valid)) WHERE o.%I = $1 AND lower(o.valid) < $2',
+                   p_runs, p_series_column)
+    USING p_series, p_first;
+    GET DIAGNOSTICS v_cut = ROW_COUNT;
+    RETURN QUERY SELECT v_deleted, v_cut;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.trim_dated_runs(regclass, text, text, date) IS
+    'Drops the snapshots of series p_series taken before p_first (its earliest snapshot kept; NULL: all) from the runs of p_runs (merge_dated_runs), leaving the table as if only the later ones had been merged. Returns the runs deleted and cut. Called by forget_geo_builds.';
+
 -- The new signature takes the file's sha256 (callers with four arguments still work: NULL).
 DROP FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint);
 -- Merges one staged file as the snapshot of p_dataset taken on p_taken_on (merge_dated_runs),
@@ -364,6 +391,38 @@ END;
 $$;
 COMMENT ON FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint) IS
     'Merges the staged ranges of one geolocation build (ipintel_staging.geo_ranges, batch p_batch_id) as the build of p_edition (registered for p_source on its first build) made at p_build_epoch into geo_countries and geo_asns (run-length, merge_dated_runs; any load order gives the same tables), and records it in geo_builds with its file and sha256. A build of that edition and day loaded before: nothing changes (loaded = false).';
+
+-- Forgets the builds of p_edition made before p_before (NULL: every build but the latest), as if
+-- they had never been loaded (trim_dated_runs): for a licence that asks for old copies to be
+-- deleted (GeoLite2's EULA). Snapshots taken from them keep their values and sources.
+CREATE FUNCTION ipintel.forget_geo_builds(p_edition text, p_before date DEFAULT NULL)
+    RETURNS TABLE (builds bigint, runs_deleted bigint, runs_cut bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_builds bigint;
+    v_first date;
+    v_countries record;
+    v_asns record;
+BEGIN
+    -- One load or forget of an edition at a time.
+    PERFORM 1 FROM ipintel.geo_editions e WHERE e.edition = p_edition FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no geolocation edition %', p_edition USING ERRCODE = 'no_data_found';
+    END IF;
+    DELETE FROM ipintel.geo_builds b
+    WHERE b.edition = p_edition
+      AND b.built_on < coalesce(p_before, (SELECT max(x.built_on) FROM ipintel.geo_builds x WHERE x.edition = p_edition));
+    GET DIAGNOSTICS v_builds = ROW_COUNT;
+    SELECT min(b.built_on) INTO v_first FROM ipintel.geo_builds b WHERE b.edition = p_edition;
+    SELECT * INTO v_countries FROM ipintel.trim_dated_runs('ipintel.geo_countries', 'edition', p_edition, v_first);
+    SELECT * INTO v_asns FROM ipintel.trim_dated_runs('ipintel.geo_asns', 'edition', p_edition, v_first);
+    RETURN QUERY SELECT v_builds, v_countries.deleted + v_asns.deleted, v_countries.cut + v_asns.cut;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.forget_geo_builds(text, date) IS
+    'Removes the builds of p_edition made before p_before (NULL: all but the latest) from geo_builds, geo_countries and geo_asns, leaving them as if those builds had never been loaded (trim_dated_runs). For licences that ask for old copies to be deleted (GeoLite2). Snapshots taken from them keep their values. Returns the builds removed and the runs deleted and cut.';
 
 -- Set-based: what the dated builds say of each (ip, day) pair. Per edition, the build that
 -- attributes a session of that day: the latest made on or before it (never a later one: it may
@@ -649,16 +708,20 @@ COMMENT ON COLUMN ipintel.session_summaries.snapshot_country_source IS
 ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
 -- The loader loads routing snapshots and geolocation builds (SECURITY DEFINER entry points), COPYs
 -- their staging rows and reads the history; the reader reads it (tables a revision after 0021
--- adds are readable by the reader by default). merge_dated_runs runs inside the entry points only.
+-- adds are readable by the reader by default). merge_dated_runs and trim_dated_runs run inside
+-- the entry points only.
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.forget_geo_builds(text, date) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date),
+    ipintel.trim_dated_runs(regclass, text, text, date),
     ipintel.load_routing_snapshot(text, date, text, bigint, text),
-    ipintel.load_geo_build(text, text, bigint, text, text, text, bigint),
+    ipintel.load_geo_build(text, text, bigint, text, text, text, bigint), ipintel.forget_geo_builds(text, date),
     ipintel.geo_build_facts(inet[], date[]), ipintel.observed_since(inet, text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint, text),
-    ipintel.load_geo_build(text, text, bigint, text, text, text, bigint) TO ipintel_loader;
+    ipintel.load_geo_build(text, text, bigint, text, text, text, bigint), ipintel.forget_geo_builds(text, date)
+    TO ipintel_loader;
 GRANT SELECT, INSERT ON ipintel_staging.geo_ranges TO ipintel_loader;
 GRANT SELECT ON ipintel.geo_editions, ipintel.geo_builds, ipintel.geo_countries, ipintel.geo_asns
     TO ipintel_loader, ipintel_reader;

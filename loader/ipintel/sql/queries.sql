@@ -319,6 +319,11 @@ COPY ipintel_staging.geo_ranges (batch_id, first_ip, last_ip, country, asn) FROM
 SELECT * FROM ipintel.load_geo_build(%(edition)s::text, %(source)s::text, %(build_epoch)s::bigint,
                                      %(database_type)s::text, %(file)s::text, %(sha256)s::text, %(batch)s::bigint);
 
+-- forget_geo_builds --
+-- `ipintel geo forget`: remove the builds of %(edition)s made before %(before)s (NULL: every build
+-- but the latest), as if they had never been loaded.
+SELECT * FROM ipintel.forget_geo_builds(%(edition)s::text, %(before)s::date);
+
 -- geo_builds --
 -- `ipintel geo builds`: every build loaded, per edition, oldest first, with its edition's max_age.
 SELECT e.source, b.edition, b.built_on, b.countries, b.asns, b.file, b.loaded_at, e.max_age
