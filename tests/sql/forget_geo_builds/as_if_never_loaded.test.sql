@@ -13,9 +13,7 @@ INSERT INTO build_files VALUES
 
 CREATE FUNCTION pg_temp.load(p_day date) RETURNS boolean LANGUAGE sql
 RETURN ipintel_tests.load_geo('ipinfo_lite', 'ipinfo', p_day,
-    (SELECT array_agg(ARRAY[f.network_range, f.country]) FROM build_files f WHERE f.day = p_day),
-    coalesce((SELECT array_agg(ARRAY[f.network_range, f.asn::text]) FROM build_files f WHERE f.day = p_day AND f.asn IS NOT NULL),
-             '{}'));
+    (SELECT array_agg(ARRAY[f.network_range, f.country, f.asn::text]) FROM build_files f WHERE f.day = p_day));
 
 -- The tables (and the builds recorded) as text.
 CREATE FUNCTION pg_temp.tables() RETURNS text LANGUAGE sql

@@ -17,9 +17,7 @@ INSERT INTO build_files VALUES
 -- One day's file.
 CREATE FUNCTION pg_temp.load(p_day date) RETURNS boolean LANGUAGE sql
 RETURN ipintel_tests.load_geo('ipinfo_lite', 'ipinfo', p_day,
-    (SELECT array_agg(ARRAY[f.network_range, f.country]) FROM build_files f WHERE f.day = p_day),
-    coalesce((SELECT array_agg(ARRAY[f.network_range, f.asn::text]) FROM build_files f WHERE f.day = p_day AND f.asn IS NOT NULL),
-             '{}'));
+    (SELECT array_agg(ARRAY[f.network_range, f.country, f.asn::text]) FROM build_files f WHERE f.day = p_day));
 
 -- Both tables after loading the days in one order, as text.
 CREATE FUNCTION pg_temp.tables_after(p_days date[]) RETURNS text LANGUAGE plpgsql AS $$
@@ -64,7 +62,7 @@ SELECT results_eq($$SELECT built_on, countries, asns FROM ipintel.geo_builds ORD
     $$VALUES ('2026-01-01'::date, 4::bigint, 3::bigint), ('2026-02-01', 3, 3), ('2026-03-01', 3, 2)$$,
     'each build is recorded with its ranges');
 SELECT is((SELECT count(*) FROM ipintel_staging.geo_ranges), 0::bigint, 'the staged batches are emptied');
-SELECT throws_ok($$SELECT ipintel_tests.load_geo('ipinfo_lite', 'dbip', '2026-04-01', '{{1.0.0.0/24,AU}}')$$,
+SELECT throws_ok($$SELECT ipintel_tests.load_geo('ipinfo_lite', 'dbip', '2026-04-01', '{{1.0.0.0/24,AU,NULL}}')$$,
     '23000', 'edition ipinfo_lite belongs to source ipinfo, not dbip', 'an edition belongs to one source');
 
 SELECT * FROM finish();

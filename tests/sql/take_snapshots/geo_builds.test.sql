@@ -6,11 +6,11 @@ BEGIN;
 SELECT plan(5);
 
 -- DB-IP Lite country builds: 81.2.69.0/24 is GB, then DE from the June build; an IPv6 range.
-SELECT ipintel_tests.load_geo('dbip_country_lite', 'dbip', '2018-05-01', '{{81.2.69.0/24,GB},{2a01:4f8::/32,DE}}');
-SELECT ipintel_tests.load_geo('dbip_country_lite', 'dbip', '2018-06-01', '{{81.2.69.0/24,DE},{2a01:4f8::/32,DE}}');
-SELECT ipintel_tests.load_geo('dbip_country_lite', 'dbip', '2026-11-01', '{{81.2.69.0/24,NL}}');
+SELECT ipintel_tests.load_geo('dbip_country_lite', 'dbip', '2018-05-01', '{{81.2.69.0/24,GB,NULL},{2a01:4f8::/32,DE,NULL}}');
+SELECT ipintel_tests.load_geo('dbip_country_lite', 'dbip', '2018-06-01', '{{81.2.69.0/24,DE,NULL},{2a01:4f8::/32,DE,NULL}}');
+SELECT ipintel_tests.load_geo('dbip_country_lite', 'dbip', '2026-11-01', '{{81.2.69.0/24,NL,NULL}}');
 -- An IPinfo Lite build, which also gives the AS (its country is ranked after MaxMind's, before DB-IP's).
-SELECT ipintel_tests.load_geo('ipinfo_lite', 'ipinfo', '2018-05-02', '{{81.2.0.0/16,IE}}', '{{81.2.0.0/16,64500}}');
+SELECT ipintel_tests.load_geo('ipinfo_lite', 'ipinfo', '2018-05-02', '{{81.2.0.0/16,IE,64500}}');
 UPDATE ipintel.geo_editions SET max_age = interval '3 days' WHERE edition = 'ipinfo_lite';
 -- Routing history for one day only.
 SELECT ipintel_tests.load_routes('2018-05-03', '{{81.2.69.0/24,64777}}');
