@@ -1,9 +1,11 @@
--- From migrations/versions/0028_geo_builds.downgrade.sql: back to 0027. The geolocation builds go
+-- From migrations/versions/0028_geo_builds.downgrade.sql: back to its parent. The geolocation builds go
 -- (load the files again after upgrading again); snapshots already taken from a build keep their
--- values and sources (<source>:build:<day>), which verify_snapshots of 0027 reports as not
+-- values and sources (<source>:build:<day>), which the older verify_snapshots reports as not
 -- well-formed: redo those sessions after the downgrade if that matters. Routing snapshots lose
--- their files' sha256.
--- squawk-ignore-file ban-drop-function, ban-drop-table, ban-drop-column
+-- their files' sha256, and prefix_origins gets back its GiST of 0022 on (prefix_range, valid),
+-- built inside the transaction (a downgrade is one transaction: no CONCURRENTLY), under SHARE:
+-- reads go on, routing loads wait for the build.
+-- squawk-ignore-file ban-drop-function, ban-drop-table, ban-drop-column, require-concurrent-index-creation, require-concurrent-index-deletion
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
 
@@ -354,3 +356,10 @@ GRANT EXECUTE ON FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint
 DROP FUNCTION ipintel.trim_dated_runs(regclass, text, text, date);
 DROP FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date);
 ALTER TABLE ipintel.routing_snapshots DROP COLUMN sha256;
+-- The GiST of revision 0022, built again inside this transaction: SHARE on prefix_origins (its
+-- reads go on, routing loads wait) for the build, ~30 s per million rows; then the one of 0028 goes.
+SET LOCAL statement_timeout = 0;
+CREATE INDEX prefix_origins_lookup_idx ON ipintel.prefix_origins USING gist (prefix_range, valid);
+COMMENT ON INDEX ipintel.prefix_origins_lookup_idx IS
+    'Which prefixes contain an address on a day: ip4r''s own GiST operator class (not btree_gist''s inet one, which lost rows: issue 9).';
+DROP INDEX ipintel.prefix_origins_prefix_range_idx;

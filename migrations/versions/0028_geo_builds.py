@@ -4,10 +4,13 @@ Revision ID: 0028
 Revises: 0025
 Create Date: 2026-12-02
 
-The SQL lives beside this file in 0028_geo_builds.upgrade.sql / .downgrade.sql.
+The SQL lives beside this file: 0028_geo_builds.concurrently.sql (prefix_origins' new GiST index,
+outside any transaction), then 0028_geo_builds.upgrade.sql; .downgrade.sql goes back.
 """
 
-from ipintel.migrate import run_revision_sql
+from alembic import op
+
+from ipintel.migrate import run_concurrent_sql, run_revision_sql
 
 revision = "0028"
 down_revision = "0025"
@@ -16,6 +19,10 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # First, outside the revision's transaction: a failed build leaves only an INVALID index,
+    # which the next attempt drops and builds again.
+    with op.get_context().autocommit_block():
+        run_concurrent_sql(__file__)
     run_revision_sql(__file__, "upgrade")
 
 

@@ -284,8 +284,9 @@ COMMENT ON COLUMN ipintel.geo_countries.valid IS
     'The days of the consecutive builds that said so: from the first to the last (upper bound exclusive); unbounded above while the edition''s latest build still says so.';
 CREATE UNIQUE INDEX geo_countries_run_key ON ipintel.geo_countries (edition, first_ip, last_ip, country, lower(valid));
 COMMENT ON INDEX ipintel.geo_countries_run_key IS 'One run per range, country and first day.';
-CREATE INDEX geo_countries_lookup_idx ON ipintel.geo_countries USING gist (network_range, valid);
-COMMENT ON INDEX ipintel.geo_countries_lookup_idx IS 'Which ranges contain an address on a day (ip4r''s GiST, as prefix_origins).';
+CREATE INDEX geo_countries_network_range_idx ON ipintel.geo_countries USING gist (network_range);
+COMMENT ON INDEX ipintel.geo_countries_network_range_idx IS
+    'Which ranges contain an address (the day is checked on the rows found): ip4r''s GiST, as prefix_origins.';
 
 CREATE TABLE ipintel.geo_asns (
     edition        text           NOT NULL,
@@ -311,8 +312,9 @@ COMMENT ON COLUMN ipintel.geo_asns.valid IS
     'The days of the consecutive builds that said so: from the first to the last (upper bound exclusive); unbounded above while the edition''s latest build still says so.';
 CREATE UNIQUE INDEX geo_asns_run_key ON ipintel.geo_asns (edition, first_ip, last_ip, asn, lower(valid));
 COMMENT ON INDEX ipintel.geo_asns_run_key IS 'One run per range, AS and first day.';
-CREATE INDEX geo_asns_lookup_idx ON ipintel.geo_asns USING gist (network_range, valid);
-COMMENT ON INDEX ipintel.geo_asns_lookup_idx IS 'Which ranges contain an address on a day (ip4r''s GiST, as prefix_origins).';
+CREATE INDEX geo_asns_network_range_idx ON ipintel.geo_asns USING gist (network_range);
+COMMENT ON INDEX ipintel.geo_asns_network_range_idx IS
+    'Which ranges contain an address (the day is checked on the rows found): ip4r''s GiST, as prefix_origins.';
 
 CREATE UNLOGGED TABLE ipintel_staging.geo_ranges (
     batch_id  bigint NOT NULL,
@@ -438,12 +440,14 @@ BEGIN ATOMIC
     WITH pairs AS (
         SELECT DISTINCT q.ip, q.day FROM unnest(p_ips, p_days) AS q(ip, day)
     ), builds AS MATERIALIZED (  -- once per day and edition, not once per pair
-        SELECT x.day, e.edition, e.source, max(b.built_on) AS built_on,
-               e.source || ':build:' || to_char(max(b.built_on), 'YYYY-MM-DD') AS build
-        FROM (SELECT DISTINCT pairs.day FROM pairs) x
-        JOIN ipintel.geo_builds b ON b.built_on <= x.day
-        JOIN ipintel.geo_editions e ON e.edition = b.edition AND b.built_on >= (x.day - e.max_age)::date
-        GROUP BY x.day, e.edition, e.source
+        SELECT w.day, w.edition, w.source, w.built_on, w.source || ':build:' || to_char(w.built_on, 'YYYY-MM-DD') AS build
+        FROM (SELECT x.day, e.edition, e.source,
+                     (SELECT max(b.built_on) FROM ipintel.geo_builds b  -- one probe of its unique index
+                      WHERE b.edition = e.edition AND b.built_on <= x.day AND b.built_on >= (x.day - e.max_age)::date)
+                         AS built_on
+              FROM (SELECT DISTINCT pairs.day FROM pairs) x
+              CROSS JOIN ipintel.geo_editions e) w
+        WHERE w.built_on IS NOT NULL
     ), countries AS (
         SELECT DISTINCT ON (q.ip, q.day) q.ip, q.day, g.country, w.build
         FROM pairs q
