@@ -136,7 +136,7 @@ def describe(path: Path) -> BuildFile:
 
 def find(paths: Sequence[Path], geoip_dir: str | None,
          system_dirs: Sequence[str] = mmdb.SYSTEM_GEOIP_DIRS) -> tuple[list[BuildFile], list[tuple[Path, str]]]:
-    """The builds to load, oldest first, and the files found in folders that are not builds
+    """The builds to load (by edition, oldest first), and the files found in folders that are not builds
     ipintel keeps (path, why). A named file must be a build (GeoInputError); a named folder,
     or with no path the GeoIP folders, gives its *.mmdb and its subfolders' (the GeoIP folders
     that do not exist are passed over)."""
