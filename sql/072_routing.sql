@@ -34,6 +34,7 @@ CREATE TABLE ipintel.routing_snapshots (
     loaded_at    timestamptz NOT NULL DEFAULT now(),
     prefixes     bigint      NOT NULL DEFAULT 0,
     rejects      bigint      NOT NULL DEFAULT 0,
+    sha256       text,
     CONSTRAINT routing_snapshots_pkey PRIMARY KEY (snapshot_id),
     CONSTRAINT routing_snapshots_dataset_taken_on_key UNIQUE (dataset, taken_on),
     CONSTRAINT routing_snapshots_dataset_fkey FOREIGN KEY (dataset) REFERENCES ipintel.routing_datasets (dataset),
@@ -47,6 +48,8 @@ COMMENT ON COLUMN ipintel.routing_snapshots.taken_on IS 'The day the routing tab
 COMMENT ON COLUMN ipintel.routing_snapshots.file IS 'The file it was loaded from (as given to ipintel routing load).';
 COMMENT ON COLUMN ipintel.routing_snapshots.prefixes IS '(prefix, origin) pairs in the snapshot.';
 COMMENT ON COLUMN ipintel.routing_snapshots.rejects IS 'Lines of the file that could not be read (ipintel.routing_rejects).';
+COMMENT ON COLUMN ipintel.routing_snapshots.sha256 IS
+    'SHA-256 of the file (hex): ipintel routing load skips a file whose snapshot is loaded, and says so when the file differs. NULL: loaded before revision 0029.';
 
 CREATE TABLE ipintel.prefix_origins (
     dataset      text      NOT NULL,
@@ -68,9 +71,12 @@ COMMENT ON COLUMN ipintel.prefix_origins.valid IS
 COMMENT ON COLUMN ipintel.prefix_origins.prefix_range IS 'Generated: the prefix as an ip4r iprange, for the GiST longest-match lookups.';
 CREATE UNIQUE INDEX prefix_origins_run_key ON ipintel.prefix_origins (dataset, prefix, asn, lower(valid));
 COMMENT ON INDEX ipintel.prefix_origins_run_key IS 'One run per pair and first day.';
-CREATE INDEX prefix_origins_lookup_idx ON ipintel.prefix_origins USING gist (prefix_range, valid);
-COMMENT ON INDEX ipintel.prefix_origins_lookup_idx IS
-    'Which prefixes contain an address on a day: ip4r''s own GiST operator class (not btree_gist''s inet one, which lost rows: issue 9).';
+-- The range alone, the day a filter on the few runs of each prefix: with `valid` in the key, the
+-- GiST took a table loaded in prefix order three times slower, and its probes were no faster
+-- (revision 0029, issue 11). Revision 0029 builds it CONCURRENTLY.
+CREATE INDEX prefix_origins_prefix_range_idx ON ipintel.prefix_origins USING gist (prefix_range);
+COMMENT ON INDEX ipintel.prefix_origins_prefix_range_idx IS
+    'Which prefixes contain an address (the day is checked on the rows found): ip4r''s own GiST operator class (not btree_gist''s inet one, which lost rows: issue 9).';
 
 CREATE TABLE ipintel.routing_rejects (
     snapshot_id  bigint NOT NULL,
@@ -103,12 +109,137 @@ CREATE UNLOGGED TABLE ipintel_staging.routing_rejects (
 COMMENT ON TABLE ipintel_staging.routing_rejects IS 'Staging for load_routing_snapshot: the rejected lines of one file.';
 CREATE INDEX routing_rejects_batch_id_idx ON ipintel_staging.routing_rejects (batch_id);
 
--- Merges one staged file as the snapshot of p_dataset taken on p_taken_on. With P the dataset's
--- latest snapshot before it and N its earliest after it (either may be missing), a pair in the
--- file extends or joins the runs ending at P and starting at N, or opens a run; a pair absent
--- from the file whose run spans the day is split around it (or, for a newest snapshot, closed
--- after P). Every step is one set-based statement.
-CREATE FUNCTION ipintel.load_routing_snapshot(p_dataset text, p_taken_on date, p_file text, p_batch_id bigint)
+-- The run-length merge of one dated snapshot, shared by routing history (prefix_origins) and
+-- geolocation builds (sql/073_geo_builds.sql): p_runs holds, per series (p_series_column =
+-- p_series, e.g. a dataset), runs of a key (p_key_columns, e.g. prefix and asn) over `valid`;
+-- p_staged holds the keys of the snapshot taken on p_day (batch p_batch_id; rows whose key has a
+-- NULL are not part of it). With p_prev the series' latest snapshot before p_day and p_next its
+-- earliest after it (either may be NULL), a key of the snapshot extends or joins the runs ending
+-- at p_prev and starting at p_next, or opens a run; a key absent from it whose run spans the day
+-- is split around it (or, for a newest snapshot, closed after p_prev). Every step is one
+-- set-based statement; the table depends only on the set of snapshots merged, in any order.
+-- Returns the runs opened and closed (or split).
+CREATE FUNCTION ipintel.merge_dated_runs(p_runs regclass, p_staged regclass, p_series_column text, p_series text,
+                                         p_key_columns text[], p_batch_id bigint, p_day date, p_prev date,
+                                         p_next date)
+    RETURNS TABLE (opened bigint, closed bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    -- In every statement: $1 p_series, $2 p_batch_id, $3 p_day, $4 p_prev, $5 p_next.
+    v_keys text := (SELECT string_agg(format('%I', k), ', ') FROM unnest(p_key_columns) k);
+    -- The staged rows of the snapshot, as r.
+    v_staged text := format('%s r WHERE r.batch_id = $2 AND %s', p_staged,
+                            (SELECT string_agg(format('r.%I IS NOT NULL', k), ' AND ') FROM unnest(p_key_columns) k));
+    -- A format: the runs of the series (alias %2$s) with the key of the row aliased %3$s.
+    v_run_of text := '%2$s.%1$I = $1 AND ' || (SELECT string_agg(format('%%2$s.%1$I = %%3$s.%1$I', k), ' AND ')
+                                               FROM unnest(p_key_columns) k);
+    -- The keys of the snapshot not inside a run yet (a key inside one was shown by the snapshots
+    -- on both sides of p_day).
+    v_fresh text := format('WITH fresh AS (SELECT DISTINCT %s FROM %s AND NOT EXISTS '
+                           '(SELECT 1 FROM %s o WHERE %s AND o.valid @> $3))',
+                           (SELECT string_agg(format('r.%I', k), ', ') FROM unnest(p_key_columns) k), v_staged, p_runs,
+                           format(v_run_of, p_series_column, 'o', 'r'));
+    v_opened bigint;
+    v_closed bigint;
+    v_split bigint;
+BEGIN
+    -- 1. Keys absent from this snapshot whose run spans its day: split around it (a run
+    --    reaching past the newest snapshot is open; it now ends after p_prev).
+    EXECUTE format($q$
+        WITH spanning AS (
+            SELECT o.ctid AS row_id, o.*
+            FROM %1$s o
+            WHERE o.%2$I = $1 AND o.valid @> $3 AND lower(o.valid) < $3
+              AND NOT EXISTS (SELECT 1 FROM %3$s AND %4$s)
+        ), cut AS (
+            UPDATE %1$s o SET valid = daterange(lower(s.valid), $4 + 1)
+            FROM spanning s WHERE o.ctid = s.row_id
+            RETURNING s.*)
+        INSERT INTO %1$s (%2$I, %5$s, valid)
+        SELECT $1, %5$s, daterange($5, upper(cut.valid))
+        FROM cut WHERE $5 IS NOT NULL$q$,
+        p_runs, p_series_column, v_staged, format(v_run_of, p_series_column, 'o', 'r'), v_keys)
+    USING p_series, p_batch_id, p_day, p_prev, p_next;
+    GET DIAGNOSTICS v_split = ROW_COUNT;
+    EXECUTE format('SELECT count(*) FROM %s o WHERE o.%I = $1 AND upper(o.valid) = $2 + 1 AND $3 IS NULL',
+                   p_runs, p_series_column)
+    INTO v_closed USING p_series, p_prev, p_next;
+
+    -- 2. Fresh keys: join the run ending at p_prev and the one starting at p_next, else extend
+    --    one of them, else open a run. Each statement leaves the keys it handled inside a run,
+    --    so the next one no longer sees them as fresh.
+    EXECUTE v_fresh || format($q$, joined AS (
+            DELETE FROM %1$s a
+            USING fresh f, %1$s b
+            WHERE %2$s AND lower(a.valid) = $5
+              AND %3$s AND upper(b.valid) = $4 + 1
+            RETURNING b.ctid AS before_row, a.valid)
+        UPDATE %1$s o SET valid = daterange(lower(o.valid), upper(j.valid))
+        FROM joined j WHERE o.ctid = j.before_row$q$,
+        p_runs, format(v_run_of, p_series_column, 'a', 'f'), format(v_run_of, p_series_column, 'b', 'f'))
+    USING p_series, p_batch_id, p_day, p_prev, p_next;
+
+    EXECUTE v_fresh || format($q$
+        UPDATE %1$s o SET valid = daterange(lower(o.valid), CASE WHEN $5 IS NULL THEN NULL ELSE $3 + 1 END)
+        FROM fresh f
+        WHERE %2$s AND upper(o.valid) = $4 + 1$q$,
+        p_runs, format(v_run_of, p_series_column, 'o', 'f'))
+    USING p_series, p_batch_id, p_day, p_prev, p_next;
+
+    EXECUTE v_fresh || format($q$
+        UPDATE %1$s o SET valid = daterange($3, upper(o.valid))
+        FROM fresh f
+        WHERE %2$s AND lower(o.valid) = $5$q$,
+        p_runs, format(v_run_of, p_series_column, 'o', 'f'))
+    USING p_series, p_batch_id, p_day, p_prev, p_next;
+
+    EXECUTE v_fresh || format($q$
+        INSERT INTO %1$s (%2$I, %3$s, valid)
+        SELECT $1, %3$s, daterange($3, CASE WHEN $5 IS NULL THEN NULL ELSE $3 + 1 END)
+        FROM fresh
+        ORDER BY %3$s$q$,
+        p_runs, p_series_column, v_keys)
+    USING p_series, p_batch_id, p_day, p_prev, p_next;
+    GET DIAGNOSTICS v_opened = ROW_COUNT;
+    RETURN QUERY SELECT v_opened, v_closed + v_split;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date) IS
+    'The run-length merge of one dated snapshot (routing history, geolocation builds): the keys (p_key_columns) staged in p_staged under p_batch_id, as the snapshot of series p_series (p_runs.p_series_column) taken on p_day, between its snapshots p_prev and p_next, into the runs of p_runs (valid daterange). Any merge order of the same snapshots gives the same table. Returns the runs opened and closed. Called by load_routing_snapshot and load_geo_build.';
+
+-- The inverse for old snapshots: drops a series' snapshots before p_first (its earliest snapshot
+-- kept; NULL: none is kept) from the runs of p_runs, leaving the table as if only the snapshots
+-- from p_first on had been merged: a run that ends before p_first goes, one that reaches it now
+-- starts there (it contains p_first only if p_first's snapshot had its key). Returns the runs
+-- deleted and the runs cut.
+CREATE FUNCTION ipintel.trim_dated_runs(p_runs regclass, p_series_column text, p_series text, p_first date)
+    RETURNS TABLE (deleted bigint, cut bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_deleted bigint;
+    v_cut bigint;
+BEGIN
+    EXECUTE format('DELETE FROM %s o WHERE o.%I = $1 AND ($2 IS NULL OR upper(o.valid) <= $2)', p_runs, p_series_column)
+    USING p_series, p_first;
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    EXECUTE format('UPDATE %s o SET valid = daterange($2, upper(o.valid)) WHERE o.%I = $1 AND lower(o.valid) < $2',
+                   p_runs, p_series_column)
+    USING p_series, p_first;
+    GET DIAGNOSTICS v_cut = ROW_COUNT;
+    RETURN QUERY SELECT v_deleted, v_cut;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.trim_dated_runs(regclass, text, text, date) IS
+    'Drops the snapshots of series p_series taken before p_first (its earliest snapshot kept; NULL: all) from the runs of p_runs (merge_dated_runs), leaving the table as if only the later ones had been merged. Returns the runs deleted and cut. Called by forget_geo_builds.';
+
+-- Merges one staged file as the snapshot of p_dataset taken on p_taken_on (merge_dated_runs),
+-- with its rejected lines, and records where it came from (p_file, its sha256).
+CREATE FUNCTION ipintel.load_routing_snapshot(p_dataset text, p_taken_on date, p_file text, p_batch_id bigint,
+                                              p_sha256 text DEFAULT NULL)
     RETURNS TABLE (snapshot_id bigint, loaded boolean, prefixes bigint, origins_opened bigint, origins_closed bigint,
                    rejects bigint)
     LANGUAGE plpgsql
@@ -119,9 +250,8 @@ DECLARE
     v_prev date;
     v_next date;
     v_prefixes bigint;
-    v_opened bigint := 0;
-    v_closed bigint := 0;
-    v_split bigint := 0;
+    v_opened bigint;
+    v_closed bigint;
     v_rejects bigint;
 BEGIN
     INSERT INTO ipintel.routing_datasets (dataset, rank)
@@ -130,8 +260,8 @@ BEGIN
     -- One load of a dataset at a time (the runs of a dataset are read, then written).
     PERFORM 1 FROM ipintel.routing_datasets d WHERE d.dataset = p_dataset FOR UPDATE;
 
-    INSERT INTO ipintel.routing_snapshots (dataset, taken_on, file)
-    VALUES (p_dataset, p_taken_on, p_file)
+    INSERT INTO ipintel.routing_snapshots (dataset, taken_on, file, sha256)
+    VALUES (p_dataset, p_taken_on, p_file, p_sha256)
     ON CONFLICT (dataset, taken_on) DO NOTHING
     RETURNING routing_snapshots.snapshot_id INTO v_snapshot;
     IF v_snapshot IS NULL THEN
@@ -150,73 +280,9 @@ BEGIN
     SELECT count(*) INTO v_prefixes
     FROM (SELECT DISTINCT r.prefix, r.asn FROM ipintel_staging.routing_prefixes r WHERE r.batch_id = p_batch_id) p;
 
-    -- 1. Pairs absent from this snapshot whose run spans its day: split around it (a run
-    --    reaching past the newest snapshot is open; it now ends after v_prev).
-    WITH spanning AS (
-        SELECT o.ctid AS row_id, o.dataset, o.prefix, o.asn, o.valid
-        FROM ipintel.prefix_origins o
-        WHERE o.dataset = p_dataset AND o.valid @> p_taken_on AND lower(o.valid) < p_taken_on
-          AND NOT EXISTS (SELECT 1 FROM ipintel_staging.routing_prefixes r
-                          WHERE r.batch_id = p_batch_id AND r.prefix = o.prefix AND r.asn = o.asn)
-    ), cut AS (
-        UPDATE ipintel.prefix_origins o SET valid = daterange(lower(s.valid), v_prev + 1)
-        FROM spanning s WHERE o.ctid = s.row_id
-        RETURNING s.dataset, s.prefix, s.asn, s.valid)
-    INSERT INTO ipintel.prefix_origins (dataset, prefix, asn, valid)
-    SELECT c.dataset, c.prefix, c.asn, daterange(v_next, upper(c.valid))
-    FROM cut c WHERE v_next IS NOT NULL;
-    GET DIAGNOSTICS v_split = ROW_COUNT;
-    SELECT count(*) INTO v_closed FROM ipintel.prefix_origins o
-    WHERE o.dataset = p_dataset AND upper(o.valid) = v_prev + 1 AND v_next IS NULL;
-
-    -- 2. Pairs of this snapshot not inside a run yet ("fresh"; a pair inside one was shown by
-    --    the snapshots on both sides): join the run ending at v_prev and the one starting at
-    --    v_next, else extend one of them, else open a run. Each statement leaves the pairs it
-    --    handled inside a run, so the next one no longer sees them as fresh.
-    WITH fresh AS (
-        SELECT DISTINCT r.prefix, r.asn FROM ipintel_staging.routing_prefixes r
-        WHERE r.batch_id = p_batch_id
-          AND NOT EXISTS (SELECT 1 FROM ipintel.prefix_origins o
-                          WHERE o.dataset = p_dataset AND o.prefix = r.prefix AND o.asn = r.asn AND o.valid @> p_taken_on)
-    ), joined AS (
-        DELETE FROM ipintel.prefix_origins a
-        USING fresh f, ipintel.prefix_origins b
-        WHERE a.dataset = p_dataset AND a.prefix = f.prefix AND a.asn = f.asn AND lower(a.valid) = v_next
-          AND b.dataset = p_dataset AND b.prefix = f.prefix AND b.asn = f.asn AND upper(b.valid) = v_prev + 1
-        RETURNING b.ctid AS before_row, a.valid)
-    UPDATE ipintel.prefix_origins o SET valid = daterange(lower(o.valid), upper(j.valid))
-    FROM joined j WHERE o.ctid = j.before_row;
-
-    WITH fresh AS (
-        SELECT DISTINCT r.prefix, r.asn FROM ipintel_staging.routing_prefixes r
-        WHERE r.batch_id = p_batch_id
-          AND NOT EXISTS (SELECT 1 FROM ipintel.prefix_origins o
-                          WHERE o.dataset = p_dataset AND o.prefix = r.prefix AND o.asn = r.asn AND o.valid @> p_taken_on)
-    )
-    UPDATE ipintel.prefix_origins o
-    SET valid = daterange(lower(o.valid), CASE WHEN v_next IS NULL THEN NULL ELSE p_taken_on + 1 END)
-    FROM fresh f
-    WHERE o.dataset = p_dataset AND o.prefix = f.prefix AND o.asn = f.asn AND upper(o.valid) = v_prev + 1;
-
-    WITH fresh AS (
-        SELECT DISTINCT r.prefix, r.asn FROM ipintel_staging.routing_prefixes r
-        WHERE r.batch_id = p_batch_id
-          AND NOT EXISTS (SELECT 1 FROM ipintel.prefix_origins o
-                          WHERE o.dataset = p_dataset AND o.prefix = r.prefix AND o.asn = r.asn AND o.valid @> p_taken_on)
-    )
-    UPDATE ipintel.prefix_origins o SET valid = daterange(p_taken_on, upper(o.valid))
-    FROM fresh f
-    WHERE o.dataset = p_dataset AND o.prefix = f.prefix AND o.asn = f.asn AND lower(o.valid) = v_next;
-
-    INSERT INTO ipintel.prefix_origins (dataset, prefix, asn, valid)
-    SELECT DISTINCT p_dataset, r.prefix, r.asn,
-           daterange(p_taken_on, CASE WHEN v_next IS NULL THEN NULL ELSE p_taken_on + 1 END)
-    FROM ipintel_staging.routing_prefixes r
-    WHERE r.batch_id = p_batch_id
-      AND NOT EXISTS (SELECT 1 FROM ipintel.prefix_origins o
-                      WHERE o.dataset = p_dataset AND o.prefix = r.prefix AND o.asn = r.asn AND o.valid @> p_taken_on)
-    ORDER BY r.prefix, r.asn;
-    GET DIAGNOSTICS v_opened = ROW_COUNT;
+    SELECT m.opened, m.closed INTO v_opened, v_closed
+    FROM ipintel.merge_dated_runs('ipintel.prefix_origins', 'ipintel_staging.routing_prefixes', 'dataset', p_dataset,
+                                  '{prefix,asn}', p_batch_id, p_taken_on, v_prev, v_next) m;
 
     INSERT INTO ipintel.routing_rejects (snapshot_id, line_no, reason, excerpt)
     SELECT DISTINCT ON (r.line_no) v_snapshot, r.line_no, r.reason, r.excerpt
@@ -230,11 +296,11 @@ BEGIN
     -- The lookups join every session's IP against this table: the planner must know its size
     -- right after a load (a GiST probe per IP, never a scan per IP).
     ANALYZE ipintel.prefix_origins;
-    RETURN QUERY SELECT v_snapshot, true, v_prefixes, v_opened, v_closed + v_split, v_rejects;
+    RETURN QUERY SELECT v_snapshot, true, v_prefixes, v_opened, v_closed, v_rejects;
 END;
 $$;
-COMMENT ON FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) IS
-    'Merges the staged (prefix, origin) pairs of one routing-table file (ipintel_staging.routing_prefixes, batch p_batch_id) as the snapshot of p_dataset taken on p_taken_on into prefix_origins (run-length; any load order gives the same table), with its rejected lines. Loaded before: nothing changes (loaded = false).';
+COMMENT ON FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint, text) IS
+    'Merges the staged (prefix, origin) pairs of one routing-table file (ipintel_staging.routing_prefixes, batch p_batch_id) as the snapshot of p_dataset taken on p_taken_on into prefix_origins (run-length, merge_dated_runs; any load order gives the same table), with its rejected lines and the file''s sha256. Loaded before: nothing changes (loaded = false).';
 
 -- The routing snapshot that attributes a session of day p_day, per dataset: the latest taken on
 -- or before that day and no older than the dataset's max_age.

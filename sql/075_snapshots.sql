@@ -104,24 +104,31 @@ DECLARE
     v_ips inet[];
     v_days date[];
 BEGIN
-    -- Routing history is asked only about sessions whose ASN is still unknown, once per IP and day.
+    -- Routing history and the dated geolocation builds are asked only about sessions whose ASN
+    -- or country is still unknown, once per IP and day.
     SELECT array_agg(x.ip), array_agg(x.day) INTO v_ips, v_days
     FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
           FROM ipintel.session_summaries s
-          WHERE s.snapshot_complete_at IS NULL AND s.snapshot_asn_source IS NULL) x;
+          WHERE s.snapshot_complete_at IS NULL
+            AND (s.snapshot_asn_source IS NULL OR s.snapshot_country_source IS NULL)) x;
 
     WITH todo AS (
         SELECT s.session_id, r.*,
                -- the ASN: routing history at the session's day, else ip_asn_history at its time,
-               -- else the current ASN; its source says which (routing:<dataset>:<snapshot day>,
-               -- <source>:history, <source>:current)
-               CASE WHEN rt.asn IS NOT NULL THEN rt.asn WHEN h.ip IS NOT NULL THEN h.asn ELSE i.current_asn END AS asn,
+               -- else a dated geolocation build (g), else the current ASN; its source says which
+               -- (routing:<dataset>:<snapshot day>, <source>:history, <source>:build:<day>,
+               -- <source>:current)
+               CASE WHEN rt.asn IS NOT NULL THEN rt.asn WHEN h.ip IS NOT NULL THEN h.asn
+                    WHEN g.asn_from_build THEN gb.asn ELSE i.current_asn END AS asn,
                CASE WHEN i.is_bogon THEN 'bogon'
                     WHEN rt.asn IS NOT NULL THEN 'routing:' || rt.dataset || ':' || rt.taken_on::text
                     WHEN h.ip IS NOT NULL THEN h.source || ':history'
+                    WHEN g.asn_from_build THEN gb.asn_build
                     ELSE coalesce(i.current_asn_source || ':current', 'none') END AS asn_source,
-               i.geo_country AS country,
-               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.geo_country_source, 'none') END AS country_source,
+               -- the country: a dated geolocation build (g), else the current one
+               CASE WHEN g.country_from_build THEN gb.country ELSE i.geo_country END AS country,
+               CASE WHEN i.is_bogon THEN 'bogon' WHEN g.country_from_build THEN gb.country_build
+                    ELSE coalesce(i.geo_country_source, 'none') END AS country_source,
                i.is_scanner,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_scanner_source, 'none') END AS is_scanner_source,
                i.ip_type,
@@ -142,6 +149,20 @@ BEGIN
         LEFT JOIN ipintel.ip_asn_history h ON h.ip = s.source_ip AND h.valid @> s.first_event_at
         LEFT JOIN ipintel.routing_asns(v_ips, v_days) rt
                ON rt.ip = s.source_ip AND rt.day = (s.first_event_at AT TIME ZONE 'UTC')::date
+        LEFT JOIN ipintel.geo_build_facts(v_ips, v_days) gb
+               ON gb.ip = s.source_ip AND gb.day = (s.first_event_at AT TIME ZONE 'UTC')::date
+        CROSS JOIN LATERAL (
+            -- A dated build gives a field only for a session before ipintel's own observation of
+            -- the IP's current value (observed_since: the enrichment_state row is read only where
+            -- a build has a value), or when no source gives one.
+            SELECT CASE WHEN i.is_bogon OR gb.country IS NULL THEN false
+                        WHEN i.geo_country_source IS NULL THEN true
+                        ELSE gb.day < coalesce(ipintel.observed_since(i.ip, i.geo_country_source), 'infinity') END
+                       AS country_from_build,
+                   CASE WHEN i.is_bogon OR gb.asn_build IS NULL THEN false
+                        WHEN i.current_asn_source IS NULL THEN true
+                        ELSE gb.day < coalesce(ipintel.observed_since(i.ip, i.current_asn_source), 'infinity') END
+                       AS asn_from_build) g
         CROSS JOIN LATERAL (
             -- ready: no awaited source of the field, or the value's source is ranked before them
             SELECT w.session_id IS NULL AS all_ready,

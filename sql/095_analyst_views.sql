@@ -461,7 +461,10 @@ CREATE FUNCTION ipintel.verify_snapshots()
     STABLE
     SET search_path = ''
 BEGIN ATOMIC
-    WITH allowed_asn_source AS (
+    WITH geo_build AS (  -- <source>:build:<day> of a loaded geolocation build (revision 0029)
+        SELECT e.source || ':build:' || to_char(b.built_on, 'YYYY-MM-DD') AS build
+        FROM ipintel.geo_builds b JOIN ipintel.geo_editions e ON e.edition = b.edition
+    ), allowed_asn_source AS (
         SELECT v.source FROM (VALUES ('bogon'), ('none')) AS v(source)
         UNION
         SELECT p.source || k.suffix FROM ipintel.enrichment_policy p
@@ -470,6 +473,8 @@ BEGIN ATOMIC
         SELECT 'routing:' || r.dataset || ':' || to_char(r.taken_on, 'YYYY-MM-DD') FROM ipintel.routing_snapshots r
         UNION
         SELECT 'routing:' || r.dataset || ':' || r.taken_on::text FROM ipintel.routing_snapshots r
+        UNION
+        SELECT b.build FROM geo_build b
     ), allowed_source AS (
         SELECT v.source FROM (VALUES ('bogon'), ('none')) AS v(source)
         UNION
@@ -498,12 +503,13 @@ BEGIN ATOMIC
                              OR c.is_scanner_source IS NULL)),
             (2, 'a snapshot with a known field has snapshot_at',
              NOT c.taken),
-            (3, 'snapshot_asn_source is routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon or none (a bare source: before revision 0022)',
+            (3, 'snapshot_asn_source is routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:build:<day> of a loaded build, <source>:current, bogon or none (a bare source: before revision 0022)',
              c.asn_source IS NOT NULL
              AND c.asn_source NOT IN (SELECT a.source FROM allowed_asn_source a)
              AND NOT (c.before_0022_form AND c.asn_source IN (SELECT p.source FROM ipintel.enrichment_policy p))),
-            (4, 'snapshot_country_source is a registered source, bogon or none',
-             c.country_source IS NOT NULL AND c.country_source NOT IN (SELECT a.source FROM allowed_source a)),
+            (4, 'snapshot_country_source is a registered source, <source>:build:<day> of a loaded build, bogon or none',
+             c.country_source IS NOT NULL AND c.country_source NOT IN (SELECT a.source FROM allowed_source a)
+             AND c.country_source NOT IN (SELECT b.build FROM geo_build b)),
             (5, 'snapshot_ip_type_source is a registered source, bogon or none',
              c.ip_type_source IS NOT NULL AND c.ip_type_source NOT IN (SELECT a.source FROM allowed_source a)),
             (6, 'snapshot_is_scanner_source is a registered source, bogon or none',
@@ -514,8 +520,8 @@ BEGIN ATOMIC
         SELECT r.n, r.rule FROM (VALUES
             (1, 'a complete snapshot names the source of every field'),
             (2, 'a snapshot with a known field has snapshot_at'),
-            (3, 'snapshot_asn_source is routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon or none (a bare source: before revision 0022)'),
-            (4, 'snapshot_country_source is a registered source, bogon or none'),
+            (3, 'snapshot_asn_source is routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:build:<day> of a loaded build, <source>:current, bogon or none (a bare source: before revision 0022)'),
+            (4, 'snapshot_country_source is a registered source, <source>:build:<day> of a loaded build, bogon or none'),
             (5, 'snapshot_ip_type_source is a registered source, bogon or none'),
             (6, 'snapshot_is_scanner_source is a registered source, bogon or none')) AS r(n, rule)
     )
@@ -543,7 +549,7 @@ BEGIN ATOMIC
     ORDER BY x.n;
 END;
 COMMENT ON FUNCTION ipintel.verify_snapshots() IS
-    'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite). violations = 0 everywhere: the snapshots are sound.';
+    'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:build:<day> of a loaded geolocation build, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022; the country''s: a registered source, <source>:build:<day>, bogon or none), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite). violations = 0 everywhere: the snapshots are sound.';
 
 -- What ip_asn_history and ip_inventory's *_source columns obey without a per-row check (see
 -- sql/030_tiers.sql and sql/070_enrichment.sql), checked from scratch over all of them. Sorted by

@@ -76,7 +76,9 @@ ALTER FUNCTION ipintel.spend_budget(text, bigint, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.merge_batch(bigint, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.finish_run(bigint, text, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
-ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint, text) SECURITY DEFINER;
+ALTER FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.forget_geo_builds(text, date) SECURITY DEFINER;
 ALTER FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION
     ipintel.start_ingest_run(),
@@ -90,7 +92,9 @@ GRANT EXECUTE ON FUNCTION
     ipintel.merge_batch(bigint, bigint),
     ipintel.finish_run(bigint, text, text),
     ipintel.take_snapshots(),
-    ipintel.load_routing_snapshot(text, date, text, bigint),
+    ipintel.load_routing_snapshot(text, date, text, bigint, text),
+    ipintel.load_geo_build(text, text, bigint, text, text, text, bigint),
+    ipintel.forget_geo_builds(text, date),
     ipintel.redo_snapshots(timestamptz, timestamptz, text)
 TO ipintel_loader;
 
@@ -118,6 +122,8 @@ GRANT EXECUTE ON FUNCTION
     ipintel.routing_snapshot_on(text, date),
     ipintel.routing_asns(inet[], date[]),
     ipintel.asn_at(inet, timestamptz),
+    ipintel.geo_build_facts(inet[], date[]),
+    ipintel.observed_since(inet, text),
     ipintel.report_top_asns(timestamptz, timestamptz, bigint),
     ipintel.report_top_countries(timestamptz, timestamptz, bigint),
     ipintel.report_ip_types(timestamptz, timestamptz, bigint),

@@ -242,3 +242,27 @@ def test_dshield_revision_goes_back_to_its_parent_unless_dshield_answers_are_rec
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT version_num FROM ipintel_alembic_version").fetchone() == ("0028",)
 
+
+def test_geo_builds_revision_goes_back_with_routing_history_and_builds_loaded(db: str, empty_db: str) -> None:
+    """0029 (dated geolocation builds, routing files' sha256, the shared run-length merge): its
+    downgrade gives back the schema before it with the routing history kept, the builds gone."""
+    before = schema.script_directory().get_revision("0029").down_revision
+    assert isinstance(before, str)
+    schema.upgrade(empty_db, before)
+    at_before = schema.schema_dump(empty_db)
+    with psycopg.connect(db) as conn:
+        conn.execute("INSERT INTO ipintel_staging.routing_prefixes (batch_id, prefix, asn) VALUES (1, '81.2.69.0/24', 64500)")
+        conn.execute("SELECT ipintel.load_routing_snapshot('routeviews', '2026-01-01', 'f', 1, repeat('a', 64))")
+        conn.execute("INSERT INTO ipintel_staging.geo_ranges (batch_id, first_ip, last_ip, country, asn) "
+                     "VALUES (2, '81.2.69.0', '81.2.69.255', 'GB', NULL), (2, '81.2.69.0', '81.2.69.255', NULL, 64500)")
+        conn.execute("SELECT ipintel.load_geo_build('ipinfo_lite', 'ipinfo', 1767268800, 'ipinfo ipinfo_lite.mmdb', "
+                     "'g', repeat('b', 64), 2)")
+    schema.downgrade(db, before)
+    assert schema.schema_dump(db) == at_before
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT prefix::text, asn, valid::text FROM ipintel.prefix_origins").fetchall() == [
+            ("81.2.69.0/24", 64500, "[2026-01-01,)")]
+    schema.upgrade(db, "head")
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM ipintel.geo_builds").fetchone() == (0,)
+        assert conn.execute("SELECT sha256 FROM ipintel.routing_snapshots").fetchone() == (None,)

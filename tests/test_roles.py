@@ -111,7 +111,7 @@ def test_no_function_is_executable_by_public(db: str) -> None:
             "WHERE n.nspname = 'ipintel' AND p.prosecdef ORDER BY 1").fetchall()
     assert public == []
     # the loader's entry points (sql/099_roles.sql) and ensure_session_partitions (its partitions are the owner's)
-    assert len(definers) == 14
+    assert len(definers) == 15
     assert all("search_path=\"\"" in config for _, config in definers), definers
 
 

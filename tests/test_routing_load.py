@@ -24,7 +24,7 @@ from tests.conftest import PgServer
 from tests.test_cli_errors import one_line
 from tests.test_roles import login_as  # noqa: F401
 
-LOAD_ROUTING_SNAPSHOT = "ipintel.load_routing_snapshot(text, date, text, bigint)"
+LOAD_ROUTING_SNAPSHOT = "ipintel.load_routing_snapshot(text, date, text, bigint, text)"
 
 
 def query(dsn: str, statement: str, params: Any = None) -> list[dict[str, Any]]:
@@ -194,16 +194,41 @@ def test_three_snapshots_load_through_the_cli(routing_db: str, cli_database: Cal
                              "(SELECT count(*) FROM ipintel_staging.routing_rejects) AS n")[0]["n"] == 0
 
 
-def test_a_snapshot_loaded_twice_changes_nothing(routing_db: str, cli_database: Callable[[str], None],
-                                                 series: list[rd.SeriesFile],
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_snapshot_loaded_twice_is_skipped_before_its_file_is_read(
+        routing_db: str, cli_database: Callable[[str], None], series: list[rd.SeriesFile],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     cli_database(routing_db)
     assert run(["routing", "load", *(str(f.path) for f in series)], capsys)[0] == 0
     before = query(routing_db, "SELECT * FROM ipintel.prefix_origins ORDER BY prefix, asn, valid")
-    code, out, _ = run(["routing", "load", str(series[1].path)], capsys)
-    assert code == 0
-    assert re.fullmatch(rf"{re.escape(str(series[1].path))}: routeviews {series[1].taken_on}: already loaded "
-                        r"\(snapshot \d+\), nothing changed \(\d+\.\d s\)\n", out), out
+    recorded = query(routing_db, "SELECT file, sha256 FROM ipintel.routing_snapshots ORDER BY taken_on")
+    assert [r["file"] for r in recorded] == [str(f.path) for f in series]
+    assert all(re.fullmatch(r"[0-9a-f]{64}", r["sha256"]) for r in recorded)
+
+    def never(snapshot: routing.SnapshotFile) -> Any:
+        raise AssertionError(f"{snapshot.path} was read")
+
+    monkeypatch.setattr(routing, "read", never)
+    code, out, err = run(["routing", "load", str(series[1].path)], capsys)
+    assert (code, err) == (0, "")
+    assert re.fullmatch(rf"{re.escape(str(series[1].path))}: routeviews {series[1].taken_on}: skipped, already loaded "
+                        r"\(snapshot \d+\) \(\d+\.\d s\)\n", out), out
+    assert query(routing_db, "SELECT * FROM ipintel.prefix_origins ORDER BY prefix, asn, valid") == before
+
+
+def test_another_file_for_a_loaded_snapshot_is_not_merged(routing_db: str, cli_database: Callable[[str], None],
+                                                          series: list[rd.SeriesFile], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    cli_database(routing_db)
+    assert run(["routing", "load", str(series[0].path)], capsys)[0] == 0
+    before = query(routing_db, "SELECT * FROM ipintel.prefix_origins ORDER BY prefix, asn, valid")
+    other = tmp_path / "elsewhere" / series[0].path.name  # same name and day, other content
+    other.parent.mkdir()
+    other.write_bytes(gzip.compress(b"10.0.0.0\t8\t64500\n"))
+    code, out, err = run(["routing", "load", str(other)], capsys)
+    assert (code, out) == (1, "")
+    snapshot = query(routing_db, "SELECT snapshot_id FROM ipintel.routing_snapshots")[0]["snapshot_id"]
+    assert one_line(err) == (f"ipintel routing load: {other}: routeviews {series[0].taken_on}: snapshot {snapshot} was "
+                             f"loaded from another file ({series[0].path}; its sha256 differs): skipped, nothing replaced")
     assert query(routing_db, "SELECT * FROM ipintel.prefix_origins ORDER BY prefix, asn, valid") == before
 
 

@@ -18,9 +18,9 @@ import pytest
 
 from bench.snapshot_step import seed
 
-# Relations small by nature (the source and dataset registries, failures): a loop over them costs
-# a constant per outer row.
-SMALL_RELATIONS = {"enrichment_policy", "enrichment_failures", "routing_datasets"}
+# Relations small by nature (the source, dataset and edition registries, failures): a loop over
+# them costs a constant per outer row.
+SMALL_RELATIONS = {"enrichment_policy", "enrichment_failures", "routing_datasets", "geo_editions"}
 INDEXED = {"Index Scan", "Index Only Scan", "Bitmap Heap Scan"}
 
 
@@ -104,18 +104,38 @@ SELECT ipintel.load_routing_snapshot('routeviews', current_date - 40, 'generated
 """
 
 
+# A geolocation build 40 days old for the same IPs; MaxMind's answers are of a build made today, so
+# every session (of the last 30 days) is older than ipintel's own observation and takes the build.
+GEO_BUILD = """
+WITH b AS (SELECT nextval('ipintel_staging.batch_id_seq') AS id), staged AS (
+    INSERT INTO ipintel_staging.geo_ranges (batch_id, first_ip, last_ip, country)
+    SELECT b.id, '11.0.0.0'::inet + g * 65536, '11.0.0.0'::inet + g * 65536 + 65535, 'NL' FROM b, generate_series(0, 3) g
+    RETURNING batch_id)
+SELECT ipintel.load_geo_build('dbip_country_lite', 'dbip', extract(epoch FROM now() - interval '40 days')::bigint,
+                              'DBIP-Country-Lite', 'generated', repeat('0', 64), (SELECT min(batch_id) FROM staged))
+"""
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("routing", [False, True], ids=["without routing history", "with routing history"])
-def test_take_snapshots_has_no_nested_loop_over_the_due_set(db: str, routing: bool) -> None:
+@pytest.mark.parametrize("history", [None, "routing", "geo"],
+                         ids=["without routing history", "with routing history", "with geolocation builds"])
+def test_take_snapshots_has_no_nested_loop_over_the_due_set(db: str, history: str | None) -> None:
     shape = seed(db, sessions=40_000, ips=4_000, answered_every=2)
     assert shape["ips_due_for_greynoise"] == 2_000
-    if routing:
-        with psycopg.connect(db) as conn:
+    with psycopg.connect(db) as conn:
+        if history == "routing":
             conn.execute(ROUTING)
             conn.execute("UPDATE ipintel.routing_datasets SET max_age = interval '60 days'")
+        if history == "geo":
+            conn.execute(GEO_BUILD)
+            conn.execute("UPDATE ipintel.geo_editions SET max_age = interval '60 days'")
+            conn.execute("UPDATE ipintel.enrichment_state SET build = extract(epoch FROM now())::bigint "
+                         "WHERE source = 'maxmind'")
     plan = snapshot_plan(db)
-    # With no routing history loaded, prefix_origins is empty: looping over it costs nothing.
-    small = SMALL_RELATIONS | small_partitions(db) | (set() if routing else {"prefix_origins"})
+    # With no history loaded, its tables are empty: looping over them costs nothing.
+    empty = {"prefix_origins", "geo_countries", "geo_asns"} - {
+        "routing": {"prefix_origins"}, "geo": {"geo_countries"}}.get(history or "", set())
+    small = SMALL_RELATIONS | small_partitions(db) | empty
     with psycopg.connect(db) as conn:
         busiest = conn.execute("SELECT tableoid::regclass::text FROM ipintel.session_summaries "
                                "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()
@@ -124,10 +144,17 @@ def test_take_snapshots_has_no_nested_loop_over_the_due_set(db: str, routing: bo
     with psycopg.connect(db) as conn:
         row = conn.execute("SELECT count(*) FILTER (WHERE snapshot_complete_at IS NOT NULL), "
                            "count(*) FILTER (WHERE snapshot_asn_source LIKE %s), "
-                           "count(*) FILTER (WHERE snapshot_is_scanner_source IS NULL) "
+                           "count(*) FILTER (WHERE snapshot_is_scanner_source IS NULL), "
+                           "count(*) FILTER (WHERE snapshot_country_source LIKE %s), "
+                           "count(*) FILTER (WHERE (first_event_at AT TIME ZONE 'UTC')::date "
+                           "                       < (now() AT TIME ZONE 'UTC')::date) "
                            "FROM ipintel.session_summaries",
-                           ("routing:routeviews:%" if routing else "maxmind:%",)).fetchone()
+                           ("routing:routeviews:%" if history == "routing" else "maxmind:%",
+                            "dbip:build:%" if history == "geo" else "maxmind")).fetchone()
+    assert row is not None
     # Half the IPs answered by every source: complete. The other half waits for GreyNoise only:
     # their ASN and country are known, their scanner field is not. With routing history (a
-    # snapshot 40 days old, max_age 60 days), every session's ASN comes from it.
-    assert row == (20_000, 40_000, 20_000)
+    # snapshot 40 days old, max_age 60 days), every session's ASN comes from it; with a
+    # geolocation build, the country of every session before today (MaxMind's build day).
+    assert row[:4] == (20_000, 40_000, 20_000, row[4] if history == "geo" else 40_000)
+    assert row[4] > 30_000

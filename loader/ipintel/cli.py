@@ -16,10 +16,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import psycopg
 from rich.console import Console
@@ -28,12 +28,21 @@ from rich.table import Table
 from ipintel import __version__, config, db
 
 if TYPE_CHECKING:  # annotations only: each command imports what it runs when it runs
-    from ipintel import enrich, routing
+    from ipintel import dated_files, enrich, geo, routing
+
+
+class _DatedFile(Protocol):
+    @property
+    def path(self) -> Path: ...
+
+
+_File = TypeVar("_File", bound=_DatedFile)
+_Result = TypeVar("_Result", bound="dated_files.DatedLoad")
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C as shells report SIGINT; SIGTERM (systemd, timeout) too
 # Commands that read or write the ipintel schema: they refuse a database not at this ipintel's head.
-NEEDS_SCHEMA = frozenset({"ingest", "enrich", "status", "report", "verify", "demo", "snapshots", "routing"})
+NEEDS_SCHEMA = frozenset({"ingest", "enrich", "status", "report", "verify", "demo", "snapshots", "routing", "geo"})
 
 # Events merge_cowrie_events() turns into session facts; others are counted only.
 KNOWN_EVENTIDS = frozenset({
@@ -396,34 +405,107 @@ def cmd_routing_load(args: argparse.Namespace, settings: config.Settings) -> int
 
 
 def run_routing_load(settings: config.Settings, snapshots: Sequence[routing.SnapshotFile]) -> int:
-    """routing.load() per file, each in its own transaction, one line printed per file; a file
-    that fails is rolled back and the others still load (exit 1, as for rejected lines)."""
+    """routing.load() per file (run_dated_loads); a file with rejected lines exits 1."""
     from ipintel import routing
 
+    def report(result: routing.LoadResult) -> int:
+        console.print(f"{result.what}: {result.prefixes:,} prefix origins, {result.origins_opened:,} opened, "
+                      f"{result.origins_closed:,} closed, {result.rejects:,} rejects ({result.seconds:.1f} s)")
+        path = result.snapshot.path
+        for reject in result.first_rejects:
+            err_console.print(f"{path}:{reject.line_no}: {reject.reason}")
+        if result.rejects > len(result.first_rejects):
+            err_console.print(f"... {result.rejects - len(result.first_rejects):,} more rejects of "
+                              f"{path} in ipintel.routing_rejects (snapshot {result.snapshot_id})")
+        return EXIT_FAILURES if result.rejects else EXIT_OK
+
+    return run_dated_loads(settings, "routing load", snapshots, routing.load, routing.RoutingFileError, report)
+
+
+def run_dated_loads(settings: config.Settings, command: str, files: Sequence[_File],
+                    load: Callable[[psycopg.Connection[Any], _File], _Result], failure: type[Exception],
+                    report: Callable[[_Result], int]) -> int:
+    """`load` per file (routing tables, geolocation builds), each in its own transaction, one line
+    per file: `report`'s for a file loaded (its exit code), a skip for one loaded before (exit 1
+    when it is not the same file). A file that fails is rolled back and said; the others still
+    load (exit 1)."""
     code = EXIT_OK
     with db.connection(settings.database_url, autocommit=True) as conn:
-        for snapshot in snapshots:
-            what = f"{snapshot.path}: {snapshot.dataset} {snapshot.taken_on:%Y-%m-%d}"
+        for item in files:
             try:
-                result = routing.load(conn, snapshot)
-            except routing.RoutingFileError as exc:
-                err_console.print(f"ipintel routing load: {snapshot.path}: {exc}")
+                result = load(conn, item)
+            except failure as exc:
+                err_console.print(f"ipintel {command}: {item.path}: {exc}")
                 code = EXIT_FAILURES
                 continue
-            if not result.loaded:
-                console.print(f"{what}: already loaded (snapshot {result.snapshot_id}), nothing changed "
-                              f"({result.seconds:.1f} s)")
-                continue
-            console.print(f"{what}: {result.prefixes:,} prefix origins, {result.origins_opened:,} opened, "
-                          f"{result.origins_closed:,} closed, {result.rejects:,} rejects ({result.seconds:.1f} s)")
-            for reject in result.first_rejects:
-                err_console.print(f"{snapshot.path}:{reject.line_no}: {reject.reason}")
-            if result.rejects > len(result.first_rejects):
-                err_console.print(f"... {result.rejects - len(result.first_rejects):,} more rejects of "
-                                  f"{snapshot.path} in ipintel.routing_rejects (snapshot {result.snapshot_id})")
-            if result.rejects:
+            if result.loaded:
+                code = max(code, report(result))
+            elif result.already is not None and not result.already.same_file:
+                err_console.print(f"ipintel {command}: {result.what}: {result.recorded} was loaded from another file "
+                                  f"({result.already.file}; its sha256 differs): skipped, nothing replaced")
                 code = EXIT_FAILURES
+            else:
+                console.print(f"{result.what}: skipped, already loaded ({result.recorded}) ({result.seconds:.1f} s)")
     return code
+
+
+def cmd_geo_load(args: argparse.Namespace, settings: config.Settings) -> int:
+    """Every file is opened and checked (an .mmdb of a kept edition, a real build time) before
+    the first one loads."""
+    from ipintel import geo
+
+    try:
+        builds, passed_over = geo.find([Path(p) for p in args.paths], settings.geoip_dir)
+    except geo.GeoInputError as exc:
+        err_console.print(f"ipintel geo load: {exc}")
+        return EXIT_USAGE
+    for path, why in passed_over:
+        console.print(f"{path}: passed over: {why}")
+    if not builds:
+        err_console.print("ipintel geo load: no geolocation build found (name the .mmdb files or their folders, "
+                          "or set IPINTEL_GEOIP_DIR)")
+        return EXIT_USAGE
+    return run_geo_load(settings, builds)
+
+
+def run_geo_load(settings: config.Settings, builds: Sequence[geo.BuildFile]) -> int:
+    """geo.load() per file (run_dated_loads)."""
+    from ipintel import geo
+
+    def report(result: geo.GeoLoadResult) -> int:
+        console.print(f"{result.what}: {result.countries:,} country ranges, {result.asns:,} ASN ranges, "
+                      f"{result.runs_opened:,} runs opened, {result.runs_closed:,} closed ({result.seconds:.1f} s)")
+        return EXIT_OK
+
+    return run_dated_loads(settings, "geo load", builds, geo.load, geo.GeoFileError, report)
+
+
+def cmd_geo_builds(args: argparse.Namespace, settings: config.Settings) -> int:
+    """One line per build, named as the snapshots name it (never cut: paths are long)."""
+    with db.connection(settings.database_url) as conn:
+        rows = db.query_all(conn, db.query("geo_builds"))
+    if not rows:
+        console.print("no geolocation build loaded (ipintel geo load)")
+    for r in rows:
+        console.print(f"{r['source']}:build:{r['built_on']:%Y-%m-%d} ({r['edition']}, max age {r['max_age'].days} days): "
+                      f"{r['countries']:,} country ranges, {r['asns']:,} ASN ranges, from {r['file']}")
+    return EXIT_OK
+
+
+def cmd_geo_forget(args: argparse.Namespace, settings: config.Settings) -> int:
+    """Old builds out of the database (GeoLite2's EULA asks for old copies to be deleted)."""
+    try:
+        with db.connection(settings.database_url) as conn, conn.transaction():
+            row = db.query_one(conn, db.query("forget_geo_builds"), {"edition": args.edition, "before": args.before})
+    except psycopg.errors.NoDataFound:
+        err_console.print(f"ipintel geo forget: no geolocation edition {args.edition!r} is loaded "
+                          "(ipintel geo builds lists them)")
+        return EXIT_USAGE
+    assert row is not None
+    which = f"made before {args.before:%Y-%m-%d}" if args.before else "but the latest"
+    console.print(f"{args.edition}: {row['builds']:,} builds {which} forgotten, {row['runs_deleted']:,} runs deleted, "
+                  f"{row['runs_cut']:,} cut")
+    return EXIT_OK
 
 
 def cmd_migrate(args: argparse.Namespace, settings: config.Settings) -> int:
@@ -657,6 +739,23 @@ def build_parser() -> argparse.ArgumentParser:
                               help="the dataset the snapshots belong to (default: from the name and format, "
                                    "e.g. routeviews_rv2, routeviews_rv6, pyasn, iptoasn_v4, mrt)")
     routing_load.set_defaults(func=cmd_routing_load)
+    geo = sub.add_parser("geo", help="dated geolocation builds (MaxMind, IPinfo Lite, DB-IP Lite .mmdb): the country "
+                                     "and ASN of a session older than ipintel's own observations")
+    geo_sub = geo.add_subparsers(dest="geo_command", required=True, metavar="COMMAND")
+    geo_load = geo_sub.add_parser(
+        "load", help="register builds and load their country and ASN ranges; a build already loaded changes nothing")
+    geo_load.add_argument("paths", nargs="*", metavar="PATH",
+                          help=".mmdb files, or folders (their *.mmdb and their subfolders'); default: the GeoIP "
+                               "folders (IPINTEL_GEOIP_DIR, else geoipupdate's)")
+    geo_load.set_defaults(func=cmd_geo_load)
+    geo_builds = geo_sub.add_parser("builds", help="list the geolocation builds loaded")
+    geo_builds.set_defaults(func=cmd_geo_builds)
+    geo_forget = geo_sub.add_parser("forget", help="remove an edition's older builds as if never loaded (for "
+                                                   "licences that ask for old copies to be deleted, e.g. GeoLite2)")
+    geo_forget.add_argument("edition", help="the edition, as ipintel geo builds names it (e.g. geolite2_country)")
+    geo_forget.add_argument("--before", type=_day, metavar="YYYY-MM-DD",
+                            help="forget the builds made before this day (default: every build but the latest)")
+    geo_forget.set_defaults(func=cmd_geo_forget)
     migrate = sub.add_parser("migrate", help="bring the database schema to this ipintel's revision "
                                              "(alembic upgrade head); the only command that changes it")
     migrate.add_argument("--to", metavar="REV", help="upgrade to this revision instead of the newest (head)")

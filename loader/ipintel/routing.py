@@ -15,9 +15,11 @@ Formats, recognised from the file name, else from the first data line (or `--for
 Plain, .gz or .bz2 (by extension). A file is read one line (one MRT record) at a time, never
 whole. A line that cannot be read becomes a reject (line number, reason, a safe excerpt) and the
 load goes on; blank lines, `;` comments, default routes (/0) and iptoasn's "not routed" ranges
-are skipped. Each file is ONE snapshot in ONE transaction: its rows and rejects are COPYed into
-ipintel_staging, then load_routing_snapshot() merges them (or says the snapshot of that dataset
-and date was already loaded, and changes nothing). A file that cannot be read to its end, that
+are skipped. A file whose dataset and date are already loaded is skipped before it is read (its
+sha256 says whether it is the same file). Each file is ONE snapshot in ONE transaction: its rows
+and rejects are COPYed into ipintel_staging, then load_routing_snapshot() merges them (or says
+the snapshot of that dataset and date was loaded meanwhile, and changes nothing). A file that
+cannot be read to its end, that
 yields no row at all, or more than MAX_REJECTS rejects, is rolled back whole: a partial table
 would look like routes withdrawn.
 """
@@ -42,7 +44,7 @@ from typing import Any, BinaryIO, NamedTuple, Protocol
 
 import psycopg
 
-from ipintel import db
+from ipintel import dated_files, db
 
 __all__ = ["FORMATS", "LoadResult", "PrefixOrigin", "Reject", "RoutingFileError", "RoutingInputError",
            "SnapshotFile", "demo_snapshots", "describe", "load", "parse_lines", "read"]
@@ -106,6 +108,16 @@ class LoadResult:
     rejects: int
     seconds: float
     first_rejects: list[Reject] = field(default_factory=list)
+    # Not loaded because that snapshot was loaded before: from which file (None: found by the merge)
+    already: dated_files.AlreadyLoaded | None = None
+
+    @property
+    def what(self) -> str:
+        return f"{self.snapshot.path}: {self.snapshot.dataset} {self.snapshot.taken_on:%Y-%m-%d}"
+
+    @property
+    def recorded(self) -> str:
+        return f"snapshot {self.snapshot_id}"
 
 
 class Stream(Protocol):
@@ -515,9 +527,18 @@ def _one_line(exc: BaseException) -> str:
 
 def load(conn: psycopg.Connection[Any], snapshot: SnapshotFile) -> LoadResult:
     """Load one snapshot file through staging and ipintel.load_routing_snapshot(), in one
-    transaction of `conn` (autocommit: the transaction is opened here). Raises RoutingFileError
+    transaction of `conn` (autocommit: the transaction is opened here); a snapshot of that
+    dataset and date already loaded is skipped before the file is read. Raises RoutingFileError
     (rolled back) for a file that cannot be read to its end, has no row, or too many rejects."""
     started = time.monotonic()
+    try:
+        sha256, found = dated_files.already_loaded(conn, snapshot.path, db.query("routing_snapshot_loaded"), {
+            "dataset": snapshot.dataset, "taken_on": snapshot.taken_on})
+    except OSError as exc:
+        raise RoutingFileError(f"cannot be read: {_one_line(exc)}") from None
+    if found is not None:
+        return LoadResult(snapshot=snapshot, snapshot_id=found.number, loaded=False, prefixes=0, origins_opened=0,
+                          origins_closed=0, rejects=0, seconds=time.monotonic() - started, already=found)
 
     def work() -> tuple[dict[str, Any], list[Reject]]:
         batch = db.query_one(conn, db.query("next_batch_id"))
@@ -545,7 +566,7 @@ def load(conn: psycopg.Connection[Any], snapshot: SnapshotFile) -> LoadResult:
                         copy.write_row((batch["id"], r.line_no, r.reason, r.excerpt))
         result = db.query_one(conn, db.query("load_routing_snapshot"), {
             "dataset": snapshot.dataset, "taken_on": snapshot.taken_on, "file": str(snapshot.path),
-            "batch": batch["id"]})
+            "batch": batch["id"], "sha256": sha256})
         assert result is not None
         return result, rejects
 

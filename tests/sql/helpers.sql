@@ -45,3 +45,27 @@ BEGIN
     RETURN v_loaded;
 END;
 $$;
+
+-- One geolocation build of p_edition (a file of p_source's) made at noon (UTC) of p_day: its
+-- ranges {{range, country, asn}, ...} (country or asn NULL where the range has none) staged as its
+-- country and ASN ranges, and loaded. Returns whether it was loaded (false: loaded before).
+CREATE FUNCTION ipintel_tests.load_geo(p_edition text, p_source text, p_day date, p_ranges text[])
+    RETURNS boolean
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
+    v_loaded boolean;
+BEGIN
+    INSERT INTO ipintel_staging.geo_ranges (batch_id, first_ip, last_ip, country, asn)
+    SELECT v_batch, lower(x.r)::text::inet, upper(x.r)::text::inet, v.country, v.asn
+    FROM (SELECT p_ranges[i][1]::public.iprange, p_ranges[i][2], p_ranges[i][3]::bigint
+          FROM generate_subscripts(p_ranges, 1) AS i) AS x(r, country, asn)
+    CROSS JOIN LATERAL (VALUES (x.country, NULL::bigint), (NULL, x.asn)) AS v(country, asn)
+    WHERE v.country IS NOT NULL OR v.asn IS NOT NULL;
+    SELECT l.loaded INTO v_loaded
+    FROM ipintel.load_geo_build(p_edition, p_source, extract(epoch FROM p_day + time '12:00')::bigint, 'pgtap',
+                                'pgtap-' || p_day, md5(p_day::text) || md5(p_edition), v_batch) l;
+    RETURN v_loaded;
+END;
+$$;

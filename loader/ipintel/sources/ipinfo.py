@@ -40,6 +40,11 @@ def parse_asn(value: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def build_facts(record: dict[str, Any]) -> tuple[str | None, int | None]:
+    """The country (ISO code) and the AS number of a record: what a dated build keeps (ipintel geo load)."""
+    return mmdb.text(mmdb.field(record, "country_code")), parse_asn(mmdb.field(record, "asn"))
+
+
 def document(record: dict[str, Any] | None, network: mmdb.Network) -> dict[str, Any]:
     """enrichment->'ipinfo': found, the ASN as a number, IPinfo's fields, the file's network."""
     return {

@@ -235,3 +235,11 @@ def field(record: dict[str, Any] | None, *keys: str | int) -> Any:
         else:
             return None
     return value
+
+
+def geolite2_facts(record: dict[str, Any]) -> tuple[str | None, int | None]:
+    """The country (ISO code, as written) and the AS number of a GeoLite2-shaped record (MaxMind's
+    City, Country, ASN and ISP files, DB-IP Lite's): what a dated build keeps (ipintel geo load)."""
+    number = field(record, "autonomous_system_number")
+    return (text(field(record, "country", "iso_code")),
+            number if isinstance(number, int) and not isinstance(number, bool) else None)

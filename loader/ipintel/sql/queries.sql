@@ -291,12 +291,57 @@ COPY ipintel_staging.routing_prefixes (batch_id, prefix, asn) FROM STDIN;
 -- Stream the lines of that file that could not be read into staging.
 COPY ipintel_staging.routing_rejects (batch_id, line_no, reason, excerpt) FROM STDIN;
 
+-- routing_snapshot_loaded --
+-- Before a file is read: the snapshot of %(dataset)s taken on %(taken_on)s, if one is loaded,
+-- with the file it came from and that file's sha256 (NULL: loaded before revision 0029).
+SELECT s.snapshot_id AS number, s.file, s.sha256
+FROM ipintel.routing_snapshots s
+WHERE s.dataset = %(dataset)s::text AND s.taken_on = %(taken_on)s::date;
+
 -- load_routing_snapshot --
 -- One call per file: merge the staged batch into ipintel.prefix_origins as the snapshot of
--- %(dataset)s taken on %(taken_on)s, keep its rejects, empty the batch (loaded is false, and
--- nothing changes, when that dataset's snapshot of that date was already loaded).
+-- %(dataset)s taken on %(taken_on)s, keep its rejects and the file's %(sha256)s, empty the batch
+-- (loaded is false, and nothing changes, when that dataset's snapshot of that date was loaded
+-- meanwhile).
 SELECT * FROM ipintel.load_routing_snapshot(%(dataset)s::text, %(taken_on)s::date, %(file)s::text,
-                                            %(batch)s::bigint);
+                                            %(batch)s::bigint, %(sha256)s::text);
+
+------------------------------------------------------------------------------------------
+-- Dated geolocation builds: `ipintel geo load`, `ipintel geo builds` (ipintel.geo; the
+-- functions are in sql/073_geo_builds.sql)
+------------------------------------------------------------------------------------------
+
+-- geo_build_loaded --
+-- Before a file is read: the build of edition %(edition)s made on %(built_on)s, if one is
+-- loaded, with the file it came from and that file's sha256.
+SELECT b.build_id AS number, b.file, b.sha256
+FROM ipintel.geo_builds b
+WHERE b.edition = %(edition)s::text AND b.built_on = %(built_on)s::date;
+
+-- copy_geo_ranges --
+-- Stream one build's country ranges (asn empty) and ASN ranges (country empty) into staging.
+COPY ipintel_staging.geo_ranges (batch_id, first_ip, last_ip, country, asn) FROM STDIN;
+
+-- load_geo_build --
+-- One call per file: merge the staged batch into ipintel.geo_countries and geo_asns as the build
+-- of %(edition)s (of %(source)s) made at %(build_epoch)s, recorded with its file and sha256; empty
+-- the batch (loaded is false, and nothing changes, when that build was loaded meanwhile).
+SELECT * FROM ipintel.load_geo_build(%(edition)s::text, %(source)s::text, %(build_epoch)s::bigint,
+                                     %(database_type)s::text, %(file)s::text, %(sha256)s::text, %(batch)s::bigint);
+
+-- forget_geo_builds --
+-- `ipintel geo forget`: remove the builds of %(edition)s made before %(before)s (NULL: every build
+-- but the latest), as if they had never been loaded.
+SELECT * FROM ipintel.forget_geo_builds(%(edition)s::text, %(before)s::date);
+
+-- geo_builds --
+-- `ipintel geo builds`: every build loaded, per edition, oldest first, with its edition's max_age.
+SELECT e.source, b.edition, b.built_on, b.countries, b.asns, b.file, b.loaded_at, e.max_age
+FROM ipintel.geo_builds b
+JOIN ipintel.geo_editions e ON e.edition = b.edition
+ORDER BY e.source, b.edition, b.built_on;
+
+------------------------------------------------------------------------------------------
 -- Metrics (`--metrics-file`, ipintel.metrics): read once when a run ends, on a connection of
 -- their own
 ------------------------------------------------------------------------------------------
