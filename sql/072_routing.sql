@@ -72,8 +72,8 @@ COMMENT ON COLUMN ipintel.prefix_origins.prefix_range IS 'Generated: the prefix 
 CREATE UNIQUE INDEX prefix_origins_run_key ON ipintel.prefix_origins (dataset, prefix, asn, lower(valid));
 COMMENT ON INDEX ipintel.prefix_origins_run_key IS 'One run per pair and first day.';
 -- The range alone, the day a filter on the few runs of each prefix: with `valid` in the key, the
--- GiST took a table loaded in prefix order three times slower, and its probes were no faster
--- (revision 0029, issue 11). Revision 0029 builds it CONCURRENTLY.
+-- GiST took a table loaded in prefix order two to three times slower, and its probes were no
+-- faster (revision 0029, issue 11). Revision 0029 builds it CONCURRENTLY.
 CREATE INDEX prefix_origins_prefix_range_idx ON ipintel.prefix_origins USING gist (prefix_range);
 COMMENT ON INDEX ipintel.prefix_origins_prefix_range_idx IS
     'Which prefixes contain an address (the day is checked on the rows found): ip4r''s own GiST operator class (not btree_gist''s inet one, which lost rows: issue 9).';

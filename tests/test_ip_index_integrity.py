@@ -212,11 +212,13 @@ def test_no_gist_index_and_no_btree_gist_inet_opclass_in_the_schema(conn: psycop
            WHERE n.nspname LIKE 'ipintel%%' AND am.amname = 'gist'
            ORDER BY 1, 3""").fetchall()
     # The exclusion constraint's index (inet_key(ip) as uuid with btree_gist, and the range), and
-    # the routing lookups' index on ip4r's own iprange type (its opclass, not btree_gist's inet one).
-    assert rows == [("ip_asn_history_closed_ranges_do_not_overlap", "gist", "gist_uuid_ops"),
+    # the lookups' indexes of routing history and geolocation builds on ip4r's own iprange type (its
+    # opclass, not btree_gist's inet one).
+    assert rows == [("geo_asns_network_range_idx", "gist", "gist_iprange_ops"),
+                    ("geo_countries_network_range_idx", "gist", "gist_iprange_ops"),
+                    ("ip_asn_history_closed_ranges_do_not_overlap", "gist", "gist_uuid_ops"),
                     ("ip_asn_history_closed_ranges_do_not_overlap", "gist", "range_ops"),
-                    ("prefix_origins_lookup_idx", "gist", "gist_iprange_ops"),
-                    ("prefix_origins_lookup_idx", "gist", "range_ops")]
+                    ("prefix_origins_prefix_range_idx", "gist", "gist_iprange_ops")]
 
 
 # Nested and overlapping prefixes of every length, IPv4 and IPv6, loaded as one snapshot.
@@ -248,7 +250,7 @@ def test_routing_gist_finds_every_prefix_a_scan_finds(conn: psycopg.Connection) 
     conn.execute("SET enable_seqscan = off")
     conn.execute("SELECT setseed(0.5)")
     by_index = conn.execute(probe).fetchall()
-    assert "prefix_origins_lookup_idx" in _explain(conn, probe)
+    assert "prefix_origins_prefix_range_idx" in _explain(conn, probe)
     conn.execute("SET enable_seqscan = on")
     conn.execute("SET enable_indexscan = off")
     conn.execute("SET enable_bitmapscan = off")

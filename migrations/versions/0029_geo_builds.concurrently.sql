@@ -1,9 +1,10 @@
 -- From migrations/versions/0029_geo_builds.concurrently.sql (sql/072_routing.sql's GiST index)
 -- prefix_origins' GiST on the prefix's range alone, built CONCURRENTLY, then the old one on
 -- (prefix_range, valid) dropped CONCURRENTLY: with the day in the key, loading a first full table
--- (1.15M pairs, in prefix order) spent ~30 s of ~40 s in that index; with the range alone it is
--- ~3x faster, and the daily loads and the attack-time lookups are faster too (the day is checked
--- on the few runs of each prefix found). The routing history may be large: a plain CREATE INDEX
+-- (1.15M pairs, in prefix order) spent ~30 s of ~40 s in that index. With the range alone
+-- (`python -m bench --only routing`, 2 shared vCPUs) the first table took 21 to 31 s instead of
+-- 40 to 44, the 1M attack-time lookups 25 to 32 s instead of 34 to 35, daily loads the same (the
+-- day is checked on the few runs of each prefix found), 6% less space. The routing history may be large: a plain CREATE INDEX
 -- would block routing loads for the whole build, and a drop first would leave the lookups without
 -- an index meanwhile. Run by 0029_geo_builds.py outside the revision's transaction (alembic's
 -- autocommit_block), one statement at a time, BEFORE the revision's transactional script: if the
