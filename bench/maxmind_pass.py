@@ -179,9 +179,13 @@ class TimedMaxMindPass(MaxMindPass):
             self.fetch_seconds = time.perf_counter() - started
 
 
+def offline_settings(dsn: str, geoip: Path) -> Settings:
+    """Settings for a MaxMind pass on the generated files, with no remote source configured."""
+    return Settings(database_url=dsn, geoip_dir=str(geoip), cymru_addr="", greynoise_url="", greynoise_key=None)
+
+
 def measure_pass(dsn: str, geoip: Path) -> dict[str, Any]:
-    settings = Settings(database_url=dsn, geoip_dir=str(geoip), cymru_addr="", greynoise_url="",
-                        greynoise_key=None)
+    settings = offline_settings(dsn, geoip)
     p = TimedMaxMindPass(settings, system_dirs=())
     started = time.perf_counter()
     summary = enrich(settings, EnrichOptions(sources=("maxmind",)), reporter=Reporter(), passes=[p])
@@ -253,8 +257,7 @@ def measure_floor(dsn: str) -> dict[str, Any]:
 
 def measure_unchanged(dsn: str, geoip: Path) -> dict[str, Any]:
     """The pass again with the same files: nothing due, nothing written (pg_stat tuples written)."""
-    settings = Settings(database_url=dsn, geoip_dir=str(geoip), cymru_addr="", greynoise_url="",
-                        greynoise_key=None)
+    settings = offline_settings(dsn, geoip)
     written = ("SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables "
                "WHERE relname IN ('ip_inventory', 'enrichment_state', 'ip_asn_history', 'asn_inventory')")
     with psycopg.connect(dsn, autocommit=True) as conn:
