@@ -237,7 +237,7 @@ def _holder_run(dsn: str) -> str:
     with db.connection(dsn, autocommit=True) as conn:
         row = db.query_one(conn, db.query("running_enrichment_run"))
     if row is None:
-        return "no run row yet"
+        return "no pass running: it is starting, or between two passes"
     return f"run {row['run_id']} ({row['source']}, started {row['started_at']:%Y-%m-%d %H:%M:%S%z})"
 
 
