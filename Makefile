@@ -136,12 +136,12 @@ bench: setup
 # the same run, is more than 2x worse than in bench/results/quick-reference.json (committed;
 # README "Benchmarks" says how to refresh it), or take_snapshots takes 4x its floor UPDATE (it was
 # 6x when it grew quadratically, issue 19).
-BENCH_QUICK_ARGS = --only maxmind --ips 50000 --baseline-ips 2000 --networks 1000 \
+BENCH_QUICK_ARGS = --only maxmind --ips 50000 --baseline-ips 1000 --networks 1000 \
 	--only remerge --remerge-documents 20000 \
 	--only cymru --cymru-ips 10000 --cymru-latency 0.5 \
-	--only snapshots --snapshot-sessions 100000 --snapshot-ips 10000 --max-snapshot-ratio 4 \
-	--only routing --routing-v4 20000 --routing-v6 4000 --routing-days 5 --routing-sessions 20000 \
-	--only analyst --analyst-sessions 100000 --analyst-ips 20000 --analyst-asns 1000
+	--only snapshots --snapshot-sessions 50000 --snapshot-ips 5000 --max-snapshot-ratio 4 \
+	--only routing --routing-v4 20000 --routing-v6 4000 --routing-days 4 --routing-sessions 10000 \
+	--only analyst --analyst-sessions 50000 --analyst-ips 10000 --analyst-asns 500
 bench-quick:
 	@$(MAKE) --no-print-directory bench BENCH_ARGS="$(BENCH_QUICK_ARGS) \
 	    --out bench/results/quick-latest.json --reference bench/results/quick-reference.json"

@@ -100,20 +100,52 @@ def main(argv: list[str] | None = None) -> int:
     rotated = table.write_results(args.out, results)
     print(f"results written to {args.out}" + (f" (the run before: {rotated})" if rotated else ""))
     if args.reference is not None:
-        failed = report_regressions(args.reference, rows) or failed
+        failed = report_regressions(args.reference, results, args.out, argv) or failed
     return 1 if failed else 0
 
 
-def report_regressions(reference: Path, rows: list[dict[str, object]]) -> bool:
-    """Gate this run's ratios against the reference file's; True when one fails."""
-    verdicts = table.gate(table.load_rows(reference), rows)
+# The --only choice that runs each results key: a case that fails the gate runs once more.
+ONLY = {"maxmind_pass": "maxmind", "remerge": "remerge", "cymru_pass": "cymru", "snapshot_step": "snapshots",
+        "routing_history": "routing", "analyst_queries": "analyst"}
+
+
+def rerun_argv(argv: list[str], keys: set[str], out: Path) -> list[str]:
+    """`argv` without its --only / --out / --reference, running only the cases of `keys` into `out`."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("--only", "--out", "--reference"):
+            skip = True
+        elif not arg.startswith(("--only=", "--out=", "--reference=")):
+            kept.append(arg)
+    return kept + [a for key in sorted(keys) for a in ("--only", ONLY[key])] + ["--out", str(out)]
+
+
+def report_regressions(reference: Path, results: dict[str, object], out: Path, argv: list[str] | None) -> bool:
+    """Gate this run's ratios against the reference file's; True when one fails. A load spike on
+    a shared machine can slow one side of a ratio only, so a regression must show twice: the
+    cases that fail run once more and each ratio's better figure of the two runs is gated."""
+    ref_rows = table.load_rows(reference)
+    rows = table.collect_rows(results)
+    verdicts = table.gate(ref_rows, rows)
+    bad = {v.case for v in verdicts if v.failed}
+    keys = {key for key, value in results.items() if key in ONLY and isinstance(value, dict)
+            and bad & {str(r.get("case")) for r in value.get("table_rows", ())}}
+    if keys:
+        print(f"bench: {', '.join(sorted(bad))} beyond {table.REGRESSION_FACTOR:g}x of the reference: "
+              f"running {', '.join(ONLY[k] for k in sorted(keys))} once more", flush=True)
+        retry = out.with_name(f"retry-{out.name}")
+        main(rerun_argv(sys.argv[1:] if argv is None else argv, keys, retry))
+        rows = table.best_of(rows, table.load_rows(retry))
+        verdicts = table.gate(ref_rows, rows)
     for v in verdicts:
         if v.failed:
             print(v.message, file=sys.stderr)
-    bad, ok = sum(v.failed for v in verdicts), sum(v.status == "ok" for v in verdicts)
-    print(f"against {reference}: {ok} ratios within {table.REGRESSION_FACTOR:g}x of the reference, {bad} failed, "
-          f"{len(verdicts) - ok - bad} not gated (new, or no ratio)", flush=True)
-    return bad > 0
+    failed, ok = sum(v.failed for v in verdicts), sum(v.status == "ok" for v in verdicts)
+    print(f"against {reference}: {ok} ratios within {table.REGRESSION_FACTOR:g}x of the reference, {failed} failed, "
+          f"{len(verdicts) - ok - failed} not gated (new, or no ratio)", flush=True)
+    return failed > 0
 
 
 if __name__ == "__main__":

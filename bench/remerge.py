@@ -8,7 +8,7 @@ run: only their freshness changes.
 
 (a) the second run's batches: COPY + merge_batch of N unchanged documents;
 (f) the floor, in the same database right after: a bare COPY of the same rows (ip, fetched_at,
-    document) in the same batches and transactions into a table with no index.
+    document) in the same batches and transactions into a table with no index (the better of two).
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def run(server: str, *, documents_n: int) -> dict[str, Any]:
         checkpoint(server)
         again, again_merged = merge_run(dsn, docs)
         checkpoint(server)
-        floor = copy_floor(dsn, docs)
+        floor = min(copy_floor(dsn, docs), copy_floor(dsn, docs))  # the better of two: it is short
     ratio = again / floor if floor else None
     print(f"    first merge {first:.2f} s ({first_merged:,} merged); re-merge of the same documents {again:.2f} s "
           f"({again_merged:,} merged); bare COPY {floor:.2f} s: {ratio:.2f}x COPY" if ratio else "", flush=True)

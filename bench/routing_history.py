@@ -136,9 +136,11 @@ def run(server: str, *, v4: int = 1_000_000, v6: int = 200_000, days: int = 30, 
             conn.execute("ANALYZE floor_ip_asn")
             conn.commit()
             conn.execute("SELECT count(*) FROM bench_pairs p JOIN floor_ip_asn f ON f.ip = p.ip")  # warm, as above
-            started = time.perf_counter()
-            conn.execute("SELECT count(f.asn) FROM bench_pairs p JOIN floor_ip_asn f ON f.ip = p.ip").fetchone()
-            lookup_floor = time.perf_counter() - started
+            lookup_floor = float("inf")
+            for _ in range(3):  # the best of three: it is short, and a load spike would double it
+                started = time.perf_counter()
+                conn.execute("SELECT count(f.asn) FROM bench_pairs p JOIN floor_ip_asn f ON f.ip = p.ip").fetchone()
+                lookup_floor = min(lookup_floor, time.perf_counter() - started)
         results |= {"sessions": sessions, "distinct_ip_days": distinct[0], "attributed": row[0],
                     "attack_time_asn_seconds": round(elapsed, 2), "lookup_floor_seconds": round(lookup_floor, 3)}
         print(f"    attack-time ASN of {sessions:,} sessions ({distinct[0]:,} distinct IP-days): "
