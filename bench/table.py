@@ -234,7 +234,7 @@ def print_table(rows: Iterable[Row], title: str = "ipintel against the floor, sa
         table.add_column(column, overflow="fold", justify="right" if column == "ratio" else "left")
     for r in rows:
         table.add_row(*(cell(r, c) for c in COLUMNS))
-    Console(width=200).print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def print_comparison(lines: Sequence[Mapping[str, Any]], title: str) -> None:
@@ -246,7 +246,7 @@ def print_comparison(lines: Sequence[Mapping[str, Any]], title: str) -> None:
         table.add_column(column, overflow="fold")
     for line in lines:
         table.add_row(*(str(line[c]) for c in ("case", "size", "previous", "latest", "change", "ipintel")))
-    Console(width=200).print(table)
+    Console(width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def previous_of(out: Path) -> Path:
