@@ -31,7 +31,8 @@ help:
 	@echo "make demo    set everything up, start a local PostgreSQL, migrate, ingest and enrich a sample"
 	@echo "make test    the whole test suite (starts and stops its own PostgreSQL)"
 	@echo "make test-faults  kills, restarts, concurrent runs and remote faults (a few minutes, its own PostgreSQL)"
-	@echo "make setup | db | db-stop | migrate | ingest LOGS=... | enrich | status | report | bench"
+	@echo "make setup | db | db-stop | migrate | ingest LOGS=... | enrich | status | report"
+	@echo "make bench   one table of ratios to floors measured in the same run (bench-quick: small, gated; bench-compare)"
 
 setup: system-packages $(VENV)/.installed
 
