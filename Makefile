@@ -25,13 +25,14 @@ DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-
 DB_URL = $${DATABASE_URL:-$$($(LOCALDB) url --dir $(PG_DIR))}
 WITH_DB = url="$(DB_URL)" && DATABASE_URL="$$url"
 
-.PHONY: help setup system-packages test-packages db db-stop migrate ingest enrich status report demo test test-faults lint-migrations bench bench-quick clean
+.PHONY: help setup system-packages test-packages db db-stop migrate ingest enrich status report demo test test-faults lint-migrations bench bench-quick bench-compare clean
 
 help:
 	@echo "make demo    set everything up, start a local PostgreSQL, migrate, ingest and enrich a sample"
 	@echo "make test    the whole test suite (starts and stops its own PostgreSQL)"
 	@echo "make test-faults  kills, restarts, concurrent runs and remote faults (a few minutes, its own PostgreSQL)"
-	@echo "make setup | db | db-stop | migrate | ingest LOGS=... | enrich | status | report | bench"
+	@echo "make setup | db | db-stop | migrate | ingest LOGS=... | enrich | status | report"
+	@echo "make bench   one table of ratios to floors measured in the same run (bench-quick: small, gated; bench-compare)"
 
 setup: system-packages $(VENV)/.installed
 
@@ -131,13 +132,26 @@ bench: setup
 	url=$$($(LOCALDB_START) --dir $(BENCH_PG_DIR) --dbname postgres); \
 	IPINTEL_BENCH_DSN="$$url" $(PY) -m bench $(BENCH_ARGS)
 
-# The MaxMind pass against the row-by-row baseline on 100K IPs, and the snapshot step against a
-# plain UPDATE of the same rows (a minute or two): CI runs it after make test, so a change that
-# breaks the benchmark, or makes the snapshot step 4x its floor (it was 6x when it grew
-# quadratically, issue 19), is seen at once.
+# Every case on small sizes (about two minutes here), gated: CI runs it after make test, and it
+# fails (exit 1, one line naming the case and both ratios) when a ratio to its floor, measured in
+# the same run, is more than 2x worse than in bench/results/quick-reference.json (committed;
+# README "Benchmarks" says how to refresh it), or take_snapshots takes 4x its floor UPDATE (it was
+# 6x when it grew quadratically, issue 19).
+BENCH_QUICK_ARGS = --only maxmind --ips 50000 --baseline-ips 1000 --networks 1000 \
+	--only remerge --remerge-documents 20000 \
+	--only cymru --cymru-ips 10000 --cymru-latency 0.5 \
+	--only snapshots --snapshot-sessions 50000 --snapshot-ips 5000 --max-snapshot-ratio 4 \
+	--only routing --routing-v4 20000 --routing-v6 4000 --routing-days 4 --routing-sessions 10000 \
+	--only analyst --analyst-sessions 50000 --analyst-ips 10000 --analyst-asns 500
 bench-quick:
-	@$(MAKE) --no-print-directory bench BENCH_ARGS="--ips 100000 --baseline-ips 5000 --networks 1000 --only maxmind \
-	    --only snapshots --snapshot-sessions 100000 --snapshot-ips 10000 --max-snapshot-ratio 4 --out bench/out/quick.json"
+	@$(MAKE) --no-print-directory bench BENCH_ARGS="$(BENCH_QUICK_ARGS) \
+	    --out bench/results/quick-latest.json --reference bench/results/quick-reference.json"
+
+# The change of every ratio between two results files (default: the last two `make bench` runs).
+BENCH_PREVIOUS ?= bench/results/previous.json
+BENCH_LATEST   ?= bench/results/latest.json
+bench-compare:
+	@$(PY) -m bench.table compare $(BENCH_PREVIOUS) $(BENCH_LATEST)
 
 # destroy stops a cluster and removes its folder and its data, wherever they live.
 clean:

@@ -28,6 +28,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench import table
 from bench.maxmind_pass import scratch_databases
 from ipintel import schema
 
@@ -149,6 +150,16 @@ JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
 WHERE s.first_event_at >= now() - interval '30 days'
 GROUP BY 1 ORDER BY sessions DESC, asn LIMIT 20"""
 
+# The old way for one IP: its sessions with today's raw enrichment JSONB of ip_inventory.
+TIMELINE_JSONB = """
+SELECT s.first_event_at, s.last_event_at, s.session_id, s.sensor, s.login_attempts, s.command_count,
+       coalesce((i.enrichment -> 'cymru' ->> 'asn')::bigint, (i.enrichment -> 'maxmind' ->> 'asn')::bigint) AS asn,
+       i.enrichment -> 'maxmind' ->> 'country' AS country, i.enrichment
+FROM ipintel.session_summaries s
+JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
+WHERE s.source_ip = '{ip}'
+ORDER BY s.first_event_at"""
+
 EXECUTION_TIME = re.compile(r"Execution Time: ([0-9.]+) ms")
 
 
@@ -194,6 +205,7 @@ def measure(dsn: str, *, show_plans: bool = False) -> dict[str, Any]:
             "top20_report_top_asns_ms": TOP20_REPORT_FUNCTION,
             "top20_jsonb_old_way_ms": TOP20_JSONB,
             "ip_timeline_ms": timeline,
+            "ip_timeline_jsonb_old_way_ms": TIMELINE_JSONB.format(ip=busiest[0]),
             "verify_counts_ms": "SELECT count(*) FROM ipintel.verify_counts()",
             "verify_snapshots_ms": "SELECT * FROM ipintel.verify_snapshots()",
         }
@@ -232,6 +244,7 @@ def run(server: str, *, sessions: int, ips: int, asns: int, show_plans: bool = F
         print(f"analyst: {data['sessions']:,} sessions from {data['ips']:,} IPs in {data['asns_with_ips']:,} ASNs "
               f"(session_summaries {data['session_summaries_size']}; generated in {data['seconds']} s)", flush=True)
         results = {"data": data, **measure(dsn, show_plans=show_plans)}
+        results["table_rows"] = table_rows(results)
     print(f"    top 20 ASNs, last 30 days, snapshot columns: {results['top20_snapshot_ms']:.1f} ms "
           f"(without the window index {results['top20_snapshot_without_window_index_ms']:.1f} ms; "
           f"report_top_asns() {results['top20_report_top_asns_ms']:.1f} ms)", flush=True)
@@ -244,3 +257,18 @@ def run(server: str, *, sessions: int, ips: int, asns: int, show_plans: bool = F
           f"(exit {results['ipintel_verify_exit']}); load average {results['load_average_1_5_15']} on "
           f"{results['cpus']} CPUs", flush=True)
     return results
+
+
+def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The snapshot way against the old way from raw JSONB, same data, same run (best warm times)."""
+    size = f"{results['data']['sessions']:,} sessions"
+    top, top_jsonb = results["top20_snapshot_ms"], results["top20_jsonb_old_way_ms"]
+    line, line_jsonb = results["ip_timeline_ms"], results["ip_timeline_jsonb_old_way_ms"]
+    return [
+        table.row("top-20 ASNs, 30 days, warm (session_attribution)", size, f"{top:.1f} ms",
+                  baseline=f"{top_jsonb:.1f} ms from JSONB", ratio=top_jsonb / top, better="higher",
+                  target=">=20x JSONB and <100 ms", met_=top_jsonb / top >= 20 and top < 100),
+        table.row("an IP's timeline, warm (ip_timeline)", f"{results['timeline_rows']:,} rows", f"{line:.1f} ms",
+                  baseline=f"{line_jsonb:.1f} ms from JSONB (sessions only)", ratio=line_jsonb / line,
+                  better="higher", target="<100 ms", met_=line < 100),
+    ]

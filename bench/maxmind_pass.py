@@ -41,6 +41,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg.types.json import Jsonb
 
+from bench import table
 from ipintel import schema
 from ipintel.config import Settings
 from ipintel.enrich import Batches, EnrichOptions, Stopped, enrich
@@ -381,4 +382,22 @@ def run(server: str, *, ips: int, baseline_ips: int, networks: int, seed: float)
     env = results["environment"]
     print(f"set-based pass / row-by-row: {results['ratio']}x the IPs per second "
           f"(fsync={env['fsync']}, synchronous_commit={env['synchronous_commit']})", flush=True)
+    results["table_rows"] = table_rows(ips, a, u, f, b)
     return results
+
+
+def table_rows(ips: int, a: dict[str, Any], u: dict[str, Any], f: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    """The first enrichment against the floor's rows per second; the unchanged build against the
+    first pass's time (both in this run): it should write nothing and take next to no time."""
+    size = f"{ips:,} IPs"
+    unchanged_ratio = u["seconds"] / a["pass_seconds"] if a["pass_seconds"] else None
+    return [
+        table.row("MaxMind pass, first enrichment", size, f"{a['ips_per_second']:,} IPs/s",
+                  floor=f"{f['rows_per_second']:,} rows/s", floor_kind="COPY + UPDATE ... FROM, primary key only",
+                  baseline=f"{b['ips_per_second']:,} IPs/s row by row", ratio=a["ips_per_second"] / f["rows_per_second"],
+                  target=">=0.7x floor", target_op=">=", target_value=0.7),
+        table.row("MaxMind pass, unchanged build", size, f"{u['seconds']} s, {u['rows_written']:,} rows written",
+                  floor=f"{a['pass_seconds']} s", floor_kind="the first pass, to scale",
+                  baseline="nothing to do", ratio=unchanged_ratio, better="lower",
+                  target="<=3 s, no row written", met_=u["seconds"] <= 3 and u["rows_written"] == 0),
+    ]

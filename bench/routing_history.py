@@ -20,6 +20,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench import table
 from bench.maxmind_pass import checkpoint, scratch_databases
 from ipintel import schema
 
@@ -77,6 +78,23 @@ def run(server: str, *, v4: int = 1_000_000, v6: int = 200_000, days: int = 30, 
             results["pairs_per_snapshot"] = pairs = row[0]
         print(f"routing: {pairs:,} (prefix, origin) pairs per snapshot, {days} days, {churn:.1%} churn a day",
               flush=True)
+        # The floor of a snapshot load: a plain INSERT of the same pairs (with their day range)
+        # into a table with no index, committed.
+        with psycopg.connect(dsn) as conn:
+            conn.execute("CREATE TABLE floor_routes (prefix cidr NOT NULL, asn bigint NOT NULL, valid daterange)")
+            conn.commit()
+            checkpoint(server)
+            insert_floor = float("inf")
+            for _ in range(3):  # the best of three: it is short, and a load spike would double it
+                started = time.perf_counter()
+                conn.execute("INSERT INTO floor_routes SELECT prefix, asn, daterange('2026-01-01', NULL) FROM bench_routes")
+                conn.commit()
+                insert_floor = min(insert_floor, time.perf_counter() - started)
+                conn.execute("TRUNCATE floor_routes")
+                conn.commit()
+            results["floor_insert_seconds"] = round(insert_floor, 3)
+            conn.execute("DROP TABLE floor_routes")
+            conn.commit()
         loads = []
         first_day = "2026-01-01"
         for day in range(days):
@@ -109,16 +127,53 @@ def run(server: str, *, v4: int = 1_000_000, v6: int = 200_000, days: int = 30, 
             conn.execute(SESSIONS, {"first": first_day, "days": days, "sessions": sessions, "routes": pairs})
             conn.execute("ANALYZE bench_pairs")
             conn.commit()
-            started = time.perf_counter()
-            row = conn.execute("SELECT count(*) FROM ipintel.routing_asns("
-                               "ARRAY(SELECT ip FROM bench_pairs ORDER BY ip, day), "
-                               "ARRAY(SELECT day FROM bench_pairs ORDER BY ip, day))").fetchone()
-            elapsed = time.perf_counter() - started
+            elapsed = float("inf")
+            for _ in range(3):  # the best of three (the first is cold), as the floor's below
+                started = time.perf_counter()
+                row = conn.execute("SELECT count(*) FROM ipintel.routing_asns("
+                                   "ARRAY(SELECT ip FROM bench_pairs ORDER BY ip, day), "
+                                   "ARRAY(SELECT day FROM bench_pairs ORDER BY ip, day))").fetchone()
+                elapsed = min(elapsed, time.perf_counter() - started)
             assert row is not None
             distinct = conn.execute("SELECT count(*) FROM (SELECT DISTINCT ip, day FROM bench_pairs) x").fetchone()
             assert distinct is not None
+            # The floor of a lookup: the same arrays, one btree probe per pair into a table of one
+            # row per IP.
+            conn.execute("CREATE TABLE floor_ip_asn AS SELECT DISTINCT ip, 0::bigint AS asn FROM bench_pairs")
+            conn.execute("ALTER TABLE floor_ip_asn ADD PRIMARY KEY (ip)")
+            conn.execute("ANALYZE floor_ip_asn")
+            conn.commit()
+            lookup_floor = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                conn.execute("SELECT count(f.asn) FROM unnest(ARRAY(SELECT ip FROM bench_pairs ORDER BY ip, day), "
+                             "ARRAY(SELECT day FROM bench_pairs ORDER BY ip, day)) AS u(ip, day) "
+                             "JOIN floor_ip_asn f ON f.ip = u.ip").fetchone()
+                lookup_floor = min(lookup_floor, time.perf_counter() - started)
         results |= {"sessions": sessions, "distinct_ip_days": distinct[0], "attributed": row[0],
-                    "attack_time_asn_seconds": round(elapsed, 2)}
+                    "attack_time_asn_seconds": round(elapsed, 2), "lookup_floor_seconds": round(lookup_floor, 3)}
         print(f"    attack-time ASN of {sessions:,} sessions ({distinct[0]:,} distinct IP-days): "
               f"{elapsed:.1f} s, {row[0]:,} attributed", flush=True)
+    results["table_rows"] = table_rows(results, loads, insert_floor, elapsed, lookup_floor)
     return results
+
+
+def table_rows(results: dict[str, Any], loads: list[float], insert_floor: float, lookup: float,
+               lookup_floor: float) -> list[dict[str, Any]]:
+    """Loads against a plain INSERT of the same pairs; attack-time ASNs against one btree probe per
+    pair. Issue 15 sets no target for routing: these are gated as ratios, not judged."""
+    pairs = f"{results['pairs_per_snapshot']:,} pairs"
+    rows = [table.row("routing snapshot load, first", pairs, f"{loads[0]:.2f} s", floor=f"{insert_floor:.3f} s",
+                      floor_kind="plain INSERT of the same pairs", ratio=loads[0] / insert_floor, better="lower",
+                      target="none set")]
+    if len(loads) > 1:
+        median = sorted(loads[1:])[len(loads[1:]) // 2]
+        rows.append(table.row(
+            "routing snapshot load, daily (median)", f"{pairs}, {results['churn']:.1%} churn", f"{median:.2f} s",
+            floor=f"{insert_floor:.3f} s", floor_kind="plain INSERT of the same pairs", ratio=median / insert_floor,
+            better="lower", target="none set"))
+    rows.append(table.row(
+        "attack-time ASN lookup (routing_asns)", f"{results['sessions']:,} sessions", f"{lookup:.2f} s",
+        floor=f"{lookup_floor:.3f} s", floor_kind="same arrays, btree join, one row per IP", ratio=lookup / lookup_floor,
+        better="lower", target="none set"))
+    return rows

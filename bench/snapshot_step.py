@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench import table
 from bench.maxmind_pass import checkpoint, scratch_databases
 from ipintel import schema
 
@@ -157,4 +158,10 @@ def run(server: str, *, sessions: int, ips: int, answered_every: int = 2) -> dic
           f"again with nothing new: {again:.2f} s ({changed_again:,} changed)", flush=True)
     print(f"    floor, plain UPDATE of the same {floor_rows:,} rows: {floor:.2f} s; "
           f"take_snapshots / floor = {results['ratio_to_floor']}x", flush=True)
+    # The target is absolute (2M sessions in under 20 s), scaled here to the sessions taken;
+    # the ratio to the plain UPDATE of the same rows, same run, is what a regression moves.
+    results["table_rows"] = [table.row(
+        "snapshots (take_snapshots)", f"{changed:,} sessions", f"{first:.2f} s", floor=f"{floor:.2f} s",
+        floor_kind="plain UPDATE of the same columns", baseline="", ratio=first / floor if floor else None,
+        better="lower", target="<20 s per 2M sessions", met_=first < 20 * max(changed, 1) / 2_000_000)]
     return results
