@@ -62,7 +62,7 @@ def test_verify_is_clean_after_the_demo_and_finds_planted_drift(
                      "WHERE ctid = (SELECT min(ctid) FROM ipintel.attribution_daily)")
     assert cli.main(["verify"]) == 1
     out = capsys.readouterr().out
-    assert "1 attribution rule(s) broken" in out and "attribution_daily's counts equal a recount" in out, out
+    assert "1 attribution rule(s) broken" in out and "attribution_daily's counts equal" in out, out
 
 
 def test_verify_on_an_empty_database_is_clean(db: str, cli_database: Callable[[str], None],
