@@ -166,8 +166,11 @@ CREATE FUNCTION ipintel.top_asns(p_since date, p_until date, p_top bigint)
     LANGUAGE sql
     STABLE
     SET search_path = ''
+    -- A few tens of ms of work: JIT compilation would cost ten times that (measured: 270 ms of 415).
+    SET jit = off
 BEGIN ATOMIC
-    -- The ranking needs only the sums; the sketches are merged for the p_top ASNs kept.
+    -- The ranking needs only the sums; the sketches are merged for the p_top ASNs kept, in one
+    -- more pass over the window joined by hash to them (NULL, the unknown ASN, keyed as -1).
     WITH ranked AS (
         SELECT a.asn, sum(a.sessions)::bigint AS sessions, sum(a.login_successes)::bigint AS logins,
                sum(a.commands)::bigint AS commands, sum(a.downloads)::bigint AS downloads
@@ -175,13 +178,17 @@ BEGIN ATOMIC
         WHERE a.day >= p_since AND a.day < p_until
         GROUP BY a.asn
         ORDER BY 2 DESC, 1 NULLS LAST
-        LIMIT p_top)
-    SELECT r.asn, n.as_name, r.sessions,
-           (SELECT round(public.hll_cardinality(public.hll_union_agg(a.distinct_ips)))::bigint
-            FROM ipintel.attribution_daily a
-            WHERE a.day >= p_since AND a.day < p_until AND a.asn IS NOT DISTINCT FROM r.asn),
-           r.logins, r.commands, r.downloads
+        LIMIT p_top
+    ), sketches AS (
+        SELECT coalesce(a.asn, -1) AS asn_key,
+               round(public.hll_cardinality(public.hll_union_agg(a.distinct_ips)))::bigint AS ips
+        FROM ipintel.attribution_daily a
+        JOIN ranked r ON coalesce(r.asn, -1) = coalesce(a.asn, -1)
+        WHERE a.day >= p_since AND a.day < p_until
+        GROUP BY 1)
+    SELECT r.asn, n.as_name, r.sessions, s.ips, r.logins, r.commands, r.downloads
     FROM ranked r
+    LEFT JOIN sketches s ON s.asn_key = coalesce(r.asn, -1)
     LEFT JOIN ipintel.asn_inventory n ON n.asn = r.asn
     ORDER BY r.sessions DESC, r.asn NULLS LAST;
 END;
@@ -193,6 +200,7 @@ CREATE FUNCTION ipintel.top_countries(p_since date, p_until date, p_top bigint)
     LANGUAGE sql
     STABLE
     SET search_path = ''
+    SET jit = off
 BEGIN ATOMIC
     SELECT a.country, sum(a.sessions)::bigint, round(public.hll_cardinality(public.hll_union_agg(a.distinct_ips)))::bigint,
            sum(a.login_successes)::bigint, sum(a.commands)::bigint, sum(a.downloads)::bigint
