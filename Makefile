@@ -18,7 +18,7 @@ FAULTS_PG_DIR ?= .ipintel-pg-faults
 LOCALDB       = $(PYTHON) -m devtools.localdb
 LOCALDB_START = $(PY) -m devtools.localdb start
 TEST_DEB_PACKAGES := chromium
-DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-15-plpgsql-check postgresql-15-ip4r libtap-parser-sourcehandler-pgtap-perl
+DEB_PACKAGES := postgresql-15 postgresql-contrib postgresql-15-pgtap postgresql-15-plpgsql-check postgresql-15-ip4r postgresql-15-hll libtap-parser-sourcehandler-pgtap-perl
 # An installed ipintel has no default database: every target passes DATABASE_URL, the
 # environment's when set, otherwise the project-local cluster's (make db; without one, localdb
 # says "run `make db` first" and the target stops there).

@@ -80,6 +80,7 @@ ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint, text) SEC
 ALTER FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.forget_geo_builds(text, date) SECURITY DEFINER;
 ALTER FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) SECURITY DEFINER;
+ALTER FUNCTION ipintel.roll_up_attribution() SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION
     ipintel.start_ingest_run(),
     ipintel.interrupt_abandoned_ingest_runs(),
@@ -95,7 +96,8 @@ GRANT EXECUTE ON FUNCTION
     ipintel.load_routing_snapshot(text, date, text, bigint, text),
     ipintel.load_geo_build(text, text, bigint, text, text, text, bigint),
     ipintel.forget_geo_builds(text, date),
-    ipintel.redo_snapshots(timestamptz, timestamptz, text)
+    ipintel.redo_snapshots(timestamptz, timestamptz, text),
+    ipintel.roll_up_attribution()
 TO ipintel_loader;
 
 -- Staging: the loader COPYs its batches in (and nothing else does).
@@ -150,7 +152,11 @@ GRANT EXECUTE ON FUNCTION
     ipintel.verify_snapshots(),
     ipintel.verify_integrity(),
     ipintel.verify_sessions(),
-    ipintel.ips_in(bigint[], text[])
+    ipintel.ips_in(bigint[], text[]),
+    ipintel.attribution_of_days(date[]),
+    ipintel.top_asns(date, date, bigint),
+    ipintel.top_countries(date, date, bigint),
+    ipintel.verify_attribution()
 TO ipintel_reader, ipintel_loader;
 DO $$
 BEGIN

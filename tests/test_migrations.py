@@ -266,3 +266,31 @@ def test_geo_builds_revision_goes_back_with_routing_history_and_builds_loaded(db
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM ipintel.geo_builds").fetchone() == (0,)
         assert conn.execute("SELECT sha256 FROM ipintel.routing_snapshots").fetchone() == (None,)
+
+
+def test_attribution_revision_fills_the_rollup_from_existing_sessions_and_goes_back(db: str, empty_db: str) -> None:
+    """0032 (attribution_daily): on a populated database the upgrade queues every day and its fill
+    step rolls them up after the commit (the rollup then equals a recount); the downgrade gives
+    back the schema before it, and upgrading again fills it again."""
+    before = schema.script_directory().get_revision("0032").down_revision
+    assert isinstance(before, str)
+    schema.upgrade(empty_db, before)
+    at_before = schema.schema_dump(empty_db)
+    schema.downgrade(db, before)
+    populate(db, sessions=20_000, ips=4_000)
+    with psycopg.connect(db) as conn:
+        # Snapshots taken before the revision (one session in ten still has none).
+        conn.execute("UPDATE ipintel.session_summaries s SET snapshot_asn = i.current_asn, snapshot_asn_source = 'x', "
+                     "snapshot_country = 'NL', snapshot_enrichment = '{}', snapshot_at = s.first_event_at "
+                     "FROM ipintel.ip_inventory i WHERE i.ip = s.source_ip AND hashtext(s.session_id) % 10 <> 0")
+    schema.upgrade(db, "head")
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM ipintel.attribution_dirty_days").fetchone() == (0,)
+        assert conn.execute("SELECT sum(sessions)::bigint = (SELECT count(*) FROM ipintel.session_summaries "
+                            "WHERE snapshot_at IS NOT NULL) FROM ipintel.attribution_daily").fetchone() == (True,)
+        assert conn.execute("SELECT sum(violations) FROM ipintel.verify_attribution()").fetchone() == (0,)
+    schema.downgrade(db, before)
+    assert schema.schema_dump(db) == at_before
+    schema.upgrade(db, "head")
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT sum(violations) FROM ipintel.verify_attribution()").fetchone() == (0,)

@@ -112,7 +112,7 @@ def test_no_function_is_executable_by_public(db: str) -> None:
     assert public == []
     # the loader's entry points (sql/099_roles.sql, the geolocation builds' loaders among them) and
     # ensure_session_partitions (its partitions are the owner's)
-    assert len(definers) == 16
+    assert len(definers) == 17
     assert all("search_path=\"\"" in config for _, config in definers), definers
 
 

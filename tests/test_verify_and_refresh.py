@@ -51,7 +51,18 @@ def test_verify_is_clean_after_the_demo_and_finds_planted_drift(
     with psycopg.connect(db) as conn:
         conn.execute("ALTER TABLE ipintel.session_summaries ENABLE TRIGGER session_summaries_snapshot_is_immutable")
     assert cli.main(["verify"]) == 1
-    assert "1 snapshot rule(s) broken" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "1 snapshot rule(s) broken" in out and "0 attribution rule(s) broken" in out, out
+
+    # Drift in the rollup: one group's count edited by hand (the days the edits above queued are
+    # rolled up first; a write to attribution_daily itself queues nothing).
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT ipintel.roll_up_attribution()").fetchone() == (1,)
+        conn.execute("UPDATE ipintel.attribution_daily SET sessions = sessions + 1 "
+                     "WHERE ctid = (SELECT min(ctid) FROM ipintel.attribution_daily)")
+    assert cli.main(["verify"]) == 1
+    out = capsys.readouterr().out
+    assert "1 attribution rule(s) broken" in out and "attribution_daily's counts equal" in out, out
 
 
 def test_verify_on_an_empty_database_is_clean(db: str, cli_database: Callable[[str], None],

@@ -286,8 +286,9 @@ def print_report(settings: config.Settings, *, since: datetime, until: datetime,
 
 def cmd_verify(args: argparse.Namespace, settings: config.Settings) -> int:
     """`ipintel verify`: the maintained counts against a recount from scratch, the snapshot rules,
-    the session rules and the integrity rules; exit 1 when anything drifted (ipintel.verify_counts,
-    ipintel.verify_snapshots, ipintel.verify_sessions, ipintel.verify_integrity)."""
+    the session rules, the integrity rules and the attribution rollup; exit 1 when anything drifted
+    (ipintel.verify_counts, ipintel.verify_snapshots, ipintel.verify_sessions, ipintel.verify_integrity,
+    ipintel.verify_attribution)."""
     started = datetime.now(UTC)
     with db.connection(settings.database_url) as conn:
         scope = db.query_one(conn, db.query("verify_scope"))
@@ -295,6 +296,7 @@ def cmd_verify(args: argparse.Namespace, settings: config.Settings) -> int:
         rules = db.query_all(conn, db.query("verify_snapshots"))
         integrity = db.query_all(conn, db.query("verify_integrity"))
         session_rules = db.query_all(conn, db.query("verify_sessions"))
+        attribution = db.query_all(conn, db.query("verify_attribution"))
     assert scope is not None
     seconds = (datetime.now(UTC) - started).total_seconds()
     if counts:
@@ -308,7 +310,8 @@ def cmd_verify(args: argparse.Namespace, settings: config.Settings) -> int:
         console.print("counts: asn_inventory ip_count, session_count, first_seen, last_seen and ip_inventory "
                       "session_count, first_seen, last_seen all match a recount from scratch")
     for title, checked_rules in (("snapshot rules", rules), ("session rules", session_rules),
-                                 ("integrity rules (ASN history, sources)", integrity)):
+                                 ("integrity rules (ASN history, sources)", integrity),
+                                 ("attribution rollup (attribution_daily)", attribution)):
         table = Table(title=title)
         for column in ("rule", "violations", "examples"):
             table.add_column(column, justify="right" if column == "violations" else "left")
@@ -318,12 +321,13 @@ def cmd_verify(args: argparse.Namespace, settings: config.Settings) -> int:
     broken = sum(1 for r in rules if r["violations"])
     sessions_broken = sum(1 for r in session_rules if r["violations"])
     integrity_broken = sum(1 for r in integrity if r["violations"])
+    attribution_broken = sum(1 for r in attribution if r["violations"])
     checked = (f"{scope['asns']:,} ASNs, {scope['ips']:,} IPs, {scope['sessions']:,} sessions checked "
                f"in {seconds:.1f} s")
-    if counts or broken or sessions_broken or integrity_broken:
+    if counts or broken or sessions_broken or integrity_broken or attribution_broken:
         console.print(f"verify: DRIFT: {sum(c['rows'] for c in counts):,} count(s) differ, {broken} snapshot "
                       f"rule(s) broken, {sessions_broken} session rule(s) broken, {integrity_broken} integrity "
-                      f"rule(s) broken ({checked})")
+                      f"rule(s) broken, {attribution_broken} attribution rule(s) broken ({checked})")
         return EXIT_FAILURES
     console.print(f"verify: no drift ({checked})")
     return EXIT_OK

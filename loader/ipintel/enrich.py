@@ -274,6 +274,8 @@ def enrich(settings: Settings, options: EnrichOptions, *, passes: Sequence[Pass]
             # Whatever ran: SQL decides, per session and field, which sources are still awaited.
             row = db.query_one(conn, db.query("take_snapshots"))
             summary.snapshots = int(row["n"]) if row else 0
+            # The days those snapshots (and ingest since the last roll-up) touched, recounted.
+            db.query_one(conn, db.query("roll_up_attribution"))
         ended("finished", summary.exit_code)
         return summary
     except KeyboardInterrupt:

@@ -106,6 +106,8 @@ class _Ingest:
             try:
                 for path in files:
                     self._ingest_file(conn, path)
+                # The days whose snapshotted sessions this run changed: attribution_daily recounted.
+                db.query_one(conn, db.query("roll_up_attribution"))
                 status = "finished_with_rejects" if self.summary.rejects else "succeeded"
             except KeyboardInterrupt:
                 status = "interrupted"

@@ -131,6 +131,11 @@ SELECT * FROM ipintel.verify_integrity();
 -- violations (0: obeyed) and examples.
 SELECT * FROM ipintel.verify_sessions();
 
+-- verify_attribution --
+-- `ipintel verify`: attribution_daily against a recount from session_summaries (counts and HLL
+-- sketches; days still queued for roll_up_attribution excepted), with violations and examples.
+SELECT * FROM ipintel.verify_attribution();
+
 -- verify_scope --
 -- `ipintel verify`: how much was checked.
 SELECT (SELECT count(*) FROM ipintel.asn_inventory) AS asns, (SELECT count(*) FROM ipintel.ip_inventory) AS ips,
@@ -278,6 +283,11 @@ SELECT * FROM ipintel.redo_snapshots(%(since)s::timestamptz, %(until)s::timestam
 -- take_snapshots --
 -- After the passes: SQL decides, per session and field, which sources are still awaited.
 SELECT ipintel.take_snapshots() AS n;
+
+-- roll_up_attribution --
+-- After take_snapshots (enrich) and after the last chunk (ingest): recompute the attribution_daily
+-- days their writes queued; returns how many days.
+SELECT ipintel.roll_up_attribution() AS days;
 
 ------------------------------------------------------------------------------------------
 -- Routing history: `ipintel routing load` (ipintel.routing; the function is in revision 0022)
