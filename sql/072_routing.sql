@@ -318,7 +318,10 @@ COMMENT ON FUNCTION ipintel.routing_snapshot_on(text, date) IS
 -- Set-based: the origin AS of each (ip, day) pair from routing history. For each dataset, the
 -- snapshot of routing_snapshot_on (computed once per distinct day); in it, the longest prefix
 -- containing the IP (its smallest origin when several announce it); the dataset with the latest
--- snapshot wins, then by rank. One GiST probe per pair and dataset.
+-- snapshot wins, then by rank. One GiST probe per pair and dataset: the probe is a LATERAL
+-- subquery the planner cannot flatten, because it estimates an unnest of parameters at 10 rows
+-- and then joined every pair to every run of the snapshot (ip_timeline of a busy IP: 2.8 s
+-- against 47 ms, measured on 1,828 sessions).
 CREATE FUNCTION ipintel.routing_asns(p_ips inet[], p_days date[])
     RETURNS TABLE (ip inet, day date, asn bigint, dataset text, taken_on date, prefix cidr)
     LANGUAGE sql
@@ -331,13 +334,17 @@ BEGIN ATOMIC
         FROM (SELECT DISTINCT pairs.day FROM pairs) x
         CROSS JOIN ipintel.routing_datasets d
     )
-    SELECT DISTINCT ON (q.ip, q.day) q.ip, q.day, o.asn, o.dataset, w.taken_on, o.prefix
+    SELECT DISTINCT ON (q.ip, q.day) q.ip, q.day, o.asn, w.dataset, w.taken_on, o.prefix
     FROM pairs q
     JOIN snapshots w ON w.day = q.day AND w.taken_on IS NOT NULL
-    JOIN ipintel.prefix_origins o
-      ON o.dataset = w.dataset
-     AND o.prefix_range OPERATOR(public.>>=) public.iprange(q.ip::cidr)
-     AND o.valid @> w.taken_on
+    CROSS JOIN LATERAL (
+        SELECT p.asn, p.prefix
+        FROM ipintel.prefix_origins p
+        WHERE p.dataset = w.dataset
+          AND p.prefix_range OPERATOR(public.>>=) public.iprange(q.ip::cidr)
+          AND p.valid @> w.taken_on
+        OFFSET 0  -- a fence: probe per pair, never flattened into a join of everything
+    ) o
     ORDER BY q.ip, q.day, w.taken_on DESC, w.rank, masklen(o.prefix) DESC, o.asn;
 END;
 COMMENT ON FUNCTION ipintel.routing_asns(inet[], date[]) IS

@@ -2,7 +2,7 @@
 
 Revision ID: 0032
 Revises: 0029
-Create Date: 2026-12-03
+Create Date: 2026-11-30
 
 The SQL lives beside this file: 0032_attribution_daily.upgrade.sql runs as the migrating user,
 because CREATE EXTENSION hll needs a superuser (its SQL then sets the role to ipintel_owner, as
