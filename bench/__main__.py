@@ -1,4 +1,4 @@
-"""`python -m bench [--ips N] [--baseline-ips N] [--only maxmind|cymru|snapshots|routing|analyst]`: run the benchmarks, print and save the figures."""
+"""`python -m bench [--ips N] [--baseline-ips N] [--only maxmind|cymru|snapshots|routing|analyst|ingest]`: run the benchmarks, print and save the figures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench import analyst_queries, cymru_pass, maxmind_pass, routing_history, snapshot_step
+from bench import analyst_queries, cymru_pass, ingest_pass, maxmind_pass, routing_history, snapshot_step
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
@@ -39,8 +39,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="sessions for the analyst's queries (default: %(default)s)")
     parser.add_argument("--analyst-ips", type=int, default=300_000, help="their IPs (default: %(default)s)")
     parser.add_argument("--analyst-asns", type=int, default=20_000, help="their ASNs (default: %(default)s)")
+    parser.add_argument("--ingest-events", type=int, default=800_000,
+                        help="Cowrie events generated for the ingest case (default: %(default)s)")
     parser.add_argument("--show-plans", action="store_true", help="print the EXPLAIN ANALYZE plans of the analyst's queries")
-    parser.add_argument("--only", choices=["maxmind", "cymru", "snapshots", "routing", "analyst"], action="append",
+    parser.add_argument("--only", choices=["maxmind", "cymru", "snapshots", "routing", "analyst", "ingest"], action="append",
                         help="run only this benchmark (repeatable; default: all)")
     args = parser.parse_args(argv)
 
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ips < args.baseline_ips or args.baseline_ips < 1:
         parser.error("--ips must be at least --baseline-ips, which must be positive")
 
-    only = set(args.only or ("maxmind", "cymru", "snapshots", "routing", "analyst"))
+    only = set(args.only or ("maxmind", "cymru", "snapshots", "routing", "analyst", "ingest"))
     results: dict[str, object] = {}
     if "maxmind" in only:
         results["maxmind_pass"] = maxmind_pass.run(server, ips=args.ips, baseline_ips=args.baseline_ips,
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     if "analyst" in only:
         results["analyst_queries"] = analyst_queries.run(server, sessions=args.analyst_sessions, ips=args.analyst_ips,
                                                          asns=args.analyst_asns, show_plans=args.show_plans)
+    if "ingest" in only:
+        results["ingest_pass"] = ingest_pass.run(server, events=args.ingest_events)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}")

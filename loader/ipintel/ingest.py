@@ -8,7 +8,7 @@ no line is lost or counted twice.
 
 Parsing runs in a second process (`_ParseAhead`) while this one COPYs and merges: it reads the
 files in order, a little ahead, and hands over each chunk as COPY text already formatted, through
-a pipe (one chunk ahead: a full pipe blocks it). It writes nothing anywhere, so a kill of either process loses only chunks not
+a pipe and a bounded queue (CHUNKS_AHEAD). It writes nothing anywhere, so a kill of either process loses only chunks not
 yet committed, which the next run reads again from the recorded offsets. Small runs (under
 PARALLEL_MIN_BYTES of files to read) parse in this process, with the same code.
 """
@@ -18,16 +18,18 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 
@@ -40,6 +42,7 @@ DEFAULT_CHUNK_LINES = 50_000
 # below it, starting that process (~0.2 s) costs more than the overlap gains.
 PARALLEL_MIN_BYTES = 1 << 20
 FILES_AHEAD = 2  # files handed to the parser beyond the one being loaded
+CHUNKS_AHEAD = 3  # parsed chunks waiting for the loader: bounds the parser's lead and its memory
 INGEST_LOCK = "ipintel.ingest"
 REJECTS_SHOWN = 5
 # The CLI's exit code for each status of ingest_runs (a failed run: see _failed_exit_code).
@@ -208,7 +211,9 @@ def parse_worker_main() -> None:
     # A loader killed outright closes both pipes: the next read or write here ends this process.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    jobs, out = sys.stdin.buffer, sys.stdout.buffer
+    # Buffered whatever PYTHONUNBUFFERED says: an unbuffered pipe may take part of a write.
+    jobs = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
+    out = open(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)  # noqa: SIM115
     try:
         while True:
             try:
@@ -262,7 +267,27 @@ class _ParseAhead:
         self._proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._jobs, self._results = self._proc.stdin, self._proc.stdout
+        self._jobs = self._proc.stdin
+        # A thread drains the pipe into a bounded queue, so the parser can run CHUNKS_AHEAD chunks
+        # ahead: across the end of a file (a short last chunk) it is then not waited for.
+        self._queue: queue.Queue[_Chunk | _Failure | None] = queue.Queue(maxsize=CHUNKS_AHEAD)
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._drain, args=(self._proc.stdout,), daemon=True,
+                                        name="ipintel-ingest-parser-reader")
+        self._reader.start()
+
+    def _drain(self, pipe: IO[bytes]) -> None:
+        try:
+            while not self._stop.is_set():
+                item = pickle.load(pipe)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        except (EOFError, pickle.UnpicklingError, OSError, ValueError):
+            self._queue.put(None)  # the parser ended: next() says how
 
     def submit(self, job: _Job) -> None:
         try:
@@ -272,22 +297,23 @@ class _ParseAhead:
             pass  # it died: next() says so
 
     def next(self) -> _Chunk | _Failure:
-        try:
-            item = pickle.load(self._results)
-        except (EOFError, pickle.UnpicklingError):
+        item = self._queue.get()
+        if item is None:
             code = self._proc.wait()
             raise ParserFailed(f"the parsing process ended unexpectedly (exit code {code}); the chunk in "
-                               "flight was not committed, the next run resumes") from None
-        assert isinstance(item, (_Chunk, _Failure))
+                               "flight was not committed, the next run resumes")
         return item
 
     def close(self) -> None:
         if self._proc.poll() is None:
             self._proc.kill()  # it holds nothing worth a goodbye: no file written, no connection
         self._proc.wait()
-        for pipe in (self._jobs, self._results):
+        self._stop.set()
+        self._reader.join(timeout=10)
+        for pipe in (self._jobs, self._proc.stdout):
             try:
-                pipe.close()
+                if pipe is not None:
+                    pipe.close()
             except BrokenPipeError:
                 pass
 
