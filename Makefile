@@ -142,7 +142,8 @@ BENCH_QUICK_ARGS = --only maxmind --ips 50000 --baseline-ips 1000 --networks 100
 	--only cymru --cymru-ips 10000 --cymru-latency 0.5 \
 	--only snapshots --snapshot-sessions 50000 --snapshot-ips 5000 --max-snapshot-ratio 4 \
 	--only routing --routing-v4 20000 --routing-v6 4000 --routing-days 4 --routing-sessions 10000 \
-	--only analyst --analyst-sessions 50000 --analyst-ips 10000 --analyst-asns 500
+	--only analyst --analyst-sessions 50000 --analyst-ips 10000 --analyst-asns 500 \
+	--only ingest --ingest-events 100000
 bench-quick:
 	@$(MAKE) --no-print-directory bench BENCH_ARGS="$(BENCH_QUICK_ARGS) \
 	    --out bench/results/quick-latest.json --reference bench/results/quick-reference.json"

@@ -195,6 +195,8 @@ CREATE FUNCTION ipintel.merge_cowrie_events(p_batch_id bigint)
     RETURNS TABLE (events bigint, sessions_new bigint, sessions_updated bigint, ips_new bigint, event_counts jsonb)
     LANGUAGE plpgsql
     SET search_path = ''
+    -- A chunk of 50,000 events sorts in ~8 MB: in memory, not in temporary files.
+    SET work_mem = '64MB'
 AS $$
 DECLARE
     v_events bigint;
@@ -212,30 +214,36 @@ BEGIN
     FROM (SELECT c.eventid, count(*) AS n FROM ipintel_staging.cowrie_events c
           WHERE c.batch_id = p_batch_id GROUP BY c.eventid) e;
 
+    -- Every "first" below is the first of the session's events by (event_ts, line_no): the events
+    -- come sorted so from the subquery, and each aggregate takes them in that order (a GROUP BY
+    -- on a prefix of the subquery's sort keeps it; an INSERT plan is never parallel). One sort for
+    -- the batch instead of one per ordered aggregate and session: the aggregation in half the
+    -- time (issue 15). normalize_ip is applied once per session, to the address picked.
     INSERT INTO ipintel_staging.cowrie_sessions
     SELECT p_batch_id, c.session_id,
            -- The peer is the address of the connect event. Without one in this batch (a session
            -- continued from an earlier file), the earliest event's, but never a direct-tcpip
            -- event's: Cowrie logs the client-claimed forwarding origin (e.g. 127.0.0.1) there.
-           coalesce((array_agg(ipintel.normalize_ip(c.src_ip) ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
-                    (array_agg(ipintel.normalize_ip(c.src_ip) ORDER BY c.event_ts, c.line_no) FILTER (WHERE c.eventid NOT LIKE 'cowrie.direct-tcpip.%'))[1],
-                    (array_agg(ipintel.normalize_ip(c.src_ip) ORDER BY c.event_ts, c.line_no))[1]),
-           (array_agg(c.sensor ORDER BY c.event_ts) FILTER (WHERE c.sensor IS NOT NULL))[1],
+           ipintel.normalize_ip(coalesce((array_agg(c.src_ip) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+                                         (array_agg(c.src_ip) FILTER (WHERE c.eventid NOT LIKE 'cowrie.direct-tcpip.%'))[1],
+                                         (array_agg(c.src_ip))[1])),
+           (array_agg(c.sensor) FILTER (WHERE c.sensor IS NOT NULL))[1],
            min(c.event_ts), max(c.event_ts),
-           (array_agg(c.protocol ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
-           (array_agg(c.src_port ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
-           (array_agg(ipintel.normalize_ip(c.dst_ip) ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
-           (array_agg(c.dst_port ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+           (array_agg(c.protocol) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+           (array_agg(c.src_port) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+           ipintel.normalize_ip((array_agg(c.dst_ip) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1]),
+           (array_agg(c.dst_port) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
            max(c.duration) FILTER (WHERE c.eventid = 'cowrie.session.closed'),
-           (array_agg(c.client_version ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.client.version'))[1],
-           (array_agg(c.hassh ORDER BY c.event_ts) FILTER (WHERE c.eventid = 'cowrie.client.kex'))[1],
+           (array_agg(c.client_version) FILTER (WHERE c.eventid = 'cowrie.client.version'))[1],
+           (array_agg(c.hassh) FILTER (WHERE c.eventid = 'cowrie.client.kex'))[1],
            count(*) FILTER (WHERE c.eventid IN ('cowrie.login.failed', 'cowrie.login.success')),
            count(*) FILTER (WHERE c.eventid = 'cowrie.login.success'),
            count(*) FILTER (WHERE c.eventid = 'cowrie.command.input'),
            count(*) FILTER (WHERE c.eventid = 'cowrie.session.file_download'),
            count(*)
-    FROM ipintel_staging.cowrie_events c
-    WHERE c.batch_id = p_batch_id
+    FROM (SELECT e.* FROM ipintel_staging.cowrie_events e
+          WHERE e.batch_id = p_batch_id
+          ORDER BY e.session_id, e.event_ts, e.line_no) c
     GROUP BY c.session_id;
 
     -- The partitions of this chunk's months, and of this month and the next (before anything here

@@ -109,6 +109,9 @@ def run_ingest(settings: config.Settings, paths: Sequence[str], *, chunk_lines: 
     except ingest.LockHeld as exc:
         err_console.print(f"ipintel ingest: another ingest is running ({exc}); try again when it ends")
         return EXIT_LOCKED
+    except ingest.ParserFailed as exc:
+        err_console.print(f"ipintel ingest: {exc}")
+        return EXIT_FAILURES
     except KeyboardInterrupt as exc:
         err_console.print(f"ipintel ingest: interrupted ({exc or 'Ctrl-C'}); the chunk in flight was rolled back, "
                           "the next run resumes where this one stopped")

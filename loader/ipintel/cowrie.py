@@ -41,6 +41,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple
 
+import msgspec
+
 __all__ = [
     "EVENT_COLUMNS",
     "FINGERPRINT_BYTES",
@@ -58,6 +60,7 @@ __all__ = [
     "fingerprint",
     "read_head",
     "is_gzip",
+    "latest_plausible",
     "parse_line",
     "read_events",
 ]
@@ -70,6 +73,7 @@ QUIET_SECONDS = 300
 EXCERPT_CHARS = 200
 DETAIL_VALUE_CHARS = 100
 _CHUNK = 1 << 20
+_LATEST_EVERY = 10_000  # lines between two reads of the clock for the future-time check
 
 # Reject reasons: stable identifiers, stored in SQL.
 MALFORMED_JSON = "malformed_json"
@@ -381,6 +385,7 @@ class EventReader:
     def _read(self) -> Generator[Event | Reject, None, None]:
         progress = self.progress
         offset, line_no = progress.offset, progress.line_no
+        latest, latest_until = latest_plausible(), line_no + _LATEST_EVERY  # the clock, once in a while
         try:
             for raw in self._stream:
                 if raw[-1:] != b"\n" and not self.is_gzip and not self._is_complete():
@@ -389,7 +394,9 @@ class EventReader:
                     return
                 offset += len(raw)
                 line_no += 1
-                item = parse_line(raw, line_no)
+                if line_no >= latest_until:
+                    latest, latest_until = latest_plausible(), line_no + _LATEST_EVERY
+                item = parse_line(raw, line_no, latest)
                 progress.offset, progress.line_no = offset, line_no
                 if item is not None:
                     yield item
@@ -542,6 +549,7 @@ def _timestamp(value: object) -> datetime:
 
 
 _raw_decode = json.JSONDecoder().raw_decode
+_msgspec_decode = msgspec.json.decode
 
 
 def _json_value(text: str) -> object:
@@ -559,13 +567,37 @@ def _json_value(text: str) -> object:
     return value
 
 
-def parse_line(raw: bytes, line_no: int) -> Event | Reject | None:
+def latest_plausible() -> datetime:
+    """The latest event time accepted now: `parse_line(..., latest=)` takes it once per chunk."""
+    return datetime.now(UTC) + FUTURE_SLACK
+
+
+def parse_line(raw: bytes, line_no: int, latest: datetime | None = None) -> Event | Reject | None:
     """One raw line (with or without its newline) → Event, Reject, or None for a blank line.
 
     Optional fields that are malformed (a port that is not a port, a dst_ip that is not an IP)
     become None: they are sensor-written details not worth losing the event for. The identity of
     an event (eventid, session, src_ip, timestamp) must be right or the line is rejected.
+    `latest`: the latest plausible event time (latest_plausible(); asked here when None).
+
+    The line is decoded by msgspec (C, straight from bytes, strict UTF-8, about twice as fast as
+    json). msgspec accepts less than json (NaN, Infinity, lone surrogate escapes, Unicode
+    whitespace after the object): any line it refuses takes json's path, which decides exactly as
+    before, reason and detail included.
     """
+    if b"\x00" not in raw:
+        try:
+            obj = _msgspec_decode(raw)
+        except (msgspec.DecodeError, RecursionError):
+            pass
+        else:
+            if type(obj) is dict:
+                return _event(raw, line_no, obj, latest)
+    return _parse_line_json(raw, line_no, latest)
+
+
+def _parse_line_json(raw: bytes, line_no: int, latest: datetime | None) -> Event | Reject | None:
+    """parse_line by the json module: every line msgspec refuses, so its reject is json's."""
     # Byte-level checks first: cheap, and they make the excerpt of a reject meaningful.
     if b"\x00" in raw:
         return _reject(raw, line_no, NUL_CHARACTER, "NUL byte (0x00) in the line")
@@ -585,6 +617,11 @@ def parse_line(raw: bytes, line_no: int) -> Event | Reject | None:
         return _reject(raw, line_no, MALFORMED_JSON, "JSON nested too deeply")
     if not isinstance(obj, dict):
         return _reject(raw, line_no, MALFORMED_JSON, f"JSON {type(obj).__name__} is not an object")
+    return _event(raw, line_no, obj, latest)
+
+
+def _event(raw: bytes, line_no: int, obj: dict[str, object], latest: datetime | None) -> Event | Reject:
+    """The Event (or Reject) of a line decoded into the JSON object `obj`."""
     # NUL and lone surrogates can only arrive as \u escapes now; walk the document only then.
     if b"\\u" in raw and (b"\\u0000" in raw or b"\\ud" in raw or b"\\uD" in raw):
         unstorable = _unstorable_string(obj)
@@ -616,7 +653,7 @@ def parse_line(raw: bytes, line_no: int) -> Event | Reject | None:
         )
     # Well-formed but impossible for a Cowrie event (a sensor clock reset to year 1, a forged
     # line): it would sort first or last and skew every time window, so it is rejected too.
-    if event_ts < EARLIEST_PLAUSIBLE or event_ts > datetime.now(UTC) + FUTURE_SLACK:
+    if event_ts < EARLIEST_PLAUSIBLE or event_ts > (latest or latest_plausible()):
         return _reject(
             raw, line_no, IMPLAUSIBLE_TIMESTAMP,
             f"timestamp {_safe_value(raw_ts)} is before {EARLIEST_PLAUSIBLE:%Y} or more than "

@@ -5,18 +5,31 @@ ipintel_staging.cowrie_events, merge them set-based in SQL, COPY the rejected li
 ipintel.ingest_rejects, and move the file's offset in ipintel.ingest_files. A crash or Ctrl-C
 rolls back the chunk in flight and nothing else, and the next run starts at the recorded offset:
 no line is lost or counted twice.
+
+Parsing runs in a second process (`_ParseAhead`) while this one COPYs and merges: it reads the
+files in order, a little ahead, and hands over each chunk as COPY text already formatted, through
+a pipe and a bounded queue (CHUNKS_AHEAD). It writes nothing anywhere, so a kill of either process loses only chunks not
+yet committed, which the next run reads again from the recorded offsets. Small runs (under
+PARALLEL_MIN_BYTES of files to read) parse in this process, with the same code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psycopg
 
@@ -25,12 +38,21 @@ from ipintel.locks import Lock, LockHeld
 from ipintel.progress import Reporter
 
 DEFAULT_CHUNK_LINES = 50_000
+# Parse in a second process when the files to read add up to this many bytes (on disk) or more;
+# below it, starting that process (~0.2 s) costs more than the overlap gains.
+PARALLEL_MIN_BYTES = 1 << 20
+FILES_AHEAD = 2  # files handed to the parser beyond the one being loaded
+CHUNKS_AHEAD = 3  # parsed chunks waiting for the loader: bounds the parser's lead and its memory
 INGEST_LOCK = "ipintel.ingest"
 REJECTS_SHOWN = 5
 # The CLI's exit code for each status of ingest_runs (a failed run: see _failed_exit_code).
 EXIT_CODES = {"succeeded": 0, "finished_with_rejects": 1, "interrupted": 130}
 
-__all__ = ["IngestSummary", "LockHeld", "ingest"]
+__all__ = ["IngestSummary", "LockHeld", "ParserFailed", "ingest"]
+
+
+class ParserFailed(Exception):
+    """The parsing process died or failed on something that is not the input's fault."""
 
 
 @dataclass
@@ -78,14 +100,252 @@ def _find_file(conn: psycopg.Connection[Any], head: bytes) -> tuple[str, int, _F
     return full, len(head), (_FileRecord(**row) if row else None)
 
 
+# --------------------------------------------------------------------------------------------
+# Parsing: chunks of COPY text, in this process or in a second one
+# --------------------------------------------------------------------------------------------
+
+# COPY text format: backslash, tab, newline and carriage return are the characters to escape.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: object) -> str:
+    if value is None:
+        return "\\N"
+    if type(value) is str:
+        return value.translate(_COPY_ESCAPES)
+    if type(value) is float:
+        return repr(value)
+    return str(value)
+
+
+def copy_line(e: cowrie.Event) -> str:
+    """One event as a line of COPY text: the columns of copy_cowrie_events after batch_id."""
+    sensor, protocol, version, hassh = e.sensor, e.protocol, e.client_version, e.hassh
+    text = f"{e.eventid}{e.session_id}{sensor or ''}{protocol or ''}{version or ''}{hassh or ''}"
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:  # attacker-chosen text, now and then
+        return "\t".join(map(_copy_field, (e.line_no, e.eventid, e.event_ts.isoformat(), e.session_id, e.src_ip,
+                                           sensor, protocol, e.src_port, e.dst_ip, e.dst_port, e.duration,
+                                           version, hassh))) + "\n"
+    # IPs, numbers and times never need escaping.
+    n = "\\N"
+    return (f"{e.line_no}\t{e.eventid}\t{e.event_ts.isoformat()}\t{e.session_id}\t{e.src_ip}\t"
+            f"{n if sensor is None else sensor}\t{n if protocol is None else protocol}\t"
+            f"{n if e.src_port is None else e.src_port}\t{n if e.dst_ip is None else e.dst_ip}\t"
+            f"{n if e.dst_port is None else e.dst_port}\t{n if e.duration is None else repr(e.duration)}\t"
+            f"{n if version is None else version}\t{n if hassh is None else hassh}\n")
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One file for the parser: where to start and how many lines make a chunk."""
+
+    index: int  # the file's place in this run
+    path: str
+    start_offset: int
+    start_line: int
+    chunk_lines: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """What the parser hands over: a chunk of a file, or (last) the news that the file ended."""
+
+    index: int
+    copy_data: bytes  # the events as COPY text lines, without the batch_id column
+    events: int
+    rejects: list[cowrie.Reject]
+    offset: int  # ReadProgress after the chunk
+    line_no: int
+    last: bool  # the file's last message
+    load: bool  # something to commit (a last message may only say that nothing is left)
+    finished: bool  # a gzip read to its end
+    pending: int  # ReadProgress.partial_bytes
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """The parser could not go on with file `index`: input (exit 2) or a defect (exit 1)."""
+
+    index: int
+    input_error: bool
+    message: str
+
+
+def _file_chunks(job: _Job) -> Iterator[_Chunk]:
+    """The chunks of one file, as the loader commits them (see _Ingest._consume)."""
+    with cowrie.read_events(job.path, job.start_offset, job.start_line) as reader:
+        lines: list[str] = []
+        rejects: list[cowrie.Reject] = []
+        progress = reader.progress
+        event_type = cowrie.Event
+        for item in reader:
+            if type(item) is event_type:
+                lines.append(copy_line(item))
+            else:
+                rejects.append(item)  # type: ignore[arg-type]
+            if len(lines) + len(rejects) >= job.chunk_lines:
+                yield _Chunk(job.index, "".join(lines).encode(), len(lines), rejects, progress.offset,
+                             progress.line_no, last=False, load=True, finished=False, pending=0)
+                lines, rejects = [], []
+        # A gzip read to its end cannot grow. A truncated one may still be being written by
+        # logrotate: it is read again next time, from the last good line.
+        finished = reader.is_gzip and not progress.truncated
+        load = bool(lines or rejects) or progress.offset != job.start_offset or finished
+        yield _Chunk(job.index, "".join(lines).encode(), len(lines), rejects, progress.offset, progress.line_no,
+                     last=True, load=load, finished=finished, pending=progress.partial_bytes)
+
+
+def _chunks_or_failure(job: _Job) -> Iterator[_Chunk | _Failure]:
+    try:
+        yield from _file_chunks(job)
+    except cowrie.CowrieInputError as exc:
+        yield _Failure(job.index, True, str(exc))
+    except Exception as exc:  # a defect: reported by the loader as one line
+        yield _Failure(job.index, False, f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+
+
+def parse_worker_main() -> None:
+    """The parsing process (`_ParseAhead`): jobs pickled on stdin, in order, until EOF; their
+    chunks pickled on stdout. A full pipe blocks it: the loader's pace bounds its lead."""
+    # Ctrl-C and `systemctl stop` reach the whole process group: the loader decides, and stops us.
+    # A loader killed outright closes both pipes: the next read or write here ends this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Buffered whatever PYTHONUNBUFFERED says: an unbuffered pipe may take part of a write.
+    jobs = open(sys.stdin.fileno(), "rb", closefd=False)  # noqa: SIM115
+    out = open(sys.stdout.fileno(), "wb", buffering=1 << 20, closefd=False)  # noqa: SIM115
+    try:
+        while True:
+            try:
+                job = pickle.load(jobs)
+            except EOFError:
+                return
+            for item in _chunks_or_failure(job):
+                pickle.dump(item, out, protocol=pickle.HIGHEST_PROTOCOL)
+                out.flush()
+                if isinstance(item, _Failure):
+                    return
+    except BrokenPipeError:
+        os._exit(1)  # the loader is gone; no traceback at exit on the closed pipe
+
+
+class _ParseInline:
+    """Parsing in this process: the jobs' chunks, one after the other, when asked."""
+
+    def __init__(self) -> None:
+        self._jobs: deque[_Job] = deque()
+        self._items: Iterator[_Chunk | _Failure] | None = None
+
+    def submit(self, job: _Job) -> None:
+        self._jobs.append(job)
+
+    def next(self) -> _Chunk | _Failure:
+        while True:
+            if self._items is None:
+                self._items = _chunks_or_failure(self._jobs.popleft())
+            item = next(self._items, None)
+            if item is not None:
+                return item
+            self._items = None
+
+    def close(self) -> None:
+        if self._items is not None:
+            self._items.close()  # type: ignore[attr-defined]
+
+
+class _ParseAhead:
+    """Parsing in a second process (parse_worker_main), ahead of the loader, through pipes.
+
+    A fresh interpreter (not multiprocessing: no fork of a process holding connections and
+    threads, no re-import of the caller's __main__), stderr to /dev/null: whatever happens to
+    it, the loader reports it as one line.
+    """
+
+    def __init__(self) -> None:
+        package_root = str(Path(__file__).resolve().parent.parent)
+        code = f"import sys; sys.path.insert(0, {package_root!r}); from ipintel import ingest; ingest.parse_worker_main()"
+        self._proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._jobs = self._proc.stdin
+        # A thread drains the pipe into a bounded queue, so the parser can run CHUNKS_AHEAD chunks
+        # ahead: across the end of a file (a short last chunk) it is then not waited for.
+        self._queue: queue.Queue[_Chunk | _Failure | None] = queue.Queue(maxsize=CHUNKS_AHEAD)
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._drain, args=(self._proc.stdout,), daemon=True,
+                                        name="ipintel-ingest-parser-reader")
+        self._reader.start()
+
+    def _drain(self, pipe: IO[bytes]) -> None:
+        try:
+            while not self._stop.is_set():
+                item = pickle.load(pipe)
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(item, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+        except (EOFError, pickle.UnpicklingError, OSError, ValueError):
+            self._queue.put(None)  # the parser ended: next() says how
+
+    def submit(self, job: _Job) -> None:
+        try:
+            pickle.dump(job, self._jobs, protocol=pickle.HIGHEST_PROTOCOL)
+            self._jobs.flush()
+        except BrokenPipeError:
+            pass  # it died: next() says so
+
+    def next(self) -> _Chunk | _Failure:
+        item = self._queue.get()
+        if item is None:
+            code = self._proc.wait()
+            raise ParserFailed(f"the parsing process ended unexpectedly (exit code {code}); the chunk in "
+                               "flight was not committed, the next run resumes")
+        return item
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()  # it holds nothing worth a goodbye: no file written, no connection
+        self._proc.wait()
+        self._stop.set()
+        self._reader.join(timeout=10)
+        for pipe in (self._jobs, self._proc.stdout):
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except BrokenPipeError:
+                pass
+
+
+def _same_start(a: bytes, b: bytes) -> bool:
+    """Whether two heads could be the same file's (one starts with the other)."""
+    return a.startswith(b) or b.startswith(a)
+
+
+@dataclass
+class _Planned:
+    """A file handed to the parser, and what the loader needs to commit its chunks."""
+
+    path: Path
+    head: bytes
+    fp: tuple[str, int]
+    file_id: int | None
+    start_offset: int
+    start_line: int
+    is_gzip: bool
+
+
 class _Ingest:
     def __init__(self, dsn: str, reporter: Reporter, chunk_lines: int,
-                 after_chunk: Callable[[], None] | None, metrics_file: Path | None = None) -> None:
+                 after_chunk: Callable[[], None] | None, metrics_file: Path | None = None,
+                 parallel: bool | None = None) -> None:
         self.dsn = dsn
         self.metrics_file = metrics_file
         self.reporter = reporter
         self.chunk_lines = chunk_lines
         self.after_chunk = after_chunk  # test hook: called after each committed chunk
+        self.parallel = parallel  # None: when there is enough to read (PARALLEL_MIN_BYTES)
         self.summary = IngestSummary()
         self._reported_offset = 0  # of the file being read: what the reporter has been told
         self.started = 0.0  # monotonic time the run started (set by run)
@@ -104,8 +364,7 @@ class _Ingest:
             self.summary.run_id = run["run_id"]
             status, failure = "failed", None
             try:
-                for path in files:
-                    self._ingest_file(conn, path)
+                self._ingest_files(conn, files)
                 # The days whose snapshotted sessions this run changed: attribution_daily recounted.
                 db.query_one(conn, db.query("roll_up_attribution"))
                 status = "finished_with_rejects" if self.summary.rejects else "succeeded"
@@ -133,77 +392,113 @@ class _Ingest:
                             run_id=self.summary.run_id, reporter=self.reporter)
         return self.summary
 
-    def _ingest_file(self, conn: psycopg.Connection[Any], path: Path) -> None:
-        head = cowrie.read_head(path)
+    def _use_parallel(self, files: list[Path]) -> bool:
+        if self.parallel is not None:
+            return self.parallel
+        total = 0
+        for path in files:
+            try:
+                total += path.stat().st_size
+            except OSError:
+                pass  # said when the file's turn comes
+        return total >= PARALLEL_MIN_BYTES
+
+    def _ingest_files(self, conn: psycopg.Connection[Any], files: list[Path]) -> None:
+        """Plan the files in order, a few ahead of the one being loaded, and load their chunks."""
+        parser: _ParseAhead | _ParseInline = _ParseAhead() if self._use_parallel(files) else _ParseInline()
+        try:
+            planned: deque[_Planned] = deque()
+            todo = deque(enumerate(files))
+            while todo or planned:
+                # Hand files to the parser while the loader is still busy with earlier ones. A file
+                # whose head may be an earlier in-flight file's waits: its record is not known yet.
+                while todo and len(planned) <= FILES_AHEAD:
+                    index, path = todo[0]
+                    head = cowrie.read_head(path)
+                    if planned and any(_same_start(head, p.head) for p in planned):
+                        break
+                    todo.popleft()
+                    plan = self._plan(conn, path, head)
+                    if plan is not None:
+                        parser.submit(_Job(index, str(plan.path), plan.start_offset, plan.start_line,
+                                           self.chunk_lines))
+                        planned.append(plan)
+                if planned:
+                    self._consume(conn, planned.popleft(), parser)
+        finally:
+            parser.close()
+
+    def _plan(self, conn: psycopg.Connection[Any], path: Path, head: bytes) -> _Planned | None:
+        """What to read of `path`, or None (counted) when there is nothing to read."""
         if not head:
             # Nothing to read (an empty file, or the gzip of a quiet day), and no content to know
             # the file by: an empty fingerprint would match the start of every other file.
             self.summary.files_empty += 1
-            return
+            return None
         fp, fp_bytes, record = _find_file(conn, head)
         is_gzip = cowrie.is_gzip(path)
-        s = self.summary
         if record and (record.finished or (not is_gzip and path.stat().st_size == record.bytes_ingested)):
-            s.files_skipped += 1
-            return
-        start_offset = record.bytes_ingested if record else 0
-        start_line = record.lines_ingested if record else 0
-        file_id = record.file_id if record else None
-        self.reporter.start(str(path), None if is_gzip else path.stat().st_size, unit="bytes")
-        self.reporter.advance(start_offset)
-        self._reported_offset = start_offset
-        with cowrie.read_events(path, start_offset, start_line) as reader:
-            events: list[cowrie.Event] = []
-            rejects: list[cowrie.Reject] = []
-            lines_at_chunk_start = start_line
-            for item in reader:
-                if isinstance(item, cowrie.Event):
-                    events.append(item)
-                else:
-                    rejects.append(item)
-                if len(events) + len(rejects) >= self.chunk_lines:
-                    if lines_at_chunk_start == start_line:  # this file's first chunk
-                        s.files_read += 1
-                    file_id = self._load_chunk(conn, path, (fp, fp_bytes), file_id, events, rejects, reader.progress, False)
-                    s.lines += reader.progress.line_no - lines_at_chunk_start
-                    lines_at_chunk_start = reader.progress.line_no
-                    events, rejects = [], []
-            pending = reader.progress.partial_bytes
+            self.summary.files_skipped += 1
+            return None
+        return _Planned(path, head, (fp, fp_bytes), record.file_id if record else None,
+                        record.bytes_ingested if record else 0, record.lines_ingested if record else 0, is_gzip)
+
+    def _consume(self, conn: psycopg.Connection[Any], plan: _Planned, parser: _ParseAhead | _ParseInline) -> None:
+        """Commit the chunks of one planned file, in order, as the parser hands them over."""
+        s = self.summary
+        path, start_line = plan.path, plan.start_line
+        self.reporter.start(str(path), None if plan.is_gzip else path.stat().st_size, unit="bytes")
+        self.reporter.advance(plan.start_offset)
+        self._reported_offset = plan.start_offset
+        file_id = plan.file_id
+        lines_at_chunk_start = start_line
+        while True:
+            chunk = parser.next()
+            if isinstance(chunk, _Failure):
+                if chunk.input_error:
+                    raise cowrie.CowrieInputError(chunk.message)
+                raise ParserFailed(f"parsing {path} failed: {chunk.message}")
+            if not chunk.last:
+                if lines_at_chunk_start == start_line:  # this file's first chunk
+                    s.files_read += 1
+                file_id = self._load_chunk(conn, path, plan.fp, file_id, chunk)
+                s.lines += chunk.line_no - lines_at_chunk_start
+                lines_at_chunk_start = chunk.line_no
+                continue
             if lines_at_chunk_start == start_line:
                 # No full chunk. Nothing new at all (e.g. the live file, rotated and gzipped
                 # since: a gzip has to be read to know) is a skip, like a file seen whole before;
                 # but a file whose last line is still being written is not done: it is pending.
-                if events or rejects or reader.progress.line_no != start_line:
+                if chunk.events or chunk.rejects or chunk.line_no != start_line:
                     s.files_read += 1
-                elif not pending:
+                elif not chunk.pending:
                     s.files_skipped += 1
-            # A gzip read to its end cannot grow. A truncated one may still be being written by
-            # logrotate: it is read again next time, from the last good line.
-            finished = reader.is_gzip and not reader.progress.truncated
-            if events or rejects or reader.progress.offset != start_offset or finished:
-                self._load_chunk(conn, path, (fp, fp_bytes), file_id, events, rejects, reader.progress, finished)
-                s.lines += reader.progress.line_no - lines_at_chunk_start
+            if chunk.load:
+                self._load_chunk(conn, path, plan.fp, file_id, chunk)
+                s.lines += chunk.line_no - lines_at_chunk_start
+            break
         self.reporter.finish()
-        if pending:
+        if chunk.pending:
             s.files_pending += 1
-            self.reporter.note(f"{path}: waiting for the last line to end ({pending:,} bytes so far); "
+            self.reporter.note(f"{path}: waiting for the last line to end ({chunk.pending:,} bytes so far); "
                                f"it loads once it ends, or once the file is rotated or quiet for "
                                f"{cowrie.QUIET_SECONDS // 60} minutes")
 
     def _load_chunk(self, conn: psycopg.Connection[Any], path: Path, fp: tuple[str, int], file_id: int | None,
-                    events: list[cowrie.Event], rejects: list[cowrie.Reject],
-                    progress: cowrie.ReadProgress, finished: bool) -> int:
+                    chunk: _Chunk) -> int:
         s = self.summary
+        rejects = chunk.rejects
 
         def load(file_id: int | None) -> tuple[int, dict[str, Any]]:
             batch = db.query_one(conn, db.query("next_batch_id"))
             assert batch is not None
             with conn.cursor() as cur:
-                with cur.copy(db.query("copy_cowrie_events")) as copy:
-                    for e in events:
-                        copy.write_row((batch["id"], e.line_no, e.eventid, e.event_ts, e.session_id, e.src_ip,
-                                        e.sensor, e.protocol, e.src_port, e.dst_ip, e.dst_port, e.duration,
-                                        e.client_version, e.hassh))
+                if chunk.copy_data:
+                    # The batch id goes in front of every line: a newline in COPY text only ends a
+                    # line (one in a value is escaped), so one replace in C adds it to all of them.
+                    prefix = b"%d\t" % batch["id"]
+                    with cur.copy(db.query("copy_cowrie_events")) as copy:
+                        copy.write(prefix + chunk.copy_data[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
                 if rejects:
                     with cur.copy(db.query("copy_cowrie_rejects")) as copy:
                         for r in rejects:
@@ -212,7 +507,7 @@ class _Ingest:
             merged = db.query_one(
                 conn, db.query("ingest_chunk"),
                 {"run": s.run_id, "batch": batch["id"], "file_id": file_id, "fp": fp[0], "fp_bytes": fp[1],
-                 "path": str(path), "offset": progress.offset, "lines": progress.line_no, "finished": finished,
+                 "path": str(path), "offset": chunk.offset, "lines": chunk.line_no, "finished": chunk.finished,
                  "files_read": s.files_read, "files_skipped": s.files_skipped})
             assert merged is not None
             return int(merged["file_id"]), merged
@@ -230,9 +525,9 @@ class _Ingest:
         for r in rejects[: max(0, REJECTS_SHOWN - len(s.first_rejects))]:
             s.first_rejects.append(f"{path}:{r.line_no}: {r.reason}: {r.detail}")
         elapsed = time.monotonic() - self.started
-        self.reporter.advance(progress.offset - self._reported_offset, events=s.events, rejects=s.rejects,
+        self.reporter.advance(chunk.offset - self._reported_offset, events=s.events, rejects=s.rejects,
                               rate=f"{s.events / elapsed:,.0f} events/s" if elapsed > 0 else "")
-        self._reported_offset = progress.offset
+        self._reported_offset = chunk.offset
         if self.after_chunk is not None:
             self.after_chunk()
         return file_id
@@ -248,8 +543,11 @@ def _failed_exit_code(failure: BaseException | None) -> int:
 
 def ingest(dsn: str, paths: Sequence[str], *, reporter: Reporter | None = None,
            chunk_lines: int = DEFAULT_CHUNK_LINES,
-           after_chunk: Callable[[], None] | None = None, metrics_file: Path | None = None) -> IngestSummary:
+           after_chunk: Callable[[], None] | None = None, metrics_file: Path | None = None,
+           parallel: bool | None = None) -> IngestSummary:
     """Ingest Cowrie logs (files, folders, globs; plain or gzip). Raises LockHeld when another
-    ingest runs, cowrie.CowrieInputError for a missing path. With `metrics_file`, the run's
-    Prometheus metrics are written there when it ends (ipintel.metrics)."""
-    return _Ingest(dsn, reporter or Reporter(), chunk_lines, after_chunk, metrics_file).run(paths)
+    ingest runs, cowrie.CowrieInputError for a missing path, ParserFailed when the parsing
+    process dies. With `metrics_file`, the run's Prometheus metrics are written there when it
+    ends (ipintel.metrics). `parallel`: parse in a second process (True), in this one (False), or
+    as the amount to read suggests (None, PARALLEL_MIN_BYTES)."""
+    return _Ingest(dsn, reporter or Reporter(), chunk_lines, after_chunk, metrics_file, parallel).run(paths)

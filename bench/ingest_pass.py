@@ -1,0 +1,169 @@
+"""`ipintel ingest` against its floor, side by side in one run (issue 15).
+
+On generated Cowrie logs (ipintel.demo_logs: 3 sensors, 5 days, gzip and plain), each on a fresh
+database of the same server:
+
+(a) ipintel: `ingest.ingest()`, the CLI's code path (parsing in a second process);
+(b) the same with parsing in the loader's own process (`parallel=False`): the shape before;
+(p) parse alone: reading the files and formatting every event's COPY line, no database;
+(l) load alone: the loader's COPY + merge of those already-parsed chunks, the exact path of (a)
+    without any parsing (the server's share of the work);
+(f) the floor: COPY of those already-formatted events into ipintel_staging.cowrie_events, in
+    the same chunks, each its own transaction, nothing merged.
+
+With parsing and loading overlapped, (a) cannot beat max(p, l): the figures name which bounds it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import psycopg
+from psycopg import sql
+
+from bench.maxmind_pass import checkpoint, scratch_databases, server_facts
+from ipintel import cowrie, demo_logs, ingest, schema
+
+EVENTS_PER_SESSION = 8.43  # what demo_logs averages: sessions = events / this
+TARGET = 100_000  # events/s
+
+
+def _parse_alone(files: list[Path], chunk_lines: int) -> tuple[dict[str, list[Any]], int, float]:
+    """Every file's chunks as the parser makes them: (chunks per path, events, seconds)."""
+    started = time.perf_counter()
+    chunks: dict[str, list[Any]] = {}
+    events = 0
+    for index, path in enumerate(files):
+        chunks[str(path)] = list(ingest._file_chunks(ingest._Job(index, str(path), 0, 0, chunk_lines)))
+        events += sum(c.events for c in chunks[str(path)])
+    return chunks, events, time.perf_counter() - started
+
+
+class _Preparsed(ingest._ParseInline):
+    """The parser of (l): hands over chunks parsed before the clock started."""
+
+    def __init__(self, chunks: dict[str, list[Any]]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._queue: deque[Iterator[Any]] = deque()
+
+    def submit(self, job: ingest._Job) -> None:
+        assert job.start_offset == 0, "load alone starts from an empty database"
+        self._queue.append(iter([dataclasses.replace(c, index=job.index) for c in self._chunks[job.path]]))
+
+    def next(self) -> Any:
+        while True:
+            item = next(self._queue[0], None)
+            if item is not None:
+                return item
+            self._queue.popleft()
+
+
+def _copy_floor(dsn: str, chunks: list[bytes]) -> float:
+    """COPY the formatted chunks into the staging table, one transaction each; seconds."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        copy_sql = ingest.db.query("copy_cowrie_events")
+        started = time.perf_counter()
+        for number, data in enumerate(chunks, start=1):
+            prefix = b"%d\t" % number
+            with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                copy.write(prefix + data[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
+        seconds = time.perf_counter() - started
+        conn.execute("TRUNCATE ipintel_staging.cowrie_events")
+    return seconds
+
+
+def _ingest(dsn: str, logs: Path, chunk_lines: int, parallel: bool | None) -> dict[str, Any]:
+    started = time.perf_counter()
+    summary = ingest.ingest(dsn, [str(logs)], chunk_lines=chunk_lines, parallel=parallel)
+    seconds = time.perf_counter() - started
+    return {"events": summary.events, "sessions": summary.sessions_new, "rejects": summary.rejects,
+            "seconds": round(seconds, 2), "events_per_second": round(summary.events / seconds)}
+
+
+def run(server: str, *, events: int, chunk_lines: int = ingest.DEFAULT_CHUNK_LINES) -> dict[str, Any]:
+    token = uuid.uuid4().hex[:8]
+    names = [f"ipintel_bench_ingest_{token}", f"ipintel_bench_ingest_inproc_{token}",
+             f"ipintel_bench_ingest_load_{token}", f"ipintel_bench_ingest_floor_{token}"]
+    results: dict[str, Any] = {"environment": server_facts(server), "chunk_lines": chunk_lines}
+    with tempfile.TemporaryDirectory(prefix="ipintel-bench-ingest-") as tmp, \
+            scratch_databases(server, *names) as (dsn, inproc_dsn, load_dsn, floor_dsn):
+        logs = Path(tmp) / "logs"
+        generated = demo_logs.generate(logs, sessions=max(1, round(events / EVENTS_PER_SESSION)), days=5)
+        files = cowrie.expand_paths([str(logs)])
+        results["logs"] = {"events": generated.events, "sessions": generated.sessions, "files": len(files),
+                           "bytes_on_disk": sum(f.stat().st_size for f in files)}
+        print(f"ingest: {generated.events:,} events in {len(files)} files "
+              f"({generated.sessions:,} sessions)", flush=True)
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(names[0])))
+        schema.upgrade(dsn)
+        with psycopg.connect(server, autocommit=True) as conn:  # the same empty, migrated start
+            for name in names[1:]:
+                conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
+                                                                              sql.Identifier(names[0])))
+
+        checkpoint(server)
+        print("(a) ipintel ingest (parsing in a second process) ...", flush=True)
+        a = results["ipintel"] = _ingest(dsn, logs, chunk_lines, None)
+        print(f"    {a['events']:,} events in {a['seconds']} s = {a['events_per_second']:,} events/s", flush=True)
+
+        checkpoint(server)
+        print("(b) the same, parsing in the loader's process ...", flush=True)
+        b = results["in_process"] = _ingest(inproc_dsn, logs, chunk_lines, False)
+        print(f"    {b['events']:,} events in {b['seconds']} s = {b['events_per_second']:,} events/s", flush=True)
+
+        print("(p) parse alone (read, decode, format COPY lines) ...", flush=True)
+        chunks, parsed, parse_seconds = _parse_alone(files, chunk_lines)
+        p = results["parse_alone"] = {"events": parsed, "seconds": round(parse_seconds, 2),
+                                      "events_per_second": round(parsed / parse_seconds)}
+        print(f"    {parsed:,} events in {p['seconds']} s = {p['events_per_second']:,} events/s", flush=True)
+
+        checkpoint(server)
+        print("(l) load alone: COPY + merge of the parsed chunks, the loader's own path ...", flush=True)
+        with mock.patch.object(ingest, "_ParseInline", lambda: _Preparsed(chunks)):
+            lo = results["load_alone"] = _ingest(load_dsn, logs, chunk_lines, False)
+        print(f"    {lo['events']:,} events in {lo['seconds']} s = {lo['events_per_second']:,} events/s", flush=True)
+
+        checkpoint(server)
+        print("(f) floor: COPY of the parsed events alone ...", flush=True)
+        copy_seconds = _copy_floor(floor_dsn, [c.copy_data for per_file in chunks.values()
+                                               for c in per_file if c.copy_data])
+        f = results["copy_floor"] = {"events": parsed, "seconds": round(copy_seconds, 2),
+                                     "events_per_second": round(parsed / copy_seconds)}
+        print(f"    {parsed:,} events in {f['seconds']} s = {f['events_per_second']:,} events/s", flush=True)
+
+    bound = max(p["seconds"], lo["seconds"])
+    results["limits"] = {
+        "ipintel_to_copy_floor": round(a["events_per_second"] / f["events_per_second"], 2),
+        "ipintel_to_parse_alone": round(a["events_per_second"] / p["events_per_second"], 2),
+        "ipintel_to_load_alone": round(a["events_per_second"] / lo["events_per_second"], 2),
+        "ipintel_to_in_process": round(a["events_per_second"] / b["events_per_second"], 2),
+        "load_alone_to_copy_floor": round(lo["events_per_second"] / f["events_per_second"], 2),
+        # Overlapped, the run takes at least the longer of the two; this says how close it gets.
+        "overlap_efficiency": round(bound / a["seconds"], 2),
+        "bound": "parse (one core of Python)" if p["seconds"] >= lo["seconds"] else "COPY + merge (the server)",
+    }
+    results["table_rows"] = [{
+        "case": "ingest",
+        "size": f"{a['events']:,} events",
+        "ipintel": f"{a['events_per_second']:,} events/s",
+        "floor": f"{f['events_per_second']:,} events/s",
+        "floor_kind": "COPY of the parsed events into staging, same chunks",
+        "baseline": f"{b['events_per_second']:,} events/s (parse in the loader's process)",
+        "ratio": f"{results['limits']['ipintel_to_copy_floor']}x floor",
+        "target": f">= {TARGET // 1000}K events/s",
+    }]
+    lim = results["limits"]
+    print(f"ingest / COPY floor: {lim['ipintel_to_copy_floor']}x; / parse alone: {lim['ipintel_to_parse_alone']}x; "
+          f"/ load alone: {lim['ipintel_to_load_alone']}x; / in-process parsing: {lim['ipintel_to_in_process']}x; "
+          f"bound: {lim['bound']} (overlap efficiency {lim['overlap_efficiency']})", flush=True)
+    return results
