@@ -45,6 +45,40 @@ CREATE INDEX asn_inventory_as_country_idx ON ipintel.asn_inventory (as_country);
 ------------------------------------------------------------------------------------------
 -- Tier 2: ip_inventory
 ------------------------------------------------------------------------------------------
+-- The classes of ip_inventory.ip_type, in the order that decides between them: an IP that
+-- qualifies for several gets the one with the lowest precedence (ipintel.ip_classes). Cloud and
+-- CDN share a level: between them the most specific range wins.
+CREATE TABLE ipintel.ip_types (
+    ip_type     text     NOT NULL,
+    precedence  bigint   NOT NULL,
+    ttl         interval,
+    description text     NOT NULL,
+    CONSTRAINT ip_types_pkey PRIMARY KEY (ip_type),
+    CONSTRAINT ip_types_name_is_a_lower_case_name CHECK (ip_type ~ '^[a-z][a-z0-9_]*$'),
+    CONSTRAINT ip_types_ttl_is_positive CHECK (ttl > interval '0')
+);
+COMMENT ON TABLE ipintel.ip_types IS
+    'The infrastructure classes of ip_inventory.ip_type: what each means, which wins when an IP qualifies for several (precedence), and how soon the IPs of a class are asked again (ttl). Edit ttl to change the freshness policy.';
+COMMENT ON COLUMN ipintel.ip_types.ip_type IS 'Class name, the value of ip_inventory.ip_type and session_summaries.snapshot_ip_type.';
+COMMENT ON COLUMN ipintel.ip_types.precedence IS
+    'Lower wins: an IP in several classes gets the one with the lowest precedence; within one level, the most specific range (then the list''s rank).';
+COMMENT ON COLUMN ipintel.ip_types.ttl IS
+    'When set, the answers of every remote source for an IP of this class are stale after ttl instead of the source''s own (enrichment_policy.ttl): volatile infrastructure (rented cloud machines, VPN exits) is asked again sooner, residential lines later. NULL: the source''s ttl.';
+COMMENT ON COLUMN ipintel.ip_types.description IS 'What the class means and what decides it.';
+INSERT INTO ipintel.ip_types (ip_type, precedence, ttl, description) VALUES
+    ('bogon', 1, NULL, 'Special-purpose or not globally routable address (RFC 6890): never sent to a source.'),
+    ('tor', 2, interval '7 days', 'A Tor exit relay, in a Tor exit list of the day.'),
+    ('cloud', 3, interval '7 days', 'In a cloud provider''s published ranges (AWS, Google Cloud, Azure, Oracle, DigitalOcean...): a rented machine.'),
+    ('cdn', 3, interval '7 days', 'In a CDN''s published ranges (Cloudflare): a proxy or worker of the CDN.'),
+    ('hosting', 4, interval '7 days', 'Announced by an AS in the curated hosting-ASN list: a hosting or VPS provider.'),
+    ('riot', 5, NULL, 'A known benign business service, by a source that says (GreyNoise RIOT).'),
+    ('scanner', 6, NULL, 'Seen scanning the internet, by a source that says (GreyNoise noise).'),
+    ('anonymizer', 7, interval '7 days', 'An anonymous proxy or VPN, by a source that says (MaxMind).'),
+    ('residential', 8, interval '30 days', 'Announced by an AS whose name reads as a consumer access network (ipintel.as_name_looks_residential): a guess from the name.'),
+    ('unrouted', 9, NULL, 'Allocated but not announced in BGP, by a source that says (Team Cymru NA).'),
+    ('routed', 10, NULL, 'Announced by a known AS, nothing more specific known.'),
+    ('unknown', 11, NULL, 'No source has said anything yet.');
+
 -- The generated columns (ip_family, is_bogon) read only the address. The facts the sources give
 -- (current_asn, geo_country, is_scanner, is_riot, ip_type) are resolved across sources by the
 -- registry's ranks and written by the merges (apply_answers), each with the source it came from:

@@ -3,10 +3,11 @@
 -- snapshot (CAIDA RouteViews pfx2as, pyasn IPASN files, iptoasn dumps). Sessions are attributed
 -- from it as of their own date, however late their logs are loaded.
 --
--- Storage is run-length: a (prefix, origin) pair seen in consecutive snapshots of a dataset is
--- one row whose `valid` spans them, so a pair that stays the same over 1,000 daily snapshots is
--- one row. Snapshots may be loaded in any order (an older one splits or joins runs) and loading
--- one twice changes nothing: the table depends only on the set of snapshots loaded.
+-- Storage is run-length (sql/071_dated_runs.sql): a (prefix, origin) pair seen in consecutive
+-- snapshots of a dataset is one row whose `valid` spans them, so a pair that stays the same over
+-- 1,000 daily snapshots is one row. Snapshots may be loaded in any order (an older one splits or
+-- joins runs) and loading one twice changes nothing: the table depends only on the set of
+-- snapshots loaded.
 
 CREATE EXTENSION IF NOT EXISTS ip4r WITH SCHEMA public;
 
@@ -103,11 +104,9 @@ CREATE UNLOGGED TABLE ipintel_staging.routing_rejects (
 COMMENT ON TABLE ipintel_staging.routing_rejects IS 'Staging for load_routing_snapshot: the rejected lines of one file.';
 CREATE INDEX routing_rejects_batch_id_idx ON ipintel_staging.routing_rejects (batch_id);
 
--- Merges one staged file as the snapshot of p_dataset taken on p_taken_on. With P the dataset's
--- latest snapshot before it and N its earliest after it (either may be missing), a pair in the
--- file extends or joins the runs ending at P and starting at N, or opens a run; a pair absent
--- from the file whose run spans the day is split around it (or, for a newest snapshot, closed
--- after P). Every step is one set-based statement.
+-- Merges one staged file as the snapshot of p_dataset taken on p_taken_on: its (prefix, origin)
+-- pairs into the runs (merge_dated_runs, between the dataset's snapshots just before and just
+-- after it), its rejected lines, its counts. Every step is one set-based statement.
 CREATE FUNCTION ipintel.load_routing_snapshot(p_dataset text, p_taken_on date, p_file text, p_batch_id bigint)
     RETURNS TABLE (snapshot_id bigint, loaded boolean, prefixes bigint, origins_opened bigint, origins_closed bigint,
                    rejects bigint)
@@ -119,9 +118,8 @@ DECLARE
     v_prev date;
     v_next date;
     v_prefixes bigint;
-    v_opened bigint := 0;
-    v_closed bigint := 0;
-    v_split bigint := 0;
+    v_opened bigint;
+    v_closed bigint;
     v_rejects bigint;
 BEGIN
     INSERT INTO ipintel.routing_datasets (dataset, rank)
@@ -150,73 +148,10 @@ BEGIN
     SELECT count(*) INTO v_prefixes
     FROM (SELECT DISTINCT r.prefix, r.asn FROM ipintel_staging.routing_prefixes r WHERE r.batch_id = p_batch_id) p;
 
-    -- 1. Pairs absent from this snapshot whose run spans its day: split around it (a run
-    --    reaching past the newest snapshot is open; it now ends after v_prev).
-    WITH spanning AS (
-        SELECT o.ctid AS row_id, o.dataset, o.prefix, o.asn, o.valid
-        FROM ipintel.prefix_origins o
-        WHERE o.dataset = p_dataset AND o.valid @> p_taken_on AND lower(o.valid) < p_taken_on
-          AND NOT EXISTS (SELECT 1 FROM ipintel_staging.routing_prefixes r
-                          WHERE r.batch_id = p_batch_id AND r.prefix = o.prefix AND r.asn = o.asn)
-    ), cut AS (
-        UPDATE ipintel.prefix_origins o SET valid = daterange(lower(s.valid), v_prev + 1)
-        FROM spanning s WHERE o.ctid = s.row_id
-        RETURNING s.dataset, s.prefix, s.asn, s.valid)
-    INSERT INTO ipintel.prefix_origins (dataset, prefix, asn, valid)
-    SELECT c.dataset, c.prefix, c.asn, daterange(v_next, upper(c.valid))
-    FROM cut c WHERE v_next IS NOT NULL;
-    GET DIAGNOSTICS v_split = ROW_COUNT;
-    SELECT count(*) INTO v_closed FROM ipintel.prefix_origins o
-    WHERE o.dataset = p_dataset AND upper(o.valid) = v_prev + 1 AND v_next IS NULL;
-
-    -- 2. Pairs of this snapshot not inside a run yet ("fresh"; a pair inside one was shown by
-    --    the snapshots on both sides): join the run ending at v_prev and the one starting at
-    --    v_next, else extend one of them, else open a run. Each statement leaves the pairs it
-    --    handled inside a run, so the next one no longer sees them as fresh.
-    WITH fresh AS (
-        SELECT DISTINCT r.prefix, r.asn FROM ipintel_staging.routing_prefixes r
-        WHERE r.batch_id = p_batch_id
-          AND NOT EXISTS (SELECT 1 FROM ipintel.prefix_origins o
-                          WHERE o.dataset = p_dataset AND o.prefix = r.prefix AND o.asn = r.asn AND o.valid @> p_taken_on)
-    ), joined AS (
-        DELETE FROM ipintel.prefix_origins a
-        USING fresh f, ipintel.prefix_origins b
-        WHERE a.dataset = p_dataset AND a.prefix = f.prefix AND a.asn = f.asn AND lower(a.valid) = v_next
-          AND b.dataset = p_dataset AND b.prefix = f.prefix AND b.asn = f.asn AND upper(b.valid) = v_prev + 1
-        RETURNING b.ctid AS before_row, a.valid)
-    UPDATE ipintel.prefix_origins o SET valid = daterange(lower(o.valid), upper(j.valid))
-    FROM joined j WHERE o.ctid = j.before_row;
-
-    WITH fresh AS (
-        SELECT DISTINCT r.prefix, r.asn FROM ipintel_staging.routing_prefixes r
-        WHERE r.batch_id = p_batch_id
-          AND NOT EXISTS (SELECT 1 FROM ipintel.prefix_origins o
-                          WHERE o.dataset = p_dataset AND o.prefix = r.prefix AND o.asn = r.asn AND o.valid @> p_taken_on)
-    )
-    UPDATE ipintel.prefix_origins o
-    SET valid = daterange(lower(o.valid), CASE WHEN v_next IS NULL THEN NULL ELSE p_taken_on + 1 END)
-    FROM fresh f
-    WHERE o.dataset = p_dataset AND o.prefix = f.prefix AND o.asn = f.asn AND upper(o.valid) = v_prev + 1;
-
-    WITH fresh AS (
-        SELECT DISTINCT r.prefix, r.asn FROM ipintel_staging.routing_prefixes r
-        WHERE r.batch_id = p_batch_id
-          AND NOT EXISTS (SELECT 1 FROM ipintel.prefix_origins o
-                          WHERE o.dataset = p_dataset AND o.prefix = r.prefix AND o.asn = r.asn AND o.valid @> p_taken_on)
-    )
-    UPDATE ipintel.prefix_origins o SET valid = daterange(p_taken_on, upper(o.valid))
-    FROM fresh f
-    WHERE o.dataset = p_dataset AND o.prefix = f.prefix AND o.asn = f.asn AND lower(o.valid) = v_next;
-
-    INSERT INTO ipintel.prefix_origins (dataset, prefix, asn, valid)
-    SELECT DISTINCT p_dataset, r.prefix, r.asn,
-           daterange(p_taken_on, CASE WHEN v_next IS NULL THEN NULL ELSE p_taken_on + 1 END)
-    FROM ipintel_staging.routing_prefixes r
-    WHERE r.batch_id = p_batch_id
-      AND NOT EXISTS (SELECT 1 FROM ipintel.prefix_origins o
-                      WHERE o.dataset = p_dataset AND o.prefix = r.prefix AND o.asn = r.asn AND o.valid @> p_taken_on)
-    ORDER BY r.prefix, r.asn;
-    GET DIAGNOSTICS v_opened = ROW_COUNT;
+    -- The runs: the merge every dated snapshot shares (sql/071_dated_runs.sql).
+    SELECT m.opened, m.closed INTO v_opened, v_closed
+    FROM ipintel.merge_dated_runs('ipintel.prefix_origins', 'dataset', p_dataset, 'ipintel_staging.routing_prefixes',
+                                  ARRAY['prefix', 'asn'], p_batch_id, p_taken_on, v_prev, v_next) m;
 
     INSERT INTO ipintel.routing_rejects (snapshot_id, line_no, reason, excerpt)
     SELECT DISTINCT ON (r.line_no) v_snapshot, r.line_no, r.reason, r.excerpt
@@ -230,7 +165,7 @@ BEGIN
     -- The lookups join every session's IP against this table: the planner must know its size
     -- right after a load (a GiST probe per IP, never a scan per IP).
     ANALYZE ipintel.prefix_origins;
-    RETURN QUERY SELECT v_snapshot, true, v_prefixes, v_opened, v_closed + v_split, v_rejects;
+    RETURN QUERY SELECT v_snapshot, true, v_prefixes, v_opened, v_closed, v_rejects;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) IS

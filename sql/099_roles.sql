@@ -77,6 +77,7 @@ ALTER FUNCTION ipintel.merge_batch(bigint, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.finish_run(bigint, text, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.load_range_snapshot(text, date, text, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION
     ipintel.start_ingest_run(),
@@ -91,6 +92,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.finish_run(bigint, text, text),
     ipintel.take_snapshots(),
     ipintel.load_routing_snapshot(text, date, text, bigint),
+    ipintel.load_range_snapshot(text, date, text, bigint),
     ipintel.redo_snapshots(timestamptz, timestamptz, text)
 TO ipintel_loader;
 
@@ -117,6 +119,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.routing_snapshot_on(text, date),
     ipintel.routing_asns(inet[], date[]),
     ipintel.asn_at(inet, timestamptz),
+    ipintel.range_snapshot_on(text, date),
     ipintel.report_top_asns(timestamptz, timestamptz, bigint),
     ipintel.report_top_countries(timestamptz, timestamptz, bigint),
     ipintel.report_ip_types(timestamptz, timestamptz, bigint),

@@ -14,6 +14,8 @@
 | IPINTEL_GREYNOISE_TIER | community (GET per IP) or enterprise (POST /v3/ip) | community              |
 | IPINTEL_GREYNOISE_RATE | requests per second, client-side               | 1.0                           |
 | IPINTEL_GREYNOISE_DAILY_BUDGET | lookups per UTC day, shared by all runs | 50 (community), none (enterprise) |
+| IPINTEL_RANGES_<KIND>_URL | where `ipintel ranges fetch` gets a range list (KIND: AWS, GCP, AZURE, ORACLE, DIGITALOCEAN, CLOUDFLARE_IPV4, CLOUDFLARE_IPV6, TOR_BULK_EXIT_LIST, TOR_EXIT_ADDRESSES); `off`: not fetched | the publisher's URL (Azure: none) |
+| IPINTEL_RANGES_TIMEOUT | seconds one range-list download may wait for the server | 60 |
 
 ipintel.toml (in the working directory, or the file named by IPINTEL_CONFIG) may set the same
 keys in lower case without the prefix, e.g. `geoip_dir = "/srv/GeoIP"`, `database_url = "..."`.
@@ -58,6 +60,7 @@ GREYNOISE_BUDGET_MAX = 100_000_000  # lookups per UTC day
 
 GREYNOISE_DEFAULT_URL = "https://api.greynoise.io"
 GREYNOISE_TIMEOUT_MAX = 600.0  # seconds per request
+RANGES_TIMEOUT_MAX = 3600.0  # seconds a range-list download may wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,9 @@ class Settings:
     greynoise_rate: float = 1.0
     greynoise_daily_budget: int | None = None  # None: 50 on the community tier, unlimited on enterprise
     greynoise_timeout: float = 10.0  # seconds one GreyNoise request may take in all
+    # `ipintel ranges fetch`: kind -> URL of each list fetched (a kind absent: not fetched)
+    range_urls: dict[str, str] = field(default_factory=dict)
+    ranges_timeout: float = 60.0
 
     def redact(self, text: str) -> str:
         """`text` with every secret of these settings masked: the database password, the API keys.
@@ -174,6 +180,42 @@ def _http_url(env_name: str, value: str) -> str:
         shown = "(not shown: it holds credentials)" if "@" in value else repr(value)
         raise ConfigError(f"{env_name} is not an http(s) base URL ({problem}): {shown}")
     return value
+
+
+def _range_urls(table: dict[str, object]) -> dict[str, str]:
+    """IPINTEL_RANGES_<KIND>_URL (or ranges_<kind>_url) for each range list, else its publisher's
+    URL; `off` (or no default) leaves the list out. Checked now: an http(s) URL with a host."""
+    from ipintel.ranges import FETCH_URLS
+
+    urls: dict[str, str] = {}
+    for kind, default in FETCH_URLS.items():
+        env_name = f"IPINTEL_RANGES_{kind.upper()}_URL"
+        value = _get(env_name, f"ranges_{kind}_url", default, table)
+        if not value or value.strip().lower() == "off":
+            continue
+        problem = _download_url_problem(value)
+        if problem:
+            raise ConfigError(f"{env_name} is not an http(s) URL ({problem}): {value!r}")
+        urls[kind] = value
+    return urls
+
+
+def _download_url_problem(url: str) -> str | None:
+    """Why `url` cannot be downloaded from (an http(s) URL with a host, no credentials), or None."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "no http:// or https:// scheme" if not parts.scheme else f"scheme {parts.scheme!r}"
+    if not parts.hostname:
+        return "no host"
+    if any(ch.isspace() for ch in url):
+        return "contains whitespace"
+    if parts.username or parts.password:
+        return "credentials in the URL"
+    return None
 
 
 def _private_file_problem(mode: int) -> str | None:
@@ -337,4 +379,7 @@ def load() -> Settings:
                                        maximum=GREYNOISE_BUDGET_MAX),
         greynoise_timeout=_number("IPINTEL_GREYNOISE_TIMEOUT", "greynoise_timeout", 10.0, table, float,
                                   maximum=GREYNOISE_TIMEOUT_MAX),
+        range_urls=_range_urls(table),
+        ranges_timeout=_number("IPINTEL_RANGES_TIMEOUT", "ranges_timeout", 60.0, table, float,
+                               maximum=RANGES_TIMEOUT_MAX),
     )

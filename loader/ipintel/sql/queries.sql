@@ -287,6 +287,26 @@ COPY ipintel_staging.routing_rejects (batch_id, line_no, reason, excerpt) FROM S
 -- nothing changes, when that dataset's snapshot of that date was already loaded).
 SELECT * FROM ipintel.load_routing_snapshot(%(dataset)s::text, %(taken_on)s::date, %(file)s::text,
                                             %(batch)s::bigint);
+
+------------------------------------------------------------------------------------------
+-- Range lists: `ipintel ranges load` / `fetch` (ipintel.ranges; the functions are in revision 0029)
+------------------------------------------------------------------------------------------
+
+-- copy_listed_ranges --
+-- Stream one range-list file's (prefix, service, region) entries into staging.
+COPY ipintel_staging.listed_ranges (batch_id, prefix, service, region) FROM STDIN;
+
+-- copy_listed_asns --
+-- Stream one ASN-list file's (asn, name, source) entries into staging.
+COPY ipintel_staging.listed_asns (batch_id, asn, name, source) FROM STDIN;
+
+-- load_range_snapshot --
+-- One call per file: merge the staged batch as the snapshot of the list %(list)s taken on
+-- %(taken_on)s, empty the batch (loaded is false, and nothing changes, when that snapshot was
+-- already loaded).
+SELECT * FROM ipintel.load_range_snapshot(%(list)s::text, %(taken_on)s::date, %(file)s::text, %(batch)s::bigint);
+
+------------------------------------------------------------------------------------------
 -- Metrics (`--metrics-file`, ipintel.metrics): read once when a run ends, on a connection of
 -- their own
 ------------------------------------------------------------------------------------------
