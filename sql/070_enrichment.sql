@@ -511,7 +511,7 @@ BEGIN ATOMIC
         WHERE e.ip = p_ip) x;
 END;
 COMMENT ON FUNCTION ipintel.resolved_facts(inet) IS
-    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known. One row, NULLs when no source answered.';
+    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type here is what the sources say (falling back to routed when an ASN is known); ip_inventory.ip_type weighs it with the range lists and rules (ip_classes). One row, NULLs when no source answered.';
 
 -- The AS name of the first-ranked source (as_name_rank) that gave one in asn_inventory.sources.
 CREATE FUNCTION ipintel.ranked_as_name(p_sources jsonb)
@@ -526,10 +526,10 @@ RETURN (SELECT p_sources -> p.source ->> 'as_name'
 COMMENT ON FUNCTION ipintel.ranked_as_name(jsonb) IS
     'The as_name of the first-ranked source (enrichment_policy.as_name_rank) in an asn_inventory.sources document; NULL when none gives one.';
 
--- The generic half of every merge, after the source's own step: the batch's documents, and the
+-- The generic half of every merge, after the source's own step: the batch's documents, the
 -- facts ip_inventory resolves from enrichment_state (current_asn with its history, geo_country,
--- is_scanner, is_riot, ip_type, each with the source it came from). One write per IP, and only
--- for an IP where something changes.
+-- is_scanner, is_riot, each with the source it came from) and the class (ip_classes). One write
+-- per IP, and only for an IP where something changes.
 CREATE FUNCTION ipintel.apply_answers(p_source text, p_batch_id bigint)
     RETURNS bigint
     LANGUAGE plpgsql
@@ -551,38 +551,48 @@ BEGIN
     WHERE r.batch_id = p_batch_id AND f.asn_source IS NOT NULL
       AND (i.current_asn, i.current_asn_source) IS DISTINCT FROM (f.asn, f.asn_source);
 
-    UPDATE ipintel.ip_inventory i
-    SET enrichment = n.enrichment, current_asn = n.current_asn, current_asn_source = n.current_asn_source,
-        geo_country = n.geo_country, geo_country_source = n.geo_country_source,
-        is_scanner = n.is_scanner, is_scanner_source = n.is_scanner_source, is_riot = n.is_riot,
-        ip_type = n.ip_type, ip_type_source = n.ip_type_source, updated_at = now()
-    FROM (
+    -- The class (ip_classes) as of today, with the ASN as it now resolves.
+    WITH n AS MATERIALIZED (
         SELECT r.ip,
                CASE WHEN cur.enrichment -> p_source IS DISTINCT FROM r.result
                     THEN cur.enrichment || jsonb_build_object(p_source, r.result) ELSE cur.enrichment END AS enrichment,
                CASE WHEN f.asn_source IS NOT NULL THEN f.asn ELSE cur.current_asn END AS current_asn,
                coalesce(f.asn_source, cur.current_asn_source) AS current_asn_source,
                coalesce(f.country, 'XX') AS geo_country, f.country_source AS geo_country_source,
-               f.is_scanner, f.is_scanner_source, f.is_riot,
-               CASE WHEN cur.is_bogon THEN 'bogon' ELSE coalesce(f.ip_type, 'unknown') END AS ip_type,
-               CASE WHEN NOT cur.is_bogon THEN f.ip_type_source END AS ip_type_source
+               f.is_scanner, f.is_scanner_source, f.is_riot
         FROM ipintel_staging.enrichment_results r
         JOIN ipintel.ip_inventory cur ON cur.ip = r.ip
         CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
-        WHERE r.batch_id = p_batch_id) n
+        WHERE r.batch_id = p_batch_id
+    ), c AS (
+        SELECT x.*
+        FROM (SELECT array_agg(n.ip) AS ips, array_agg(n.current_asn) AS asns, array_agg(n.current_asn_source) AS sources
+              FROM n) a
+        CROSS JOIN LATERAL ipintel.ip_classes(a.ips, array_fill((now() AT TIME ZONE 'UTC')::date,
+                                                                  ARRAY[coalesce(cardinality(a.ips), 0)]),
+                                              a.asns, a.sources) x
+    )
+    UPDATE ipintel.ip_inventory i
+    SET enrichment = n.enrichment, current_asn = n.current_asn, current_asn_source = n.current_asn_source,
+        geo_country = n.geo_country, geo_country_source = n.geo_country_source,
+        is_scanner = n.is_scanner, is_scanner_source = n.is_scanner_source, is_riot = n.is_riot,
+        ip_type = c.ip_type, ip_type_source = c.ip_type_source, ip_provider = c.ip_provider,
+        ip_class_basis = c.ip_class_basis, updated_at = now()
+    FROM n
+    JOIN c ON c.ip = n.ip
     WHERE i.ip = n.ip
       AND (i.enrichment, i.current_asn, i.current_asn_source, i.geo_country, i.geo_country_source, i.is_scanner,
-           i.is_scanner_source, i.is_riot, i.ip_type, i.ip_type_source)
+           i.is_scanner_source, i.is_riot, i.ip_type, i.ip_type_source, i.ip_provider, i.ip_class_basis)
           IS DISTINCT FROM
           (n.enrichment, n.current_asn, n.current_asn_source, n.geo_country, n.geo_country_source, n.is_scanner,
-           n.is_scanner_source, n.is_riot, n.ip_type, n.ip_type_source);
+           n.is_scanner_source, n.is_riot, c.ip_type, c.ip_type_source, c.ip_provider, c.ip_class_basis);
     GET DIAGNOSTICS v_changed = ROW_COUNT;
     PERFORM ipintel.refresh_asn_counts(v_asns);
     RETURN v_changed;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.apply_answers(text, bigint) IS
-    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot and ip_type with their *_source from enrichment_state by the registry''s ranks (resolved_facts), and refreshes the ASN counts. Writes only rows that change; returns how many.';
+    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner and is_riot with their *_source from enrichment_state by the registry''s ranks (resolved_facts), classifies the IPs as of today (ip_classes: ip_type, ip_type_source, ip_provider, ip_class_basis), and refreshes the ASN counts. Writes only rows that change; returns how many.';
 
 ------------------------------------------------------------------------------------------
 -- Runs: every status change of an enrichment run is one of these functions

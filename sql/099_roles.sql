@@ -78,6 +78,7 @@ ALTER FUNCTION ipintel.finish_run(bigint, text, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_range_snapshot(text, date, text, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.classify_inventory(inet, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION
     ipintel.start_ingest_run(),
@@ -93,6 +94,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.take_snapshots(),
     ipintel.load_routing_snapshot(text, date, text, bigint),
     ipintel.load_range_snapshot(text, date, text, bigint),
+    ipintel.classify_inventory(inet, bigint),
     ipintel.redo_snapshots(timestamptz, timestamptz, text)
 TO ipintel_loader;
 
@@ -120,6 +122,8 @@ GRANT EXECUTE ON FUNCTION
     ipintel.routing_asns(inet[], date[]),
     ipintel.asn_at(inet, timestamptz),
     ipintel.range_snapshot_on(text, date),
+    ipintel.as_name_looks_residential(text),
+    ipintel.ip_classes(inet[], date[], bigint[], text[]),
     ipintel.report_top_asns(timestamptz, timestamptz, bigint),
     ipintel.report_top_countries(timestamptz, timestamptz, bigint),
     ipintel.report_ip_types(timestamptz, timestamptz, bigint),

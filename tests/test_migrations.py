@@ -199,3 +199,66 @@ def test_offline_sources_revision_goes_back_to_0023_unless_their_answers_are_rec
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT current_asn_source FROM ipintel.ip_inventory").fetchone() == ("ipinfo",)
         assert conn.execute("SELECT version_num FROM ipintel_alembic_version").fetchone() == ("0024",)
+
+
+def classes_state(dsn: str) -> dict[str, Any]:
+    """ip_inventory's file, its classes, its unclassified rows (None before 0029) and 0029's constraints."""
+    with psycopg.connect(dsn) as conn:
+        def one(statement: str) -> Any:
+            return conn.execute(statement).fetchone()[0]  # type: ignore[index]
+
+        has_basis = one("SELECT count(*) FROM pg_attribute WHERE attrelid = 'ipintel.ip_inventory'::regclass "
+                        "AND attname = 'ip_class_basis'") == 1
+        return {
+            "relfilenode": one("SELECT relfilenode FROM pg_class WHERE oid = 'ipintel.ip_inventory'::regclass"),
+            "types": dict(conn.execute("SELECT ip_type, count(*) FROM ipintel.ip_inventory GROUP BY 1").fetchall()),
+            "unclassified": one("SELECT count(*) FROM ipintel.ip_inventory WHERE ip_class_basis IS NULL")
+            if has_basis else None,
+            "validated": dict(conn.execute(
+                "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'ipintel.ip_inventory'::regclass "
+                "AND conname IN ('ip_inventory_ip_type_fkey', 'ip_inventory_ip_class_basis_is_object')").fetchall()),
+        }
+
+
+def test_ip_classes_revisions_on_a_populated_inventory(db: str, empty_db: str) -> None:
+    """0029 adds ip_provider / ip_class_basis without rewriting ip_inventory (constraints NOT VALID);
+    0031 classifies every row in committed batches (here: residential by the AS name) and validates;
+    the downgrade gives back 0025's schema and its classes."""
+    schema.upgrade(empty_db, "0025")
+    at_0025 = schema.schema_dump(empty_db)
+    schema.downgrade(db, "0025")
+    populate(db, sessions=20_000, ips=5_000, asns=50)
+    with psycopg.connect(db) as conn:
+        # As 0025's merges left them: MaxMind observed every ASN; the IPs of AS64501 sit on a
+        # consumer ISP's network; one other IP is an anonymous proxy.
+        conn.execute("UPDATE ipintel.enrichment_state e SET asn = i.current_asn, asn_observed = true "
+                     "FROM ipintel.ip_inventory i WHERE i.ip = e.ip")
+        conn.execute("UPDATE ipintel.ip_inventory SET current_asn_source = 'maxmind', ip_type = 'routed', "
+                     "ip_type_source = 'maxmind'")
+        conn.execute("UPDATE ipintel.asn_inventory SET as_name = 'COMCAST-7922, US' WHERE asn = 64501")
+        proxy = conn.execute("SELECT ip FROM ipintel.ip_inventory WHERE current_asn <> 64501 ORDER BY ip LIMIT 1").fetchone()[0]  # type: ignore[index]
+        conn.execute("UPDATE ipintel.enrichment_state SET ip_type = 'anonymizer' WHERE ip = %s", (proxy,))
+        conn.execute("UPDATE ipintel.ip_inventory SET ip_type = 'anonymizer' WHERE ip = %s", (proxy,))
+        residential = conn.execute("SELECT count(*) FROM ipintel.ip_inventory WHERE current_asn = 64501").fetchone()[0]  # type: ignore[index]
+    before, counts = classes_state(db), tier_counts(db)
+    assert before["types"] == {"routed": 4_999, "anonymizer": 1}
+
+    schema.upgrade(db, "0029")
+    pre = classes_state(db)
+    assert pre["relfilenode"] == before["relfilenode"], "0029 does not rewrite ip_inventory"
+    assert pre["types"] == before["types"] and pre["unclassified"] == 5_000
+    assert pre["validated"] == {"ip_inventory_ip_type_fkey": False, "ip_inventory_ip_class_basis_is_object": False}
+
+    schema.upgrade(db, "head")
+    post = classes_state(db)
+    assert post["unclassified"] == 0
+    assert post["types"] == {"routed": 4_999 - residential, "residential": residential, "anonymizer": 1}
+    assert post["validated"] == {"ip_inventory_ip_type_fkey": True, "ip_inventory_ip_class_basis_is_object": True}
+    assert tier_counts(db) == counts
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT DISTINCT ip_provider, ip_type_source, ip_class_basis ->> 'rule' FROM ipintel.ip_inventory "
+                            "WHERE current_asn = 64501").fetchall() == [("COMCAST-7922, US", "maxmind", "residential")]
+
+    schema.downgrade(db, "0025")
+    assert schema.schema_dump(db) == at_0025
+    assert classes_state(db)["types"] == before["types"], "0025's classes again"

@@ -312,3 +312,30 @@ def test_the_curated_hosting_list_reads_and_names_a_source_for_every_entry() -> 
     assert listed.kind == "hosting_asns" and len(listed.entries) >= 30
     assert all(isinstance(e, ranges.ListedAsn) and e.source.startswith("https://") for e in listed.entries)
     assert len({e.asn for e in listed.entries}) == len(listed.entries), "each AS once"
+
+
+def test_loading_lists_classifies_the_inventory(db: str, cli_database: Callable[[str], None], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """After the loads, ip_inventory.ip_type / ip_provider / ip_class_basis are as of today; a list
+    of today that no longer has a range takes the class away."""
+    cli_database(db)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("INSERT INTO ipintel.ip_inventory (ip) VALUES ('104.16.0.1'), ('185.220.101.34'), ('8.8.8.8')")
+    today = ranges.today()
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "ips-v4").write_text(rangefiles.plain(["104.16.0.0/13"]))
+    (tmp_path / "a" / "torbulkexitlist").write_text(rangefiles.plain(["185.220.101.34"]))
+    (tmp_path / "b" / "torbulkexitlist").write_text(rangefiles.plain(["185.220.101.35"]))
+    yesterday = date.fromordinal(today.toordinal() - 1)
+    code, out, err = run(["ranges", "load", "--date", yesterday.isoformat(), str(tmp_path / "a" / "ips-v4"),
+                          str(tmp_path / "a" / "torbulkexitlist")], capsys)
+    assert (code, err) == (0, "")
+    assert f"ip_inventory classified as of {today:%Y-%m-%d}: 3 IPs, 3 changed" in out
+    classes = {r["ip"]: (r["ip_type"], r["ip_provider"], r["basis"]) for r in query(
+        db, "SELECT host(ip) AS ip, ip_type, ip_provider, ip_class_basis ->> 'list' AS basis FROM ipintel.ip_inventory")}
+    assert classes == {"104.16.0.1": ("cdn", "cloudflare", "cloudflare_ipv4"),
+                       "185.220.101.34": ("tor", "tor", "tor_bulk_exit_list"), "8.8.8.8": ("unknown", None, None)}
+
+    code, out, _ = run(["ranges", "load", "--date", today.isoformat(), str(tmp_path / "b" / "torbulkexitlist")], capsys)
+    assert code == 0 and "3 IPs, 1 changed" in out
+    assert query(db, "SELECT ip_type FROM ipintel.ip_inventory WHERE ip = '185.220.101.34'") == [{"ip_type": "unknown"}]

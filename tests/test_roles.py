@@ -110,7 +110,7 @@ def test_no_function_is_executable_by_public(db: str) -> None:
             "SELECT p.proname, p.proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname = 'ipintel' AND p.prosecdef ORDER BY 1").fetchall()
     assert public == []
-    assert len(definers) == 14
+    assert len(definers) == 15
     assert all("search_path=\"\"" in config for _, config in definers), definers
 
 

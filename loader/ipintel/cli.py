@@ -478,6 +478,7 @@ def run_ranges_load(settings: config.Settings, files: Sequence[ranges.ListFile])
     from ipintel import ranges
 
     with db.connection(settings.database_url, autocommit=True) as conn:
+        loaded = False
         for listed in files:
             result = ranges.load(conn, listed)
             what = f"{listed.path}: {listed.kind} {listed.taken_on:%Y-%m-%d}"
@@ -485,8 +486,14 @@ def run_ranges_load(settings: config.Settings, files: Sequence[ranges.ListFile])
                 console.print(f"{what}: already loaded (snapshot {result.snapshot_id}), nothing changed "
                               f"({result.seconds:.1f} s)")
             else:
+                loaded = True
                 console.print(f"{what}: {result.entries:,} entries, {result.opened:,} opened, "
                               f"{result.closed:,} closed ({result.seconds:.1f} s)")
+        if loaded:
+            # ip_inventory.ip_type as of today, with the lists just loaded.
+            done = ranges.classify(conn)
+            console.print(f"ip_inventory classified as of {ranges.today():%Y-%m-%d}: {done.ips:,} IPs, "
+                          f"{done.changed:,} changed ({done.seconds:.1f} s)")
     return EXIT_OK
 
 

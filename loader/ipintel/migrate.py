@@ -27,7 +27,8 @@ def sqlalchemy_url(dsn: str | None = None) -> URL:
     )
 
 
-def revision_sql_path(revision_file: str, direction: Literal["upgrade", "downgrade", "concurrently"]) -> Path:
+def revision_sql_path(revision_file: str,
+                      direction: Literal["upgrade", "downgrade", "concurrently", "batched"]) -> Path:
     path = Path(revision_file)
     return path.with_name(f"{path.stem}.{direction}.sql")
 
@@ -87,6 +88,26 @@ def run_concurrent_sql(revision_file: str) -> None:
     with dbapi_connection.cursor() as cursor:
         for statement in statements:
             cursor.execute(statement)
+
+
+def run_batched_sql(revision_file: str) -> None:
+    """Execute `<revision>.batched.sql`, one statement (a DO block that COMMITs after each batch of
+    a backfill), in autocommit (call inside alembic's `op.get_context().autocommit_block()`): a
+    backfill of a big table whose row locks are held one batch at a time, not until the end of
+    the revision. PostgreSQL lets a DO block commit only outside a transaction block, which is
+    where this runs (and where `ipintel migrate --sql` puts it, between COMMIT and BEGIN)."""
+    from alembic import context, op
+
+    path = revision_sql_path(revision_file, "batched")
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise RuntimeError(f"{path} is empty")
+    if context.is_offline_mode():
+        op.execute(text)
+        return
+    dbapi_connection = cast("psycopg.Connection[Any]", op.get_bind().connection.dbapi_connection)
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(text)
 
 
 def run_revision_sql(revision_file: str, direction: Literal["upgrade", "downgrade"], *,

@@ -50,8 +50,8 @@ import psycopg
 from ipintel import db
 from ipintel.routing import date_from_name, excerpt
 
-__all__ = ["CURATED_HOSTING_ASNS", "FETCH_URLS", "KINDS", "Fetched", "ListFile", "ListedAsn", "LoadResult", "Range", "RangesFileError",
-           "RangesInputError", "curated_hosting_asns", "describe", "fetch", "load", "parse"]
+__all__ = ["CURATED_HOSTING_ASNS", "FETCH_URLS", "KINDS", "Classified", "Fetched", "ListFile", "ListedAsn", "LoadResult", "Range", "RangesFileError",
+           "RangesInputError", "classify", "curated_hosting_asns", "describe", "fetch", "load", "parse"]
 
 KINDS = ("aws", "gcp", "azure", "oracle", "digitalocean", "cloudflare_ipv4", "cloudflare_ipv6",
          "tor_bulk_exit_list", "tor_exit_addresses", "hosting_asns")
@@ -529,6 +529,33 @@ def load(conn: psycopg.Connection[Any], listed: ListFile) -> LoadResult:
     return LoadResult(file=listed, snapshot_id=int(result["snapshot_id"]), loaded=bool(result["loaded"]),
                       entries=int(result["entries"]), opened=int(result["opened"]), closed=int(result["closed"]),
                       seconds=time.monotonic() - started)
+
+
+CLASSIFY_BATCH = 10_000  # IPs a classify_inventory() call locks and writes in one transaction
+
+
+@dataclass
+class Classified:
+    ips: int
+    changed: int
+    seconds: float
+
+
+def classify(conn: psycopg.Connection[Any], *, batch: int = CLASSIFY_BATCH) -> Classified:
+    """Bring ip_inventory's class up to date after loads: ipintel.classify_inventory() one batch
+    of IPs at a time in ip order, each batch its own transaction (`conn` in autocommit), so ingest
+    and enrich go on meanwhile."""
+    started = time.monotonic()
+    after: str | None = None
+    ips = changed = 0
+    while True:
+        row = db.query_one(conn, db.query("classify_inventory"), {"after": after, "limit": batch})
+        assert row is not None
+        if row["last_ip"] is None:
+            return Classified(ips, changed, time.monotonic() - started)
+        after = str(row["last_ip"])
+        ips += int(row["classified"])
+        changed += int(row["changed"])
 
 
 def today() -> date:

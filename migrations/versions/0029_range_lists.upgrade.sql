@@ -1,9 +1,12 @@
 -- From migrations/versions/0029_range_lists.upgrade.sql (sql/071_dated_runs.sql, sql/073_range_lists.sql,
--- ip_types of sql/030_tiers.sql and load_routing_snapshot of sql/072_routing.sql, as of this revision)
+-- sql/074_ip_classes.sql, ip_types and the new columns of sql/030_tiers.sql, load_routing_snapshot
+-- of sql/072_routing.sql, apply_answers of sql/070_enrichment.sql, as of this revision)
 -- Range lists (issue 12): the cloud, CDN and Tor lists and the curated hosting-ASN list as dated
 -- snapshots, run-length like routing history, whose merge both now share; the classes of
--- ip_type with their precedence. New tables and functions, load_routing_snapshot replaced:
--- no lock on an existing table beyond reads.
+-- ip_type with their precedence, decided in SQL (ip_classes) by every merge and after every
+-- load; ip_provider and ip_class_basis on ip_inventory, snapshot_ip_provider on the sessions.
+-- New tables and functions, merges replaced; then new nullable columns (metadata only) and
+-- constraints NOT VALID: brief locks. The backfill of the classes is 0031 (post).
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
 
@@ -411,15 +414,312 @@ COMMENT ON FUNCTION ipintel.range_snapshot_on(text, date) IS
     'The day of the list''s latest snapshot taken on or before p_day and not older than its max_age; NULL when none.';
 
 ------------------------------------------------------------------------------------------
+-- The classes (sql/074_ip_classes.sql), and the merge that keeps them (apply_answers)
+------------------------------------------------------------------------------------------
+-- The residential heuristic. No registered source says what kind of network an AS is (PeeringDB's
+-- info_type and IPinfo's AS type are not among the free sources), so this reads the AS name:
+-- words consumer access networks put in their names (broadband, DSL, cable, fibre, FTTH, mobile,
+-- wireless, cellular, telecom, a few large consumer ISPs' brands), and none of the words hosting
+-- and cloud networks use (hosting, server, cloud, data centre, VPS, colocation, dedicated, CDN).
+-- A guess: ip_class_basis says it is one (rule residential, with the AS name it read).
+CREATE FUNCTION ipintel.as_name_looks_residential(p_as_name text)
+    RETURNS boolean
+    LANGUAGE sql
+    IMMUTABLE PARALLEL SAFE
+RETURN p_as_name ~* '(broadband|\m[av]?dsl\M|\mcable|fib(er|re)|\mftth\M|residential|\mhome\M|mobile|wireless|cellular|\mlte\M|\m[345]g\M|telecom|telekom|telecomunica|telefonica|telkom|vodafone|comcast|charter|\mspectrum\M|verizon|\mcox\M|\misp\M)'
+    AND p_as_name !~* '(hosting|\mhost\M|server|cloud|data ?cent(er|re)|datacenter|\mvps\M|\mcolo|dedicated|\mcdn\M)';
+COMMENT ON FUNCTION ipintel.as_name_looks_residential(text) IS
+    'The residential heuristic: true when an AS name has a word consumer access networks use (broadband, DSL, cable, fibre, FTTH, mobile, wireless, cellular, LTE, telecom, a few consumer ISP brands) and none that hosting or cloud networks use (hosting, host, server, cloud, data centre, VPS, colocation, dedicated, CDN). A guess from the name only: no free source types ASes.';
+
+-- Set-based: the class of each (ip, day, asn) tuple, as of that UTC day: the range lists by
+-- their snapshot of the day (range_snapshot_on, once per day and list), one GiST probe per IP;
+-- the hosting-ASN list and the AS name by the ASN given (the caller's: the current one, or the
+-- session's); the sources' last answers (enrichment_state). p_asn_sources names where each ASN
+-- came from: the ip_type_source of the classes that rest on the ASN.
+CREATE FUNCTION ipintel.ip_classes(p_ips inet[], p_days date[], p_asns bigint[], p_asn_sources text[])
+    RETURNS TABLE (ip inet, day date, asn bigint, ip_type text, ip_provider text, ip_type_source text,
+                   ip_class_basis jsonb)
+    LANGUAGE sql
+    STABLE
+BEGIN ATOMIC
+    WITH q AS (
+        SELECT DISTINCT ON (u.ip, u.day, u.asn) u.ip, u.day, u.asn, u.asn_source
+        FROM unnest(p_ips, p_days, p_asns, p_asn_sources) AS u(ip, day, asn, asn_source)
+        ORDER BY u.ip, u.day, u.asn, u.asn_source
+    ), lists AS MATERIALIZED (  -- once per day and list, not once per IP
+        SELECT x.day, l.list, l.ip_type, l.provider, l.holds, l.rank, ipintel.range_snapshot_on(l.list, x.day) AS taken_on
+        FROM (SELECT DISTINCT q.day FROM q) x
+        CROSS JOIN ipintel.range_lists l
+    ), candidates AS (
+        -- (ip_type, provider, source, specificity: prefix length, rank within the level, detail
+        -- (0 when the range names service and region), basis)
+        SELECT q.ip, q.day, q.asn, 'bogon'::text AS ip_type, NULL::text AS provider, NULL::text AS source,
+               NULL::bigint AS specificity, NULL::bigint AS rank, 0 AS detail, jsonb_build_object('rule', 'bogon') AS basis
+        FROM q WHERE ipintel.is_bogon(q.ip)
+        UNION ALL
+        SELECT q.ip, q.day, q.asn, w.ip_type, w.provider, NULL, masklen(r.prefix), w.rank,
+               (r.service = '')::int + (r.region = '')::int,
+               jsonb_strip_nulls(jsonb_build_object('rule', 'range', 'list', w.list, 'snapshot', w.taken_on,
+                                                    'prefix', r.prefix, 'service', nullif(r.service, ''),
+                                                    'region', nullif(r.region, '')))
+        FROM q
+        JOIN ipintel.listed_ranges r ON r.prefix_range OPERATOR(public.>>=) public.iprange(q.ip::cidr)
+        JOIN lists w ON w.day = q.day AND w.list = r.list AND r.valid @> w.taken_on
+        UNION ALL
+        SELECT q.ip, q.day, q.asn, w.ip_type, a.name, q.asn_source, NULL, w.rank, 0,
+               jsonb_build_object('rule', 'hosting_asn', 'list', w.list, 'snapshot', w.taken_on, 'asn', a.asn,
+                                  'name', a.name, 'source', a.source)
+        FROM q
+        JOIN lists w ON w.day = q.day AND w.holds = 'asns' AND w.taken_on IS NOT NULL
+        JOIN ipintel.listed_asns a ON a.list = w.list AND a.asn = q.asn AND a.valid @> w.taken_on
+        UNION ALL
+        -- what the sources said, by their ip_type_rank within a level
+        SELECT q.ip, q.day, q.asn, e.ip_type, NULL, e.source, NULL, p.ip_type_rank, 0,
+               jsonb_build_object('rule', 'source', 'source', e.source)
+        FROM q
+        JOIN ipintel.enrichment_state e ON e.ip = q.ip AND e.ip_type IS NOT NULL
+        JOIN ipintel.enrichment_policy p ON p.source = e.source AND p.ip_type_rank IS NOT NULL
+        UNION ALL
+        SELECT q.ip, q.day, q.asn, 'residential', a.as_name, q.asn_source, NULL, NULL, 0,
+               jsonb_build_object('rule', 'residential', 'asn', q.asn, 'as_name', a.as_name)
+        FROM q
+        JOIN ipintel.asn_inventory a ON a.asn = q.asn
+        WHERE ipintel.as_name_looks_residential(a.as_name)
+        UNION ALL
+        SELECT q.ip, q.day, q.asn, 'routed', NULL, q.asn_source, NULL, NULL, 0,
+               jsonb_build_object('rule', 'routed', 'asn', q.asn)
+        FROM q WHERE q.asn IS NOT NULL
+        UNION ALL
+        SELECT q.ip, q.day, q.asn, 'unknown', NULL, NULL, NULL, NULL, 0, jsonb_build_object('rule', 'unknown')
+        FROM q
+    )
+    SELECT DISTINCT ON (c.ip, c.day, c.asn) c.ip, c.day, c.asn, c.ip_type, c.provider, c.source, c.basis
+    FROM candidates c
+    JOIN ipintel.ip_types t ON t.ip_type = c.ip_type
+    ORDER BY c.ip, c.day, c.asn, t.precedence, c.specificity DESC NULLS LAST, c.rank NULLS LAST, c.detail,
+             c.basis::text;
+END;
+COMMENT ON FUNCTION ipintel.ip_classes(inet[], date[], bigint[], text[]) IS
+    'The infrastructure class of each (ip, day, asn) of the parallel arrays (p_asn_sources: where each ASN came from), as of that UTC day: of bogon, the range lists'' classes (their snapshot of the day; most specific range first), hosting (the ASN in the hosting-ASN list of the day), the sources'' classes (enrichment_state), residential (as_name_looks_residential of the AS name), routed (an ASN) and unknown, the one of lowest ip_types.precedence. With its provider, its registered source (the source that said it; for hosting, residential and routed, the ASN''s) and its basis (ip_inventory.ip_class_basis).';
+
+-- ip_inventory's class kept by SQL, one batch at a time: the next p_limit IPs after p_after (ip
+-- order; NULL: from the first; p_limit NULL: all), locked in ip order (the one lock order of the
+-- tiers, so it runs beside ingest and merges), classified as of today (UTC) with their current
+-- ASN, and written where the class changed. Callers commit between batches (a long table is
+-- not held at once) until last_ip is NULL.
+CREATE FUNCTION ipintel.classify_inventory(p_after inet, p_limit bigint)
+    RETURNS TABLE (last_ip inet, classified bigint, changed bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_ips inet[];
+    v_asns bigint[];
+    v_sources text[];
+    v_changed bigint;
+BEGIN
+    SELECT array_agg(b.ip ORDER BY b.ip), array_agg(b.current_asn ORDER BY b.ip),
+           array_agg(b.current_asn_source ORDER BY b.ip)
+    INTO v_ips, v_asns, v_sources
+    FROM (SELECT i.ip, i.current_asn, i.current_asn_source
+          FROM ipintel.ip_inventory i
+          WHERE p_after IS NULL OR i.ip > p_after
+          ORDER BY i.ip
+          LIMIT p_limit
+          FOR NO KEY UPDATE) b;
+    IF v_ips IS NULL THEN
+        RETURN QUERY SELECT NULL::inet, 0::bigint, 0::bigint;
+        RETURN;
+    END IF;
+    UPDATE ipintel.ip_inventory i
+    SET ip_type = c.ip_type, ip_type_source = c.ip_type_source, ip_provider = c.ip_provider,
+        ip_class_basis = c.ip_class_basis, updated_at = now()
+    FROM ipintel.ip_classes(v_ips, array_fill((now() AT TIME ZONE 'UTC')::date, ARRAY[cardinality(v_ips)]), v_asns,
+                            v_sources) c
+    WHERE i.ip = c.ip
+      AND (i.ip_type, i.ip_type_source, i.ip_provider, i.ip_class_basis)
+          IS DISTINCT FROM (c.ip_type, c.ip_type_source, c.ip_provider, c.ip_class_basis);
+    GET DIAGNOSTICS v_changed = ROW_COUNT;
+    RETURN QUERY SELECT v_ips[cardinality(v_ips)], cardinality(v_ips)::bigint, v_changed;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.classify_inventory(inet, bigint) IS
+    'Classifies the next p_limit ip_inventory rows after p_after (ip order; NULLs: from the first, all) as of today (ip_classes with their current ASN), writing ip_type, ip_type_source, ip_provider and ip_class_basis where they change. Returns the last IP of the batch (NULL: none left), how many were classified and how many changed. Called after range lists are loaded, one committed batch at a time.';
+
+CREATE OR REPLACE FUNCTION ipintel.apply_answers(p_source text, p_batch_id bigint)
+    RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_asns bigint[];
+    v_changed bigint;
+BEGIN
+    -- A new ASN observation becomes current: its history first (see record_asn_history), as of
+    -- this answer (when a better-ranked source stops observing, the fallback becomes current
+    -- now, not when it was observed). No observation at all ("not in the file") keeps the last.
+    SELECT ipintel.record_asn_history(array_agg(f.asn_source), array_agg(r.ip), array_agg(f.asn),
+                                      array_agg(r.fetched_at))
+    INTO v_asns
+    FROM ipintel_staging.enrichment_results r
+    JOIN ipintel.ip_inventory i ON i.ip = r.ip
+    CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
+    WHERE r.batch_id = p_batch_id AND f.asn_source IS NOT NULL
+      AND (i.current_asn, i.current_asn_source) IS DISTINCT FROM (f.asn, f.asn_source);
+
+    -- The class (ip_classes) as of today, with the ASN as it now resolves.
+    WITH n AS MATERIALIZED (
+        SELECT r.ip,
+               CASE WHEN cur.enrichment -> p_source IS DISTINCT FROM r.result
+                    THEN cur.enrichment || jsonb_build_object(p_source, r.result) ELSE cur.enrichment END AS enrichment,
+               CASE WHEN f.asn_source IS NOT NULL THEN f.asn ELSE cur.current_asn END AS current_asn,
+               coalesce(f.asn_source, cur.current_asn_source) AS current_asn_source,
+               coalesce(f.country, 'XX') AS geo_country, f.country_source AS geo_country_source,
+               f.is_scanner, f.is_scanner_source, f.is_riot
+        FROM ipintel_staging.enrichment_results r
+        JOIN ipintel.ip_inventory cur ON cur.ip = r.ip
+        CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
+        WHERE r.batch_id = p_batch_id
+    ), c AS (
+        SELECT x.*
+        FROM (SELECT array_agg(n.ip) AS ips, array_agg(n.current_asn) AS asns, array_agg(n.current_asn_source) AS sources
+              FROM n) a
+        CROSS JOIN LATERAL ipintel.ip_classes(a.ips, array_fill((now() AT TIME ZONE 'UTC')::date,
+                                                                  ARRAY[coalesce(cardinality(a.ips), 0)]),
+                                              a.asns, a.sources) x
+    )
+    UPDATE ipintel.ip_inventory i
+    SET enrichment = n.enrichment, current_asn = n.current_asn, current_asn_source = n.current_asn_source,
+        geo_country = n.geo_country, geo_country_source = n.geo_country_source,
+        is_scanner = n.is_scanner, is_scanner_source = n.is_scanner_source, is_riot = n.is_riot,
+        ip_type = c.ip_type, ip_type_source = c.ip_type_source, ip_provider = c.ip_provider,
+        ip_class_basis = c.ip_class_basis, updated_at = now()
+    FROM n
+    JOIN c ON c.ip = n.ip
+    WHERE i.ip = n.ip
+      AND (i.enrichment, i.current_asn, i.current_asn_source, i.geo_country, i.geo_country_source, i.is_scanner,
+           i.is_scanner_source, i.is_riot, i.ip_type, i.ip_type_source, i.ip_provider, i.ip_class_basis)
+          IS DISTINCT FROM
+          (n.enrichment, n.current_asn, n.current_asn_source, n.geo_country, n.geo_country_source, n.is_scanner,
+           n.is_scanner_source, n.is_riot, c.ip_type, c.ip_type_source, c.ip_provider, c.ip_class_basis);
+    GET DIAGNOSTICS v_changed = ROW_COUNT;
+    PERFORM ipintel.refresh_asn_counts(v_asns);
+    RETURN v_changed;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.apply_answers(text, bigint) IS
+    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner and is_riot with their *_source from enrichment_state by the registry''s ranks (resolved_facts), classifies the IPs as of today (ip_classes: ip_type, ip_type_source, ip_provider, ip_class_basis), and refreshes the ASN counts. Writes only rows that change; returns how many.';
+COMMENT ON FUNCTION ipintel.resolved_facts(inet) IS
+    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type here is what the sources say (falling back to routed when an ASN is known); ip_inventory.ip_type weighs it with the range lists and rules (ip_classes). One row, NULLs when no source answered.';
+
+------------------------------------------------------------------------------------------
+-- The columns that carry the class: added last, so ip_inventory's brief ACCESS EXCLUSIVE lock
+-- (new nullable columns: metadata only, no rewrite) is held only until the commit right after.
+-- The constraints are added NOT VALID (no scan); 0031 validates them after its backfill.
+------------------------------------------------------------------------------------------
+ALTER TABLE ipintel.ip_inventory ADD COLUMN ip_provider text, ADD COLUMN ip_class_basis jsonb;
+ALTER TABLE ipintel.ip_inventory
+    ADD CONSTRAINT ip_inventory_ip_type_fkey FOREIGN KEY (ip_type) REFERENCES ipintel.ip_types (ip_type) NOT VALID;
+ALTER TABLE ipintel.ip_inventory
+    ADD CONSTRAINT ip_inventory_ip_class_basis_is_object CHECK (jsonb_typeof(ip_class_basis) = 'object') NOT VALID;
+ALTER TABLE ipintel.session_summaries ADD COLUMN snapshot_ip_provider text;
+COMMENT ON COLUMN ipintel.ip_inventory.ip_type IS
+    'Infrastructure class as of today (ipintel.ip_types, ipintel.ip_classes): of the classes the IP qualifies for, the one of lowest precedence: bogon, tor, cloud or cdn (range lists; the most specific range wins), hosting (its AS in a hosting-ASN list), riot, scanner, anonymizer (what sources say), residential (its AS name), unrouted, routed (an ASN is known), unknown. Kept by SQL: every merge, range-list load and ipintel.classify_inventory.';
+
+COMMENT ON COLUMN ipintel.ip_inventory.ip_type_source IS
+    'The registered source ip_type came from: the one that said riot, scanner, anonymizer or unrouted; for hosting, residential and routed, the source of current_asn. NULL for bogon, unknown and the range-list classes (tor, cloud, cdn): ip_class_basis says which list.';
+
+COMMENT ON COLUMN ipintel.ip_inventory.ip_provider IS
+    'Who runs the infrastructure, for the classes that say: aws, gcp, azure, oracle, digitalocean, cloudflare, tor (range lists), the hosting AS''s name (hosting), the AS name (residential). NULL otherwise.';
+
+COMMENT ON COLUMN ipintel.ip_inventory.ip_class_basis IS
+    'Why ip_type is what it is: {"rule": bogon | range | hosting_asn | source | residential | routed | unknown, ...}: for range, the list, its snapshot day, the prefix, service and region; for hosting_asn, the list, its snapshot day, the ASN, its name and the entry''s source; for source, the source; for residential and routed, the ASN (and AS name). NULL: not classified since revision 0029.';
+
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_provider IS
+    'Snapshot: who ran the infrastructure as of the session''s day (ip_inventory.ip_provider''s meaning), filled with snapshot_ip_type. NULL: the class names none, or not known yet.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type IS
+    'Snapshot: the infrastructure class as of the session''s day (ipintel.ip_classes: the range lists of that day, the snapshot''s ASN, what sources said when the field was filled; only once no source is still awaited). Known once snapshot_ip_type_source is set.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type_source IS
+    'What decided snapshot_ip_type: list:<list>:<snapshot day> (tor, cloud, cdn, hosting: the range or hosting-ASN list of that day), a source (riot, scanner, anonymizer, unrouted: greynoise, maxmind, cymru), the ASN''s source as in snapshot_asn_source (residential, routed), bogon, none (unknown). Before revision 0029 the bare source for routed too. NULL: not known yet (filled only once no source is awaited).';
+-- ip_timeline reads its sessions with s.*, which PostgreSQL expands when the function is created:
+-- created again (unchanged) to read the new column too.
+CREATE OR REPLACE FUNCTION ipintel.ip_timeline(p_ip inet)
+    RETURNS TABLE (at timestamptz, until timestamptz, kind text, source text, asn bigint, country text, detail jsonb)
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    WITH target AS (
+        SELECT ipintel.normalize_ip(p_ip) AS ip
+    ), sessions AS (
+        SELECT s.* FROM ipintel.session_summaries s WHERE s.source_ip = (SELECT t.ip FROM target t)
+    ), routing AS (
+        -- the routing history's origin AS at each session's day (one GiST probe per day)
+        SELECT r.day, r.asn, r.dataset, r.taken_on, r.prefix
+        FROM ipintel.routing_asns(ARRAY(SELECT s.source_ip FROM sessions s),
+                                  ARRAY(SELECT (s.first_event_at AT TIME ZONE 'UTC')::date FROM sessions s)) r
+    )
+    SELECT s.first_event_at, s.last_event_at, 'session', s.snapshot_asn_source, s.snapshot_asn, s.snapshot_country,
+           jsonb_build_object('session_id', s.session_id, 'sensor', s.sensor, 'protocol', s.protocol,
+                              'dst_port', s.dst_port, 'login_attempts', s.login_attempts,
+                              'login_successes', s.login_successes, 'commands', s.command_count,
+                              'downloads', s.download_count, 'client_version', s.client_version, 'hassh', s.hassh,
+                              'ip_type', s.snapshot_ip_type, 'is_scanner', s.snapshot_is_scanner,
+                              'snapshot_complete_at', s.snapshot_complete_at,
+                              'routing_asn', r.asn, 'routing_prefix', r.prefix,
+                              'routing_snapshot', r.dataset || ':' || r.taken_on::text)
+    FROM sessions s
+    LEFT JOIN routing r ON r.day = (s.first_event_at AT TIME ZONE 'UTC')::date
+    UNION ALL
+    -- the ranges of ip_asn_history: each ASN the sources observed, from when until the next change
+    SELECT lower(h.valid), upper(h.valid), 'asn', h.source, h.asn, NULL,
+           jsonb_build_object('as_name', n.as_name, 'recorded_at', h.recorded_at)
+    FROM ipintel.ip_asn_history h
+    LEFT JOIN ipintel.asn_inventory n ON n.asn = h.asn
+    WHERE h.ip = (SELECT t.ip FROM target t)
+    UNION ALL
+    -- what each source says: since when (changed_at), last confirmed (fetched_at), its facts and document
+    SELECT e.changed_at, NULL, 'answer', e.source, e.asn, e.country,
+           jsonb_build_object('fetched_at', e.fetched_at, 'build', e.build, 'asn_observed', e.asn_observed,
+                              'is_scanner', e.is_scanner, 'is_riot', e.is_riot, 'ip_type', e.ip_type,
+                              'document', i.enrichment -> e.source)
+    FROM ipintel.enrichment_state e
+    JOIN ipintel.ip_inventory i ON i.ip = e.ip
+    WHERE e.ip = (SELECT t.ip FROM target t)
+    UNION ALL
+    -- what a source could not say
+    SELECT f.recorded_at, f.resolved_at, 'failure', f.source, NULL, NULL,
+           jsonb_build_object('error', f.error, 'retryable', f.retryable, 'attempts', f.attempts,
+                              'retry_after', f.retry_after)
+    FROM ipintel.enrichment_failures f
+    WHERE f.ip = (SELECT t.ip FROM target t)
+    UNION ALL
+    -- routing history: every run of a prefix containing the IP and its origin (days, UTC)
+    SELECT lower(o.valid)::timestamp AT TIME ZONE 'UTC', upper(o.valid)::timestamp AT TIME ZONE 'UTC', 'routing',
+           'routing:' || o.dataset, o.asn, NULL, jsonb_build_object('prefix', o.prefix)
+    FROM ipintel.prefix_origins o
+    WHERE o.prefix_range OPERATOR(public.>>=) public.iprange((SELECT t.ip FROM target t)::cidr)
+    ORDER BY 1, 3, 4;
+END;
+COMMENT ON FUNCTION ipintel.ip_timeline(inet) IS
+    'Everything known about one IP, in time order. kind: session (at/until: its first and last event; source, asn, country: its snapshot; detail: counts, client, snapshot class, and the routing history''s ASN at its day), asn (an ip_asn_history range: the ASN a source observed from at until until, NULL while current), answer (what a source says since at = changed_at, last confirmed detail.fetched_at, its facts and document), failure (a source could not answer: recorded at, resolved until), routing (a prefix_origins run of a prefix containing the IP: its origin AS over those days).';
+
+
+------------------------------------------------------------------------------------------
 -- Grants (sql/099_roles.sql)
 ------------------------------------------------------------------------------------------
 -- CREATE OR REPLACE resets a function's attributes: the loader's entry point stays SECURITY DEFINER.
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_range_snapshot(text, date, text, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.classify_inventory(inet, bigint) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION ipintel.merge_dated_runs(regclass, text, text, regclass, text[], bigint, date, date, date),
     ipintel.load_range_snapshot(text, date, text, bigint), ipintel.range_snapshot_on(text, date) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ipintel.load_range_snapshot(text, date, text, bigint) TO ipintel_loader;
+REVOKE EXECUTE ON FUNCTION ipintel.classify_inventory(inet, bigint), ipintel.ip_classes(inet[], date[], bigint[], text[]),
+    ipintel.as_name_looks_residential(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ipintel.load_range_snapshot(text, date, text, bigint), ipintel.classify_inventory(inet, bigint)
+    TO ipintel_loader;
 GRANT SELECT, INSERT ON ipintel_staging.listed_ranges, ipintel_staging.listed_asns TO ipintel_loader;
 GRANT SELECT ON ipintel.ip_types, ipintel.range_lists, ipintel.range_snapshots, ipintel.listed_ranges,
     ipintel.listed_asns TO ipintel_loader, ipintel_reader;
-GRANT EXECUTE ON FUNCTION ipintel.range_snapshot_on(text, date) TO ipintel_reader, ipintel_loader;
+GRANT EXECUTE ON FUNCTION ipintel.range_snapshot_on(text, date), ipintel.as_name_looks_residential(text),
+    ipintel.ip_classes(inet[], date[], bigint[], text[]) TO ipintel_reader, ipintel_loader;

@@ -306,6 +306,11 @@ COPY ipintel_staging.listed_asns (batch_id, asn, name, source) FROM STDIN;
 -- already loaded).
 SELECT * FROM ipintel.load_range_snapshot(%(list)s::text, %(taken_on)s::date, %(file)s::text, %(batch)s::bigint);
 
+-- classify_inventory --
+-- After the loads: the next %(limit)s ip_inventory rows after %(after)s (NULL: from the first)
+-- classified as of today; one committed batch per call, until last_ip is NULL.
+SELECT * FROM ipintel.classify_inventory(%(after)s::inet, %(limit)s::bigint);
+
 ------------------------------------------------------------------------------------------
 -- Metrics (`--metrics-file`, ipintel.metrics): read once when a run ends, on a connection of
 -- their own

@@ -1,6 +1,6 @@
 -- The public interface analysts and later code rely on: tables, keys, columns and comments.
 BEGIN;
-SELECT plan(38);
+SELECT plan(40);
 
 SELECT has_schema('ipintel');
 SELECT has_schema('ipintel_staging');
@@ -23,7 +23,8 @@ SELECT columns_are('ipintel', 'session_summaries', ARRAY[
     'login_successes', 'command_count', 'download_count', 'event_count', 'snapshot_asn',
     'snapshot_country', 'snapshot_ip_type', 'snapshot_is_scanner', 'snapshot_enrichment',
     'snapshot_at', 'created_at', 'updated_at', 'snapshot_asn_source', 'snapshot_country_source',
-    'snapshot_ip_type_source', 'snapshot_is_scanner_source', 'snapshot_complete_at'], 'session_summaries has exactly its columns');
+    'snapshot_ip_type_source', 'snapshot_is_scanner_source', 'snapshot_complete_at', 'snapshot_ip_provider'],
+    'session_summaries has exactly its columns');
 
 SELECT fk_ok('ipintel', 'ip_inventory', 'current_asn', 'ipintel', 'asn_inventory', 'asn');
 SELECT fk_ok('ipintel', 'session_summaries', 'source_ip', 'ipintel', 'ip_inventory', 'ip');
@@ -51,6 +52,9 @@ SELECT fk_ok('ipintel', 'ip_inventory', 'current_asn_source', 'ipintel', 'enrich
 SELECT fk_ok('ipintel', 'ip_inventory', 'geo_country_source', 'ipintel', 'enrichment_policy', 'source');
 SELECT fk_ok('ipintel', 'ip_inventory', 'is_scanner_source', 'ipintel', 'enrichment_policy', 'source');
 SELECT fk_ok('ipintel', 'ip_inventory', 'ip_type_source', 'ipintel', 'enrichment_policy', 'source');
+-- The classes are rows (ip_types: precedence, TTL); the range lists name theirs.
+SELECT fk_ok('ipintel', 'ip_inventory', 'ip_type', 'ipintel', 'ip_types', 'ip_type');
+SELECT fk_ok('ipintel', 'range_lists', 'ip_type', 'ipintel', 'ip_types', 'ip_type');
 SELECT has_trigger('ipintel', 'ip_inventory', 'ip_inventory_bogon_is_typed', 'a trigger types bogons');
 
 SELECT is(
