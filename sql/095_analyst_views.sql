@@ -468,6 +468,14 @@ BEGIN ATOMIC
         SELECT v.source FROM (VALUES ('bogon'), ('none')) AS v(source)
         UNION
         SELECT p.source FROM ipintel.enrichment_policy p
+    ), allowed_ip_type_source AS (
+        -- a class from a range or ASN list names the list's snapshot; routed and residential name
+        -- the ASN's source, which may be a routing snapshot (revision 0029)
+        SELECT a.source FROM allowed_source a
+        UNION
+        SELECT 'list:' || r.list || ':' || r.taken_on::text FROM ipintel.range_snapshots r
+        UNION
+        SELECT 'routing:' || r.dataset || ':' || r.taken_on::text FROM ipintel.routing_snapshots r
     ), combos AS (
         -- the sessions grouped by what the rules read: a few groups, checked once each
         SELECT s.snapshot_asn_source AS asn_source, s.snapshot_country_source AS country_source,
@@ -498,8 +506,8 @@ BEGIN ATOMIC
              AND NOT (c.before_0022_form AND c.asn_source IN (SELECT p.source FROM ipintel.enrichment_policy p))),
             (4, 'snapshot_country_source is a registered source, bogon or none',
              c.country_source IS NOT NULL AND c.country_source NOT IN (SELECT a.source FROM allowed_source a)),
-            (5, 'snapshot_ip_type_source is a registered source, bogon or none',
-             c.ip_type_source IS NOT NULL AND c.ip_type_source NOT IN (SELECT a.source FROM allowed_source a)),
+            (5, 'snapshot_ip_type_source is a registered source, list:<list>:<day> of a loaded range snapshot, routing:<dataset>:<day> of a loaded routing snapshot, bogon or none',
+             c.ip_type_source IS NOT NULL AND c.ip_type_source NOT IN (SELECT a.source FROM allowed_ip_type_source a)),
             (6, 'snapshot_is_scanner_source is a registered source, bogon or none',
              c.is_scanner_source IS NOT NULL AND c.is_scanner_source NOT IN (SELECT a.source FROM allowed_source a))
         ) AS r(n, rule, violated)
@@ -510,7 +518,7 @@ BEGIN ATOMIC
             (2, 'a snapshot with a known field has snapshot_at'),
             (3, 'snapshot_asn_source is routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon or none (a bare source: before revision 0022)'),
             (4, 'snapshot_country_source is a registered source, bogon or none'),
-            (5, 'snapshot_ip_type_source is a registered source, bogon or none'),
+            (5, 'snapshot_ip_type_source is a registered source, list:<list>:<day> of a loaded range snapshot, routing:<dataset>:<day> of a loaded routing snapshot, bogon or none'),
             (6, 'snapshot_is_scanner_source is a registered source, bogon or none')) AS r(n, rule)
     )
     SELECT x.rule, x.violations, x.examples
@@ -537,7 +545,7 @@ BEGIN ATOMIC
     ORDER BY x.n;
 END;
 COMMENT ON FUNCTION ipintel.verify_snapshots() IS
-    'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite). violations = 0 everywhere: the snapshots are sound.';
+    'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022; the class''s: also list:<list>:<day> of a loaded range snapshot or routing:<dataset>:<day>), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite). violations = 0 everywhere: the snapshots are sound.';
 
 ------------------------------------------------------------------------------------------
 -- Refresh on demand: the IPs of some ASNs or countries (ipintel enrich --asn / --country)

@@ -442,62 +442,73 @@ CREATE FUNCTION ipintel.ip_classes(p_ips inet[], p_days date[], p_asns bigint[],
     LANGUAGE sql
     STABLE
 BEGIN ATOMIC
-    WITH q AS (
-        SELECT DISTINCT ON (u.ip, u.day, u.asn) u.ip, u.day, u.asn, u.asn_source
-        FROM unnest(p_ips, p_days, p_asns, p_asn_sources) AS u(ip, day, asn, asn_source)
-        ORDER BY u.ip, u.day, u.asn, u.asn_source
+    WITH q AS MATERIALIZED (
+        SELECT row_number() OVER () AS n, d.ip, d.day, d.asn, d.asn_source
+        FROM (SELECT DISTINCT ON (u.ip, u.day, u.asn) u.ip, u.day, u.asn, u.asn_source
+              FROM unnest(p_ips, p_days, p_asns, p_asn_sources) AS u(ip, day, asn, asn_source)
+              ORDER BY u.ip, u.day, u.asn, u.asn_source) d
     ), lists AS MATERIALIZED (  -- once per day and list, not once per IP
         SELECT x.day, l.list, l.ip_type, l.provider, l.holds, l.rank, ipintel.range_snapshot_on(l.list, x.day) AS taken_on
         FROM (SELECT DISTINCT q.day FROM q) x
         CROSS JOIN ipintel.range_lists l
     ), candidates AS (
-        -- (ip_type, provider, source, specificity: prefix length, rank within the level, detail
-        -- (0 when the range names service and region), basis)
-        SELECT q.ip, q.day, q.asn, 'bogon'::text AS ip_type, NULL::text AS provider, NULL::text AS source,
-               NULL::bigint AS specificity, NULL::bigint AS rank, 0 AS detail, jsonb_build_object('rule', 'bogon') AS basis
+        -- Narrow rows (the basis is built for the winner only): the class, its provider and
+        -- registered source, what orders it within its level (prefix length, rank, detail: 0
+        -- when the range names service and region), and the facts of its basis.
+        SELECT q.n, 'bogon'::text AS ip_type, NULL::text AS provider, NULL::text AS source, NULL::bigint AS specificity,
+               NULL::bigint AS rank, 0 AS detail, 'bogon'::text AS rule, NULL::text AS list, NULL::date AS snapshot,
+               NULL::cidr AS prefix, NULL::text AS service, NULL::text AS region, NULL::text AS name, NULL::text AS reference
         FROM q WHERE ipintel.is_bogon(q.ip)
         UNION ALL
-        SELECT q.ip, q.day, q.asn, w.ip_type, w.provider, NULL, masklen(r.prefix), w.rank,
-               (r.service = '')::int + (r.region = '')::int,
-               jsonb_strip_nulls(jsonb_build_object('rule', 'range', 'list', w.list, 'snapshot', w.taken_on,
-                                                    'prefix', r.prefix, 'service', nullif(r.service, ''),
-                                                    'region', nullif(r.region, '')))
+        SELECT q.n, w.ip_type, w.provider, NULL, masklen(r.prefix), w.rank, (r.service = '')::int + (r.region = '')::int,
+               'range', w.list, w.taken_on, r.prefix, nullif(r.service, ''), nullif(r.region, ''), NULL, NULL
         FROM q
-        JOIN ipintel.listed_ranges r ON r.prefix_range OPERATOR(public.>>=) public.iprange(q.ip::cidr)
+        -- one GiST probe per IP by containment alone (OFFSET 0 keeps it a probe: joined with the
+        -- lists first, the planner would scan the index by day once per IP and list instead)
+        CROSS JOIN LATERAL (SELECT o.list, o.prefix, o.service, o.region, o.valid FROM ipintel.listed_ranges o
+                            WHERE o.prefix_range OPERATOR(public.>>=) public.iprange(q.ip::cidr) OFFSET 0) r
         JOIN lists w ON w.day = q.day AND w.list = r.list AND r.valid @> w.taken_on
         UNION ALL
-        SELECT q.ip, q.day, q.asn, w.ip_type, a.name, q.asn_source, NULL, w.rank, 0,
-               jsonb_build_object('rule', 'hosting_asn', 'list', w.list, 'snapshot', w.taken_on, 'asn', a.asn,
-                                  'name', a.name, 'source', a.source)
+        SELECT q.n, w.ip_type, a.name, q.asn_source, NULL, w.rank, 0, 'hosting_asn', w.list, w.taken_on, NULL, NULL, NULL,
+               a.name, a.source
         FROM q
         JOIN lists w ON w.day = q.day AND w.holds = 'asns' AND w.taken_on IS NOT NULL
         JOIN ipintel.listed_asns a ON a.list = w.list AND a.asn = q.asn AND a.valid @> w.taken_on
         UNION ALL
         -- what the sources said, by their ip_type_rank within a level
-        SELECT q.ip, q.day, q.asn, e.ip_type, NULL, e.source, NULL, p.ip_type_rank, 0,
-               jsonb_build_object('rule', 'source', 'source', e.source)
+        SELECT q.n, e.ip_type, NULL, e.source, NULL, p.ip_type_rank, 0, 'source', NULL, NULL, NULL, NULL, NULL, NULL,
+               e.source
         FROM q
         JOIN ipintel.enrichment_state e ON e.ip = q.ip AND e.ip_type IS NOT NULL
         JOIN ipintel.enrichment_policy p ON p.source = e.source AND p.ip_type_rank IS NOT NULL
         UNION ALL
-        SELECT q.ip, q.day, q.asn, 'residential', a.as_name, q.asn_source, NULL, NULL, 0,
-               jsonb_build_object('rule', 'residential', 'asn', q.asn, 'as_name', a.as_name)
+        SELECT q.n, 'residential', a.as_name, q.asn_source, NULL, NULL, 0, 'residential', NULL, NULL, NULL, NULL, NULL,
+               a.as_name, NULL
         FROM q
         JOIN ipintel.asn_inventory a ON a.asn = q.asn
         WHERE ipintel.as_name_looks_residential(a.as_name)
         UNION ALL
-        SELECT q.ip, q.day, q.asn, 'routed', NULL, q.asn_source, NULL, NULL, 0,
-               jsonb_build_object('rule', 'routed', 'asn', q.asn)
-        FROM q WHERE q.asn IS NOT NULL
-        UNION ALL
-        SELECT q.ip, q.day, q.asn, 'unknown', NULL, NULL, NULL, NULL, 0, jsonb_build_object('rule', 'unknown')
+        SELECT q.n, CASE WHEN q.asn IS NOT NULL THEN 'routed' ELSE 'unknown' END, NULL,
+               CASE WHEN q.asn IS NOT NULL THEN q.asn_source END, NULL, NULL, 0,
+               CASE WHEN q.asn IS NOT NULL THEN 'routed' ELSE 'unknown' END, NULL, NULL, NULL, NULL, NULL, NULL, NULL
         FROM q
+    ), best AS (
+        SELECT DISTINCT ON (c.n) c.*
+        FROM candidates c
+        JOIN ipintel.ip_types t ON t.ip_type = c.ip_type
+        ORDER BY c.n, t.precedence, c.specificity DESC NULLS LAST, c.rank NULLS LAST, c.detail, c.list, c.prefix,
+                 c.service, c.region, c.reference
     )
-    SELECT DISTINCT ON (c.ip, c.day, c.asn) c.ip, c.day, c.asn, c.ip_type, c.provider, c.source, c.basis
-    FROM candidates c
-    JOIN ipintel.ip_types t ON t.ip_type = c.ip_type
-    ORDER BY c.ip, c.day, c.asn, t.precedence, c.specificity DESC NULLS LAST, c.rank NULLS LAST, c.detail,
-             c.basis::text;
+    SELECT q.ip, q.day, q.asn, b.ip_type, b.provider, b.source,
+           jsonb_strip_nulls(jsonb_build_object(
+               'rule', b.rule, 'list', b.list, 'snapshot', b.snapshot, 'prefix', b.prefix, 'service', b.service,
+               'region', b.region,
+               'asn', CASE WHEN b.rule IN ('hosting_asn', 'residential', 'routed') THEN q.asn END,
+               'name', CASE WHEN b.rule = 'hosting_asn' THEN b.name END,
+               'as_name', CASE WHEN b.rule = 'residential' THEN b.name END,
+               'source', b.reference))
+    FROM q
+    JOIN best b ON b.n = q.n;
 END;
 COMMENT ON FUNCTION ipintel.ip_classes(inet[], date[], bigint[], text[]) IS
     'The infrastructure class of each (ip, day, asn) of the parallel arrays (p_asn_sources: where each ASN came from), as of that UTC day: of bogon, the range lists'' classes (their snapshot of the day; most specific range first), hosting (the ASN in the hosting-ASN list of the day), the sources'' classes (enrichment_state), residential (as_name_looks_residential of the AS name), routed (an ASN) and unknown, the one of lowest ip_types.precedence. With its provider, its registered source (the source that said it; for hosting, residential and routed, the ASN''s) and its basis (ip_inventory.ip_class_basis).';
@@ -641,6 +652,299 @@ COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type IS
     'Snapshot: the infrastructure class as of the session''s day (ipintel.ip_classes: the range lists of that day, the snapshot''s ASN, what sources said when the field was filled; only once no source is still awaited). Known once snapshot_ip_type_source is set.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type_source IS
     'What decided snapshot_ip_type: list:<list>:<snapshot day> (tor, cloud, cdn, hosting: the range or hosting-ASN list of that day), a source (riot, scanner, anonymizer, unrouted: greynoise, maxmind, cymru), the ASN''s source as in snapshot_asn_source (residential, routed), bogon, none (unknown). Before revision 0029 the bare source for routed too. NULL: not known yet (filled only once no source is awaited).';
+------------------------------------------------------------------------------------------
+-- Snapshots: the class and its provider as of the session's day (sql/075_snapshots.sql; the
+-- change to take_snapshots is its `classes` step), kept from being rewritten like the other
+-- fields, reset by a redo; verify_snapshots knows the new forms of snapshot_ip_type_source.
+------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION ipintel.take_snapshots()
+    RETURNS bigint
+    LANGUAGE plpgsql
+    -- One big set-based statement: compiling it (JIT) costs more than it saves.
+    SET jit = off
+    SET search_path = ''
+AS $$
+DECLARE
+    v_changed bigint;
+    v_ips inet[];
+    v_days date[];
+BEGIN
+    -- Routing history is asked only about sessions whose ASN is still unknown, once per IP and day.
+    SELECT array_agg(x.ip), array_agg(x.day) INTO v_ips, v_days
+    FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
+          FROM ipintel.session_summaries s
+          WHERE s.snapshot_complete_at IS NULL AND s.snapshot_asn_source IS NULL) x;
+
+    WITH todo AS (
+        SELECT s.session_id, s.source_ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day,
+               s.snapshot_ip_type_source IS NULL AS ip_type_unknown, r.*,
+               -- the ASN: routing history at the session's day, else ip_asn_history at its time,
+               -- else the current ASN; its source says which (routing:<dataset>:<snapshot day>,
+               -- <source>:history, <source>:current)
+               CASE WHEN rt.asn IS NOT NULL THEN rt.asn WHEN h.ip IS NOT NULL THEN h.asn ELSE i.current_asn END AS asn,
+               CASE WHEN i.is_bogon THEN 'bogon'
+                    WHEN rt.asn IS NOT NULL THEN 'routing:' || rt.dataset || ':' || rt.taken_on::text
+                    WHEN h.ip IS NOT NULL THEN h.source || ':history'
+                    ELSE coalesce(i.current_asn_source || ':current', 'none') END AS asn_source,
+               i.geo_country AS country,
+               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.geo_country_source, 'none') END AS country_source,
+               i.is_scanner,
+               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_scanner_source, 'none') END AS is_scanner_source,
+               -- the registered source of that ASN (for the classes resting on it), or its routing snapshot
+               CASE WHEN rt.asn IS NOT NULL THEN 'routing:' || rt.dataset || ':' || rt.taken_on::text
+                    WHEN h.ip IS NOT NULL THEN h.source ELSE i.current_asn_source END AS class_asn_source,
+               i.enrichment
+        FROM ipintel.session_summaries s
+        JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
+        LEFT JOIN ipintel.snapshot_waits w ON w.session_id = s.session_id
+        LEFT JOIN ipintel.enrichment_policy ka ON ka.source = i.current_asn_source
+        LEFT JOIN ipintel.enrichment_policy kc ON kc.source = i.geo_country_source
+        LEFT JOIN ipintel.enrichment_policy ks ON ks.source = i.is_scanner_source
+        LEFT JOIN ipintel.enrichment_policy kt ON kt.source = i.ip_type_source
+        LEFT JOIN ipintel.ip_asn_history h ON h.ip = s.source_ip AND h.valid @> s.first_event_at
+        LEFT JOIN ipintel.routing_asns(v_ips, v_days) rt
+               ON rt.ip = s.source_ip AND rt.day = (s.first_event_at AT TIME ZONE 'UTC')::date
+        CROSS JOIN LATERAL (
+            -- ready: no awaited source of the field, or the value's source is ranked before them
+            SELECT w.session_id IS NULL AS all_ready,
+                   -- routing history at the session's day needs no source
+                   rt.asn IS NOT NULL OR w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false)
+                       AS asn_ready,
+                   w.country_wait_rank IS NULL OR coalesce(kc.country_rank < w.country_wait_rank, false)
+                       AS country_ready,
+                   w.is_scanner_wait_rank IS NULL OR coalesce(ks.is_scanner_rank < w.is_scanner_wait_rank, false)
+                       AS scanner_ready,
+                   -- ip_type also needs the ASN (an IP no source classified is routed once it has one)
+                   (rt.asn IS NOT NULL OR w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false))
+                   AND (w.ip_type_wait_rank IS NULL OR coalesce(kt.ip_type_rank < w.ip_type_wait_rank, false))
+                       AS ip_type_ready) r
+        WHERE s.snapshot_complete_at IS NULL
+          AND (r.all_ready
+               OR (r.asn_ready AND s.snapshot_asn_source IS NULL)
+               OR (r.country_ready AND s.snapshot_country_source IS NULL)
+               OR (r.scanner_ready AND s.snapshot_is_scanner_source IS NULL)
+               OR (r.ip_type_ready AND s.snapshot_ip_type_source IS NULL))
+        -- A session an ingest chunk is updating right now is left for the next run: snapshots
+        -- never wait for ingest, so the two can never deadlock.
+        FOR NO KEY UPDATE OF s SKIP LOCKED
+    ), classes AS (
+        -- ip_type and ip_provider as of the session's day (issue 12): the range lists of that day
+        -- and the snapshot's ASN, weighed with what the sources said (ip_classes), for the
+        -- sessions whose ip_type is filled now. One call for them all.
+        SELECT c.*
+        FROM (SELECT array_agg(t.source_ip) AS ips, array_agg(t.day) AS days, array_agg(t.asn) AS asns,
+                     array_agg(t.class_asn_source) AS sources
+              FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown) a
+        CROSS JOIN LATERAL ipintel.ip_classes(a.ips, a.days, a.asns, a.sources) c
+    ), filled AS (
+        UPDATE ipintel.session_summaries s
+        SET snapshot_asn = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE s.snapshot_asn END,
+            snapshot_asn_source = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn_source
+                                       ELSE s.snapshot_asn_source END,
+            snapshot_country = CASE WHEN s.snapshot_country_source IS NULL AND t.country_ready THEN t.country
+                                    ELSE s.snapshot_country END,
+            snapshot_country_source = CASE WHEN s.snapshot_country_source IS NULL AND t.country_ready THEN t.country_source
+                                           ELSE s.snapshot_country_source END,
+            snapshot_is_scanner = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready THEN t.is_scanner
+                                       ELSE s.snapshot_is_scanner END,
+            snapshot_is_scanner_source = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready
+                                              THEN t.is_scanner_source ELSE s.snapshot_is_scanner_source END,
+            snapshot_ip_type = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN c.ip_type
+                                    ELSE s.snapshot_ip_type END,
+            -- list:<list>:<day> for a class from a range or ASN list; else the source that said it
+            -- (for routed and residential: the ASN's), bogon, none
+            snapshot_ip_type_source = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready
+                                           THEN CASE WHEN c.ip_class_basis ? 'list'
+                                                     THEN 'list:' || (c.ip_class_basis ->> 'list') || ':'
+                                                          || (c.ip_class_basis ->> 'snapshot')
+                                                     WHEN c.ip_type = 'bogon' THEN 'bogon'
+                                                     ELSE coalesce(c.ip_type_source, 'none') END
+                                           ELSE s.snapshot_ip_type_source END,
+            snapshot_ip_provider = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN c.ip_provider
+                                        ELSE s.snapshot_ip_provider END,
+            snapshot_enrichment = t.enrichment,
+            snapshot_at = coalesce(s.snapshot_at, now()),
+            snapshot_complete_at = CASE WHEN t.all_ready THEN now() END,
+            updated_at = now()
+        FROM todo t
+        LEFT JOIN classes c ON c.ip = t.source_ip AND c.day = t.day AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
+        WHERE s.session_id = t.session_id
+        RETURNING 1)
+    SELECT count(*) INTO v_changed FROM filled;
+    RETURN v_changed;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.take_snapshots() IS
+    'Fills the unknown snapshot_* fields of incomplete sessions that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. The ASN and the class (snapshot_ip_type, snapshot_ip_provider: ip_classes) are as of the session''s day. Linear in the incomplete sessions and their IPs. Returns the sessions changed.';
+CREATE OR REPLACE FUNCTION ipintel.protect_snapshot()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+BEGIN
+    -- Inside redo_snapshots (which records itself in snapshot_redos first): allowed.
+    IF EXISTS (SELECT 1 FROM ipintel.snapshot_redos r
+               WHERE r.redo_id::text = current_setting('ipintel.snapshot_redo', true) AND r.finished_at IS NULL) THEN
+        RETURN NEW;
+    END IF;
+    IF (OLD.snapshot_asn_source IS NOT NULL
+        AND (NEW.snapshot_asn, NEW.snapshot_asn_source) IS DISTINCT FROM (OLD.snapshot_asn, OLD.snapshot_asn_source))
+       OR (OLD.snapshot_country_source IS NOT NULL
+           AND (NEW.snapshot_country, NEW.snapshot_country_source)
+               IS DISTINCT FROM (OLD.snapshot_country, OLD.snapshot_country_source))
+       OR (OLD.snapshot_ip_type_source IS NOT NULL
+           AND (NEW.snapshot_ip_type, NEW.snapshot_ip_type_source, NEW.snapshot_ip_provider)
+               IS DISTINCT FROM (OLD.snapshot_ip_type, OLD.snapshot_ip_type_source, OLD.snapshot_ip_provider))
+       OR (OLD.snapshot_is_scanner_source IS NOT NULL
+           AND (NEW.snapshot_is_scanner, NEW.snapshot_is_scanner_source)
+               IS DISTINCT FROM (OLD.snapshot_is_scanner, OLD.snapshot_is_scanner_source))
+       OR (OLD.snapshot_at IS NOT NULL AND NEW.snapshot_at IS DISTINCT FROM OLD.snapshot_at)
+       OR (OLD.snapshot_complete_at IS NOT NULL
+           AND (NEW.snapshot_complete_at, NEW.snapshot_enrichment)
+               IS DISTINCT FROM (OLD.snapshot_complete_at, OLD.snapshot_enrichment)) THEN
+        RAISE EXCEPTION 'snapshot of session %: a known snapshot field is never rewritten', OLD.session_id
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    RETURN NEW;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.protect_snapshot() IS
+    'Trigger function: refuses to change a known snapshot field (its *_source set), snapshot_at once set, or anything of a complete snapshot, except inside redo_snapshots (audited in snapshot_redos). Unknown fields may be filled.';
+DROP TRIGGER session_summaries_snapshot_is_immutable ON ipintel.session_summaries;
+CREATE TRIGGER session_summaries_snapshot_is_immutable
+    BEFORE UPDATE OF snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_enrichment, snapshot_at,
+                     snapshot_asn_source, snapshot_country_source, snapshot_ip_type_source, snapshot_is_scanner_source,
+                     snapshot_complete_at, snapshot_ip_provider
+    ON ipintel.session_summaries
+    FOR EACH ROW EXECUTE FUNCTION ipintel.protect_snapshot();
+CREATE OR REPLACE FUNCTION ipintel.redo_snapshots(p_since timestamptz, p_until timestamptz, p_reason text)
+    RETURNS TABLE (redo_id bigint, sessions_reset bigint, sessions_taken bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_redo bigint;
+    v_reset bigint;
+    v_taken bigint;
+BEGIN
+    INSERT INTO ipintel.snapshot_redos (since, until, reason) VALUES (p_since, p_until, p_reason)
+    RETURNING snapshot_redos.redo_id INTO v_redo;
+    PERFORM set_config('ipintel.snapshot_redo', v_redo::text, true);
+    UPDATE ipintel.session_summaries s
+    SET snapshot_asn = NULL, snapshot_asn_source = NULL, snapshot_country = NULL, snapshot_country_source = NULL,
+        snapshot_ip_type = NULL, snapshot_ip_type_source = NULL, snapshot_ip_provider = NULL, snapshot_is_scanner = NULL,
+        snapshot_is_scanner_source = NULL, snapshot_enrichment = NULL, snapshot_at = NULL,
+        snapshot_complete_at = NULL, updated_at = now()
+    WHERE s.first_event_at >= p_since AND s.first_event_at < p_until AND s.snapshot_at IS NOT NULL;
+    GET DIAGNOSTICS v_reset = ROW_COUNT;
+    PERFORM set_config('ipintel.snapshot_redo', '', true);
+    v_taken := ipintel.take_snapshots();
+    UPDATE ipintel.snapshot_redos r
+    SET finished_at = clock_timestamp(), sessions_reset = v_reset, sessions_taken = v_taken
+    WHERE r.redo_id = v_redo;
+    RETURN QUERY SELECT v_redo, v_reset, v_taken;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) IS
+    'Takes again the snapshots of the sessions that started in [p_since, p_until), recorded in snapshot_redos with p_reason and its counts: the one audited way a known snapshot is rewritten (e.g. after loading routing history for sessions snapshotted from the current ASN). Returns the redo and its counts.';
+CREATE OR REPLACE FUNCTION ipintel.verify_snapshots()
+    RETURNS TABLE (rule text, violations bigint, examples text[])
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    WITH allowed_asn_source AS (
+        SELECT v.source FROM (VALUES ('bogon'), ('none')) AS v(source)
+        UNION
+        SELECT p.source || k.suffix FROM ipintel.enrichment_policy p
+        CROSS JOIN (VALUES (':history'), (':current')) AS k(suffix)
+        UNION
+        SELECT 'routing:' || r.dataset || ':' || to_char(r.taken_on, 'YYYY-MM-DD') FROM ipintel.routing_snapshots r
+        UNION
+        SELECT 'routing:' || r.dataset || ':' || r.taken_on::text FROM ipintel.routing_snapshots r
+    ), allowed_source AS (
+        SELECT v.source FROM (VALUES ('bogon'), ('none')) AS v(source)
+        UNION
+        SELECT p.source FROM ipintel.enrichment_policy p
+    ), allowed_ip_type_source AS (
+        -- a class from a range or ASN list names the list's snapshot; routed and residential name
+        -- the ASN's source, which may be a routing snapshot (revision 0029)
+        SELECT a.source FROM allowed_source a
+        UNION
+        SELECT 'list:' || r.list || ':' || r.taken_on::text FROM ipintel.range_snapshots r
+        UNION
+        SELECT 'routing:' || r.dataset || ':' || r.taken_on::text FROM ipintel.routing_snapshots r
+    ), combos AS (
+        -- the sessions grouped by what the rules read: a few groups, checked once each
+        SELECT s.snapshot_asn_source AS asn_source, s.snapshot_country_source AS country_source,
+               s.snapshot_ip_type_source AS ip_type_source, s.snapshot_is_scanner_source AS is_scanner_source,
+               s.snapshot_complete_at IS NOT NULL AS complete, s.snapshot_at IS NOT NULL AS taken,
+               -- revision 0022 made the ASN's source say how it was found (routing:, :history,
+               -- :current); a bare source name is right only for snapshots taken before the first such
+               s.snapshot_at < coalesce((SELECT min(x.snapshot_at) FROM ipintel.session_summaries x
+                                         WHERE x.snapshot_asn_source LIKE '%:%'), 'infinity') AS before_0022_form,
+               count(*) AS sessions, min(s.session_id) AS example
+        FROM ipintel.session_summaries s
+        WHERE s.snapshot_at IS NOT NULL OR s.snapshot_asn_source IS NOT NULL OR s.snapshot_country_source IS NOT NULL
+           OR s.snapshot_ip_type_source IS NOT NULL OR s.snapshot_is_scanner_source IS NOT NULL
+           OR s.snapshot_complete_at IS NOT NULL
+        GROUP BY 1, 2, 3, 4, 5, 6, 7
+    ), checked AS (
+        SELECT r.n, r.rule, c.sessions, c.example
+        FROM combos c
+        CROSS JOIN LATERAL (VALUES
+            (1, 'a complete snapshot names the source of every field',
+             c.complete AND (c.asn_source IS NULL OR c.country_source IS NULL OR c.ip_type_source IS NULL
+                             OR c.is_scanner_source IS NULL)),
+            (2, 'a snapshot with a known field has snapshot_at',
+             NOT c.taken),
+            (3, 'snapshot_asn_source is routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon or none (a bare source: before revision 0022)',
+             c.asn_source IS NOT NULL
+             AND c.asn_source NOT IN (SELECT a.source FROM allowed_asn_source a)
+             AND NOT (c.before_0022_form AND c.asn_source IN (SELECT p.source FROM ipintel.enrichment_policy p))),
+            (4, 'snapshot_country_source is a registered source, bogon or none',
+             c.country_source IS NOT NULL AND c.country_source NOT IN (SELECT a.source FROM allowed_source a)),
+            (5, 'snapshot_ip_type_source is a registered source, list:<list>:<day> of a loaded range snapshot, routing:<dataset>:<day> of a loaded routing snapshot, bogon or none',
+             c.ip_type_source IS NOT NULL AND c.ip_type_source NOT IN (SELECT a.source FROM allowed_ip_type_source a)),
+            (6, 'snapshot_is_scanner_source is a registered source, bogon or none',
+             c.is_scanner_source IS NOT NULL AND c.is_scanner_source NOT IN (SELECT a.source FROM allowed_source a))
+        ) AS r(n, rule, violated)
+        WHERE r.violated
+    ), rules AS (
+        SELECT r.n, r.rule FROM (VALUES
+            (1, 'a complete snapshot names the source of every field'),
+            (2, 'a snapshot with a known field has snapshot_at'),
+            (3, 'snapshot_asn_source is routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon or none (a bare source: before revision 0022)'),
+            (4, 'snapshot_country_source is a registered source, bogon or none'),
+            (5, 'snapshot_ip_type_source is a registered source, list:<list>:<day> of a loaded range snapshot, routing:<dataset>:<day> of a loaded routing snapshot, bogon or none'),
+            (6, 'snapshot_is_scanner_source is a registered source, bogon or none')) AS r(n, rule)
+    )
+    SELECT x.rule, x.violations, x.examples
+    FROM (
+        SELECT r.n, r.rule, coalesce(sum(k.sessions), 0)::bigint AS violations,
+               coalesce((array_agg(k.example ORDER BY k.example) FILTER (WHERE k.example IS NOT NULL))[1:3], '{}')
+                   AS examples
+        FROM rules r LEFT JOIN checked k ON k.n = r.n
+        GROUP BY r.n, r.rule
+        UNION ALL
+        -- the guard: snapshot_redos is the only record of a rewrite only while the trigger refuses the others
+        SELECT 7, 'the trigger that refuses unaudited rewrites (session_summaries_snapshot_is_immutable) is enabled',
+               CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                                 WHERE t.tgrelid = 'ipintel.session_summaries'::regclass
+                                   AND t.tgname = 'session_summaries_snapshot_is_immutable' AND t.tgenabled <> 'D')
+                    THEN 0 ELSE 1 END,
+               '{}'::text[]
+        UNION ALL
+        -- an unfinished redo row would let anyone who names it rewrite snapshots unaudited
+        SELECT 8, 'every redo in snapshot_redos is finished (an open one would allow rewrites)',
+               count(*), coalesce((array_agg('redo ' || d.redo_id ORDER BY d.redo_id))[1:3], '{}')
+        FROM ipintel.snapshot_redos d WHERE d.finished_at IS NULL
+    ) x
+    ORDER BY x.n;
+END;
+COMMENT ON FUNCTION ipintel.verify_snapshots() IS
+    'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022; the class''s: also list:<list>:<day> of a loaded range snapshot or routing:<dataset>:<day>), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite). violations = 0 everywhere: the snapshots are sound.';
+
 -- ip_timeline reads its sessions with s.*, which PostgreSQL expands when the function is created:
 -- created again (unchanged) to read the new column too.
 CREATE OR REPLACE FUNCTION ipintel.ip_timeline(p_ip inet)
@@ -712,6 +1016,8 @@ COMMENT ON FUNCTION ipintel.ip_timeline(inet) IS
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_range_snapshot(text, date, text, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.classify_inventory(inet, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
+ALTER FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) SECURITY DEFINER;
 REVOKE EXECUTE ON FUNCTION ipintel.merge_dated_runs(regclass, text, text, regclass, text[], bigint, date, date, date),
     ipintel.load_range_snapshot(text, date, text, bigint), ipintel.range_snapshot_on(text, date) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION ipintel.classify_inventory(inet, bigint), ipintel.ip_classes(inet[], date[], bigint[], text[]),
