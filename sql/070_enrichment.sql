@@ -69,7 +69,7 @@ INSERT INTO ipintel.enrichment_policy (source, ttl, skip_when_asn_known, kind, p
      NULL, NULL, 1, 1, 1, NULL);
 
 COMMENT ON COLUMN ipintel.enrichment_policy.ttl IS
-    'An answer older than this (enrichment_state.fetched_at) is stale and fetched again. Not for an offline_database source: re-reading the same build cannot say anything new, so its answers are due again only when a newer build is installed.';
+    'An answer older than this (enrichment_state.fetched_at) is stale and fetched again, unless the IP''s class has a TTL of its own (ip_types.ttl, which then applies to every source). Not for an offline_database source: re-reading the same build cannot say anything new, so its answers are due again only when a newer build is installed.';
 COMMENT ON COLUMN ipintel.enrichment_policy.enabled IS 'A disabled source is never run by `ipintel enrich`.';
 COMMENT ON COLUMN ipintel.enrichment_policy.skip_when_asn_known IS
     'Never-fetched IPs whose ASN another source already gave (ip_inventory.current_asn) are not asked (default for cymru); stale results are refreshed regardless.';
@@ -249,15 +249,18 @@ CREATE INDEX enrichment_failures_batch_id_idx ON ipintel_staging.enrichment_fail
 -- Which IPs are due
 ------------------------------------------------------------------------------------------
 -- Staleness by time, one rule for ips_due, enrichment_coverage and snapshot_backlog: an answer
--- older than the source's ttl is stale, except an offline database's, which re-reading the same
--- build cannot change: it is due again only for a newer build (ips_due's p_current_build).
-CREATE FUNCTION ipintel.answer_is_stale(p_policy ipintel.enrichment_policy, p_fetched_at timestamptz)
+-- older than its TTL is stale, except an offline database's, which re-reading the same build
+-- cannot change: it is due again only for a newer build (ips_due's p_current_build). The TTL is
+-- the IP's class's when the class has one (ip_types.ttl: volatile infrastructure sooner,
+-- residential lines later), else the source's.
+CREATE FUNCTION ipintel.answer_is_stale(p_policy ipintel.enrichment_policy, p_fetched_at timestamptz,
+                                        p_class_ttl interval)
     RETURNS boolean
     LANGUAGE sql
     STABLE
-RETURN p_policy.kind <> 'offline_database' AND p_fetched_at < now() - p_policy.ttl;
-COMMENT ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz) IS
-    'True when an answer fetched at p_fetched_at is older than the source''s ttl; never for an offline_database source (due again only for a newer build). NULL when p_fetched_at is NULL (never fetched).';
+RETURN p_policy.kind <> 'offline_database' AND p_fetched_at < now() - coalesce(p_class_ttl, p_policy.ttl);
+COMMENT ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz, interval) IS
+    'True when an answer fetched at p_fetched_at is older than its TTL: p_class_ttl (the ip_types.ttl of the IP''s class) when given, else the source''s ttl; never for an offline_database source (due again only for a newer build). NULL when p_fetched_at is NULL (never fetched).';
 
 -- The policy's two filters, shared by ips_due (is the IP asked?) and snapshot_pending_sources (does a
 -- snapshot still wait for the source?), so both always read the policy the same way.
@@ -295,13 +298,14 @@ BEGIN ATOMIC
     FROM ipintel.ip_inventory i
     CROSS JOIN ipintel.enrichment_policy p
     LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+    LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
     WHERE p.source = p_source
       AND NOT i.is_bogon
       AND (p_ips IS NULL OR i.ip = ANY (p_ips))
       AND (p_force OR (
           -- never fetched, stale, or fetched from an older database build
           (e.ip IS NULL
-           OR ipintel.answer_is_stale(p, e.fetched_at)
+           OR ipintel.answer_is_stale(p, e.fetched_at, t.ttl)
            OR e.build < p_current_build)
           AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))
           AND NOT ipintel.below_session_threshold(p, i)
@@ -314,7 +318,7 @@ BEGIN ATOMIC
     LIMIT p_limit;
 END;
 COMMENT ON FUNCTION ipintel.ips_due(text, bigint, boolean, inet[], bigint) IS
-    'IPs due for a source, most recently seen first: never fetched (no enrichment_state row), older than the policy TTL (never for an offline_database source), or fetched from an older data build than p_current_build; never bogons. p_ips restricts to those IPs; p_force ignores freshness and policy filters.';
+    'IPs due for a source, most recently seen first: never fetched (no enrichment_state row), older than the TTL (the IP''s class''s, ip_types.ttl, else the policy''s; never for an offline_database source), or fetched from an older data build than p_current_build; never bogons. p_ips restricts to those IPs; p_force ignores freshness and policy filters.';
 
 ------------------------------------------------------------------------------------------
 -- Shared merge steps
@@ -722,8 +726,9 @@ SELECT p.source,
        p.enabled,
        p.ttl,
        count(*) FILTER (WHERE NOT i.is_bogon) AS ips,
-       count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NOT NULL AND NOT ipintel.answer_is_stale(p, e.fetched_at)) AS fresh,
-       count(*) FILTER (WHERE NOT i.is_bogon AND ipintel.answer_is_stale(p, e.fetched_at)) AS stale,
+       count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NOT NULL AND NOT ipintel.answer_is_stale(p, e.fetched_at, t.ttl))
+           AS fresh,
+       count(*) FILTER (WHERE NOT i.is_bogon AND ipintel.answer_is_stale(p, e.fetched_at, t.ttl)) AS stale,
        count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NULL) AS never_fetched,
        (SELECT count(DISTINCT f.ip) FROM ipintel.enrichment_failures f
         WHERE f.source = p.source AND f.resolved_at IS NULL) AS failed,
@@ -732,9 +737,10 @@ SELECT p.source,
 FROM ipintel.enrichment_policy p
 LEFT JOIN ipintel.ip_inventory i ON true
 LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
 GROUP BY p.source, p.enabled, p.ttl;
 COMMENT ON VIEW ipintel.enrichment_coverage IS
-    'Per source: IPs (bogons excluded) with a fresh answer, a stale one (older than the ttl; an offline database''s answers never go stale by time), none yet, open failures; bogons are never sent. Freshness from enrichment_state.';
+    'Per source: IPs (bogons excluded) with a fresh answer, a stale one (older than the TTL: the IP''s class''s, ip_types.ttl, else the source''s ttl; an offline database''s answers never go stale by time), none yet, open failures; bogons are never sent. Freshness from enrichment_state.';
 
 ------------------------------------------------------------------------------------------
 -- ASN history refers to the registry too (ip_asn_history is created with the tiers, before it)

@@ -32,6 +32,7 @@ SELECT i.ip,
 FROM ipintel.ip_inventory i
 CROSS JOIN ipintel.enrichment_policy p
 LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
 -- an open failure that asking again cannot fix: the source declines the IP
 LEFT JOIN ipintel.enrichment_failures f
        ON f.source = p.source AND f.ip = i.ip AND f.resolved_at IS NULL AND NOT f.retryable
@@ -42,7 +43,7 @@ WHERE p.enabled
            ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) IS DISTINCT FROM 'skipped')
   AND NOT i.is_bogon
   -- never answered, or its answer is stale (due again): a new session waits for a fresh one
-  AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at))
+  AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at, t.ttl))
   AND f.ip IS NULL
   -- the policy's filters (as ips_due reads them); the session threshold is looked at only when set
   AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))

@@ -112,7 +112,7 @@ REVOKE SELECT ON ipintel.api_budget FROM ipintel_loader;
 GRANT EXECUTE ON FUNCTION
     ipintel.is_bogon(inet),
     ipintel.normalize_ip(inet),
-    ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz),
+    ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz, interval),
     ipintel.skipped_for_known_asn(ipintel.enrichment_policy, ipintel.ip_inventory),
     ipintel.below_session_threshold(ipintel.enrichment_policy, ipintel.ip_inventory),
     ipintel.ips_due(text, bigint, boolean, inet[], bigint),

@@ -135,6 +135,102 @@ COMMENT ON FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) IS
 
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) SECURITY DEFINER;
 
+-- Staleness by the source's TTL only, as 0025 decides it.
+CREATE FUNCTION ipintel.answer_is_stale(p_policy ipintel.enrichment_policy, p_fetched_at timestamptz)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+RETURN p_policy.kind <> 'offline_database' AND p_fetched_at < now() - p_policy.ttl;
+COMMENT ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz) IS
+    'True when an answer fetched at p_fetched_at is older than the source''s ttl; never for an offline_database source (due again only for a newer build). NULL when p_fetched_at is NULL (never fetched).';
+CREATE OR REPLACE FUNCTION ipintel.ips_due(
+    p_source text,
+    p_limit bigint DEFAULT NULL,
+    p_force boolean DEFAULT false,
+    p_ips inet[] DEFAULT NULL,
+    p_current_build bigint DEFAULT NULL)
+    RETURNS TABLE (ip inet, last_seen timestamptz)
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT i.ip, i.last_seen
+    FROM ipintel.ip_inventory i
+    CROSS JOIN ipintel.enrichment_policy p
+    LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+    WHERE p.source = p_source
+      AND NOT i.is_bogon
+      AND (p_ips IS NULL OR i.ip = ANY (p_ips))
+      AND (p_force OR (
+          -- never fetched, stale, or fetched from an older database build
+          (e.ip IS NULL
+           OR ipintel.answer_is_stale(p, e.fetched_at)
+           OR e.build < p_current_build)
+          AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))
+          AND NOT ipintel.below_session_threshold(p, i)
+          -- a failure that asking again cannot fix, or one asked to wait
+          AND NOT EXISTS (
+              SELECT 1 FROM ipintel.enrichment_failures f
+              WHERE f.source = p_source AND f.ip = i.ip AND f.resolved_at IS NULL
+                AND (NOT f.retryable OR f.retry_after > now()))))
+    ORDER BY i.last_seen DESC NULLS LAST, i.ip
+    LIMIT p_limit;
+END;
+COMMENT ON FUNCTION ipintel.ips_due(text, bigint, boolean, inet[], bigint) IS
+    'IPs due for a source, most recently seen first: never fetched (no enrichment_state row), older than the policy TTL (never for an offline_database source), or fetched from an older data build than p_current_build; never bogons. p_ips restricts to those IPs; p_force ignores freshness and policy filters.';
+CREATE OR REPLACE VIEW ipintel.enrichment_coverage AS
+SELECT p.source,
+       p.enabled,
+       p.ttl,
+       count(*) FILTER (WHERE NOT i.is_bogon) AS ips,
+       count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NOT NULL AND NOT ipintel.answer_is_stale(p, e.fetched_at)) AS fresh,
+       count(*) FILTER (WHERE NOT i.is_bogon AND ipintel.answer_is_stale(p, e.fetched_at)) AS stale,
+       count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NULL) AS never_fetched,
+       (SELECT count(DISTINCT f.ip) FROM ipintel.enrichment_failures f
+        WHERE f.source = p.source AND f.resolved_at IS NULL) AS failed,
+       count(*) FILTER (WHERE i.is_bogon) AS bogons_never_sent,
+       max(e.fetched_at) AS last_fetched_at
+FROM ipintel.enrichment_policy p
+LEFT JOIN ipintel.ip_inventory i ON true
+LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+GROUP BY p.source, p.enabled, p.ttl;
+COMMENT ON VIEW ipintel.enrichment_coverage IS
+    'Per source: IPs (bogons excluded) with a fresh answer, a stale one (older than the ttl; an offline database''s answers never go stale by time), none yet, open failures; bogons are never sent. Freshness from enrichment_state.';
+CREATE OR REPLACE VIEW ipintel.snapshot_pending_sources AS
+SELECT i.ip,
+       p.source,
+       p.snapshot_window,
+       p.asn_rank,
+       p.country_rank,
+       p.is_scanner_rank,
+       p.ip_type_rank
+FROM ipintel.ip_inventory i
+CROSS JOIN ipintel.enrichment_policy p
+LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+-- an open failure that asking again cannot fix: the source declines the IP
+LEFT JOIN ipintel.enrichment_failures f
+       ON f.source = p.source AND f.ip = i.ip AND f.resolved_at IS NULL AND NOT f.retryable
+WHERE p.enabled
+  -- an offline database is not installed when its last pass was skipped (never run: awaited)
+  AND (p.kind <> 'offline_database'
+       OR (SELECT r.status FROM ipintel.enrichment_runs r WHERE r.source = p.source
+           ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) IS DISTINCT FROM 'skipped')
+  AND NOT i.is_bogon
+  -- never answered, or its answer is stale (due again): a new session waits for a fresh one
+  AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at))
+  AND f.ip IS NULL
+  -- the policy's filters (as ips_due reads them); the session threshold is looked at only when set
+  AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))
+  AND NOT (p.min_session_count IS NOT NULL AND ipintel.below_session_threshold(p, i))
+  AND i.ip IN (SELECT s.source_ip FROM ipintel.session_summaries s WHERE s.snapshot_complete_at IS NULL);
+COMMENT ON VIEW ipintel.snapshot_pending_sources IS
+    'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks. An offline database whose last pass was skipped (none of its files installed) is not waited for.';
+DROP FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz, interval);
+COMMENT ON COLUMN ipintel.enrichment_policy.ttl IS
+    'An answer older than this (enrichment_state.fetched_at) is stale and fetched again. Not for an offline_database source: re-reading the same build cannot say anything new, so its answers are due again only when a newer build is installed.';
+REVOKE EXECUTE ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz) TO ipintel_reader, ipintel_loader;
+
 -- The classes 0025 does not know go back to what the sources say (as 0025's merges decide it).
 UPDATE ipintel.ip_inventory i
 SET ip_type = CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(f.ip_type, 'unknown') END,

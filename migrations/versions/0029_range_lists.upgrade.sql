@@ -624,6 +624,111 @@ COMMENT ON FUNCTION ipintel.resolved_facts(inet) IS
     'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type here is what the sources say (falling back to routed when an ASN is known); ip_inventory.ip_type weighs it with the range lists and rules (ip_classes). One row, NULLs when no source answered.';
 
 ------------------------------------------------------------------------------------------
+-- Staleness by class (sql/070_enrichment.sql, snapshot_pending_sources of sql/075_snapshots.sql):
+-- an IP's class may carry its own TTL (ip_types.ttl), which answer_is_stale now takes; the
+-- function's callers read it, then the old two-argument form goes.
+------------------------------------------------------------------------------------------
+CREATE FUNCTION ipintel.answer_is_stale(p_policy ipintel.enrichment_policy, p_fetched_at timestamptz,
+                                        p_class_ttl interval)
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+RETURN p_policy.kind <> 'offline_database' AND p_fetched_at < now() - coalesce(p_class_ttl, p_policy.ttl);
+COMMENT ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz, interval) IS
+    'True when an answer fetched at p_fetched_at is older than its TTL: p_class_ttl (the ip_types.ttl of the IP''s class) when given, else the source''s ttl; never for an offline_database source (due again only for a newer build). NULL when p_fetched_at is NULL (never fetched).';
+
+CREATE OR REPLACE FUNCTION ipintel.ips_due(
+    p_source text,
+    p_limit bigint DEFAULT NULL,
+    p_force boolean DEFAULT false,
+    p_ips inet[] DEFAULT NULL,
+    p_current_build bigint DEFAULT NULL)
+    RETURNS TABLE (ip inet, last_seen timestamptz)
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT i.ip, i.last_seen
+    FROM ipintel.ip_inventory i
+    CROSS JOIN ipintel.enrichment_policy p
+    LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+    LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
+    WHERE p.source = p_source
+      AND NOT i.is_bogon
+      AND (p_ips IS NULL OR i.ip = ANY (p_ips))
+      AND (p_force OR (
+          -- never fetched, stale, or fetched from an older database build
+          (e.ip IS NULL
+           OR ipintel.answer_is_stale(p, e.fetched_at, t.ttl)
+           OR e.build < p_current_build)
+          AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))
+          AND NOT ipintel.below_session_threshold(p, i)
+          -- a failure that asking again cannot fix, or one asked to wait
+          AND NOT EXISTS (
+              SELECT 1 FROM ipintel.enrichment_failures f
+              WHERE f.source = p_source AND f.ip = i.ip AND f.resolved_at IS NULL
+                AND (NOT f.retryable OR f.retry_after > now()))))
+    ORDER BY i.last_seen DESC NULLS LAST, i.ip
+    LIMIT p_limit;
+END;
+COMMENT ON FUNCTION ipintel.ips_due(text, bigint, boolean, inet[], bigint) IS
+    'IPs due for a source, most recently seen first: never fetched (no enrichment_state row), older than the TTL (the IP''s class''s, ip_types.ttl, else the policy''s; never for an offline_database source), or fetched from an older data build than p_current_build; never bogons. p_ips restricts to those IPs; p_force ignores freshness and policy filters.';
+CREATE OR REPLACE VIEW ipintel.enrichment_coverage AS
+SELECT p.source,
+       p.enabled,
+       p.ttl,
+       count(*) FILTER (WHERE NOT i.is_bogon) AS ips,
+       count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NOT NULL AND NOT ipintel.answer_is_stale(p, e.fetched_at, t.ttl))
+           AS fresh,
+       count(*) FILTER (WHERE NOT i.is_bogon AND ipintel.answer_is_stale(p, e.fetched_at, t.ttl)) AS stale,
+       count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NULL) AS never_fetched,
+       (SELECT count(DISTINCT f.ip) FROM ipintel.enrichment_failures f
+        WHERE f.source = p.source AND f.resolved_at IS NULL) AS failed,
+       count(*) FILTER (WHERE i.is_bogon) AS bogons_never_sent,
+       max(e.fetched_at) AS last_fetched_at
+FROM ipintel.enrichment_policy p
+LEFT JOIN ipintel.ip_inventory i ON true
+LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
+GROUP BY p.source, p.enabled, p.ttl;
+COMMENT ON VIEW ipintel.enrichment_coverage IS
+    'Per source: IPs (bogons excluded) with a fresh answer, a stale one (older than the TTL: the IP''s class''s, ip_types.ttl, else the source''s ttl; an offline database''s answers never go stale by time), none yet, open failures; bogons are never sent. Freshness from enrichment_state.';
+CREATE OR REPLACE VIEW ipintel.snapshot_pending_sources AS
+SELECT i.ip,
+       p.source,
+       p.snapshot_window,
+       p.asn_rank,
+       p.country_rank,
+       p.is_scanner_rank,
+       p.ip_type_rank
+FROM ipintel.ip_inventory i
+CROSS JOIN ipintel.enrichment_policy p
+LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
+-- an open failure that asking again cannot fix: the source declines the IP
+LEFT JOIN ipintel.enrichment_failures f
+       ON f.source = p.source AND f.ip = i.ip AND f.resolved_at IS NULL AND NOT f.retryable
+WHERE p.enabled
+  -- an offline database is not installed when its last pass was skipped (never run: awaited)
+  AND (p.kind <> 'offline_database'
+       OR (SELECT r.status FROM ipintel.enrichment_runs r WHERE r.source = p.source
+           ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) IS DISTINCT FROM 'skipped')
+  AND NOT i.is_bogon
+  -- never answered, or its answer is stale (due again): a new session waits for a fresh one
+  AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at, t.ttl))
+  AND f.ip IS NULL
+  -- the policy's filters (as ips_due reads them); the session threshold is looked at only when set
+  AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))
+  AND NOT (p.min_session_count IS NOT NULL AND ipintel.below_session_threshold(p, i))
+  AND i.ip IN (SELECT s.source_ip FROM ipintel.session_summaries s WHERE s.snapshot_complete_at IS NULL);
+COMMENT ON VIEW ipintel.snapshot_pending_sources IS
+    'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks. An offline database whose last pass was skipped (none of its files installed) is not waited for.';
+-- squawk-ignore ban-drop-function
+DROP FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz);
+COMMENT ON COLUMN ipintel.enrichment_policy.ttl IS
+    'An answer older than this (enrichment_state.fetched_at) is stale and fetched again, unless the IP''s class has a TTL of its own (ip_types.ttl, which then applies to every source). Not for an offline_database source: re-reading the same build cannot say anything new, so its answers are due again only when a newer build is installed.';
+
+------------------------------------------------------------------------------------------
 -- The columns that carry the class: added last, so ip_inventory's brief ACCESS EXCLUSIVE lock
 -- (new nullable columns: metadata only, no rewrite) is held only until the commit right after.
 -- The constraints are added NOT VALID (no scan); 0031 validates them after its backfill.
@@ -1027,5 +1132,7 @@ GRANT EXECUTE ON FUNCTION ipintel.load_range_snapshot(text, date, text, bigint),
 GRANT SELECT, INSERT ON ipintel_staging.listed_ranges, ipintel_staging.listed_asns TO ipintel_loader;
 GRANT SELECT ON ipintel.ip_types, ipintel.range_lists, ipintel.range_snapshots, ipintel.listed_ranges,
     ipintel.listed_asns TO ipintel_loader, ipintel_reader;
-GRANT EXECUTE ON FUNCTION ipintel.range_snapshot_on(text, date), ipintel.as_name_looks_residential(text),
+REVOKE EXECUTE ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz, interval),
+    ipintel.range_snapshot_on(text, date), ipintel.as_name_looks_residential(text),
     ipintel.ip_classes(inet[], date[], bigint[], text[]) TO ipintel_reader, ipintel_loader;

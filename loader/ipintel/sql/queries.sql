@@ -358,16 +358,19 @@ ORDER BY r.source, every_status, r.status;
 
 -- metrics_enrichment_freshness --
 -- Per source: IPs with a fresh, stale or no answer and open failures (enrichment_coverage), and
--- the age in seconds of its oldest answer still fresh (NULL: none), in one scan of enrichment_state.
+-- the age in seconds of its oldest answer still fresh (NULL: none; fresh by the IP's class's TTL
+-- when it has one), in one scan of enrichment_state.
 SELECT c.source, c.fresh, c.stale, c.never_fetched, c.failed, o.oldest_fresh_age_seconds
 FROM ipintel.enrichment_coverage c
 JOIN ipintel.enrichment_policy p USING (source)
 LEFT JOIN (
     SELECT e.source,
-           extract(epoch FROM now() - min(e.fetched_at) FILTER (WHERE NOT ipintel.answer_is_stale(p2, e.fetched_at)))::float8
+           extract(epoch FROM now() - min(e.fetched_at) FILTER (WHERE NOT ipintel.answer_is_stale(p2, e.fetched_at, t.ttl)))::float8
                AS oldest_fresh_age_seconds
     FROM ipintel.enrichment_state e
     JOIN ipintel.enrichment_policy p2 ON p2.source = e.source
+    JOIN ipintel.ip_inventory i ON i.ip = e.ip
+    LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
     GROUP BY e.source
 ) o USING (source)
 ORDER BY p.pass_order;
