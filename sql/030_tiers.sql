@@ -141,7 +141,7 @@ COMMENT ON COLUMN ipintel.ip_inventory.ip_type_source IS
 COMMENT ON COLUMN ipintel.ip_inventory.ip_provider IS
     'Who runs the infrastructure, for the classes that say: aws, gcp, azure, oracle, digitalocean, cloudflare, tor (range lists), the hosting AS''s name (hosting), the AS name (residential). NULL otherwise.';
 COMMENT ON COLUMN ipintel.ip_inventory.ip_class_basis IS
-    'Why ip_type is what it is: {"rule": bogon | range | hosting_asn | source | residential | routed | unknown, ...}: for range, the list, its snapshot day, the prefix, service and region; for hosting_asn, the list, its snapshot day, the ASN, its name and the entry''s source; for source, the source; for residential and routed, the ASN (and AS name). NULL: not classified since revision 0029.';
+    'Why ip_type is what it is: {"rule": bogon | range | hosting_asn | source | residential | routed | unknown, ...}: for range, the list, its snapshot day, the prefix, service and region; for hosting_asn, the list, its snapshot day, the ASN, its name and the entry''s source; for source, the source; for residential and routed, the ASN (and AS name). NULL: not classified yet (an IP ingested since the last merge or range load that saw it).';
 
 -- A bogon is classified when it arrives, by whoever inserts it: no source is ever asked about it.
 CREATE FUNCTION ipintel.classify_bogon()

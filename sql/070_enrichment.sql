@@ -568,7 +568,7 @@ BEGIN
         JOIN ipintel.ip_inventory cur ON cur.ip = r.ip
         CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
         WHERE r.batch_id = p_batch_id
-    ), c AS (
+    ), c AS MATERIALIZED (
         SELECT x.*
         FROM (SELECT array_agg(n.ip) AS ips, array_agg(n.current_asn) AS asns, array_agg(n.current_asn_source) AS sources
               FROM n) a

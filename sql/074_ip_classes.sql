@@ -32,6 +32,11 @@ CREATE FUNCTION ipintel.ip_classes(p_ips inet[], p_days date[], p_asns bigint[],
                    ip_class_basis jsonb)
     LANGUAGE sql
     STABLE
+    -- Also keeps the function from being inlined into its caller: the planner cannot see how
+    -- many IPs the arrays hold, and inlined into a join it re-ran the whole classification once
+    -- per row of the other side (50,000 IPs: hours, and tens of GB of temporary files). Called,
+    -- it runs once and its rows are kept.
+    SET search_path = ''
 BEGIN ATOMIC
     WITH q AS MATERIALIZED (
         SELECT row_number() OVER () AS n, d.ip, d.day, d.asn, d.asn_source

@@ -158,7 +158,7 @@ BEGIN
         -- A session an ingest chunk is updating right now is left for the next run: snapshots
         -- never wait for ingest, so the two can never deadlock.
         FOR NO KEY UPDATE OF s SKIP LOCKED
-    ), classes AS (
+    ), classes AS MATERIALIZED (
         -- ip_type and ip_provider as of the session's day (issue 12): the range lists of that day
         -- and the snapshot's ASN, weighed with what the sources said (ip_classes), for the
         -- sessions whose ip_type is filled now. One call for them all.

@@ -107,7 +107,7 @@ BEGIN ATOMIC
     ORDER BY 3 DESC, 1, 2;
 END;
 COMMENT ON FUNCTION ipintel.activity_by_class(timestamptz, timestamptz) IS
-    'Sessions that started in [p_since, p_until) by infrastructure class (ip_type: bogon, riot, scanner, anonymizer, unrouted, routed, unknown) and scanner verdict (scanner, not a scanner, unknown: no source that says was asked), most sessions first: sessions, ips, logins, commands, downloads.';
+    'Sessions that started in [p_since, p_until) by infrastructure class (ip_type: bogon, tor, cloud, cdn, hosting, riot, scanner, anonymizer, residential, unrouted, routed, unknown; see ipintel.ip_types) and scanner verdict (scanner, not a scanner, unknown: no source that says was asked), most sessions first: sessions, ips, logins, commands, downloads.';
 
 ------------------------------------------------------------------------------------------
 -- What is new this week, against the four weeks before

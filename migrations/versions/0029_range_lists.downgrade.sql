@@ -135,6 +135,11 @@ COMMENT ON FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) IS
 
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint) SECURITY DEFINER;
 
+COMMENT ON FUNCTION ipintel.activity_by_class(timestamptz, timestamptz) IS
+    'Sessions that started in [p_since, p_until) by infrastructure class (ip_type: bogon, riot, scanner, anonymizer, unrouted, routed, unknown) and scanner verdict (scanner, not a scanner, unknown: no source that says was asked), most sessions first: sessions, ips, logins, commands, downloads.';
+COMMENT ON FUNCTION ipintel.report_ip_types(timestamptz, timestamptz, bigint) IS
+    'Sessions that started in [p_since, p_until) by kind of source IP, attributed as of each session, at most p_top rows. Columns: ip_type (bogon, riot, scanner, anonymizer, unrouted, routed or unknown, as in ip_inventory.ip_type), greynoise_scanner (true, false, or unknown when GreyNoise was never asked), sessions, ips (distinct source IPs).';
+
 -- Staleness by the source's TTL only, as 0025 decides it.
 CREATE FUNCTION ipintel.answer_is_stale(p_policy ipintel.enrichment_policy, p_fetched_at timestamptz)
     RETURNS boolean

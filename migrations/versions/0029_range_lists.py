@@ -1,10 +1,13 @@
-"""Range lists and infrastructure classes (issue 12): dated cloud, CDN, Tor and hosting-ASN lists stored run-length like routing history, the classes of ip_type with their precedence, and the run-length merge shared with routing history.
+"""Pre: range lists and infrastructure classes (issue 12): dated cloud, CDN, Tor and hosting-ASN lists, ip_classes, ip_provider / ip_class_basis (NOT VALID), snapshot_ip_provider, TTL by class.
 
 Revision ID: 0029
 Revises: 0025
 Create Date: 2026-11-30
 
-The SQL lives beside this file in 0029_range_lists.upgrade.sql / .downgrade.sql.
+The lists are stored run-length like routing history, with the merge both now share; ip_type is
+decided by ip_classes (ip_types: precedence and TTL) in every merge and after every range load.
+New nullable columns (no rewrite) and constraints NOT VALID; 0031 (post) classifies every row and
+validates. The SQL lives beside this file in 0029_range_lists.upgrade.sql / .downgrade.sql.
 """
 
 from ipintel.migrate import run_revision_sql

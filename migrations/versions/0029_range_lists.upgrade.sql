@@ -441,6 +441,11 @@ CREATE FUNCTION ipintel.ip_classes(p_ips inet[], p_days date[], p_asns bigint[],
                    ip_class_basis jsonb)
     LANGUAGE sql
     STABLE
+    -- Also keeps the function from being inlined into its caller: the planner cannot see how
+    -- many IPs the arrays hold, and inlined into a join it re-ran the whole classification once
+    -- per row of the other side (50,000 IPs: hours, and tens of GB of temporary files). Called,
+    -- it runs once and its rows are kept.
+    SET search_path = ''
 BEGIN ATOMIC
     WITH q AS MATERIALIZED (
         SELECT row_number() OVER () AS n, d.ip, d.day, d.asn, d.asn_source
@@ -591,7 +596,7 @@ BEGIN
         JOIN ipintel.ip_inventory cur ON cur.ip = r.ip
         CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
         WHERE r.batch_id = p_batch_id
-    ), c AS (
+    ), c AS MATERIALIZED (
         SELECT x.*
         FROM (SELECT array_agg(n.ip) AS ips, array_agg(n.current_asn) AS asns, array_agg(n.current_asn_source) AS sources
               FROM n) a
@@ -749,7 +754,7 @@ COMMENT ON COLUMN ipintel.ip_inventory.ip_provider IS
     'Who runs the infrastructure, for the classes that say: aws, gcp, azure, oracle, digitalocean, cloudflare, tor (range lists), the hosting AS''s name (hosting), the AS name (residential). NULL otherwise.';
 
 COMMENT ON COLUMN ipintel.ip_inventory.ip_class_basis IS
-    'Why ip_type is what it is: {"rule": bogon | range | hosting_asn | source | residential | routed | unknown, ...}: for range, the list, its snapshot day, the prefix, service and region; for hosting_asn, the list, its snapshot day, the ASN, its name and the entry''s source; for source, the source; for residential and routed, the ASN (and AS name). NULL: not classified since revision 0029.';
+    'Why ip_type is what it is: {"rule": bogon | range | hosting_asn | source | residential | routed | unknown, ...}: for range, the list, its snapshot day, the prefix, service and region; for hosting_asn, the list, its snapshot day, the ASN, its name and the entry''s source; for source, the source; for residential and routed, the ASN (and AS name). NULL: not classified yet (an IP ingested since the last merge or range load that saw it).';
 
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_provider IS
     'Snapshot: who ran the infrastructure as of the session''s day (ip_inventory.ip_provider''s meaning), filled with snapshot_ip_type. NULL: the class names none, or not known yet.';
@@ -832,7 +837,7 @@ BEGIN
         -- A session an ingest chunk is updating right now is left for the next run: snapshots
         -- never wait for ingest, so the two can never deadlock.
         FOR NO KEY UPDATE OF s SKIP LOCKED
-    ), classes AS (
+    ), classes AS MATERIALIZED (
         -- ip_type and ip_provider as of the session's day (issue 12): the range lists of that day
         -- and the snapshot's ASN, weighed with what the sources said (ip_classes), for the
         -- sessions whose ip_type is filled now. One call for them all.
@@ -1113,6 +1118,12 @@ END;
 COMMENT ON FUNCTION ipintel.ip_timeline(inet) IS
     'Everything known about one IP, in time order. kind: session (at/until: its first and last event; source, asn, country: its snapshot; detail: counts, client, snapshot class, and the routing history''s ASN at its day), asn (an ip_asn_history range: the ASN a source observed from at until until, NULL while current), answer (what a source says since at = changed_at, last confirmed detail.fetched_at, its facts and document), failure (a source could not answer: recorded at, resolved until), routing (a prefix_origins run of a prefix containing the IP: its origin AS over those days).';
 
+
+-- The functions that list the classes say the new ones.
+COMMENT ON FUNCTION ipintel.activity_by_class(timestamptz, timestamptz) IS
+    'Sessions that started in [p_since, p_until) by infrastructure class (ip_type: bogon, tor, cloud, cdn, hosting, riot, scanner, anonymizer, residential, unrouted, routed, unknown; see ipintel.ip_types) and scanner verdict (scanner, not a scanner, unknown: no source that says was asked), most sessions first: sessions, ips, logins, commands, downloads.';
+COMMENT ON FUNCTION ipintel.report_ip_types(timestamptz, timestamptz, bigint) IS
+    'Sessions that started in [p_since, p_until) by kind of source IP, attributed as of each session, at most p_top rows. Columns: ip_type (bogon, tor, cloud, cdn, hosting, riot, scanner, anonymizer, residential, unrouted, routed or unknown, as in ip_inventory.ip_type; see ipintel.ip_types), greynoise_scanner (true, false, or unknown when GreyNoise was never asked), sessions, ips (distinct source IPs).';
 
 ------------------------------------------------------------------------------------------
 -- Grants (sql/099_roles.sql)
