@@ -570,11 +570,10 @@ BEGIN
         WHERE r.batch_id = p_batch_id
     ), c AS MATERIALIZED (
         SELECT x.*
-        FROM (SELECT array_agg(n.ip) AS ips, array_agg(n.current_asn) AS asns, array_agg(n.current_asn_source) AS sources
-              FROM n) a
-        CROSS JOIN LATERAL ipintel.ip_classes(a.ips, array_fill((now() AT TIME ZONE 'UTC')::date,
-                                                                  ARRAY[coalesce(cardinality(a.ips), 0)]),
-                                              a.asns, a.sources) x
+        FROM ipintel.ip_classes(ARRAY(SELECT n.ip FROM n ORDER BY n.ip),
+                                ARRAY(SELECT (now() AT TIME ZONE 'UTC')::date FROM n),
+                                ARRAY(SELECT n.current_asn FROM n ORDER BY n.ip),
+                                ARRAY(SELECT n.current_asn_source FROM n ORDER BY n.ip)) x
     )
     UPDATE ipintel.ip_inventory i
     SET enrichment = n.enrichment, current_asn = n.current_asn, current_asn_source = n.current_asn_source,

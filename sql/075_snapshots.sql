@@ -163,10 +163,12 @@ BEGIN
         -- and the snapshot's ASN, weighed with what the sources said (ip_classes), for the
         -- sessions whose ip_type is filled now. One call for them all.
         SELECT c.*
-        FROM (SELECT array_agg(t.source_ip) AS ips, array_agg(t.day) AS days, array_agg(t.asn) AS asns,
-                     array_agg(t.class_asn_source) AS sources
-              FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown) a
-        CROSS JOIN LATERAL ipintel.ip_classes(a.ips, a.days, a.asns, a.sources) c
+        FROM ipintel.ip_classes(
+            ARRAY(SELECT t.source_ip FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
+            ARRAY(SELECT t.day FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
+            ARRAY(SELECT t.asn FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
+            ARRAY(SELECT t.class_asn_source FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown
+                  ORDER BY t.session_id)) c
     ), filled AS (
         UPDATE ipintel.session_summaries s
         SET snapshot_asn = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE s.snapshot_asn END,

@@ -598,11 +598,10 @@ BEGIN
         WHERE r.batch_id = p_batch_id
     ), c AS MATERIALIZED (
         SELECT x.*
-        FROM (SELECT array_agg(n.ip) AS ips, array_agg(n.current_asn) AS asns, array_agg(n.current_asn_source) AS sources
-              FROM n) a
-        CROSS JOIN LATERAL ipintel.ip_classes(a.ips, array_fill((now() AT TIME ZONE 'UTC')::date,
-                                                                  ARRAY[coalesce(cardinality(a.ips), 0)]),
-                                              a.asns, a.sources) x
+        FROM ipintel.ip_classes(ARRAY(SELECT n.ip FROM n ORDER BY n.ip),
+                                ARRAY(SELECT (now() AT TIME ZONE 'UTC')::date FROM n),
+                                ARRAY(SELECT n.current_asn FROM n ORDER BY n.ip),
+                                ARRAY(SELECT n.current_asn_source FROM n ORDER BY n.ip)) x
     )
     UPDATE ipintel.ip_inventory i
     SET enrichment = n.enrichment, current_asn = n.current_asn, current_asn_source = n.current_asn_source,
@@ -842,10 +841,12 @@ BEGIN
         -- and the snapshot's ASN, weighed with what the sources said (ip_classes), for the
         -- sessions whose ip_type is filled now. One call for them all.
         SELECT c.*
-        FROM (SELECT array_agg(t.source_ip) AS ips, array_agg(t.day) AS days, array_agg(t.asn) AS asns,
-                     array_agg(t.class_asn_source) AS sources
-              FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown) a
-        CROSS JOIN LATERAL ipintel.ip_classes(a.ips, a.days, a.asns, a.sources) c
+        FROM ipintel.ip_classes(
+            ARRAY(SELECT t.source_ip FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
+            ARRAY(SELECT t.day FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
+            ARRAY(SELECT t.asn FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
+            ARRAY(SELECT t.class_asn_source FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown
+                  ORDER BY t.session_id)) c
     ), filled AS (
         UPDATE ipintel.session_summaries s
         SET snapshot_asn = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE s.snapshot_asn END,
