@@ -1,4 +1,4 @@
-"""`python -m bench [--ips N] [--baseline-ips N] [--only maxmind|cymru|snapshots|routing|analyst]`: run the benchmarks, print and save the figures."""
+"""`python -m bench [--ips N] [--baseline-ips N] [--only maxmind|cymru|snapshots|routing|analyst|classify]`: run the benchmarks, print and save the figures."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench import analyst_queries, cymru_pass, maxmind_pass, routing_history, snapshot_step
+from bench import analyst_queries, classify, cymru_pass, maxmind_pass, routing_history, snapshot_step
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
@@ -40,7 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--analyst-ips", type=int, default=300_000, help="their IPs (default: %(default)s)")
     parser.add_argument("--analyst-asns", type=int, default=20_000, help="their ASNs (default: %(default)s)")
     parser.add_argument("--show-plans", action="store_true", help="print the EXPLAIN ANALYZE plans of the analyst's queries")
-    parser.add_argument("--only", choices=["maxmind", "cymru", "snapshots", "routing", "analyst"], action="append",
+    parser.add_argument("--classify-ips", type=int, default=1_000_000,
+                        help="IPs in the inventory classified against the range lists (default: %(default)s)")
+    parser.add_argument("--classify-ranges", type=int, default=15_000,
+                        help="published ranges generated for them (default: %(default)s)")
+    parser.add_argument("--only", choices=["maxmind", "cymru", "snapshots", "routing", "analyst", "classify"],
+                        action="append",
                         help="run only this benchmark (repeatable; default: all)")
     args = parser.parse_args(argv)
 
@@ -53,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ips < args.baseline_ips or args.baseline_ips < 1:
         parser.error("--ips must be at least --baseline-ips, which must be positive")
 
-    only = set(args.only or ("maxmind", "cymru", "snapshots", "routing", "analyst"))
+    only = set(args.only or ("maxmind", "cymru", "snapshots", "routing", "analyst", "classify"))
     results: dict[str, object] = {}
     if "maxmind" in only:
         results["maxmind_pass"] = maxmind_pass.run(server, ips=args.ips, baseline_ips=args.baseline_ips,
@@ -78,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     if "analyst" in only:
         results["analyst_queries"] = analyst_queries.run(server, sessions=args.analyst_sessions, ips=args.analyst_ips,
                                                          asns=args.analyst_asns, show_plans=args.show_plans)
+    if "classify" in only:
+        results["classify"] = classify.run(server, ips=args.classify_ips, ranges=args.classify_ranges)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}")
