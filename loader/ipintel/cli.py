@@ -506,6 +506,7 @@ def cmd_geo_forget(args: argparse.Namespace, settings: config.Settings) -> int:
     which = f"made before {args.before:%Y-%m-%d}" if args.before else "but the latest"
     console.print(f"{args.edition}: {row['builds']:,} builds {which} forgotten, {row['runs_deleted']:,} runs deleted, "
                   f"{row['runs_cut']:,} cut")
+    return EXIT_OK
 
 
 def cmd_ranges_load(args: argparse.Namespace, settings: config.Settings) -> int:
