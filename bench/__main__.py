@@ -13,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from bench import analyst_queries, cymru_pass, ingest_pass, maxmind_pass, remerge, routing_history, snapshot_step, table
+from bench import (analyst_queries, classify, cymru_pass, ingest_pass, maxmind_pass, remerge, routing_history,
+                   snapshot_step, table)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingest-events", type=int, default=800_000,
                         help="Cowrie events generated for the ingest case (default: %(default)s)")
     parser.add_argument("--show-plans", action="store_true", help="print the EXPLAIN ANALYZE plans of the analyst's queries")
-    parser.add_argument("--only", choices=["maxmind", "remerge", "cymru", "snapshots", "routing", "analyst", "ingest"], action="append",
+    parser.add_argument("--classify-ips", type=int, default=1_000_000,
+                        help="IPs in the inventory classified against the range lists (default: %(default)s)")
+    parser.add_argument("--classify-ranges", type=int, default=15_000,
+                        help="published ranges generated for them (default: %(default)s)")
+    parser.add_argument("--only", choices=["maxmind", "remerge", "cymru", "snapshots", "routing", "analyst", "ingest", "classify"], action="append",
                         help="run only this benchmark (repeatable; default: all)")
     args = parser.parse_args(argv)
 
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ips < args.baseline_ips or args.baseline_ips < 1:
         parser.error("--ips must be at least --baseline-ips, which must be positive")
 
-    only = set(args.only or ("maxmind", "remerge", "cymru", "snapshots", "routing", "analyst", "ingest"))
+    only = set(args.only or ("maxmind", "remerge", "cymru", "snapshots", "routing", "analyst", "ingest", "classify"))
     started = time.perf_counter()
     run_info: dict[str, object] = {"argv": sys.argv[1:] if argv is None else argv, "started": time.time()}
     results: dict[str, object] = {"run": run_info}
@@ -95,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     if "analyst" in only:
         results["analyst_queries"] = analyst_queries.run(server, sessions=args.analyst_sessions, ips=args.analyst_ips,
                                                          asns=args.analyst_asns, show_plans=args.show_plans)
+    if "classify" in only:
+        results["classify"] = classify.run(server, ips=args.classify_ips, ranges=args.classify_ranges)
     if "ingest" in only:
         results["ingest_pass"] = ingest_pass.run(server, events=args.ingest_events)
     run_info |= {"seconds": round(time.perf_counter() - started, 1),
@@ -111,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 # The --only choice that runs each results key: a case that fails the gate runs once more.
 ONLY = {"maxmind_pass": "maxmind", "remerge": "remerge", "cymru_pass": "cymru", "snapshot_step": "snapshots",
         "routing_history": "routing", "analyst_queries": "analyst",
-        "ingest_pass": "ingest"}
+        "ingest_pass": "ingest", "classify": "classify"}
 
 
 def rerun_argv(argv: list[str], keys: set[str], out: Path) -> list[str]:

@@ -1,6 +1,6 @@
 """Each migration revision on a populated database: how long it takes and what it locks.
 
-`python -m bench.migrations [--sessions N] [--only REV]...` (IPINTEL_BENCH_DSN names the server,
+`python -m bench.migrations [--sessions N] [--ips N] [--only REV]...` (IPINTEL_BENCH_DSN names the server,
 as for `python -m bench`). For every revision R of ipintel's migrations, in a database of its own:
 upgrade an empty database to R's parent, generate N sessions from N/5 IPs in N/2000 ASNs there
 (set-based, bench/migrations.sql: the columns every revision has, answers as they were stored at
@@ -175,13 +175,13 @@ def revisions() -> list[tuple[str, str | None, str]]:
     return list(reversed(found))
 
 
-def measure(server: str, revision: str, parent: str | None, sessions: int) -> dict[str, Any]:
+def measure(server: str, revision: str, parent: str | None, sessions: int, ips: int | None = None) -> dict[str, Any]:
     token = uuid.uuid4().hex[:8]
     result: dict[str, Any] = {"revision": revision}
     with database(server, f"ipintel_bench_mig_{revision}_{token}") as dsn:
         if parent:  # the first revision creates the tables: there is nothing to fill before it
             schema.upgrade(dsn, parent)
-            result["populate"] = populate_at(dsn, sessions)
+            result["populate"] = populate_at(dsn, sessions, ips)
         result["tables"] = row_counts(dsn)
         checkpoint(dsn)
         seconds, locks, waited = timed_upgrade(dsn, revision)
@@ -194,10 +194,11 @@ def measure(server: str, revision: str, parent: str | None, sessions: int) -> di
     return result
 
 
-def populate_at(dsn: str, sessions: int) -> dict[str, Any]:
-    """The generated data, shaped as the database's revision stores it."""
+def populate_at(dsn: str, sessions: int, ips: int | None = None) -> dict[str, Any]:
+    """The generated data, shaped as the database's revision stores it (IPs: a fifth of the
+    sessions unless `ips` says how many)."""
     started = time.perf_counter()
-    sizes = {"sessions": sql.Literal(sessions), "ips": sql.Literal(max(sessions // 5, 1)),
+    sizes = {"sessions": sql.Literal(sessions), "ips": sql.Literal(ips or max(sessions // 5, 1)),
              "asns": sql.Literal(max(sessions // 2000, 1))}
     with psycopg.connect(dsn) as conn:
         conn.execute(q("load_without_triggers"))
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.migrations", description=__doc__.split("\n")[0])
     parser.add_argument("--sessions", type=int, default=1_000_000,
                         help="sessions generated (IPs: a fifth, ASNs: 1 in 2,000) (default: %(default)s)")
+    parser.add_argument("--ips", type=int, help="IPs generated (default: a fifth of the sessions)")
     parser.add_argument("--only", action="append", metavar="REV", help="only this revision (repeatable)")
     parser.add_argument("--out", type=Path, help="JSON results (default: bench/out/migrations-<sessions>.json)")
     args = parser.parse_args(argv)
@@ -243,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and revision not in args.only:
             continue
         print(f"{revision}: {doc}", flush=True)
-        result = measure(server, revision, parent, args.sessions) | {"doc": doc}
+        result = measure(server, revision, parent, args.sessions, args.ips) | {"doc": doc}
         locked = ", ".join(f"{rel} {lock['mode']} {held(lock)} s" for rel, lock in result["locks"].items()
                            if lock["mode"] != "AccessShareLock")
         print(f"    {result['seconds']} s (empty: {result['empty_seconds']} s); {locked or 'no lock beyond reads'}",

@@ -45,6 +45,40 @@ CREATE INDEX asn_inventory_as_country_idx ON ipintel.asn_inventory (as_country);
 ------------------------------------------------------------------------------------------
 -- Tier 2: ip_inventory
 ------------------------------------------------------------------------------------------
+-- The classes of ip_inventory.ip_type, in the order that decides between them: an IP that
+-- qualifies for several gets the one with the lowest precedence (ipintel.ip_classes). Cloud and
+-- CDN share a level: between them the most specific range wins.
+CREATE TABLE ipintel.ip_types (
+    ip_type     text     NOT NULL,
+    precedence  bigint   NOT NULL,
+    ttl         interval,
+    description text     NOT NULL,
+    CONSTRAINT ip_types_pkey PRIMARY KEY (ip_type),
+    CONSTRAINT ip_types_name_is_a_lower_case_name CHECK (ip_type ~ '^[a-z][a-z0-9_]*$'),
+    CONSTRAINT ip_types_ttl_is_positive CHECK (ttl > interval '0')
+);
+COMMENT ON TABLE ipintel.ip_types IS
+    'The infrastructure classes of ip_inventory.ip_type: what each means, which wins when an IP qualifies for several (precedence), and how soon the IPs of a class are asked again (ttl). Edit ttl to change the freshness policy.';
+COMMENT ON COLUMN ipintel.ip_types.ip_type IS 'Class name, the value of ip_inventory.ip_type and session_summaries.snapshot_ip_type.';
+COMMENT ON COLUMN ipintel.ip_types.precedence IS
+    'Lower wins: an IP in several classes gets the one with the lowest precedence; within one level, the most specific range (then the list''s rank).';
+COMMENT ON COLUMN ipintel.ip_types.ttl IS
+    'When set, the answers of every remote source for an IP of this class are stale after ttl instead of the source''s own (enrichment_policy.ttl): volatile infrastructure (rented cloud machines, VPN exits) is asked again sooner, residential lines later. NULL: the source''s ttl.';
+COMMENT ON COLUMN ipintel.ip_types.description IS 'What the class means and what decides it.';
+INSERT INTO ipintel.ip_types (ip_type, precedence, ttl, description) VALUES
+    ('bogon', 1, NULL, 'Special-purpose or not globally routable address (RFC 6890): never sent to a source.'),
+    ('tor', 2, interval '7 days', 'A Tor exit relay, in a Tor exit list of the day.'),
+    ('cloud', 3, interval '7 days', 'In a cloud provider''s published ranges (AWS, Google Cloud, Azure, Oracle, DigitalOcean...): a rented machine.'),
+    ('cdn', 3, interval '7 days', 'In a CDN''s published ranges (Cloudflare): a proxy or worker of the CDN.'),
+    ('hosting', 4, interval '7 days', 'Announced by an AS in the curated hosting-ASN list: a hosting or VPS provider.'),
+    ('riot', 5, NULL, 'A known benign business service, by a source that says (GreyNoise RIOT).'),
+    ('scanner', 6, NULL, 'Seen scanning the internet, by a source that says (GreyNoise noise).'),
+    ('anonymizer', 7, interval '7 days', 'An anonymous proxy or VPN, by a source that says (MaxMind).'),
+    ('residential', 8, interval '30 days', 'Announced by an AS whose name reads as a consumer access network (ipintel.as_name_looks_residential): a guess from the name.'),
+    ('unrouted', 9, NULL, 'Allocated but not announced in BGP, by a source that says (Team Cymru NA).'),
+    ('routed', 10, NULL, 'Announced by a known AS, nothing more specific known.'),
+    ('unknown', 11, NULL, 'No source has said anything yet.');
+
 -- The generated columns (ip_family, is_bogon) read only the address. The facts the sources give
 -- (current_asn, geo_country, is_scanner, is_riot, ip_type, is_known_attacker, threatfeeds) are
 -- resolved across sources by the registry's ranks and written by the merges (apply_answers), each
@@ -73,13 +107,16 @@ CREATE TABLE ipintel.ip_inventory (
     is_known_attacker   boolean,
     is_known_attacker_source text,
     threatfeeds         text[],
+    ip_provider         text,
+    ip_class_basis      jsonb,
     CONSTRAINT ip_inventory_pkey PRIMARY KEY (ip),
     CONSTRAINT ip_inventory_ip_is_host_address CHECK (masklen(ip) = CASE family(ip) WHEN 4 THEN 32 ELSE 128 END),
     CONSTRAINT ip_inventory_ip_is_not_ipv4_mapped CHECK (NOT (ip <<= '::ffff:0:0/96'::inet)),
     CONSTRAINT ip_inventory_session_count_is_not_negative CHECK (session_count >= 0),
     CONSTRAINT ip_inventory_seen_in_order CHECK (first_seen <= last_seen),
     CONSTRAINT ip_inventory_enrichment_is_object CHECK (jsonb_typeof(enrichment) = 'object'),
-    CONSTRAINT ip_inventory_geo_country_is_iso_alpha2 CHECK (geo_country ~ '^[A-Z]{2}$')
+    CONSTRAINT ip_inventory_geo_country_is_iso_alpha2 CHECK (geo_country ~ '^[A-Z]{2}$'),
+    CONSTRAINT ip_inventory_ip_class_basis_is_object CHECK (jsonb_typeof(ip_class_basis) = 'object')
 );
 COMMENT ON TABLE ipintel.ip_inventory IS
     'Tier 2: one row per source IP seen by a honeypot, with the latest answer of every enrichment source and the facts resolved from them for the hot filters, each with its source.';
@@ -97,11 +134,16 @@ COMMENT ON COLUMN ipintel.ip_inventory.geo_country IS
 COMMENT ON COLUMN ipintel.ip_inventory.is_scanner IS 'Seen scanning the internet, by the first-ranked source that says (is_scanner_rank). NULL when no such source has answered.';
 COMMENT ON COLUMN ipintel.ip_inventory.is_riot IS 'A known benign business service (CDN, search crawler...), by the first-ranked source that says (is_riot_rank). NULL when none has answered.';
 COMMENT ON COLUMN ipintel.ip_inventory.ip_type IS
-    'First classification: bogon; else the classification of the first-ranked source that gives one (ip_type_rank: riot, scanner, anonymizer, unrouted = allocated but not announced); else routed when an ASN is known; else unknown.';
+    'Infrastructure class as of today (ipintel.ip_types, ipintel.ip_classes): of the classes the IP qualifies for, the one of lowest precedence: bogon, tor, cloud or cdn (range lists; the most specific range wins), hosting (its AS in a hosting-ASN list), riot, scanner, anonymizer (what sources say), residential (its AS name), unrouted, routed (an ASN is known), unknown. Kept by SQL: every merge, range-list load and ipintel.classify_inventory. No foreign key to ip_types (written by every merge): ipintel.verify_integrity checks it.';
 COMMENT ON COLUMN ipintel.ip_inventory.current_asn_source IS 'The source whose observation current_asn is (enrichment_policy); NULL: none yet.';
 COMMENT ON COLUMN ipintel.ip_inventory.geo_country_source IS 'The source geo_country came from; NULL: none (XX).';
 COMMENT ON COLUMN ipintel.ip_inventory.is_scanner_source IS 'The source is_scanner came from; NULL: none.';
-COMMENT ON COLUMN ipintel.ip_inventory.ip_type_source IS 'The source ip_type came from (for routed: the ASN''s source); NULL for bogon and unknown.';
+COMMENT ON COLUMN ipintel.ip_inventory.ip_type_source IS
+    'The registered source ip_type came from: the one that said riot, scanner, anonymizer or unrouted; for hosting, residential and routed, the source of current_asn. NULL for bogon, unknown and the range-list classes (tor, cloud, cdn): ip_class_basis says which list.';
+COMMENT ON COLUMN ipintel.ip_inventory.ip_provider IS
+    'Who runs the infrastructure, for the classes that say: aws, gcp, azure, oracle, digitalocean, cloudflare, tor (range lists), the hosting AS''s name (hosting), the AS name (residential). NULL otherwise.';
+COMMENT ON COLUMN ipintel.ip_inventory.ip_class_basis IS
+    'Why ip_type is what it is: {"rule": bogon | range | hosting_asn | source | residential | routed | unknown, ...}: for range, the list, its snapshot day, the prefix, service and region; for hosting_asn, the list, its snapshot day, the ASN, its name and the entry''s source; for source, the source; for residential and routed, the ASN (and AS name). NULL: not classified yet (an IP ingested since the last merge or range load that saw it).';
 COMMENT ON COLUMN ipintel.ip_inventory.is_known_attacker IS
     'Reported attacking other networks, by the first-ranked source that says (is_known_attacker_rank; DShield: reports > 0). false: that source has no report of it; NULL: no such source has answered.';
 COMMENT ON COLUMN ipintel.ip_inventory.is_known_attacker_source IS 'The source is_known_attacker (and threatfeeds) came from; NULL: none.';
@@ -181,6 +223,7 @@ CREATE TABLE ipintel.session_summaries (
     snapshot_is_known_attacker        boolean,
     snapshot_threatfeeds              text[],
     snapshot_is_known_attacker_source text,
+    snapshot_ip_provider              text,
     -- A partitioned table's keys must include its partition key; session_id alone is unique too,
     -- kept so by merge_cowrie_events (see the COMMENT on the constraint) and checked by verify_sessions.
     CONSTRAINT session_summaries_pkey PRIMARY KEY (session_id, first_event_at),
@@ -221,7 +264,10 @@ COMMENT ON COLUMN ipintel.session_summaries.download_count IS 'Files fetched by 
 COMMENT ON COLUMN ipintel.session_summaries.event_count IS 'All events of the session, known or not.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_asn IS 'Snapshot: origin AS of the source IP at the session''s time: from routing history (prefix_origins) at its day, else ip_asn_history at its time, else (a session before ipintel observed the IP''s current ASN) the dated geolocation build of its day (geo_asns), else its current_asn when the field was filled. Known once snapshot_asn_source is set (NULL then means not routed / not known by any source).';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_country IS 'Snapshot: the country of the dated geolocation build of the session''s day (geo_countries) for a session before ipintel observed the IP''s current country, else ip_inventory.geo_country when the field was filled. Known once snapshot_country_source is set.';
-COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type IS 'Snapshot: ip_inventory.ip_type when the field was filled (only once no source is still awaited). Known once snapshot_ip_type_source is set.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type IS
+    'Snapshot: the infrastructure class as of the session''s day (ipintel.ip_classes: the range lists of that day, the snapshot''s ASN, what sources said when the field was filled; only once no source is still awaited). Known once snapshot_ip_type_source is set.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_provider IS
+    'Snapshot: who ran the infrastructure as of the session''s day (ip_inventory.ip_provider''s meaning), filled with snapshot_ip_type. NULL: the class names none, or not known yet.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_scanner IS 'Snapshot: ip_inventory.is_scanner when the field was filled. Known once snapshot_is_scanner_source is set (NULL then means GreyNoise declined, e.g. IPv6).';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_enrichment IS 'Snapshot: the full ip_inventory.enrichment document as it was when a snapshot field was last filled.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_at IS 'When the first snapshot field was filled; NULL means no field is known yet.';
@@ -230,7 +276,7 @@ COMMENT ON COLUMN ipintel.session_summaries.snapshot_asn_source IS
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_country_source IS
     'Where snapshot_country came from: <source>:build:<day> (a dated geolocation build, geo_builds), else the source of geo_country: maxmind, ipinfo, dbip (geolocation), cymru (registration country); bogon, none (XX: no source knew). NULL: not known yet, still fillable.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type_source IS
-    'Which source decided snapshot_ip_type: greynoise (riot, scanner), maxmind (anonymizer, routed), cymru (unrouted, routed), bogon, none (unknown). NULL: not known yet (filled only once no source is awaited).';
+    'What decided snapshot_ip_type: list:<list>:<snapshot day> (tor, cloud, cdn, hosting: the range or hosting-ASN list of that day), a source (riot, scanner, anonymizer, unrouted: greynoise, maxmind, cymru), the ASN''s source as in snapshot_asn_source (residential, routed), bogon, none (unknown). Before revision 0030 the bare source for routed too. NULL: not known yet (filled only once no source is awaited).';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_scanner_source IS
     'Where snapshot_is_scanner came from: greynoise, bogon (never asked), none (GreyNoise declined or its window closed). NULL: not known yet, still fillable.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_known_attacker IS

@@ -76,7 +76,7 @@ INSERT INTO ipintel.enrichment_policy (source, ttl, skip_when_asn_known, kind, p
      5, 5, NULL, NULL, NULL, 5, 1);
 
 COMMENT ON COLUMN ipintel.enrichment_policy.ttl IS
-    'An answer older than this (enrichment_state.fetched_at) is stale and fetched again. Not for an offline_database source: re-reading the same build cannot say anything new, so its answers are due again only when a newer build is installed.';
+    'An answer older than this (enrichment_state.fetched_at) is stale and fetched again, unless the IP''s class has a TTL of its own (ip_types.ttl, which then applies to every source). Not for an offline_database source: re-reading the same build cannot say anything new, so its answers are due again only when a newer build is installed.';
 COMMENT ON COLUMN ipintel.enrichment_policy.enabled IS 'A disabled source is never run by `ipintel enrich`.';
 COMMENT ON COLUMN ipintel.enrichment_policy.skip_when_asn_known IS
     'Never-fetched IPs whose ASN another source already gave (ip_inventory.current_asn) are not asked (default for cymru); stale results are refreshed regardless.';
@@ -265,15 +265,18 @@ CREATE INDEX enrichment_failures_batch_id_idx ON ipintel_staging.enrichment_fail
 -- Which IPs are due
 ------------------------------------------------------------------------------------------
 -- Staleness by time, one rule for ips_due, enrichment_coverage and snapshot_backlog: an answer
--- older than the source's ttl is stale, except an offline database's, which re-reading the same
--- build cannot change: it is due again only for a newer build (ips_due's p_current_build).
-CREATE FUNCTION ipintel.answer_is_stale(p_policy ipintel.enrichment_policy, p_fetched_at timestamptz)
+-- older than its TTL is stale, except an offline database's, which re-reading the same build
+-- cannot change: it is due again only for a newer build (ips_due's p_current_build). The TTL is
+-- the IP's class's when the class has one (ip_types.ttl: volatile infrastructure sooner,
+-- residential lines later), else the source's.
+CREATE FUNCTION ipintel.answer_is_stale(p_policy ipintel.enrichment_policy, p_fetched_at timestamptz,
+                                        p_class_ttl interval)
     RETURNS boolean
     LANGUAGE sql
     STABLE
-RETURN p_policy.kind <> 'offline_database' AND p_fetched_at < now() - p_policy.ttl;
-COMMENT ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz) IS
-    'True when an answer fetched at p_fetched_at is older than the source''s ttl; never for an offline_database source (due again only for a newer build). NULL when p_fetched_at is NULL (never fetched).';
+RETURN p_policy.kind <> 'offline_database' AND p_fetched_at < now() - coalesce(p_class_ttl, p_policy.ttl);
+COMMENT ON FUNCTION ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz, interval) IS
+    'True when an answer fetched at p_fetched_at is older than its TTL: p_class_ttl (the ip_types.ttl of the IP''s class) when given, else the source''s ttl; never for an offline_database source (due again only for a newer build). NULL when p_fetched_at is NULL (never fetched).';
 
 -- The policy's two filters, shared by ips_due (is the IP asked?) and snapshot_pending_sources (does a
 -- snapshot still wait for the source?), so both always read the policy the same way.
@@ -311,13 +314,14 @@ BEGIN ATOMIC
     FROM ipintel.ip_inventory i
     CROSS JOIN ipintel.enrichment_policy p
     LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+    LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
     WHERE p.source = p_source
       AND NOT i.is_bogon
       AND (p_ips IS NULL OR i.ip = ANY (p_ips))
       AND (p_force OR (
           -- never fetched, stale, or fetched from an older database build
           (e.ip IS NULL
-           OR ipintel.answer_is_stale(p, e.fetched_at)
+           OR ipintel.answer_is_stale(p, e.fetched_at, t.ttl)
            OR e.build < p_current_build)
           AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))
           AND NOT ipintel.below_session_threshold(p, i)
@@ -330,7 +334,7 @@ BEGIN ATOMIC
     LIMIT p_limit;
 END;
 COMMENT ON FUNCTION ipintel.ips_due(text, bigint, boolean, inet[], bigint) IS
-    'IPs due for a source, most recently seen first: never fetched (no enrichment_state row), older than the policy TTL (never for an offline_database source), or fetched from an older data build than p_current_build; never bogons. p_ips restricts to those IPs; p_force ignores freshness and policy filters.';
+    'IPs due for a source, most recently seen first: never fetched (no enrichment_state row), older than the TTL (the IP''s class''s, ip_types.ttl, else the policy''s; never for an offline_database source), or fetched from an older data build than p_current_build; never bogons. p_ips restricts to those IPs; p_force ignores freshness and policy filters.';
 
 ------------------------------------------------------------------------------------------
 -- Shared merge steps
@@ -556,7 +560,7 @@ BEGIN ATOMIC
         WHERE e.ip = p_ip) x;
 END;
 COMMENT ON FUNCTION ipintel.resolved_facts(inet) IS
-    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type falls back to routed when an ASN is known; threatfeeds are those of the source is_known_attacker came from. One row, NULLs when no source answered.';
+    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type here is what the sources say (falling back to routed when an ASN is known); ip_inventory.ip_type weighs it with the range lists and rules (ip_classes). threatfeeds are those of the source is_known_attacker came from. One row, NULLs when no source answered.';
 
 -- The AS name of the first-ranked source (as_name_rank) that gave one in asn_inventory.sources.
 CREATE FUNCTION ipintel.ranked_as_name(p_sources jsonb)
@@ -571,12 +575,14 @@ RETURN (SELECT p_sources -> p.source ->> 'as_name'
 COMMENT ON FUNCTION ipintel.ranked_as_name(jsonb) IS
     'The as_name of the first-ranked source (enrichment_policy.as_name_rank) in an asn_inventory.sources document; NULL when none gives one.';
 
--- The generic half of every merge, after the source's own step: the batch's documents, and the
+-- The generic half of every merge, after the source's own step: the batch's documents, the
 -- facts ip_inventory resolves from enrichment_state (current_asn with its history, geo_country,
--- is_scanner, is_riot, ip_type, is_known_attacker with threatfeeds, each with the source it came
--- from). Each IP's facts are resolved once (resolved_facts, one index probe per staged row:
--- linear whatever the statistics of the staging table say); one write per IP, and only for an IP
--- where something changes; the written rows whose ASN observation changed go on to ip_asn_history.
+-- is_scanner, is_riot, is_known_attacker with threatfeeds, each with the source it came from)
+-- and the class (ip_classes, called once per batch with the batch's IPs and their ASNs as they
+-- now resolve). Each IP's facts are resolved once (resolved_facts, one index probe per staged
+-- row: linear whatever the statistics of the staging table say); one write per IP, and only for
+-- an IP where something changes; the written rows whose ASN observation changed go on to
+-- ip_asn_history.
 CREATE FUNCTION ipintel.apply_answers(p_source text, p_batch_id bigint)
     RETURNS bigint
     LANGUAGE plpgsql
@@ -590,7 +596,7 @@ DECLARE
     v_moved_at timestamptz[];
     v_asns bigint[];
 BEGIN
-    WITH n AS (
+    WITH n AS MATERIALIZED (
         SELECT r.ip, r.fetched_at, cur.current_asn AS old_asn, cur.current_asn_source AS old_asn_source,
                f.asn AS observed_asn, f.asn_source AS observed_asn_source,
                CASE WHEN cur.enrichment -> p_source IS DISTINCT FROM r.result
@@ -600,29 +606,37 @@ BEGIN
                coalesce(f.asn_source, cur.current_asn_source) AS current_asn_source,
                coalesce(f.country, 'XX') AS geo_country, f.country_source AS geo_country_source,
                f.is_scanner, f.is_scanner_source, f.is_riot,
-               CASE WHEN cur.is_bogon THEN 'bogon' ELSE coalesce(f.ip_type, 'unknown') END AS ip_type,
-               CASE WHEN NOT cur.is_bogon THEN f.ip_type_source END AS ip_type_source,
                f.is_known_attacker, f.is_known_attacker_source, f.threatfeeds
         FROM ipintel_staging.enrichment_results r
         JOIN ipintel.ip_inventory cur ON cur.ip = r.ip
         CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
         WHERE r.batch_id = p_batch_id
+    ), c AS MATERIALIZED (
+        -- The class as of today, once for the whole batch (ip_classes is never inlined: its
+        -- arrays come from scalar subqueries, so no join re-runs it per row).
+        SELECT x.*
+        FROM ipintel.ip_classes(ARRAY(SELECT n.ip FROM n ORDER BY n.ip),
+                                ARRAY(SELECT (now() AT TIME ZONE 'UTC')::date FROM n),
+                                ARRAY(SELECT n.current_asn FROM n ORDER BY n.ip),
+                                ARRAY(SELECT n.current_asn_source FROM n ORDER BY n.ip)) x
     ), written AS (
         UPDATE ipintel.ip_inventory i
         SET enrichment = n.enrichment, current_asn = n.current_asn, current_asn_source = n.current_asn_source,
             geo_country = n.geo_country, geo_country_source = n.geo_country_source,
             is_scanner = n.is_scanner, is_scanner_source = n.is_scanner_source, is_riot = n.is_riot,
-            ip_type = n.ip_type, ip_type_source = n.ip_type_source, is_known_attacker = n.is_known_attacker,
+            ip_type = c.ip_type, ip_type_source = c.ip_type_source, ip_provider = c.ip_provider,
+            ip_class_basis = c.ip_class_basis, is_known_attacker = n.is_known_attacker,
             is_known_attacker_source = n.is_known_attacker_source, threatfeeds = n.threatfeeds, updated_at = now()
         FROM n
+        JOIN c ON c.ip = n.ip
         WHERE i.ip = n.ip
           AND (i.enrichment, i.current_asn, i.current_asn_source, i.geo_country, i.geo_country_source, i.is_scanner,
-               i.is_scanner_source, i.is_riot, i.ip_type, i.ip_type_source, i.is_known_attacker,
-               i.is_known_attacker_source, i.threatfeeds)
+               i.is_scanner_source, i.is_riot, i.ip_type, i.ip_type_source, i.ip_provider, i.ip_class_basis,
+               i.is_known_attacker, i.is_known_attacker_source, i.threatfeeds)
               IS DISTINCT FROM
               (n.enrichment, n.current_asn, n.current_asn_source, n.geo_country, n.geo_country_source, n.is_scanner,
-               n.is_scanner_source, n.is_riot, n.ip_type, n.ip_type_source, n.is_known_attacker,
-               n.is_known_attacker_source, n.threatfeeds)
+               n.is_scanner_source, n.is_riot, c.ip_type, c.ip_type_source, c.ip_provider, c.ip_class_basis,
+               n.is_known_attacker, n.is_known_attacker_source, n.threatfeeds)
         RETURNING n.ip, n.fetched_at, n.old_asn, n.old_asn_source, n.observed_asn, n.observed_asn_source,
                   n.current_asn
     ), moved AS (
@@ -649,7 +663,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.apply_answers(text, bigint) IS
-    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot, ip_type and is_known_attacker (with threatfeeds) with their *_source from enrichment_state by the registry''s ranks (resolved_facts), and refreshes the ASN counts. Writes only rows that change; returns how many.';
+    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot and is_known_attacker (with threatfeeds) with their *_source from enrichment_state by the registry''s ranks (resolved_facts), classifies the IPs as of today (ip_classes, once per batch: ip_type, ip_type_source, ip_provider, ip_class_basis), and refreshes the ASN counts. Writes only rows that change; returns how many.';
 
 ------------------------------------------------------------------------------------------
 -- Runs: every status change of an enrichment run is one of these functions
@@ -779,8 +793,9 @@ SELECT p.source,
        p.enabled,
        p.ttl,
        count(*) FILTER (WHERE NOT i.is_bogon) AS ips,
-       count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NOT NULL AND NOT ipintel.answer_is_stale(p, e.fetched_at)) AS fresh,
-       count(*) FILTER (WHERE NOT i.is_bogon AND ipintel.answer_is_stale(p, e.fetched_at)) AS stale,
+       count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NOT NULL AND NOT ipintel.answer_is_stale(p, e.fetched_at, t.ttl))
+           AS fresh,
+       count(*) FILTER (WHERE NOT i.is_bogon AND ipintel.answer_is_stale(p, e.fetched_at, t.ttl)) AS stale,
        count(*) FILTER (WHERE NOT i.is_bogon AND e.ip IS NULL) AS never_fetched,
        (SELECT count(DISTINCT f.ip) FROM ipintel.enrichment_failures f
         WHERE f.source = p.source AND f.resolved_at IS NULL) AS failed,
@@ -789,16 +804,19 @@ SELECT p.source,
 FROM ipintel.enrichment_policy p
 LEFT JOIN ipintel.ip_inventory i ON true
 LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
 GROUP BY p.source, p.enabled, p.ttl;
 COMMENT ON VIEW ipintel.enrichment_coverage IS
-    'Per source: IPs (bogons excluded) with a fresh answer, a stale one (older than the ttl; an offline database''s answers never go stale by time), none yet, open failures; bogons are never sent. Freshness from enrichment_state.';
+    'Per source: IPs (bogons excluded) with a fresh answer, a stale one (older than the TTL: the IP''s class''s, ip_types.ttl, else the source''s ttl; an offline database''s answers never go stale by time), none yet, open failures; bogons are never sent. Freshness from enrichment_state.';
 
 ------------------------------------------------------------------------------------------
 -- No foreign key on the columns the merges write for every IP (ip_asn_history.ip / asn /
 -- source, ip_inventory's *_source, enrichment_state.ip / source): their values come from the
 -- rows the merge has just joined and locked (the IP's ip_inventory row, the registry), so a
 -- per-row check there can never fail; on a first enrichment they were 9 of the 11 referential
--- checks per IP. The tiers' own keys stay (ip_inventory.current_asn, session_summaries.source_ip):
--- the current_asn check also covers the ASN of the history range written beside it. ipintel
--- verify checks all of them again, set-based (verify_integrity).
+-- checks per IP. The same holds for the class columns (revision 0030: ip_type, ip_provider,
+-- ip_class_basis), which only ip_classes computes, from ip_types and range_lists. The tiers' own
+-- keys stay (ip_inventory.current_asn, session_summaries.source_ip): the current_asn check also
+-- covers the ASN of the history range written beside it. ipintel verify checks all of them
+-- again, set-based (verify_integrity).
 ------------------------------------------------------------------------------------------

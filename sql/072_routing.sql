@@ -109,9 +109,10 @@ CREATE UNLOGGED TABLE ipintel_staging.routing_rejects (
 COMMENT ON TABLE ipintel_staging.routing_rejects IS 'Staging for load_routing_snapshot: the rejected lines of one file.';
 CREATE INDEX routing_rejects_batch_id_idx ON ipintel_staging.routing_rejects (batch_id);
 
--- The run-length merge of one dated snapshot, shared by routing history (prefix_origins) and
--- geolocation builds (sql/073_geo_builds.sql): p_runs holds, per series (p_series_column =
--- p_series, e.g. a dataset), runs of a key (p_key_columns, e.g. prefix and asn) over `valid`;
+-- The run-length merge of one dated snapshot, shared by routing history (prefix_origins),
+-- geolocation builds (sql/073_geo_builds.sql) and range lists (sql/073_range_lists.sql): p_runs
+-- holds, per series (p_series_column = p_series, e.g. a dataset), runs of a key (p_key_columns,
+-- e.g. prefix and asn) over `valid`;
 -- p_staged holds the keys of the snapshot taken on p_day (batch p_batch_id; rows whose key has a
 -- NULL are not part of it). With p_prev the series' latest snapshot before p_day and p_next its
 -- earliest after it (either may be NULL), a key of the snapshot extends or joins the runs ending
@@ -207,7 +208,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date) IS
-    'The run-length merge of one dated snapshot (routing history, geolocation builds): the keys (p_key_columns) staged in p_staged under p_batch_id, as the snapshot of series p_series (p_runs.p_series_column) taken on p_day, between its snapshots p_prev and p_next, into the runs of p_runs (valid daterange). Any merge order of the same snapshots gives the same table. Returns the runs opened and closed. Called by load_routing_snapshot and load_geo_build.';
+    'The run-length merge of one dated snapshot (routing history, geolocation builds): the keys (p_key_columns) staged in p_staged under p_batch_id, as the snapshot of series p_series (p_runs.p_series_column) taken on p_day, between its snapshots p_prev and p_next, into the runs of p_runs (valid daterange). Any merge order of the same snapshots gives the same table. Returns the runs opened and closed. Called by load_routing_snapshot, load_geo_build and load_range_snapshot.';
 
 -- The inverse for old snapshots: drops a series' snapshots before p_first (its earliest snapshot
 -- kept; NULL: none is kept) from the runs of p_runs, leaving the table as if only the snapshots

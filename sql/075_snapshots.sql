@@ -36,6 +36,7 @@ SELECT i.ip,
 FROM ipintel.ip_inventory i
 CROSS JOIN ipintel.enrichment_policy p
 LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
 -- an open failure that asking again cannot fix: the source declines the IP
 LEFT JOIN ipintel.enrichment_failures f
        ON f.source = p.source AND f.ip = i.ip AND f.resolved_at IS NULL AND NOT f.retryable
@@ -46,7 +47,7 @@ WHERE p.enabled
        ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) IS DISTINCT FROM 'skipped'
   AND NOT i.is_bogon
   -- never answered, or its answer is stale (due again): a new session waits for a fresh one
-  AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at))
+  AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at, t.ttl))
   AND f.ip IS NULL
   -- the policy's filters (as ips_due reads them); the session threshold is looked at only when set
   AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))
@@ -113,7 +114,8 @@ BEGIN
             AND (s.snapshot_asn_source IS NULL OR s.snapshot_country_source IS NULL)) x;
 
     WITH todo AS (
-        SELECT s.session_id, r.*,
+        SELECT s.session_id, s.source_ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day,
+               s.snapshot_ip_type_source IS NULL AS ip_type_unknown, r.*,
                -- the ASN: routing history at the session's day, else ip_asn_history at its time,
                -- else a dated geolocation build (g), else the current ASN; its source says which
                -- (routing:<dataset>:<snapshot day>, <source>:history, <source>:build:<day>,
@@ -131,8 +133,11 @@ BEGIN
                     ELSE coalesce(i.geo_country_source, 'none') END AS country_source,
                i.is_scanner,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_scanner_source, 'none') END AS is_scanner_source,
-               i.ip_type,
-               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.ip_type_source, 'none') END AS ip_type_source,
+               -- the registered source of that ASN (for the classes resting on it), or its routing
+               -- snapshot or geolocation build
+               CASE WHEN rt.asn IS NOT NULL THEN 'routing:' || rt.dataset || ':' || rt.taken_on::text
+                    WHEN h.ip IS NOT NULL THEN h.source WHEN g.asn_from_build THEN gb.asn_build
+                    ELSE i.current_asn_source END AS class_asn_source,
                -- known attacker and threat feeds: one field, filled together from one source (0028)
                i.is_known_attacker, i.threatfeeds,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_known_attacker_source, 'none') END
@@ -190,6 +195,17 @@ BEGIN
         -- A session an ingest chunk is updating right now is left for the next run: snapshots
         -- never wait for ingest, so the two can never deadlock.
         FOR NO KEY UPDATE OF s SKIP LOCKED
+    ), classes AS MATERIALIZED (
+        -- ip_type and ip_provider as of the session's day (issue 12): the range lists of that day
+        -- and the snapshot's ASN, weighed with what the sources said (ip_classes), for the
+        -- sessions whose ip_type is filled now. One call for them all.
+        SELECT c.*
+        FROM ipintel.ip_classes(
+            ARRAY(SELECT t.source_ip FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
+            ARRAY(SELECT t.day FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
+            ARRAY(SELECT t.asn FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
+            ARRAY(SELECT t.class_asn_source FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown
+                  ORDER BY t.session_id)) c
     ), filled AS (
         UPDATE ipintel.session_summaries s
         SET snapshot_asn = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE s.snapshot_asn END,
@@ -203,9 +219,16 @@ BEGIN
                                        ELSE s.snapshot_is_scanner END,
             snapshot_is_scanner_source = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready
                                               THEN t.is_scanner_source ELSE s.snapshot_is_scanner_source END,
-            snapshot_ip_type = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN t.ip_type
+            snapshot_ip_type = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN c.ip_type
                                     ELSE s.snapshot_ip_type END,
-            snapshot_ip_type_source = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN t.ip_type_source
+            -- list:<list>:<day> for a class from a range or ASN list; else the source that said it
+            -- (for routed and residential: the ASN's), bogon, none
+            snapshot_ip_type_source = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready
+                                           THEN CASE WHEN c.ip_class_basis ? 'list'
+                                                     THEN 'list:' || (c.ip_class_basis ->> 'list') || ':'
+                                                          || (c.ip_class_basis ->> 'snapshot')
+                                                     WHEN c.ip_type = 'bogon' THEN 'bogon'
+                                                     ELSE coalesce(c.ip_type_source, 'none') END
                                            ELSE s.snapshot_ip_type_source END,
             snapshot_is_known_attacker = CASE WHEN s.snapshot_is_known_attacker_source IS NULL AND t.known_attacker_ready
                                               THEN t.is_known_attacker ELSE s.snapshot_is_known_attacker END,
@@ -215,11 +238,14 @@ BEGIN
                                                           AND t.known_attacker_ready
                                                      THEN t.known_attacker_source
                                                      ELSE s.snapshot_is_known_attacker_source END,
+            snapshot_ip_provider = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN c.ip_provider
+                                        ELSE s.snapshot_ip_provider END,
             snapshot_enrichment = t.enrichment,
             snapshot_at = coalesce(s.snapshot_at, now()),
             snapshot_complete_at = CASE WHEN t.all_ready THEN now() END,
             updated_at = now()
         FROM todo t
+        LEFT JOIN classes c ON c.ip = t.source_ip AND c.day = t.day AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
         WHERE s.session_id = t.session_id
         RETURNING 1)
     SELECT count(*) INTO v_changed FROM filled;
@@ -227,7 +253,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.take_snapshots() IS
-    'Fills the unknown snapshot_* fields of incomplete sessions that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. Linear in the incomplete sessions and their IPs. Returns the sessions changed.';
+    'Fills the unknown snapshot_* fields of incomplete sessions that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. The ASN and the class (snapshot_ip_type, snapshot_ip_provider: ip_classes) are as of the session''s day. Linear in the incomplete sessions and their IPs. Returns the sessions changed.';
 
 -- The audited way to take snapshots again (e.g. after loading routing history for old sessions):
 -- one row per redo, with its reason and counts. The trigger below refuses every other rewrite.
@@ -275,8 +301,8 @@ BEGIN
            AND (NEW.snapshot_country, NEW.snapshot_country_source)
                IS DISTINCT FROM (OLD.snapshot_country, OLD.snapshot_country_source))
        OR (OLD.snapshot_ip_type_source IS NOT NULL
-           AND (NEW.snapshot_ip_type, NEW.snapshot_ip_type_source)
-               IS DISTINCT FROM (OLD.snapshot_ip_type, OLD.snapshot_ip_type_source))
+           AND (NEW.snapshot_ip_type, NEW.snapshot_ip_type_source, NEW.snapshot_ip_provider)
+               IS DISTINCT FROM (OLD.snapshot_ip_type, OLD.snapshot_ip_type_source, OLD.snapshot_ip_provider))
        OR (OLD.snapshot_is_scanner_source IS NOT NULL
            AND (NEW.snapshot_is_scanner, NEW.snapshot_is_scanner_source)
                IS DISTINCT FROM (OLD.snapshot_is_scanner, OLD.snapshot_is_scanner_source))
@@ -301,7 +327,7 @@ CREATE TRIGGER session_summaries_snapshot_is_immutable
     BEFORE UPDATE OF snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_enrichment, snapshot_at,
                      snapshot_asn_source, snapshot_country_source, snapshot_ip_type_source, snapshot_is_scanner_source,
                      snapshot_complete_at, snapshot_is_known_attacker, snapshot_threatfeeds,
-                     snapshot_is_known_attacker_source
+                     snapshot_is_known_attacker_source, snapshot_ip_provider
     ON ipintel.session_summaries
     FOR EACH ROW EXECUTE FUNCTION ipintel.protect_snapshot();
 
@@ -321,7 +347,7 @@ BEGIN
     PERFORM set_config('ipintel.snapshot_redo', v_redo::text, true);
     UPDATE ipintel.session_summaries s
     SET snapshot_asn = NULL, snapshot_asn_source = NULL, snapshot_country = NULL, snapshot_country_source = NULL,
-        snapshot_ip_type = NULL, snapshot_ip_type_source = NULL, snapshot_is_scanner = NULL,
+        snapshot_ip_type = NULL, snapshot_ip_type_source = NULL, snapshot_ip_provider = NULL, snapshot_is_scanner = NULL,
         snapshot_is_scanner_source = NULL, snapshot_is_known_attacker = NULL, snapshot_threatfeeds = NULL,
         snapshot_is_known_attacker_source = NULL, snapshot_enrichment = NULL, snapshot_at = NULL,
         snapshot_complete_at = NULL, updated_at = now()

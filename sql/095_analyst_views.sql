@@ -107,7 +107,7 @@ BEGIN ATOMIC
     ORDER BY 3 DESC, 1, 2;
 END;
 COMMENT ON FUNCTION ipintel.activity_by_class(timestamptz, timestamptz) IS
-    'Sessions that started in [p_since, p_until) by infrastructure class (ip_type: bogon, riot, scanner, anonymizer, unrouted, routed, unknown) and scanner verdict (scanner, not a scanner, unknown: no source that says was asked), most sessions first: sessions, ips, logins, commands, downloads.';
+    'Sessions that started in [p_since, p_until) by infrastructure class (ip_type: bogon, tor, cloud, cdn, hosting, riot, scanner, anonymizer, residential, unrouted, routed, unknown; see ipintel.ip_types) and scanner verdict (scanner, not a scanner, unknown: no source that says was asked), most sessions first: sessions, ips, logins, commands, downloads.';
 
 ------------------------------------------------------------------------------------------
 -- What is new this week, against the four weeks before
@@ -479,6 +479,19 @@ BEGIN ATOMIC
         SELECT v.source FROM (VALUES ('bogon'), ('none')) AS v(source)
         UNION
         SELECT p.source FROM ipintel.enrichment_policy p
+    ), allowed_ip_type_source AS (
+        -- a class from a range or ASN list names the list's snapshot; hosting, residential and
+        -- routed name the ASN's source, which may be a routing snapshot or a geolocation build
+        -- (revision 0030)
+        SELECT a.source FROM allowed_source a
+        UNION
+        SELECT 'list:' || r.list || ':' || to_char(r.taken_on, 'YYYY-MM-DD') FROM ipintel.range_snapshots r
+        UNION
+        SELECT 'routing:' || r.dataset || ':' || to_char(r.taken_on, 'YYYY-MM-DD') FROM ipintel.routing_snapshots r
+        UNION
+        SELECT 'routing:' || r.dataset || ':' || r.taken_on::text FROM ipintel.routing_snapshots r
+        UNION
+        SELECT b.build FROM geo_build b
     ), combos AS (
         -- the sessions grouped by what the rules read: a few groups, checked once each
         SELECT s.snapshot_asn_source AS asn_source, s.snapshot_country_source AS country_source,
@@ -510,8 +523,8 @@ BEGIN ATOMIC
             (4, 'snapshot_country_source is a registered source, <source>:build:<day> of a loaded build, bogon or none',
              c.country_source IS NOT NULL AND c.country_source NOT IN (SELECT a.source FROM allowed_source a)
              AND c.country_source NOT IN (SELECT b.build FROM geo_build b)),
-            (5, 'snapshot_ip_type_source is a registered source, bogon or none',
-             c.ip_type_source IS NOT NULL AND c.ip_type_source NOT IN (SELECT a.source FROM allowed_source a)),
+            (5, 'snapshot_ip_type_source is a registered source, list:<list>:<day> of a loaded range snapshot, routing:<dataset>:<day> of a loaded routing snapshot, <source>:build:<day> of a loaded build, bogon or none',
+             c.ip_type_source IS NOT NULL AND c.ip_type_source NOT IN (SELECT a.source FROM allowed_ip_type_source a)),
             (6, 'snapshot_is_scanner_source is a registered source, bogon or none',
              c.is_scanner_source IS NOT NULL AND c.is_scanner_source NOT IN (SELECT a.source FROM allowed_source a))
         ) AS r(n, rule, violated)
@@ -522,7 +535,7 @@ BEGIN ATOMIC
             (2, 'a snapshot with a known field has snapshot_at'),
             (3, 'snapshot_asn_source is routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:build:<day> of a loaded build, <source>:current, bogon or none (a bare source: before revision 0022)'),
             (4, 'snapshot_country_source is a registered source, <source>:build:<day> of a loaded build, bogon or none'),
-            (5, 'snapshot_ip_type_source is a registered source, bogon or none'),
+            (5, 'snapshot_ip_type_source is a registered source, list:<list>:<day> of a loaded range snapshot, routing:<dataset>:<day> of a loaded routing snapshot, <source>:build:<day> of a loaded build, bogon or none'),
             (6, 'snapshot_is_scanner_source is a registered source, bogon or none')) AS r(n, rule)
     )
     SELECT x.rule, x.violations, x.examples
@@ -549,10 +562,10 @@ BEGIN ATOMIC
     ORDER BY x.n;
 END;
 COMMENT ON FUNCTION ipintel.verify_snapshots() IS
-    'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:build:<day> of a loaded geolocation build, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022; the country''s: a registered source, <source>:build:<day>, bogon or none), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite). violations = 0 everywhere: the snapshots are sound.';
+    'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:build:<day> of a loaded geolocation build, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022; the country''s: a registered source, <source>:build:<day>, bogon or none; the class''s: a registered source, list:<list>:<day> of a loaded range snapshot, the ASN''s routing:<dataset>:<day> or <source>:build:<day>, bogon or none), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite). violations = 0 everywhere: the snapshots are sound.';
 
--- What ip_asn_history and ip_inventory's *_source columns obey without a per-row check (see
--- sql/030_tiers.sql and sql/070_enrichment.sql), checked from scratch over all of them. Sorted by
+-- What ip_asn_history and ip_inventory's *_source and class columns obey without a per-row check
+-- (see sql/030_tiers.sql and sql/070_enrichment.sql), checked from scratch over all of them. Sorted by
 -- start, a set of ranges has an overlapping pair exactly when two neighbours overlap.
 CREATE FUNCTION ipintel.verify_integrity()
     RETURNS TABLE (rule text, violations bigint, examples text[])
@@ -583,6 +596,28 @@ BEGIN ATOMIC
         SELECT 6, e.ip FROM ipintel.enrichment_state e
         WHERE NOT EXISTS (SELECT 1 FROM ipintel.ip_inventory i WHERE i.ip = e.ip)
            OR NOT EXISTS (SELECT 1 FROM ipintel.enrichment_policy p WHERE p.source = e.source)
+        UNION ALL
+        -- the class columns (revision 0030), written by every merge without a foreign key
+        SELECT 7, i.ip FROM ipintel.ip_inventory i
+        WHERE i.ip_type IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ipintel.ip_types t WHERE t.ip_type = i.ip_type)
+        UNION ALL
+        SELECT 8, i.ip FROM ipintel.ip_inventory i
+        WHERE i.ip_class_basis IS NOT NULL
+          AND (coalesce(i.ip_class_basis ->> 'rule', '')
+                   NOT IN ('bogon', 'range', 'hosting_asn', 'source', 'residential', 'routed', 'unknown')
+               OR (i.ip_class_basis ->> 'rule' IN ('range', 'hosting_asn')
+                   AND NOT EXISTS (SELECT 1 FROM ipintel.range_snapshots s
+                                   JOIN ipintel.range_lists l ON l.list = s.list
+                                   WHERE s.list = i.ip_class_basis ->> 'list'
+                                     AND to_char(s.taken_on, 'YYYY-MM-DD') = i.ip_class_basis ->> 'snapshot'
+                                     AND l.ip_type = i.ip_type)))
+        UNION ALL
+        SELECT 9, i.ip FROM ipintel.ip_inventory i
+        LEFT JOIN ipintel.range_lists l ON l.list = i.ip_class_basis ->> 'list'
+        WHERE i.ip_provider IS DISTINCT FROM
+              CASE i.ip_class_basis ->> 'rule' WHEN 'range' THEN l.provider
+                                               WHEN 'hosting_asn' THEN i.ip_class_basis ->> 'name'
+                                               WHEN 'residential' THEN i.ip_class_basis ->> 'as_name' END
     )
     SELECT r.rule, count(DISTINCT f.example),
            coalesce((array_agg(DISTINCT host(f.example)) FILTER (WHERE f.example IS NOT NULL))[1:3], '{}')
@@ -591,13 +626,16 @@ BEGIN ATOMIC
                  (3, 'every ip_asn_history ASN is in asn_inventory'),
                  (4, 'every ip_asn_history source is a registered source'),
                  (5, 'every ip_inventory *_source is a registered source'),
-                 (6, 'every enrichment_state row is of an IP in ip_inventory and a registered source')) AS r(n, rule)
+                 (6, 'every enrichment_state row is of an IP in ip_inventory and a registered source'),
+                 (7, 'every ip_inventory ip_type is a class of ip_types'),
+                 (8, 'every ip_inventory ip_class_basis names a rule, and a list basis a loaded snapshot of a list of that ip_type'),
+                 (9, 'every ip_inventory ip_provider is the one its ip_class_basis names (the range list''s provider, the hosting or residential AS''s name), else NULL')) AS r(n, rule)
     LEFT JOIN found f ON f.n = r.n
     GROUP BY r.n, r.rule
     ORDER BY r.n;
 END;
 COMMENT ON FUNCTION ipintel.verify_integrity() IS
-    'The rules kept without a per-row check on the merge path, checked from scratch: no two ranges of one IP in ip_asn_history overlap (an exclusion constraint covers closed ranges, statement triggers open ones), every history IP, ASN and source exists (ip_inventory, asn_inventory, enrichment_policy), every ip_inventory *_source is registered, and every enrichment_state row is of a known IP and source. violations: the IPs concerned, with up to three examples; 0 everywhere: sound.';
+    'The rules kept without a per-row check on the merge path, checked from scratch: no two ranges of one IP in ip_asn_history overlap (an exclusion constraint covers closed ranges, statement triggers open ones), every history IP, ASN and source exists (ip_inventory, asn_inventory, enrichment_policy), every ip_inventory *_source is registered, every enrichment_state row is of a known IP and source, and the class columns agree with the registries (ip_type in ip_types; ip_class_basis names a rule and, for a list, a loaded snapshot of a list of that class; ip_provider is the one the basis names). violations: the IPs concerned, with up to three examples; 0 everywhere: sound.';
 
 
 -- What the partitioned session_summaries cannot declare: a key of session_id alone.

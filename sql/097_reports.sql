@@ -56,7 +56,7 @@ BEGIN ATOMIC
     LIMIT p_top;
 END;
 COMMENT ON FUNCTION ipintel.report_ip_types(timestamptz, timestamptz, bigint) IS
-    'Sessions that started in [p_since, p_until) by kind of source IP, attributed as of each session, at most p_top rows. Columns: ip_type (bogon, riot, scanner, anonymizer, unrouted, routed or unknown, as in ip_inventory.ip_type), greynoise_scanner (true, false, or unknown when GreyNoise was never asked), sessions, ips (distinct source IPs).';
+    'Sessions that started in [p_since, p_until) by kind of source IP, attributed as of each session, at most p_top rows. Columns: ip_type (bogon, tor, cloud, cdn, hosting, riot, scanner, anonymizer, residential, unrouted, routed or unknown, as in ip_inventory.ip_type; see ipintel.ip_types), greynoise_scanner (true, false, or unknown when GreyNoise was never asked), sessions, ips (distinct source IPs).';
 
 CREATE FUNCTION ipintel.report_asn_moves(p_since timestamptz, p_until timestamptz, p_top bigint)
     RETURNS TABLE (ip text, from_asn text, to_asn text, moved_at timestamptz, source text)

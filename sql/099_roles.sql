@@ -79,6 +79,8 @@ ALTER FUNCTION ipintel.take_snapshots() SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.forget_geo_builds(text, date) SECURITY DEFINER;
+ALTER FUNCTION ipintel.load_range_snapshot(text, date, text, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.classify_inventory(inet, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.roll_up_attribution() SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION
@@ -96,6 +98,8 @@ GRANT EXECUTE ON FUNCTION
     ipintel.load_routing_snapshot(text, date, text, bigint, text),
     ipintel.load_geo_build(text, text, bigint, text, text, text, bigint),
     ipintel.forget_geo_builds(text, date),
+    ipintel.load_range_snapshot(text, date, text, bigint),
+    ipintel.classify_inventory(inet, bigint),
     ipintel.redo_snapshots(timestamptz, timestamptz, text),
     ipintel.roll_up_attribution()
 TO ipintel_loader;
@@ -114,7 +118,7 @@ REVOKE SELECT ON ipintel.api_budget FROM ipintel_loader;
 GRANT EXECUTE ON FUNCTION
     ipintel.is_bogon(inet),
     ipintel.normalize_ip(inet),
-    ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz),
+    ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz, interval),
     ipintel.skipped_for_known_asn(ipintel.enrichment_policy, ipintel.ip_inventory),
     ipintel.below_session_threshold(ipintel.enrichment_policy, ipintel.ip_inventory),
     ipintel.ips_due(text, bigint, boolean, inet[], bigint),
@@ -126,6 +130,9 @@ GRANT EXECUTE ON FUNCTION
     ipintel.asn_at(inet, timestamptz),
     ipintel.geo_build_facts(inet[], date[]),
     ipintel.observed_since(inet, text),
+    ipintel.range_snapshot_on(text, date),
+    ipintel.as_name_looks_residential(text),
+    ipintel.ip_classes(inet[], date[], bigint[], text[]),
     ipintel.report_top_asns(timestamptz, timestamptz, bigint),
     ipintel.report_top_countries(timestamptz, timestamptz, bigint),
     ipintel.report_ip_types(timestamptz, timestamptz, bigint),

@@ -212,12 +212,13 @@ def test_no_gist_index_and_no_btree_gist_inet_opclass_in_the_schema(conn: psycop
            WHERE n.nspname LIKE 'ipintel%%' AND am.amname = 'gist'
            ORDER BY 1, 3""").fetchall()
     # The exclusion constraint's index (inet_key(ip) as uuid with btree_gist, and the range), and
-    # the lookups' indexes of routing history and geolocation builds on ip4r's own iprange type (its
-    # opclass, not btree_gist's inet one).
+    # the lookups' indexes of routing history, geolocation builds and range lists on ip4r's own
+    # iprange type (its opclass, not btree_gist's inet one).
     assert rows == [("geo_asns_network_range_idx", "gist", "gist_iprange_ops"),
                     ("geo_countries_network_range_idx", "gist", "gist_iprange_ops"),
                     ("ip_asn_history_closed_ranges_do_not_overlap", "gist", "gist_uuid_ops"),
                     ("ip_asn_history_closed_ranges_do_not_overlap", "gist", "range_ops"),
+                    ("listed_ranges_prefix_range_idx", "gist", "gist_iprange_ops"),
                     ("prefix_origins_prefix_range_idx", "gist", "gist_iprange_ops")]
 
 
@@ -251,6 +252,45 @@ def test_routing_gist_finds_every_prefix_a_scan_finds(conn: psycopg.Connection) 
     conn.execute("SELECT setseed(0.5)")
     by_index = conn.execute(probe).fetchall()
     assert "prefix_origins_prefix_range_idx" in _explain(conn, probe)
+    conn.execute("SET enable_seqscan = on")
+    conn.execute("SET enable_indexscan = off")
+    conn.execute("SET enable_bitmapscan = off")
+    conn.execute("SELECT setseed(0.5)")
+    by_scan = conn.execute(probe).fetchall()
+    assert len(by_scan) > 1000
+    assert by_index == by_scan
+
+
+# The same for a range list: nested and overlapping ranges, IPv4 and IPv6, one snapshot.
+RANDOM_RANGES = """
+WITH b AS (SELECT nextval('ipintel_staging.batch_id_seq') AS id), staged AS (
+    INSERT INTO ipintel_staging.listed_ranges (batch_id, prefix, service, region)
+    SELECT DISTINCT ON (p) b.id, p, '', ''
+    FROM b, generate_series(1, 20000) g,
+         LATERAL (SELECT CASE WHEN g % 5 = 0
+                              THEN set_masklen(('2a00::'::inet + (random() * 1e15)::bigint), 20 + (g % 44))
+                              ELSE set_masklen(('11.0.0.0'::inet + (random() * 16777215)::bigint), 8 + (g % 25))
+                         END::cidr AS p) x
+    RETURNING batch_id)
+SELECT ipintel.load_range_snapshot('aws', current_date, 'random', (SELECT min(batch_id) FROM staged))
+"""
+
+
+def test_range_list_gist_finds_every_range_a_scan_finds(conn: psycopg.Connection) -> None:
+    """ip4r's GiST index on listed_ranges (ip_classes' one probe per IP) answers containment exactly
+    as a sequential scan."""
+    conn.execute("SELECT setseed(0.29)")
+    conn.execute(RANDOM_RANGES)
+    probe = """SELECT q.ip, array_agg(o.prefix::text ORDER BY o.prefix)
+               FROM (SELECT '11.0.0.0'::inet + (random() * 16777215)::bigint AS ip FROM generate_series(1, 1500)
+                     UNION ALL
+                     SELECT '2a00::'::inet + (random() * 1e15)::bigint FROM generate_series(1, 500)) q
+               JOIN ipintel.listed_ranges o ON o.prefix_range OPERATOR(public.>>=) public.iprange(q.ip::cidr)
+               GROUP BY q.ip ORDER BY q.ip"""
+    conn.execute("SET enable_seqscan = off")
+    conn.execute("SELECT setseed(0.5)")
+    by_index = conn.execute(probe).fetchall()
+    assert "listed_ranges_prefix_range_idx" in _explain(conn, probe)
     conn.execute("SET enable_seqscan = on")
     conn.execute("SET enable_indexscan = off")
     conn.execute("SET enable_bitmapscan = off")

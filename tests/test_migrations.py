@@ -294,3 +294,67 @@ def test_attribution_revision_fills_the_rollup_from_existing_sessions_and_goes_b
     schema.upgrade(db, "head")
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT sum(violations) FROM ipintel.verify_attribution()").fetchone() == (0,)
+
+
+def classes_state(dsn: str) -> dict[str, Any]:
+    """ip_inventory's file, its classes, its unclassified rows (None before 0030) and 0030's constraint."""
+    with psycopg.connect(dsn) as conn:
+        def one(statement: str) -> Any:
+            return conn.execute(statement).fetchone()[0]  # type: ignore[index]
+
+        has_basis = one("SELECT count(*) FROM pg_attribute WHERE attrelid = 'ipintel.ip_inventory'::regclass "
+                        "AND attname = 'ip_class_basis'") == 1
+        return {
+            "relfilenode": one("SELECT relfilenode FROM pg_class WHERE oid = 'ipintel.ip_inventory'::regclass"),
+            "types": dict(conn.execute("SELECT ip_type, count(*) FROM ipintel.ip_inventory GROUP BY 1").fetchall()),
+            "unclassified": one("SELECT count(*) FROM ipintel.ip_inventory WHERE ip_class_basis IS NULL")
+            if has_basis else None,
+            "validated": dict(conn.execute(
+                "SELECT conname, convalidated FROM pg_constraint WHERE conrelid = 'ipintel.ip_inventory'::regclass "
+                "AND conname IN ('ip_inventory_ip_type_fkey', 'ip_inventory_ip_class_basis_is_object')").fetchall()),
+        }
+
+
+def test_ip_classes_revisions_on_a_populated_inventory(db: str, empty_db: str) -> None:
+    """0030 adds ip_provider / ip_class_basis without rewriting ip_inventory (its CHECK NOT VALID,
+    no foreign key: verify_integrity checks ip_type); 0031 classifies every row in committed
+    batches (here: residential by the AS name) and validates; the downgrade gives back 0029's
+    schema and its classes."""
+    schema.upgrade(empty_db, "0029")
+    at_parent = schema.schema_dump(empty_db)
+    schema.downgrade(db, "0029")
+    populate(db, sessions=20_000, ips=5_000, asns=50)
+    with psycopg.connect(db) as conn:
+        # As the parent's merges left them: MaxMind observed every ASN; the IPs of AS64501 sit on a
+        # consumer ISP's network; one other IP is an anonymous proxy.
+        conn.execute("UPDATE ipintel.enrichment_state e SET asn = i.current_asn, asn_observed = true "
+                     "FROM ipintel.ip_inventory i WHERE i.ip = e.ip")
+        conn.execute("UPDATE ipintel.ip_inventory SET current_asn_source = 'maxmind', ip_type = 'routed', "
+                     "ip_type_source = 'maxmind'")
+        conn.execute("UPDATE ipintel.asn_inventory SET as_name = 'COMCAST-7922, US' WHERE asn = 64501")
+        proxy = conn.execute("SELECT ip FROM ipintel.ip_inventory WHERE current_asn <> 64501 ORDER BY ip LIMIT 1").fetchone()[0]  # type: ignore[index]
+        conn.execute("UPDATE ipintel.enrichment_state SET ip_type = 'anonymizer' WHERE ip = %s", (proxy,))
+        conn.execute("UPDATE ipintel.ip_inventory SET ip_type = 'anonymizer' WHERE ip = %s", (proxy,))
+        residential = conn.execute("SELECT count(*) FROM ipintel.ip_inventory WHERE current_asn = 64501").fetchone()[0]  # type: ignore[index]
+    before, counts = classes_state(db), tier_counts(db)
+    assert before["types"] == {"routed": 4_999, "anonymizer": 1}
+
+    schema.upgrade(db, "0030")
+    pre = classes_state(db)
+    assert pre["relfilenode"] == before["relfilenode"], "0030 does not rewrite ip_inventory"
+    assert pre["types"] == before["types"] and pre["unclassified"] == 5_000
+    assert pre["validated"] == {"ip_inventory_ip_class_basis_is_object": False}
+
+    schema.upgrade(db, "head")
+    post = classes_state(db)
+    assert post["unclassified"] == 0
+    assert post["types"] == {"routed": 4_999 - residential, "residential": residential, "anonymizer": 1}
+    assert post["validated"] == {"ip_inventory_ip_class_basis_is_object": True}
+    assert tier_counts(db) == counts
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT DISTINCT ip_provider, ip_type_source, ip_class_basis ->> 'rule' FROM ipintel.ip_inventory "
+                            "WHERE current_asn = 64501").fetchall() == [("COMCAST-7922, US", "maxmind", "residential")]
+
+    schema.downgrade(db, "0029")
+    assert schema.schema_dump(db) == at_parent
+    assert classes_state(db)["types"] == before["types"], "the parent's classes again"

@@ -28,7 +28,7 @@ from rich.table import Table
 from ipintel import __version__, config, db
 
 if TYPE_CHECKING:  # annotations only: each command imports what it runs when it runs
-    from ipintel import dated_files, enrich, geo, routing
+    from ipintel import dated_files, enrich, geo, ranges, routing
 
 
 class _DatedFile(Protocol):
@@ -42,7 +42,8 @@ _Result = TypeVar("_Result", bound="dated_files.DatedLoad")
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # Ctrl-C as shells report SIGINT; SIGTERM (systemd, timeout) too
 # Commands that read or write the ipintel schema: they refuse a database not at this ipintel's head.
-NEEDS_SCHEMA = frozenset({"ingest", "enrich", "status", "report", "verify", "demo", "snapshots", "routing", "geo"})
+NEEDS_SCHEMA = frozenset({"ingest", "enrich", "status", "report", "verify", "demo", "snapshots", "routing", "geo",
+                          "ranges"})
 
 # Events merge_cowrie_events() turns into session facts; others are counted only.
 KNOWN_EVENTIDS = frozenset({
@@ -515,6 +516,88 @@ def cmd_geo_forget(args: argparse.Namespace, settings: config.Settings) -> int:
     return EXIT_OK
 
 
+def cmd_ranges_load(args: argparse.Namespace, settings: config.Settings) -> int:
+    """Every file is read and checked (exists, kind, date, content) before the first one loads: a
+    missing file or an unknown kind or date stops everything (exit 2); a malformed file is said in
+    one line and left out, the others load (exit 1)."""
+    from ipintel import ranges
+
+    files: list[ranges.ListFile] = []
+    code = EXIT_OK
+    try:
+        for path in args.paths:
+            try:
+                files.append(ranges.describe(Path(path), kind=args.kind, taken_on=args.date))
+            except ranges.RangesFileError as exc:
+                err_console.print(f"ipintel ranges load: {exc}; nothing loaded from it")
+                code = EXIT_FAILURES
+    except ranges.RangesInputError as exc:
+        err_console.print(f"ipintel ranges load: {exc}")
+        return EXIT_USAGE
+    return max(code, run_ranges_load(settings, files))
+
+
+def cmd_ranges_fetch(args: argparse.Namespace, settings: config.Settings) -> int:
+    """Download the configured lists (IPINTEL_RANGES_<KIND>_URL), then load them with the curated
+    hosting-ASN list ipintel ships; a list that cannot be fetched or read is said in one line and
+    the others load (exit 1)."""
+    import tempfile
+
+    from ipintel import ranges
+
+    kinds = args.kind or [*settings.range_urls, "hosting_asns"]
+    unknown = [k for k in kinds if k != "hosting_asns" and k not in settings.range_urls]
+    if unknown:
+        err_console.print(f"ipintel ranges fetch: no URL for {', '.join(unknown)}: set "
+                          + ", ".join(f"IPINTEL_RANGES_{k.upper()}_URL" for k in unknown))
+        return EXIT_USAGE
+    if args.dir is not None and not args.dir.is_dir():
+        err_console.print(f"ipintel ranges fetch: --dir {args.dir}: no such folder")
+        return EXIT_USAGE
+    code = EXIT_OK
+    files: list[ranges.ListFile] = []
+    with tempfile.TemporaryDirectory(prefix="ipintel-ranges-") as scratch:
+        folder = args.dir or Path(scratch)
+        urls = {k: settings.range_urls[k] for k in kinds if k != "hosting_asns"}
+        for fetched in ranges.fetch(urls, folder, timeout=settings.ranges_timeout, day=ranges.today()):
+            if fetched.file is None:
+                err_console.print(f"ipintel ranges fetch: {fetched.kind} ({fetched.url}): {fetched.problem}")
+                code = EXIT_FAILURES
+            else:
+                files.append(fetched.file)
+        if "hosting_asns" in kinds:
+            try:
+                files.append(ranges.describe(ranges.curated_hosting_asns(), kind="hosting_asns"))
+            except (ranges.RangesInputError, ranges.RangesFileError) as exc:
+                err_console.print(f"ipintel ranges fetch: {exc}")
+                code = EXIT_FAILURES
+        return max(code, run_ranges_load(settings, files))
+
+
+def run_ranges_load(settings: config.Settings, files: Sequence[ranges.ListFile]) -> int:
+    """ranges.load() per file, each in its own transaction, one line printed per file."""
+    from ipintel import ranges
+
+    with db.connection(settings.database_url, autocommit=True) as conn:
+        loaded = False
+        for listed in files:
+            result = ranges.load(conn, listed)
+            what = f"{listed.path}: {listed.kind} {listed.taken_on:%Y-%m-%d}"
+            if not result.loaded:
+                console.print(f"{what}: already loaded (snapshot {result.snapshot_id}), nothing changed "
+                              f"({result.seconds:.1f} s)")
+            else:
+                loaded = True
+                console.print(f"{what}: {result.entries:,} entries, {result.opened:,} opened, "
+                              f"{result.closed:,} closed ({result.seconds:.1f} s)")
+        if loaded:
+            # ip_inventory.ip_type as of today, with the lists just loaded.
+            done = ranges.classify(conn)
+            console.print(f"ip_inventory classified as of {ranges.today():%Y-%m-%d}: {done.ips:,} IPs, "
+                          f"{done.changed:,} changed ({done.seconds:.1f} s)")
+    return EXIT_OK
+
+
 def cmd_migrate(args: argparse.Namespace, settings: config.Settings) -> int:
     """`alembic upgrade` with the migrations shipped in this ipintel, explicitly: no other command
     ever changes the schema. --sql prints the SQL instead of running it; --status only reports."""
@@ -670,6 +753,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ipintel.ranges import KINDS as RANGE_KINDS
     from ipintel.routing import FORMATS as ROUTING_FORMATS
 
     parser = _Parser(prog="ipintel", description=__doc__.split("\n")[0])
@@ -763,6 +847,29 @@ def build_parser() -> argparse.ArgumentParser:
     geo_forget.add_argument("--before", type=_day, metavar="YYYY-MM-DD",
                             help="forget the builds made before this day (default: every build but the latest)")
     geo_forget.set_defaults(func=cmd_geo_forget)
+    ranges = sub.add_parser("ranges", help="dated range lists (cloud, CDN, Tor exits, hosting ASNs): the class of "
+                                           "an IP (ip_type, ip_provider) as of a day")
+    ranges_sub = ranges.add_subparsers(dest="ranges_command", required=True, metavar="COMMAND")
+    ranges_load = ranges_sub.add_parser(
+        "load", help="load range-list files (AWS ip-ranges.json, Google cloud.json, Azure ServiceTags_Public_*.json, "
+                     "Cloudflare ips-v4/ips-v6, Oracle public_ip_ranges.json, DigitalOcean google.csv, Tor "
+                     "torbulkexitlist and exit-addresses, the hosting-ASN list), one dated snapshot per file; "
+                     "a malformed file is refused whole (exit 1), a snapshot already loaded changes nothing")
+    ranges_load.add_argument("paths", nargs="+", metavar="FILE")
+    ranges_load.add_argument("--date", type=_day, metavar="YYYY-MM-DD",
+                             help="the day the lists were published (default: the file's own date, else a "
+                                  "YYYYMMDD in its name)")
+    ranges_load.add_argument("--kind", choices=RANGE_KINDS,
+                             help="which list the files are (default: from each file's content, else its name)")
+    ranges_load.set_defaults(func=cmd_ranges_load)
+    ranges_fetch = ranges_sub.add_parser(
+        "fetch", help="download the range lists from their configured URLs (IPINTEL_RANGES_<KIND>_URL) and load "
+                      "them, with the hosting-ASN list ipintel ships; dated by their own date, else today")
+    ranges_fetch.add_argument("--kind", action="append", choices=RANGE_KINDS,
+                              help="only this list (repeatable; default: every list with a URL, and hosting_asns)")
+    ranges_fetch.add_argument("--dir", type=Path, metavar="DIR",
+                              help="keep the downloaded files in this folder (default: a temporary one)")
+    ranges_fetch.set_defaults(func=cmd_ranges_fetch)
     migrate = sub.add_parser("migrate", help="bring the database schema to this ipintel's revision "
                                              "(alembic upgrade head); the only command that changes it")
     migrate.add_argument("--to", metavar="REV", help="upgrade to this revision instead of the newest (head)")

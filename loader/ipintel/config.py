@@ -18,6 +18,8 @@
 | IPINTEL_DSHIELD_CONTACT | the operator's e-mail address or URL, sent in the User-Agent; none -> DShield pass skipped | unset |
 | IPINTEL_DSHIELD_RATE   | requests per second, client-side (at most 10)  | 1.0                           |
 | IPINTEL_DSHIELD_DAILY_BUDGET | lookups per UTC day, shared by all runs  | 1000                          |
+| IPINTEL_RANGES_<KIND>_URL | where `ipintel ranges fetch` gets a range list (KIND: AWS, GCP, AZURE, ORACLE, DIGITALOCEAN, CLOUDFLARE_IPV4, CLOUDFLARE_IPV6, TOR_BULK_EXIT_LIST, TOR_EXIT_ADDRESSES); `off`: not fetched | the publisher's URL (Azure: none) |
+| IPINTEL_RANGES_TIMEOUT | seconds one range-list download may wait for the server | 60 |
 
 ipintel.toml (in the working directory, or the file named by IPINTEL_CONFIG) may set the same
 keys in lower case without the prefix, e.g. `geoip_dir = "/srv/GeoIP"`, `database_url = "..."`.
@@ -67,6 +69,7 @@ DSHIELD_RATE_MAX = 10.0  # requests per second
 DSHIELD_DAILY_BUDGET = 1000  # lookups per UTC day unless configured
 DSHIELD_BUDGET_MAX = 1_000_000
 DSHIELD_DEFAULT_URL = "https://isc.sans.edu"
+RANGES_TIMEOUT_MAX = 3600.0  # seconds a range-list download may wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +133,9 @@ class Settings:
     dshield_contact: str | None = None  # None: the DShield pass is skipped
     dshield_rate: float = 1.0
     dshield_daily_budget: int = DSHIELD_DAILY_BUDGET
+    # `ipintel ranges fetch`: kind -> URL of each list fetched (a kind absent: not fetched)
+    range_urls: dict[str, str] = field(default_factory=dict)
+    ranges_timeout: float = 60.0
 
     def redact(self, text: str) -> str:
         """`text` with every secret of these settings masked: the database password, the API keys.
@@ -200,6 +206,42 @@ def _dshield_contact(value: str | None) -> str | None:
     if problem:
         raise ConfigError(f"IPINTEL_DSHIELD_CONTACT is not a contact ({problem}): {value!r}")
     return value or None
+
+
+def _range_urls(table: dict[str, object]) -> dict[str, str]:
+    """IPINTEL_RANGES_<KIND>_URL (or ranges_<kind>_url) for each range list, else its publisher's
+    URL; `off` (or no default) leaves the list out. Checked now: an http(s) URL with a host."""
+    from ipintel.ranges import FETCH_URLS
+
+    urls: dict[str, str] = {}
+    for kind, default in FETCH_URLS.items():
+        env_name = f"IPINTEL_RANGES_{kind.upper()}_URL"
+        value = _get(env_name, f"ranges_{kind}_url", default, table)
+        if not value or value.strip().lower() == "off":
+            continue
+        problem = _download_url_problem(value)
+        if problem:
+            raise ConfigError(f"{env_name} is not an http(s) URL ({problem}): {value!r}")
+        urls[kind] = value
+    return urls
+
+
+def _download_url_problem(url: str) -> str | None:
+    """Why `url` cannot be downloaded from (an http(s) URL with a host, no credentials), or None."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        return str(exc)
+    if parts.scheme not in ("http", "https"):
+        return "no http:// or https:// scheme" if not parts.scheme else f"scheme {parts.scheme!r}"
+    if not parts.hostname:
+        return "no host"
+    if any(ch.isspace() for ch in url):
+        return "contains whitespace"
+    if parts.username or parts.password:
+        return "credentials in the URL"
+    return None
 
 
 def _private_file_problem(mode: int) -> str | None:
@@ -369,4 +411,7 @@ def load() -> Settings:
         dshield_rate=_number("IPINTEL_DSHIELD_RATE", "dshield_rate", 1.0, table, float, maximum=DSHIELD_RATE_MAX),
         dshield_daily_budget=_number("IPINTEL_DSHIELD_DAILY_BUDGET", "dshield_daily_budget", DSHIELD_DAILY_BUDGET,
                                      table, int, maximum=DSHIELD_BUDGET_MAX),
+        range_urls=_range_urls(table),
+        ranges_timeout=_number("IPINTEL_RANGES_TIMEOUT", "ranges_timeout", 60.0, table, float,
+                               maximum=RANGES_TIMEOUT_MAX),
     )

@@ -92,6 +92,26 @@ def run_concurrent_sql(revision_file: str, part: str = "concurrently") -> None:
             cursor.execute(statement)
 
 
+def run_batched_sql(revision_file: str) -> None:
+    """Execute `<revision>.batched.sql`, one statement (a DO block that COMMITs after each batch of
+    a backfill), in autocommit (call inside alembic's `op.get_context().autocommit_block()`): a
+    backfill of a big table whose row locks are held one batch at a time, not until the end of
+    the revision. PostgreSQL lets a DO block commit only outside a transaction block, which is
+    where this runs (and where `ipintel migrate --sql` puts it, between COMMIT and BEGIN)."""
+    from alembic import context, op
+
+    path = revision_sql_path(revision_file, "batched")
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise RuntimeError(f"{path} is empty")
+    if context.is_offline_mode():
+        op.execute(text)
+        return
+    dbapi_connection = cast("psycopg.Connection[Any]", op.get_bind().connection.dbapi_connection)
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(text)
+
+
 def run_revision_sql(revision_file: str, direction: str, *, as_owner: bool | None = None) -> None:
     """Execute `<revision>.<direction>.sql` in the revision's transaction (direction: upgrade,
     downgrade, or a transactional part of a revision made of several).

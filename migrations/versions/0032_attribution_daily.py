@@ -1,7 +1,7 @@
 """Attribution in milliseconds: the attribution_daily rollup (HLL distinct IPs, extension hll), kept per day by statement triggers on session_summaries and roll_up_attribution; top_asns, top_countries, verify_attribution.
 
 Revision ID: 0032
-Revises: 0029
+Revises: 0031
 Create Date: 2026-11-30
 
 The SQL lives beside this file: 0032_attribution_daily.upgrade.sql runs as the migrating user,
@@ -15,7 +15,7 @@ from alembic import op
 from ipintel.migrate import run_concurrent_sql, run_revision_sql
 
 revision = "0032"
-down_revision = "0029"
+down_revision = "0031"
 branch_labels = None
 depends_on = None
 

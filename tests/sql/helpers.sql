@@ -69,3 +69,36 @@ BEGIN
     RETURN v_loaded;
 END;
 $$;
+
+-- One range-list snapshot: {{prefix, service, region}, ...} staged and loaded as p_list's snapshot
+-- of p_day. Returns whether it was loaded (false: that day was loaded before).
+CREATE FUNCTION ipintel_tests.load_ranges(p_list text, p_day date, p_ranges text[])
+    RETURNS boolean
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
+    v_loaded boolean;
+BEGIN
+    INSERT INTO ipintel_staging.listed_ranges (batch_id, prefix, service, region)
+    SELECT v_batch, p_ranges[i][1]::cidr, p_ranges[i][2], p_ranges[i][3] FROM generate_subscripts(p_ranges, 1) AS i;
+    SELECT l.loaded INTO v_loaded FROM ipintel.load_range_snapshot(p_list, p_day, 'pgtap', v_batch) l;
+    RETURN v_loaded;
+END;
+$$;
+
+-- One ASN-list snapshot: {{asn, name, source}, ...} as p_list's snapshot of p_day.
+CREATE FUNCTION ipintel_tests.load_asns(p_list text, p_day date, p_asns text[])
+    RETURNS boolean
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_batch bigint := nextval('ipintel_staging.batch_id_seq');
+    v_loaded boolean;
+BEGIN
+    INSERT INTO ipintel_staging.listed_asns (batch_id, asn, name, source)
+    SELECT v_batch, p_asns[i][1]::bigint, p_asns[i][2], p_asns[i][3] FROM generate_subscripts(p_asns, 1) AS i;
+    SELECT l.loaded INTO v_loaded FROM ipintel.load_range_snapshot(p_list, p_day, 'pgtap', v_batch) l;
+    RETURN v_loaded;
+END;
+$$;

@@ -351,6 +351,31 @@ FROM ipintel.geo_builds b
 JOIN ipintel.geo_editions e ON e.edition = b.edition
 ORDER BY e.source, b.edition, b.built_on;
 
+
+------------------------------------------------------------------------------------------
+-- Range lists: `ipintel ranges load` / `fetch` (ipintel.ranges; the functions are in
+-- sql/073_range_lists.sql and sql/074_ip_classes.sql)
+------------------------------------------------------------------------------------------
+
+-- copy_listed_ranges --
+-- Stream one range-list file's (prefix, service, region) entries into staging.
+COPY ipintel_staging.listed_ranges (batch_id, prefix, service, region) FROM STDIN;
+
+-- copy_listed_asns --
+-- Stream one ASN-list file's (asn, name, source) entries into staging.
+COPY ipintel_staging.listed_asns (batch_id, asn, name, source) FROM STDIN;
+
+-- load_range_snapshot --
+-- One call per file: merge the staged batch as the snapshot of the list %(list)s taken on
+-- %(taken_on)s, empty the batch (loaded is false, and nothing changes, when that snapshot was
+-- already loaded).
+SELECT * FROM ipintel.load_range_snapshot(%(list)s::text, %(taken_on)s::date, %(file)s::text, %(batch)s::bigint);
+
+-- classify_inventory --
+-- After the loads: the next %(limit)s ip_inventory rows after %(after)s (NULL: from the first)
+-- classified as of today; one committed batch per call, until last_ip is NULL.
+SELECT * FROM ipintel.classify_inventory(%(after)s::inet, %(limit)s::bigint);
+
 ------------------------------------------------------------------------------------------
 -- Metrics (`--metrics-file`, ipintel.metrics): read once when a run ends, on a connection of
 -- their own
@@ -398,16 +423,19 @@ ORDER BY r.source, every_status, r.status;
 
 -- metrics_enrichment_freshness --
 -- Per source: IPs with a fresh, stale or no answer and open failures (enrichment_coverage), and
--- the age in seconds of its oldest answer still fresh (NULL: none), in one scan of enrichment_state.
+-- the age in seconds of its oldest answer still fresh (NULL: none; fresh by the IP's class's TTL
+-- when it has one), in one scan of enrichment_state.
 SELECT c.source, c.fresh, c.stale, c.never_fetched, c.failed, o.oldest_fresh_age_seconds
 FROM ipintel.enrichment_coverage c
 JOIN ipintel.enrichment_policy p USING (source)
 LEFT JOIN (
     SELECT e.source,
-           extract(epoch FROM now() - min(e.fetched_at) FILTER (WHERE NOT ipintel.answer_is_stale(p2, e.fetched_at)))::float8
+           extract(epoch FROM now() - min(e.fetched_at) FILTER (WHERE NOT ipintel.answer_is_stale(p2, e.fetched_at, t.ttl)))::float8
                AS oldest_fresh_age_seconds
     FROM ipintel.enrichment_state e
     JOIN ipintel.enrichment_policy p2 ON p2.source = e.source
+    JOIN ipintel.ip_inventory i ON i.ip = e.ip
+    LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
     GROUP BY e.source
 ) o USING (source)
 ORDER BY p.pass_order;

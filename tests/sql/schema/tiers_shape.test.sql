@@ -1,6 +1,6 @@
 -- The public interface analysts and later code rely on: tables, keys, columns and comments.
 BEGIN;
-SELECT plan(34);
+SELECT plan(35);
 
 SELECT has_schema('ipintel');
 SELECT has_schema('ipintel_staging');
@@ -25,7 +25,8 @@ SELECT columns_are('ipintel', 'session_summaries', ARRAY[
     'snapshot_country', 'snapshot_ip_type', 'snapshot_is_scanner', 'snapshot_enrichment',
     'snapshot_at', 'created_at', 'updated_at', 'snapshot_asn_source', 'snapshot_country_source',
     'snapshot_ip_type_source', 'snapshot_is_scanner_source', 'snapshot_complete_at', 'snapshot_is_known_attacker',
-    'snapshot_threatfeeds', 'snapshot_is_known_attacker_source'], 'session_summaries has exactly its columns');
+    'snapshot_threatfeeds', 'snapshot_is_known_attacker_source',
+    'snapshot_ip_provider'], 'session_summaries has exactly its columns');
 
 SELECT fk_ok('ipintel', 'ip_inventory', 'current_asn', 'ipintel', 'asn_inventory', 'asn');
 SELECT fk_ok('ipintel', 'session_summaries', 'source_ip', 'ipintel', 'ip_inventory', 'ip');
@@ -55,6 +56,9 @@ SELECT is(
     'ip_inventory generated columns are STORED and read only the address');
 
 -- The facts the sources give are resolved columns, each naming the registered source it came from.
+-- The classes are rows (ip_types: precedence, TTL); the range lists name theirs. ip_inventory.ip_type
+-- has no key (written by every merge; verify_integrity checks it, as the *_source columns).
+SELECT fk_ok('ipintel', 'range_lists', 'ip_type', 'ipintel', 'ip_types', 'ip_type');
 SELECT has_trigger('ipintel', 'ip_inventory', 'ip_inventory_bogon_is_typed', 'a trigger types bogons');
 
 SELECT is(

@@ -3,7 +3,7 @@
 -- within the edition's max_age), named <source>:build:<day>; later sessions, and sessions no
 -- build covers, get the current values. For the ASN, routing history and ip_asn_history come first.
 BEGIN;
-SELECT plan(5);
+SELECT plan(6);
 
 -- DB-IP Lite country builds: 81.2.69.0/24 is GB, then DE from the June build; an IPv6 range.
 SELECT ipintel_tests.load_geo('dbip_country_lite', 'dbip', '2018-05-01', '{{81.2.69.0/24,GB,NULL},{2a01:4f8::/32,DE,NULL}}');
@@ -57,6 +57,11 @@ SELECT results_eq($$SELECT session_id, snapshot_asn, snapshot_asn_source FROM ip
              ('before-observed', 64999, 'maxmind:current'),
              ('after-observed', 64999, 'maxmind:current')$$,
     'the ASN: routing history first, then ip_asn_history, then a build young enough, then the current one');
+SELECT results_eq($$SELECT session_id, snapshot_ip_type, snapshot_ip_type_source FROM ipintel.session_summaries
+                    WHERE session_id IN ('routed-day', 'may') ORDER BY session_id$$,
+    $$VALUES ('may'::text, 'routed'::text, 'ipinfo:build:2018-05-02'::text),
+             ('routed-day', 'routed', 'routing:routeviews:2018-05-03')$$,
+    'the class as of the session''s day rests on the snapshot''s ASN, and names where that ASN came from (revision 0030)');
 SELECT is((SELECT count(*) FROM ipintel.session_summaries WHERE snapshot_complete_at IS NOT NULL), 8::bigint, 'all complete');
 SELECT is_empty($$SELECT * FROM ipintel.verify_snapshots() WHERE violations > 0$$,
     'ipintel verify accepts the builds as sources');

@@ -1,0 +1,154 @@
+-- From sql/074_ip_classes.sql
+-- The infrastructure class of an IP (ip_inventory.ip_type, ip_provider, ip_class_basis; the
+-- snapshots' snapshot_ip_type, snapshot_ip_provider), decided in one set-based function from
+-- everything that can say it: the address itself (bogon), the range lists of the day (tor,
+-- cloud, cdn), the hosting-ASN list (hosting), what the sources said (riot, scanner, anonymizer,
+-- unrouted), the AS name (residential), the ASN (routed). Of the classes an IP qualifies for,
+-- the one of lowest ip_types.precedence wins; within one level the most specific range, then
+-- the list's rank.
+
+-- The residential heuristic. No registered source says what kind of network an AS is (PeeringDB's
+-- info_type and IPinfo's AS type are not among the free sources), so this reads the AS name:
+-- words consumer access networks put in their names (broadband, DSL, cable, fibre, FTTH, mobile,
+-- wireless, cellular, telecom, a few large consumer ISPs' brands), and none of the words hosting
+-- and cloud networks use (hosting, server, cloud, data centre, VPS, colocation, dedicated, CDN).
+-- A guess: ip_class_basis says it is one (rule residential, with the AS name it read).
+CREATE FUNCTION ipintel.as_name_looks_residential(p_as_name text)
+    RETURNS boolean
+    LANGUAGE sql
+    IMMUTABLE PARALLEL SAFE
+RETURN p_as_name ~* '(broadband|\m[av]?dsl\M|\mcable|fib(er|re)|\mftth\M|residential|\mhome\M|mobile|wireless|cellular|\mlte\M|\m[345]g\M|telecom|telekom|telecomunica|telefonica|telkom|vodafone|comcast|charter|\mspectrum\M|verizon|\mcox\M|\misp\M)'
+    AND p_as_name !~* '(hosting|\mhost\M|server|cloud|data ?cent(er|re)|datacenter|\mvps\M|\mcolo|dedicated|\mcdn\M)';
+COMMENT ON FUNCTION ipintel.as_name_looks_residential(text) IS
+    'The residential heuristic: true when an AS name has a word consumer access networks use (broadband, DSL, cable, fibre, FTTH, mobile, wireless, cellular, LTE, telecom, a few consumer ISP brands) and none that hosting or cloud networks use (hosting, host, server, cloud, data centre, VPS, colocation, dedicated, CDN). A guess from the name only: no free source types ASes.';
+
+-- Set-based: the class of each (ip, day, asn) tuple, as of that UTC day: the range lists by
+-- their snapshot of the day (range_snapshot_on, once per day and list), one GiST probe per IP;
+-- the hosting-ASN list and the AS name by the ASN given (the caller's: the current one, or the
+-- session's); the sources' last answers (enrichment_state). p_asn_sources names where each ASN
+-- came from: the ip_type_source of the classes that rest on the ASN.
+CREATE FUNCTION ipintel.ip_classes(p_ips inet[], p_days date[], p_asns bigint[], p_asn_sources text[])
+    RETURNS TABLE (ip inet, day date, asn bigint, ip_type text, ip_provider text, ip_type_source text,
+                   ip_class_basis jsonb)
+    LANGUAGE sql
+    STABLE
+    -- Also keeps the function from being inlined into its caller: the planner cannot see how
+    -- many IPs the arrays hold, and inlined into a join it re-ran the whole classification once
+    -- per row of the other side (50,000 IPs: hours, and tens of GB of temporary files). Called,
+    -- it runs once and its rows are kept.
+    SET search_path = ''
+BEGIN ATOMIC
+    WITH q AS MATERIALIZED (
+        SELECT row_number() OVER () AS n, d.ip, d.day, d.asn, d.asn_source
+        FROM (SELECT DISTINCT ON (u.ip, u.day, u.asn) u.ip, u.day, u.asn, u.asn_source
+              FROM unnest(p_ips, p_days, p_asns, p_asn_sources) AS u(ip, day, asn, asn_source)
+              ORDER BY u.ip, u.day, u.asn, u.asn_source) d
+    ), lists AS MATERIALIZED (  -- once per day and list, not once per IP
+        SELECT x.day, l.list, l.ip_type, l.provider, l.holds, l.rank, ipintel.range_snapshot_on(l.list, x.day) AS taken_on
+        FROM (SELECT DISTINCT q.day FROM q) x
+        CROSS JOIN ipintel.range_lists l
+    ), candidates AS (
+        -- Narrow rows (the basis is built for the winner only): the class, its provider and
+        -- registered source, what orders it within its level (prefix length, rank, detail: 0
+        -- when the range names service and region), and the facts of its basis.
+        SELECT q.n, 'bogon'::text AS ip_type, NULL::text AS provider, NULL::text AS source, NULL::bigint AS specificity,
+               NULL::bigint AS rank, 0 AS detail, 'bogon'::text AS rule, NULL::text AS list, NULL::date AS snapshot,
+               NULL::cidr AS prefix, NULL::text AS service, NULL::text AS region, NULL::text AS name, NULL::text AS reference
+        FROM q WHERE ipintel.is_bogon(q.ip)
+        UNION ALL
+        SELECT q.n, w.ip_type, w.provider, NULL, masklen(r.prefix), w.rank, (r.service = '')::int + (r.region = '')::int,
+               'range', w.list, w.taken_on, r.prefix, nullif(r.service, ''), nullif(r.region, ''), NULL, NULL
+        FROM q
+        -- one GiST probe per IP by containment alone (OFFSET 0 keeps it a probe: joined with the
+        -- lists first, the planner would scan the index by day once per IP and list instead)
+        CROSS JOIN LATERAL (SELECT o.list, o.prefix, o.service, o.region, o.valid FROM ipintel.listed_ranges o
+                            WHERE o.prefix_range OPERATOR(public.>>=) public.iprange(q.ip::cidr) OFFSET 0) r
+        JOIN lists w ON w.day = q.day AND w.list = r.list AND r.valid @> w.taken_on
+        UNION ALL
+        SELECT q.n, w.ip_type, a.name, q.asn_source, NULL, w.rank, 0, 'hosting_asn', w.list, w.taken_on, NULL, NULL, NULL,
+               a.name, a.source
+        FROM q
+        JOIN lists w ON w.day = q.day AND w.holds = 'asns' AND w.taken_on IS NOT NULL
+        JOIN ipintel.listed_asns a ON a.list = w.list AND a.asn = q.asn AND a.valid @> w.taken_on
+        UNION ALL
+        -- what the sources said, by their ip_type_rank within a level
+        SELECT q.n, e.ip_type, NULL, e.source, NULL, p.ip_type_rank, 0, 'source', NULL, NULL, NULL, NULL, NULL, NULL,
+               e.source
+        FROM q
+        JOIN ipintel.enrichment_state e ON e.ip = q.ip AND e.ip_type IS NOT NULL
+        JOIN ipintel.enrichment_policy p ON p.source = e.source AND p.ip_type_rank IS NOT NULL
+        UNION ALL
+        SELECT q.n, 'residential', a.as_name, q.asn_source, NULL, NULL, 0, 'residential', NULL, NULL, NULL, NULL, NULL,
+               a.as_name, NULL
+        FROM q
+        JOIN ipintel.asn_inventory a ON a.asn = q.asn
+        WHERE ipintel.as_name_looks_residential(a.as_name)
+        UNION ALL
+        SELECT q.n, CASE WHEN q.asn IS NOT NULL THEN 'routed' ELSE 'unknown' END, NULL,
+               CASE WHEN q.asn IS NOT NULL THEN q.asn_source END, NULL, NULL, 0,
+               CASE WHEN q.asn IS NOT NULL THEN 'routed' ELSE 'unknown' END, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        FROM q
+    ), best AS (
+        SELECT DISTINCT ON (c.n) c.*
+        FROM candidates c
+        JOIN ipintel.ip_types t ON t.ip_type = c.ip_type
+        ORDER BY c.n, t.precedence, c.specificity DESC NULLS LAST, c.rank NULLS LAST, c.detail, c.list, c.prefix,
+                 c.service, c.region, c.reference
+    )
+    SELECT q.ip, q.day, q.asn, b.ip_type, b.provider, b.source,
+           jsonb_strip_nulls(jsonb_build_object(
+               'rule', b.rule, 'list', b.list, 'snapshot', b.snapshot, 'prefix', b.prefix, 'service', b.service,
+               'region', b.region,
+               'asn', CASE WHEN b.rule IN ('hosting_asn', 'residential', 'routed') THEN q.asn END,
+               'name', CASE WHEN b.rule = 'hosting_asn' THEN b.name END,
+               'as_name', CASE WHEN b.rule = 'residential' THEN b.name END,
+               'source', b.reference))
+    FROM q
+    JOIN best b ON b.n = q.n;
+END;
+COMMENT ON FUNCTION ipintel.ip_classes(inet[], date[], bigint[], text[]) IS
+    'The infrastructure class of each (ip, day, asn) of the parallel arrays (p_asn_sources: where each ASN came from), as of that UTC day: of bogon, the range lists'' classes (their snapshot of the day; most specific range first), hosting (the ASN in the hosting-ASN list of the day), the sources'' classes (enrichment_state), residential (as_name_looks_residential of the AS name), routed (an ASN) and unknown, the one of lowest ip_types.precedence. With its provider, its registered source (the source that said it; for hosting, residential and routed, the ASN''s) and its basis (ip_inventory.ip_class_basis).';
+
+-- ip_inventory's class kept by SQL, one batch at a time: the next p_limit IPs after p_after (ip
+-- order; NULL: from the first; p_limit NULL: all), locked in ip order (the one lock order of the
+-- tiers, so it runs beside ingest and merges), classified as of today (UTC) with their current
+-- ASN, and written where the class changed. Callers commit between batches (a long table is
+-- not held at once) until last_ip is NULL.
+CREATE FUNCTION ipintel.classify_inventory(p_after inet, p_limit bigint)
+    RETURNS TABLE (last_ip inet, classified bigint, changed bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_ips inet[];
+    v_asns bigint[];
+    v_sources text[];
+    v_changed bigint;
+BEGIN
+    SELECT array_agg(b.ip ORDER BY b.ip), array_agg(b.current_asn ORDER BY b.ip),
+           array_agg(b.current_asn_source ORDER BY b.ip)
+    INTO v_ips, v_asns, v_sources
+    FROM (SELECT i.ip, i.current_asn, i.current_asn_source
+          FROM ipintel.ip_inventory i
+          WHERE p_after IS NULL OR i.ip > p_after
+          ORDER BY i.ip
+          LIMIT p_limit
+          FOR NO KEY UPDATE) b;
+    IF v_ips IS NULL THEN
+        RETURN QUERY SELECT NULL::inet, 0::bigint, 0::bigint;
+        RETURN;
+    END IF;
+    UPDATE ipintel.ip_inventory i
+    SET ip_type = c.ip_type, ip_type_source = c.ip_type_source, ip_provider = c.ip_provider,
+        ip_class_basis = c.ip_class_basis, updated_at = now()
+    FROM ipintel.ip_classes(v_ips, array_fill((now() AT TIME ZONE 'UTC')::date, ARRAY[cardinality(v_ips)]), v_asns,
+                            v_sources) c
+    WHERE i.ip = c.ip
+      AND (i.ip_type, i.ip_type_source, i.ip_provider, i.ip_class_basis)
+          IS DISTINCT FROM (c.ip_type, c.ip_type_source, c.ip_provider, c.ip_class_basis);
+    GET DIAGNOSTICS v_changed = ROW_COUNT;
+    RETURN QUERY SELECT v_ips[cardinality(v_ips)], cardinality(v_ips)::bigint, v_changed;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.classify_inventory(inet, bigint) IS
+    'Classifies the next p_limit ip_inventory rows after p_after (ip order; NULLs: from the first, all) as of today (ip_classes with their current ASN), writing ip_type, ip_type_source, ip_provider and ip_class_basis where they change. Returns the last IP of the batch (NULL: none left), how many were classified and how many changed. Called after range lists are loaded, one committed batch at a time.';
