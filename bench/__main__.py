@@ -13,8 +13,17 @@ import sys
 import time
 from pathlib import Path
 
-from bench import (analyst_queries, classify, cymru_pass, ingest_pass, maxmind_pass, remerge, routing_history,
-                   snapshot_step, table)
+from bench import (
+    analyst_queries,
+    classify,
+    cymru_pass,
+    ingest_pass,
+    maxmind_pass,
+    remerge,
+    routing_history,
+    snapshot_step,
+    table,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
