@@ -211,7 +211,6 @@ CREATE TABLE ipintel.session_summaries (
     snapshot_country    text,
     snapshot_ip_type    text,
     snapshot_is_scanner boolean,
-    snapshot_enrichment jsonb,
     snapshot_at         timestamptz,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
@@ -224,6 +223,9 @@ CREATE TABLE ipintel.session_summaries (
     snapshot_threatfeeds              text[],
     snapshot_is_known_attacker_source text,
     snapshot_ip_provider              text,
+    -- added by revision 0035 (in place of snapshot_enrichment, dropped by 0036); no foreign key:
+    -- see the column's comment
+    snapshot_document                 bigint,
     -- A partitioned table's keys must include its partition key; session_id alone is unique too,
     -- kept so by merge_cowrie_events (see the COMMENT on the constraint) and checked by verify_sessions.
     CONSTRAINT session_summaries_pkey PRIMARY KEY (session_id, first_event_at),
@@ -236,7 +238,7 @@ CREATE TABLE ipintel.session_summaries (
     CONSTRAINT session_summaries_source_ip_is_host_address CHECK (masklen(source_ip) = CASE family(source_ip) WHEN 4 THEN 32 ELSE 128 END),
     CONSTRAINT session_summaries_snapshot_country_is_iso_alpha2 CHECK (snapshot_country ~ '^[A-Z]{2}$'),
     CONSTRAINT session_summaries_snapshot_is_consistent CHECK (
-        (snapshot_at IS NULL) = (snapshot_enrichment IS NULL)
+        (snapshot_at IS NULL) = (snapshot_document IS NULL)
         AND (snapshot_complete_at IS NULL
              OR (snapshot_at IS NOT NULL AND snapshot_asn_source IS NOT NULL AND snapshot_country_source IS NOT NULL
                  AND snapshot_ip_type_source IS NOT NULL AND snapshot_is_scanner_source IS NOT NULL)))
@@ -269,7 +271,8 @@ COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_type IS
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_ip_provider IS
     'Snapshot: who ran the infrastructure as of the session''s day (ip_inventory.ip_provider''s meaning), filled with snapshot_ip_type. NULL: the class names none, or not known yet.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_scanner IS 'Snapshot: ip_inventory.is_scanner when the field was filled. Known once snapshot_is_scanner_source is set (NULL then means GreyNoise declined, e.g. IPv6).';
-COMMENT ON COLUMN ipintel.session_summaries.snapshot_enrichment IS 'Snapshot: the full ip_inventory.enrichment document as it was when a snapshot field was last filled.';
+COMMENT ON COLUMN ipintel.session_summaries.snapshot_document IS
+    'Snapshot: the full ip_inventory.enrichment document as it was when a snapshot field was last filled, stored once in ipintel.enrichment_documents (this is its document_id) and shared by every session that took the same document; the view ipintel.session_documents reads it back (snapshot_enrichment). Set exactly when snapshot_at is (CHECK session_summaries_snapshot_is_consistent). No per-row foreign key: take_snapshots writes only ids it has just found or stored in the same statement, and stored documents are never deleted (enrichment_documents_are_immutable); ipintel.verify_snapshots checks every reference in one pass. Before revision 0036: snapshot_enrichment, a copy of the document in every session.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_at IS 'When the first snapshot field was filled; NULL means no field is known yet.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_asn_source IS
     'Where snapshot_asn came from: routing:<dataset>:<snapshot day> (routing history), <source>:history (the ip_asn_history range at the session''s time), <source>:build:<day> (a dated geolocation build, geo_builds), <source>:current (current_asn when filled), bogon (never asked), none (every source answered or declined, none knew). Before revision 0022: the bare source name. NULL: not known yet, still fillable.';

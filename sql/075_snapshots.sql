@@ -93,6 +93,59 @@ COMMENT ON COLUMN ipintel.snapshot_backlog.waiting_for IS
     'Enabled (and, for offline databases, installed) sources that have neither answered nor declined for the IP while their window is open.';
 COMMENT ON COLUMN ipintel.snapshot_backlog.window_closes_at IS 'When the last awaited source''s window closes; the snapshot is then completed with what is known.';
 
+-- The enrichment documents snapshots refer to: each distinct ip_inventory.enrichment document a
+-- snapshot took, stored once however many sessions took it (issue 15: copied into every session,
+-- the documents were most of session_summaries' heap). jsonb's text form is canonical (keys
+-- sorted, duplicates dropped, no insignificant white space), so equal documents have equal
+-- digests; the digest, not the document, is the key because a document may exceed the 2.7 kB a
+-- btree entry can hold.
+CREATE FUNCTION ipintel.enrichment_digest(p_document jsonb)
+    RETURNS bytea
+    LANGUAGE sql
+    IMMUTABLE
+    STRICT
+    PARALLEL SAFE
+-- sha256 of the document's text (UTF-8): text::bytea reads backslashes as escapes, hence doubled
+-- (convert_to would say the same but is only STABLE, and a generated column needs IMMUTABLE).
+RETURN sha256(replace(p_document::text, '\', '\\')::bytea);
+COMMENT ON FUNCTION ipintel.enrichment_digest(jsonb) IS
+    'SHA-256 of a jsonb document''s canonical text: the key of ipintel.enrichment_documents (equal documents, equal digests). Find the stored copy of a document with WHERE digest = ipintel.enrichment_digest(<document>).';
+
+CREATE TABLE ipintel.enrichment_documents (
+    document_id   bigint      GENERATED ALWAYS AS IDENTITY,
+    document      jsonb       NOT NULL,
+    digest        bytea       NOT NULL GENERATED ALWAYS AS (ipintel.enrichment_digest(document)) STORED,
+    first_used_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT enrichment_documents_pkey PRIMARY KEY (document_id),
+    CONSTRAINT enrichment_documents_digest_key UNIQUE (digest)
+);
+COMMENT ON TABLE ipintel.enrichment_documents IS
+    'Every distinct ip_inventory.enrichment document a snapshot took, stored once and shared by the sessions that took it (session_summaries.snapshot_document; the view session_documents reads it back per session). Append-only: a stored document is never changed or deleted (trigger enrichment_documents_are_immutable), so a complete snapshot''s document stays as it was. A document no session refers to any more (after redo_snapshots) stays.';
+COMMENT ON COLUMN ipintel.enrichment_documents.document_id IS 'Document number: what session_summaries.snapshot_document holds.';
+COMMENT ON COLUMN ipintel.enrichment_documents.document IS 'The ip_inventory.enrichment document as it was when a snapshot took it: every source''s latest answer, keyed by source.';
+COMMENT ON COLUMN ipintel.enrichment_documents.digest IS 'ipintel.enrichment_digest(document), computed by PostgreSQL: unique, so each document is stored once.';
+COMMENT ON COLUMN ipintel.enrichment_documents.first_used_at IS 'When a snapshot (or revision 0036''s backfill of earlier snapshots) first stored it.';
+COMMENT ON CONSTRAINT enrichment_documents_digest_key ON ipintel.enrichment_documents IS
+    'One row per distinct document: take_snapshots inserts only the documents whose digest is not stored yet (ON CONFLICT DO NOTHING).';
+
+CREATE FUNCTION ipintel.refuse_document_change()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+BEGIN
+    RAISE EXCEPTION 'enrichment document %: a stored document is never changed or deleted', OLD.document_id
+        USING ERRCODE = 'integrity_constraint_violation';
+END;
+$$;
+COMMENT ON FUNCTION ipintel.refuse_document_change() IS
+    'Trigger function: refuses every UPDATE and DELETE of ipintel.enrichment_documents (sessions refer to its rows without a per-row foreign key; verify_snapshots checks the references).';
+CREATE TRIGGER enrichment_documents_are_immutable
+    BEFORE UPDATE OR DELETE ON ipintel.enrichment_documents
+    FOR EACH ROW EXECUTE FUNCTION ipintel.refuse_document_change();
+COMMENT ON TRIGGER enrichment_documents_are_immutable ON ipintel.enrichment_documents IS
+    'A stored document is never changed or deleted: the snapshots that refer to it stay as they were taken.';
+
 CREATE FUNCTION ipintel.take_snapshots()
     RETURNS bigint
     LANGUAGE plpgsql
@@ -141,8 +194,7 @@ BEGIN
                -- known attacker and threat feeds: one field, filled together from one source (0028)
                i.is_known_attacker, i.threatfeeds,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_known_attacker_source, 'none') END
-                   AS known_attacker_source,
-               i.enrichment
+                   AS known_attacker_source
         FROM ipintel.session_summaries s
         JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
         LEFT JOIN ipintel.snapshot_waits w ON w.session_id = s.session_id
@@ -206,6 +258,28 @@ BEGIN
             ARRAY(SELECT t.asn FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
             ARRAY(SELECT t.class_asn_source FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown
                   ORDER BY t.session_id)) c
+    ), documents AS MATERIALIZED (
+        -- The document each session takes: its IP's, once per IP (not per session), with its digest.
+        SELECT i.ip, i.enrichment, ipintel.enrichment_digest(i.enrichment) AS digest
+        FROM ipintel.ip_inventory i
+        WHERE i.ip IN (SELECT t.source_ip FROM todo t)
+    ), stored AS (
+        -- Only the documents not stored yet, each once.
+        INSERT INTO ipintel.enrichment_documents (document)
+        SELECT DISTINCT ON (d.digest) d.enrichment
+        FROM documents d
+        WHERE NOT EXISTS (SELECT 1 FROM ipintel.enrichment_documents e WHERE e.digest = d.digest)
+        ON CONFLICT (digest) DO NOTHING
+        RETURNING document_id, digest
+    ), document_ids AS (
+        -- A document another run is storing right now is neither visible here nor inserted (its
+        -- insert waited for that run and did nothing): the inner join below leaves its sessions
+        -- for the next run, as a session locked by ingest is left.
+        SELECT d.ip, coalesce(e.document_id, n.document_id) AS document_id
+        FROM documents d
+        LEFT JOIN ipintel.enrichment_documents e ON e.digest = d.digest
+        LEFT JOIN stored n ON n.digest = d.digest
+        WHERE e.document_id IS NOT NULL OR n.document_id IS NOT NULL
     ), filled AS (
         UPDATE ipintel.session_summaries s
         SET snapshot_asn = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE s.snapshot_asn END,
@@ -240,11 +314,12 @@ BEGIN
                                                      ELSE s.snapshot_is_known_attacker_source END,
             snapshot_ip_provider = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN c.ip_provider
                                         ELSE s.snapshot_ip_provider END,
-            snapshot_enrichment = t.enrichment,
+            snapshot_document = x.document_id,
             snapshot_at = coalesce(s.snapshot_at, now()),
             snapshot_complete_at = CASE WHEN t.all_ready THEN now() END,
             updated_at = now()
         FROM todo t
+        JOIN document_ids x ON x.ip = t.source_ip
         LEFT JOIN classes c ON c.ip = t.source_ip AND c.day = t.day AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
         WHERE s.session_id = t.session_id
         RETURNING 1)
@@ -253,7 +328,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.take_snapshots() IS
-    'Fills the unknown snapshot_* fields of incomplete sessions that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. The ASN and the class (snapshot_ip_type, snapshot_ip_provider: ip_classes) are as of the session''s day. Linear in the incomplete sessions and their IPs. Returns the sessions changed.';
+    'Fills the unknown snapshot_* fields of incomplete sessions that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. The IP''s enrichment document as it is now goes to snapshot_document: stored in enrichment_documents only when no session took the same document before (once per distinct document, not per session). The ASN and the class (snapshot_ip_type, snapshot_ip_provider: ip_classes) are as of the session''s day. Linear in the incomplete sessions and their IPs. Returns the sessions changed.';
 
 -- The audited way to take snapshots again (e.g. after loading routing history for old sessions):
 -- one row per redo, with its reason and counts. The trigger below refuses every other rewrite.
@@ -312,8 +387,8 @@ BEGIN
                (OLD.snapshot_is_known_attacker, OLD.snapshot_threatfeeds, OLD.snapshot_is_known_attacker_source))
        OR (OLD.snapshot_at IS NOT NULL AND NEW.snapshot_at IS DISTINCT FROM OLD.snapshot_at)
        OR (OLD.snapshot_complete_at IS NOT NULL
-           AND (NEW.snapshot_complete_at, NEW.snapshot_enrichment)
-               IS DISTINCT FROM (OLD.snapshot_complete_at, OLD.snapshot_enrichment)) THEN
+           AND (NEW.snapshot_complete_at, NEW.snapshot_document)
+               IS DISTINCT FROM (OLD.snapshot_complete_at, OLD.snapshot_document)) THEN
         RAISE EXCEPTION 'snapshot of session %: a known snapshot field is never rewritten', OLD.session_id
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
@@ -321,10 +396,10 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.protect_snapshot() IS
-    'Trigger function: refuses to change a known snapshot field (its *_source set), snapshot_at once set, or anything of a complete snapshot, except inside redo_snapshots (audited in snapshot_redos). Unknown fields may be filled.';
+    'Trigger function: refuses to change a known snapshot field (its *_source set), snapshot_at once set, or anything of a complete snapshot (its document too: snapshot_document), except inside redo_snapshots (audited in snapshot_redos). Unknown fields may be filled.';
 
 CREATE TRIGGER session_summaries_snapshot_is_immutable
-    BEFORE UPDATE OF snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_enrichment, snapshot_at,
+    BEFORE UPDATE OF snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_document, snapshot_at,
                      snapshot_asn_source, snapshot_country_source, snapshot_ip_type_source, snapshot_is_scanner_source,
                      snapshot_complete_at, snapshot_is_known_attacker, snapshot_threatfeeds,
                      snapshot_is_known_attacker_source, snapshot_ip_provider
@@ -349,7 +424,7 @@ BEGIN
     SET snapshot_asn = NULL, snapshot_asn_source = NULL, snapshot_country = NULL, snapshot_country_source = NULL,
         snapshot_ip_type = NULL, snapshot_ip_type_source = NULL, snapshot_ip_provider = NULL, snapshot_is_scanner = NULL,
         snapshot_is_scanner_source = NULL, snapshot_is_known_attacker = NULL, snapshot_threatfeeds = NULL,
-        snapshot_is_known_attacker_source = NULL, snapshot_enrichment = NULL, snapshot_at = NULL,
+        snapshot_is_known_attacker_source = NULL, snapshot_document = NULL, snapshot_at = NULL,
         snapshot_complete_at = NULL, updated_at = now()
     WHERE s.first_event_at >= p_since AND s.first_event_at < p_until AND s.snapshot_at IS NOT NULL;
     GET DIAGNOSTICS v_reset = ROW_COUNT;

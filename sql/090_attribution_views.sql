@@ -100,3 +100,22 @@ COMMENT ON COLUMN ipintel.asn_disagreements.history_source IS 'The source whose 
 COMMENT ON COLUMN ipintel.asn_disagreements.source_asns IS 'What each source last observed for the IP: {source: asn} (null: allocated, not routed).';
 COMMENT ON COLUMN ipintel.asn_disagreements.snapshot_asn IS 'What the session''s snapshot says.';
 COMMENT ON COLUMN ipintel.asn_disagreements.snapshot_asn_source IS 'Where the snapshot''s ASN came from.';
+
+-- The enrichment document each session's snapshot took (issue 15, revision 0035): stored once per
+-- distinct document in enrichment_documents, read back here per session.
+CREATE VIEW ipintel.session_documents AS
+SELECT s.session_id,
+       s.first_event_at,
+       s.source_ip,
+       s.snapshot_at,
+       s.snapshot_complete_at,
+       s.snapshot_document,
+       d.document AS snapshot_enrichment
+FROM ipintel.session_summaries s
+LEFT JOIN ipintel.enrichment_documents d ON d.document_id = s.snapshot_document
+WHERE s.snapshot_at IS NOT NULL;
+COMMENT ON VIEW ipintel.session_documents IS
+    'One row per session with a snapshot: the full ip_inventory.enrichment document as it was when its snapshot was last filled (the snapshot_* columns of session_summaries hold what was taken from it). The document is stored once per distinct version in enrichment_documents and shared by the sessions that took it; join on session_id for the rest of the session (session_attribution, session_summaries).';
+COMMENT ON COLUMN ipintel.session_documents.snapshot_document IS 'session_summaries.snapshot_document: the document''s number in enrichment_documents (equal numbers, equal documents).';
+COMMENT ON COLUMN ipintel.session_documents.snapshot_enrichment IS
+    'The document as it was: every source''s answer then, keyed by source (ip_inventory.enrichment''s form). What session_summaries.snapshot_enrichment held before revision 0036.';

@@ -558,11 +558,26 @@ BEGIN ATOMIC
         SELECT 8, 'every redo in snapshot_redos is finished (an open one would allow rewrites)',
                count(*), coalesce((array_agg('redo ' || d.redo_id ORDER BY d.redo_id))[1:3], '{}')
         FROM ipintel.snapshot_redos d WHERE d.finished_at IS NULL
+        UNION ALL
+        -- snapshot_document has no per-row foreign key (revision 0035): every reference, in one pass
+        SELECT 9, 'every snapshot_document is a document stored in enrichment_documents',
+               count(*), coalesce((array_agg(s.session_id ORDER BY s.session_id))[1:3], '{}')
+        FROM ipintel.session_summaries s
+        WHERE s.snapshot_document IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM ipintel.enrichment_documents e WHERE e.document_id = s.snapshot_document)
+        UNION ALL
+        -- what makes the references safe without that key: a stored document is never deleted
+        SELECT 10, 'the trigger that keeps stored documents unchanged (enrichment_documents_are_immutable) is enabled',
+               CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                                 WHERE t.tgrelid = 'ipintel.enrichment_documents'::regclass
+                                   AND t.tgname = 'enrichment_documents_are_immutable' AND t.tgenabled <> 'D')
+                    THEN 0 ELSE 1 END,
+               '{}'::text[]
     ) x
     ORDER BY x.n;
 END;
 COMMENT ON FUNCTION ipintel.verify_snapshots() IS
-    'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:build:<day> of a loaded geolocation build, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022; the country''s: a registered source, <source>:build:<day>, bogon or none; the class''s: a registered source, list:<list>:<day> of a loaded range snapshot, the ASN''s routing:<dataset>:<day> or <source>:build:<day>, bogon or none), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite). violations = 0 everywhere: the snapshots are sound.';
+    'The rules snapshots obey, each with its violations (sessions, or 1 for a rule about the schema) and up to three example session ids: complete snapshots name every field''s source, snapshot_at is set, every *_source is well-formed (the ASN''s: routing:<dataset>:<day> of a loaded snapshot, <source>:history, <source>:build:<day> of a loaded geolocation build, <source>:current, bogon, none, or a bare registered source for snapshots taken before revision 0022; the country''s: a registered source, <source>:build:<day>, bogon or none; the class''s: a registered source, list:<list>:<day> of a loaded range snapshot, the ASN''s routing:<dataset>:<day> or <source>:build:<day>, bogon or none), the rewrite guard is enabled and no redo is left open (snapshot_redos is the only record of a rewrite), every snapshot_document names a stored document (no per-row foreign key checks it) and the guard that keeps stored documents unchanged is enabled. violations = 0 everywhere: the snapshots are sound.';
 
 -- What ip_asn_history and ip_inventory's *_source and class columns obey without a per-row check
 -- (see sql/030_tiers.sql and sql/070_enrichment.sql), checked from scratch over all of them. Sorted by

@@ -163,7 +163,8 @@ GRANT EXECUTE ON FUNCTION
     ipintel.attribution_of_days(date[]),
     ipintel.top_asns(date, date, bigint),
     ipintel.top_countries(date, date, bigint),
-    ipintel.verify_attribution()
+    ipintel.verify_attribution(),
+    ipintel.enrichment_digest(jsonb)
 TO ipintel_reader, ipintel_loader;
 DO $$
 BEGIN

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +18,21 @@ FOREIGN_KEYS = {"ip_inventory_current_asn_fkey", "session_summaries_source_ip_fk
 # ip_asn_history's keys too, until 0026 traded them for verify_integrity (merges write history
 # only for IPs and ASNs they have just locked and checked: the per-row check could never fail).
 FOREIGN_KEYS_0002 = FOREIGN_KEYS | {"ip_asn_history_ip_fkey", "ip_asn_history_asn_fkey"}
+
+
+# Revision 0036's downgrade adds snapshot_enrichment back at the end of session_summaries' columns
+# (PostgreSQL cannot put a column back in its place): a schema taken down through it is the same
+# but for where that column is listed (in the table, its partitions, its column comments and the
+# `s.*` that a BEGIN ATOMIC body of an old revision expanded), and for the commas that follow.
+MOVED_COLUMN = re.compile(r"\s+(s\.)?snapshot_enrichment( jsonb)?,?")
+MOVED_COMMENT = re.compile(r"^--\n-- Name: COLUMN \w+\.snapshot_enrichment; Type: COMMENT;[^\n]*\n--\n\n"
+                           r"COMMENT ON COLUMN [^\n]*\n\n\n", re.M)
+
+
+def comparable(dump: str) -> tuple[list[str], int]:
+    """A schema dump without the place of snapshot_enrichment, and how often it is named."""
+    lines = MOVED_COMMENT.sub("", dump).splitlines()
+    return [line.rstrip(",") for line in lines if not MOVED_COLUMN.fullmatch(line)], dump.count("snapshot_enrichment")
 
 
 def ipintel_objects(dsn: str) -> list[str]:
@@ -193,7 +209,7 @@ def test_offline_sources_revision_goes_back_to_0023_unless_their_answers_are_rec
                      "FROM unnest(ARRAY['ipinfo', 'dbip']) s")
     schema.downgrade(db, DSHIELD_PARENT)  # DShield's revision first: its downgrade has its own test
     schema.downgrade(db, "0023")
-    assert schema.schema_dump(db) == at_0023
+    assert comparable(schema.schema_dump(db)) == comparable(at_0023)
     assert registry(db) == registry_0023
 
     schema.upgrade(db, "head")
@@ -229,7 +245,7 @@ def test_dshield_revision_goes_back_to_its_parent_unless_dshield_answers_are_rec
             == ("bogon",)
         conn.execute("UPDATE ipintel.enrichment_policy SET enabled = true")
     schema.downgrade(db, DSHIELD_PARENT)
-    assert schema.schema_dump(db) == at_parent
+    assert comparable(schema.schema_dump(db)) == comparable(at_parent)
     assert registry(db) == registry_parent
 
     schema.upgrade(db, "head")
@@ -258,7 +274,7 @@ def test_geo_builds_revision_goes_back_with_routing_history_and_builds_loaded(db
         conn.execute("SELECT ipintel.load_geo_build('ipinfo_lite', 'ipinfo', 1767268800, 'ipinfo ipinfo_lite.mmdb', "
                      "'g', repeat('b', 64), 2)")
     schema.downgrade(db, before)
-    assert schema.schema_dump(db) == at_before
+    assert comparable(schema.schema_dump(db)) == comparable(at_before)
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT prefix::text, asn, valid::text FROM ipintel.prefix_origins").fetchall() == [
             ("81.2.69.0/24", 64500, "[2026-01-01,)")]
@@ -290,7 +306,7 @@ def test_attribution_revision_fills_the_rollup_from_existing_sessions_and_goes_b
                             "WHERE snapshot_at IS NOT NULL) FROM ipintel.attribution_daily").fetchone() == (True,)
         assert conn.execute("SELECT sum(violations) FROM ipintel.verify_attribution()").fetchone() == (0,)
     schema.downgrade(db, before)
-    assert schema.schema_dump(db) == at_before
+    assert comparable(schema.schema_dump(db)) == comparable(at_before)
     schema.upgrade(db, "head")
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT sum(violations) FROM ipintel.verify_attribution()").fetchone() == (0,)
@@ -356,5 +372,73 @@ def test_ip_classes_revisions_on_a_populated_inventory(db: str, empty_db: str) -
                             "WHERE current_asn = 64501").fetchall() == [("COMCAST-7922, US", "maxmind", "residential")]
 
     schema.downgrade(db, "0029")
-    assert schema.schema_dump(db) == at_parent
+    assert comparable(schema.schema_dump(db)) == comparable(at_parent)
     assert classes_state(db)["types"] == before["types"], "the parent's classes again"
+
+
+def snapshot_documents(dsn: str) -> dict[str, Any]:
+    """Each snapshotted session's document as the schema holds it: snapshot_enrichment up to 0035,
+    session_documents (enrichment_documents) from 0035 on."""
+    with psycopg.connect(dsn) as conn:
+        has_view = conn.execute("SELECT to_regclass('ipintel.session_documents') IS NOT NULL").fetchone()[0]  # type: ignore[index]
+        query = ("SELECT session_id, snapshot_enrichment FROM ipintel.session_documents" if has_view else
+                 "SELECT session_id, snapshot_enrichment FROM ipintel.session_summaries WHERE snapshot_at IS NOT NULL")
+        return dict(conn.execute(query).fetchall())
+
+
+def test_enrichment_documents_revisions_move_the_copies_and_go_back(db: str, empty_db: str) -> None:
+    """0035/0036 (snapshots without copies): on a populated database the copies of the documents
+    in every session move to enrichment_documents, one row per distinct document, every session
+    keeps its document as it was (complete snapshots too: the guard lets a document move, not
+    change), the final CHECK is validated and snapshot_enrichment dropped; a snapshot taken
+    between the two revisions is kept; the downgrade gives back 0034's schema with every copy."""
+    schema.upgrade(empty_db, "0034")
+    at_parent = schema.schema_dump(empty_db)
+    schema.downgrade(db, "0034")
+    populate(db, sessions=20_000, ips=4_000)
+    with psycopg.connect(db) as conn:
+        # Snapshots taken before 0035 (one session in ten has none; half are complete): the
+        # document of each IP, two versions (sessions before and after 2026-10-04).
+        conn.execute("""UPDATE ipintel.session_summaries s
+                        SET snapshot_asn = i.current_asn, snapshot_asn_source = 'maxmind:current',
+                            snapshot_country = 'NL', snapshot_country_source = 'maxmind',
+                            snapshot_ip_type = 'routed', snapshot_ip_type_source = 'maxmind',
+                            snapshot_is_scanner_source = 'none',
+                            snapshot_enrichment = jsonb_build_object('maxmind', jsonb_build_object(
+                                'asn', i.current_asn, 'ip', host(i.ip), 'build', s.first_event_at >= '2026-10-04',
+                                'note', repeat('x', 3000))),
+                            snapshot_at = s.first_event_at,
+                            snapshot_complete_at = CASE WHEN hashtext(s.session_id) % 2 = 0 THEN s.first_event_at END
+                        FROM ipintel.ip_inventory i
+                        WHERE i.ip = s.source_ip AND hashtext(s.session_id) % 10 <> 0""")
+        distinct = conn.execute("SELECT count(DISTINCT snapshot_enrichment) FROM ipintel.session_summaries").fetchone()[0]  # type: ignore[index]
+    before, counts = snapshot_documents(db), tier_counts(db)
+    assert 17_000 < len(before) < 19_000 and distinct > 4_000
+
+    schema.upgrade(db, "0035")
+    assert snapshot_documents(db) == before, "0035: the copies are read through session_documents"
+    with psycopg.connect(db) as conn:
+        # A snapshot taken between the revisions: its document goes to enrichment_documents at once.
+        late = conn.execute("SELECT session_id FROM ipintel.session_summaries WHERE snapshot_at IS NULL "
+                            "ORDER BY session_id LIMIT 1").fetchone()[0]  # type: ignore[index]
+        conn.execute("INSERT INTO ipintel.enrichment_documents (document) VALUES ('{\"late\": true}')")
+        conn.execute("UPDATE ipintel.session_summaries SET snapshot_at = now(), snapshot_document = "
+                     "(SELECT document_id FROM ipintel.enrichment_documents) WHERE session_id = %s", (late,))
+    before[late] = {"late": True}
+
+    schema.upgrade(db, "head")
+    assert snapshot_documents(db) == before
+    assert tier_counts(db) == counts
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM ipintel.enrichment_documents").fetchone() == (distinct + 1,)
+        assert conn.execute("SELECT count(*) FROM pg_attribute WHERE attrelid = 'ipintel.session_summaries'::regclass "
+                            "AND attname = 'snapshot_enrichment' AND NOT attisdropped").fetchone() == (0,)
+        assert conn.execute("SELECT bool_and(convalidated) FROM pg_constraint "
+                            "WHERE conname = 'session_summaries_snapshot_is_consistent'").fetchone() == (True,)
+        assert conn.execute("SELECT sum(violations) FROM ipintel.verify_snapshots()").fetchone() == (0,)
+
+    schema.downgrade(db, "0034")
+    assert comparable(schema.schema_dump(db)) == comparable(at_parent)
+    assert snapshot_documents(db) == before, "every copy back in snapshot_enrichment"
+    schema.upgrade(db, "head")
+    assert snapshot_documents(db) == before

@@ -67,7 +67,20 @@ CREATE TABLE ipintel.session_summaries_unpartitioned (
              OR (snapshot_at IS NOT NULL AND snapshot_asn_source IS NOT NULL AND snapshot_country_source IS NOT NULL
                  AND snapshot_ip_type_source IS NOT NULL AND snapshot_is_scanner_source IS NOT NULL)))
 );
-INSERT INTO ipintel.session_summaries_unpartitioned SELECT * FROM ipintel.session_summaries ORDER BY first_event_at;
+-- The columns named: revision 0036's downgrade adds snapshot_enrichment back at the end, so the
+-- partitioned table's column order may differ from this one's.
+INSERT INTO ipintel.session_summaries_unpartitioned (
+    session_id, sensor, first_event_at, last_event_at, protocol, source_ip, src_port, dst_ip, dst_port,
+    duration_seconds, client_version, hassh, login_attempts, login_successes, command_count, download_count, event_count,
+    snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_enrichment, snapshot_at, created_at,
+    updated_at, snapshot_asn_source, snapshot_country_source, snapshot_ip_type_source, snapshot_is_scanner_source,
+    snapshot_complete_at)
+SELECT session_id, sensor, first_event_at, last_event_at, protocol, source_ip, src_port, dst_ip, dst_port,
+    duration_seconds, client_version, hassh, login_attempts, login_successes, command_count, download_count, event_count,
+    snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_enrichment, snapshot_at, created_at,
+    updated_at, snapshot_asn_source, snapshot_country_source, snapshot_ip_type_source, snapshot_is_scanner_source,
+    snapshot_complete_at
+FROM ipintel.session_summaries ORDER BY first_event_at;
 COMMENT ON TABLE ipintel.session_summaries_unpartitioned IS
     'Tier 3: one row per Cowrie session, with point-in-time snapshot_* columns: what ipintel knew about the source IP for the session''s time. A snapshot field is known once its *_source is set and is then never rewritten; an unknown field is filled when its source first answers, within that source''s snapshot_window (enrichment_policy) from the session''s created_at.';
 COMMENT ON COLUMN ipintel.session_summaries_unpartitioned.session_id IS 'Cowrie session id.';

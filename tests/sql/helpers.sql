@@ -102,3 +102,19 @@ BEGIN
     RETURN v_loaded;
 END;
 $$;
+
+-- A snapshot's document as fixtures write it: p_document stored in enrichment_documents (once:
+-- an equal document already stored is reused), its document_id returned for snapshot_document.
+CREATE FUNCTION ipintel_tests.document(p_document jsonb)
+    RETURNS bigint
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_id bigint;
+BEGIN
+    INSERT INTO ipintel.enrichment_documents (document) VALUES (p_document)
+    ON CONFLICT (digest) DO NOTHING RETURNING document_id INTO v_id;
+    RETURN coalesce(v_id, (SELECT d.document_id FROM ipintel.enrichment_documents d
+                           WHERE d.digest = ipintel.enrichment_digest(p_document)));
+END;
+$$;

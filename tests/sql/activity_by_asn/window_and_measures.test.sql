@@ -16,9 +16,9 @@ INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at
 -- attributed by its snapshot to the ASN and country of its time, not the IP's current ones
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip, snapshot_asn,
                                        snapshot_asn_source, snapshot_country, snapshot_country_source, snapshot_at,
-                                       snapshot_enrichment, command_count) VALUES
+                                       snapshot_document, command_count) VALUES
     ('snap', '2026-11-04 00:00+00', '2026-11-04 00:05+00', '203.0.114.1', 64501, 'cymru:history', 'NL', 'maxmind',
-     '2026-11-04 01:00+00', '{}', 3);
+     '2026-11-04 01:00+00', ipintel_tests.document('{}'), 3);
 
 SELECT results_eq(
     $$SELECT asn, as_name, sessions, ips, logins, commands, downloads, first_session, last_session

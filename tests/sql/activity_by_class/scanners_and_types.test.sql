@@ -12,9 +12,9 @@ INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at
 -- a session whose snapshot says the IP was not a scanner at the time
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip, snapshot_is_scanner,
                                        snapshot_is_scanner_source, snapshot_ip_type, snapshot_ip_type_source,
-                                       snapshot_at, snapshot_enrichment) VALUES
+                                       snapshot_at, snapshot_document) VALUES
     ('c5', '2026-11-01 04:00+00', '2026-11-01 04:05+00', '203.0.114.1', false, 'greynoise', 'routed', 'cymru',
-     '2026-11-01 05:00+00', '{}');
+     '2026-11-01 05:00+00', ipintel_tests.document('{}'));
 
 SELECT results_eq(
     $$SELECT ip_type, scanner, sessions, ips, commands FROM ipintel.activity_by_class('2026-11-01', '2026-11-02')$$,

@@ -11,9 +11,9 @@ INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source) VALUES
     ('203.0.114.1', 64501, tstzrange('2026-11-15 00:00+00', NULL), 'cymru'),
     ('203.0.114.2', 64500, tstzrange('2026-11-01 00:00+00', NULL), 'cymru');
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip, snapshot_asn,
-                                       snapshot_asn_source, snapshot_at, snapshot_enrichment) VALUES
-    ('s1', '2026-11-10 00:00+00', '2026-11-10 00:05+00', '203.0.114.1', 64500, 'cymru:history', '2026-11-10 01:00+00', '{}'),
-    ('s2', '2026-11-16 00:00+00', '2026-11-16 00:05+00', '203.0.114.1', 64501, 'cymru:current', '2026-11-16 01:00+00', '{}'),
+                                       snapshot_asn_source, snapshot_at, snapshot_document) VALUES
+    ('s1', '2026-11-10 00:00+00', '2026-11-10 00:05+00', '203.0.114.1', 64500, 'cymru:history', '2026-11-10 01:00+00', ipintel_tests.document('{}')),
+    ('s2', '2026-11-16 00:00+00', '2026-11-16 00:05+00', '203.0.114.1', 64501, 'cymru:current', '2026-11-16 01:00+00', ipintel_tests.document('{}')),
     ('s3', '2026-11-10 06:00+00', '2026-11-10 06:05+00', '203.0.114.2', NULL, NULL, NULL, NULL),
     ('s4', '2026-11-12 00:00+00', '2026-11-12 00:05+00', '203.0.114.2', NULL, NULL, NULL, NULL),
     ('s5', '2026-11-12 00:00+00', '2026-11-12 00:05+00', '203.0.114.3', NULL, NULL, NULL, NULL);

@@ -13,9 +13,9 @@ INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source) VALUES
 INSERT INTO ipintel.enrichment_state (ip, source, fetched_at, changed_at, asn, asn_observed) VALUES
     ('203.0.114.9', 'cymru', '2026-11-20 00:00+00', '2026-11-15 00:00+00', 64501, true);
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip, snapshot_asn,
-                                       snapshot_asn_source, snapshot_at, snapshot_enrichment) VALUES
+                                       snapshot_asn_source, snapshot_at, snapshot_document) VALUES
     ('before-move', '2026-11-10 12:00+00', '2026-11-10 12:05+00', '203.0.114.9', 64500, 'routing:rv:2026-11-10',
-     '2026-11-10 13:00+00', '{}'),
+     '2026-11-10 13:00+00', ipintel_tests.document('{}')),
     ('after-move', '2026-11-16 12:00+00', '2026-11-16 12:05+00', '203.0.114.9', NULL, NULL, NULL, NULL),
     ('other-ip', '2026-11-16 12:00+00', '2026-11-16 12:05+00', '203.0.114.10', NULL, NULL, NULL, NULL);
 INSERT INTO ipintel.routing_datasets (dataset, rank) VALUES ('rv', 1);

@@ -22,11 +22,11 @@ SELECT columns_are('ipintel', 'session_summaries', ARRAY[
     'session_id', 'sensor', 'first_event_at', 'last_event_at', 'protocol', 'source_ip', 'src_port',
     'dst_ip', 'dst_port', 'duration_seconds', 'client_version', 'hassh', 'login_attempts',
     'login_successes', 'command_count', 'download_count', 'event_count', 'snapshot_asn',
-    'snapshot_country', 'snapshot_ip_type', 'snapshot_is_scanner', 'snapshot_enrichment',
+    'snapshot_country', 'snapshot_ip_type', 'snapshot_is_scanner',
     'snapshot_at', 'created_at', 'updated_at', 'snapshot_asn_source', 'snapshot_country_source',
     'snapshot_ip_type_source', 'snapshot_is_scanner_source', 'snapshot_complete_at', 'snapshot_is_known_attacker',
     'snapshot_threatfeeds', 'snapshot_is_known_attacker_source',
-    'snapshot_ip_provider'], 'session_summaries has exactly its columns');
+    'snapshot_ip_provider', 'snapshot_document'], 'session_summaries has exactly its columns');
 
 SELECT fk_ok('ipintel', 'ip_inventory', 'current_asn', 'ipintel', 'asn_inventory', 'asn');
 SELECT fk_ok('ipintel', 'session_summaries', 'source_ip', 'ipintel', 'ip_inventory', 'ip');

@@ -9,11 +9,11 @@ INSERT INTO ipintel.ip_inventory (ip, current_asn, geo_country, ip_type, is_scan
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip, snapshot_asn,
                                        snapshot_asn_source, snapshot_country, snapshot_country_source, snapshot_ip_type,
                                        snapshot_ip_type_source, snapshot_is_scanner, snapshot_is_scanner_source,
-                                       snapshot_at, snapshot_enrichment, snapshot_complete_at) VALUES
+                                       snapshot_at, snapshot_document, snapshot_complete_at) VALUES
     ('known', '2026-11-01 00:00+00', '2026-11-01 00:05+00', '203.0.114.1', 64501, 'cymru:history', 'NL', 'maxmind',
-     'routed', 'cymru', false, 'greynoise', '2026-11-01 01:00+00', '{}', '2026-11-01 01:00+00'),
+     'routed', 'cymru', false, 'greynoise', '2026-11-01 01:00+00', ipintel_tests.document('{}'), '2026-11-01 01:00+00'),
     ('half', '2026-11-02 00:00+00', '2026-11-02 00:05+00', '203.0.114.1', NULL, 'none', 'NL', 'maxmind', NULL, NULL,
-     NULL, NULL, '2026-11-02 01:00+00', '{}', NULL),
+     NULL, NULL, '2026-11-02 01:00+00', ipintel_tests.document('{}'), NULL),
     ('none', '2026-11-03 00:00+00', '2026-11-03 00:05+00', '203.0.114.1', NULL, NULL, NULL, NULL, NULL, NULL, NULL,
      NULL, NULL, NULL, NULL);
 

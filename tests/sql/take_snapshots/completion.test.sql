@@ -70,7 +70,7 @@ SELECT results_eq(
     $$VALUES ('NL', true, 'greynoise', 'scanner', 'greynoise', true)$$,
     'is_scanner and ip_type filled; the known country NL is kept although MaxMind now says DE');
 SELECT is((snapshot_enrichment #>> '{maxmind,country}'), 'DE', 'snapshot_enrichment is the document as of the fill')
-FROM ipintel.session_summaries WHERE session_id = 'after-move';
+FROM ipintel.session_documents WHERE session_id = 'after-move';
 SELECT is(snapshot_asn, 64500::bigint, 'the earlier ASN of before-move is kept')
 FROM ipintel.session_summaries WHERE session_id = 'before-move';
 SELECT is_empty($$SELECT 1 FROM ipintel.snapshot_backlog WHERE source_ip = '203.0.114.7'$$, 'complete: out of the backlog');
