@@ -81,6 +81,11 @@ CROSS JOIN LATERAL (VALUES
     ('greynoise', NULL, NULL, false, NULL, scanner, false, CASE WHEN scanner THEN 'scanner' END))
     AS x(source, build, asn, observed, country, scanner, riot, ip_type);
 
+-- Each IP's document, stored once as take_snapshots stores it (sessions refer to it).
+INSERT INTO ipintel.enrichment_documents (document)
+SELECT enrichment FROM ipintel.ip_inventory ORDER BY ip
+ON CONFLICT (digest) DO NOTHING;
+
 -- The months' partitions first, as ingest makes them (else the year would sit in the default one).
 SELECT ipintel.ensure_session_partitions(
     ARRAY(SELECT generate_series(now() - interval '365 days', now(), interval '1 month')) || now());
@@ -89,7 +94,7 @@ INSERT INTO ipintel.session_summaries (
     session_id, sensor, first_event_at, last_event_at, protocol, source_ip, dst_port, client_version, hassh,
     login_attempts, login_successes, command_count, download_count, event_count,
     snapshot_asn, snapshot_asn_source, snapshot_country, snapshot_country_source, snapshot_ip_type,
-    snapshot_ip_type_source, snapshot_is_scanner, snapshot_is_scanner_source, snapshot_enrichment, snapshot_at,
+    snapshot_ip_type_source, snapshot_is_scanner, snapshot_is_scanner_source, snapshot_document, snapshot_at,
     snapshot_complete_at)
 SELECT md5(s.n::text), 'sensor-' || s.n % 5, s.at, s.at + interval '40 seconds', 'ssh', i.ip, 22,
        'SSH-2.0-client_' || (i.g % 50), md5('hassh' || (i.g % 200)),
@@ -97,13 +102,14 @@ SELECT md5(s.n::text), 'sensor-' || s.n % 5, s.at, s.at + interval '40 seconds',
        CASE WHEN i.moved AND s.at < now() - interval '60 days' THEN i.prev_asn ELSE i.asn END,
        CASE WHEN i.moved AND s.at < now() - interval '60 days' THEN 'cymru:history' ELSE 'cymru:current' END,
        i.country, 'maxmind', CASE WHEN i.scanner THEN 'scanner' ELSE 'routed' END,
-       CASE WHEN i.scanner THEN 'greynoise' ELSE 'cymru' END, i.scanner, 'greynoise', v.enrichment,
+       CASE WHEN i.scanner THEN 'greynoise' ELSE 'cymru' END, i.scanner, 'greynoise', v.document_id,
        s.at + interval '1 hour', s.at + interval '1 hour'
 FROM (SELECT n, now() - interval '365 days' + n * (interval '365 days' / {sessions}) AS at,
              1 + floor({ips} * random() ^ 2)::int AS ip_g
       FROM generate_series(1, {sessions}) AS n) s
 JOIN gen_ip i ON i.g = s.ip_g
-JOIN ipintel.ip_inventory v ON v.ip = i.ip
+JOIN (SELECT x.ip, d.document_id FROM ipintel.ip_inventory x
+      JOIN ipintel.enrichment_documents d ON d.digest = ipintel.enrichment_digest(x.enrichment)) v ON v.ip = i.ip
 ORDER BY s.n;
 
 UPDATE ipintel.ip_inventory i SET session_count = s.n, first_seen = s.first_seen, last_seen = s.last_seen

@@ -201,11 +201,22 @@ def populate_at(dsn: str, sessions: int, ips: int | None = None) -> dict[str, An
     sizes = {"sessions": sql.Literal(sessions), "ips": sql.Literal(ips or max(sessions // 5, 1)),
              "asns": sql.Literal(max(sessions // 2000, 1))}
     with psycopg.connect(dsn) as conn:
+        applied = schema.schema_state(conn).applied
         conn.execute(q("load_without_triggers"))
-        conn.execute(sql.SQL(q("populate_tiers")).format(**sizes))
+        # Up to 0035 sessions hold a copy of their snapshot's document; from 0036 on the id of the
+        # one stored in enrichment_documents.
+        if "0036" in applied:
+            conn.execute(q("populate_documents"))
+            document = {"document_column": sql.Identifier("snapshot_document"),
+                        "document_open": sql.SQL("(SELECT d.document_id FROM ipintel.enrichment_documents d "
+                                                 "WHERE d.digest = ipintel.enrichment_digest("),
+                        "document_close": sql.SQL("))")}
+        else:
+            document = {"document_column": sql.Identifier("snapshot_enrichment"),
+                        "document_open": sql.SQL(""), "document_close": sql.SQL("")}
+        conn.execute(sql.SQL(q("populate_tiers")).format(**sizes, **document))
         # From 0017 on the answers' fetch times live in enrichment_state (0016 creates it empty;
         # 0017 fills it): a revision after 0017 finds them there.
-        applied = schema.schema_state(conn).applied
         if "0017" in applied:
             conn.execute(sql.SQL(q("populate_state")).format())
     return {"seconds": round(time.perf_counter() - started, 1)}

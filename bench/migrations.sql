@@ -13,7 +13,9 @@ SET session_replication_role = replica;
 -- The tiers as any revision from 0001 on has them: only the columns every revision has, the
 -- answers as the merges wrote them before 0016 (fetch time and build inside the documents), a
 -- quarter of the IPs also answered by Team Cymru, and half the sessions with a snapshot taken the
--- way it was before 0009 (no per-field sources).
+-- way it was before 0009 (no per-field sources). The fields document_column, document_open and
+-- document_close: the snapshot's document copied (snapshot_enrichment, before 0036) or its id
+-- in enrichment_documents (snapshot_document, from 0036 on: populate_documents stores them first).
 INSERT INTO ipintel.asn_inventory (asn, as_name, as_country, rir, allocated)
 SELECT 64500 + g, 'BENCH-AS-' || g, (ARRAY['US','DE','CN','RU','BR','NL'])[1 + g % 6], 'ripencc', date '2005-01-01' + g
 FROM generate_series(1, {asns}) AS g;
@@ -40,15 +42,15 @@ CROSS JOIN LATERAL (SELECT timestamptz '2026-06-01' + g * interval '1 minute' AS
 INSERT INTO ipintel.session_summaries (session_id, sensor, first_event_at, last_event_at, protocol, source_ip,
                                        src_port, dst_ip, dst_port, duration_seconds, client_version, hassh,
                                        login_attempts, login_successes, command_count, event_count,
-                                       snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_enrichment, snapshot_at)
+                                       snapshot_asn, snapshot_country, snapshot_ip_type, {document_column}, snapshot_at)
 SELECT md5(g::text), 'sensor-' || g % 3, t, t + interval '20 seconds',
        CASE WHEN g % 5 = 0 THEN 'telnet' ELSE 'ssh' END, '11.0.0.0'::inet + (1 + g % {ips}) * 7,
        1024 + g % 60000, '10.0.0.1', 22, 20.5, 'SSH-2.0-Go', md5((g % 50)::text), 3, g % 2, g % 4, 8,
        CASE WHEN g % 2 = 0 THEN 64500 + 1 + (1 + g % {ips}) % {asns} END,
        CASE WHEN g % 2 = 0 THEN (ARRAY['US','DE','CN','RU','BR','NL'])[1 + (1 + g % {ips}) % 6] END,
        CASE WHEN g % 2 = 0 THEN 'routed' END,
-       CASE WHEN g % 2 = 0 THEN jsonb_build_object('maxmind', jsonb_build_object(
-           'found', true, 'country', (ARRAY['US','DE','CN','RU','BR','NL'])[1 + (1 + g % {ips}) % 6])) END,
+       CASE WHEN g % 2 = 0 THEN {document_open}jsonb_build_object('maxmind', jsonb_build_object(
+           'found', true, 'country', (ARRAY['US','DE','CN','RU','BR','NL'])[1 + (1 + g % {ips}) % 6])){document_close} END,
        CASE WHEN g % 2 = 0 THEN t + interval '1 hour' END
 FROM generate_series(1, {sessions}) AS g
 CROSS JOIN LATERAL (SELECT timestamptz '2026-06-01' + g * interval '5 seconds' AS t) AS x;
@@ -60,6 +62,13 @@ WHERE s.source_ip = i.ip;
 INSERT INTO ipintel.ip_asn_history (ip, asn, valid, source)
 SELECT ip, current_asn, tstzrange(first_seen, NULL), 'maxmind'
 FROM ipintel.ip_inventory;
+
+-- populate_documents --
+-- From 0036 on a snapshot's document is stored once in enrichment_documents and sessions refer to
+-- it (snapshot_document): populate_tiers then writes the id of the same document it copied before.
+INSERT INTO ipintel.enrichment_documents (document)
+SELECT jsonb_build_object('maxmind', jsonb_build_object('found', true, 'country', c))
+FROM unnest(ARRAY['US','DE','CN','RU','BR','NL']) AS c;
 
 -- populate_state --
 -- From 0017 on, what each source answered and when lives in enrichment_state and the documents

@@ -14,8 +14,13 @@ Measured:
 (a) the first `take_snapshots()`: every session gets its ASN and country; the sessions whose IP
     GreyNoise answered are complete;
 (b) a second `take_snapshots()` with nothing new: the still-waiting sessions are looked at again;
-(c) the floor: one plain `UPDATE session_summaries ... FROM ip_inventory` writing the same
-    snapshot columns of every session, in a clone of the database taken before (a);
+(c) the floor: the same writes without a decision, in a clone of the database taken before (a):
+    one statement that inserts the distinct enrichment documents of every IP into
+    enrichment_documents (no conflict check: the table is empty there) and writes the snapshot
+    columns and the document id of every session with a plain `UPDATE ... FROM`. Before revision
+    0035 the floor was a plain UPDATE copying each IP's whole document into every session
+    (snapshot_enrichment), as take_snapshots did then: it measured a larger write, so its ratio
+    is not comparable with this one's (compare seconds, WAL and heap, which the case reports);
 (d) the cost of attribution_daily's upkeep: the first `take_snapshots()` again in another clone
     with the attribution triggers disabled, and `roll_up_attribution()` of the days (a) queued.
 """
@@ -78,12 +83,21 @@ WHERE n.g %% %(every)s = 0
 ATTRIBUTION_TRIGGERS = ("insert", "update_new", "update_old", "delete")
 
 FLOOR_UPDATE = """
+WITH documents AS MATERIALIZED (
+    SELECT i.ip, i.current_asn, i.geo_country, i.enrichment, ipintel.enrichment_digest(i.enrichment) AS digest
+    FROM ipintel.ip_inventory i
+), stored AS (
+    INSERT INTO ipintel.enrichment_documents (document)
+    SELECT DISTINCT ON (d.digest) d.enrichment FROM documents d
+    RETURNING document_id, digest
+)
 UPDATE ipintel.session_summaries s
-SET snapshot_asn = i.current_asn, snapshot_asn_source = 'maxmind',
-    snapshot_country = i.geo_country, snapshot_country_source = 'maxmind',
-    snapshot_enrichment = i.enrichment, snapshot_at = now(), updated_at = now()
-FROM ipintel.ip_inventory i
-WHERE i.ip = s.source_ip
+SET snapshot_asn = d.current_asn, snapshot_asn_source = 'maxmind',
+    snapshot_country = d.geo_country, snapshot_country_source = 'maxmind',
+    snapshot_document = n.document_id, snapshot_at = now(), updated_at = now()
+FROM documents d
+JOIN stored n ON n.digest = d.digest
+WHERE d.ip = s.source_ip
 """
 
 
@@ -220,13 +234,13 @@ def run(server: str, *, sessions: int, ips: int, answered_every: int = 2) -> dic
           f"enrichment_documents {mb(after['documents_total_bytes'])}", flush=True)
     print(f"    attribution_daily upkeep: take_snapshots without its triggers {plain:.2f} s (with: {first:.2f} s); "
           f"roll_up_attribution of the {days} days queued: {roll_up:.2f} s", flush=True)
-    print(f"    floor, plain UPDATE of the same {floor_rows:,} rows: {floor:.2f} s; "
+    print(f"    floor, distinct documents inserted and a plain UPDATE of the same {floor_rows:,} rows: {floor:.2f} s; "
           f"take_snapshots / floor = {results['ratio_to_floor']}x; "
           f"floor WAL {mb(floor_wal)}, heap+TOAST after it {mb(floor_sizes['sessions_heap_bytes'])}", flush=True)
     # The issue's target is absolute (2M sessions in under 20 s), scaled here to the sessions taken;
     # the ratio to the plain UPDATE of the same rows, same run, is what a regression moves.
     results["table_rows"] = [table.row(
         "snapshots (take_snapshots)", f"{changed:,} sessions", f"{first:.2f} s", floor=f"{floor:.2f} s",
-        floor_kind="plain UPDATE of the same columns", baseline="", ratio=first / floor if floor else None,
+        floor_kind="INSERT of the distinct documents + plain UPDATE of the same columns", baseline="", ratio=first / floor if floor else None,
         better="lower", target="<20 s per 2M sessions", met_=first < 20 * max(changed, 1) / 2_000_000)]
     return results

@@ -232,9 +232,10 @@ def asn_rows(dsn: str) -> dict[int, tuple[Any, ...]]:
 
 def snapshots(dsn: str) -> dict[str, dict[str, Any]]:
     rows = query(dsn, """SELECT session_id, host(source_ip) AS ip, first_event_at, snapshot_asn, snapshot_country,
-                                snapshot_ip_type, snapshot_enrichment, snapshot_at, snapshot_asn_source,
+                                snapshot_ip_type, d.document AS snapshot_enrichment, snapshot_at, snapshot_asn_source,
                                 snapshot_complete_at
-                         FROM ipintel.session_summaries""")
+                         FROM ipintel.session_summaries s
+                         LEFT JOIN ipintel.enrichment_documents d ON d.document_id = s.snapshot_document""")
     return {r.pop("session_id"): r for r in rows}
 
 

@@ -344,7 +344,9 @@ def test_first_run_merges_exact_values(seeded: str, geoip: Path, looked_up: list
     # Each snapshot field is filled once the sources it depends on are no longer awaited: ASN and
     # country where MaxMind knows them (Cymru is skipped for IPs with a MaxMind ASN); is_scanner and
     # ip_type wait for GreyNoise; a bogon is complete at once.
-    snaps = {r["session_id"]: r for r in rows(seeded, "SELECT * FROM ipintel.session_summaries")}
+    snaps = {r["session_id"]: r for r in rows(seeded, "SELECT s.*, d.document AS snapshot_enrichment "
+                                                       "FROM ipintel.session_summaries s LEFT JOIN "
+                                                       "ipintel.enrichment_documents d ON d.document_id = s.snapshot_document")}
     fields = ("snapshot_asn", "snapshot_asn_source", "snapshot_country", "snapshot_country_source",
               "snapshot_ip_type", "snapshot_is_scanner_source")
     assert {sid: tuple(s[f] for f in fields) for sid, s in snaps.items()} == {
@@ -362,7 +364,7 @@ def test_first_run_merges_exact_values(seeded: str, geoip: Path, looked_up: list
     full = inventory(seeded)
     for sid, (ip, _) in SESSIONS.items():
         if sid == "s-nowhere":
-            assert snaps[sid]["snapshot_at"] is None and snaps[sid]["snapshot_enrichment"] is None
+            assert snaps[sid]["snapshot_at"] is None and snaps[sid]["snapshot_document"] is None
             continue
         assert snaps[sid]["snapshot_enrichment"] == full[ip]["enrichment"]
         assert before <= snaps[sid]["snapshot_at"] <= datetime.now(UTC)
@@ -390,8 +392,11 @@ def test_snapshot_is_never_rewritten(seeded: str, geoip: Path, tmp_path: Path) -
                                                         match="never rewritten"):
         conn.execute("UPDATE ipintel.session_summaries SET snapshot_country = 'GB' WHERE session_id = 's-google-1'")
     with psycopg.connect(seeded) as conn, pytest.raises(psycopg.errors.IntegrityConstraintViolation):
-        conn.execute("""UPDATE ipintel.session_summaries SET snapshot_enrichment = '{"maxmind": {}}' """
-                     "WHERE session_id = 's-bogon'")
+        # the complete snapshot of s-bogon pointed at another stored document
+        conn.execute("""INSERT INTO ipintel.enrichment_documents (document) VALUES ('{"maxmind": {}}') """
+                     "ON CONFLICT DO NOTHING")
+        conn.execute("""UPDATE ipintel.session_summaries SET snapshot_document = (SELECT document_id FROM """
+                     """ipintel.enrichment_documents WHERE document = '{"maxmind": {}}') WHERE session_id = 's-bogon'""")
     with psycopg.connect(seeded) as conn, pytest.raises(psycopg.errors.IntegrityConstraintViolation):
         conn.execute("UPDATE ipintel.session_summaries SET snapshot_asn = 1 WHERE session_id = 's-hetzner'")
     # Other columns of a snapshotted session stay writable.
@@ -740,8 +745,8 @@ def test_failed_pass_does_not_snapshot_ips_it_left_due(seeded: str, geoip: Path,
 
     monkeypatch.undo()
     assert run_maxmind(seeded, geoip).snapshots == 1
-    quad9 = one(seeded, "SELECT snapshot_asn, snapshot_enrichment FROM ipintel.session_summaries "
-                        "WHERE session_id = 's-quad9'")
+    quad9 = one(seeded, "SELECT s.snapshot_asn, d.snapshot_enrichment FROM ipintel.session_summaries s "
+                        "JOIN ipintel.session_documents d USING (session_id) WHERE session_id = 's-quad9'")
     assert quad9["snapshot_asn"] == 19281
     assert quad9["snapshot_enrichment"]["maxmind"]["asn"] == 19281
     assert answered(seeded)["9.9.9.10"]["fetched_at"] > datetime.now(UTC) - timedelta(minutes=5)

@@ -121,9 +121,10 @@ FINGERPRINT = {
         SELECT session_id, sensor, first_event_at, last_event_at, protocol, source_ip, src_port, dst_ip,
                dst_port, duration_seconds, client_version, hassh, login_attempts, login_successes, command_count,
                download_count, event_count, snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner,
-               snapshot_enrichment, snapshot_asn_source, snapshot_country_source, snapshot_ip_type_source,
-               snapshot_is_scanner_source, snapshot_complete_at IS NOT NULL AS complete
-        FROM ipintel.session_summaries""",
+               d.document AS snapshot_enrichment, snapshot_asn_source, snapshot_country_source,
+               snapshot_ip_type_source, snapshot_is_scanner_source, snapshot_complete_at IS NOT NULL AS complete
+        FROM ipintel.session_summaries s
+        LEFT JOIN ipintel.enrichment_documents d ON d.document_id = s.snapshot_document""",
     "ip_inventory": """
         SELECT ip, first_seen, last_seen, session_count, enrichment, current_asn, ip_family, is_bogon,
                geo_country, is_scanner, is_riot, ip_type FROM ipintel.ip_inventory""",
