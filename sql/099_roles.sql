@@ -161,6 +161,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.verify_sessions(),
     ipintel.ips_in(bigint[], text[]),
     ipintel.attribution_of_days(date[]),
+    ipintel.attribution_asn_of_days(date[]),
     ipintel.top_asns(date, date, bigint),
     ipintel.top_countries(date, date, bigint),
     ipintel.verify_attribution(),

@@ -305,6 +305,9 @@ def test_attribution_revision_fills_the_rollup_from_existing_sessions_and_goes_b
         assert conn.execute("SELECT sum(sessions)::bigint = (SELECT count(*) FROM ipintel.session_summaries "
                             "WHERE snapshot_at IS NOT NULL) FROM ipintel.attribution_daily").fetchone() == (True,)
         assert conn.execute("SELECT sum(violations) FROM ipintel.verify_attribution()").fetchone() == (0,)
+        # 0037's fill: the ASN rollup holds the same sessions (verify's rule 3 compares each row).
+        assert conn.execute("SELECT (SELECT sum(sessions) FROM ipintel.attribution_asn_daily) = "
+                            "(SELECT sum(sessions) FROM ipintel.attribution_daily)").fetchone() == (True,)
     schema.downgrade(db, before)
     assert comparable(schema.schema_dump(db)) == comparable(at_before)
     schema.upgrade(db, "head")
