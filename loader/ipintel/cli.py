@@ -315,7 +315,7 @@ def cmd_verify(args: argparse.Namespace, settings: config.Settings) -> int:
                       "session_count, first_seen, last_seen all match a recount from scratch")
     for title, checked_rules in (("snapshot rules", rules), ("session rules", session_rules),
                                  ("integrity rules (ASN history, sources)", integrity),
-                                 ("attribution rollup (attribution_daily)", attribution)):
+                                 ("attribution rollups (attribution_daily, attribution_asn_daily)", attribution)):
         table = Table(title=title)
         for column in ("rule", "violations", "examples"):
             table.add_column(column, justify="right" if column == "violations" else "left")
