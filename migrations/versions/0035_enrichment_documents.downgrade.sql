@@ -375,6 +375,7 @@ ALTER TABLE ipintel.session_summaries ADD CONSTRAINT session_summaries_snapshot_
 ALTER TABLE ipintel.session_summaries DROP COLUMN snapshot_document;
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_enrichment IS 'Snapshot: the full ip_inventory.enrichment document as it was when a snapshot field was last filled.';
 
+DROP FUNCTION ipintel.snapshot_documents(inet[]);
 DROP TABLE ipintel.enrichment_documents;
 DROP FUNCTION ipintel.refuse_document_change();
 DROP FUNCTION ipintel.enrichment_digest(jsonb);
