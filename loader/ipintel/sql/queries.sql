@@ -133,7 +133,8 @@ SELECT * FROM ipintel.verify_sessions();
 
 -- verify_attribution --
 -- `ipintel verify`: attribution_daily against a recount from session_summaries (counts and HLL
--- sketches; days still queued for roll_up_attribution excepted), with violations and examples.
+-- sketches), and attribution_asn_daily against attribution_daily merged per day and ASN (days
+-- still queued for roll_up_attribution excepted), with violations and examples.
 SELECT * FROM ipintel.verify_attribution();
 
 -- verify_scope --
@@ -286,7 +287,7 @@ SELECT ipintel.take_snapshots() AS n;
 
 -- roll_up_attribution --
 -- After take_snapshots (enrich) and after the last chunk (ingest): recompute the attribution_daily
--- days their writes queued; returns how many days.
+-- and attribution_asn_daily days their writes queued; returns how many days.
 SELECT ipintel.roll_up_attribution() AS days;
 
 ------------------------------------------------------------------------------------------
