@@ -244,7 +244,7 @@ CREATE TABLE ipintel.session_summaries (
                  AND snapshot_ip_type_source IS NOT NULL AND snapshot_is_scanner_source IS NOT NULL)))
 ) PARTITION BY RANGE (first_event_at);
 COMMENT ON TABLE ipintel.session_summaries IS
-    'Tier 3: one row per Cowrie session, with point-in-time snapshot_* columns: what ipintel knew about the source IP for the session''s time. A snapshot field is known once its *_source is set and is then never rewritten; an unknown field is filled when its source first answers, within that source''s snapshot_window (enrichment_policy) from the session''s created_at. Partitioned by month of first_event_at (UTC): session_summaries_YYYY_MM, made by ensure_session_partitions, and session_summaries_default for a session whose month has no partition yet.';
+    'Tier 3: one row per Cowrie session, with point-in-time snapshot_* columns: what ipintel knew about the source IP for the session''s time. A snapshot field is known once its *_source is set and is then never rewritten; an unknown field is filled when its source first answers, within that source''s snapshot_window (enrichment_policy) from the session''s created_at. Partitioned by month of first_event_at (UTC): session_summaries_YYYY_MM, made by ensure_session_partitions, and session_summaries_default for a session whose month has no partition yet. The partitions are filled to 40% (fillfactor) and no index covers a snapshot column, so that take_snapshots'' updates stay on their page (HOT).';
 COMMENT ON CONSTRAINT session_summaries_pkey ON ipintel.session_summaries IS
     'The key includes first_event_at because a partitioned table''s keys must include its partition key. session_id alone names one session all the same: merge_cowrie_events, the one writer of new sessions, updates the row of a known session_id wherever it is and inserts the others one merge at a time; ipintel.verify_sessions() checks it.';
 COMMENT ON COLUMN ipintel.session_summaries.session_id IS 'Cowrie session id.';
@@ -294,8 +294,9 @@ COMMENT ON COLUMN ipintel.session_summaries.snapshot_complete_at IS
 CREATE INDEX session_summaries_first_event_at_brin_idx ON ipintel.session_summaries USING brin (first_event_at);
 COMMENT ON INDEX ipintel.session_summaries_first_event_at_brin_idx IS 'Sessions arrive roughly in time order: a tiny BRIN index serves time-window scans.';
 CREATE INDEX session_summaries_source_ip_idx ON ipintel.session_summaries (source_ip);
-CREATE INDEX session_summaries_snapshot_asn_idx ON ipintel.session_summaries (snapshot_asn);
-CREATE INDEX session_summaries_snapshot_country_idx ON ipintel.session_summaries (snapshot_country);
+-- No index on a column take_snapshots writes (revision 0038): its updates stay on their page
+-- (HOT) and touch no index. Window questions read attribution_daily and attribution_asn_daily;
+-- asn_sessions finds an ASN's days there.
 CREATE INDEX session_summaries_incomplete_snapshot_idx ON ipintel.session_summaries (source_ip) WHERE snapshot_complete_at IS NULL;
 COMMENT ON INDEX ipintel.session_summaries_incomplete_snapshot_idx IS 'Finds the sessions whose snapshot is still incomplete.';
 
@@ -342,8 +343,9 @@ BEGIN
                 WHERE d.first_event_at >= v_month AND d.first_event_at < v_month + interval '1 month'
                 RETURNING d.*)
             SELECT array_agg(ROW(m.*)::ipintel.session_summaries) INTO v_moved FROM moved m;
-            EXECUTE format('CREATE TABLE ipintel.%I PARTITION OF ipintel.session_summaries FOR VALUES FROM (%L) TO (%L)',
-                           v_name, v_month, v_month + interval '1 month');
+            -- fillfactor 40: room on each page for the versions take_snapshots writes (revision 0038).
+            EXECUTE format('CREATE TABLE ipintel.%I PARTITION OF ipintel.session_summaries FOR VALUES FROM (%L) TO (%L) '
+                           'WITH (fillfactor = 40)', v_name, v_month, v_month + interval '1 month');
             EXECUTE format('COMMENT ON TABLE ipintel.%I IS %L', v_name,
                            format('Sessions that started in %s (UTC): a partition of session_summaries, made by ensure_session_partitions.',
                                   to_char(v_month, 'YYYY-MM')));
@@ -368,7 +370,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.ensure_session_partitions(timestamptz[]) IS
-    'Makes the monthly partition of session_summaries (session_summaries_YYYY_MM, UTC months) for the month of each of p_times that has none, moving that month''s sessions out of session_summaries_default; comments it and grants it as session_summaries is. A month whose locks it cannot take within a second is left for a later call (its sessions wait in the default partition). Returns the partitions made. Called by merge_cowrie_events for every chunk.';
+    'Makes the monthly partition of session_summaries (session_summaries_YYYY_MM, UTC months) for the month of each of p_times that has none, moving that month''s sessions out of session_summaries_default; comments it and grants it as session_summaries is; fillfactor 40 (room for take_snapshots'' HOT updates). A month whose locks it cannot take within a second is left for a later call (its sessions wait in the default partition). Returns the partitions made. Called by merge_cowrie_events for every chunk.';
 
 -- This month's and the next month's partitions (merge_cowrie_events keeps them coming).
 SELECT ipintel.ensure_session_partitions(ARRAY[now(), now() + interval '1 month']);

@@ -219,7 +219,7 @@ BEGIN
                CASE WHEN rt.asn IS NOT NULL THEN rt.asn WHEN h.ip IS NOT NULL THEN h.asn
                     WHEN g.asn_from_build THEN gb.asn ELSE i.current_asn END AS asn,
                CASE WHEN i.is_bogon THEN 'bogon'
-                    WHEN rt.asn IS NOT NULL THEN 'routing:' || rt.dataset || ':' || rt.taken_on::text
+                    WHEN rt.asn IS NOT NULL THEN 'routing:' || rt.dataset || ':' || to_char(rt.taken_on, 'YYYY-MM-DD')
                     WHEN h.ip IS NOT NULL THEN h.source || ':history'
                     WHEN g.asn_from_build THEN gb.asn_build
                     ELSE coalesce(i.current_asn_source || ':current', 'none') END AS asn_source,
@@ -231,7 +231,7 @@ BEGIN
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_scanner_source, 'none') END AS is_scanner_source,
                -- the registered source of that ASN (for the classes resting on it), or its routing
                -- snapshot or geolocation build
-               CASE WHEN rt.asn IS NOT NULL THEN 'routing:' || rt.dataset || ':' || rt.taken_on::text
+               CASE WHEN rt.asn IS NOT NULL THEN 'routing:' || rt.dataset || ':' || to_char(rt.taken_on, 'YYYY-MM-DD')
                     WHEN h.ip IS NOT NULL THEN h.source WHEN g.asn_from_build THEN gb.asn_build
                     ELSE i.current_asn_source END AS class_asn_source,
                -- known attacker and threat feeds: one field, filled together from one source (0028)
@@ -429,7 +429,13 @@ CREATE TRIGGER session_summaries_snapshot_is_immutable
                      snapshot_complete_at, snapshot_is_known_attacker, snapshot_threatfeeds,
                      snapshot_is_known_attacker_source, snapshot_ip_provider
     ON ipintel.session_summaries
-    FOR EACH ROW EXECUTE FUNCTION ipintel.protect_snapshot();
+    FOR EACH ROW
+    -- Only where a field is known (revision 0038): a first fill, most of take_snapshots' rows,
+    -- calls no function. protect_snapshot refuses nothing when all of these are NULL.
+    WHEN (num_nonnulls(OLD.snapshot_at, OLD.snapshot_complete_at, OLD.snapshot_asn_source, OLD.snapshot_country_source,
+                       OLD.snapshot_ip_type_source, OLD.snapshot_is_scanner_source,
+                       OLD.snapshot_is_known_attacker_source) > 0)
+    EXECUTE FUNCTION ipintel.protect_snapshot();
 
 
 CREATE FUNCTION ipintel.redo_snapshots(p_since timestamptz, p_until timestamptz, p_reason text)

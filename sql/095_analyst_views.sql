@@ -7,21 +7,6 @@
 -- refresh by ASN or country re-fetches.
 
 ------------------------------------------------------------------------------------------
--- The time index of attribution queries
-------------------------------------------------------------------------------------------
--- Every window query filters on first_event_at and groups by the snapshot's ASN or country;
--- this index answers them from the index alone (an index-only scan once the table is vacuumed).
--- The measures (logins, commands, downloads) are left to the table: in the index they would
--- make it half as big again for the queries that need them. last_event_at is there for
--- verify_counts (per IP: sessions, first and last time), a tenth of the table to read.
--- Revision 0025 builds it CONCURRENTLY (ingest keeps running).
-CREATE INDEX session_summaries_window_idx ON ipintel.session_summaries (first_event_at)
-    INCLUDE (snapshot_asn, snapshot_asn_source, snapshot_country, snapshot_country_source, source_ip,
-             last_event_at);
-COMMENT ON INDEX ipintel.session_summaries_window_idx IS
-    'Window queries on the snapshot columns (top ASNs / countries in a time range): first_event_at with the snapshot ASN and country and the source IP, so session_attribution''s window aggregates are index-only scans; with last_event_at, verify_counts'' recount per IP reads this index instead of the table.';
-
-------------------------------------------------------------------------------------------
 -- Activity in a window: per ASN, per country, per day, per class
 ------------------------------------------------------------------------------------------
 CREATE FUNCTION ipintel.activity_by_asn(p_since timestamptz, p_until timestamptz)
@@ -224,7 +209,9 @@ COMMENT ON FUNCTION ipintel.ip_timeline(inet) IS
     'Everything known about one IP, in time order. kind: session (at/until: its first and last event; source, asn, country: its snapshot; detail: counts, client, snapshot class, and the routing history''s ASN at its day), asn (an ip_asn_history range: the ASN a source observed from at until until, NULL while current), answer (what a source says since at = changed_at, last confirmed detail.fetched_at, its facts and document), failure (a source could not answer: recorded at, resolved until), routing (a prefix_origins run of a prefix containing the IP: its origin AS over those days).';
 
 -- Sessions attributed to one ASN: by their snapshot once it knows the ASN, else by the IP's
--- current ASN (two index lookups, never a scan of every session).
+-- current ASN. No index covers snapshot_asn (take_snapshots' updates stay HOT, revision 0038):
+-- the days that hold sessions of the ASN are read from attribution_asn_daily (its index on the
+-- ASN), with the days still queued for roll_up_attribution, and only those days' sessions are read.
 CREATE FUNCTION ipintel.asn_sessions(p_asn bigint)
     RETURNS SETOF ipintel.session_attribution
     LANGUAGE sql
@@ -234,7 +221,13 @@ BEGIN ATOMIC
     SELECT a.*
     FROM ipintel.session_attribution a
     WHERE a.session_id IN (
-        SELECT s.session_id FROM ipintel.session_summaries s
+        SELECT s.session_id
+        FROM (SELECT d.day FROM ipintel.attribution_asn_daily d WHERE coalesce(d.asn, -1) = p_asn
+              UNION
+              SELECT q.day FROM ipintel.attribution_dirty_days q) days
+        JOIN ipintel.session_summaries s
+          ON s.first_event_at >= days.day::timestamp AT TIME ZONE 'UTC'
+         AND s.first_event_at < (days.day + 1)::timestamp AT TIME ZONE 'UTC'
         WHERE s.snapshot_asn = p_asn AND s.snapshot_asn_source IS NOT NULL
         UNION ALL
         SELECT s.session_id FROM ipintel.ip_inventory i
@@ -242,7 +235,7 @@ BEGIN ATOMIC
         WHERE i.current_asn = p_asn AND s.snapshot_asn_source IS NULL);
 END;
 COMMENT ON FUNCTION ipintel.asn_sessions(bigint) IS
-    'The sessions attributed to ASN p_asn (session_attribution rows): by the snapshot once it knows the ASN, else by the IP''s current ASN.';
+    'The sessions attributed to ASN p_asn (session_attribution rows): by the snapshot once it knows the ASN (read from the days attribution_asn_daily and the roll-up queue, attribution_dirty_days, name for it), else by the IP''s current ASN.';
 
 CREATE FUNCTION ipintel.asn_ips(p_asn bigint)
     RETURNS TABLE (ip inet, in_asn_from timestamptz, in_asn_until timestamptz, current_asn bigint, sessions bigint,

@@ -1,7 +1,7 @@
 -- asn_sessions() / asn_ips() / asn_ips_by_day(): an ASN's IPs over time, from ip_asn_history
 -- and from the sessions attributed to it.
 BEGIN;
-SELECT plan(4);
+SELECT plan(6);
 
 INSERT INTO ipintel.asn_inventory (asn) VALUES (64500), (64501);
 INSERT INTO ipintel.ip_inventory (ip, current_asn) VALUES
@@ -34,6 +34,12 @@ SELECT results_eq(
     $$SELECT day, new_ips FROM ipintel.asn_ips_by_day(64500, '2026-11-11', '2026-12-01')$$,
     $$VALUES ('2026-11-12'::date, 1::bigint)$$,
     'an IP seen before the window is not new in it');
+
+-- No index covers snapshot_asn (0038): asn_sessions finds the ASN's days in attribution_asn_daily,
+-- and in the roll-up queue until roll_up_attribution has run. Rolled up, the queue is empty.
+SELECT is(ipintel.roll_up_attribution(), 2::bigint, 'the two snapshots'' days rolled up');
+SELECT set_eq($$SELECT session_id FROM ipintel.asn_sessions(64500)$$, ARRAY['s1', 's3', 's4', 's5'],
+              'rolled up (the queue is empty): the same sessions, s1 found through attribution_asn_daily');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -4,6 +4,8 @@
 -- snapshots gives A to a session before the move and B to one after.
 BEGIN;
 SELECT plan(4);
+-- The source names the snapshot's day as YYYY-MM-DD whatever the session's DateStyle (0038).
+SET LOCAL DateStyle = 'SQL, DMY';
 
 SELECT ipintel_tests.load_routes('2018-05-06', '{{81.2.69.0/24,64500}}');
 SELECT ipintel_tests.load_routes('2018-05-13', '{{81.2.69.0/24,64501}}');
