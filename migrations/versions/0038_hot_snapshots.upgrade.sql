@@ -225,17 +225,20 @@ BEGIN
         -- A session an ingest chunk is updating right now is left for the next run: snapshots
         -- never wait for ingest, so the two can never deadlock.
         FOR NO KEY UPDATE OF s SKIP LOCKED
+    ), class_keys AS MATERIALIZED (
+        -- Each (IP, day, ASN, source) of the sessions whose ip_type is filled now, once: the four
+        -- arrays built by one aggregate, so they stay aligned without sorting.
+        SELECT array_agg(k.source_ip) AS ips, array_agg(k.day) AS days, array_agg(k.asn) AS asns,
+               array_agg(k.class_asn_source) AS asn_sources
+        FROM (SELECT DISTINCT t.source_ip, t.day, t.asn, t.class_asn_source
+              FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown) k
     ), classes AS MATERIALIZED (
         -- ip_type and ip_provider as of the session's day (issue 12): the range lists of that day
-        -- and the snapshot's ASN, weighed with what the sources said (ip_classes), for the
-        -- sessions whose ip_type is filled now. One call for them all.
+        -- and the snapshot's ASN, weighed with what the sources said (ip_classes). One call for
+        -- them all.
         SELECT c.*
-        FROM ipintel.ip_classes(
-            ARRAY(SELECT t.source_ip FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
-            ARRAY(SELECT t.day FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
-            ARRAY(SELECT t.asn FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown ORDER BY t.session_id),
-            ARRAY(SELECT t.class_asn_source FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown
-                  ORDER BY t.session_id)) c
+        FROM ipintel.ip_classes((SELECT k.ips FROM class_keys k), (SELECT k.days FROM class_keys k),
+                                (SELECT k.asns FROM class_keys k), (SELECT k.asn_sources FROM class_keys k)) c
     ), document_ids AS MATERIALIZED (
         -- Each IP's document as it is now, stored once (snapshot_documents: joined by hash).
         SELECT x.ip, x.document_id
