@@ -137,7 +137,7 @@ CREATE FUNCTION ipintel.attribution_of_days(p_days date[])
     STABLE
     SET search_path = ''
 BEGIN ATOMIC
-    -- Per day a range of first_event_at: the window index and partition pruning find its sessions.
+    -- Per day a range of first_event_at: partition pruning and the BRIN index find its sessions.
     SELECT d.day, s.sensor, s.snapshot_asn, s.snapshot_country, s.snapshot_ip_type, count(*),
            sum(s.login_attempts)::bigint, sum(s.login_successes)::bigint, sum(s.command_count)::bigint,
            sum(s.download_count)::bigint, public.hll_add_agg(public.hll_hash_any(s.source_ip), 12, 5)
