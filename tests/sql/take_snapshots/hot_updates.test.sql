@@ -1,6 +1,7 @@
 -- take_snapshots() writes its snapshots in place (revision 0038): no index of session_summaries
--- covers a column it writes, the monthly partitions leave room on their pages (fillfactor 40),
--- so a first fill is a HOT update (no new index entry); the guard trigger is not called for it.
+-- covers a column it writes (but the incomplete-snapshot index's predicate, which the completing
+-- fill changes), the monthly partitions leave room on their pages (fillfactor 40), so a fill that
+-- does not complete the snapshot is a HOT update (no new index entry).
 BEGIN;
 SELECT plan(5);
 
