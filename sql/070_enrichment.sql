@@ -657,6 +657,11 @@ BEGIN
             JOIN ipintel.ip_inventory cur ON cur.ip = r.ip
             CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
             WHERE r.batch_id = p_batch_id
+              -- An answer that repeats the stored document changes no fact (its facts are the
+              -- same, and no other source's answer changed meanwhile): only its fetch time, which
+              -- record_enrichment_state has written. So a refresh of unchanged answers resolves
+              -- nothing (half of a re-merge's time went here); an IP never classified still is.
+              AND (cur.enrichment -> p_source IS DISTINCT FROM r.result OR cur.ip_class_basis IS NULL)
         ) v
     ), c AS MATERIALIZED (
         -- The class as of today, once for the whole batch (ip_classes is never inlined: its
@@ -719,7 +724,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.apply_answers(text, bigint) IS
-    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot and is_known_attacker (with threatfeeds) with their *_source from enrichment_state by the registry''s ranks (resolved_facts), classifies as of today the IPs whose facts or ASN change (ip_classes, once per batch: ip_type, ip_type_source, ip_provider, ip_class_basis; the others keep their class until classify_inventory), and refreshes the ASN counts. Writes only rows that change; returns how many.';
+    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot and is_known_attacker (with threatfeeds) with their *_source from enrichment_state by the registry''s ranks (resolved_facts), classifies as of today the IPs whose facts or ASN change (ip_classes, once per batch: ip_type, ip_type_source, ip_provider, ip_class_basis; the others keep their class until classify_inventory), and refreshes the ASN counts. An IP whose staged document equals its stored one (a refresh that learned nothing) is not resolved again: its facts cannot change (a change of the registry''s ranks reaches it with its next changed answer; resolved_facts shows it at once). Writes only rows that change; returns how many.';
 
 ------------------------------------------------------------------------------------------
 -- Runs: every status change of an enrichment run is one of these functions
