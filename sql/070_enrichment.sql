@@ -309,6 +309,9 @@ CREATE FUNCTION ipintel.ips_due(
     LANGUAGE plpgsql
     STABLE
     SET search_path = ''
+    -- Tens of milliseconds of work when little is due, but costed high while the statistics lag
+    -- a first enrichment: JIT compilation then took 380 ms of a 430 ms call (50,000 IPs).
+    SET jit = off
 AS $$
 BEGIN
     -- First the IPs that may be due, found without reading ip_inventory's rows: those the source
