@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -130,15 +131,30 @@ class StatusFile:
 
 
 class Batches:
-    """Writes batches of one pass: staging COPY + merge + failures, one transaction each."""
+    """Writes batches of one pass: staging COPY + merge + failures, one transaction each.
+
+    A pipeline one batch deep: `write` hands its batch to a writer thread with its own
+    connection and returns, so the pass fetches the next batch (MaxMind lookups, Team Cymru's
+    socket, GreyNoise's HTTP) while PostgreSQL COPYs and merges this one; the next `write` first
+    waits for that batch to commit. The counters, the progress line and the status file follow
+    the committed batches only. `finish` waits for the last one; the pass calls it whatever
+    happens (an error, Ctrl-C), so a batch handed over is committed or rolled back whole before
+    the pass ends. An error of the writer is raised by the next `write` or by `finish`.
+    """
 
     def __init__(self, conn: psycopg.Connection[Any], source: str, summary: PassSummary,
-                 status: StatusFile, overall: EnrichSummary, reporter: Reporter, *, build: int | None) -> None:
+                 status: StatusFile, overall: EnrichSummary, reporter: Reporter, *, build: int | None,
+                 dsn: str | None = None) -> None:
         self.conn, self.source, self.summary = conn, source, summary
         # Freshness beside each answer, not inside it: the merge records fetched_at and build in
         # ipintel.enrichment_state; the document holds the facts only.
         self.build = build
         self.status, self.overall, self.reporter = status, overall, reporter
+        # dsn None: no pipeline, each write commits before it returns (on `conn`).
+        self.dsn = dsn
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_conn: psycopg.Connection[Any] | None = None
+        self._in_flight: tuple[Future[tuple[int, int]], int, int] | None = None
 
     def notice(self, text: str) -> None:
         self.overall.notices.append(text)
@@ -158,14 +174,60 @@ class Batches:
     def write(self, results: Sequence[tuple[str, dict[str, Any]]], failures: Sequence[Failure]) -> None:
         if not results and not failures:
             return
+        self._settle()  # the previous batch committed (or its error raised) before the next goes
+        if self.dsn is None:
+            counts = self._write_batch(self.conn, list(results), list(failures))
+            self._account(counts, len(results), len(failures))
+            return
+        if self._writer is None or self._writer_conn is None:
+            self._writer_conn = db.connect(self.dsn, autocommit=True)
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ipintel-{self.source}-writer")
+        future = self._writer.submit(self._write_batch, self._writer_conn, list(results), list(failures))
+        self._in_flight = (future, len(results), len(failures))
+
+    def finish(self) -> None:
+        """Wait for the batch in flight to commit, then close the writer. Raises its error."""
+        try:
+            self._settle()
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
+            if self._writer_conn is not None:
+                self._writer_conn.close()
+                self._writer_conn = None
+
+    def _settle(self) -> None:
+        if self._in_flight is None:
+            return
+        future, n_results, n_failures = self._in_flight
+        self._in_flight = None
+        # Ctrl-C while waiting: the batch still commits or rolls back whole (finish waits again).
+        try:
+            counts = future.result()
+        except KeyboardInterrupt:
+            self._in_flight = (future, n_results, n_failures)
+            raise
+        self._account(counts, n_results, n_failures)
+
+    def _account(self, counts: tuple[int, int], n_results: int, n_failures: int) -> None:
+        merged_n, recorded_n = counts
+        self.summary.fetched += n_results
+        self.summary.merged += merged_n
+        self.summary.failed += recorded_n
+        self.reporter.advance(n_results + n_failures, merged=self.summary.merged, failed=self.summary.failed)
+        self.status.write("running", self.overall)
+
+    def _write_batch(self, conn: psycopg.Connection[Any], results: list[tuple[str, dict[str, Any]]],
+                     failures: list[Failure]) -> tuple[int, int]:
         fetched_at = datetime.now(UTC)
         run_id = self.summary.run_id
 
         def write_batch() -> tuple[int, int]:
-            batch = db.query_one(self.conn, db.query("next_batch_id"))
+            batch = db.query_one(conn, db.query("next_batch_id"))
             assert batch is not None
             batch_id = batch["id"]
-            with self.conn.cursor() as cur:
+            with conn.cursor() as cur:
                 if results:
                     with cur.copy(db.query("copy_enrichment_results")) as copy:
                         for ip, document in results:
@@ -174,18 +236,13 @@ class Batches:
                     with cur.copy(db.query("copy_enrichment_failures")) as copy:
                         for f in failures:
                             copy.write_row((run_id, batch_id, self.source, f.ip, f.error, f.retryable, f.retry_after))
-            counts = db.query_one(self.conn, db.query("merge_batch"), {"run": run_id, "batch": batch_id})
+            counts = db.query_one(conn, db.query("merge_batch"), {"run": run_id, "batch": batch_id})
             assert counts is not None
             return int(counts["merged"]), int(counts["failed"])
 
         # A concurrent ingest takes the same locks in the same order (ipintel.lock_for_merge), so a
         # deadlock should not happen; should one happen all the same, the batch runs again whole.
-        merged_n, recorded_n = db.in_transaction_with_retry(self.conn, write_batch)
-        self.summary.fetched += len(results)
-        self.summary.merged += merged_n
-        self.summary.failed += recorded_n
-        self.reporter.advance(len(results) + len(failures), merged=self.summary.merged, failed=self.summary.failed)
-        self.status.write("running", self.overall)
+        return db.in_transaction_with_retry(conn, write_batch)
 
 
 class Pass(Protocol):
@@ -270,7 +327,8 @@ def enrich(settings: Settings, options: EnrichOptions, *, passes: Sequence[Pass]
         with db.connection(settings.database_url, autocommit=True) as conn:
             selected = _selected_ips(conn, options, summary)
             for p in passes:
-                _run_pass(conn, lock.conn, p, options, selected, summary, status, reporter, settings.redact)
+                _run_pass(conn, lock.conn, p, options, selected, summary, status, reporter, settings.redact,
+                          settings.database_url)
             # Whatever ran: SQL decides, per session and field, which sources are still awaited.
             row = db.query_one(conn, db.query("take_snapshots"))
             summary.snapshots = int(row["n"]) if row else 0
@@ -311,9 +369,10 @@ def _selected_ips(conn: psycopg.Connection[Any], options: EnrichOptions, summary
 
 def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any], p: Pass,
               options: EnrichOptions, selected: list[str] | None, summary: EnrichSummary, status: StatusFile,
-              reporter: Reporter, redact: Callable[[str], str]) -> PassSummary:
+              reporter: Reporter, redact: Callable[[str], str], dsn: str | None = None) -> PassSummary:
     """One pass. Its messages (run row, status file, notices) go through `redact`: an exception's
-    text may quote anything, a key included."""
+    text may quote anything, a key included. With `dsn`, batches are written by a second
+    connection while the pass fetches the next one (Batches)."""
     ps = PassSummary(p.source)
     summary.passes.append(ps)
     started = time.monotonic()
@@ -344,8 +403,13 @@ def _run_pass(conn: psycopg.Connection[Any], lock_conn: psycopg.Connection[Any],
              "ips": selected, "build": build})
         ps.due = len(due)
         reporter.start(f"{p.source}", ps.due, unit="items")
-        batches = Batches(conn, p.source, ps, status, summary, reporter, build=build)
-        stopped = p.fetch([r["ip"] for r in due], batches)
+        batches = Batches(conn, p.source, ps, status, summary, reporter, build=build, dsn=dsn)
+        try:
+            stopped = p.fetch([r["ip"] for r in due], batches)
+        except BaseException:
+            batches.finish()  # the batch in flight commits (or fails) before the pass ends
+            raise
+        batches.finish()
         reporter.finish()
         if stopped:
             ps.status, ps.message, ps.quota_spent = "stopped", redact(stopped.message), stopped.quota
