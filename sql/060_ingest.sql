@@ -339,6 +339,18 @@ BEGIN
         PERFORM ipintel.refresh_asn_counts(v_asns);
     END IF;
 
+    -- The snapshots of this chunk's sessions whose IP is already enriched, taken here rather than
+    -- by the next enrichment (issue 15): what no awaited source can improve is filled now, by the
+    -- same rule as after an enrichment (take_snapshots). IPs no source has answered yet (this
+    -- chunk's new IPs among them) are not asked: at most a field no enabled source gives could
+    -- be filled for them, and the next take_snapshots() does that; bogons are (never asked
+    -- anything, their snapshot is complete at once).
+    PERFORM ipintel.take_snapshots(ARRAY(
+        SELECT DISTINCT m.source_ip FROM ipintel_staging.cowrie_sessions m
+        WHERE m.batch_id = p_batch_id
+          AND (ipintel.is_bogon(m.source_ip)
+               OR EXISTS (SELECT 1 FROM ipintel.enrichment_state e WHERE e.ip = m.source_ip))));
+
     DELETE FROM ipintel_staging.cowrie_events c WHERE c.batch_id = p_batch_id;
     DELETE FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id;
 
@@ -347,7 +359,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_cowrie_events(bigint) IS
-    'Merges one staged batch of Cowrie events (ipintel_staging.cowrie_events) into ip_inventory and session_summaries, then empties the batch. Set-based; call in the transaction that COPYed the batch.';
+    'Merges one staged batch of Cowrie events (ipintel_staging.cowrie_events) into ip_inventory and session_summaries, takes the snapshots of its sessions whose IP is already enriched (take_snapshots of those IPs), then empties the batch. Set-based; call in the transaction that COPYed the batch.';
 
 -- Rejected lines of the chunk being loaded, moved to ingest_rejects by ingest_chunk.
 CREATE UNLOGGED TABLE ipintel_staging.cowrie_rejects (

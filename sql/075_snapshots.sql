@@ -66,14 +66,18 @@ SELECT s.session_id,
        min(w.country_rank) AS country_wait_rank,
        min(w.is_scanner_rank) AS is_scanner_wait_rank,
        min(w.ip_type_rank) AS ip_type_wait_rank,
-       min(w.is_known_attacker_rank) AS is_known_attacker_wait_rank
+       min(w.is_known_attacker_rank) AS is_known_attacker_wait_rank,
+       -- added by revision 0042 (a view's new column goes last): a grouping column, so that a
+       -- filter on it (take_snapshots of a few IPs) is applied before the grouping
+       s.source_ip
 FROM ipintel.session_summaries s
 JOIN ipintel.snapshot_pending_sources w ON w.ip = s.source_ip
 WHERE s.snapshot_complete_at IS NULL
   AND s.created_at + w.snapshot_window > now()
-GROUP BY s.session_id;
+GROUP BY s.session_id, s.source_ip;
 COMMENT ON VIEW ipintel.snapshot_waits IS
     'Incomplete sessions that still wait for a source: which ones (waiting_for), when the last window closes, and per snapshot field the best rank among the awaited sources (NULL: the field waits for none).';
+COMMENT ON COLUMN ipintel.snapshot_waits.source_ip IS 'The session''s source IP (session_summaries.source_ip).';
 
 CREATE VIEW ipintel.snapshot_backlog AS
 SELECT s.session_id,
@@ -189,12 +193,17 @@ $$;
 COMMENT ON FUNCTION ipintel.snapshot_documents(inet[]) IS
     'For take_snapshots: stores the enrichment documents of the IPs p_ips that are not stored yet (each distinct document once), and returns each IP with the document_id of its document as it is now. An IP whose document another transaction is storing at this moment is left out (taken by the next run).';
 
-CREATE FUNCTION ipintel.take_snapshots()
+-- p_ips NULL: every incomplete session; else the incomplete sessions of those IPs only (the
+-- ingest merge, for the IPs of its chunk that are already enriched).
+CREATE FUNCTION ipintel.take_snapshots(p_ips inet[])
     RETURNS bigint
     LANGUAGE plpgsql
     -- One big set-based statement: compiling it (JIT) costs more than it saves.
     SET jit = off
     SET search_path = ''
+    -- planned with p_ips' value each call: NULL drops the filters, an array restricts every
+    -- part (the incomplete sessions through their partial index, the awaited sources per IP)
+    SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     v_changed bigint;
@@ -207,6 +216,7 @@ BEGIN
     FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
           FROM ipintel.session_summaries s
           WHERE s.snapshot_complete_at IS NULL
+            AND (p_ips IS NULL OR s.source_ip = ANY (p_ips))
             AND (s.snapshot_asn_source IS NULL OR s.snapshot_country_source IS NULL)) x;
 
     WITH todo AS (
@@ -240,7 +250,8 @@ BEGIN
                    AS known_attacker_source
         FROM ipintel.session_summaries s
         JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
-        LEFT JOIN ipintel.snapshot_waits w ON w.session_id = s.session_id
+        LEFT JOIN (SELECT x.* FROM ipintel.snapshot_waits x WHERE p_ips IS NULL OR x.source_ip = ANY (p_ips)) w
+               ON w.session_id = s.session_id
         LEFT JOIN ipintel.enrichment_policy ka ON ka.source = i.current_asn_source
         LEFT JOIN ipintel.enrichment_policy kc ON kc.source = i.geo_country_source
         LEFT JOIN ipintel.enrichment_policy ks ON ks.source = i.is_scanner_source
@@ -281,6 +292,7 @@ BEGIN
                    OR coalesce(kk.is_known_attacker_rank < w.is_known_attacker_wait_rank, false)
                        AS known_attacker_ready) r
         WHERE s.snapshot_complete_at IS NULL
+          AND (p_ips IS NULL OR s.source_ip = ANY (p_ips))
           AND (r.all_ready
                OR (r.asn_ready AND s.snapshot_asn_source IS NULL)
                OR (r.country_ready AND s.snapshot_country_source IS NULL)
@@ -355,8 +367,18 @@ BEGIN
     RETURN v_changed;
 END;
 $$;
+COMMENT ON FUNCTION ipintel.take_snapshots(inet[]) IS
+    'Fills the unknown snapshot_* fields of incomplete sessions (all of them when p_ips is NULL, else those of the IPs p_ips) that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. The IP''s enrichment document as it is now goes to snapshot_document: stored in enrichment_documents only when no session took the same document before (once per distinct document, not per session). The ASN and the class (snapshot_ip_type, snapshot_ip_provider: ip_classes) are as of the session''s day. Linear in the incomplete sessions and their IPs. Returns the sessions changed. Called by take_snapshots() (every session, after enrich) and by merge_cowrie_events (the sessions of an ingest chunk whose IPs are already enriched).';
+
+CREATE FUNCTION ipintel.take_snapshots()
+    RETURNS bigint
+    LANGUAGE sql
+    SET search_path = ''
+AS $$
+    SELECT ipintel.take_snapshots(NULL::inet[]);
+$$;
 COMMENT ON FUNCTION ipintel.take_snapshots() IS
-    'Fills the unknown snapshot_* fields of incomplete sessions that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. The IP''s enrichment document as it is now goes to snapshot_document: stored in enrichment_documents only when no session took the same document before (once per distinct document, not per session). The ASN and the class (snapshot_ip_type, snapshot_ip_provider: ip_classes) are as of the session''s day. Linear in the incomplete sessions and their IPs. Returns the sessions changed.';
+    'Takes the snapshots of every incomplete session that can be taken now: ipintel.take_snapshots(NULL). Run after every enrichment; returns the sessions changed.';
 
 -- The audited way to take snapshots again (e.g. after loading routing history for old sessions):
 -- one row per redo, with its reason and counts. The trigger below refuses every other rewrite.
