@@ -19,13 +19,15 @@ SELECT s.session_id,
        min(w.ip_type_rank) AS ip_type_wait_rank,
        min(w.is_known_attacker_rank) AS is_known_attacker_wait_rank,
        -- added by revision 0042 (a view's new column goes last): a grouping column, so that a
-       -- filter on it (take_snapshots of a few IPs) is applied before the grouping
-       s.source_ip
+       -- filter on it (take_snapshots of a few IPs) is applied before the grouping, to the
+       -- awaited sources' IPs (w.ip, not s.source_ip: the same value, but read from
+       -- ip_inventory by its key rather than found by a scan of it)
+       w.ip AS source_ip
 FROM ipintel.session_summaries s
 JOIN ipintel.snapshot_pending_sources w ON w.ip = s.source_ip
 WHERE s.snapshot_complete_at IS NULL
   AND s.created_at + w.snapshot_window > now()
-GROUP BY s.session_id, s.source_ip;
+GROUP BY s.session_id, w.ip;
 COMMENT ON VIEW ipintel.snapshot_waits IS
     'Incomplete sessions that still wait for a source: which ones (waiting_for), when the last window closes, and per snapshot field the best rank among the awaited sources (NULL: the field waits for none).';
 COMMENT ON COLUMN ipintel.snapshot_waits.source_ip IS 'The session''s source IP (session_summaries.source_ip).';
