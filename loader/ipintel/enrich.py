@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import msgspec
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -130,6 +131,32 @@ class StatusFile:
         os.replace(tmp, self.path)
 
 
+_encode_json = msgspec.json.encode
+
+
+def json_text(document: Any) -> bytes:
+    """A document as JSON (msgspec, in C: ~9x json.dumps). What msgspec will not encode (an
+    integer beyond 64 bits, a key that is not a string) goes through json, which says why."""
+    try:
+        return _encode_json(document)
+    except (TypeError, OverflowError, ValueError):
+        return json.dumps(document, ensure_ascii=False, allow_nan=False).encode()
+
+
+def copy_results(run_id: int | None, source: str, fetched_at: datetime, build: int | None,
+                 results: Sequence[tuple[str, Any]]) -> bytes:
+    """A batch's answers as COPY text for copy_enrichment_results, without the batch id (the
+    writer puts it in front of each line). Built here rather than by psycopg's write_row, whose
+    Jsonb goes through json.dumps: 0.37 s per 200,000 MaxMind documents instead of about 1 s,
+    and made in the fetching thread, so the writer thread only sends (Batches)."""
+    head = f"{db.copy_field(run_id)}\t{db.copy_field(source)}\t".encode()
+    tail = f"\t{fetched_at.isoformat()}\t{db.copy_field(build)}\t".encode()
+    # JSON holds no raw tab, newline or carriage return (escaped in its strings), so doubling
+    # its backslashes is all COPY text needs.
+    return b"".join(head + db.copy_field(ip).encode() + tail + json_text(document).replace(b"\\", b"\\\\") + b"\n"
+                    for ip, document in results)
+
+
 class Batches:
     """Writes batches of one pass: staging COPY + merge + failures, one transaction each.
 
@@ -174,15 +201,17 @@ class Batches:
     def write(self, results: Sequence[tuple[str, dict[str, Any]]], failures: Sequence[Failure]) -> None:
         if not results and not failures:
             return
+        # Formatted here, while the writer sends the batch before: it then only does I/O.
+        payload = copy_results(self.summary.run_id, self.source, datetime.now(UTC), self.build, results)
         self._settle()  # the previous batch committed (or its error raised) before the next goes
         if self.dsn is None:
-            counts = self._write_batch(self.conn, list(results), list(failures))
+            counts = self._write_batch(self.conn, payload, list(failures))
             self._account(counts, len(results), len(failures))
             return
         if self._writer is None or self._writer_conn is None:
             self._writer_conn = db.connect(self.dsn, autocommit=True)
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ipintel-{self.source}-writer")
-        future = self._writer.submit(self._write_batch, self._writer_conn, list(results), list(failures))
+        future = self._writer.submit(self._write_batch, self._writer_conn, payload, list(failures))
         self._in_flight = (future, len(results), len(failures))
 
     def finish(self) -> None:
@@ -218,9 +247,7 @@ class Batches:
         self.reporter.advance(n_results + n_failures, merged=self.summary.merged, failed=self.summary.failed)
         self.status.write("running", self.overall)
 
-    def _write_batch(self, conn: psycopg.Connection[Any], results: list[tuple[str, dict[str, Any]]],
-                     failures: list[Failure]) -> tuple[int, int]:
-        fetched_at = datetime.now(UTC)
+    def _write_batch(self, conn: psycopg.Connection[Any], payload: bytes, failures: list[Failure]) -> tuple[int, int]:
         run_id = self.summary.run_id
 
         def write_batch() -> tuple[int, int]:
@@ -228,10 +255,7 @@ class Batches:
             assert batch is not None
             batch_id = batch["id"]
             with conn.cursor() as cur:
-                if results:
-                    with cur.copy(db.query("copy_enrichment_results")) as copy:
-                        for ip, document in results:
-                            copy.write_row((run_id, batch_id, self.source, ip, fetched_at, self.build, Jsonb(document)))
+                db.copy_batch(cur, db.query("copy_enrichment_results"), batch_id, payload)
                 if failures:
                     with cur.copy(db.query("copy_enrichment_failures")) as copy:
                         for f in failures:

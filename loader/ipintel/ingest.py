@@ -104,26 +104,12 @@ def _find_file(conn: psycopg.Connection[Any], head: bytes) -> tuple[str, int, _F
 # Parsing: chunks of COPY text, in this process or in a second one
 # --------------------------------------------------------------------------------------------
 
-# COPY text format: backslash, tab, newline and carriage return are the characters to escape.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def _copy_field(value: object) -> str:
-    if value is None:
-        return "\\N"
-    if type(value) is str:
-        return value.translate(_COPY_ESCAPES)
-    if type(value) is float:
-        return repr(value)
-    return str(value)
-
-
 def copy_line(e: cowrie.Event) -> str:
     """One event as a line of COPY text: the columns of copy_cowrie_events after batch_id."""
     sensor, protocol, version, hassh = e.sensor, e.protocol, e.client_version, e.hassh
     text = f"{e.eventid}{e.session_id}{sensor or ''}{protocol or ''}{version or ''}{hassh or ''}"
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:  # attacker-chosen text, now and then
-        return "\t".join(map(_copy_field, (e.line_no, e.eventid, e.event_ts.isoformat(), e.session_id, e.src_ip,
+        return "\t".join(map(db.copy_field, (e.line_no, e.eventid, e.event_ts.isoformat(), e.session_id, e.src_ip,
                                            sensor, protocol, e.src_port, e.dst_ip, e.dst_port, e.duration,
                                            version, hassh))) + "\n"
     # IPs, numbers and times never need escaping.
@@ -493,12 +479,7 @@ class _Ingest:
             batch = db.query_one(conn, db.query("next_batch_id"))
             assert batch is not None
             with conn.cursor() as cur:
-                if chunk.copy_data:
-                    # The batch id goes in front of every line: a newline in COPY text only ends a
-                    # line (one in a value is escaped), so one replace in C adds it to all of them.
-                    prefix = b"%d\t" % batch["id"]
-                    with cur.copy(db.query("copy_cowrie_events")) as copy:
-                        copy.write(prefix + chunk.copy_data[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
+                db.copy_batch(cur, db.query("copy_cowrie_events"), batch["id"], chunk.copy_data)
                 if rejects:
                     with cur.copy(db.query("copy_cowrie_rejects")) as copy:
                         for r in rejects:

@@ -262,8 +262,9 @@ FROM ipintel.run_due_ips(%(run)s::bigint, %(limit)s::bigint, %(force)s::boolean,
 SELECT ipintel.spend_budget(%(source)s::text, %(want)s::bigint, %(limit)s::bigint) AS n;
 
 -- copy_enrichment_results --
--- Stream a batch's answers into staging.
-COPY ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, build, result) FROM STDIN;
+-- Stream a batch's answers into staging: COPY text made by ipintel.enrich.copy_results, the
+-- batch id put in front of each line.
+COPY ipintel_staging.enrichment_results (batch_id, run_id, source, ip, fetched_at, build, result) FROM STDIN;
 
 -- copy_enrichment_failures --
 -- Stream a batch's failures into staging.
