@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ipintel import db
 from ipintel.enrich import copy_results
