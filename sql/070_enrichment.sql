@@ -427,9 +427,9 @@ COMMENT ON FUNCTION ipintel.lock_for_merge(inet[], bigint[]) IS
 
 -- Records that the IPs of a staged batch were answered, BEFORE their documents are written:
 -- fetched_at, build and the answer's typed facts (the source's facts_function) for every IP;
--- changed_at only where the staged document differs from the stored one. The caller holds the
--- batch's ip_inventory rows (lock_for_merge), so no other merge writes these state rows
--- meanwhile. An answer staged out of order (older than the stored change) with the same
+-- changed_at only where the staged document differs from the stored one. Only merge_batch writes
+-- these state rows, and one enrichment runs at a time (the loader's advisory lock): no other
+-- merge writes them meanwhile (revision 0043: the batch's unchanged IPs are not locked). An answer staged out of order (older than the stored change) with the same
 -- document says it held by its fetch time already: least().
 CREATE FUNCTION ipintel.record_enrichment_state(p_source text, p_batch_id bigint)
     RETURNS bigint
@@ -817,14 +817,24 @@ BEGIN
     JOIN ipintel.enrichment_policy p ON p.source = r.source
     WHERE r.run_id = p_run_id;
 
-    SELECT count(*), array_agg(r.ip) INTO v_fetched, v_ips
-    FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id;
+    -- v_ips: the IPs whose ip_inventory row this batch may write, the rows apply_answers writes:
+    -- a new or changed document, or an IP never classified (revision 0043). An answer that repeats
+    -- the stored document writes only its enrichment_state row, which no other writer touches (one
+    -- enrichment at a time): its ip_inventory row is not locked, so a refresh of unchanged answers
+    -- does not write a lock into every row it read. Documents change only here, so the set cannot
+    -- grow before the lock is taken.
+    SELECT count(*),
+           array_agg(r.ip) FILTER (WHERE i.enrichment -> v_source IS DISTINCT FROM r.result OR i.ip_class_basis IS NULL)
+    INTO v_fetched, v_ips
+    FROM ipintel_staging.enrichment_results r
+    LEFT JOIN ipintel.ip_inventory i ON i.ip = r.ip
+    WHERE r.batch_id = p_batch_id;
     IF v_fetched > 0 THEN
         EXECUTE format('SELECT array_agg(DISTINCT f.asn) FROM ipintel_staging.enrichment_results r '
                        'CROSS JOIN LATERAL %s(r.result) f WHERE r.batch_id = $1 AND f.asn IS NOT NULL',
                        v_facts_function)
         INTO v_asns USING p_batch_id;
-        PERFORM ipintel.lock_for_merge(v_ips, coalesce(v_asns, '{}'));
+        PERFORM ipintel.lock_for_merge(coalesce(v_ips, '{}'), coalesce(v_asns, '{}'));
         v_merged := ipintel.record_enrichment_state(v_source, p_batch_id);
         IF v_merge_function IS NOT NULL THEN
             EXECUTE format('SELECT %s($1, $2)', v_merge_function) USING p_run_id, p_batch_id;
@@ -847,7 +857,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_batch(bigint, bigint) IS
-    'Merges one staged batch of a run, whatever its source: locks (lock_for_merge), records the answers and their facts in enrichment_state (record_enrichment_state), calls the source''s own merge step (enrichment_policy.merge_function, if any), writes the documents and resolved facts into ip_inventory (apply_answers), resolves the failures of the IPs answered, records the staged failures, empties the batch and adds to the run''s fetched / merged / failed. Returns those three counts.';
+    'Merges one staged batch of a run, whatever its source: locks (lock_for_merge: the ip_inventory rows it may write, those with a new or changed document or no class yet, and the ASNs of the answers), records the answers and their facts in enrichment_state (record_enrichment_state), calls the source''s own merge step (enrichment_policy.merge_function, if any), writes the documents and resolved facts into ip_inventory (apply_answers), resolves the failures of the IPs answered, records the staged failures, empties the batch and adds to the run''s fetched / merged / failed. Returns those three counts.';
 
 ------------------------------------------------------------------------------------------
 -- Coverage for operators and analysts
