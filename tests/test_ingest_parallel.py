@@ -19,7 +19,8 @@ from ipintel import cli, demo_logs, ingest
 from tests.test_ingest import runs, second_db, totals  # noqa: F401 (second_db: a fixture)
 
 # Times of writing differ between two runs; everything else must not.
-WRITE_TIMES = {"created_at", "updated_at", "recorded_at", "first_ingested_at", "last_ingested_at", "snapshot_at"}
+WRITE_TIMES = {"created_at", "updated_at", "recorded_at", "first_ingested_at", "last_ingested_at", "snapshot_at",
+               "snapshot_complete_at"}
 TABLES = {"ip_inventory": "ip", "session_summaries": "session_id", "asn_inventory": "asn",
           "ingest_rejects": "path, line_no", "ingest_files": "fingerprint"}
 IDS = {"reject_id", "run_id", "file_id", "first_run_id", "last_run_id"}

@@ -98,9 +98,9 @@ def copy_field(value: object) -> str:
 
 
 def copy_batch(cur: psycopg.Cursor[Any], statement: LiteralString, batch_id: int, lines: bytes) -> None:
-    """COPY `lines` (COPY text, one row per line, each line ending in a newline) with the batch id
-    put in front of every line: a newline in COPY text only ends a line (one in a value is
-    escaped), so one replace in C adds it to all of them."""
+    """Stream `lines` (COPY text, one row per line, each line ending in a newline) into
+    `statement`, the batch id put in front of every line: a newline in COPY text only ends a line
+    (one in a value is escaped), so one replace in C adds it to all of them."""
     if not lines:
         return
     prefix = b"%d\t" % batch_id
