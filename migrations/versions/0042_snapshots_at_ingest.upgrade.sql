@@ -232,6 +232,7 @@ DECLARE
     v_sessions_updated bigint;
     v_ips_new bigint;
     v_asns bigint[];
+    v_enriched_ips inet[];
 BEGIN
     -- Before any row lock, so it adds no lock order: only merges of Cowrie events take it.
     PERFORM pg_advisory_xact_lock(hashtextextended('ipintel.session_summaries', 0));
@@ -369,14 +370,16 @@ BEGIN
     -- The snapshots of this chunk's sessions whose IP is already enriched, taken here rather than
     -- by the next enrichment (issue 15): what no awaited source can improve is filled now, by the
     -- same rule as after an enrichment (take_snapshots). IPs no source has answered yet (this
-    -- chunk's new IPs among them) are not asked: at most a field no enabled source gives could
-    -- be filled for them, and the next take_snapshots() does that; bogons are (never asked
-    -- anything, their snapshot is complete at once).
-    PERFORM ipintel.take_snapshots(ARRAY(
+    -- chunk's new IPs among them, and bogons, which are never asked) are left to the next
+    -- take_snapshots(): at most a field no enabled source gives could be filled for them now. A
+    -- chunk with no answered IP (a first load) does not call it at all.
+    v_enriched_ips := ARRAY(
         SELECT DISTINCT m.source_ip FROM ipintel_staging.cowrie_sessions m
         WHERE m.batch_id = p_batch_id
-          AND (ipintel.is_bogon(m.source_ip)
-               OR EXISTS (SELECT 1 FROM ipintel.enrichment_state e WHERE e.ip = m.source_ip))));
+          AND EXISTS (SELECT 1 FROM ipintel.enrichment_state e WHERE e.ip = m.source_ip));
+    IF cardinality(v_enriched_ips) > 0 THEN
+        PERFORM ipintel.take_snapshots(v_enriched_ips);
+    END IF;
 
     DELETE FROM ipintel_staging.cowrie_events c WHERE c.batch_id = p_batch_id;
     DELETE FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id;
