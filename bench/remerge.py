@@ -27,7 +27,7 @@ from psycopg import sql
 from bench import table
 from bench.maxmind_pass import checkpoint, scratch_databases
 from ipintel import db, schema
-from ipintel.enrich import copy_results, json_text
+from ipintel.enrich import copy_json, copy_results
 
 BATCH = 10_000
 SOURCE = "greynoise"
@@ -75,12 +75,12 @@ def copy_in_batches(conn: psycopg.Connection[Any], docs: list[tuple[str, dict[st
     started = time.perf_counter()
     for first in range(0, len(docs), BATCH):
         with conn.transaction(), conn.cursor() as cur:
-            # COPY text made as the engine makes it (copy_results' JSON), so the floor is not
+            # COPY text made as the engine makes it (copy_json), so the floor is not
             # slowed by a slower formatter
             at = datetime.now(UTC).isoformat().encode()
             with cur.copy(sql.SQL("COPY {} (ip, fetched_at, result) FROM STDIN").format(
                     sql.Identifier("public", table))) as copy:
-                copy.write(b"".join(ip.encode() + b"\t" + at + b"\t" + json_text(doc).replace(b"\\", b"\\\\") + b"\n"
+                copy.write(b"".join(ip.encode() + b"\t" + at + b"\t" + copy_json(doc) + b"\n"
                                     for ip, doc in docs[first:first + BATCH]))
             for statement in then:
                 cur.execute(statement)
