@@ -232,6 +232,7 @@ DECLARE
     v_sessions_updated bigint;
     v_ips_new bigint;
     v_asns bigint[];
+    v_chunk_ips inet[];
     v_enriched_ips inet[];
 BEGIN
     -- Before any row lock, so it adds no lock order: only merges of Cowrie events take it.
@@ -300,8 +301,9 @@ BEGIN
 
     -- The one lock order of every writer of the tiers (see lock_for_merge): this chunk's IPs in
     -- ip order, then their ASNs, before any session row; so a concurrent enrich cannot deadlock it.
-    PERFORM ipintel.lock_for_merge(
-        ARRAY(SELECT DISTINCT m.source_ip FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id), '{}');
+    v_chunk_ips := ARRAY(SELECT DISTINCT m.source_ip FROM ipintel_staging.cowrie_sessions m
+                         WHERE m.batch_id = p_batch_id);
+    PERFORM ipintel.lock_for_merge(v_chunk_ips, '{}');
 
     -- Both parts read the table as it was before this statement: a session updated here is not
     -- inserted again.
@@ -374,9 +376,8 @@ BEGIN
     -- take_snapshots(): at most a field no enabled source gives could be filled for them now. A
     -- chunk with no answered IP (a first load) does not call it at all.
     v_enriched_ips := ARRAY(
-        SELECT DISTINCT m.source_ip FROM ipintel_staging.cowrie_sessions m
-        WHERE m.batch_id = p_batch_id
-          AND EXISTS (SELECT 1 FROM ipintel.enrichment_state e WHERE e.ip = m.source_ip));
+        SELECT c.ip FROM unnest(v_chunk_ips) c(ip)
+        WHERE EXISTS (SELECT 1 FROM ipintel.enrichment_state e WHERE e.ip = c.ip));
     IF cardinality(v_enriched_ips) > 0 THEN
         PERFORM ipintel.take_snapshots(v_enriched_ips);
     END IF;
