@@ -162,6 +162,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.ips_in(bigint[], text[]),
     ipintel.attribution_of_days(date[]),
     ipintel.attribution_asn_of_days(date[]),
+    ipintel.asn_ranking(date, date, bigint),
     ipintel.top_asns(date, date, bigint),
     ipintel.top_countries(date, date, bigint),
     ipintel.verify_attribution(),
