@@ -429,8 +429,9 @@ COMMENT ON FUNCTION ipintel.lock_for_merge(inet[], bigint[]) IS
 -- fetched_at, build and the answer's typed facts (the source's facts_function) for every IP;
 -- changed_at only where the staged document differs from the stored one. Only merge_batch writes
 -- these state rows, and one enrichment runs at a time (the loader's advisory lock): no other
--- merge writes them meanwhile (revision 0043: the batch's unchanged IPs are not locked). An answer staged out of order (older than the stored change) with the same
--- document says it held by its fetch time already: least().
+-- merge writes them meanwhile (revision 0043: the batch's unchanged IPs are not locked). An
+-- answer staged out of order (older than the stored change) with the same document says it held
+-- by its fetch time already: least().
 CREATE FUNCTION ipintel.record_enrichment_state(p_source text, p_batch_id bigint)
     RETURNS bigint
     LANGUAGE plpgsql

@@ -60,7 +60,8 @@ CREATE TABLE ipintel.attribution_asn_daily (
     CONSTRAINT attribution_asn_daily_counts_are_positive CHECK (
         sessions > 0 AND login_attempts >= 0 AND login_successes >= 0 AND commands >= 0 AND downloads >= 0)
 );
--- top_asns' second step: the rows of its p_top ASNs in the window (NULL, the unknown ASN, as -1).
+-- The rows of given ASNs in a window (NULL, the unknown ASN, as -1): asn_ranking's sums of its
+-- candidates, and top_asns' other sums and sketches of the ASNs it keeps.
 CREATE INDEX attribution_asn_daily_asn_idx ON ipintel.attribution_asn_daily ((coalesce(asn, -1)), day);
 -- asn_ranking's first and second steps: a day's ASNs, most sessions first (index only).
 CREATE INDEX attribution_asn_daily_day_sessions_idx ON ipintel.attribution_asn_daily (day, sessions DESC) INCLUDE (asn);
