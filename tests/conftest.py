@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -91,6 +92,19 @@ def pg_server(pytestconfig: pytest.Config) -> Iterator[PgServer]:
         pytest.exit(f"{backend.PROG}: {exc}", returncode=2)
 
 
+# A schema build makes the monthly partitions of session_summaries up to next month (sql/030's
+# last statement, revision 0027): a database built in a later UTC month than the template has one
+# more, and a run that crosses the first of a month compared `db` (cloned from the template)
+# with databases built after midnight, which differed by that partition and its grants.
+SAME_MONTHS_AS_A_NEW_BUILD = "SELECT ipintel.ensure_session_partitions(ARRAY[now(), now() + interval '1 month'])"
+_template_months: dict[str, tuple[int, int]] = {}
+
+
+def _utc_month() -> tuple[int, int]:
+    now = datetime.now(UTC)
+    return now.year, now.month
+
+
 @pytest.fixture(scope="session")
 def migrated_template(pg_server: PgServer) -> Iterator[str]:
     """Name of a database built by `alembic upgrade head`, cloned by every `db` test."""
@@ -99,6 +113,7 @@ def migrated_template(pg_server: PgServer) -> Iterator[str]:
     janitor.init()
     try:
         schema.upgrade(pg_server.dsn(name))
+        _template_months[name] = _utc_month()
         yield name
     finally:
         janitor.drop()
@@ -106,10 +121,15 @@ def migrated_template(pg_server: PgServer) -> Iterator[str]:
 
 @pytest.fixture
 def db(pg_server: PgServer, migrated_template: str) -> Iterator[str]:
-    """DSN of a fresh, fully migrated database private to this test."""
+    """DSN of a fresh, fully migrated database private to this test: what a build made now would
+    be, even when the template was built in the month before."""
     name = f"ipintel_test_{uuid.uuid4().hex[:10]}"
     with pg_server.janitor(name, template=migrated_template):
-        yield pg_server.dsn(name)
+        dsn = pg_server.dsn(name)
+        if _template_months.get(migrated_template) != _utc_month():
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute(SAME_MONTHS_AS_A_NEW_BUILD)
+        yield dsn
 
 
 @pytest.fixture
