@@ -301,6 +301,10 @@ BEGIN
                OR (r.scanner_ready AND s.snapshot_is_scanner_source IS NULL)
                OR (r.ip_type_ready AND s.snapshot_ip_type_source IS NULL)
                OR (r.known_attacker_ready AND s.snapshot_is_known_attacker_source IS NULL))
+        -- Locked in the order of the heap: in the order the joins give, a month's sessions
+        -- larger than shared_buffers had each page read, dirtied and written back again and
+        -- again (2M sessions: 1.4M page writes for a heap of 110K pages, 11 s of 76 s).
+        ORDER BY s.tableoid, s.ctid
         -- A session an ingest chunk is updating right now is left for the next run: snapshots
         -- never wait for ingest, so the two can never deadlock.
         FOR NO KEY UPDATE OF s SKIP LOCKED
