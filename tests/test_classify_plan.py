@@ -13,7 +13,6 @@ test does not recreate: it guards the shape, it does not replay the failure.)
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import psycopg
@@ -21,6 +20,7 @@ import pytest
 from psycopg import sql
 
 from bench.snapshot_step import GENERATE
+from tests.explain import nested_plans
 
 IPS, BATCH = 50_000, 16_000
 LOOPED = {"CTE Scan", "Function Scan", "Subquery Scan"}
@@ -50,22 +50,17 @@ LIMIT %(batch)s
 
 @pytest.mark.slow
 def test_a_big_batch_is_classified_in_one_call(db: str) -> None:
-    plans: list[str] = []
     with psycopg.connect(db, autocommit=True) as conn:
         # Sessions and IPs freshly ingested, no ANALYZE since: the planner's estimates are stale.
         conn.execute(sql.SQL(GENERATE).format(ips=sql.Literal(IPS), sessions=sql.Literal(2 * IPS)))
         [(run,)] = conn.execute("SELECT ipintel.start_run('maxmind', '{}'::jsonb)").fetchall()
         conn.execute(STAGE, {"run": run, "batch": BATCH})
-        conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
         conn.execute("SET statement_timeout = '2min'")  # the quadratic shape fails, it does not hang
-        conn.execute("LOAD 'auto_explain'")
-        for name, value in (("log_min_duration", "0"), ("log_nested_statements", "on"), ("log_analyze", "on"),
-                            ("log_timing", "off"), ("log_format", "json"), ("log_level", "notice")):
-            conn.execute(f"SET auto_explain.{name} = '{value}'")
-        [(fetched, merged, _)] = conn.execute("SELECT * FROM ipintel.merge_batch(%s, 1)", (run,)).fetchall()
+        with nested_plans(conn, actual_loops=True) as plans:
+            [(fetched, merged, _)] = conn.execute("SELECT * FROM ipintel.merge_batch(%s, 1)", (run,)).fetchall()
         assert (fetched, merged) == (BATCH, BATCH)
         [(classified,)] = conn.execute("SELECT count(*) FROM ipintel.ip_inventory WHERE ip_type = 'routed'").fetchall()
         assert classified == BATCH
-    statements = [json.loads(p[p.index("{"):]) for p in plans if "WITH n AS MATERIALIZED" in p]
+    statements = [p for p in plans if "WITH n AS MATERIALIZED" in p["Query Text"]]
     assert len(statements) == 1, "apply_answers' statement not captured"
     assert repeated_scans(statements[0]["Plan"]) == []

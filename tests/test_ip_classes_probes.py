@@ -11,11 +11,12 @@ day must still follow that day's snapshot.
 
 from __future__ import annotations
 
-import json
 from datetime import date, timedelta
 from typing import Any
 
 import psycopg
+
+from tests.explain import nested_plans
 
 DAYS = 30
 FIRST = date(2026, 10, 1)
@@ -36,22 +37,15 @@ def probes(plan: dict[str, Any]) -> int:
 
 def classify(conn: psycopg.Connection, ip: str) -> tuple[list[tuple[date, str]], int]:
     """The class of ip on each of the DAYS days, and the listed_ranges reads of the call."""
-    plans: list[str] = []
-    conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
-    conn.execute("LOAD 'auto_explain'")
-    for name, value in (("log_min_duration", "0"), ("log_nested_statements", "on"), ("log_analyze", "on"),
-                        ("log_timing", "off"), ("log_format", "json"), ("log_level", "notice")):
-        conn.execute(f"SET auto_explain.{name} = '{value}'")
-    rows = conn.execute(
-        "SELECT c.day, c.ip_type FROM ipintel.ip_classes("
-        "  array_fill(%(ip)s::inet, ARRAY[%(n)s]),"
-        "  ARRAY(SELECT %(first)s::date + g FROM generate_series(0, %(n)s - 1) g),"
-        "  array_fill(64500::bigint, ARRAY[%(n)s]), array_fill('maxmind'::text, ARRAY[%(n)s])) c "
-        "ORDER BY c.day", {"ip": ip, "n": DAYS, "first": FIRST}).fetchall()
-    conn.execute("SET auto_explain.log_min_duration = -1")
+    with nested_plans(conn, actual_loops=True) as plans:
+        rows = conn.execute(
+            "SELECT c.day, c.ip_type FROM ipintel.ip_classes("
+            "  array_fill(%(ip)s::inet, ARRAY[%(n)s]),"
+            "  ARRAY(SELECT %(first)s::date + g FROM generate_series(0, %(n)s - 1) g),"
+            "  array_fill(64500::bigint, ARRAY[%(n)s]), array_fill('maxmind'::text, ARRAY[%(n)s])) c "
+            "ORDER BY c.day", {"ip": ip, "n": DAYS, "first": FIRST}).fetchall()
     # A BEGIN ATOMIC body has no query text: ip_classes' statement is the plan that scans its CTEs
-    captured = [json.loads(p[p.index("{"):]) for p in plans if "{" in p]
-    inner = [c for c in captured if {"q", "lists"} <= ctes(c["Plan"])]
+    inner = [c for c in plans if {"q", "lists"} <= ctes(c["Plan"])]
     assert len(inner) == 1, "ip_classes' statement not captured"
     return rows, probes(inner[0]["Plan"])
 

@@ -10,13 +10,13 @@ quadratic shape and fails the test.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import psycopg
 import pytest
 
 from bench.snapshot_step import seed
+from tests.explain import nested_plans
 
 # Relations small by nature (the source, dataset and edition registries, failures): a loop over
 # them costs a constant per outer row.
@@ -62,17 +62,11 @@ def small_partitions(dsn: str) -> set[str]:
 
 
 def snapshot_plan(dsn: str) -> dict[str, Any]:
-    plans: list[str] = []
-    with psycopg.connect(dsn) as conn:
-        conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
-        conn.execute("LOAD 'auto_explain'")
-        for name, value in (("log_min_duration", "0"), ("log_nested_statements", "on"),
-                            ("log_format", "json"), ("log_level", "notice")):
-            conn.execute(f"SET auto_explain.{name} = '{value}'")
+    with psycopg.connect(dsn) as conn, nested_plans(conn, actual_loops=False) as plans:
         changed = conn.execute("SELECT ipintel.take_snapshots()").fetchone()
         assert changed is not None and changed[0] > 0
-    statements = [json.loads(p[p.index("{"):]) for p in plans if "WITH todo AS" in p]
-    assert len(statements) == 1, f"take_snapshots' statement not captured: {plans[:3]}"
+    statements = [p for p in plans if "WITH todo AS" in p["Query Text"]]
+    assert len(statements) == 1, f"take_snapshots' statement not captured: {[p['Query Text'][:80] for p in plans[:3]]}"
     return statements[0]["Plan"]  # type: ignore[no-any-return]
 
 
