@@ -278,6 +278,15 @@ BEGIN
                          WHERE m.batch_id = p_batch_id);
     PERFORM ipintel.lock_for_merge(v_chunk_ips, '{}');
 
+    -- The foreign key of the sessions inserted below is checked when this merge ends (SET
+    -- CONSTRAINTS ... IMMEDIATE after take_snapshots), not row by row now: take_snapshots updates
+    -- most of them again, and PostgreSQL checks an updated row's key again when the row was
+    -- inserted by the same transaction, equal or not. Deferred, a session inserted and then
+    -- updated is checked once (its inserted version is dead by then and skipped), not twice
+    -- (issue 15: ~130 ms of a 1 s chunk of 50,000 events). Every IP was inserted above and is
+    -- locked by lock_for_merge, so the checks cannot fail later than they would have now.
+    SET CONSTRAINTS ipintel.session_summaries_source_ip_fkey DEFERRED;
+
     -- Both parts read the table as it was before this statement: a session updated here is not
     -- inserted again.
     WITH updated AS (
@@ -354,6 +363,8 @@ BEGIN
     IF cardinality(v_enriched_ips) > 0 THEN
         PERFORM ipintel.take_snapshots(v_enriched_ips);
     END IF;
+    -- The deferred checks run here, inside the merge: a violation is this merge's error.
+    SET CONSTRAINTS ipintel.session_summaries_source_ip_fkey IMMEDIATE;
 
     DELETE FROM ipintel_staging.cowrie_events c WHERE c.batch_id = p_batch_id;
     DELETE FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id;

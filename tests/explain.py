@@ -18,10 +18,13 @@ from psycopg.errors import Diagnostic
 
 
 @contextmanager
-def nested_plans(conn: psycopg.Connection, *, actual_loops: bool) -> Iterator[list[dict[str, Any]]]:
+def nested_plans(conn: psycopg.Connection, *, actual_loops: bool,
+                 triggers: bool = False) -> Iterator[list[dict[str, Any]]]:
     """Yields a list that holds, once the block ends, the plan of every statement run on conn inside it.
 
     actual_loops: plans with ANALYZE (actual rows and loops; no timing, which would slow every node).
+    triggers (with actual_loops): each plan's "Triggers", the row triggers the statement fired and
+    how often ("Calls"), foreign key checks included ("Constraint Name").
     """
     notices: list[str] = []
 
@@ -32,6 +35,9 @@ def nested_plans(conn: psycopg.Connection, *, actual_loops: bool) -> Iterator[li
                 ("log_level", "notice")]
     if actual_loops:
         settings += [("log_analyze", "on"), ("log_timing", "off")]
+    if triggers:
+        assert actual_loops, "trigger calls are counted by ANALYZE"
+        settings += [("log_triggers", "on")]
     conn.add_notice_handler(keep)
     conn.execute("LOAD 'auto_explain'")
     for name, value in settings:
