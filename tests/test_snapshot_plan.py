@@ -152,3 +152,40 @@ def test_take_snapshots_has_no_nested_loop_over_the_due_set(db: str, history: st
     # geolocation build, the country of every session before today (MaxMind's build day).
     assert row[:4] == (20_000, 40_000, 20_000, row[4] if history == "geo" else 40_000)
     assert row[4] > 30_000
+
+
+def history_lookups(dsn: str) -> list[str]:
+    """take_snapshots() once: the query texts of its (IP, day) lookup, and the ASN sources it wrote."""
+    with psycopg.connect(dsn) as conn, nested_plans(conn, actual_loops=False) as plans:
+        conn.execute("SELECT ipintel.take_snapshots()")
+    return [p["Query Text"] for p in plans if "array_agg(x.ip), array_agg(x.day)" in p["Query Text"]]
+
+
+@pytest.mark.parametrize("history", [None, "routing", "geo"],
+                         ids=["nothing loaded", "routing history loaded", "a geolocation build loaded"])
+def test_history_is_asked_only_when_some_is_loaded(db: str, history: str | None) -> None:
+    """Revision 0048: without a routing snapshot or a geolocation build, no (IP, day) pair is gathered for them."""
+    # 2,000 sessions, one a minute back from now: always some of them before today.
+    seed(db, sessions=2_000, ips=100, answered_every=2)
+    with psycopg.connect(db) as conn:
+        if history == "routing":
+            conn.execute(ROUTING)
+            conn.execute("UPDATE ipintel.routing_datasets SET max_age = interval '60 days'")
+        if history == "geo":
+            conn.execute(GEO_BUILD)
+            conn.execute("UPDATE ipintel.geo_editions SET max_age = interval '60 days'")
+            conn.execute("UPDATE ipintel.enrichment_state SET build = extract(epoch FROM now())::bigint "
+                         "WHERE source = 'maxmind'")
+    assert len(history_lookups(db)) == (0 if history is None else 1)
+    with psycopg.connect(db) as conn:
+        sources = dict(conn.execute(
+            "SELECT split_part(snapshot_asn_source, ':', 1) || ':' || split_part(snapshot_country_source, ':', 1), "
+            "count(*) FROM ipintel.session_summaries GROUP BY 1").fetchall())
+        [(before_today,)] = conn.execute(
+            "SELECT count(*) FROM ipintel.session_summaries "
+            "WHERE (first_event_at AT TIME ZONE 'UTC')::date < (now() AT TIME ZONE 'UTC')::date").fetchall()
+    # What each loaded history says still reaches the snapshots: every session's ASN from routing
+    # history; the country of the sessions before today (MaxMind's build day) from the build.
+    expected = {None: {"maxmind:maxmind": 2_000}, "routing": {"routing:maxmind": 2_000},
+                "geo": {"maxmind:dbip": before_today, "maxmind:maxmind": 2_000 - before_today}}[history]
+    assert before_today > 0 and sources == {k: v for k, v in expected.items() if v}
