@@ -330,6 +330,8 @@ CREATE FUNCTION ipintel.routing_asns(p_ips inet[], p_days date[])
 BEGIN ATOMIC
     WITH pairs AS (
         SELECT DISTINCT q.ip, q.day FROM unnest(p_ips, p_days) AS q(ip, day)
+        -- a one-time filter: with no snapshot loaded at all the pairs are not even gathered
+        WHERE EXISTS (SELECT 1 FROM ipintel.routing_snapshots)
     ), snapshots AS MATERIALIZED (  -- once per day and dataset, not once per pair
         SELECT x.day, d.dataset, d.rank, ipintel.routing_snapshot_on(d.dataset, x.day) AS taken_on
         FROM (SELECT DISTINCT pairs.day FROM pairs) x

@@ -238,6 +238,8 @@ CREATE FUNCTION ipintel.geo_build_facts(p_ips inet[], p_days date[])
 BEGIN ATOMIC
     WITH pairs AS (
         SELECT DISTINCT q.ip, q.day FROM unnest(p_ips, p_days) AS q(ip, day)
+        -- a one-time filter: with no build loaded at all the pairs are not even gathered
+        WHERE EXISTS (SELECT 1 FROM ipintel.geo_builds)
     ), builds AS MATERIALIZED (  -- once per day and edition, not once per pair
         SELECT w.day, w.edition, w.source, w.built_on, w.source || ':build:' || to_char(w.built_on, 'YYYY-MM-DD') AS build
         FROM (SELECT x.day, e.edition, e.source,

@@ -211,23 +211,15 @@ DECLARE
     v_changed bigint;
     v_ips inet[];
     v_days date[];
-    v_routing boolean;
-    v_builds boolean;
 BEGIN
     -- Routing history and the dated geolocation builds are asked only about sessions whose ASN
-    -- or country is still unknown, once per IP and day; and only when any is loaded: each hashes
-    -- every (IP, day) it is given before it looks for a snapshot or build of those days
-    -- (400,000 sessions: ~1.5 s of 20 s for nothing on a database without either).
-    v_routing := EXISTS (SELECT 1 FROM ipintel.routing_snapshots);
-    v_builds := EXISTS (SELECT 1 FROM ipintel.geo_builds);
-    IF v_routing OR v_builds THEN
-        SELECT array_agg(x.ip), array_agg(x.day) INTO v_ips, v_days
-        FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
-              FROM ipintel.session_summaries s
-              WHERE s.snapshot_complete_at IS NULL
-                AND (p_ips IS NULL OR s.source_ip = ANY (p_ips))
-                AND (s.snapshot_asn_source IS NULL OR s.snapshot_country_source IS NULL)) x;
-    END IF;
+    -- or country is still unknown, once per IP and day.
+    SELECT array_agg(x.ip), array_agg(x.day) INTO v_ips, v_days
+    FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
+          FROM ipintel.session_summaries s
+          WHERE s.snapshot_complete_at IS NULL
+            AND (p_ips IS NULL OR s.source_ip = ANY (p_ips))
+            AND (s.snapshot_asn_source IS NULL OR s.snapshot_country_source IS NULL)) x;
 
     WITH todo AS (
         SELECT s.session_id, s.source_ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day,
@@ -268,9 +260,9 @@ BEGIN
         LEFT JOIN ipintel.enrichment_policy kt ON kt.source = i.ip_type_source
         LEFT JOIN ipintel.enrichment_policy kk ON kk.source = i.is_known_attacker_source
         LEFT JOIN ipintel.ip_asn_history h ON h.ip = s.source_ip AND h.valid @> s.first_event_at
-        LEFT JOIN ipintel.routing_asns(CASE WHEN v_routing THEN v_ips END, CASE WHEN v_routing THEN v_days END) rt
+        LEFT JOIN ipintel.routing_asns(v_ips, v_days) rt
                ON rt.ip = s.source_ip AND rt.day = (s.first_event_at AT TIME ZONE 'UTC')::date
-        LEFT JOIN ipintel.geo_build_facts(CASE WHEN v_builds THEN v_ips END, CASE WHEN v_builds THEN v_days END) gb
+        LEFT JOIN ipintel.geo_build_facts(v_ips, v_days) gb
                ON gb.ip = s.source_ip AND gb.day = (s.first_event_at AT TIME ZONE 'UTC')::date
         CROSS JOIN LATERAL (
             -- A dated build gives a field only for a session before ipintel's own observation of
