@@ -110,13 +110,10 @@ SELECT ipintel.load_geo_build('dbip_country_lite', 'dbip', extract(epoch FROM no
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("history", [None, "routing", "geo"],
-                         ids=["without routing history", "with routing history", "with geolocation builds"])
-def test_take_snapshots_has_no_nested_loop_over_the_due_set(db: str, history: str | None) -> None:
-    shape = seed(db, sessions=40_000, ips=4_000, answered_every=2)
-    assert shape["ips_due_for_greynoise"] == 2_000
-    with psycopg.connect(db) as conn:
+def load_history(dsn: str, history: str | None) -> None:
+    """Routing history 40 days old (max_age 60 days), or a geolocation build of that age that
+    MaxMind's answers (of a build made today) are newer than, or nothing."""
+    with psycopg.connect(dsn) as conn:
         if history == "routing":
             conn.execute(ROUTING)
             conn.execute("UPDATE ipintel.routing_datasets SET max_age = interval '60 days'")
@@ -125,6 +122,15 @@ def test_take_snapshots_has_no_nested_loop_over_the_due_set(db: str, history: st
             conn.execute("UPDATE ipintel.geo_editions SET max_age = interval '60 days'")
             conn.execute("UPDATE ipintel.enrichment_state SET build = extract(epoch FROM now())::bigint "
                          "WHERE source = 'maxmind'")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("history", [None, "routing", "geo"],
+                         ids=["without routing history", "with routing history", "with geolocation builds"])
+def test_take_snapshots_has_no_nested_loop_over_the_due_set(db: str, history: str | None) -> None:
+    shape = seed(db, sessions=40_000, ips=4_000, answered_every=2)
+    assert shape["ips_due_for_greynoise"] == 2_000
+    load_history(db, history)
     plan = snapshot_plan(db)
     # With no history loaded, its tables are empty: looping over them costs nothing.
     empty = {"prefix_origins", "geo_countries", "geo_asns"} - {
@@ -168,15 +174,7 @@ def test_history_pairs_are_gathered_only_when_some_is_loaded(db: str, history: s
     """Revision 0048: without a routing snapshot (a geolocation build), routing_asns (geo_build_facts) gathers no pair."""
     # 2,000 sessions, one a minute back from now: always some of them before today.
     seed(db, sessions=2_000, ips=100, answered_every=2)
-    with psycopg.connect(db) as conn:
-        if history == "routing":
-            conn.execute(ROUTING)
-            conn.execute("UPDATE ipintel.routing_datasets SET max_age = interval '60 days'")
-        if history == "geo":
-            conn.execute(GEO_BUILD)
-            conn.execute("UPDATE ipintel.geo_editions SET max_age = interval '60 days'")
-            conn.execute("UPDATE ipintel.enrichment_state SET build = extract(epoch FROM now())::bigint "
-                         "WHERE source = 'maxmind'")
+    load_history(db, history)
     with psycopg.connect(db) as conn, nested_plans(conn, actual_loops=True) as plans:
         conn.execute("SELECT ipintel.take_snapshots()")
     [statement] = [p for p in plans if "WITH todo AS" in p["Query Text"]]
