@@ -105,19 +105,24 @@ SELECT %(run)s, %(batch)s, 'maxmind', i.ip, now(), 1,
 FROM ipintel.ip_inventory i"""
 
 
+def answer_every_ip(conn: psycopg.Connection[Any]) -> None:
+    """MaxMind alone enabled, and its answers for every IP of the inventory merged (one run, one batch)."""
+    conn.execute("UPDATE ipintel.enrichment_policy SET enabled = (source = 'maxmind')")
+    run = conn.execute("SELECT ipintel.start_run('maxmind', '{}'::jsonb)").fetchone()
+    batch = conn.execute("SELECT nextval('ipintel_staging.batch_id_seq')").fetchone()
+    assert run is not None and batch is not None
+    conn.execute(ANSWER_EVERY_IP, {"run": run[0], "batch": batch[0]})
+    conn.execute("SELECT * FROM ipintel.merge_batch(%s, %s)", (run[0], batch[0]))
+    conn.execute("SELECT ipintel.finish_run(%s, 'succeeded', NULL)", (run[0],))
+
+
 def _ingest_enriched(server: str, dsn: str, files: list[Path], chunk_lines: int) -> dict[str, Any]:
     """(e): days but the last ingested, answered and snapshotted; then the last day, measured."""
     last_day = [f for f in files if f.name == "cowrie.json"]  # the live file: the newest day
     earlier = [f for f in files if f.name != "cowrie.json"]
     ingest.ingest(dsn, [str(f) for f in earlier], chunk_lines=chunk_lines)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("UPDATE ipintel.enrichment_policy SET enabled = (source = 'maxmind')")
-        run = conn.execute("SELECT ipintel.start_run('maxmind', '{}'::jsonb)").fetchone()
-        batch = conn.execute("SELECT nextval('ipintel_staging.batch_id_seq')").fetchone()
-        assert run is not None and batch is not None
-        conn.execute(ANSWER_EVERY_IP, {"run": run[0], "batch": batch[0]})
-        conn.execute("SELECT * FROM ipintel.merge_batch(%s, %s)", (run[0], batch[0]))
-        conn.execute("SELECT ipintel.finish_run(%s, 'succeeded', NULL)", (run[0],))
+        answer_every_ip(conn)
         conn.execute("SELECT ipintel.take_snapshots()")
         conn.execute("SELECT ipintel.roll_up_attribution()")
         conn.execute("VACUUM (ANALYZE)")

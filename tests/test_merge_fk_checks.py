@@ -15,20 +15,15 @@ from typing import Any
 
 import psycopg
 
+from bench.ingest_pass import answer_every_ip
 from tests.explain import nested_plans
 
 FK = "session_summaries_source_ip_fkey"
 
-SETUP = """
-UPDATE ipintel.enrichment_policy SET enabled = (source = 'maxmind');
+# 20 IPs, answered by MaxMind (the bench's enriched-ingest setup) before the chunk arrives.
+INVENTORY = """
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen)
-SELECT '203.0.113.0'::inet + g, now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, 20) g;
-"""
-ANSWER = """
-INSERT INTO ipintel_staging.enrichment_results (run_id, batch_id, source, ip, fetched_at, build, result)
-SELECT %(run)s, %(batch)s, 'maxmind', i.ip, now(), 1,
-       jsonb_build_object('country', 'NL', 'asn', 64500, 'as_org', 'TEST-AS', 'asn_db', jsonb_build_object('type', 'GeoLite2-ASN'))
-FROM ipintel.ip_inventory i
+SELECT '203.0.113.0'::inet + g, now() - interval '1 day', now() - interval '1 day' FROM generate_series(1, 20) g
 """
 # 60 sessions of the 20 enriched IPs, and 10 of IPs never seen (no snapshot at ingest).
 CHUNK = """
@@ -45,13 +40,8 @@ def fk_calls(plan: dict[str, Any]) -> int:
 
 def test_merge_checks_no_session_row_by_row_and_takes_their_snapshots(db: str) -> None:
     with psycopg.connect(db, autocommit=True) as conn:
-        conn.execute(SETUP)
-        run = conn.execute("SELECT ipintel.start_run('maxmind', '{}'::jsonb)").fetchone()
-        batch = conn.execute("SELECT nextval('ipintel_staging.batch_id_seq')").fetchone()
-        assert run is not None and batch is not None
-        conn.execute(ANSWER, {"run": run[0], "batch": batch[0]})
-        conn.execute("SELECT * FROM ipintel.merge_batch(%s, %s)", (run[0], batch[0]))
-        conn.execute("SELECT ipintel.finish_run(%s, 'succeeded', NULL)", (run[0],))
+        conn.execute(INVENTORY)
+        answer_every_ip(conn)
     with psycopg.connect(db) as conn:
         conn.execute(CHUNK)
         with nested_plans(conn, actual_loops=True, triggers=True) as plans:

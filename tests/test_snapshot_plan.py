@@ -160,7 +160,6 @@ def test_take_snapshots_has_no_nested_loop_over_the_due_set(db: str, history: st
     assert row[4] > 30_000
 
 
-
 def executed_unnests(plan: dict[str, Any]) -> int:
     """How many scans of routing_asns' and geo_build_facts' unnest(p_ips, p_days) ran (inlined, each is alias q...)."""
     is_pairs = plan.get("Node Type") == "Function Scan" and (plan.get("Alias") == "q" or plan.get("Alias", "").startswith("q_"))
