@@ -182,6 +182,35 @@ END;
 COMMENT ON FUNCTION ipintel.refresh_asn_counts(bigint[]) IS
     'Recomputes ip_count, session_count, first_seen and last_seen of the given ASNs from ip_inventory (set-based; unchanged rows are not written).';
 
+-- Adds to the counts of the given ASNs what they gain (revision 0050): parallel arrays, one
+-- element per distinct ASN: the IPs and sessions it gains, and the first_seen / last_seen of the
+-- IPs that gained. For writers that only add: ingest (new sessions and wider times of IPs whose
+-- current_asn it is) and merges that move IPs into an ASN. least / greatest widen first_seen and
+-- last_seen exactly, since each IP's first_seen only moves earlier and last_seen later. An ASN
+-- that loses an IP is recounted instead (refresh_asn_counts): its times may narrow. Linear in the
+-- ASNs given, where a recount reads every IP of each: an ASN of 100,000 IPs was read whole by
+-- every ingest chunk and every merged batch that touched it.
+CREATE FUNCTION ipintel.add_to_asn_counts(p_asns bigint[], p_ips bigint[], p_sessions bigint[],
+                                          p_first_seen timestamptz[], p_last_seen timestamptz[])
+    RETURNS void
+    LANGUAGE sql
+    SET search_path = ''
+BEGIN ATOMIC
+    UPDATE ipintel.asn_inventory a
+    SET ip_count = a.ip_count + d.ips,
+        session_count = a.session_count + d.sessions,
+        first_seen = least(a.first_seen, d.first_seen),
+        last_seen = greatest(a.last_seen, d.last_seen),
+        updated_at = now()
+    FROM unnest(p_asns, p_ips, p_sessions, p_first_seen, p_last_seen) AS d(asn, ips, sessions, first_seen, last_seen)
+    WHERE a.asn = d.asn
+      AND (d.ips <> 0 OR d.sessions <> 0
+           OR (a.first_seen, a.last_seen) IS DISTINCT FROM (least(a.first_seen, d.first_seen),
+                                                            greatest(a.last_seen, d.last_seen)));
+END;
+COMMENT ON FUNCTION ipintel.add_to_asn_counts(bigint[], bigint[], bigint[], timestamptz[], timestamptz[]) IS
+    'Adds to asn_inventory.ip_count / session_count the IPs and sessions each ASN gains (parallel arrays, one element per distinct ASN) and widens its first_seen / last_seen to those of the IPs that gained; unchanged rows are not written. Only for gains: an ASN that loses an IP is recounted (refresh_asn_counts).';
+
 -- Merges one staged batch of Cowrie events into ip_inventory and session_summaries.
 -- Sessions may already exist (a session split across two rotated files, or a live file read
 -- in pieces): counts add up, first/last times widen, connect-time facts are kept from
@@ -205,6 +234,9 @@ DECLARE
     v_sessions_updated bigint;
     v_ips_new bigint;
     v_asns bigint[];
+    v_asn_sessions bigint[];
+    v_asn_first_seen timestamptz[];
+    v_asn_last_seen timestamptz[];
     v_chunk_ips inet[];
     v_enriched_ips inet[];
 BEGIN
@@ -341,14 +373,22 @@ BEGIN
               FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id
               GROUP BY m.source_ip) t ON t.source_ip = p.source_ip
         WHERE i.ip = p.source_ip
-        RETURNING i.current_asn)
+        RETURNING i.current_asn, p.new_sessions, t.first_seen, t.last_seen)
+    , per_asn AS (
+        -- what each ASN of these IPs gains: their new sessions and times (no IP changes its ASN here)
+        SELECT u.current_asn AS asn, sum(u.new_sessions)::bigint AS sessions, min(u.first_seen) AS first_seen,
+               max(u.last_seen) AS last_seen
+        FROM ip_update u WHERE u.current_asn IS NOT NULL GROUP BY u.current_asn)
     SELECT (SELECT sum(p.new_sessions) FROM per_ip p),
            (SELECT sum(p.touched - p.new_sessions) FROM per_ip p),
-           (SELECT array_agg(DISTINCT u.current_asn) FILTER (WHERE u.current_asn IS NOT NULL) FROM ip_update u)
-    INTO v_sessions_new, v_sessions_updated, v_asns;
+           (SELECT array_agg(a.asn) FROM per_asn a), (SELECT array_agg(a.sessions) FROM per_asn a),
+           (SELECT array_agg(a.first_seen) FROM per_asn a), (SELECT array_agg(a.last_seen) FROM per_asn a)
+    INTO v_sessions_new, v_sessions_updated, v_asns, v_asn_sessions, v_asn_first_seen, v_asn_last_seen;
 
+    -- added, not recounted (revision 0050): a recount read every IP of each ASN the chunk touched
     IF v_asns IS NOT NULL THEN
-        PERFORM ipintel.refresh_asn_counts(v_asns);
+        PERFORM ipintel.add_to_asn_counts(v_asns, array_fill(0::bigint, ARRAY[cardinality(v_asns)]),
+                                          v_asn_sessions, v_asn_first_seen, v_asn_last_seen);
     END IF;
 
     -- The snapshots of this chunk's sessions whose IP is already enriched, taken here rather than

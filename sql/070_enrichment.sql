@@ -635,6 +635,11 @@ DECLARE
     v_moved_asns bigint[];
     v_moved_at timestamptz[];
     v_asns bigint[];
+    v_gained_asns bigint[];
+    v_gained_ips bigint[];
+    v_gained_sessions bigint[];
+    v_gained_first_seen timestamptz[];
+    v_gained_last_seen timestamptz[];
 BEGIN
     WITH n AS MATERIALIZED (
         -- The IP's new values (v), and whether they change any fact but the class: only then
@@ -712,7 +717,7 @@ BEGIN
                n.is_scanner_source, n.is_riot, n.ip_type, n.ip_type_source, n.ip_provider, n.ip_class_basis,
                n.is_known_attacker, n.is_known_attacker_source, n.threatfeeds)
         RETURNING n.ip, n.fetched_at, n.old_asn, n.old_asn_source, n.observed_asn, n.observed_asn_source,
-                  n.current_asn
+                  n.current_asn, i.session_count, i.first_seen, i.last_seen
     ), moved AS (
         -- A new ASN observation (a value, or a better-ranked source) becomes current and goes to
         -- the history as of this answer: when a better-ranked source stops observing, the
@@ -720,24 +725,44 @@ BEGIN
         SELECT w.* FROM written w
         WHERE w.observed_asn_source IS NOT NULL
           AND (w.old_asn, w.old_asn_source) IS DISTINCT FROM (w.observed_asn, w.observed_asn_source)
+    ), left_asn AS (
+        -- ASNs an IP left: recounted (their first_seen / last_seen may narrow)
+        SELECT DISTINCT w.old_asn AS asn FROM written w
+        WHERE w.old_asn IS DISTINCT FROM w.current_asn AND w.old_asn IS NOT NULL
+    ), gained AS (
+        -- ASNs that only gained IPs: what they gain is added (revision 0050), not recounted
+        SELECT w.current_asn AS asn, count(*) AS ips, sum(w.session_count)::bigint AS sessions,
+               min(w.first_seen) AS first_seen, max(w.last_seen) AS last_seen
+        FROM written w
+        WHERE w.old_asn IS DISTINCT FROM w.current_asn AND w.current_asn IS NOT NULL
+          AND w.current_asn NOT IN (SELECT l.asn FROM left_asn l)
+        GROUP BY w.current_asn
     )
     SELECT (SELECT count(*) FROM written),
            (SELECT array_agg(m.observed_asn_source) FROM moved m), (SELECT array_agg(m.ip) FROM moved m),
            (SELECT array_agg(m.observed_asn) FROM moved m), (SELECT array_agg(m.fetched_at) FROM moved m),
-           -- the ASNs whose counts change: old and new current_asn where it changed
-           ARRAY(SELECT DISTINCT a.asn FROM written w CROSS JOIN LATERAL (VALUES (w.old_asn), (w.current_asn)) AS a(asn)
-                 WHERE w.old_asn IS DISTINCT FROM w.current_asn AND a.asn IS NOT NULL)
-    INTO v_changed, v_moved_sources, v_moved_ips, v_moved_asns, v_moved_at, v_asns;
+           ARRAY(SELECT l.asn FROM left_asn l ORDER BY l.asn),
+           (SELECT array_agg(g.asn) FROM gained g), (SELECT array_agg(g.ips) FROM gained g),
+           (SELECT array_agg(g.sessions) FROM gained g), (SELECT array_agg(g.first_seen) FROM gained g),
+           (SELECT array_agg(g.last_seen) FROM gained g)
+    INTO v_changed, v_moved_sources, v_moved_ips, v_moved_asns, v_moved_at, v_asns,
+         v_gained_asns, v_gained_ips, v_gained_sessions, v_gained_first_seen, v_gained_last_seen;
 
     IF v_moved_ips IS NOT NULL THEN
         PERFORM ipintel.record_asn_history(v_moved_sources, v_moved_ips, v_moved_asns, v_moved_at);
     END IF;
+    -- The counts of the ASNs whose IPs changed: a recount of those an IP left, and what the others
+    -- gained added (a recount read every IP of each ASN: the big ones, whole, in every batch).
     PERFORM ipintel.refresh_asn_counts(v_asns);
+    IF v_gained_asns IS NOT NULL THEN
+        PERFORM ipintel.add_to_asn_counts(v_gained_asns, v_gained_ips, v_gained_sessions, v_gained_first_seen,
+                                          v_gained_last_seen);
+    END IF;
     RETURN v_changed;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.apply_answers(text, bigint) IS
-    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot and is_known_attacker (with threatfeeds) with their *_source from enrichment_state by the registry''s ranks (resolved_facts), classifies as of today the IPs whose facts or ASN change (ip_classes, once per batch: ip_type, ip_type_source, ip_provider, ip_class_basis; the others keep their class until classify_inventory), and refreshes the ASN counts. An IP whose staged document equals its stored one (a refresh that learned nothing) is not resolved again: its facts cannot change (a change of the registry''s ranks reaches it with its next changed answer; resolved_facts shows it at once). Writes only rows that change; returns how many.';
+    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot and is_known_attacker (with threatfeeds) with their *_source from enrichment_state by the registry''s ranks (resolved_facts), classifies as of today the IPs whose facts or ASN change (ip_classes, once per batch: ip_type, ip_type_source, ip_provider, ip_class_basis; the others keep their class until classify_inventory), and keeps the ASN counts (recounting the ASNs an IP left, adding to those that only gained: add_to_asn_counts). An IP whose staged document equals its stored one (a refresh that learned nothing) is not resolved again: its facts cannot change (a change of the registry''s ranks reaches it with its next changed answer; resolved_facts shows it at once). Writes only rows that change; returns how many.';
 
 ------------------------------------------------------------------------------------------
 -- Runs: every status change of an enrichment run is one of these functions
