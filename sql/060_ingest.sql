@@ -396,10 +396,12 @@ BEGIN
     -- same rule as after an enrichment (take_snapshots). IPs no source has answered yet (this
     -- chunk's new IPs among them, and bogons, which are never asked) are left to the next
     -- take_snapshots(): at most a field no enabled source gives could be filled for them now. A
-    -- chunk with no answered IP (a first load) does not call it at all.
+    -- chunk with no answered IP (a first load) does not call it at all. One index probe per IP
+    -- (revision 0051; LIMIT keeps it a probe): as a semi-join the planner hashed all of
+    -- enrichment_state for every chunk.
     v_enriched_ips := ARRAY(
         SELECT c.ip FROM unnest(v_chunk_ips) c(ip)
-        WHERE EXISTS (SELECT 1 FROM ipintel.enrichment_state e WHERE e.ip = c.ip));
+        CROSS JOIN LATERAL (SELECT 1 FROM ipintel.enrichment_state e WHERE e.ip = c.ip LIMIT 1) x);
     IF cardinality(v_enriched_ips) > 0 THEN
         PERFORM ipintel.take_snapshots(v_enriched_ips);
     END IF;

@@ -1,4 +1,6 @@
-"""lock_for_merge locks a batch with one index probe per IP, never a scan of the inventory (revision 0049).
+"""A merge reads the inventory by one index probe per IP of its batch, never by a scan of it.
+
+Revision 0049: lock_for_merge.
 
 Ingest chunks and every merge_batch call it first. With `ip = ANY (p_ips)` the planner chose a
 sequential scan of the whole inventory as soon as a batch was a few percent of it (ip_inventory
@@ -74,3 +76,26 @@ def test_a_large_batch_is_locked_by_index_probes_and_the_same_rows(db: str) -> N
     assert held_ips == {str(ip) for ip in ips[0]}
     assert held_asns == expected_asns
     assert 64529 in held_asns and len(expected_asns) > 10  # given, current and said ASNs all present
+
+
+def test_an_ingest_chunk_finds_its_enriched_ips_by_probe(db: str) -> None:
+    """Revision 0051: the chunk's IPs some source answered (whose snapshots it takes) are found by
+    one probe per IP; as a semi-join the planner hashed all of enrichment_state for every chunk."""
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(SEED)
+    chunk = ("INSERT INTO ipintel_staging.cowrie_events (batch_id, line_no, eventid, event_ts, session_id, src_ip, sensor) "
+             "SELECT -5, g, 'cowrie.session.connect', now() - interval '1 hour', 's' || g, '45.0.0.0'::inet + g * 7, 'hp1' "
+             "FROM generate_series(1, 30) g")
+    with psycopg.connect(db) as conn:
+        conn.execute(chunk)
+        with nested_plans(conn, actual_loops=True) as plans:
+            conn.execute("SELECT * FROM ipintel.merge_cowrie_events(-5)")
+        conn.commit()
+    [found] = [p for p in plans if p["Query Text"].lstrip().startswith("v_enriched_ips")]
+    state = [(n["Node Type"], n.get("Actual Loops", 0))
+             for n in nodes(found["Plan"]) if n.get("Relation Name") == "enrichment_state"]
+    # Before 0051: [('Seq Scan', 1000)], every answer read for a chunk of 30 IPs
+    assert state and all(kind in {"Index Scan", "Index Only Scan"} for kind, _ in state), state
+    assert sum(loops for _, loops in state) == 30  # a probe per IP of the chunk
+    # and the IPs found: the 10 of the 30 a source answered (every third)
+    assert [n["Actual Rows"] for n in nodes(found["Plan"]) if n["Node Type"] == "Nested Loop"] == [10]
