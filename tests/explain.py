@@ -17,6 +17,13 @@ import psycopg
 from psycopg.errors import Diagnostic
 
 
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every node of a JSON plan, the plan itself first."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
 @contextmanager
 def nested_plans(conn: psycopg.Connection, *, actual_loops: bool,
                  triggers: bool = False) -> Iterator[list[dict[str, Any]]]:

@@ -15,7 +15,7 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg.types.json import Jsonb
 
-from tests.explain import nested_plans
+from tests.explain import nested_plans, nodes
 
 BIG = 64500  # 400 IPs: 45.1.0.1 .. 45.1.1.144
 SMALL = 64501  # 20 IPs: 45.2.0.1 .. 45.2.0.20
@@ -72,11 +72,8 @@ def counts(conn: psycopg.Connection[Any], asn: int) -> tuple[Any, ...] | None:
 
 def reads_by_asn(plans: list[dict[str, Any]]) -> int:
     """Rows read from ip_inventory through its current_asn index (a recount's reads)."""
-    def walk(node: dict[str, Any]) -> int:
-        here = (node.get("Actual Rows", 0) * node.get("Actual Loops", 0)
-                if node.get("Index Name") == "ip_inventory_current_asn_idx" else 0)
-        return here + sum(walk(child) for child in node.get("Plans", []))
-    return sum(walk(p["Plan"]) for p in plans)
+    return sum(n.get("Actual Rows", 0) * n.get("Actual Loops", 0) for p in plans for n in nodes(p["Plan"])
+               if n.get("Index Name") == "ip_inventory_current_asn_idx")
 
 
 def test_the_counts_stay_a_recount_through_ingest_enrichment_and_moves(conn: psycopg.Connection[Any]) -> None:

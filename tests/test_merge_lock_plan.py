@@ -12,12 +12,11 @@ and lock the same rows as before: the batch's IPs, and the ASNs given, current o
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 
-from tests.explain import nested_plans
+from tests.explain import nested_plans, nodes
 
 INVENTORY = 3_000
 BATCH = 2_000
@@ -34,12 +33,6 @@ FROM generate_series(1, {INVENTORY}, 3) g;
 ANALYZE ipintel.asn_inventory, ipintel.ip_inventory, ipintel.enrichment_state;
 """
 BATCH_IPS = f"SELECT array_agg('45.0.0.0'::inet + g * 7 ORDER BY g) FROM generate_series(1, {BATCH}) g"
-
-
-def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from nodes(child)
 
 
 def locked(db: str, table: str, key: str) -> set[Any]:
