@@ -299,6 +299,24 @@ RETURN p_policy.min_session_count IS NOT NULL AND p_ip.session_count < p_policy.
 COMMENT ON FUNCTION ipintel.below_session_threshold(ipintel.enrichment_policy, ipintel.ip_inventory) IS
     'True when the policy does not ask about the IP: fewer sessions than min_session_count (and, with or_login_success, no successful login).';
 
+-- Whether an ingest is loading sessions into this database right now: `ipintel ingest` holds the
+-- session advisory lock 'ipintel.ingest' (loader/ipintel/ingest.py) for the whole run, on its
+-- own connection, and a crashed run's lock goes with its connection. Snapshots read it: a running
+-- ingest may still add sessions (and successful logins) of an IP, so a session-count threshold
+-- (below_session_threshold) is not final while it runs.
+CREATE FUNCTION ipintel.ingest_is_running()
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+RETURN EXISTS (
+    SELECT 1 FROM pg_catalog.pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+      AND ((l.classid::bigint << 32) | l.objid::bigint) = pg_catalog.hashtextextended('ipintel.ingest', 0));
+COMMENT ON FUNCTION ipintel.ingest_is_running() IS
+    'True while an `ipintel ingest` runs against this database (it holds the advisory lock ''ipintel.ingest''). A session-count threshold (min_session_count, or_login_success) does not decline an IP for snapshots while it runs: the ingest may still add the IP''s sessions.';
+
 CREATE FUNCTION ipintel.ips_due(
     p_source text,
     p_limit bigint DEFAULT NULL,

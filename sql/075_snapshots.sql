@@ -7,8 +7,9 @@
 -- is awaited. A source is awaited for a session while it is enabled (and set up: its last pass
 -- was not skipped for want of its files, key or contact), has no fresh answer
 -- for the IP, has not declined it (bogon, policy says not applicable, a failure asking again
--- cannot fix), and the session was ingested less than the source's snapshot_window ago (so a
--- backfill of old logs is completed too). "Better" is the registry's rank for the field
+-- cannot fix; a session-count threshold declines only when no ingest is running), and the
+-- session was ingested less than the source's snapshot_window ago (so a backfill of old logs is
+-- completed too). "Better" is the registry's rank for the field
 -- (enrichment_policy.asn_rank, country_rank, is_scanner_rank, ip_type_rank,
 -- is_known_attacker_rank, which also decides threatfeeds): a field is ready
 -- when its value comes from a source ranked before every awaited source of that field, or when
@@ -51,10 +52,16 @@ WHERE p.enabled
   AND f.ip IS NULL
   -- the policy's filters (as ips_due reads them); the session threshold is looked at only when set
   AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))
-  AND NOT (p.min_session_count IS NOT NULL AND ipintel.below_session_threshold(p, i))
+  -- A session-count threshold declines the IP only once no ingest is running: a running ingest
+  -- may still add the IP's sessions (revision 0052). Otherwise snapshots taken while an ingest
+  -- runs (by an enrichment, or by the ingest's own chunks) would settle a field on a count the
+  -- same ingest then exceeds, and the same logs would give other snapshots than when enrich runs
+  -- after ingest. Read once per query (an InitPlan).
+  AND NOT (p.min_session_count IS NOT NULL AND ipintel.below_session_threshold(p, i)
+           AND NOT (SELECT ipintel.ingest_is_running()))
   AND i.ip IN (SELECT s.source_ip FROM ipintel.session_summaries s WHERE s.snapshot_complete_at IS NULL);
 COMMENT ON VIEW ipintel.snapshot_pending_sources IS
-    'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks. A source whose last pass was skipped (an offline database without its files, a service without its key or contact) is not waited for.';
+    'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks. A source whose last pass was skipped (an offline database without its files, a service without its key or contact) is not waited for. A session-count threshold (min_session_count) declines an IP only while no ingest is running (ingest_is_running): a running ingest may still add its sessions.';
 
 -- Per incomplete session: the sources still awaited (their window open) and, per field, the
 -- best rank among them.
