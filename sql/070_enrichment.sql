@@ -237,8 +237,10 @@ CREATE UNLOGGED TABLE ipintel_staging.enrichment_results (
     ip          inet        NOT NULL,
     fetched_at  timestamptz NOT NULL,
     result      jsonb       NOT NULL,
-    build       bigint,
-    CONSTRAINT enrichment_results_source_fkey FOREIGN KEY (source) REFERENCES ipintel.enrichment_policy (source)
+    -- No foreign key on source (revision 0053): merge_batch takes the source from the batch's run
+    -- (enrichment_runs.source, which has one), never from these rows; a per-row check here was
+    -- about 40% of the COPY of a batch of 10,000 answers.
+    build       bigint
 );
 COMMENT ON TABLE ipintel_staging.enrichment_results IS
     'Staging for merge_batch: one answer per IP of a batch, of the source the batch''s run belongs to: its facts (result) and its freshness (fetched_at, build), which the merge records in enrichment_state.';
@@ -459,6 +461,11 @@ COMMENT ON FUNCTION ipintel.lock_for_merge(inet[], bigint[]) IS
 -- merge writes them meanwhile (revision 0043: the batch's unchanged IPs are not locked). An
 -- answer staged out of order (older than the stored change) with the same document says it held
 -- by its fetch time already: least().
+-- An answer that repeats the stored document (a TTL refresh: most answers of a re-fetch) has the
+-- facts its state row already holds, which the facts function made from that same document: only
+-- its freshness is written, by a plain UPDATE (revision 0053). The INSERT ... ON CONFLICT, which
+-- computes the facts, takes only new and changed documents (in a re-merge, none: it is skipped).
+-- A revision that changes what a facts function says recomputes the stored facts itself.
 CREATE FUNCTION ipintel.record_enrichment_state(p_source text, p_batch_id bigint)
     RETURNS bigint
     LANGUAGE plpgsql
@@ -466,10 +473,25 @@ CREATE FUNCTION ipintel.record_enrichment_state(p_source text, p_batch_id bigint
 AS $$
 DECLARE
     v_facts_function regproc;
+    v_staged bigint;
+    v_refreshed bigint;
     v_count bigint;
 BEGIN
     SELECT p.facts_function::regproc INTO STRICT v_facts_function
     FROM ipintel.enrichment_policy p WHERE p.source = p_source;
+    SELECT count(*) INTO v_staged FROM ipintel_staging.enrichment_results r WHERE r.batch_id = p_batch_id;
+    -- Unchanged documents with a state row: their fetch time (and build) only. No other writer
+    -- touches these rows (above), so the order in which they are locked does not matter.
+    UPDATE ipintel.enrichment_state e
+    SET fetched_at = r.fetched_at, build = r.build, changed_at = least(e.changed_at, r.fetched_at)
+    FROM ipintel_staging.enrichment_results r
+    JOIN ipintel.ip_inventory i ON i.ip = r.ip
+    WHERE r.batch_id = p_batch_id AND e.ip = r.ip AND e.source = p_source
+      AND i.enrichment -> p_source = r.result;
+    GET DIAGNOSTICS v_refreshed = ROW_COUNT;
+    IF v_refreshed = v_staged THEN
+        RETURN v_refreshed;  -- nothing new or changed (the INSERT below would only filter them out)
+    END IF;
     -- The registry names the facts function; ::regproc checks that it exists and quotes it.
     EXECUTE format($sql$
         INSERT INTO ipintel.enrichment_state AS e
@@ -488,6 +510,8 @@ BEGIN
                            WHERE c.ip = r.ip AND c.source = $1 LIMIT 1) cur ON true
         LEFT JOIN LATERAL %s(r.result) f ON true
         WHERE r.batch_id = $2
+          -- the rest of the batch: a new or changed document, or no state row yet
+          AND (cur.changed_at IS NULL OR i.enrichment -> $1 IS DISTINCT FROM r.result)
         ORDER BY r.ip
         ON CONFLICT (ip, source) DO UPDATE SET
             fetched_at = excluded.fetched_at,
@@ -503,11 +527,11 @@ BEGIN
             threatfeeds = excluded.threatfeeds
         $sql$, v_facts_function) USING p_source, p_batch_id;
     GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN v_count;
+    RETURN v_refreshed + v_count;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.record_enrichment_state(text, bigint) IS
-    'Records in enrichment_state that the IPs of a staged batch were answered by p_source: fetched_at, build, the typed facts of each answer (the source''s facts_function) and changed_at where the document differs from the stored one; call before writing the documents. Returns the IPs recorded.';
+    'Records in enrichment_state that the IPs of a staged batch were answered by p_source: fetched_at, build, the typed facts of each answer (the source''s facts_function) and changed_at where the document differs from the stored one; call before writing the documents. An answer repeating the stored document (its facts are those already recorded) has only its fetch time and build written. Returns the IPs recorded.';
 
 -- Records ASN observations in ip_asn_history: an IP whose ASN changed gets its open range closed
 -- at the observation time and a new one opened there, so consecutive ranges meet; an IP without
@@ -892,7 +916,11 @@ BEGIN
         IF v_merge_function IS NOT NULL THEN
             EXECUTE format('SELECT %s($1, $2)', v_merge_function) USING p_run_id, p_batch_id;
         END IF;
-        PERFORM ipintel.apply_answers(v_source, p_batch_id);
+        -- apply_answers writes only the rows of v_ips (the same filter): none, nothing to do
+        -- (a TTL refresh of unchanged answers; revision 0053).
+        IF v_ips IS NOT NULL THEN
+            PERFORM ipintel.apply_answers(v_source, p_batch_id);
+        END IF;
     END IF;
 
     -- Answered now: an open failure of these IPs for this source is over.
