@@ -497,9 +497,9 @@ BEGIN
         INSERT INTO ipintel.enrichment_state AS e
                (ip, source, fetched_at, build, changed_at, asn, asn_observed, country, is_scanner, is_riot, ip_type,
                 is_known_attacker, threatfeeds)
-        SELECT r.ip, $1, r.fetched_at, r.build,
-               CASE WHEN cur.changed_at IS NULL OR i.enrichment -> $1 IS DISTINCT FROM r.result THEN r.fetched_at
-                    ELSE least(cur.changed_at, r.fetched_at) END,
+        -- changed_at: only new or changed documents come here (the filter below; repeated ones
+        -- were refreshed above), so the document changed when it was fetched
+        SELECT r.ip, $1, r.fetched_at, r.build, r.fetched_at,
                f.asn, coalesce(f.asn_observed, false), f.country, f.is_scanner, f.is_riot, f.ip_type,
                f.is_known_attacker, f.threatfeeds
         FROM ipintel_staging.enrichment_results r
