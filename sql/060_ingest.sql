@@ -150,9 +150,13 @@ CREATE UNLOGGED TABLE ipintel_staging.cowrie_sessions (
     command_count    bigint      NOT NULL,
     download_count   bigint      NOT NULL,
     event_count      bigint      NOT NULL,
-    CONSTRAINT cowrie_sessions_pkey PRIMARY KEY (batch_id, session_id)
+    CONSTRAINT cowrie_sessions_pkey PRIMARY KEY (batch_id, session_id),
+    -- added by revision 0054 (a new column goes last)
+    merged_first_event_at timestamptz
 );
 COMMENT ON TABLE ipintel_staging.cowrie_sessions IS 'Staging for ingest: the events of one batch aggregated per session; emptied by merge_cowrie_events.';
+COMMENT ON COLUMN ipintel_staging.cowrie_sessions.merged_first_event_at IS
+    'For a session already in session_summaries, its first_event_at there (with session_id, its key); NULL for a new session. Set by merge_cowrie_events'' one lookup of the batch''s sessions.';
 
 CREATE SEQUENCE ipintel_staging.batch_id_seq;
 COMMENT ON SEQUENCE ipintel_staging.batch_id_seq IS 'Tags the rows of one COPY batch in any staging table.';
@@ -287,10 +291,17 @@ BEGIN
               WHERE m.batch_id = p_batch_id)
         || ARRAY[now(), now() + interval '1 month']);
 
-    -- A session already merged keeps the peer it was first seen with.
-    UPDATE ipintel_staging.cowrie_sessions m SET source_ip = s.source_ip
+    -- The one lookup of the batch's sessions in session_summaries (revision 0054): a session
+    -- already merged keeps the peer it was first seen with, and its key is kept for the update
+    -- below, which then reads it by key (one partition), while the insert needs no lookup at all.
+    -- Looked up three times before (here, by the update and by the insert's NOT EXISTS), every
+    -- staged session cost three probes of every partition (issue 15). Sound because nothing else
+    -- adds, moves or deletes a session until this merge ends: every writer of sessions is a merge
+    -- of Cowrie events, and merges take the advisory lock above (ensure_session_partitions, which
+    -- moves sessions out of the default partition, ran above, inside this merge).
+    UPDATE ipintel_staging.cowrie_sessions m SET source_ip = s.source_ip, merged_first_event_at = s.first_event_at
     FROM ipintel.session_summaries s
-    WHERE m.batch_id = p_batch_id AND s.session_id = m.session_id AND s.source_ip IS DISTINCT FROM m.source_ip;
+    WHERE m.batch_id = p_batch_id AND s.session_id = m.session_id;
 
     -- New source IPs first: session_summaries.source_ip references ip_inventory.
     WITH new_ips AS (
@@ -319,8 +330,7 @@ BEGIN
     -- locked by lock_for_merge, so the checks cannot fail later than they would have now.
     SET CONSTRAINTS ipintel.session_summaries_source_ip_fkey DEFERRED;
 
-    -- Both parts read the table as it was before this statement: a session updated here is not
-    -- inserted again.
+    -- The sessions found by the lookup above are updated, the others inserted.
     WITH updated AS (
         UPDATE ipintel.session_summaries s SET
             sensor           = coalesce(s.sensor, m.sensor),
@@ -340,7 +350,8 @@ BEGIN
             event_count      = s.event_count + m.event_count,
             updated_at       = now()
         FROM ipintel_staging.cowrie_sessions m
-        WHERE m.batch_id = p_batch_id AND s.session_id = m.session_id
+        WHERE m.batch_id = p_batch_id AND m.merged_first_event_at IS NOT NULL
+          AND s.session_id = m.session_id AND s.first_event_at = m.merged_first_event_at
         RETURNING s.source_ip)
     , inserted AS (
         INSERT INTO ipintel.session_summaries (
@@ -351,8 +362,7 @@ BEGIN
                m.src_port, m.dst_ip, m.dst_port, m.duration_seconds, m.client_version, m.hassh,
                m.login_attempts, m.login_successes, m.command_count, m.download_count, m.event_count
         FROM ipintel_staging.cowrie_sessions m
-        WHERE m.batch_id = p_batch_id
-          AND NOT EXISTS (SELECT 1 FROM ipintel.session_summaries x WHERE x.session_id = m.session_id)
+        WHERE m.batch_id = p_batch_id AND m.merged_first_event_at IS NULL
         ORDER BY m.session_id
         RETURNING source_ip)
     , merged AS (
