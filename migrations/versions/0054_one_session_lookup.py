@@ -1,4 +1,4 @@
-"""merge_cowrie_events looks each staged session up once, not three times.
+"""merge_cowrie_events looks each staged session up once, not three times, and sorts by session id in "C".
 
 Revision ID: 0054
 Revises: 0053

@@ -4,6 +4,8 @@
 -- (cowrie_sessions.merged_first_event_at), so the update reads it by key and the insert takes
 -- the sessions not found, with no NOT EXISTS probe of every partition. Sound because merges of
 -- Cowrie events, the only writers of sessions, hold an advisory lock for their whole transaction.
+-- And the chunk's events are sorted and grouped by session id in the "C" collation (bytes, not
+-- the database's collation): the same groups, about 15% less aggregation.
 -- Locks: the staging table AccessExclusive for an instant (a nullable column without a default:
 -- its catalogue only; it is empty between chunks, and lock_timeout bounds the wait for a running
 -- ingest's chunk); the function replaced (grants and comment stay).
@@ -46,9 +48,12 @@ BEGIN
     -- come sorted so from the subquery, and each aggregate takes them in that order (a GROUP BY
     -- on a prefix of the subquery's sort keeps it; an INSERT plan is never parallel). One sort for
     -- the batch instead of one per ordered aggregate and session: the aggregation in half the
-    -- time (issue 15). normalize_ip is applied once per session, to the address picked.
+    -- time (issue 15). normalize_ip is applied once per session, to the address picked. The
+    -- sessions are sorted and grouped by their id in the "C" collation (revision 0054): bytes
+    -- compared, with abbreviated keys, rather than the database's collation, about 15% of the
+    -- aggregation; grouping needs only equality, which every deterministic collation shares.
     INSERT INTO ipintel_staging.cowrie_sessions
-    SELECT p_batch_id, c.session_id,
+    SELECT p_batch_id, c.session_key,
            -- The peer is the address of the connect event. Without one in this batch (a session
            -- continued from an earlier file), the earliest event's, but never a direct-tcpip
            -- event's: Cowrie logs the client-claimed forwarding origin (e.g. 127.0.0.1) there.
@@ -69,10 +74,10 @@ BEGIN
            count(*) FILTER (WHERE c.eventid = 'cowrie.command.input'),
            count(*) FILTER (WHERE c.eventid = 'cowrie.session.file_download'),
            count(*)
-    FROM (SELECT e.* FROM ipintel_staging.cowrie_events e
+    FROM (SELECT e.*, e.session_id COLLATE "C" AS session_key FROM ipintel_staging.cowrie_events e
           WHERE e.batch_id = p_batch_id
-          ORDER BY e.session_id, e.event_ts, e.line_no) c
-    GROUP BY c.session_id;
+          ORDER BY session_key, e.event_ts, e.line_no) c
+    GROUP BY c.session_key;
 
     -- The partitions of this chunk's months, and of this month and the next (before anything here
     -- reads session_summaries: making a partition locks it, and no lock is taken weaker first).

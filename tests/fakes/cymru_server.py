@@ -133,7 +133,6 @@ class FakeCymruServer:
         self.port = 0
         self._open = 0
         self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
 
     @property
     def addr(self) -> str:
@@ -150,15 +149,17 @@ class FakeCymruServer:
     async def stop(self) -> None:
         assert self._server is not None
         self._server.close()
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
+        # Every task of this loop but this one is a connection's handler, including one for a
+        # connection accepted just before close() whose task had not started yet (it used to
+        # register itself when it started, and was missed): left pending, it was destroyed with
+        # the loop mid-sleep, and Python reported its coroutine (PytestUnraisableExceptionWarning).
+        while pending := asyncio.all_tasks() - {asyncio.current_task()}:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
         await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
         behaviour = self.behaviours.popleft() if self.behaviours else self.default
         query: list[str] = []
         self.queries.append(query)
@@ -175,7 +176,6 @@ class FakeCymruServer:
             # never be counted as overlapping its own previous connection.
             self._open -= 1
             writer.close()
-            self._handlers.discard(task)
 
     async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                         behaviour: Behaviour, query: list[str]) -> None:

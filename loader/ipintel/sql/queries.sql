@@ -153,10 +153,14 @@ SELECT (SELECT count(*) FROM ipintel.asn_inventory) AS asns, (SELECT count(*) FR
 SELECT pg_try_advisory_lock(hashtextextended(%(name)s::text, 0)) AS ok;
 
 -- advisory_lock_holder --
--- The backend holding the advisory lock named %(name)s, and since when it is connected.
+-- The backend holding the advisory lock named %(name)s in this database, and since when it is
+-- connected. Advisory locks are per database: a run against another database of the same server
+-- holds a lock of the same key without being in our way, and is not named (l.database). The
+-- lock is taken with one bigint key (objsubid 1), as ipintel.ingest_is_running() reads it.
 SELECT a.pid, a.backend_start::text AS since
 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-WHERE l.locktype = 'advisory' AND l.granted
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.database = (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
   AND ((l.classid::bigint << 32) | l.objid::bigint) = hashtextextended(%(name)s::text, 0)
 LIMIT 1;
 
