@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import psycopg
 import pytest
 
@@ -31,3 +34,25 @@ def test_the_holder_named_is_the_one_in_this_database(db: str, empty_db: str) ->
             with Lock(db, "ipintel.ingest", wait=False):
                 pass
         assert raised.value.holder_pid == here.info.backend_pid
+
+
+def test_a_lock_freed_between_the_try_and_the_holder_query_is_taken(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that just ended frees its lock as its backend exits, a moment after it closed its
+    connection: the next run's try can fail, and its look for the holder then find nobody. That
+    run takes the lock (it used to exit 3, "held by another session": a flaky ingest test)."""
+    holder = psycopg.connect(db, autocommit=True)
+    holder.execute(LOCK_SQL)
+    real_query_one = ipdb.query_one
+
+    def holder_exits_first(conn: Any, statement: Any, params: Any = None) -> Any:
+        if statement == ipdb.query("advisory_lock_holder") and not holder.closed:
+            holder.close()  # its backend ends: the lock is free by the time the holder is looked for
+            deadline = time.monotonic() + 10
+            while real_query_one(conn, "SELECT ipintel.ingest_is_running() AS held") == {"held": True}:
+                assert time.monotonic() < deadline, "the holder's backend did not end"
+                time.sleep(0.01)
+        return real_query_one(conn, statement, params)
+
+    monkeypatch.setattr(ipdb, "query_one", holder_exits_first)
+    with Lock(db, "ipintel.ingest", wait=False) as lock:
+        assert real_query_one(lock.conn, "SELECT ipintel.ingest_is_running() AS running") == {"running": True}

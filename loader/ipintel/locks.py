@@ -25,6 +25,11 @@ class LockHeld(RuntimeError):
         super().__init__(f"{name} is held by {who}{since}")
 
 
+# How often a run that does not wait tries again when the lock it could not take has no holder a
+# moment later (see Lock.__enter__).
+HOLDER_GONE_RETRIES = 3
+
+
 class Lock:
     """`with Lock(dsn, "ipintel.enrich", wait=False) as lock:` — `lock.conn` stays open (autocommit)."""
 
@@ -34,6 +39,7 @@ class Lock:
 
     def __enter__(self) -> Lock:
         self.conn = db.connect(self.dsn, autocommit=True)
+        retries = 0
         try:
             while True:
                 # The lock key is derived from the name in SQL (try_advisory_lock in sql/queries.sql),
@@ -43,6 +49,12 @@ class Lock:
                     return self
                 if not self.wait:
                     holder = db.query_one(self.conn, db.query("advisory_lock_holder"), {"name": self.name})
+                    if holder is None and retries < HOLDER_GONE_RETRIES:
+                        # Nobody holds it now: its holder ended between the two queries (a run
+                        # that just ended frees its lock as its backend exits, a moment after it
+                        # closed its connection). A run started back to back with it takes it.
+                        retries += 1
+                        continue
                     raise LockHeld(self.name, holder["pid"] if holder else None,
                                    holder["since"] if holder else None)
                 time.sleep(self.poll_seconds)
