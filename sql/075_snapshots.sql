@@ -229,7 +229,7 @@ BEGIN
             AND (s.snapshot_asn_source IS NULL OR s.snapshot_country_source IS NULL)) x;
 
     WITH todo AS (
-        SELECT s.session_id, s.source_ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day,
+        SELECT s.session_id, s.first_event_at, s.source_ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day,
                s.snapshot_ip_type_source IS NULL AS ip_type_unknown, r.*,
                -- the ASN: routing history at the session's day, else ip_asn_history at its time,
                -- else a dated geolocation build (g), else the current ASN; its source says which
@@ -374,7 +374,8 @@ BEGIN
         FROM todo t
         JOIN document_ids x ON x.ip = t.source_ip
         LEFT JOIN classes c ON c.ip = t.source_ip AND c.day = t.day AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
-        WHERE s.session_id = t.session_id
+        -- by the whole key (revision 0055): a probe of one partition, not of every month's
+        WHERE s.session_id = t.session_id AND s.first_event_at = t.first_event_at
         RETURNING 1)
     SELECT count(*) INTO v_changed FROM filled;
     RETURN v_changed;
