@@ -346,16 +346,16 @@ BEGIN
                                        ELSE s.snapshot_is_scanner END,
             snapshot_is_scanner_source = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready
                                               THEN t.is_scanner_source ELSE s.snapshot_is_scanner_source END,
-            snapshot_ip_type = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN c.ip_type
+            snapshot_ip_type = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN t.class_ip_type
                                     ELSE s.snapshot_ip_type END,
             -- list:<list>:<day> for a class from a range or ASN list; else the source that said it
             -- (for routed and residential: the ASN's), bogon, none
             snapshot_ip_type_source = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready
-                                           THEN CASE WHEN c.ip_class_basis ? 'list'
-                                                     THEN 'list:' || (c.ip_class_basis ->> 'list') || ':'
-                                                          || (c.ip_class_basis ->> 'snapshot')
-                                                     WHEN c.ip_type = 'bogon' THEN 'bogon'
-                                                     ELSE coalesce(c.ip_type_source, 'none') END
+                                           THEN CASE WHEN t.class_basis ? 'list'
+                                                     THEN 'list:' || (t.class_basis ->> 'list') || ':'
+                                                          || (t.class_basis ->> 'snapshot')
+                                                     WHEN t.class_ip_type = 'bogon' THEN 'bogon'
+                                                     ELSE coalesce(t.class_ip_type_source, 'none') END
                                            ELSE s.snapshot_ip_type_source END,
             snapshot_is_known_attacker = CASE WHEN s.snapshot_is_known_attacker_source IS NULL AND t.known_attacker_ready
                                               THEN t.is_known_attacker ELSE s.snapshot_is_known_attacker END,
@@ -365,15 +365,21 @@ BEGIN
                                                           AND t.known_attacker_ready
                                                      THEN t.known_attacker_source
                                                      ELSE s.snapshot_is_known_attacker_source END,
-            snapshot_ip_provider = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN c.ip_provider
+            snapshot_ip_provider = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN t.class_ip_provider
                                         ELSE s.snapshot_ip_provider END,
-            snapshot_document = x.document_id,
+            snapshot_document = t.document_id,
             snapshot_at = coalesce(s.snapshot_at, now()),
             snapshot_complete_at = CASE WHEN t.all_ready THEN now() END,
             updated_at = now()
-        FROM todo t
-        JOIN document_ids x ON x.ip = t.source_ip
-        LEFT JOIN classes c ON c.ip = t.source_ip AND c.day = t.day AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
+        -- Each session with its document and class, planned apart from the update's join
+        -- (OFFSET 0): joined by both key columns, the sessions' estimate fell to a few rows and
+        -- the planner looped over the classes for each of them (40,000 sessions: minutes).
+        FROM (SELECT t.*, x.document_id, c.ip_type AS class_ip_type, c.ip_class_basis AS class_basis,
+                     c.ip_type_source AS class_ip_type_source, c.ip_provider AS class_ip_provider
+              FROM todo t
+              JOIN document_ids x ON x.ip = t.source_ip
+              LEFT JOIN classes c ON c.ip = t.source_ip AND c.day = t.day AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
+              OFFSET 0) t
         -- by the whole key (revision 0055): a probe of one partition, not of every month's
         WHERE s.session_id = t.session_id AND s.first_event_at = t.first_event_at
         RETURNING 1)
