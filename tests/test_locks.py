@@ -14,6 +14,13 @@ from ipintel.locks import Lock, LockHeld
 LOCK_SQL = "SELECT pg_advisory_lock(hashtextextended('ipintel.ingest', 0))"
 
 
+def ingest_running(conn: psycopg.Connection[Any], query_one: Any = ipdb.query_one) -> bool:
+    """What ipintel.ingest_is_running() says on conn (query_one: the real one, when it is patched)."""
+    row = query_one(conn, "SELECT ipintel.ingest_is_running() AS running")
+    assert row is not None
+    return bool(row["running"])
+
+
 def test_a_run_in_another_database_is_not_named_as_the_holder(db: str, empty_db: str) -> None:
     """An ingest of another database on the same server holds a lock of the same name, which does
     not stop this database's ingest: the holder query must not name it either."""
@@ -21,9 +28,9 @@ def test_a_run_in_another_database_is_not_named_as_the_holder(db: str, empty_db:
         other.execute(LOCK_SQL)
         with ipdb.connect(db, autocommit=True) as conn:
             assert ipdb.query_one(conn, ipdb.query("advisory_lock_holder"), {"name": "ipintel.ingest"}) is None
-            assert ipdb.query_one(conn, "SELECT ipintel.ingest_is_running() AS running") == {"running": False}
+            assert not ingest_running(conn)
         with Lock(db, "ipintel.ingest", wait=False) as lock:  # free in this database
-            assert ipdb.query_one(lock.conn, "SELECT ipintel.ingest_is_running() AS running") == {"running": True}
+            assert ingest_running(lock.conn)
 
 
 def test_the_holder_named_is_the_one_in_this_database(db: str, empty_db: str) -> None:
@@ -48,11 +55,11 @@ def test_a_lock_freed_between_the_try_and_the_holder_query_is_taken(db: str, mon
         if statement == ipdb.query("advisory_lock_holder") and not holder.closed:
             holder.close()  # its backend ends: the lock is free by the time the holder is looked for
             deadline = time.monotonic() + 10
-            while real_query_one(conn, "SELECT ipintel.ingest_is_running() AS held") == {"held": True}:
+            while ingest_running(conn, real_query_one):
                 assert time.monotonic() < deadline, "the holder's backend did not end"
                 time.sleep(0.01)
         return real_query_one(conn, statement, params)
 
     monkeypatch.setattr(ipdb, "query_one", holder_exits_first)
     with Lock(db, "ipintel.ingest", wait=False) as lock:
-        assert real_query_one(lock.conn, "SELECT ipintel.ingest_is_running() AS running") == {"running": True}
+        assert ingest_running(lock.conn, real_query_one)
