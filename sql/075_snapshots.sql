@@ -213,6 +213,11 @@ CREATE FUNCTION ipintel.take_snapshots(p_ips inet[])
     -- planned with p_ips' value each call: NULL drops the filters, an array restricts every
     -- part (the incomplete sessions through their partial index, the awaited sources per IP)
     SET plan_cache_mode = force_custom_plan
+    -- Hash tables of up to 256 MB (sorts 64 MB): the sessions' keys that the update finds its
+    -- rows by fit in one hash up to about 2M sessions, so the rows are written in the order they
+    -- come (the heap's, below); in several batches each batch is one more pass over the heap.
+    SET work_mem = '64MB'
+    SET hash_mem_multiplier = 4
 AS $$
 DECLARE
     v_changed bigint;
@@ -230,6 +235,18 @@ BEGIN
 
     WITH todo AS (
         SELECT s.session_id, s.first_event_at, s.source_ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day,
+               -- where the session is in the heap (the update goes in this order) and its snapshot
+               -- fields as locked here: the update writes from these, so its join to the sessions
+               -- carries their keys alone (revision 0057)
+               s.tableoid AS row_table, s.ctid AS row_ctid,
+               s.snapshot_asn AS kept_asn, s.snapshot_asn_source AS kept_asn_source,
+               s.snapshot_country AS kept_country, s.snapshot_country_source AS kept_country_source,
+               s.snapshot_is_scanner AS kept_is_scanner, s.snapshot_is_scanner_source AS kept_is_scanner_source,
+               s.snapshot_ip_type AS kept_ip_type, s.snapshot_ip_type_source AS kept_ip_type_source,
+               s.snapshot_is_known_attacker AS kept_is_known_attacker,
+               s.snapshot_is_known_attacker_source AS kept_is_known_attacker_source,
+               s.snapshot_threatfeeds AS kept_threatfeeds, s.snapshot_ip_provider AS kept_ip_provider,
+               s.snapshot_at AS kept_at,
                s.snapshot_ip_type_source IS NULL AS ip_type_unknown, r.*,
                -- the ASN: routing history at the session's day, else ip_asn_history at its time,
                -- else a dated geolocation build (g), else the current ASN; its source says which
@@ -334,51 +351,58 @@ BEGIN
         SELECT x.ip, x.document_id
         FROM ipintel.snapshot_documents(ARRAY(SELECT DISTINCT t.source_ip FROM todo t)) x
     ), filled AS (
+        -- A known field is kept (t.kept_*: the session's fields as todo locked them, which no
+        -- other transaction can have changed since; a session changed before it was locked was
+        -- read again by the lock, in its latest version).
         UPDATE ipintel.session_summaries s
-        SET snapshot_asn = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE s.snapshot_asn END,
-            snapshot_asn_source = CASE WHEN s.snapshot_asn_source IS NULL AND t.asn_ready THEN t.asn_source
-                                       ELSE s.snapshot_asn_source END,
-            snapshot_country = CASE WHEN s.snapshot_country_source IS NULL AND t.country_ready THEN t.country
-                                    ELSE s.snapshot_country END,
-            snapshot_country_source = CASE WHEN s.snapshot_country_source IS NULL AND t.country_ready THEN t.country_source
-                                           ELSE s.snapshot_country_source END,
-            snapshot_is_scanner = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready THEN t.is_scanner
-                                       ELSE s.snapshot_is_scanner END,
-            snapshot_is_scanner_source = CASE WHEN s.snapshot_is_scanner_source IS NULL AND t.scanner_ready
-                                              THEN t.is_scanner_source ELSE s.snapshot_is_scanner_source END,
-            snapshot_ip_type = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN t.class_ip_type
-                                    ELSE s.snapshot_ip_type END,
+        SET snapshot_asn = CASE WHEN t.kept_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE t.kept_asn END,
+            snapshot_asn_source = CASE WHEN t.kept_asn_source IS NULL AND t.asn_ready THEN t.asn_source
+                                       ELSE t.kept_asn_source END,
+            snapshot_country = CASE WHEN t.kept_country_source IS NULL AND t.country_ready THEN t.country
+                                    ELSE t.kept_country END,
+            snapshot_country_source = CASE WHEN t.kept_country_source IS NULL AND t.country_ready THEN t.country_source
+                                           ELSE t.kept_country_source END,
+            snapshot_is_scanner = CASE WHEN t.kept_is_scanner_source IS NULL AND t.scanner_ready THEN t.is_scanner
+                                       ELSE t.kept_is_scanner END,
+            snapshot_is_scanner_source = CASE WHEN t.kept_is_scanner_source IS NULL AND t.scanner_ready
+                                              THEN t.is_scanner_source ELSE t.kept_is_scanner_source END,
+            snapshot_ip_type = CASE WHEN t.kept_ip_type_source IS NULL AND t.ip_type_ready THEN t.class_ip_type
+                                    ELSE t.kept_ip_type END,
             -- list:<list>:<day> for a class from a range or ASN list; else the source that said it
             -- (for routed and residential: the ASN's), bogon, none
-            snapshot_ip_type_source = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready
+            snapshot_ip_type_source = CASE WHEN t.kept_ip_type_source IS NULL AND t.ip_type_ready
                                            THEN CASE WHEN t.class_basis ? 'list'
                                                      THEN 'list:' || (t.class_basis ->> 'list') || ':'
                                                           || (t.class_basis ->> 'snapshot')
                                                      WHEN t.class_ip_type = 'bogon' THEN 'bogon'
                                                      ELSE coalesce(t.class_ip_type_source, 'none') END
-                                           ELSE s.snapshot_ip_type_source END,
-            snapshot_is_known_attacker = CASE WHEN s.snapshot_is_known_attacker_source IS NULL AND t.known_attacker_ready
-                                              THEN t.is_known_attacker ELSE s.snapshot_is_known_attacker END,
-            snapshot_threatfeeds = CASE WHEN s.snapshot_is_known_attacker_source IS NULL AND t.known_attacker_ready
-                                        THEN t.threatfeeds ELSE s.snapshot_threatfeeds END,
-            snapshot_is_known_attacker_source = CASE WHEN s.snapshot_is_known_attacker_source IS NULL
+                                           ELSE t.kept_ip_type_source END,
+            snapshot_is_known_attacker = CASE WHEN t.kept_is_known_attacker_source IS NULL AND t.known_attacker_ready
+                                              THEN t.is_known_attacker ELSE t.kept_is_known_attacker END,
+            snapshot_threatfeeds = CASE WHEN t.kept_is_known_attacker_source IS NULL AND t.known_attacker_ready
+                                        THEN t.threatfeeds ELSE t.kept_threatfeeds END,
+            snapshot_is_known_attacker_source = CASE WHEN t.kept_is_known_attacker_source IS NULL
                                                           AND t.known_attacker_ready
                                                      THEN t.known_attacker_source
-                                                     ELSE s.snapshot_is_known_attacker_source END,
-            snapshot_ip_provider = CASE WHEN s.snapshot_ip_type_source IS NULL AND t.ip_type_ready THEN t.class_ip_provider
-                                        ELSE s.snapshot_ip_provider END,
+                                                     ELSE t.kept_is_known_attacker_source END,
+            snapshot_ip_provider = CASE WHEN t.kept_ip_type_source IS NULL AND t.ip_type_ready THEN t.class_ip_provider
+                                        ELSE t.kept_ip_provider END,
             snapshot_document = t.document_id,
-            snapshot_at = coalesce(s.snapshot_at, now()),
+            snapshot_at = coalesce(t.kept_at, now()),
             snapshot_complete_at = CASE WHEN t.all_ready THEN now() END,
             updated_at = now()
         -- Each session with its document and class, planned apart from the update's join
         -- (OFFSET 0): joined by both key columns, the sessions' estimate fell to a few rows and
-        -- the planner looped over the classes for each of them (40,000 sessions: minutes).
+        -- the planner looped over the classes for each of them (40,000 sessions: minutes). In the
+        -- order of the heap, as they were locked (revision 0057): in the order of the joins above
+        -- (by IP), a month larger than shared_buffers had each page read, dirtied and written
+        -- back many times (2M sessions: 2.3M page writes for a heap of 111K pages, 45 s).
         FROM (SELECT t.*, x.document_id, c.ip_type AS class_ip_type, c.ip_class_basis AS class_basis,
                      c.ip_type_source AS class_ip_type_source, c.ip_provider AS class_ip_provider
               FROM todo t
               JOIN document_ids x ON x.ip = t.source_ip
               LEFT JOIN classes c ON c.ip = t.source_ip AND c.day = t.day AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
+              ORDER BY t.row_table, t.row_ctid
               OFFSET 0) t
         -- by the whole key (revision 0055): a probe of one partition, not of every month's
         WHERE s.session_id = t.session_id AND s.first_event_at = t.first_event_at
