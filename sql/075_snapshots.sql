@@ -246,8 +246,7 @@ BEGIN
                s.snapshot_is_known_attacker AS kept_is_known_attacker,
                s.snapshot_is_known_attacker_source AS kept_is_known_attacker_source,
                s.snapshot_threatfeeds AS kept_threatfeeds, s.snapshot_ip_provider AS kept_ip_provider,
-               s.snapshot_at AS kept_at,
-               s.snapshot_ip_type_source IS NULL AS ip_type_unknown, r.*,
+               s.snapshot_at AS kept_at, r.*,
                -- the ASN: routing history at the session's day, else ip_asn_history at its time,
                -- else a dated geolocation build (g), else the current ASN; its source says which
                -- (routing:<dataset>:<snapshot day>, <source>:history, <source>:build:<day>,
@@ -338,7 +337,7 @@ BEGIN
         SELECT array_agg(k.source_ip) AS ips, array_agg(k.day) AS days, array_agg(k.asn) AS asns,
                array_agg(k.class_asn_source) AS asn_sources
         FROM (SELECT DISTINCT t.source_ip, t.day, t.asn, t.class_asn_source
-              FROM todo t WHERE t.ip_type_ready AND t.ip_type_unknown) k
+              FROM todo t WHERE t.ip_type_ready AND t.kept_ip_type_source IS NULL) k
     ), classes AS MATERIALIZED (
         -- ip_type and ip_provider as of the session's day (issue 12): the range lists of that day
         -- and the snapshot's ASN, weighed with what the sources said (ip_classes). One call for

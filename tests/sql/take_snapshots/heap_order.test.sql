@@ -27,7 +27,6 @@ CREATE TEMP TABLE place AS
 SELECT s.session_id, s.ctid AS row_ctid FROM ipintel.session_summaries_2019_04 s;
 CREATE TEMP TABLE written (n bigint GENERATED ALWAYS AS IDENTITY, session_id text);
 -- take_snapshots() runs as its owner: the note is written as this test's role
--- take_snapshots() runs as its owner: the note is written as this test's role
 CREATE FUNCTION pg_temp.note_write() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
 BEGIN
     INSERT INTO pg_temp.written (session_id) VALUES (NEW.session_id);
