@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from bench.snapshot_step import seed
-from tests.explain import nested_plans
+from tests.explain import nested_plans, nodes
 
 # Relations small by nature (the source, dataset and edition registries, failures): a loop over
 # them costs a constant per outer row.
@@ -192,3 +192,32 @@ def test_history_pairs_are_gathered_only_when_some_is_loaded(db: str, history: s
     expected = {None: {"maxmind:maxmind": 2_000}, "routing": {"routing:maxmind": 2_000},
                 "geo": {"maxmind:dbip": before_today, "maxmind:maxmind": 2_000 - before_today}}[history]
     assert before_today > 0 and sources == {k: v for k, v in expected.items() if v}
+
+
+def widest_node(plan: dict[str, Any]) -> tuple[int, str]:
+    """The most rows any node of the plan produced (actual rows x loops), and which node."""
+    found = [(n.get("Actual Rows", 0) * n.get("Actual Loops", 1),
+              f"{n.get('Join Type', '')} {n['Node Type']} {n.get('Relation Name', n.get('Alias', ''))}".strip())
+             for n in nodes(plan)]
+    return max(found)
+
+
+@pytest.mark.slow
+def test_awaited_sources_are_found_per_ip_not_per_session(db: str) -> None:
+    """Revision 0058: snapshot_waits finds each IP's awaited sources once, then joins its sessions.
+
+    Flattened into one join, the planner paired every incomplete session with every enabled
+    source before the per-IP checks (sessions x sources rows: 2M sessions, 6M pairs). No node of
+    take_snapshots' statement may produce more rows than there are sessions to fill.
+    """
+    shape = seed(db, sessions=40_000, ips=4_000, answered_every=2)
+    assert shape["ips_due_for_greynoise"] == 2_000
+    with psycopg.connect(db) as conn:
+        [(sources,)] = conn.execute("SELECT count(*) FROM ipintel.enrichment_policy WHERE enabled").fetchall()
+    assert sources >= 2, "sessions x sources would not exceed the sessions"
+    with psycopg.connect(db) as conn, nested_plans(conn, actual_loops=True) as plans:
+        changed = conn.execute("SELECT ipintel.take_snapshots()").fetchone()
+    assert changed == (40_000,)
+    [statement] = [p for p in plans if "WITH todo AS" in p["Query Text"]]
+    rows, node = widest_node(statement["Plan"])
+    assert rows <= 40_000, f"{node} produced {rows:,} rows for 40,000 sessions"
