@@ -61,13 +61,14 @@ def small_partitions(dsn: str) -> set[str]:
             "WHERE i.inhparent = 'ipintel.session_summaries'::regclass AND c.relpages < %s", (FEW_PAGES,))}
 
 
-def snapshot_plan(dsn: str) -> dict[str, Any]:
-    with psycopg.connect(dsn) as conn, nested_plans(conn, actual_loops=False) as plans:
+def snapshot_plan(dsn: str, *, actual_loops: bool = False) -> tuple[dict[str, Any], int]:
+    """Runs take_snapshots(): the plan of its statement, and how many sessions it changed."""
+    with psycopg.connect(dsn) as conn, nested_plans(conn, actual_loops=actual_loops) as plans:
         changed = conn.execute("SELECT ipintel.take_snapshots()").fetchone()
         assert changed is not None and changed[0] > 0
     statements = [p for p in plans if "WITH todo AS" in p["Query Text"]]
     assert len(statements) == 1, f"take_snapshots' statement not captured: {[p['Query Text'][:80] for p in plans[:3]]}"
-    return statements[0]["Plan"]  # type: ignore[no-any-return]
+    return statements[0]["Plan"], changed[0]
 
 
 def test_the_rule_finds_a_nested_loop_over_an_aggregate() -> None:
@@ -131,7 +132,7 @@ def test_take_snapshots_has_no_nested_loop_over_the_due_set(db: str, history: st
     shape = seed(db, sessions=40_000, ips=4_000, answered_every=2)
     assert shape["ips_due_for_greynoise"] == 2_000
     load_history(db, history)
-    plan = snapshot_plan(db)
+    plan, _ = snapshot_plan(db)
     # With no history loaded, its tables are empty: looping over them costs nothing.
     empty = {"prefix_origins", "geo_countries", "geo_asns"} - {
         "routing": {"prefix_origins"}, "geo": {"geo_countries"}}.get(history or "", set())
@@ -174,12 +175,10 @@ def test_history_pairs_are_gathered_only_when_some_is_loaded(db: str, history: s
     # 2,000 sessions, one a minute back from now: always some of them before today.
     seed(db, sessions=2_000, ips=100, answered_every=2)
     load_history(db, history)
-    with psycopg.connect(db) as conn, nested_plans(conn, actual_loops=True) as plans:
-        conn.execute("SELECT ipintel.take_snapshots()")
-    [statement] = [p for p in plans if "WITH todo AS" in p["Query Text"]]
+    plan, _ = snapshot_plan(db, actual_loops=True)
     # Both functions are inlined into take_snapshots' statement, each unnesting its arrays once
     # when it runs (before 0048: both, always).
-    assert executed_unnests(statement["Plan"]) == (0 if history is None else 1)
+    assert executed_unnests(plan) == (0 if history is None else 1)
     with psycopg.connect(db) as conn:
         sources = dict(conn.execute(
             "SELECT split_part(snapshot_asn_source, ':', 1) || ':' || split_part(snapshot_country_source, ':', 1), "
@@ -216,13 +215,11 @@ def test_awaited_sources_are_found_per_ip_not_per_session(db: str) -> None:
     with psycopg.connect(db) as conn:
         [(sources,)] = conn.execute("SELECT count(*) FROM ipintel.enrichment_policy WHERE enabled").fetchall()
     assert sources >= 2, "sessions x sources would not exceed the sessions"
-    with psycopg.connect(db) as conn, nested_plans(conn, actual_loops=True) as plans:
-        changed = conn.execute("SELECT ipintel.take_snapshots()").fetchone()
-    assert changed == (40_000,)
-    [statement] = [p for p in plans if "WITH todo AS" in p["Query Text"]]
-    rows, node = widest_node(statement["Plan"])
+    plan, changed = snapshot_plan(db, actual_loops=True)
+    assert changed == 40_000
+    rows, node = widest_node(plan)
     assert rows <= 40_000, f"{node} produced {rows:,} rows for 40,000 sessions"
     # Revision 0059: the rows the update writes meet their classes and documents in hash joins,
     # which keep the order of the heap; merge joins sorted all of them by IP, then by place again.
-    merges = [n.get("Join Type", "") for n in nodes(statement["Plan"]) if n["Node Type"] == "Merge Join"]
+    merges = [n.get("Join Type", "") for n in nodes(plan) if n["Node Type"] == "Merge Join"]
     assert merges == [], f"merge joins in take_snapshots: {merges}"
