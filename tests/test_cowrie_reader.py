@@ -137,7 +137,7 @@ def test_each_event_type_fills_its_own_fields(raw: bytes, fields: dict[str, Any]
     assert isinstance(event, Event)
     base = dict.fromkeys(EVENT_COLUMNS)
     base.update(line_no=7, eventid=json.loads(raw)["eventid"], event_ts=TS_DT, session_id=SID,
-                src_ip="203.0.113.7", sensor="hp-test")
+                src_ip="203.0.113.7", sensor="hp-test", event_ts_text=TS)
     assert event._asdict() == {**base, **fields}
 
 

@@ -158,6 +158,27 @@ def test_attacker_text_is_kept_exactly_or_the_line_rejected_with_its_reason(
 
 
 @FAST
+@given(st.dictionaries(st.sampled_from(["eventid", "session", "src_ip", "timestamp", "sensor", "username", "password",
+                                        "input", "version", "hassh", "duration", "src_port", "dst_ip", "url",
+                                        "shasum", "dst_port", "protocol"]) | hostile,
+                       json_values, max_size=10),
+       st.sampled_from(sorted(EVENT_FIELDS)), st.booleans(), st.integers(min_value=0, max_value=2))
+@example({"eventid": "cowrie.login.failed", "password": 1e300, "message": [[[]]]}, "cowrie.login.failed", True, 1)
+def test_the_members_read_alone_decide_as_the_whole_document(record: dict[str, Any], eventid: str, ascii_only: bool,
+                                                           duplicate: int) -> None:
+    """parse_line decodes most lines into the members it reads (_Line), skipping the others: it
+    must decide exactly as json's path, which builds the whole document (same Event, same Reject).
+    Duplicate members: the last one counts, in both."""
+    record = {"eventid": eventid, "session": "s1", "src_ip": "203.0.113.9", "timestamp": TS, **record}
+    line = encode(record, ascii_only)
+    if duplicate:  # the same member again, with another value, before the object ends
+        member = sorted(record)[duplicate % len(record)]
+        line = line[:-2] + b"," + json.dumps(member).encode() + b':"again"}\n'
+    latest = cowrie.latest_plausible()
+    assert parse_line(line, 4, latest) == cowrie._parse_line_json(line, 4, latest)
+
+
+@FAST
 @given(st.one_of(st.ip_addresses().map(str), st.ip_addresses(v=4).map(lambda a: f"::ffff:{a}"),
                  st.ip_addresses(v=6).map(lambda a: a.exploded.upper()), hostile,
                  st.from_regex(r"[0-9]{1,4}(\.[0-9]{1,4}){3}", fullmatch=True),
@@ -191,6 +212,37 @@ def test_python_and_sql_normalise_ips_alike(conn: psycopg.Connection[Any],
     rows = conn.execute("SELECT ipintel.normalize_ip(r::inet) = p::inet, host(ipintel.normalize_ip(r::inet)) "
                         "FROM unnest(%s::text[], %s::text[]) AS u(r, p)", (texts, python)).fetchall()
     assert all(same for same, _ in rows), list(zip(texts, python, rows, strict=True))
+
+
+# A timestamp's forms: (how it is written, whether the COPY line carries it as written).
+TIMESTAMP_FORMS = {
+    "cowrie": (lambda m: m.isoformat() + "Z", True),  # utcnow().isoformat() + "Z": no fraction at .000000
+    "utc offset": (lambda m: m.replace(tzinfo=dt.UTC).isoformat(), True),
+    "milliseconds": (lambda m: m.isoformat(timespec="milliseconds") + "Z", False),
+    "nanoseconds": (lambda m: m.isoformat(timespec="microseconds") + "999Z", False),  # Python truncates, PostgreSQL rounds
+    "naive": (lambda m: m.isoformat(), False),  # read as UTC; PostgreSQL would read it in its session's zone
+    "other zone": (lambda m: m.replace(tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=45))).isoformat(), False),
+    "basic": (lambda m: m.strftime("%Y%m%dT%H%M%S.%fZ"), False),
+}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.datetimes(min_value=dt.datetime(1990, 1, 2), max_value=dt.datetime(2026, 11, 1)),
+       st.sampled_from(sorted(TIMESTAMP_FORMS)))
+@example(dt.datetime(2026, 11, 1, 10, 0, 0), "cowrie")
+def test_the_copy_line_gives_postgresql_the_instant_parsed(conn: psycopg.Connection[Any], moment: dt.datetime,
+                                                          form: str) -> None:
+    """The COPY line carries Cowrie's own timestamp text as written, and any other form from the
+    parsed time: PostgreSQL reads the instant parse_line read, whatever its session's time zone."""
+    write, as_written = TIMESTAMP_FORMS[form]
+    text = write(moment)
+    item = parse_line(encode({"eventid": "cowrie.session.closed", "session": "s1", "src_ip": "203.0.113.9",
+                              "timestamp": text}, True), 1)
+    assert isinstance(item, Event), item
+    assert item.event_ts_text == (text if as_written else None)
+    copied = ingest.copy_line(item).split("\t")[cowrie.EVENT_COLUMNS.index("event_ts")]
+    conn.execute("SET TIME ZONE 'Asia/Kathmandu'")
+    assert conn.execute("SELECT %s::timestamptz", (copied,)).fetchone() == (item.event_ts,), (text, copied)
 
 
 # --------------------------------------------------------------------------------------------

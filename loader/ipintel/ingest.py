@@ -107,14 +107,17 @@ def _find_file(conn: psycopg.Connection[Any], head: bytes) -> tuple[str, int, _F
 def copy_line(e: cowrie.Event) -> str:
     """One event as a line of COPY text: the columns of copy_cowrie_events after batch_id."""
     sensor, protocol, version, hassh = e.sensor, e.protocol, e.client_version, e.hassh
+    # The line's own timestamp when it reads the same (Cowrie's form): isoformat() of an aware
+    # datetime took a fifth of the parse.
+    ts = e.event_ts_text or e.event_ts.isoformat()
     text = f"{e.eventid}{e.session_id}{sensor or ''}{protocol or ''}{version or ''}{hassh or ''}"
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:  # attacker-chosen text, now and then
-        return "\t".join(map(db.copy_field, (e.line_no, e.eventid, e.event_ts.isoformat(), e.session_id, e.src_ip,
+        return "\t".join(map(db.copy_field, (e.line_no, e.eventid, ts, e.session_id, e.src_ip,
                                            sensor, protocol, e.src_port, e.dst_ip, e.dst_port, e.duration,
                                            version, hassh))) + "\n"
     # IPs, numbers and times never need escaping.
     n = "\\N"
-    return (f"{e.line_no}\t{e.eventid}\t{e.event_ts.isoformat()}\t{e.session_id}\t{e.src_ip}\t"
+    return (f"{e.line_no}\t{e.eventid}\t{ts}\t{e.session_id}\t{e.src_ip}\t"
             f"{n if sensor is None else sensor}\t{n if protocol is None else protocol}\t"
             f"{n if e.src_port is None else e.src_port}\t{n if e.dst_ip is None else e.dst_ip}\t"
             f"{n if e.dst_port is None else e.dst_port}\t{n if e.duration is None else repr(e.duration)}\t"
