@@ -297,7 +297,12 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         table.row("top-20 ASNs, 30 days, warm (top_asns: rollup)", size, f"{rollup:.1f} ms",
                   baseline=f"{top_jsonb:.1f} ms from JSONB", ratio=top_jsonb / rollup, better="higher",
                   target=">=20x JSONB and <100 ms", met_=top_jsonb / rollup >= 20 and rollup < 100),
+        # Its floor names what stops it: one read of the window's session rows, counted by the
+        # snapshot column alone (no fallback to ip_inventory, no distinct IPs), in the same run.
         table.row("top-20 ASNs, 30 days, warm (session_attribution)", size, f"{top:.1f} ms",
+                  floor=f"{results['top20_snapshot_columns_ms']:.1f} ms",
+                  floor_kind="the window's sessions counted by snapshot_asn alone: one read of the rows, "
+                             "no distinct IPs",
                   baseline=f"{top_jsonb:.1f} ms from JSONB", ratio=top_jsonb / top, better="higher",
                   target=">=20x JSONB and <100 ms", met_=top_jsonb / top >= 20 and top < 100),
         table.row("an IP's timeline, warm (ip_timeline)", f"{results['timeline_rows']:,} rows", f"{line:.1f} ms",
