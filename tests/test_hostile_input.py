@@ -223,6 +223,8 @@ TIMESTAMP_FORMS = {
     "naive": (lambda m: m.isoformat(), False),  # read as UTC; PostgreSQL would read it in its session's zone
     "other zone": (lambda m: m.replace(tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=45))).isoformat(), False),
     "basic": (lambda m: m.strftime("%Y%m%dT%H%M%S.%fZ"), False),
+    "space separator": (lambda m: m.isoformat(sep=" ", timespec="microseconds") + "Z", False),
+    "decimal comma": (lambda m: m.isoformat(timespec="microseconds").replace(".", ",") + "Z", False),
 }
 
 

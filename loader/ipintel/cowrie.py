@@ -667,14 +667,17 @@ def _object_event(raw: bytes, line_no: int, obj: dict[str, object], latest: date
     return _event(raw, line_no, msgspec.convert(obj, _Line), latest)
 
 
+# Cowrie's own timestamp forms, digit by digit (ASCII digits only): PostgreSQL reads each as
+# exactly the instant fromisoformat does.
+_COPY_EXACT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?(?:Z|\+00:00)", re.ASCII).fullmatch
+
+
 def _copy_exact(text: str) -> bool:
     """Whether a timestamp that fromisoformat accepted reads in PostgreSQL as the same instant:
     YYYY-MM-DDTHH:MM:SS, no fraction or six digits of it, then Z or +00:00 (Cowrie's forms).
     Other forms (more digits, which Python truncates and PostgreSQL rounds; no zone, which
     PostgreSQL reads in its session's) are written from the parsed time."""
-    end = len(text) - 1 if text[-1:] == "Z" else len(text) - 6 if text.endswith("+00:00") else 0
-    return ((end == 19 or (end == 26 and text[19] == ".")) and text[10] == "T" and text[4] == "-"
-            and text[7] == "-" and text[13] == ":" and text[16] == ":")
+    return _COPY_EXACT(text) is not None
 
 
 def _event(raw: bytes, line_no: int, doc: _Line, latest: datetime | None) -> Event | Reject:
