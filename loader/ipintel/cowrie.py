@@ -655,6 +655,7 @@ class _Line(msgspec.Struct):
 
 
 _decode_line = msgspec.json.Decoder(_Line).decode
+_new_event = tuple.__new__
 
 
 def _object_event(raw: bytes, line_no: int, obj: dict[str, object], latest: datetime | None) -> Event | Reject:
@@ -667,17 +668,12 @@ def _object_event(raw: bytes, line_no: int, obj: dict[str, object], latest: date
     return _event(raw, line_no, msgspec.convert(obj, _Line), latest)
 
 
-# Cowrie's own timestamp forms, digit by digit (ASCII digits only): PostgreSQL reads each as
-# exactly the instant fromisoformat does.
+# A timestamp that fromisoformat accepted reads in PostgreSQL as the same instant when it has
+# one of Cowrie's own forms, checked digit by digit (ASCII digits only): YYYY-MM-DDTHH:MM:SS, no
+# fraction or six digits of it, then Z or +00:00. Such text goes into the COPY line as written
+# (Event.event_ts_text); other forms (more digits, which Python truncates and PostgreSQL rounds;
+# no zone, which PostgreSQL reads in its session's) are written from the parsed time.
 _COPY_EXACT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?(?:Z|\+00:00)", re.ASCII).fullmatch
-
-
-def _copy_exact(text: str) -> bool:
-    """Whether a timestamp that fromisoformat accepted reads in PostgreSQL as the same instant:
-    YYYY-MM-DDTHH:MM:SS, no fraction or six digits of it, then Z or +00:00 (Cowrie's forms).
-    Other forms (more digits, which Python truncates and PostgreSQL rounds; no zone, which
-    PostgreSQL reads in its session's) are written from the parsed time."""
-    return _COPY_EXACT(text) is not None
 
 
 def _event(raw: bytes, line_no: int, doc: _Line, latest: datetime | None) -> Event | Reject:
@@ -736,14 +732,16 @@ def _event(raw: bytes, line_no: int, doc: _Line, latest: datetime | None) -> Eve
         shasum = _text(doc.shasum)
     elif eventid == "cowrie.session.file_upload":
         shasum = _text(doc.shasum)
-    return Event(
+    sensor, protocol = doc.sensor, doc.protocol  # on every line: _text inlined
+    # tuple.__new__ straight: Event(...) goes through NamedTuple's Python-level __new__.
+    return _new_event(Event, (
         line_no,
         eventid,
         event_ts,
         session,
         src_ip,
-        _text(doc.sensor),
-        _text(doc.protocol),
+        sensor if sensor is None or type(sensor) is str else json.dumps(sensor),
+        protocol if protocol is None or type(protocol) is str else json.dumps(protocol),
         src_port,
         dst_ip,
         dst_port,
@@ -755,5 +753,5 @@ def _event(raw: bytes, line_no: int, doc: _Line, latest: datetime | None) -> Eve
         shasum,
         client_version,
         hassh,
-        raw_ts if _copy_exact(raw_ts) else None,
-    )
+        raw_ts if _COPY_EXACT(raw_ts) is not None else None,
+    ))
