@@ -592,19 +592,16 @@ def parse_line(raw: bytes, line_no: int, latest: datetime | None = None) -> Even
     fast again): such a line cannot hold invalid UTF-8, NUL or a lone surrogate anywhere.
     """
     if b"\x00" not in raw:
-        if raw.isascii() and b"\\u" not in raw:
-            try:
-                return _event(raw, line_no, _decode_line(raw), latest)
-            except (msgspec.DecodeError, RecursionError):
-                pass
+        members_only = raw.isascii() and b"\\u" not in raw
+        try:
+            doc = _decode_line(raw) if members_only else _msgspec_decode(raw)
+        except (msgspec.DecodeError, RecursionError):
+            pass
         else:
-            try:
-                obj = _msgspec_decode(raw)
-            except (msgspec.DecodeError, RecursionError):
-                pass
-            else:
-                if type(obj) is dict:
-                    return _object_event(raw, line_no, obj, latest)
+            if members_only:
+                return _event(raw, line_no, doc, latest)
+            if type(doc) is dict:
+                return _object_event(raw, line_no, doc, latest)
     return _parse_line_json(raw, line_no, latest)
 
 
@@ -732,7 +729,6 @@ def _event(raw: bytes, line_no: int, doc: _Line, latest: datetime | None) -> Eve
         shasum = _text(doc.shasum)
     elif eventid == "cowrie.session.file_upload":
         shasum = _text(doc.shasum)
-    sensor, protocol = doc.sensor, doc.protocol  # on every line: _text inlined
     # tuple.__new__ straight: Event(...) goes through NamedTuple's Python-level __new__.
     return _new_event(Event, (
         line_no,
@@ -740,8 +736,8 @@ def _event(raw: bytes, line_no: int, doc: _Line, latest: datetime | None) -> Eve
         event_ts,
         session,
         src_ip,
-        sensor if sensor is None or type(sensor) is str else json.dumps(sensor),
-        protocol if protocol is None or type(protocol) is str else json.dumps(protocol),
+        _text(doc.sensor),
+        _text(doc.protocol),
         src_port,
         dst_ip,
         dst_port,
