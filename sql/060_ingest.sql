@@ -302,9 +302,14 @@ BEGIN
     -- adds, moves or deletes a session until this merge ends: every writer of sessions is a merge
     -- of Cowrie events, and merges take the advisory lock above (ensure_session_partitions, which
     -- moves sessions out of the default partition, ran above, inside this merge).
+    -- The session's first_event_at comes from session_keys (revision 0060: one probe), and the
+    -- session is then read in that one partition; by session_id alone every month's partition
+    -- was probed for every staged session, or all of them scanned. A key whose session is gone
+    -- (a month detached or dropped) finds nothing: the session is new again.
     UPDATE ipintel_staging.cowrie_sessions m SET source_ip = s.source_ip, merged_first_event_at = s.first_event_at
-    FROM ipintel.session_summaries s
-    WHERE m.batch_id = p_batch_id AND s.session_id = m.session_id;
+    FROM ipintel.session_keys k
+    JOIN ipintel.session_summaries s ON s.session_id = k.session_id AND s.first_event_at = k.first_event_at
+    WHERE m.batch_id = p_batch_id AND k.session_id = m.session_id;
 
     -- New source IPs first: session_summaries.source_ip references ip_inventory.
     WITH new_ips AS (
@@ -355,7 +360,13 @@ BEGIN
         FROM ipintel_staging.cowrie_sessions m
         WHERE m.batch_id = p_batch_id AND m.merged_first_event_at IS NOT NULL
           AND s.session_id = m.session_id AND s.first_event_at = m.merged_first_event_at
-        RETURNING s.source_ip)
+        RETURNING s.source_ip, s.session_id, s.first_event_at)
+    , moved AS (
+        -- a session whose first_event_at moved earlier (a later file brought earlier events): its
+        -- key follows it (revision 0060)
+        UPDATE ipintel.session_keys k SET first_event_at = u.first_event_at
+        FROM updated u
+        WHERE k.session_id = u.session_id AND k.first_event_at <> u.first_event_at)
     , inserted AS (
         INSERT INTO ipintel.session_summaries (
             session_id, source_ip, sensor, first_event_at, last_event_at, protocol, src_port, dst_ip,

@@ -655,10 +655,21 @@ CREATE FUNCTION ipintel.verify_sessions()
 BEGIN ATOMIC
     SELECT 'a session_id names one session (one row across the monthly partitions of session_summaries)' AS rule,
            count(*) AS violations, coalesce((array_agg(d.session_id ORDER BY d.session_id))[1:3], '{}') AS examples
-    FROM (SELECT s.session_id FROM ipintel.session_summaries s GROUP BY s.session_id HAVING count(*) > 1) d;
+    FROM (SELECT s.session_id FROM ipintel.session_summaries s GROUP BY s.session_id HAVING count(*) > 1) d
+    UNION ALL
+    -- revision 0060: ingest finds a session by its id through session_keys
+    SELECT 'session_keys holds the key (session_id, first_event_at) of every session and of no other',
+           count(*), coalesce((array_agg(x.session_id ORDER BY x.session_id))[1:3], '{}')
+    FROM (SELECT s.session_id FROM ipintel.session_summaries s
+          WHERE NOT EXISTS (SELECT 1 FROM ipintel.session_keys k
+                            WHERE k.session_id = s.session_id AND k.first_event_at = s.first_event_at)
+          UNION ALL
+          SELECT k.session_id FROM ipintel.session_keys k
+          WHERE NOT EXISTS (SELECT 1 FROM ipintel.session_summaries s
+                            WHERE s.session_id = k.session_id AND s.first_event_at = k.first_event_at)) x;
 END;
 COMMENT ON FUNCTION ipintel.verify_sessions() IS
-    'The rules of session_summaries its partitioning leaves to ipintel, each with its violations and up to three example session ids: a session_id is one row (the primary key is (session_id, first_event_at), as a partitioned table''s keys must include the partition key; merge_cowrie_events keeps session_id unique). violations = 0: sound.';
+    'The rules of session_summaries its partitioning leaves to ipintel, each with its violations and up to three example session ids: a session_id is one row (the primary key is (session_id, first_event_at), as a partitioned table''s keys must include the partition key; merge_cowrie_events keeps session_id unique), and session_keys, through which ingest finds a session by its id, holds exactly the sessions'' keys. violations = 0: sound.';
 
 
 ------------------------------------------------------------------------------------------
