@@ -13,7 +13,11 @@ database of the same server:
 (e) the steady state: the last day ingested into a database where the first four are ingested,
     their IPs answered (MaxMind-shaped answers merged by SQL, the other sources switched off)
     and their snapshots taken, so the ingest merge takes most of the new sessions' snapshots
-    itself (revision 0042); then take_snapshots() for what is left.
+    itself (revision 0042); then take_snapshots() for what is left;
+(m) months kept: the same logs as (a) into a database that already holds 24 earlier months of
+    sessions (as many a month as the logs have), one partition each. A chunk's lookup of its
+    sessions by id must not grow with them (revision 0060: session_keys); the row's ratio is (m)
+    to (a).
 
 With parsing and loading overlapped, (a) cannot beat max(p, l): the figures name which bounds it.
 """
@@ -145,14 +149,45 @@ def _ingest_enriched(server: str, dsn: str, files: list[Path], chunk_lines: int)
             "taken_after": taken[0], "take_snapshots_after_seconds": round(taken_seconds, 2)}
 
 
+MONTHS_KEPT = 24
+# (m): MONTHS_KEPT earlier months of sessions (as many a month as the logs hold), each in its own
+# partition, from one IP; ids that no generated log uses. The sessions have no snapshot, so the
+# attribution triggers queue nothing; session_keys gets their keys as for any insert.
+KEEP_MONTHS: tuple[LiteralString, ...] = (
+    "INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen) VALUES ('11.0.0.1', now(), now())",
+    """SELECT ipintel.ensure_session_partitions(ARRAY(SELECT now() - g * interval '1 month'
+                                                  FROM generate_series(1, %(months)s::int) g))""",
+    """INSERT INTO ipintel.session_summaries (session_id, sensor, first_event_at, last_event_at, protocol, source_ip,
+                                          login_attempts, login_successes, event_count)
+       SELECT 'kept-' || g, 'kept', m.start + (g %% 27) * interval '1 day',
+              m.start + (g %% 27) * interval '1 day' + interval '1 minute', 'ssh', '11.0.0.1', 1, 0, 3
+       FROM generate_series(1, %(months)s::int * %(per_month)s::int) g
+       CROSS JOIN LATERAL (SELECT date_trunc('month', now()) - (1 + g %% %(months)s::int) * interval '1 month' AS start) m""")
+
+
+def _ingest_months_kept(server: str, dsn: str, logs: Path, chunk_lines: int, per_month: int) -> dict[str, Any]:
+    """(m): the logs into a database that already keeps MONTHS_KEPT months of sessions."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        with conn.transaction():
+            for statement in KEEP_MONTHS:
+                conn.execute(statement, {"months": MONTHS_KEPT, "per_month": per_month})
+        conn.execute("VACUUM (ANALYZE)")
+        row = conn.execute("SELECT (SELECT count(*) FROM ipintel.session_summaries), "
+                           "(SELECT count(*) FROM pg_inherits WHERE inhparent = 'ipintel.session_summaries'::regclass)"
+                           ).fetchone()
+    assert row is not None
+    checkpoint(server)
+    return {**_ingest(dsn, logs, chunk_lines, None), "sessions_kept": row[0], "partitions": row[1]}
+
+
 def run(server: str, *, events: int, chunk_lines: int = ingest.DEFAULT_CHUNK_LINES) -> dict[str, Any]:
     token = uuid.uuid4().hex[:8]
     names = [f"ipintel_bench_ingest_{token}", f"ipintel_bench_ingest_inproc_{token}",
              f"ipintel_bench_ingest_load_{token}", f"ipintel_bench_ingest_floor_{token}",
-             f"ipintel_bench_ingest_enriched_{token}"]
+             f"ipintel_bench_ingest_enriched_{token}", f"ipintel_bench_ingest_months_{token}"]
     results: dict[str, Any] = {"environment": server_facts(server), "chunk_lines": chunk_lines}
     with tempfile.TemporaryDirectory(prefix="ipintel-bench-ingest-") as tmp, \
-            scratch_databases(server, *names) as (dsn, inproc_dsn, load_dsn, floor_dsn, enriched_dsn):
+            scratch_databases(server, *names) as (dsn, inproc_dsn, load_dsn, floor_dsn, enriched_dsn, months_dsn):
         logs = Path(tmp) / "logs"
         generated = demo_logs.generate(logs, sessions=max(1, round(events / EVENTS_PER_SESSION)), days=5)
         files = cowrie.expand_paths([str(logs)])
@@ -205,6 +240,11 @@ def run(server: str, *, events: int, chunk_lines: int = ingest.DEFAULT_CHUNK_LIN
               f"take_snapshots() after: {e['taken_after']:,} sessions in {e['take_snapshots_after_seconds']} s",
               flush=True)
 
+        print(f"(m) the same logs into a database that keeps {MONTHS_KEPT} earlier months of sessions ...", flush=True)
+        m = results["months_kept"] = _ingest_months_kept(server, months_dsn, logs, chunk_lines, generated.sessions)
+        print(f"    {m['events']:,} events in {m['seconds']} s = {m['events_per_second']:,} events/s "
+              f"({m['sessions_kept']:,} sessions kept in {m['partitions']} partitions)", flush=True)
+
     bound = max(p["seconds"], lo["seconds"])
     results["limits"] = {
         "ipintel_to_copy_floor": round(a["events_per_second"] / f["events_per_second"], 2),
@@ -230,7 +270,13 @@ def run(server: str, *, events: int, chunk_lines: int = ingest.DEFAULT_CHUNK_LIN
             floor=f"{f['events_per_second']:,} events/s", floor_kind="COPY of the parsed events into staging (as above)",
             baseline=f"{e['complete_at_ingest']:,} of {e['sessions']:,} snapshots complete at ingest",
             ratio=round(e["events_per_second"] / f["events_per_second"], 2), better="higher",
-            target=f">= {TARGET // 1000}K events/s", met_=e["events_per_second"] >= TARGET)]
+            target=f">= {TARGET // 1000}K events/s", met_=e["events_per_second"] >= TARGET),
+        # The lookup of a chunk's sessions must not grow with the months kept (revision 0060).
+        table.row(
+            f"ingest, {MONTHS_KEPT} earlier months kept", f"{m['events']:,} events, {m['sessions_kept']:,} sessions kept",
+            f"{m['events_per_second']:,} events/s",
+            floor=f"{a['events_per_second']:,} events/s", floor_kind="the same ingest into an empty database (the first row)",
+            ratio=round(m["events_per_second"] / a["events_per_second"], 2), better="higher", target="none set")]
     lim = results["limits"]
     print(f"ingest / COPY floor: {lim['ipintel_to_copy_floor']}x; / parse alone: {lim['ipintel_to_parse_alone']}x; "
           f"/ load alone: {lim['ipintel_to_load_alone']}x; / in-process parsing: {lim['ipintel_to_in_process']}x; "
