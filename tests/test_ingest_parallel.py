@@ -141,3 +141,33 @@ def test_a_file_the_parser_cannot_resume_is_the_usual_input_error(db: str, tmp_p
     with pytest.raises(ingest.cowrie.CowrieInputError, match="cannot resume .* not the end of a line"):
         ingest.ingest(db, [str(live)], parallel=True)
     assert runs(db)[-1]["status"] == "failed"
+
+
+def chunk_lines_committed(dsn: str, paths: list[str], *, parallel: bool, chunk_lines: int) -> list[int]:
+    """The lines each committed chunk moved the files' offsets by, in commit order."""
+    committed: list[int] = []
+    with psycopg.connect(dsn, autocommit=True) as watcher:
+        def after_chunk() -> None:
+            row = watcher.execute("SELECT coalesce(sum(lines_ingested), 0) FROM ipintel.ingest_files").fetchone()
+            assert row is not None
+            committed.append(int(row[0]) - sum(committed))
+        ingest.ingest(dsn, paths, chunk_lines=chunk_lines, parallel=parallel, after_chunk=after_chunk)
+    return committed
+
+
+def test_a_run_parsed_ahead_starts_with_small_chunks_and_grows_to_chunk_lines(
+        db: str, second_db: str, tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    demo_logs.generate(logs, seed=18, sessions=700, days=2, sensors=1)
+    paths = [str(p) for p in sorted((logs / "hp-fra1").iterdir())]
+    # The loader waits only for the run's first chunk: a tenth of chunk_lines, then three times
+    # the one before, up to chunk_lines; the next files are read in whole chunks.
+    ahead = chunk_lines_committed(db, paths, parallel=True, chunk_lines=700)
+    first_file = ahead[:ahead.index(700) + 1]
+    assert first_file[:3] == [70, 210, 630], ahead
+    assert all(n <= 700 for n in ahead) and ahead.count(700) >= 3, ahead
+    # Parsed in the loader's own process, nothing is waited for: whole chunks from the start.
+    inline = chunk_lines_committed(second_db, paths, parallel=False, chunk_lines=700)
+    assert inline[0] == 700 and inline.count(700) >= 3, inline
+    assert sum(ahead) == sum(inline)
+    assert rows(db) == rows(second_db)

@@ -9,8 +9,9 @@ no line is lost or counted twice.
 Parsing runs in a second process (`_ParseAhead`) while this one COPYs and merges: it reads the
 files in order, a little ahead, and hands over each chunk as COPY text already formatted, through
 a pipe and a bounded queue (CHUNKS_AHEAD). It writes nothing anywhere, so a kill of either process loses only chunks not
-yet committed, which the next run reads again from the recorded offsets. Small runs (under
-PARALLEL_MIN_BYTES of files to read) parse in this process, with the same code.
+yet committed, which the next run reads again from the recorded offsets. The run's first chunks
+are smaller (RAMP_START), so the loader is not idle while the first whole chunk is parsed. Small
+runs (under PARALLEL_MIN_BYTES of files to read) parse in this process, with the same code.
 """
 
 from __future__ import annotations
@@ -41,6 +42,12 @@ DEFAULT_CHUNK_LINES = 50_000
 # Parse in a second process when the files to read add up to this many bytes (on disk) or more;
 # below it, starting that process (~0.2 s) costs more than the overlap gains.
 PARALLEL_MIN_BYTES = 1 << 20
+# With a parsing process, the loader waits for the run's first chunk to be parsed before it has
+# anything to send: the run's first chunks are smaller (chunk_lines / RAMP_START, then RAMP_GROWTH
+# times the one before, up to chunk_lines), so the server starts within a few thousand lines and
+# the parser, a chunk ahead from then on, is not waited for again. Only the run's first file.
+RAMP_START = 10
+RAMP_GROWTH = 3
 FILES_AHEAD = 2  # files handed to the parser beyond the one being loaded
 CHUNKS_AHEAD = 3  # parsed chunks waiting for the loader: bounds the parser's lead and its memory
 INGEST_LOCK = "ipintel.ingest"
@@ -133,6 +140,7 @@ class _Job:
     start_offset: int
     start_line: int
     chunk_lines: int
+    first_chunk_lines: int  # the first chunk's lines: chunk_lines, smaller for a run's first file (RAMP_START)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,15 +175,17 @@ def _file_chunks(job: _Job) -> Iterator[_Chunk]:
         rejects: list[cowrie.Reject] = []
         progress = reader.progress
         event_type = cowrie.Event
+        limit = job.first_chunk_lines
         for item in reader:
             if type(item) is event_type:
                 lines.append(copy_line(item))
             else:
                 rejects.append(item)  # type: ignore[arg-type]
-            if len(lines) + len(rejects) >= job.chunk_lines:
+            if len(lines) + len(rejects) >= limit:
                 yield _Chunk(job.index, "".join(lines).encode(), len(lines), rejects, progress.offset,
                              progress.line_no, last=False, load=True, finished=False, pending=0)
                 lines, rejects = [], []
+                limit = min(job.chunk_lines, limit * RAMP_GROWTH)
         # A gzip read to its end cannot grow. A truncated one may still be being written by
         # logrotate: it is read again next time, from the last good line.
         finished = reader.is_gzip and not progress.truncated
@@ -398,6 +408,7 @@ class _Ingest:
         try:
             planned: deque[_Planned] = deque()
             todo = deque(enumerate(files))
+            submitted = False
             while todo or planned:
                 # Hand files to the parser while the loader is still busy with earlier ones. A file
                 # whose head may be an earlier in-flight file's waits: its record is not known yet.
@@ -409,8 +420,12 @@ class _Ingest:
                     todo.popleft()
                     plan = self._plan(conn, path, head)
                     if plan is not None:
+                        # the run's first file parsed ahead: its first chunks ramp up (RAMP_START)
+                        ramp = isinstance(parser, _ParseAhead) and not submitted
                         parser.submit(_Job(index, str(plan.path), plan.start_offset, plan.start_line,
-                                           self.chunk_lines))
+                                           self.chunk_lines,
+                                           max(1, self.chunk_lines // RAMP_START) if ramp else self.chunk_lines))
+                        submitted = True
                         planned.append(plan)
                 if planned:
                     self._consume(conn, planned.popleft(), parser)
