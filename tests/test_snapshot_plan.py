@@ -223,3 +223,22 @@ def test_awaited_sources_are_found_per_ip_not_per_session(db: str) -> None:
     # which keep the order of the heap; merge joins sorted all of them by IP, then by place again.
     merges = [n.get("Join Type", "") for n in nodes(plan) if n["Node Type"] == "Merge Join"]
     assert merges == [], f"merge joins in take_snapshots: {merges}"
+
+
+def group_keys(plan: dict[str, Any]) -> list[tuple[str, int]]:
+    """Each grouping node of the plan: its group key, and the groups it produced."""
+    return [(", ".join(n.get("Group Key", [])), n.get("Actual Rows", 0) * n.get("Actual Loops", 1))
+            for n in nodes(plan) if n["Node Type"] == "Aggregate" and n.get("Group Key")]
+
+
+@pytest.mark.slow
+def test_awaited_sources_are_grouped_per_ip_and_ingest_time_not_per_session(db: str) -> None:
+    """Revision 0061: take_snapshots compares the awaited sources' windows once per IP and ingest
+    time (the seed ingests every session at once), not once per waiting session."""
+    seed(db, sessions=40_000, ips=4_000, answered_every=2)
+    plan, changed = snapshot_plan(db, actual_loops=True)
+    assert changed == 40_000
+    keys = group_keys(plan)
+    assert not [k for k in keys if "session_id" in k[0]], f"sessions grouped one by one: {keys}"
+    # The 2,000 IPs that wait for GreyNoise (20,000 sessions), each ingested at one time.
+    assert [groups for key, groups in keys if "created_at" in key] == [2_000], keys
