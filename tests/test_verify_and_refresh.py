@@ -13,8 +13,10 @@ from ipintel import cli
 
 
 def test_verify_is_clean_after_the_demo_and_finds_planted_drift(
-        db: str, cli_database: Callable[[str], None], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        db: str, cli_database: Callable[[str], None], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     cli_database(db)
+    monkeypatch.setattr(cli.console, "width", 200)  # each rule's text on one line, whatever the examples' width
     assert cli.main(["demo", "--out", str(tmp_path / "demo")]) == 0
     capsys.readouterr()
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeVar
 
 import psycopg
+from psycopg.types.json import Jsonb
 from rich.console import Console
 from rich.table import Table
 
@@ -373,18 +374,28 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
     # skipped), and the remote passes only when configured.
     with db.connection(settings.database_url, autocommit=True) as conn:
         sources = [r["source"] for r in db.query_all(conn, db.query("offline_sources"))]
-    if os.environ.get("IPINTEL_CYMRU_ADDR"):
-        sources.append("cymru")
+    # The remote passes it does not run are recorded as skipped, as `ipintel enrich` records a
+    # source it cannot run (no key, no contact): snapshots do not wait 30 days for them, and the
+    # demo's sessions are complete with what the offline sources and routing history say.
+    not_run: dict[str, str] = {}
     if settings.greynoise_key:
         sources.append("greynoise")
     else:
-        console.print("demo: GreyNoise is skipped (IPINTEL_GREYNOISE_KEY is not set)")
+        not_run["greynoise"] = "IPINTEL_GREYNOISE_KEY is not set"
     if settings.dshield_contact:
         sources.append("dshield")
     else:
-        console.print("demo: DShield is skipped (IPINTEL_DSHIELD_CONTACT is not set)")
-    if "cymru" not in sources:
-        console.print("demo: Team Cymru is skipped (set IPINTEL_CYMRU_ADDR=whois.cymru.com:43 to include it)")
+        not_run["dshield"] = "IPINTEL_DSHIELD_CONTACT is not set"
+    if os.environ.get("IPINTEL_CYMRU_ADDR"):
+        sources.append("cymru")
+    else:
+        not_run["cymru"] = "set IPINTEL_CYMRU_ADDR=whois.cymru.com:43 to include it"
+    names = {"cymru": "Team Cymru", "greynoise": "GreyNoise", "dshield": "DShield"}
+    with db.connection(settings.database_url, autocommit=True) as conn:
+        for source, why in not_run.items():
+            console.print(f"demo: {names[source]} is skipped ({why})")
+            db.query_one(conn, db.query("start_run"), {"source": source, "status": "skipped",
+                                                       "provenance": Jsonb({}), "message": f"not run by the demo: {why}"})
     code = max(code, run_enrich(settings, enrich.EnrichOptions(sources=sources, wait=True)))
     if code == EXIT_INTERRUPTED:
         return code
