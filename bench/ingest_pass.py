@@ -51,7 +51,7 @@ def _parse_alone(files: list[Path], chunk_lines: int) -> tuple[dict[str, list[An
     chunks: dict[str, list[Any]] = {}
     events = 0
     for index, path in enumerate(files):
-        chunks[str(path)] = list(ingest._file_chunks(ingest._Job(index, str(path), 0, 0, chunk_lines, chunk_lines)))
+        chunks[str(path)] = list(ingest._file_chunks(ingest._Job(index, str(path), 0, 0, chunk_lines)))
         events += sum(c.events for c in chunks[str(path)])
     return chunks, events, time.perf_counter() - started
 

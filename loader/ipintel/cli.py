@@ -371,12 +371,11 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
                   f"(dataset {routing.DEMO_DATASET}; not real routing data)")
     code = max(code, run_routing_load(settings, routing.demo_snapshots()))
     # The demo needs no network and no key: the offline databases (those not installed are
-    # skipped), and the remote passes only when configured.
-    with db.connection(settings.database_url, autocommit=True) as conn:
-        sources = [r["source"] for r in db.query_all(conn, db.query("offline_sources"))]
-    # The remote passes it does not run are recorded as skipped, as `ipintel enrich` records a
-    # source it cannot run (no key, no contact): snapshots do not wait 30 days for them, and the
-    # demo's sessions are complete with what the offline sources and routing history say.
+    # skipped), and the remote passes only when configured. Those it does not run are recorded as
+    # skipped, as `ipintel enrich` records a source it cannot run (no key, no contact): snapshots
+    # do not wait 30 days for them, and the demo's sessions are complete with what the offline
+    # sources and routing history say.
+    sources: list[str] = []
     not_run: dict[str, str] = {}
     if settings.greynoise_key:
         sources.append("greynoise")
@@ -392,6 +391,7 @@ def cmd_demo(args: argparse.Namespace, settings: config.Settings) -> int:
         not_run["cymru"] = "set IPINTEL_CYMRU_ADDR=whois.cymru.com:43 to include it"
     names = {"cymru": "Team Cymru", "greynoise": "GreyNoise", "dshield": "DShield"}
     with db.connection(settings.database_url, autocommit=True) as conn:
+        sources = [r["source"] for r in db.query_all(conn, db.query("offline_sources"))] + sources
         for source, why in not_run.items():
             console.print(f"demo: {names[source]} is skipped ({why})")
             db.query_one(conn, db.query("start_run"), {"source": source, "status": "skipped",

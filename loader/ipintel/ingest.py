@@ -27,7 +27,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -45,7 +45,8 @@ PARALLEL_MIN_BYTES = 1 << 20
 # With a parsing process, the loader waits for the run's first chunk to be parsed before it has
 # anything to send: the run's first chunks are smaller (chunk_lines / RAMP_START, then RAMP_GROWTH
 # times the one before, up to chunk_lines), so the server starts within a few thousand lines and
-# the parser, a chunk ahead from then on, is not waited for again. Only the run's first file.
+# the parser, a chunk ahead from then on, is not waited for again. Only the first file handed to
+# the parsing process (_ParseAhead.submit).
 RAMP_START = 10
 RAMP_GROWTH = 3
 FILES_AHEAD = 2  # files handed to the parser beyond the one being loaded
@@ -140,7 +141,7 @@ class _Job:
     start_offset: int
     start_line: int
     chunk_lines: int
-    first_chunk_lines: int  # the first chunk's lines: chunk_lines, smaller for a run's first file (RAMP_START)
+    first_chunk_lines: int | None = None  # the first chunk's lines (None: chunk_lines); see RAMP_START
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +176,7 @@ def _file_chunks(job: _Job) -> Iterator[_Chunk]:
         rejects: list[cowrie.Reject] = []
         progress = reader.progress
         event_type = cowrie.Event
-        limit = job.first_chunk_lines
+        limit = job.first_chunk_lines or job.chunk_lines
         for item in reader:
             if type(item) is event_type:
                 lines.append(copy_line(item))
@@ -267,6 +268,7 @@ class _ParseAhead:
                                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._jobs = self._proc.stdin
+        self._submitted = False
         # A thread drains the pipe into a bounded queue, so the parser can run CHUNKS_AHEAD chunks
         # ahead: across the end of a file (a short last chunk) it is then not waited for.
         self._queue: queue.Queue[_Chunk | _Failure | None] = queue.Queue(maxsize=CHUNKS_AHEAD)
@@ -289,6 +291,9 @@ class _ParseAhead:
             self._queue.put(None)  # the parser ended: next() says how
 
     def submit(self, job: _Job) -> None:
+        if not self._submitted:  # the run's first file: the loader waits for its first chunk
+            job = replace(job, first_chunk_lines=max(1, job.chunk_lines // RAMP_START))
+            self._submitted = True
         try:
             pickle.dump(job, self._jobs, protocol=pickle.HIGHEST_PROTOCOL)
             self._jobs.flush()
@@ -408,7 +413,6 @@ class _Ingest:
         try:
             planned: deque[_Planned] = deque()
             todo = deque(enumerate(files))
-            submitted = False
             while todo or planned:
                 # Hand files to the parser while the loader is still busy with earlier ones. A file
                 # whose head may be an earlier in-flight file's waits: its record is not known yet.
@@ -420,12 +424,8 @@ class _Ingest:
                     todo.popleft()
                     plan = self._plan(conn, path, head)
                     if plan is not None:
-                        # the run's first file parsed ahead: its first chunks ramp up (RAMP_START)
-                        ramp = isinstance(parser, _ParseAhead) and not submitted
                         parser.submit(_Job(index, str(plan.path), plan.start_offset, plan.start_line,
-                                           self.chunk_lines,
-                                           max(1, self.chunk_lines // RAMP_START) if ramp else self.chunk_lines))
-                        submitted = True
+                                           self.chunk_lines))
                         planned.append(plan)
                 if planned:
                     self._consume(conn, planned.popleft(), parser)
