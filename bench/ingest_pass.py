@@ -39,7 +39,7 @@ from psycopg import sql
 
 from bench import table
 from bench.maxmind_pass import checkpoint, scratch_databases, server_facts
-from ipintel import cowrie, demo_logs, ingest, schema
+from ipintel import chunks, cowrie, demo_logs, ingest, schema
 
 EVENTS_PER_SESSION = 8.43  # what demo_logs averages: sessions = events / this
 TARGET = 100_000  # events/s
@@ -48,23 +48,23 @@ TARGET = 100_000  # events/s
 def _parse_alone(files: list[Path], chunk_lines: int) -> tuple[dict[str, list[Any]], int, float]:
     """Every file's chunks as the parser makes them: (chunks per path, events, seconds)."""
     started = time.perf_counter()
-    chunks: dict[str, list[Any]] = {}
+    by_path: dict[str, list[Any]] = {}
     events = 0
     for index, path in enumerate(files):
-        chunks[str(path)] = list(ingest._file_chunks(ingest._Job(index, str(path), 0, 0, chunk_lines)))
-        events += sum(c.events for c in chunks[str(path)])
-    return chunks, events, time.perf_counter() - started
+        by_path[str(path)] = list(chunks.file_chunks(chunks.Job(index, str(path), 0, 0, chunk_lines)))
+        events += sum(c.events for c in by_path[str(path)])
+    return by_path, events, time.perf_counter() - started
 
 
 class _Preparsed(ingest._ParseInline):
     """The parser of (l): hands over chunks parsed before the clock started."""
 
-    def __init__(self, chunks: dict[str, list[Any]]) -> None:
+    def __init__(self, by_path: dict[str, list[Any]]) -> None:
         super().__init__()
-        self._chunks = chunks
+        self._chunks = by_path
         self._queue: deque[Iterator[Any]] = deque()
 
-    def submit(self, job: ingest._Job) -> None:
+    def submit(self, job: chunks.Job) -> None:
         assert job.start_offset == 0, "load alone starts from an empty database"
         self._queue.append(iter([dataclasses.replace(c, index=job.index) for c in self._chunks[job.path]]))
 
@@ -76,12 +76,12 @@ class _Preparsed(ingest._ParseInline):
             self._queue.popleft()
 
 
-def _copy_floor(dsn: str, chunks: list[bytes]) -> float:
+def _copy_floor(dsn: str, payloads: list[bytes]) -> float:
     """COPY the formatted chunks into the staging table, one transaction each; seconds."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         copy_sql = ingest.db.query("copy_cowrie_events")
         started = time.perf_counter()
-        for number, data in enumerate(chunks, start=1):
+        for number, data in enumerate(payloads, start=1):
             prefix = b"%d\t" % number
             with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as copy:
                 copy.write(prefix + data[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
@@ -214,20 +214,20 @@ def run(server: str, *, events: int, chunk_lines: int = ingest.DEFAULT_CHUNK_LIN
         print(f"    {b['events']:,} events in {b['seconds']} s = {b['events_per_second']:,} events/s", flush=True)
 
         print("(p) parse alone (read, decode, format COPY lines) ...", flush=True)
-        chunks, parsed, parse_seconds = _parse_alone(files, chunk_lines)
+        by_path, parsed, parse_seconds = _parse_alone(files, chunk_lines)
         p = results["parse_alone"] = {"events": parsed, "seconds": round(parse_seconds, 2),
                                       "events_per_second": round(parsed / parse_seconds)}
         print(f"    {parsed:,} events in {p['seconds']} s = {p['events_per_second']:,} events/s", flush=True)
 
         checkpoint(server)
         print("(l) load alone: COPY + merge of the parsed chunks, the loader's own path ...", flush=True)
-        with mock.patch.object(ingest, "_ParseInline", lambda: _Preparsed(chunks)):
+        with mock.patch.object(ingest, "_ParseInline", lambda: _Preparsed(by_path)):
             lo = results["load_alone"] = _ingest(load_dsn, logs, chunk_lines, False)
         print(f"    {lo['events']:,} events in {lo['seconds']} s = {lo['events_per_second']:,} events/s", flush=True)
 
         checkpoint(server)
         print("(f) floor: COPY of the parsed events alone ...", flush=True)
-        copy_seconds = _copy_floor(floor_dsn, [c.copy_data for per_file in chunks.values()
+        copy_seconds = _copy_floor(floor_dsn, [c.copy_data for per_file in by_path.values()
                                                for c in per_file if c.copy_data])
         f = results["copy_floor"] = {"events": parsed, "seconds": round(copy_seconds, 2),
                                      "events_per_second": round(parsed / copy_seconds)}

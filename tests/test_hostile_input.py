@@ -28,7 +28,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
 
-from ipintel import cowrie, ingest
+from ipintel import chunks, cowrie, ingest
 from ipintel.cowrie import REJECT_REASONS, Event, Reject, parse_line
 from ipintel.progress import Reporter
 from ipintel.sources import cymru
@@ -242,7 +242,7 @@ def test_the_copy_line_gives_postgresql_the_instant_parsed(conn: psycopg.Connect
                               "timestamp": text}, True), 1)
     assert isinstance(item, Event), item
     assert item.event_ts_text == (text if as_written else None)
-    copied = ingest.copy_line(item).split("\t")[cowrie.EVENT_COLUMNS.index("event_ts")]
+    copied = chunks.copy_line(item).split("\t")[cowrie.EVENT_COLUMNS.index("event_ts")]
     conn.execute("SET TIME ZONE 'Asia/Kathmandu'")
     assert conn.execute("SELECT %s::timestamptz", (copied,)).fetchone() == (item.event_ts,), (text, copied)
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from ipintel import cli, demo_logs, ingest
+from ipintel import chunks, cli, demo_logs, ingest
 from tests.test_ingest import runs, second_db, totals  # noqa: F401 (second_db: a fixture)
 
 # Times of writing differ between two runs; everything else must not.
@@ -171,3 +173,18 @@ def test_a_run_parsed_ahead_starts_with_small_chunks_and_grows_to_chunk_lines(
     assert inline[0] == 700 and inline.count(700) >= 3, inline
     assert sum(ahead) == sum(inline)
     assert rows(db) == rows(second_db)
+
+
+def test_the_parsing_process_imports_neither_the_database_driver_nor_the_terminal_libraries() -> None:
+    # The server waits for the run's first chunk while the parsing process starts: an interpreter
+    # importing ipintel.chunks, its code (0.09 s), not the loader's (ipintel.ingest: 0.34 s).
+    package_root = Path(chunks.__file__).resolve().parent.parent
+    code = (f"import sys; sys.path.insert(0, {str(package_root)!r}); from ipintel import chunks; "
+            "print(' '.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                text=True).stdout.split())
+    assert "ipintel.chunks" in loaded and "ipintel.cowrie" in loaded
+    heavy = {m for m in loaded if m.split(".")[0] in {"psycopg", "psycopg_binary", "psycopg_pool", "rich",
+                                                      "prometheus_client", "httpx"}}
+    assert not heavy, sorted(heavy)
+    assert not {"ipintel.db", "ipintel.ingest", "ipintel.progress"} & loaded

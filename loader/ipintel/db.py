@@ -82,21 +82,6 @@ def query(name: str) -> LiteralString:
     return queries()[name]
 
 
-# COPY text format: backslash, tab, newline and carriage return are the characters to escape.
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
-def copy_field(value: object) -> str:
-    """One value as a field of COPY text (NULL is \\N)."""
-    if value is None:
-        return "\\N"
-    if type(value) is str:
-        return value.translate(_COPY_ESCAPES)
-    if type(value) is float:
-        return repr(value)
-    return str(value)
-
-
 def copy_batch(cur: psycopg.Cursor[Any], statement: LiteralString, batch_id: int, lines: bytes) -> None:
     """Stream `lines` (COPY text, one row per line, each line ending in a newline) into
     `statement`, the batch id put in front of every line: a newline in COPY text only ends a line

@@ -1,0 +1,18 @@
+"""PostgreSQL's COPY text format, for the values ipintel streams into staging tables. Its own
+module so that the parsing process (ipintel.chunks) formats its lines without importing
+psycopg; ipintel.db re-exports copy_field for the loader's other writers."""
+
+from __future__ import annotations
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_field(value: object) -> str:
+    """One value as a field of COPY text (NULL is \\N)."""
+    if value is None:
+        return "\\N"
+    if type(value) is str:
+        return value.translate(_COPY_ESCAPES)
+    if type(value) is float:
+        return repr(value)
+    return str(value)
