@@ -222,9 +222,10 @@ CREATE FUNCTION ipintel.take_snapshots(p_ips inet[])
     -- planned with p_ips' value each call: NULL drops the filters, an array restricts every
     -- part (the incomplete sessions through their partial index, the awaited sources per IP)
     SET plan_cache_mode = force_custom_plan
-    -- Hash tables of up to 256 MB (sorts 64 MB): the sessions' keys that the update finds its
-    -- rows by fit in one hash up to about 2M sessions, so the rows are written in the order they
-    -- come (the heap's, below); in several batches each batch is one more pass over the heap.
+    -- Hash tables of up to 256 MB (sorts 64 MB): the incomplete sessions' keys that the update
+    -- finds its rows by fit in one hash up to about 2M sessions, so the rows are written in the
+    -- order they come (the heap's, below); in several batches each batch is one more pass over
+    -- the heap.
     SET work_mem = '64MB'
     SET hash_mem_multiplier = 4
     -- The update's rows meet their classes and documents in hash joins (revision 0059), which
@@ -438,8 +439,14 @@ BEGIN
               LEFT JOIN classes c ON c.ip = t.source_ip AND c.day = t.day AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
               ORDER BY t.row_table, t.row_ctid
               OFFSET 0) t
-        -- by the whole key (revision 0055): a probe of one partition, not of every month's
+        -- by the whole key (revision 0055): a probe of one partition, not of every month's.
+        -- Among the incomplete sessions (of p_ips) only, as todo found them (revision 0062): the
+        -- rows todo locked are those, and no other transaction can complete them meanwhile. Joined
+        -- to every session, the update hashed all the months kept on every run, even one with
+        -- nothing to fill (6M sessions of which 1M incomplete: a hash of 6M rows in 4 batches,
+        -- 3.1 s of a 7.3 s run that changed nothing).
         WHERE s.session_id = t.session_id AND s.first_event_at = t.first_event_at
+          AND s.snapshot_complete_at IS NULL AND (p_ips IS NULL OR s.source_ip = ANY (p_ips))
         RETURNING 1)
     SELECT count(*) INTO v_changed FROM filled;
     RETURN v_changed;

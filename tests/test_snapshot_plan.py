@@ -242,3 +242,28 @@ def test_awaited_sources_are_grouped_per_ip_and_ingest_time_not_per_session(db: 
     assert not [k for k in keys if "session_id" in k[0]], f"sessions grouped one by one: {keys}"
     # The 2,000 IPs that wait for GreyNoise (20,000 sessions), each ingested at one time.
     assert [groups for key, groups in keys if "created_at" in key] == [2_000], keys
+
+
+@pytest.mark.slow
+def test_the_update_reads_the_incomplete_sessions_not_every_session_kept(db: str) -> None:
+    """Revision 0062: the update finds the rows it writes among the incomplete sessions only.
+
+    Joined to every session, it hashed all the months kept on every run, even a run with nothing
+    to fill. After a first pass half the sessions are complete; a second pass (nothing new: the
+    other half waits for GreyNoise) may read no more rows in any node than there are incomplete
+    sessions.
+    """
+    seed(db, sessions=20_000, ips=2_000, answered_every=2)
+    with psycopg.connect(db) as conn:
+        conn.execute("SELECT ipintel.take_snapshots()")
+        conn.commit()
+        [(total, incomplete)] = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE snapshot_complete_at IS NULL) "
+            "FROM ipintel.session_summaries").fetchall()
+    assert (total, incomplete) == (20_000, 10_000)
+    with psycopg.connect(db) as conn, nested_plans(conn, actual_loops=True) as plans:
+        [(changed,)] = conn.execute("SELECT ipintel.take_snapshots()").fetchall()
+    assert changed == 0
+    [plan] = [p["Plan"] for p in plans if "WITH todo AS" in p["Query Text"]]
+    rows, node = widest_node(plan)
+    assert rows <= incomplete, f"{node} produced {rows:,} rows for {incomplete:,} incomplete sessions"
