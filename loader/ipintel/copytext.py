@@ -1,9 +1,10 @@
 """PostgreSQL's COPY text format, for the values ipintel streams into staging tables. Its own
 module so that the parsing process (ipintel.chunks) formats its lines without importing
-psycopg; ipintel.db re-exports copy_field for the loader's other writers."""
+psycopg; the loader's other writers (ipintel.enrich) import copy_field from here too."""
 
 from __future__ import annotations
 
+# Backslash, tab, newline and carriage return are the characters COPY text escapes.
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
