@@ -24,9 +24,11 @@ BEGIN ATOMIC
         SELECT DISTINCT ON (u.ip, u.day, u.asn) u.ip, u.day, u.asn, u.asn_source
         FROM unnest(p_ips, p_days, p_asns, p_asn_sources) AS u(ip, day, asn, asn_source)
         ORDER BY u.ip, u.day, u.asn, u.asn_source
+    ), asked_days AS MATERIALIZED (  -- the days asked, read once for lists and days
+        SELECT DISTINCT a.day FROM asked a
     ), lists AS MATERIALIZED (  -- once per day and list, not once per IP
         SELECT x.day, l.list, l.ip_type, l.provider, l.holds, l.rank, ipintel.range_snapshot_on(l.list, x.day) AS taken_on
-        FROM (SELECT DISTINCT a.day FROM asked a) x
+        FROM asked_days x
         CROSS JOIN ipintel.range_lists l
     ), days AS MATERIALIZED (
         -- The day only counts through each list's snapshot of it (lists.taken_on): days on which
@@ -35,7 +37,7 @@ BEGIN ATOMIC
         -- days between two snapshots, not once per day.
         SELECT x.day, min(x.day) OVER (PARTITION BY x.snapshots) AS epoch
         FROM (SELECT d.day, array_agg(w.taken_on ORDER BY w.list) AS snapshots
-              FROM (SELECT DISTINCT a.day FROM asked a) d
+              FROM asked_days d
               LEFT JOIN lists w ON w.day = d.day
               GROUP BY d.day) x
     ), q AS MATERIALIZED (
