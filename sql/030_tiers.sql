@@ -244,7 +244,7 @@ CREATE TABLE ipintel.session_summaries (
                  AND snapshot_ip_type_source IS NOT NULL AND snapshot_is_scanner_source IS NOT NULL)))
 ) PARTITION BY RANGE (first_event_at);
 COMMENT ON TABLE ipintel.session_summaries IS
-    'Tier 3: one row per Cowrie session, with point-in-time snapshot_* columns: what ipintel knew about the source IP for the session''s time. A snapshot field is known once its *_source is set and is then never rewritten; an unknown field is filled when its source first answers, within that source''s snapshot_window (enrichment_policy) from the session''s created_at. Partitioned by month of first_event_at (UTC): session_summaries_YYYY_MM, made by ensure_session_partitions, and session_summaries_default for a session whose month has no partition yet. The partitions are filled to 40% (fillfactor) and no index covers a snapshot column, so that take_snapshots'' fills stay on their page (HOT); the fill that completes a snapshot is not HOT, as it leaves session_summaries_incomplete_snapshot_idx (its predicate is on snapshot_complete_at).';
+    'Tier 3: one row per Cowrie session, with point-in-time snapshot_* columns: what ipintel knew about the source IP for the session''s time. A snapshot field is known once its *_source is set and is then never rewritten; an unknown field is filled when its source first answers, within that source''s snapshot_window (enrichment_policy) from the session''s created_at. Partitioned by month of first_event_at (UTC): session_summaries_YYYY_MM, made by ensure_session_partitions, and session_summaries_default for a session whose month has no partition yet. The partitions are filled to 40% (fillfactor) and no index covers a snapshot column, so that take_snapshots'' fills, the one that completes a snapshot too, stay on their page (HOT); the incomplete sessions are listed in ipintel.snapshot_queue.';
 COMMENT ON CONSTRAINT session_summaries_pkey ON ipintel.session_summaries IS
     'The key includes first_event_at because a partitioned table''s keys must include its partition key. session_id alone names one session all the same: merge_cowrie_events, the one writer of new sessions, updates the row of a known session_id wherever it is and inserts the others one merge at a time; ipintel.verify_sessions() checks it.';
 COMMENT ON COLUMN ipintel.session_summaries.session_id IS 'Cowrie session id.';
@@ -289,17 +289,15 @@ COMMENT ON COLUMN ipintel.session_summaries.snapshot_threatfeeds IS
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_is_known_attacker_source IS
     'Where snapshot_is_known_attacker and snapshot_threatfeeds came from: dshield, bogon (never asked), none (no source said, or its window closed). NULL: not known yet, still fillable; also NULL for ever on a snapshot completed before revision 0028, which had no such field.';
 COMMENT ON COLUMN ipintel.session_summaries.snapshot_complete_at IS
-    'When every snapshot field became known: every enabled source had answered or declined (bogon, not applicable, not found), or its snapshot_window had closed. NULL: incomplete, see ipintel.snapshot_backlog.';
+    'When every snapshot field became known: every enabled source had answered or declined (bogon, not applicable, not found), or its snapshot_window had closed. NULL: incomplete, listed in ipintel.snapshot_queue; see ipintel.snapshot_backlog.';
 
 CREATE INDEX session_summaries_first_event_at_brin_idx ON ipintel.session_summaries USING brin (first_event_at);
 COMMENT ON INDEX ipintel.session_summaries_first_event_at_brin_idx IS 'Sessions arrive roughly in time order: a tiny BRIN index serves time-window scans.';
 CREATE INDEX session_summaries_source_ip_idx ON ipintel.session_summaries (source_ip);
--- No index on a column take_snapshots writes (revision 0038), so that its fills stay on their
--- page (HOT) and touch no index. Window questions read attribution_daily and attribution_asn_daily;
--- asn_sessions finds an ASN's days there. The one exception is the predicate of the index below:
--- the update that completes a snapshot takes the row out of it, and is not HOT.
-CREATE INDEX session_summaries_incomplete_snapshot_idx ON ipintel.session_summaries (source_ip) WHERE snapshot_complete_at IS NULL;
-COMMENT ON INDEX ipintel.session_summaries_incomplete_snapshot_idx IS 'Finds the sessions whose snapshot is still incomplete.';
+-- No index on a column take_snapshots writes (revision 0038), nor an index predicate on one
+-- (revision 0064), so that its fills stay on their page (HOT) and touch no index. Window
+-- questions read attribution_daily and attribution_asn_daily; asn_sessions finds an ASN's days
+-- there; the incomplete sessions are listed in snapshot_queue (sql/075).
 
 -- Every session's key, in one table over all the months (revision 0060): the indexes of a
 -- partitioned table are one per partition, so a session known by its session_id alone (what an

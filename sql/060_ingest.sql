@@ -363,10 +363,14 @@ BEGIN
         RETURNING s.source_ip, s.session_id, s.first_event_at)
     , moved AS (
         -- a session whose first_event_at moved earlier (a later file brought earlier events): its
-        -- key follows it (revision 0060)
+        -- key follows it (revision 0060), in the snapshot queue too if it is there (revision 0064)
         UPDATE ipintel.session_keys k SET first_event_at = u.first_event_at
         FROM updated u
         WHERE k.session_id = u.session_id AND k.first_event_at <> u.first_event_at)
+    , moved_queued AS (
+        UPDATE ipintel.snapshot_queue q SET first_event_at = u.first_event_at
+        FROM updated u
+        WHERE q.session_id = u.session_id AND q.first_event_at <> u.first_event_at)
     , inserted AS (
         INSERT INTO ipintel.session_summaries (
             session_id, source_ip, sensor, first_event_at, last_event_at, protocol, src_port, dst_ip,

@@ -19,6 +19,76 @@
 -- The cost is linear: the awaited sources are computed once per IP (hash joins, no per-session
 -- subquery), then once per IP and ingest time (take_snapshots) or per session (snapshot_waits).
 
+-- The sessions whose snapshot is incomplete, listed apart (revision 0064), so that no index of
+-- session_summaries depends on a column take_snapshots writes and every fill of a snapshot,
+-- the one that completes it too, is a HOT update (no index entry written). A partial index of the
+-- incomplete sessions did this job before; the update that completed a snapshot took the row out
+-- of it, so it was not HOT and added an entry to every index of the partition (2M sessions: a
+-- plain update of the snapshot columns 50.9 s with that index, 21.7 s without it). Rows are
+-- added by the statement triggers below for every session inserted incomplete, removed by
+-- take_snapshots for the snapshots it completes and by the delete trigger, and added again by
+-- redo_snapshots; merge_cowrie_events moves a row's first_event_at with its session's.
+-- No foreign key to session_summaries (a partitioned table's key would cost a probe per session
+-- ingested): ipintel.verify_sessions checks that the queue lists exactly the incomplete sessions.
+CREATE TABLE ipintel.snapshot_queue (
+    session_id     text        NOT NULL,
+    first_event_at timestamptz NOT NULL,
+    source_ip      inet        NOT NULL,
+    created_at     timestamptz NOT NULL,
+    CONSTRAINT snapshot_queue_pkey PRIMARY KEY (session_id)
+);
+COMMENT ON TABLE ipintel.snapshot_queue IS
+    'The sessions whose snapshot is incomplete (session_summaries.snapshot_complete_at NULL), one row each: where take_snapshots, snapshot_waits and snapshot_backlog find them. Kept apart from session_summaries so that no index there covers a column the snapshot writes (every snapshot fill is a HOT update). Written by the triggers session_summaries_snapshot_queue_insert / _delete, take_snapshots (removes the completed), redo_snapshots (adds the redone) and merge_cowrie_events (a session''s earlier first_event_at); ipintel.verify_sessions checks it against the sessions.';
+COMMENT ON COLUMN ipintel.snapshot_queue.session_id IS 'The session (session_summaries.session_id).';
+COMMENT ON COLUMN ipintel.snapshot_queue.first_event_at IS 'Its session_summaries.first_event_at: with session_id, the session''s key.';
+COMMENT ON COLUMN ipintel.snapshot_queue.source_ip IS 'Its session_summaries.source_ip: the IP whose sources the snapshot waits for.';
+COMMENT ON COLUMN ipintel.snapshot_queue.created_at IS 'Its session_summaries.created_at (when ingested): each source''s snapshot_window starts here.';
+CREATE INDEX snapshot_queue_source_ip_idx ON ipintel.snapshot_queue (source_ip);
+COMMENT ON INDEX ipintel.snapshot_queue_source_ip_idx IS
+    'The incomplete sessions of some IPs: take_snapshots of an ingest chunk''s enriched IPs, and the awaited sources per IP.';
+
+-- `changed`: the statement's inserted rows, or its deleted ones. As with session_keys, an inserted
+-- session whose id is listed already takes its place (ensure_session_partitions moves a month's
+-- sessions out of the default partition by deleting them there, unseen by these triggers, and
+-- inserting them again).
+CREATE FUNCTION ipintel.keep_snapshot_queue()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        DELETE FROM ipintel.snapshot_queue q
+        USING changed c
+        WHERE q.session_id = c.session_id AND q.first_event_at = c.first_event_at;
+    ELSE
+        INSERT INTO ipintel.snapshot_queue AS q (session_id, first_event_at, source_ip, created_at)
+        SELECT c.session_id, c.first_event_at, c.source_ip, c.created_at FROM changed c
+        WHERE c.snapshot_complete_at IS NULL
+        ON CONFLICT (session_id) DO UPDATE
+        SET first_event_at = excluded.first_event_at, source_ip = excluded.source_ip, created_at = excluded.created_at
+        WHERE (q.first_event_at, q.source_ip, q.created_at)
+              IS DISTINCT FROM (excluded.first_event_at, excluded.source_ip, excluded.created_at);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.keep_snapshot_queue() IS
+    'Statement trigger function of session_summaries: queues the inserted sessions whose snapshot is incomplete in snapshot_queue and removes the deleted ones.';
+
+CREATE TRIGGER session_summaries_snapshot_queue_insert
+    AFTER INSERT ON ipintel.session_summaries
+    REFERENCING NEW TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ipintel.keep_snapshot_queue();
+COMMENT ON TRIGGER session_summaries_snapshot_queue_insert ON ipintel.session_summaries IS
+    'Queues the inserted sessions whose snapshot is incomplete in snapshot_queue.';
+CREATE TRIGGER session_summaries_snapshot_queue_delete
+    AFTER DELETE ON ipintel.session_summaries
+    REFERENCING OLD TABLE AS changed
+    FOR EACH STATEMENT EXECUTE FUNCTION ipintel.keep_snapshot_queue();
+COMMENT ON TRIGGER session_summaries_snapshot_queue_delete ON ipintel.session_summaries IS
+    'Removes deleted sessions from snapshot_queue.';
+
 -- (IP, source) pairs a snapshot may still wait for: IPs with an incomplete snapshot, enabled
 -- sources without a fresh answer for them that have not declined them. A source whose last pass
 -- was skipped (an offline database with none of its files installed, a service without its key
@@ -59,7 +129,7 @@ WHERE p.enabled
   -- after ingest. Read once per query (an InitPlan).
   AND NOT (p.min_session_count IS NOT NULL AND ipintel.below_session_threshold(p, i)
            AND NOT (SELECT ipintel.ingest_is_running()))
-  AND i.ip IN (SELECT s.source_ip FROM ipintel.session_summaries s WHERE s.snapshot_complete_at IS NULL);
+  AND i.ip IN (SELECT q.source_ip FROM ipintel.snapshot_queue q);
 COMMENT ON VIEW ipintel.snapshot_pending_sources IS
     'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks. A source whose last pass was skipped (an offline database without its files, a service without its key or contact) is not waited for. A session-count threshold (min_session_count) declines an IP only while no ingest is running (ingest_is_running): a running ingest may still add its sessions.';
 
@@ -79,7 +149,8 @@ SELECT s.session_id,
        -- awaited sources' IPs (w.ip, not s.source_ip: the same value, but read from
        -- ip_inventory by its key rather than found by a scan of it)
        w.ip AS source_ip
-FROM ipintel.session_summaries s
+-- the incomplete sessions (revision 0064: listed in snapshot_queue, with what this view reads of them)
+FROM ipintel.snapshot_queue s
 -- The awaited sources of each IP, found once per IP and then joined to its sessions (revision
 -- 0058). Grouped (each (ip, source) is one row already), so the planner plans them apart and a
 -- filter on source_ip, a grouping column, still reaches the inventory's key. Flattened into one
@@ -90,8 +161,7 @@ JOIN (SELECT p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is
       FROM ipintel.snapshot_pending_sources p
       GROUP BY p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank, p.ip_type_rank,
                p.is_known_attacker_rank) w ON w.ip = s.source_ip
-WHERE s.snapshot_complete_at IS NULL
-  AND s.created_at + w.snapshot_window > now()
+WHERE s.created_at + w.snapshot_window > now()
 GROUP BY s.session_id, w.ip;
 COMMENT ON VIEW ipintel.snapshot_waits IS
     'Incomplete sessions that still wait for a source: which ones (waiting_for), when the last window closes, and per snapshot field the best rank among the awaited sources (NULL: the field waits for none).';
@@ -105,7 +175,9 @@ SELECT s.session_id,
        s.snapshot_at,
        coalesce(w.waiting_for, '{}'::text[]) AS waiting_for,
        w.window_closes_at
-FROM ipintel.session_summaries s
+-- the incomplete sessions, found through snapshot_queue (revision 0064)
+FROM ipintel.snapshot_queue q
+JOIN ipintel.session_summaries s ON s.session_id = q.session_id AND s.first_event_at = q.first_event_at
 LEFT JOIN ipintel.snapshot_waits w ON w.session_id = s.session_id
 WHERE s.snapshot_complete_at IS NULL;
 COMMENT ON VIEW ipintel.snapshot_backlog IS
@@ -220,7 +292,7 @@ CREATE FUNCTION ipintel.take_snapshots(p_ips inet[])
     SET jit = off
     SET search_path = ''
     -- planned with p_ips' value each call: NULL drops the filters, an array restricts every
-    -- part (the incomplete sessions through their partial index, the awaited sources per IP)
+    -- part (the incomplete sessions through the queue's IP index, the awaited sources per IP)
     SET plan_cache_mode = force_custom_plan
     -- Hash tables of up to 256 MB (sorts 64 MB): the incomplete sessions' keys that the update
     -- finds its rows by fit in one hash up to about 2M sessions, so the rows are written in the
@@ -233,19 +305,40 @@ CREATE FUNCTION ipintel.take_snapshots(p_ips inet[])
     -- sorted every row by IP first, then by place again (2M sessions: two external sorts of
     -- 325 and 385 MB, about a tenth of the run).
     SET enable_mergejoin = off
+    -- The statement that writes cannot run in parallel; the ones before it read the queue and
+    -- sessions in one pass each, which a parallel plan split and aggregated twice, without the
+    -- workers it planned for on a busy machine (2M sessions: 11.8 s against 3.4 s serial).
+    SET max_parallel_workers_per_gather = 0
 AS $$
 DECLARE
     v_changed bigint;
     v_ips inet[];
     v_days date[];
+    v_first timestamptz;
+    v_last timestamptz;
 BEGIN
+    -- The incomplete sessions are those of snapshot_queue (revision 0064). Their first and last
+    -- first_event_at bound every read of session_summaries below: planned with these values
+    -- (force_custom_plan), each statement reads only the months that hold a queued session. With
+    -- nothing queued there is nothing to do.
+    SELECT min(q.first_event_at), max(q.first_event_at) INTO v_first, v_last
+    FROM ipintel.snapshot_queue q
+    WHERE p_ips IS NULL OR q.source_ip = ANY (p_ips);
+    IF v_first IS NULL THEN
+        RETURN 0;
+    END IF;
+
     -- Routing history and the dated geolocation builds are asked only about sessions whose ASN
     -- or country is still unknown, once per IP and day.
     SELECT array_agg(x.ip), array_agg(x.day) INTO v_ips, v_days
     FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
-          FROM ipintel.session_summaries s
-          WHERE s.snapshot_complete_at IS NULL
-            AND (p_ips IS NULL OR s.source_ip = ANY (p_ips))
+          FROM ipintel.snapshot_queue q
+          -- by session_id, with first_event_at only for the few sessions of p_ips: see todo below
+          JOIN ipintel.session_summaries s
+            ON s.session_id = q.session_id AND (p_ips IS NULL OR s.first_event_at = q.first_event_at)
+          WHERE (p_ips IS NULL OR q.source_ip = ANY (p_ips))
+            AND s.first_event_at BETWEEN v_first AND v_last
+            AND s.snapshot_complete_at IS NULL
             AND (s.snapshot_asn_source IS NULL OR s.snapshot_country_source IS NULL)) x;
 
     WITH todo AS (
@@ -288,7 +381,15 @@ BEGIN
                i.is_known_attacker, i.threatfeeds,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_known_attacker_source, 'none') END
                    AS known_attacker_source
-        FROM ipintel.session_summaries s
+        -- The incomplete sessions (of p_ips): those of the queue, read in the months that hold
+        -- them (v_first, v_last). The few of p_ips (an ingest chunk) by their whole key, each a
+        -- probe of its own partition (revision 0055). All of them by session_id alone, which names
+        -- one session (verify_sessions): by both columns of the key the planner took the two
+        -- equalities for independent and expected a few dozen rows of 2M, and planned every join
+        -- after it for that (index probes of ip_inventory per session, hashes spilled to disk).
+        FROM ipintel.snapshot_queue q
+        JOIN ipintel.session_summaries s
+          ON s.session_id = q.session_id AND (p_ips IS NULL OR s.first_event_at = q.first_event_at)
         JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
         -- The awaited sources by the rule of ipintel.snapshot_waits, worked out once per IP and
         -- ingest time (revision 0061), not once per session: the sessions of an IP that one ingest
@@ -307,9 +408,9 @@ BEGIN
                          WHERE p_ips IS NULL OR p.ip = ANY (p_ips)
                          GROUP BY p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
                                   p.ip_type_rank, p.is_known_attacker_rank) p
-                   JOIN ipintel.session_summaries c ON c.source_ip = p.ip
-                   WHERE c.snapshot_complete_at IS NULL
-                     AND (p_ips IS NULL OR c.source_ip = ANY (p_ips))
+                   -- the IP's incomplete sessions, with their created_at, in the queue alone
+                   JOIN ipintel.snapshot_queue c ON c.source_ip = p.ip
+                   WHERE (p_ips IS NULL OR c.source_ip = ANY (p_ips))
                      AND c.created_at + p.snapshot_window > now()
                    GROUP BY c.source_ip, c.created_at) w
                ON w.source_ip = s.source_ip AND w.created_at = s.created_at
@@ -353,7 +454,8 @@ BEGIN
                    OR coalesce(kk.is_known_attacker_rank < w.is_known_attacker_wait_rank, false)
                        AS known_attacker_ready) r
         WHERE s.snapshot_complete_at IS NULL
-          AND (p_ips IS NULL OR s.source_ip = ANY (p_ips))
+          AND (p_ips IS NULL OR q.source_ip = ANY (p_ips))
+          AND s.first_event_at BETWEEN v_first AND v_last
           AND (r.all_ready
                OR (r.asn_ready AND s.snapshot_asn_source IS NULL)
                OR (r.country_ready AND s.snapshot_country_source IS NULL)
@@ -435,19 +537,33 @@ BEGIN
         FROM (SELECT t.*, x.document_id, c.ip_type AS class_ip_type, c.ip_class_basis AS class_basis,
                      c.ip_type_source AS class_ip_type_source, c.ip_provider AS class_ip_provider
               FROM todo t
-              JOIN document_ids x ON x.ip = t.source_ip
+              -- grouped by ip, which the planner then knows to be unique here: joined to the CTE
+              -- as it is, the estimate multiplied todo's rows by its (10^5 declared, 200 distinct
+              -- assumed: 500 times), and a few thousand sessions to fill were planned as a million,
+              -- a hash of every incomplete session of their months rather than a probe each
+              JOIN (SELECT d.ip, min(d.document_id) AS document_id FROM document_ids d GROUP BY d.ip) x
+                ON x.ip = t.source_ip
               LEFT JOIN classes c ON c.ip = t.source_ip AND c.day = t.day AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
               ORDER BY t.row_table, t.row_ctid
               OFFSET 0) t
         -- by the whole key (revision 0055): a probe of one partition, not of every month's.
-        -- Among the incomplete sessions (of p_ips) only, as todo found them (revision 0062): the
-        -- rows todo locked are those, and no other transaction can complete them meanwhile. Joined
-        -- to every session, the update hashed all the months kept on every run, even one with
-        -- nothing to fill (6M sessions of which 1M incomplete: a hash of 6M rows in 4 batches,
-        -- 3.1 s of a 7.3 s run that changed nothing).
-        WHERE s.session_id = t.session_id AND s.first_event_at = t.first_event_at
-          AND s.snapshot_complete_at IS NULL AND (p_ips IS NULL OR s.source_ip = ANY (p_ips))
-        RETURNING 1)
+        -- Only in the months that hold a queued session (revision 0064; before, revision 0062,
+        -- among the incomplete sessions of a partial index): joined to every session, the update
+        -- hashed all the months kept on every run, even one with nothing to fill (6M sessions of
+        -- which 1M incomplete: a hash of 6M rows in 4 batches, 3.1 s of a 7.3 s run that changed
+        -- nothing). The rows todo locked are incomplete, and no other transaction can complete
+        -- them meanwhile.
+        -- By session_id alone for a whole pass, as todo: estimated right, the planner hashes the
+        -- rows to write rather than spilling a hash planned for a few.
+        WHERE s.session_id = t.session_id AND (p_ips IS NULL OR s.first_event_at = t.first_event_at)
+          AND s.first_event_at BETWEEN v_first AND v_last AND s.snapshot_complete_at IS NULL
+        RETURNING s.session_id, s.snapshot_complete_at IS NOT NULL AS complete
+    ), dequeued AS (
+        -- the snapshots completed leave the queue (their sessions are locked: no one else can
+        -- have changed these rows)
+        DELETE FROM ipintel.snapshot_queue q
+        USING filled f
+        WHERE f.complete AND q.session_id = f.session_id)
     SELECT count(*) INTO v_changed FROM filled;
     RETURN v_changed;
 END;
@@ -561,14 +677,21 @@ BEGIN
     INSERT INTO ipintel.snapshot_redos (since, until, reason) VALUES (p_since, p_until, p_reason)
     RETURNING snapshot_redos.redo_id INTO v_redo;
     PERFORM set_config('ipintel.snapshot_redo', v_redo::text, true);
-    UPDATE ipintel.session_summaries s
-    SET snapshot_asn = NULL, snapshot_asn_source = NULL, snapshot_country = NULL, snapshot_country_source = NULL,
-        snapshot_ip_type = NULL, snapshot_ip_type_source = NULL, snapshot_ip_provider = NULL, snapshot_is_scanner = NULL,
-        snapshot_is_scanner_source = NULL, snapshot_is_known_attacker = NULL, snapshot_threatfeeds = NULL,
-        snapshot_is_known_attacker_source = NULL, snapshot_document = NULL, snapshot_at = NULL,
-        snapshot_complete_at = NULL, updated_at = now()
-    WHERE s.first_event_at >= p_since AND s.first_event_at < p_until AND s.snapshot_at IS NOT NULL;
-    GET DIAGNOSTICS v_reset = ROW_COUNT;
+    WITH reset AS (
+        UPDATE ipintel.session_summaries s
+        SET snapshot_asn = NULL, snapshot_asn_source = NULL, snapshot_country = NULL, snapshot_country_source = NULL,
+            snapshot_ip_type = NULL, snapshot_ip_type_source = NULL, snapshot_ip_provider = NULL,
+            snapshot_is_scanner = NULL, snapshot_is_scanner_source = NULL, snapshot_is_known_attacker = NULL,
+            snapshot_threatfeeds = NULL, snapshot_is_known_attacker_source = NULL, snapshot_document = NULL,
+            snapshot_at = NULL, snapshot_complete_at = NULL, updated_at = now()
+        WHERE s.first_event_at >= p_since AND s.first_event_at < p_until AND s.snapshot_at IS NOT NULL
+        RETURNING s.session_id, s.first_event_at, s.source_ip, s.created_at
+    ), queued AS (
+        -- incomplete again: back in the queue (revision 0064; one that was incomplete is there)
+        INSERT INTO ipintel.snapshot_queue (session_id, first_event_at, source_ip, created_at)
+        SELECT r.session_id, r.first_event_at, r.source_ip, r.created_at FROM reset r
+        ON CONFLICT (session_id) DO NOTHING)
+    SELECT count(*) INTO v_reset FROM reset;
     PERFORM set_config('ipintel.snapshot_redo', '', true);
     v_taken := ipintel.take_snapshots();
     UPDATE ipintel.snapshot_redos r

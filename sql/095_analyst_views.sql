@@ -666,10 +666,24 @@ BEGIN ATOMIC
           UNION ALL
           SELECT k.session_id FROM ipintel.session_keys k
           WHERE NOT EXISTS (SELECT 1 FROM ipintel.session_summaries s
-                            WHERE s.session_id = k.session_id AND s.first_event_at = k.first_event_at)) x;
+                            WHERE s.session_id = k.session_id AND s.first_event_at = k.first_event_at)) x
+    UNION ALL
+    -- revision 0064: take_snapshots finds the incomplete sessions through snapshot_queue
+    SELECT 'snapshot_queue lists every session whose snapshot is incomplete, with its key, source_ip and created_at, and no other',
+           count(*), coalesce((array_agg(x.session_id ORDER BY x.session_id))[1:3], '{}')
+    FROM (SELECT s.session_id FROM ipintel.session_summaries s
+          WHERE s.snapshot_complete_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM ipintel.snapshot_queue q
+                            WHERE q.session_id = s.session_id AND q.first_event_at = s.first_event_at
+                              AND q.source_ip = s.source_ip AND q.created_at = s.created_at)
+          UNION ALL
+          SELECT q.session_id FROM ipintel.snapshot_queue q
+          WHERE NOT EXISTS (SELECT 1 FROM ipintel.session_summaries s
+                            WHERE s.session_id = q.session_id AND s.first_event_at = q.first_event_at
+                              AND s.snapshot_complete_at IS NULL)) x;
 END;
 COMMENT ON FUNCTION ipintel.verify_sessions() IS
-    'The rules of session_summaries its partitioning leaves to ipintel, each with its violations and up to three example session ids: a session_id is one row (the primary key is (session_id, first_event_at), as a partitioned table''s keys must include the partition key; merge_cowrie_events keeps session_id unique), and session_keys, through which ingest finds a session by its id, holds exactly the sessions'' keys. violations = 0: sound.';
+    'The rules of session_summaries its partitioning leaves to ipintel, each with its violations and up to three example session ids: a session_id is one row (the primary key is (session_id, first_event_at), as a partitioned table''s keys must include the partition key; merge_cowrie_events keeps session_id unique), session_keys, through which ingest finds a session by its id, holds exactly the sessions'' keys, and snapshot_queue, through which take_snapshots finds the incomplete sessions, lists exactly those. violations = 0: sound.';
 
 
 ------------------------------------------------------------------------------------------

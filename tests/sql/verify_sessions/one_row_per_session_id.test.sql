@@ -1,14 +1,16 @@
 -- verify_sessions(): what the partitioned table cannot declare (session_id alone is its key) is
 -- checked: a session_id found in two months is reported with an example; and session_keys, the
--- table ingest finds a session by its id in (revision 0060), holds exactly the sessions' keys.
+-- table ingest finds a session by its id in (revision 0060), holds exactly the sessions' keys;
+-- and snapshot_queue, where take_snapshots finds the incomplete sessions (revision 0064), lists
+-- exactly those.
 BEGIN;
-SELECT plan(4);
+SELECT plan(8);
 
 INSERT INTO ipintel.ip_inventory (ip) VALUES ('203.0.114.50');
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip)
 VALUES ('twice', now(), now(), '203.0.114.50'), ('once', now(), now(), '203.0.114.50');
 SELECT results_eq($$SELECT violations, examples FROM ipintel.verify_sessions()$$,
-                  $$VALUES (0::bigint, '{}'::text[]), (0::bigint, '{}'::text[])$$,
+                  $$VALUES (0::bigint, '{}'::text[]), (0::bigint, '{}'::text[]), (0::bigint, '{}'::text[])$$,
                   'one row per session_id, each with its key: no violation');
 
 -- Only a writer that bypasses merge_cowrie_events can do this; the key (session_id, first_event_at)
@@ -16,15 +18,33 @@ SELECT results_eq($$SELECT violations, examples FROM ipintel.verify_sessions()$$
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip)
 VALUES ('twice', now() - interval '40 days', now() - interval '40 days', '203.0.114.50');
 SELECT results_eq($$SELECT violations, examples FROM ipintel.verify_sessions()$$,
-                  $$VALUES (1::bigint, '{twice}'::text[]), (1::bigint, '{twice}'::text[])$$,
-                  'a session_id in two rows is found and named, and so is the row its key misses');
-SELECT is((SELECT count(*)::int FROM ipintel.verify_sessions()), 2, 'two rules');
+                  $$VALUES (1::bigint, '{twice}'::text[]), (1::bigint, '{twice}'::text[]), (1::bigint, '{twice}'::text[])$$,
+                  'a session_id in two rows is found and named, and so is the row its key (and its queue row) misses');
+SELECT is((SELECT count(*)::int FROM ipintel.verify_sessions()), 3, 'three rules');
 
 -- A key with no session (written by hand) is named too.
 DELETE FROM ipintel.session_summaries WHERE session_id = 'twice';
 INSERT INTO ipintel.session_keys (session_id, first_event_at) VALUES ('ghost', now());
 SELECT results_eq($$SELECT violations, examples FROM ipintel.verify_sessions() WHERE rule LIKE 'session_keys%'$$,
                   $$VALUES (1::bigint, '{ghost}'::text[])$$, 'a key without its session is found and named');
+
+
+-- The queue against the incomplete sessions, both ways.
+DELETE FROM ipintel.session_keys WHERE session_id = 'ghost';
+SELECT results_eq($$SELECT violations FROM ipintel.verify_sessions() WHERE rule LIKE 'snapshot_queue%'$$,
+                  $$VALUES (0::bigint)$$, 'the inserted incomplete session is queued by the trigger');
+DELETE FROM ipintel.snapshot_queue WHERE session_id = 'once';
+SELECT results_eq($$SELECT violations, examples FROM ipintel.verify_sessions() WHERE rule LIKE 'snapshot_queue%'$$,
+                  $$VALUES (1::bigint, '{once}'::text[])$$, 'an incomplete session missing from the queue is found and named');
+INSERT INTO ipintel.snapshot_queue (session_id, first_event_at, source_ip, created_at)
+SELECT session_id, first_event_at, source_ip, created_at FROM ipintel.session_summaries WHERE session_id = 'once';
+INSERT INTO ipintel.snapshot_queue (session_id, first_event_at, source_ip, created_at)
+VALUES ('stale', now(), '203.0.114.50', now());
+SELECT results_eq($$SELECT violations, examples FROM ipintel.verify_sessions() WHERE rule LIKE 'snapshot_queue%'$$,
+                  $$VALUES (1::bigint, '{stale}'::text[])$$, 'a queued row with no incomplete session is found and named');
+DELETE FROM ipintel.session_summaries WHERE session_id = 'once';
+SELECT is((SELECT count(*)::int FROM ipintel.snapshot_queue WHERE session_id = 'once'), 0,
+          'a deleted session leaves the queue (trigger)');
 
 SELECT * FROM finish();
 ROLLBACK;
