@@ -232,6 +232,7 @@ CREATE FUNCTION ipintel.merge_cowrie_events(p_batch_id bigint)
     SET work_mem = '64MB'
 AS $$
 DECLARE
+    v_days_flag text;
     v_events bigint;
     v_event_counts jsonb;
     v_sessions_new bigint;
@@ -339,6 +340,11 @@ BEGIN
     SET CONSTRAINTS ipintel.session_summaries_source_ip_fkey DEFERRED;
 
     -- The sessions found by the lookup above are updated, the others inserted.
+    -- The days this statement updates are queued by the statement itself (CTE days_queued;
+    -- revision 0065); the flag tells the update trigger so, which otherwise queues every day. On
+    -- for this statement only (an error undoes it with the transaction).
+    v_days_flag := coalesce(current_setting('ipintel.attribution_days_queued', true), '');
+    PERFORM set_config('ipintel.attribution_days_queued', 'on', true);
     WITH updated AS (
         UPDATE ipintel.session_summaries s SET
             sensor           = coalesce(s.sensor, m.sensor),
@@ -360,7 +366,8 @@ BEGIN
         FROM ipintel_staging.cowrie_sessions m
         WHERE m.batch_id = p_batch_id AND m.merged_first_event_at IS NOT NULL
           AND s.session_id = m.session_id AND s.first_event_at = m.merged_first_event_at
-        RETURNING s.source_ip, s.session_id, s.first_event_at)
+        RETURNING s.source_ip, s.session_id, s.first_event_at, m.merged_first_event_at AS old_first_event_at,
+                  s.snapshot_at IS NOT NULL AS counted)
     , moved AS (
         -- a session whose first_event_at moved earlier (a later file brought earlier events): its
         -- key follows it (revision 0060), in the snapshot queue too if it is there (revision 0064)
@@ -371,6 +378,13 @@ BEGIN
         UPDATE ipintel.snapshot_queue q SET first_event_at = u.first_event_at
         FROM updated u
         WHERE q.session_id = u.session_id AND q.first_event_at <> u.first_event_at)
+    , days_queued AS (
+        -- a snapshotted session's counts changed: its day's rollup, and its old day's when its
+        -- first_event_at moved (sessions without a snapshot are in no group)
+        INSERT INTO ipintel.attribution_dirty_days (day)
+        SELECT DISTINCT (d.at AT TIME ZONE 'UTC')::date
+        FROM updated u CROSS JOIN LATERAL (VALUES (u.first_event_at), (u.old_first_event_at)) d(at)
+        WHERE u.counted)
     , inserted AS (
         INSERT INTO ipintel.session_summaries (
             session_id, source_ip, sensor, first_event_at, last_event_at, protocol, src_port, dst_ip,
@@ -412,6 +426,7 @@ BEGIN
            (SELECT array_agg(a.asn) FROM per_asn a), (SELECT array_agg(a.sessions) FROM per_asn a),
            (SELECT array_agg(a.first_seen) FROM per_asn a), (SELECT array_agg(a.last_seen) FROM per_asn a)
     INTO v_sessions_new, v_sessions_updated, v_asns, v_asn_sessions, v_asn_first_seen, v_asn_last_seen;
+    PERFORM set_config('ipintel.attribution_days_queued', v_days_flag, true);
 
     -- added, not recounted (revision 0050): a recount read every IP of each ASN the chunk touched
     IF v_asns IS NOT NULL THEN
@@ -431,6 +446,8 @@ BEGIN
         SELECT c.ip FROM unnest(v_chunk_ips) c(ip)
         CROSS JOIN LATERAL (SELECT 1 FROM ipintel.enrichment_state e WHERE e.ip = c.ip LIMIT 1) x);
     IF cardinality(v_enriched_ips) > 0 THEN
+        -- a month's first chunks: its partition analyzed first (revision 0065)
+        PERFORM ipintel.analyze_sessions_without_statistics();
         PERFORM ipintel.take_snapshots(v_enriched_ips);
     END IF;
     -- The deferred checks run here, inside the merge: a violation is this merge's error.

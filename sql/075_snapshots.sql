@@ -283,6 +283,54 @@ $$;
 COMMENT ON FUNCTION ipintel.snapshot_documents(inet[]) IS
     'For take_snapshots: stores the enrichment documents of the IPs p_ips that are not stored yet (each distinct document once), and returns each IP with the document_id of its document as it is now. An IP whose document another transaction is storing at this moment is left out (taken by the next run).';
 
+-- Statistics before take_snapshots (revision 0065). A partition that has rows but was never
+-- analyzed (a month's first ingest chunks, a first load, a restore) has no column statistics,
+-- and the planner's defaults for take_snapshots' filters (0.5% per range or IS NULL) made it
+-- expect one session where there were thousands: nested loops that compared every session with
+-- every IP's awaited sources (20,000 sessions: 61 s instead of under 1 s; the test of ingest and
+-- enrich at once took 350 s instead of 38 s). Autovacuum analyzes a partition only a minute or
+-- so later, and never the partitioned table itself. So the first take_snapshots on such a
+-- partition analyzes it first: ANALYZE reads a sample (30,000 rows at most), once per partition.
+-- Called by merge_cowrie_events (in the chunk's short transaction) and by `ipintel enrich` in a
+-- statement of its own, so that ANALYZE's lock (SHARE UPDATE EXCLUSIVE: writers and readers go
+-- on) is not held through a long snapshot pass.
+CREATE FUNCTION ipintel.analyze_sessions_without_statistics()
+    RETURNS text[]
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_tables regclass[];
+    v_table regclass;
+BEGIN
+    v_tables := ARRAY(
+        SELECT c.oid::regclass
+        FROM pg_class c
+        WHERE (c.oid IN ('ipintel.session_summaries'::regclass, 'ipintel.snapshot_queue'::regclass)
+               OR c.oid IN (SELECT h.inhrelid FROM pg_inherits h
+                            WHERE h.inhparent = 'ipintel.session_summaries'::regclass))
+          -- no statistics yet: pg_stats shows those of the tables the caller may read
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_stats s
+                          WHERE s.schemaname = 'ipintel' AND s.tablename = c.relname)
+          -- and rows to gather them from (the partitioned table: any of its partitions')
+          AND EXISTS (SELECT FROM pg_inherits h WHERE c.relkind = 'p' AND h.inhparent = c.oid
+                                                    AND pg_relation_size(h.inhrelid) > 0
+                      UNION ALL
+                      SELECT WHERE c.relkind = 'r' AND pg_relation_size(c.oid) > 0)
+          -- not again while nothing changed since an ANALYZE that found no live row
+          AND NOT EXISTS (SELECT FROM pg_catalog.pg_stat_all_tables a
+                          WHERE a.relid = c.oid AND a.n_mod_since_analyze = 0
+                            AND coalesce(a.last_analyze, a.last_autoanalyze) IS NOT NULL)
+        ORDER BY c.oid);
+    FOREACH v_table IN ARRAY v_tables LOOP
+        EXECUTE format('ANALYZE %s', v_table);
+    END LOOP;
+    RETURN ARRAY(SELECT t::text FROM unnest(v_tables) t);
+END;
+$$;
+COMMENT ON FUNCTION ipintel.analyze_sessions_without_statistics() IS
+    'ANALYZEs session_summaries (the partitioned table and each partition) and snapshot_queue where they have rows but no statistics yet (never analyzed since they were filled), so that take_snapshots is planned for the rows there are; returns the tables analyzed (usually none). Called by merge_cowrie_events before take_snapshots of a chunk, and by ipintel enrich before take_snapshots().';
+
 -- p_ips NULL: every incomplete session; else the incomplete sessions of those IPs only (the
 -- ingest merge, for the IPs of its chunk that are already enriched).
 CREATE FUNCTION ipintel.take_snapshots(p_ips inet[])
@@ -311,6 +359,7 @@ CREATE FUNCTION ipintel.take_snapshots(p_ips inet[])
     SET max_parallel_workers_per_gather = 0
 AS $$
 DECLARE
+    v_days_flag text;
     v_changed bigint;
     v_ips inet[];
     v_days date[];
@@ -333,14 +382,18 @@ BEGIN
     SELECT array_agg(x.ip), array_agg(x.day) INTO v_ips, v_days
     FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
           FROM ipintel.snapshot_queue q
-          -- by session_id, with first_event_at only for the few sessions of p_ips: see todo below
-          JOIN ipintel.session_summaries s
-            ON s.session_id = q.session_id AND (p_ips IS NULL OR s.first_event_at = q.first_event_at)
+          -- by session_id alone: see todo below
+          JOIN ipintel.session_summaries s ON s.session_id = q.session_id
           WHERE (p_ips IS NULL OR q.source_ip = ANY (p_ips))
             AND s.first_event_at BETWEEN v_first AND v_last
             AND s.snapshot_complete_at IS NULL
             AND (s.snapshot_asn_source IS NULL OR s.snapshot_country_source IS NULL)) x;
 
+    -- The days this statement updates are queued by the statement itself (CTE days_queued;
+    -- revision 0065); the flag tells the update trigger so, which otherwise queues every day. On
+    -- for this statement only (an error undoes it with the transaction).
+    v_days_flag := coalesce(current_setting('ipintel.attribution_days_queued', true), '');
+    PERFORM set_config('ipintel.attribution_days_queued', 'on', true);
     WITH todo AS (
         SELECT s.session_id, s.first_event_at, s.source_ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day,
                -- where the session is in the heap (the update goes in this order) and its snapshot
@@ -382,14 +435,16 @@ BEGIN
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_known_attacker_source, 'none') END
                    AS known_attacker_source
         -- The incomplete sessions (of p_ips): those of the queue, read in the months that hold
-        -- them (v_first, v_last). The few of p_ips (an ingest chunk) by their whole key, each a
-        -- probe of its own partition (revision 0055). All of them by session_id alone, which names
-        -- one session (verify_sessions): by both columns of the key the planner took the two
-        -- equalities for independent and expected a few dozen rows of 2M, and planned every join
-        -- after it for that (index probes of ip_inventory per session, hashes spilled to disk).
+        -- them (v_first, v_last), by session_id alone, which names one session (verify_sessions).
+        -- By both columns of the key the planner takes the two equalities for independent and
+        -- expects one row where there are thousands, and plans every join after it for that:
+        -- 2M sessions, index probes of ip_inventory per session and hashes spilled to disk; an
+        -- ingest chunk's 2,670 sessions (revision 0065), nested loops comparing every session with
+        -- every IP of the chunk and every IP's awaited sources, 10 to 14 s a chunk instead of
+        -- well under one. The few of p_ips cost one probe of each month of [v_first, v_last]
+        -- (the months of those IPs' queued sessions: one or two but after a backlog).
         FROM ipintel.snapshot_queue q
-        JOIN ipintel.session_summaries s
-          ON s.session_id = q.session_id AND (p_ips IS NULL OR s.first_event_at = q.first_event_at)
+        JOIN ipintel.session_summaries s ON s.session_id = q.session_id
         JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
         -- The awaited sources by the rule of ipintel.snapshot_waits, worked out once per IP and
         -- ingest time (revision 0061), not once per session: the sessions of an IP that one ingest
@@ -557,14 +612,19 @@ BEGIN
         -- rows to write rather than spilling a hash planned for a few.
         WHERE s.session_id = t.session_id AND (p_ips IS NULL OR s.first_event_at = t.first_event_at)
           AND s.first_event_at BETWEEN v_first AND v_last AND s.snapshot_complete_at IS NULL
-        RETURNING s.session_id, s.snapshot_complete_at IS NOT NULL AS complete
+        RETURNING s.session_id, s.snapshot_complete_at IS NOT NULL AS complete, t.day
     ), dequeued AS (
         -- the snapshots completed leave the queue (their sessions are locked: no one else can
         -- have changed these rows)
         DELETE FROM ipintel.snapshot_queue q
         USING filled f
-        WHERE f.complete AND q.session_id = f.session_id)
+        WHERE f.complete AND q.session_id = f.session_id
+    ), days_queued AS (
+        -- the days whose rollup these snapshots change (first_event_at is not written here)
+        INSERT INTO ipintel.attribution_dirty_days (day)
+        SELECT DISTINCT f.day FROM filled f)
     SELECT count(*) INTO v_changed FROM filled;
+    PERFORM set_config('ipintel.attribution_days_queued', v_days_flag, true);
     RETURN v_changed;
 END;
 $$;
@@ -670,6 +730,7 @@ CREATE FUNCTION ipintel.redo_snapshots(p_since timestamptz, p_until timestamptz,
     SET search_path = ''
 AS $$
 DECLARE
+    v_days_flag text;
     v_redo bigint;
     v_reset bigint;
     v_taken bigint;
@@ -677,6 +738,11 @@ BEGIN
     INSERT INTO ipintel.snapshot_redos (since, until, reason) VALUES (p_since, p_until, p_reason)
     RETURNING snapshot_redos.redo_id INTO v_redo;
     PERFORM set_config('ipintel.snapshot_redo', v_redo::text, true);
+    -- The days this statement updates are queued by the statement itself (CTE days_queued;
+    -- revision 0065); the flag tells the update trigger so, which otherwise queues every day. On
+    -- for this statement only (an error undoes it with the transaction).
+    v_days_flag := coalesce(current_setting('ipintel.attribution_days_queued', true), '');
+    PERFORM set_config('ipintel.attribution_days_queued', 'on', true);
     WITH reset AS (
         UPDATE ipintel.session_summaries s
         SET snapshot_asn = NULL, snapshot_asn_source = NULL, snapshot_country = NULL, snapshot_country_source = NULL,
@@ -690,8 +756,13 @@ BEGIN
         -- incomplete again: back in the queue (revision 0064; one that was incomplete is there)
         INSERT INTO ipintel.snapshot_queue (session_id, first_event_at, source_ip, created_at)
         SELECT r.session_id, r.first_event_at, r.source_ip, r.created_at FROM reset r
-        ON CONFLICT (session_id) DO NOTHING)
+        ON CONFLICT (session_id) DO NOTHING
+    ), days_queued AS (
+        -- their groups change even where take_snapshots below leaves them waiting
+        INSERT INTO ipintel.attribution_dirty_days (day)
+        SELECT DISTINCT (r.first_event_at AT TIME ZONE 'UTC')::date FROM reset r)
     SELECT count(*) INTO v_reset FROM reset;
+    PERFORM set_config('ipintel.attribution_days_queued', v_days_flag, true);
     PERFORM set_config('ipintel.snapshot_redo', '', true);
     v_taken := ipintel.take_snapshots();
     UPDATE ipintel.snapshot_redos r

@@ -6,10 +6,17 @@
 -- instead of every session of the window.
 --
 -- Maintained per day: an HLL sketch cannot subtract an IP, so a day is recomputed whole from
--- session_summaries. Statement triggers on session_summaries (transition tables: no per-row
--- cost but the capture) queue the days a statement touched; roll_up_attribution recomputes the
--- queued days and empties the queue (enrich calls it after take_snapshots, ingest after its
--- last chunk). The queue has no key, so concurrent writers never wait on each other there.
+-- session_summaries. The days a write touched are queued in attribution_dirty_days:
+--   - inserts and deletes by statement triggers (transition tables, which the triggers of
+--     session_keys and snapshot_queue capture anyway);
+--   - updates by the functions that make them (take_snapshots, redo_snapshots,
+--     merge_cowrie_events), in the statement that updates (revision 0065). A transition table of
+--     an update copies every updated row twice, old and new: 16 s of a 2M-session snapshot pass.
+--     An update by anything else queues "every day" (a NULL day) from a statement trigger that
+--     copies nothing.
+-- roll_up_attribution recomputes the queued days and empties the queue (enrich calls it after
+-- take_snapshots, ingest after its last chunk). The queue has no key, so concurrent writers
+-- never wait on each other there.
 
 CREATE EXTENSION IF NOT EXISTS hll WITH SCHEMA public;
 
@@ -80,18 +87,16 @@ COMMENT ON COLUMN ipintel.attribution_asn_daily.distinct_ips IS
     'The day''s distinct source IPs of the ASN as an HLL sketch (log2m 12, regwidth 5; the union of attribution_daily''s sketches of that day and ASN): exact up to a few hundred IPs, then a standard error of 1.6%.';
 
 CREATE TABLE ipintel.attribution_dirty_days (
-    day       date        NOT NULL,
+    day       date,
     queued_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE ipintel.attribution_dirty_days IS
-    'The days whose attribution_daily rows are stale: queued by the statement triggers of session_summaries (one row per day a statement wrote, duplicates allowed: no key, so concurrent writers never wait on each other here), emptied by roll_up_attribution.';
-COMMENT ON COLUMN ipintel.attribution_dirty_days.day IS 'A UTC day of first_event_at that a statement on session_summaries wrote sessions of.';
+    'The days whose attribution_daily rows are stale: queued by the statement triggers of session_summaries (inserts, deletes) and by take_snapshots, redo_snapshots and merge_cowrie_events (their updates); a NULL day (every day) by any other update of session_summaries. One row per day a statement wrote, duplicates allowed: no key, so concurrent writers never wait on each other here. Emptied by roll_up_attribution.';
+COMMENT ON COLUMN ipintel.attribution_dirty_days.day IS 'A UTC day of first_event_at that a statement on session_summaries wrote sessions of; NULL: every day (an update made outside take_snapshots, redo_snapshots and merge_cowrie_events, whose days are not known): roll_up_attribution then recounts every day of the rollup and of the sessions.';
 COMMENT ON COLUMN ipintel.attribution_dirty_days.queued_at IS 'When (the writing transaction''s start).';
 
--- The trigger function of the three statement triggers below: `changed` is the statement's new
--- rows (INSERT, UPDATE) or its old rows (DELETE, and UPDATE's second trigger: a session whose
--- first_event_at moves leaves its old day). An insert or delete of a session without a snapshot
--- changes no group; an update may have removed one (redo_snapshots), so it always counts.
+-- The trigger function of the insert and delete triggers below: `changed` is the statement's
+-- new rows (INSERT) or its old rows (DELETE). A session without a snapshot is in no group.
 CREATE FUNCTION ipintel.queue_attribution_days()
     RETURNS trigger
     LANGUAGE plpgsql
@@ -101,12 +106,12 @@ BEGIN
     INSERT INTO ipintel.attribution_dirty_days (day)
     SELECT DISTINCT (c.first_event_at AT TIME ZONE 'UTC')::date
     FROM changed c
-    WHERE TG_OP = 'UPDATE' OR c.snapshot_at IS NOT NULL;
+    WHERE c.snapshot_at IS NOT NULL;
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.queue_attribution_days() IS
-    'Statement trigger function of session_summaries: queues in attribution_dirty_days the UTC days of the rows a statement inserted, updated (old and new day) or deleted (inserted and deleted rows only when they have a snapshot).';
+    'Statement trigger function of session_summaries: queues in attribution_dirty_days the UTC days of the rows a statement inserted or deleted that have a snapshot.';
 
 -- Transition tables: a trigger has one event, and names no columns (PostgreSQL refuses both
 -- with transition tables); on the partitioned table they hold the rows of every partition.
@@ -116,24 +121,37 @@ CREATE TRIGGER session_summaries_attribution_insert
     FOR EACH STATEMENT EXECUTE FUNCTION ipintel.queue_attribution_days();
 COMMENT ON TRIGGER session_summaries_attribution_insert ON ipintel.session_summaries IS
     'Queues the days of inserted sessions that have a snapshot for roll_up_attribution.';
-CREATE TRIGGER session_summaries_attribution_update_new
-    AFTER UPDATE ON ipintel.session_summaries
-    REFERENCING NEW TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION ipintel.queue_attribution_days();
-COMMENT ON TRIGGER session_summaries_attribution_update_new ON ipintel.session_summaries IS
-    'Queues the (new) days of updated sessions for roll_up_attribution.';
-CREATE TRIGGER session_summaries_attribution_update_old
-    AFTER UPDATE ON ipintel.session_summaries
-    REFERENCING OLD TABLE AS changed
-    FOR EACH STATEMENT EXECUTE FUNCTION ipintel.queue_attribution_days();
-COMMENT ON TRIGGER session_summaries_attribution_update_old ON ipintel.session_summaries IS
-    'Queues the old days of updated sessions (a session whose first_event_at moves earlier leaves its day) for roll_up_attribution.';
 CREATE TRIGGER session_summaries_attribution_delete
     AFTER DELETE ON ipintel.session_summaries
     REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION ipintel.queue_attribution_days();
 COMMENT ON TRIGGER session_summaries_attribution_delete ON ipintel.session_summaries IS
     'Queues the days of deleted sessions that had a snapshot for roll_up_attribution.';
+
+-- Updates queue their own days (revision 0065): take_snapshots, redo_snapshots and
+-- merge_cowrie_events run with ipintel.attribution_days_queued = on (a SET clause of each
+-- function, undone when it returns) and insert the days of the rows they update. Any other
+-- update (a DBA's fix, a future backfill) queues every day: the rollup is never left stale
+-- silently, and no row is copied for it.
+CREATE FUNCTION ipintel.queue_every_attribution_day()
+    RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+BEGIN
+    IF current_setting('ipintel.attribution_days_queued', true) IS DISTINCT FROM 'on' THEN
+        INSERT INTO ipintel.attribution_dirty_days (day) VALUES (NULL);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.queue_every_attribution_day() IS
+    'Statement trigger function of session_summaries'' updates: queues every day (a NULL day in attribution_dirty_days) unless the update comes from a function that queues its own days (ipintel.attribution_days_queued = on: take_snapshots, redo_snapshots, merge_cowrie_events).';
+CREATE TRIGGER session_summaries_attribution_update
+    AFTER UPDATE ON ipintel.session_summaries
+    FOR EACH STATEMENT EXECUTE FUNCTION ipintel.queue_every_attribution_day();
+COMMENT ON TRIGGER session_summaries_attribution_update ON ipintel.session_summaries IS
+    'An update made outside take_snapshots, redo_snapshots and merge_cowrie_events (which queue the days they update) queues every day for roll_up_attribution. No transition table: nothing is copied per row.';
 
 -- The recount of some days, shared by roll_up_attribution and verify_attribution.
 CREATE FUNCTION ipintel.attribution_of_days(p_days date[])
@@ -180,16 +198,26 @@ CREATE FUNCTION ipintel.roll_up_attribution()
 AS $$
 DECLARE
     v_days date[];
+    v_every_day boolean;
 BEGIN
     -- One roll-up at a time (two would both insert a day's rows); readers are not blocked.
     LOCK TABLE ipintel.attribution_daily IN EXCLUSIVE MODE;
     -- A day queued by a transaction still running stays queued (its row is not visible yet) and
     -- is rolled up by a later call, after that transaction's sessions are.
     WITH taken AS (DELETE FROM ipintel.attribution_dirty_days q RETURNING q.day)
-    SELECT array_agg(DISTINCT t.day) INTO v_days FROM taken t;
+    SELECT array_agg(DISTINCT t.day), bool_or(t.day IS NULL) INTO v_days, v_every_day FROM taken t;
     IF v_days IS NULL THEN
         RETURN 0;
     END IF;
+    IF v_every_day THEN
+        -- every day: those of the rollup (a day may have lost all its sessions) and those of
+        -- the sessions with a snapshot (one pass over session_summaries)
+        v_days := ARRAY(SELECT a.day FROM ipintel.attribution_daily a
+                        UNION
+                        SELECT DISTINCT (s.first_event_at AT TIME ZONE 'UTC')::date
+                        FROM ipintel.session_summaries s WHERE s.snapshot_at IS NOT NULL);
+    END IF;
+    v_days := array_remove(v_days, NULL);
     DELETE FROM ipintel.attribution_daily a WHERE a.day = ANY (v_days);
     INSERT INTO ipintel.attribution_daily
     SELECT * FROM ipintel.attribution_of_days(v_days);
@@ -200,7 +228,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.roll_up_attribution() IS
-    'Recomputes attribution_daily, then attribution_asn_daily from it, for the days queued in attribution_dirty_days (whole days: an HLL sketch cannot subtract) and empties the queue; returns how many days. Called by enrich after take_snapshots and by ingest after its last chunk; one call at a time (EXCLUSIVE lock on attribution_daily, readers go on).';
+    'Recomputes attribution_daily, then attribution_asn_daily from it, for the days queued in attribution_dirty_days (whole days: an HLL sketch cannot subtract; a NULL day queued: every day of the rollup and of the sessions) and empties the queue; returns how many days. Called by enrich after take_snapshots and by ingest after its last chunk; one call at a time (EXCLUSIVE lock on attribution_daily, readers go on).';
 
 ------------------------------------------------------------------------------------------
 -- Window questions on the rollup: whole UTC days

@@ -83,6 +83,7 @@ ALTER FUNCTION ipintel.load_range_snapshot(text, date, text, bigint) SECURITY DE
 ALTER FUNCTION ipintel.classify_inventory(inet, bigint) SECURITY DEFINER;
 ALTER FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.roll_up_attribution() SECURITY DEFINER;
+ALTER FUNCTION ipintel.analyze_sessions_without_statistics() SECURITY DEFINER;
 GRANT EXECUTE ON FUNCTION
     ipintel.start_ingest_run(),
     ipintel.interrupt_abandoned_ingest_runs(),
@@ -101,7 +102,8 @@ GRANT EXECUTE ON FUNCTION
     ipintel.load_range_snapshot(text, date, text, bigint),
     ipintel.classify_inventory(inet, bigint),
     ipintel.redo_snapshots(timestamptz, timestamptz, text),
-    ipintel.roll_up_attribution()
+    ipintel.roll_up_attribution(),
+    ipintel.analyze_sessions_without_statistics()
 TO ipintel_loader;
 
 -- Staging: the loader COPYs its batches in (and nothing else does).

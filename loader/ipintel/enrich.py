@@ -355,7 +355,9 @@ def enrich(settings: Settings, options: EnrichOptions, *, passes: Sequence[Pass]
             for p in passes:
                 _run_pass(conn, lock.conn, p, options, selected, summary, status, reporter, settings.redact,
                           settings.database_url)
-            # Whatever ran: SQL decides, per session and field, which sources are still awaited.
+            # Whatever ran: SQL decides, per session and field, which sources are still awaited;
+            # planned with statistics (sessions loaded a moment ago have none yet).
+            db.query_one(conn, db.query("analyze_sessions_without_statistics"))
             row = db.query_one(conn, db.query("take_snapshots"))
             summary.snapshots = int(row["n"]) if row else 0
             # The days those snapshots (and ingest since the last roll-up) touched, recounted.

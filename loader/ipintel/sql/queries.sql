@@ -286,6 +286,11 @@ SELECT ipintel.finish_run(%(run)s::bigint, %(status)s::text, %(message)s::text);
 -- The audited re-take of the snapshots of sessions that started in [since, until).
 SELECT * FROM ipintel.redo_snapshots(%(since)s::timestamptz, %(until)s::timestamptz, %(reason)s::text);
 
+-- analyze_sessions_without_statistics --
+-- Before take_snapshots, in a statement of its own: the sessions' partitions that have rows but
+-- no statistics yet are analyzed (ANALYZE's lock ends with this statement).
+SELECT ipintel.analyze_sessions_without_statistics() AS analyzed;
+
 -- take_snapshots --
 -- After the passes: SQL decides, per session and field, which sources are still awaited.
 SELECT ipintel.take_snapshots() AS n;
