@@ -85,7 +85,10 @@ CROSS JOIN LATERAL (SELECT (i.ip - '11.0.0.0'::inet) / 37 AS g) n
 WHERE n.g %% %(every)s = 0
 """
 
-ATTRIBUTION_TRIGGERS = ("insert", "update_new", "update_old", "delete")
+# The attribution triggers of session_summaries, whatever the revision (until 0064 two UPDATE
+# triggers with transition tables; since 0065 one without, the updates queueing their own days).
+ATTRIBUTION_TRIGGERS = ("SELECT t.tgname FROM pg_trigger t WHERE t.tgrelid = 'ipintel.session_summaries'::regclass "
+                        "AND t.tgname LIKE 'session_summaries_attribution_%' ORDER BY 1")
 
 FLOOR_UPDATE = """
 CREATE TEMP TABLE floor_documents ON COMMIT DROP AS
@@ -201,9 +204,9 @@ def run(server: str, *, sessions: int, ips: int, answered_every: int = 2) -> dic
                 conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
                     sql.Identifier(clone), sql.Identifier(main_db)))
         with psycopg.connect(plain_dsn) as conn:
-            for trigger in ATTRIBUTION_TRIGGERS:
+            for (trigger,) in conn.execute(ATTRIBUTION_TRIGGERS).fetchall():
                 conn.execute(sql.SQL("ALTER TABLE ipintel.session_summaries DISABLE TRIGGER {}").format(
-                    sql.Identifier(f"session_summaries_attribution_{trigger}")))
+                    sql.Identifier(trigger)))
 
         before = sizes(main_dsn)
         checkpoint(server)
