@@ -110,9 +110,9 @@ def test_no_function_is_executable_by_public(db: str) -> None:
             "SELECT p.proname, p.proconfig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
             "WHERE n.nspname = 'ipintel' AND p.prosecdef ORDER BY 1").fetchall()
     assert public == []
-    # the loader's entry points (sql/099_roles.sql, the geolocation builds' and range lists' loaders among them) and
-    # ensure_session_partitions (its partitions are the owner's)
-    assert len(definers) == 19
+    # the loader's entry points (sql/099_roles.sql, the geolocation builds' and range lists' loaders among them,
+    # analyze_sessions_without_statistics since 0065) and ensure_session_partitions (its partitions are the owner's)
+    assert len(definers) == 20
     assert all("search_path=\"\"" in config for _, config in definers), definers
 
 

@@ -57,9 +57,13 @@ def test_verify_is_clean_after_the_demo_and_finds_planted_drift(
     assert "1 snapshot rule(s) broken" in out and "0 attribution rule(s) broken" in out, out
 
     # Drift in the rollup: one group's count edited by hand (the days the edits above queued are
-    # rolled up first; a write to attribution_daily itself queues nothing).
+    # rolled up first: an update of session_summaries by hand queues every day since 0065, so every
+    # day of the demo is recounted; a write to attribution_daily itself queues nothing).
     with psycopg.connect(db) as conn:
-        assert conn.execute("SELECT ipintel.roll_up_attribution()").fetchone() == (1,)
+        days = conn.execute("SELECT count(DISTINCT (first_event_at AT TIME ZONE 'UTC')::date) "
+                            "FROM ipintel.session_summaries WHERE snapshot_at IS NOT NULL").fetchone()
+        assert days is not None and days[0] > 1
+        assert conn.execute("SELECT ipintel.roll_up_attribution()").fetchone() == days
         conn.execute("UPDATE ipintel.attribution_daily SET sessions = sessions + 1 "
                      "WHERE ctid = (SELECT min(ctid) FROM ipintel.attribution_daily)")
     assert cli.main(["verify"]) == 1
