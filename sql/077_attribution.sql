@@ -11,7 +11,8 @@
 --     session_keys and snapshot_queue capture anyway);
 --   - updates by the functions that make them (take_snapshots, redo_snapshots,
 --     merge_cowrie_events), in the statement that updates (revision 0065). A transition table of
---     an update copies every updated row twice, old and new: 16 s of a 2M-session snapshot pass.
+--     an update copies every updated row twice, old and new (2M-session snapshot pass: 3 to 6 s
+--     on clones; a plain UPDATE of the same rows in `make bench` 15 s faster without them).
 --     An update by anything else queues "every day" (a NULL day) from a statement trigger that
 --     copies nothing.
 -- roll_up_attribution recomputes the queued days and empties the queue (enrich calls it after
@@ -129,8 +130,9 @@ COMMENT ON TRIGGER session_summaries_attribution_delete ON ipintel.session_summa
     'Queues the days of deleted sessions that had a snapshot for roll_up_attribution.';
 
 -- Updates queue their own days (revision 0065): take_snapshots, redo_snapshots and
--- merge_cowrie_events run with ipintel.attribution_days_queued = on (a SET clause of each
--- function, undone when it returns) and insert the days of the rows they update. Any other
+-- merge_cowrie_events set ipintel.attribution_days_queued = on for their updating statement
+-- (set_config, put back after it; an error undoes it with the transaction) and insert the days
+-- of the rows they update in that statement. Any other
 -- update (a DBA's fix, a future backfill) queues every day: the rollup is never left stale
 -- silently, and no row is copied for it.
 CREATE FUNCTION ipintel.queue_every_attribution_day()
@@ -217,7 +219,6 @@ BEGIN
                         SELECT DISTINCT (s.first_event_at AT TIME ZONE 'UTC')::date
                         FROM ipintel.session_summaries s WHERE s.snapshot_at IS NOT NULL);
     END IF;
-    v_days := array_remove(v_days, NULL);
     DELETE FROM ipintel.attribution_daily a WHERE a.day = ANY (v_days);
     INSERT INTO ipintel.attribution_daily
     SELECT * FROM ipintel.attribution_of_days(v_days);

@@ -3,7 +3,7 @@
 -- The updates of session_summaries queue the days of attribution_daily they change themselves,
 -- in the statement that updates: take_snapshots, redo_snapshots and merge_cowrie_events. The two
 -- statement triggers that did it for every UPDATE (transition tables OLD and NEW) are dropped:
--- they copied each updated row twice, 16 s of a 2M-session snapshot pass in `make bench`. Any
+-- they copied each updated row twice (a 2M-session snapshot pass: 3 to 6 s on clones). Any
 -- other update (a DBA's fix, a later backfill) queues every day (a NULL day) from a statement
 -- trigger without transition table, which roll_up_attribution then recounts.
 -- And analyze_sessions_without_statistics: the sessions' partitions that have rows but no
@@ -29,8 +29,9 @@ DROP TRIGGER session_summaries_attribution_update_new ON ipintel.session_summari
 DROP TRIGGER session_summaries_attribution_update_old ON ipintel.session_summaries;
 
 -- Updates queue their own days (revision 0065): take_snapshots, redo_snapshots and
--- merge_cowrie_events run with ipintel.attribution_days_queued = on (a SET clause of each
--- function, undone when it returns) and insert the days of the rows they update. Any other
+-- merge_cowrie_events set ipintel.attribution_days_queued = on for their updating statement
+-- (set_config, put back after it; an error undoes it with the transaction) and insert the days
+-- of the rows they update in that statement. Any other
 -- update (a DBA's fix, a future backfill) queues every day: the rollup is never left stale
 -- silently, and no row is copied for it.
 CREATE FUNCTION ipintel.queue_every_attribution_day()
@@ -135,7 +136,6 @@ BEGIN
                         SELECT DISTINCT (s.first_event_at AT TIME ZONE 'UTC')::date
                         FROM ipintel.session_summaries s WHERE s.snapshot_at IS NOT NULL);
     END IF;
-    v_days := array_remove(v_days, NULL);
     DELETE FROM ipintel.attribution_daily a WHERE a.day = ANY (v_days);
     INSERT INTO ipintel.attribution_daily
     SELECT * FROM ipintel.attribution_of_days(v_days);
