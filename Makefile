@@ -10,6 +10,10 @@ PG_DIR      ?= .ipintel-pg
 TEST_PG_DIR ?= .ipintel-pg-test
 BENCH_PG_DIR ?= .ipintel-pg-bench
 FAULTS_PG_DIR ?= .ipintel-pg-faults
+# pytest's worker processes in `make test` (pytest-xdist): each clones databases from a template
+# of its own on the one server. Two on this 2-core machine: 5 min 38 s against 8 min 52 s in one.
+# TEST_WORKERS=0 runs in one process (what `make test-faults` does: it restarts its server).
+TEST_WORKERS ?= auto
 # The development cluster (devtools/localdb.py, not installed with ipintel). Stopping, removing
 # it and its URL need only the standard library: they work before `make setup` too (a fresh
 # clone's `make clean`); starting it needs psycopg, from the venv. See devtools/localdb.py for
@@ -113,7 +117,7 @@ test: setup test-packages lint-migrations
 	    echo "== pgTAP (pg_prove) against a migrated database"; \
 	    PYTHON=$(PY) tests/run_pgtap.sh "$$IPINTEL_TEST_DSN"; \
 	    echo "== pytest"; \
-	    $(VENV)/bin/pytest $(PYTEST_ARGS)'
+	    $(VENV)/bin/pytest -n $(TEST_WORKERS) --maxprocesses 4 $(PYTEST_ARGS)'
 
 # The fault suite (tests/faults: SIGKILLs, PostgreSQL restarts, concurrent runs, every fault of the
 # fake services, timeouts) on a throwaway cluster of its own: it restarts that server. Its counts

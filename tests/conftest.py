@@ -105,6 +105,17 @@ def _utc_month() -> tuple[int, int]:
     return now.year, now.month
 
 
+@contextmanager
+def _one_migration_at_a_time(pg_server: PgServer) -> Iterator[None]:
+    """Held while a template is migrated. The workers of `pytest -n` (pytest-xdist) each build a
+    template on the one server, and the first migration creates the roles, which belong to the
+    cluster: two at once could both find a role missing and one fail creating it. An advisory
+    lock is per database, so both take it in the `postgres` database."""
+    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(hashtext('ipintel tests: migrating a template'))")
+        yield
+
+
 @pytest.fixture(scope="session")
 def migrated_template(pg_server: PgServer) -> Iterator[str]:
     """Name of a database built by `alembic upgrade head`, cloned by every `db` test."""
@@ -112,7 +123,8 @@ def migrated_template(pg_server: PgServer) -> Iterator[str]:
     janitor = pg_server.janitor(name, as_template=True)
     janitor.init()
     try:
-        schema.upgrade(pg_server.dsn(name))
+        with _one_migration_at_a_time(pg_server):
+            schema.upgrade(pg_server.dsn(name))
         _template_months[name] = _utc_month()
         yield name
     finally:
