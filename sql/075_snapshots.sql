@@ -378,16 +378,21 @@ BEGIN
     END IF;
 
     -- Routing history and the dated geolocation builds are asked only about sessions whose ASN
-    -- or country is still unknown, once per IP and day.
-    SELECT array_agg(x.ip), array_agg(x.day) INTO v_ips, v_days
-    FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
-          FROM ipintel.snapshot_queue q
-          -- by session_id alone: see todo below
-          JOIN ipintel.session_summaries s ON s.session_id = q.session_id
-          WHERE (p_ips IS NULL OR q.source_ip = ANY (p_ips))
-            AND s.first_event_at BETWEEN v_first AND v_last
-            AND s.snapshot_complete_at IS NULL
-            AND (s.snapshot_asn_source IS NULL OR s.snapshot_country_source IS NULL)) x;
+    -- or country is still unknown, once per IP and day; and only when there is one routing
+    -- snapshot or geolocation build to ask (revision 0066): without them, as on an install that
+    -- never loaded one, routing_asns and geo_build_facts answer nothing, and finding the pairs
+    -- read every queued session once more for nothing (2M sessions: 4.3 to 5 s of about 60).
+    IF EXISTS (SELECT 1 FROM ipintel.routing_snapshots) OR EXISTS (SELECT 1 FROM ipintel.geo_builds) THEN
+        SELECT array_agg(x.ip), array_agg(x.day) INTO v_ips, v_days
+        FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
+              FROM ipintel.snapshot_queue q
+              -- by session_id alone: see todo below
+              JOIN ipintel.session_summaries s ON s.session_id = q.session_id
+              WHERE (p_ips IS NULL OR q.source_ip = ANY (p_ips))
+                AND s.first_event_at BETWEEN v_first AND v_last
+                AND s.snapshot_complete_at IS NULL
+                AND (s.snapshot_asn_source IS NULL OR s.snapshot_country_source IS NULL)) x;
+    END IF;
 
     -- The days this statement updates are queued by the statement itself (CTE days_queued;
     -- revision 0065); the flag tells the update trigger so, which otherwise queues every day. On
