@@ -468,10 +468,12 @@ BEGIN
                          WHERE p_ips IS NULL OR p.ip = ANY (p_ips)
                          GROUP BY p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
                                   p.ip_type_rank, p.is_known_attacker_rank) p
-                   -- the IP's incomplete sessions, with their created_at, in the queue alone
-                   JOIN ipintel.snapshot_queue c ON c.source_ip = p.ip
-                   WHERE (p_ips IS NULL OR c.source_ip = ANY (p_ips))
-                     AND c.created_at + p.snapshot_window > now()
+                   -- the IP's incomplete sessions, with their created_at, in the queue alone: each
+                   -- (IP, created_at) once before the join (revision 0067), not each session (2M
+                   -- queued sessions: 2.5 s for this subquery, 1.7 s with each ingest time once)
+                   JOIN (SELECT DISTINCT c.source_ip, c.created_at FROM ipintel.snapshot_queue c
+                         WHERE p_ips IS NULL OR c.source_ip = ANY (p_ips)) c ON c.source_ip = p.ip
+                   WHERE c.created_at + p.snapshot_window > now()
                    GROUP BY c.source_ip, c.created_at) w
                ON w.source_ip = s.source_ip AND w.created_at = s.created_at
         LEFT JOIN ipintel.enrichment_policy ka ON ka.source = i.current_asn_source
