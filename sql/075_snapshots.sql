@@ -270,9 +270,10 @@ BEGIN
         ON CONFLICT (digest) DO NOTHING
         RETURNING enrichment_documents.document_id, enrichment_documents.digest
     )
-    -- A document another run is storing right now is neither visible here nor inserted (the
-    -- insert waited for that run and did nothing): its IP is left out, and take_snapshots leaves
-    -- its sessions for the next run, as a session locked by ingest is left.
+    -- A document another transaction is storing right now is neither visible here nor inserted
+    -- (the insert waited for it and did nothing): its IP is left out, and take_snapshots leaves
+    -- its sessions for the next run. (Two take_snapshots no longer overlap, revision 0068: both
+    -- take the sessions' lock first.)
     SELECT d.ip, coalesce(e.document_id, n.document_id)
     FROM documents d
     LEFT JOIN ipintel.enrichment_documents e ON e.digest = d.digest
@@ -348,10 +349,9 @@ CREATE FUNCTION ipintel.take_snapshots(p_ips inet[])
     -- the heap.
     SET work_mem = '64MB'
     SET hash_mem_multiplier = 4
-    -- The update's rows meet their classes and documents in hash joins (revision 0059), which
-    -- keep the order todo locked them in (the heap's) for the sort below to find. Merge joins
-    -- sorted every row by IP first, then by place again (2M sessions: two external sorts of
-    -- 325 and 385 MB, about a tenth of the run).
+    -- The update's rows meet their classes and documents in hash joins (revision 0059). Merge
+    -- joins sorted every row by IP first, then by place again (2M sessions: two external sorts
+    -- of 325 and 385 MB, about a tenth of the run).
     SET enable_mergejoin = off
     -- The statement that writes cannot run in parallel; the ones before it read the queue and
     -- sessions in one pass each, which a parallel plan split and aggregated twice, without the
@@ -366,6 +366,16 @@ DECLARE
     v_first timestamptz;
     v_last timestamptz;
 BEGIN
+    -- The one writer of sessions at a time (revision 0068): the lock every merge of Cowrie events
+    -- takes first (merge_cowrie_events, which holds it already when it calls this for a chunk),
+    -- and redo_snapshots. Nothing else changes a session while it is held, so the sessions read
+    -- below are written from what was read, with no row lock: locking each one first (FOR NO KEY
+    -- UPDATE ... SKIP LOCKED, revisions 0046 to 0067) wrote every row twice, the lock then the
+    -- snapshot (2M sessions: 4 to 5 s of about 47 on clones). A pass waits for the ingest chunk
+    -- in flight (one chunk: a second or so), and ingest waits for a pass; each takes this lock
+    -- before any row, so neither can hold a row the other waits for: no deadlock.
+    PERFORM pg_advisory_xact_lock(hashtextextended('ipintel.session_summaries', 0));
+
     -- The incomplete sessions are those of snapshot_queue (revision 0064). Their first and last
     -- first_event_at bound every read of session_summaries below: planned with these values
     -- (force_custom_plan), each statement reads only the months that hold a queued session. With
@@ -402,8 +412,8 @@ BEGIN
     WITH todo AS (
         SELECT s.session_id, s.first_event_at, s.source_ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day,
                -- where the session is in the heap (the update goes in this order) and its snapshot
-               -- fields as locked here: the update writes from these, so its join to the sessions
-               -- carries their keys alone (revision 0057)
+               -- fields as read here (no other writer runs: the lock above): the update writes
+               -- from these, so its join to the sessions carries their keys alone (revision 0057)
                s.tableoid AS row_table, s.ctid AS row_ctid,
                s.snapshot_asn AS kept_asn, s.snapshot_asn_source AS kept_asn_source,
                s.snapshot_country AS kept_country, s.snapshot_country_source AS kept_country_source,
@@ -524,13 +534,6 @@ BEGIN
                OR (r.scanner_ready AND s.snapshot_is_scanner_source IS NULL)
                OR (r.ip_type_ready AND s.snapshot_ip_type_source IS NULL)
                OR (r.known_attacker_ready AND s.snapshot_is_known_attacker_source IS NULL))
-        -- Locked in the order of the heap: in the order the joins give, a month's sessions
-        -- larger than shared_buffers had each page read, dirtied and written back again and
-        -- again (2M sessions: 1.4M page writes for a heap of 110K pages, 11 s of 76 s).
-        ORDER BY s.tableoid, s.ctid
-        -- A session an ingest chunk is updating right now is left for the next run: snapshots
-        -- never wait for ingest, so the two can never deadlock.
-        FOR NO KEY UPDATE OF s SKIP LOCKED
     ), class_keys AS MATERIALIZED (
         -- Each (IP, day, ASN, source) of the sessions whose ip_type is filled now, once: the four
         -- arrays built by one aggregate, so they stay aligned without sorting.
@@ -550,9 +553,8 @@ BEGIN
         SELECT x.ip, x.document_id
         FROM ipintel.snapshot_documents(ARRAY(SELECT DISTINCT t.source_ip FROM todo t)) x
     ), filled AS (
-        -- A known field is kept (t.kept_*: the session's fields as todo locked them, which no
-        -- other transaction can have changed since; a session changed before it was locked was
-        -- read again by the lock, in its latest version).
+        -- A known field is kept (t.kept_*: the session's fields as todo read them, which no
+        -- other transaction can change while this one holds the sessions' lock).
         UPDATE ipintel.session_summaries s
         SET snapshot_asn = CASE WHEN t.kept_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE t.kept_asn END,
             snapshot_asn_source = CASE WHEN t.kept_asn_source IS NULL AND t.asn_ready THEN t.asn_source
@@ -593,9 +595,9 @@ BEGIN
         -- Each session with its document and class, planned apart from the update's join
         -- (OFFSET 0): joined by both key columns, the sessions' estimate fell to a few rows and
         -- the planner looped over the classes for each of them (40,000 sessions: minutes). In the
-        -- order of the heap, as they were locked (revision 0057): in the order of the joins above
-        -- (by IP), a month larger than shared_buffers had each page read, dirtied and written
-        -- back many times (2M sessions: 2.3M page writes for a heap of 111K pages, 45 s).
+        -- order of the heap (revision 0057): in the order of the joins above (by IP), a month
+        -- larger than shared_buffers had each page read, dirtied and written back many times (2M
+        -- sessions: 2.3M page writes for a heap of 111K pages, 45 s).
         FROM (SELECT t.*, x.document_id, c.ip_type AS class_ip_type, c.ip_class_basis AS class_basis,
                      c.ip_type_source AS class_ip_type_source, c.ip_provider AS class_ip_provider
               FROM todo t
@@ -613,15 +615,15 @@ BEGIN
         -- among the incomplete sessions of a partial index): joined to every session, the update
         -- hashed all the months kept on every run, even one with nothing to fill (6M sessions of
         -- which 1M incomplete: a hash of 6M rows in 4 batches, 3.1 s of a 7.3 s run that changed
-        -- nothing). The rows todo locked are incomplete, and no other transaction can complete
-        -- them meanwhile.
+        -- nothing). The rows todo read are incomplete, and no other transaction can complete
+        -- them meanwhile (the sessions' lock).
         -- By session_id alone for a whole pass, as todo: estimated right, the planner hashes the
         -- rows to write rather than spilling a hash planned for a few.
         WHERE s.session_id = t.session_id AND (p_ips IS NULL OR s.first_event_at = t.first_event_at)
           AND s.first_event_at BETWEEN v_first AND v_last AND s.snapshot_complete_at IS NULL
         RETURNING s.session_id, s.snapshot_complete_at IS NOT NULL AS complete, t.day
     ), dequeued AS (
-        -- the snapshots completed leave the queue (their sessions are locked: no one else can
+        -- the snapshots completed leave the queue (under the sessions' lock: no one else can
         -- have changed these rows)
         DELETE FROM ipintel.snapshot_queue q
         USING filled f
@@ -636,7 +638,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.take_snapshots(inet[]) IS
-    'Fills the unknown snapshot_* fields of incomplete sessions (all of them when p_ips is NULL, else those of the IPs p_ips) that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. The IP''s enrichment document as it is now goes to snapshot_document: stored in enrichment_documents only when no session took the same document before (once per distinct document, not per session). The ASN and the class (snapshot_ip_type, snapshot_ip_provider: ip_classes) are as of the session''s day. Linear in the incomplete sessions and their IPs. Returns the sessions changed. Called by take_snapshots() (every session, after enrich) and by merge_cowrie_events (the sessions of an ingest chunk whose IPs are already enriched).';
+    'Fills the unknown snapshot_* fields of incomplete sessions (all of them when p_ips is NULL, else those of the IPs p_ips) that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. The IP''s enrichment document as it is now goes to snapshot_document: stored in enrichment_documents only when no session took the same document before (once per distinct document, not per session). The ASN and the class (snapshot_ip_type, snapshot_ip_provider: ip_classes) are as of the session''s day. Linear in the incomplete sessions and their IPs. Returns the sessions changed. Called by take_snapshots() (every session, after enrich) and by merge_cowrie_events (the sessions of an ingest chunk whose IPs are already enriched). Takes the sessions'' one-writer lock first (the transaction advisory lock merge_cowrie_events takes, on hashtextextended(''ipintel.session_summaries'', 0)): it waits for an ingest chunk in flight, and ingest waits for it until the caller''s transaction ends.';
 
 CREATE FUNCTION ipintel.take_snapshots()
     RETURNS bigint
@@ -742,6 +744,11 @@ DECLARE
     v_reset bigint;
     v_taken bigint;
 BEGIN
+    -- The sessions' one-writer lock (revision 0068), before any row: its reset and the
+    -- take_snapshots after it (which takes the same lock) run while no ingest chunk writes.
+    -- Taken by take_snapshots alone, after the reset had updated rows an ingest chunk could be
+    -- waiting for, the two could deadlock.
+    PERFORM pg_advisory_xact_lock(hashtextextended('ipintel.session_summaries', 0));
     INSERT INTO ipintel.snapshot_redos (since, until, reason) VALUES (p_since, p_until, p_reason)
     RETURNING snapshot_redos.redo_id INTO v_redo;
     PERFORM set_config('ipintel.snapshot_redo', v_redo::text, true);
@@ -779,4 +786,4 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.redo_snapshots(timestamptz, timestamptz, text) IS
-    'Takes again the snapshots of the sessions that started in [p_since, p_until), recorded in snapshot_redos with p_reason and its counts: the one audited way a known snapshot is rewritten (e.g. after loading routing history for sessions snapshotted from the current ASN). Returns the redo and its counts.';
+    'Takes again the snapshots of the sessions that started in [p_since, p_until), recorded in snapshot_redos with p_reason and its counts: the one audited way a known snapshot is rewritten (e.g. after loading routing history for sessions snapshotted from the current ASN). Returns the redo and its counts. Takes the sessions'' one-writer lock first (as take_snapshots): ingest waits for a redo until its transaction ends.';
