@@ -38,6 +38,13 @@ def seed(conn: psycopg.Connection[Any]) -> None:
         conn.execute("SELECT * FROM ipintel.merge_batch(%s, %s)", (run[0], batch[0]))
 
 
+def waiting_for_advisory_lock(conn: psycopg.Connection[Any]) -> bool:
+    """Whether a backend of this database waits for an advisory lock."""
+    row = conn.execute("SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+                       "WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()").fetchone()
+    return row is not None and row[0] > 0
+
+
 def test_a_pass_waits_for_the_chunk_in_flight_and_fills_its_sessions_too(conn: psycopg.Connection[Any],
                                                                           db: str) -> None:
     seed(conn)
@@ -56,8 +63,12 @@ def test_a_pass_waits_for_the_chunk_in_flight_and_fills_its_sessions_too(conn: p
                       (SESSIONS[0],))
         worker = threading.Thread(target=snapshot_pass)
         worker.start()
-        time.sleep(1.0)
+        # the pass is seen waiting for the chunk's advisory lock (not merely slow to start)
+        deadline = time.monotonic() + 10
+        while worker.is_alive() and not waiting_for_advisory_lock(conn) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert worker.is_alive(), f"take_snapshots did not wait for the chunk: it took {taken}"
+        assert waiting_for_advisory_lock(conn), "take_snapshots is running but not waiting for the lock"
         chunk.commit()
     worker.join(timeout=60)
     assert not worker.is_alive()
