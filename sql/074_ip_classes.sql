@@ -22,6 +22,26 @@ RETURN p_as_name ~* '(broadband|\m[av]?dsl\M|\mcable|fib(er|re)|\mftth\M|residen
 COMMENT ON FUNCTION ipintel.as_name_looks_residential(text) IS
     'The residential heuristic: true when an AS name has a word consumer access networks use (broadband, DSL, cable, fibre, FTTH, mobile, wireless, cellular, LTE, telecom, a few consumer ISP brands) and none that hosting or cloud networks use (hosting, host, server, cloud, data centre, VPS, colocation, dedicated, CDN). A guess from the name only: no free source types ASes.';
 
+-- The epochs of the classes: the days on which every range list (and the hosting-ASN list) has
+-- the same snapshot, or none, classify alike (ip_classes reads a list only through its snapshot
+-- of the day, range_snapshot_on). Each day given, with the first of the days given that shares
+-- its snapshots: ip_classes asked for that first day answers for them all.
+CREATE FUNCTION ipintel.class_epochs(p_days date[])
+    RETURNS TABLE (day date, epoch date)
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT x.day, min(x.day) OVER (PARTITION BY x.snapshots) AS epoch
+    FROM (SELECT d.day, array_agg(ipintel.range_snapshot_on(l.list, d.day) ORDER BY l.list) AS snapshots
+          FROM (SELECT DISTINCT u.day FROM unnest(p_days) AS u(day) WHERE u.day IS NOT NULL) d
+          -- every day, lists or none
+          LEFT JOIN ipintel.range_lists l ON true
+          GROUP BY d.day) x;
+END;
+COMMENT ON FUNCTION ipintel.class_epochs(date[]) IS
+    'Each distinct day of p_days with its epoch: the first of the days given on which every range list (ipintel.range_lists, the hosting-ASN list among them) has the same snapshot (range_snapshot_on) or none. The class of an (ip, asn) is the same on every day of an epoch (ip_classes answers for the epoch''s first day): take_snapshots asks ip_classes once per (IP, epoch, ASN), not once per session day.';
+
 -- Set-based: the class of each (ip, day, asn) tuple, as of that UTC day: the range lists by
 -- their snapshot of the day (range_snapshot_on, once per day and list); the hosting-ASN list and
 -- the AS name by the ASN given (the caller's: the current one, or the session's); the sources'
@@ -58,15 +78,11 @@ BEGIN ATOMIC
         FROM asked_days x
         CROSS JOIN ipintel.range_lists l
     ), days AS MATERIALIZED (
-        -- The day only counts through each list's snapshot of it (lists.taken_on): days on which
-        -- every list has the same snapshot (or none) classify alike, and the first of them stands
-        -- for them all (revision 0063). An IP seen on many days is classified once per run of
+        -- The day only counts through each list's snapshot of it: days on which every list has
+        -- the same snapshot (or none) classify alike, and the first of them stands for them all
+        -- (revision 0063; class_epochs). An IP seen on many days is classified once per run of
         -- days between two snapshots, not once per day.
-        SELECT x.day, min(x.day) OVER (PARTITION BY x.snapshots) AS epoch
-        FROM (SELECT d.day, array_agg(w.taken_on ORDER BY w.list) AS snapshots
-              FROM asked_days d
-              LEFT JOIN lists w ON w.day = d.day
-              GROUP BY d.day) x
+        SELECT e.day, e.epoch FROM ipintel.class_epochs(ARRAY(SELECT d.day FROM asked_days d)) e
     ), q AS MATERIALIZED (
         -- what is classified: each (ip, epoch, asn, asn source) once (q.day is the epoch's day),
         -- with the days asked that it stands for

@@ -540,18 +540,39 @@ BEGIN
                OR (r.scanner_ready AND s.snapshot_is_scanner_source IS NULL)
                OR (r.ip_type_ready AND s.snapshot_ip_type_source IS NULL)
                OR (r.known_attacker_ready AND s.snapshot_is_known_attacker_source IS NULL))
+    ), epochs AS MATERIALIZED (
+        -- Each day of the queued sessions' months with its epoch (class_epochs): the days on
+        -- which every range list has the same snapshot classify alike.
+        SELECT e.day, e.epoch
+        FROM ipintel.class_epochs(ARRAY(SELECT generate_series((v_first AT TIME ZONE 'UTC')::date,
+                                                               (v_last AT TIME ZONE 'UTC')::date, interval '1 day')::date)) e
     ), class_keys AS MATERIALIZED (
-        -- Each (IP, day, ASN, source) of the sessions whose ip_type is filled now, once: the four
-        -- arrays built by one aggregate, so they stay aligned without sorting.
-        SELECT array_agg(k.source_ip) AS ips, array_agg(k.day) AS days, array_agg(k.asn) AS asns,
+        -- Each (IP, epoch, ASN) of the sessions whose ip_type is filled now, once (revision 0070;
+        -- before, each (IP, day, ASN, source): 2M sessions of 200K IPs over 31 days, 1M keys
+        -- where one epoch holds 200K), with one of the ASN's sources (the class's own source is
+        -- the session's, in the update). The four arrays are built by one aggregate, so they stay
+        -- aligned without sorting.
+        SELECT array_agg(k.source_ip) AS ips, array_agg(k.epoch) AS days, array_agg(k.asn) AS asns,
                array_agg(k.class_asn_source) AS asn_sources
-        FROM (SELECT DISTINCT t.source_ip, t.day, t.asn, t.class_asn_source
-              FROM todo t WHERE t.ip_type_ready AND t.kept_ip_type_source IS NULL) k
+        FROM (SELECT t.source_ip, e.epoch, t.asn, min(t.class_asn_source) AS class_asn_source
+              FROM todo t JOIN epochs e ON e.day = t.day
+              WHERE t.ip_type_ready AND t.kept_ip_type_source IS NULL
+              GROUP BY t.source_ip, e.epoch, t.asn) k
     ), classes AS MATERIALIZED (
         -- ip_type and ip_provider as of the session's day (issue 12): the range lists of that day
-        -- and the snapshot's ASN, weighed with what the sources said (ip_classes). One call for
-        -- them all.
-        SELECT c.*
+        -- (of its epoch) and the snapshot's ASN, weighed with what the sources said (ip_classes).
+        -- One call for them all. Its source, once per key: list:<list>:<day> for a class from a
+        -- range or ASN list, bogon, the source that said it, none; for a class resting on the ASN
+        -- alone (routed, residential) the ASN's source, which is the session's (NULL here,
+        -- rests_on_asn).
+        SELECT c.ip, c.day AS epoch, c.asn, c.ip_type, c.ip_provider,
+               CASE WHEN c.ip_class_basis ? 'list'
+                    THEN 'list:' || (c.ip_class_basis ->> 'list') || ':' || (c.ip_class_basis ->> 'snapshot')
+                    WHEN c.ip_type = 'bogon' THEN 'bogon'
+                    WHEN c.ip_class_basis ->> 'rule' IN ('routed', 'residential') THEN NULL
+                    ELSE coalesce(c.ip_type_source, 'none') END AS ip_type_source,
+               c.ip_class_basis ->> 'rule' IN ('routed', 'residential') AND NOT c.ip_class_basis ? 'list'
+                   AS rests_on_asn
         FROM ipintel.ip_classes((SELECT k.ips FROM class_keys k), (SELECT k.days FROM class_keys k),
                                 (SELECT k.asns FROM class_keys k), (SELECT k.asn_sources FROM class_keys k)) c
     ), document_ids AS MATERIALIZED (
@@ -575,14 +596,10 @@ BEGIN
                                               THEN t.is_scanner_source ELSE t.kept_is_scanner_source END,
             snapshot_ip_type = CASE WHEN t.kept_ip_type_source IS NULL AND t.ip_type_ready THEN t.class_ip_type
                                     ELSE t.kept_ip_type END,
-            -- list:<list>:<day> for a class from a range or ASN list; else the source that said it
-            -- (for routed and residential: the ASN's), bogon, none
+            -- the class's source (classes); for routed and residential, the session's ASN's
             snapshot_ip_type_source = CASE WHEN t.kept_ip_type_source IS NULL AND t.ip_type_ready
-                                           THEN CASE WHEN t.class_basis ? 'list'
-                                                     THEN 'list:' || (t.class_basis ->> 'list') || ':'
-                                                          || (t.class_basis ->> 'snapshot')
-                                                     WHEN t.class_ip_type = 'bogon' THEN 'bogon'
-                                                     ELSE coalesce(t.class_ip_type_source, 'none') END
+                                           THEN CASE WHEN t.class_rests_on_asn THEN coalesce(t.class_asn_source, 'none')
+                                                     ELSE t.class_ip_type_source END
                                            ELSE t.kept_ip_type_source END,
             snapshot_is_known_attacker = CASE WHEN t.kept_is_known_attacker_source IS NULL AND t.known_attacker_ready
                                               THEN t.is_known_attacker ELSE t.kept_is_known_attacker END,
@@ -604,7 +621,7 @@ BEGIN
         -- order of the heap (revision 0057): in the order of the joins above (by IP), a month
         -- larger than shared_buffers had each page read, dirtied and written back many times (2M
         -- sessions: 2.3M page writes for a heap of 111K pages, 45 s).
-        FROM (SELECT t.*, x.document_id, c.ip_type AS class_ip_type, c.ip_class_basis AS class_basis,
+        FROM (SELECT t.*, x.document_id, c.ip_type AS class_ip_type, c.rests_on_asn AS class_rests_on_asn,
                      c.ip_type_source AS class_ip_type_source, c.ip_provider AS class_ip_provider
               FROM todo t
               -- grouped by ip, which the planner then knows to be unique here: joined to the CTE
@@ -613,7 +630,8 @@ BEGIN
               -- a hash of every incomplete session of their months rather than a probe each
               JOIN (SELECT d.ip, min(d.document_id) AS document_id FROM document_ids d GROUP BY d.ip) x
                 ON x.ip = t.source_ip
-              LEFT JOIN classes c ON c.ip = t.source_ip AND c.day = t.day AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
+              JOIN epochs e ON e.day = t.day
+              LEFT JOIN classes c ON c.ip = t.source_ip AND c.epoch = e.epoch AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
               ORDER BY t.row_table, t.row_ctid
               OFFSET 0) t
         -- by the whole key (revision 0055): a probe of one partition, not of every month's.

@@ -135,6 +135,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.observed_since(inet, text),
     ipintel.range_snapshot_on(text, date),
     ipintel.as_name_looks_residential(text),
+    ipintel.class_epochs(date[]),
     ipintel.ip_classes(inet[], date[], bigint[], text[]),
     ipintel.report_top_asns(timestamptz, timestamptz, bigint),
     ipintel.report_top_countries(timestamptz, timestamptz, bigint),

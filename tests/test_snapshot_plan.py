@@ -311,3 +311,30 @@ def test_the_update_reads_the_incomplete_sessions_not_every_session_kept(db: str
     sessions_read = sum(n.get("Actual Rows", 0) * n.get("Actual Loops", 1) for n in nodes(plan)
                         if n.get("Relation Name", "").startswith("session_summaries"))
     assert sessions_read <= incomplete, f"{sessions_read:,} sessions read for {incomplete:,} incomplete ones"
+
+
+@pytest.mark.slow
+def test_classes_are_asked_once_per_ip_and_epoch_not_per_session_day(db: str) -> None:
+    """Revision 0070: take_snapshots groups the sessions it fills by IP, epoch and ASN
+    (class_epochs) before it asks ip_classes; before, by IP, day, ASN and source.
+
+    The seed's 10 sessions of each IP fall on about 10 days of the last month, and no range list
+    has a snapshot, so every day is one epoch. The class is filled for the 1,000 IPs GreyNoise
+    answered (the others wait for it: it says ip_type too): ip_classes is asked (and answers) once
+    per IP, where it answered once per IP and day (about 10,000 rows).
+    """
+    seed(db, sessions=20_000, ips=2_000, answered_every=2)
+    with psycopg.connect(db) as conn:
+        [(ip_days,)] = conn.execute(
+            "SELECT count(DISTINCT (source_ip, (first_event_at AT TIME ZONE 'UTC')::date)) "
+            "FROM ipintel.session_summaries").fetchall()
+    assert ip_days > 10_000, "the sessions of an IP would not span several days"
+    plan, changed = snapshot_plan(db, actual_loops=True)
+    assert changed == 20_000
+    answered = [n.get("Actual Rows", 0) * n.get("Actual Loops", 1) for n in nodes(plan)
+                if n["Node Type"] == "Function Scan" and n.get("Function Name") == "ip_classes"]
+    assert answered == [1_000], f"ip_classes answered {answered} rows for 1,000 IPs in one epoch"
+    with psycopg.connect(db) as conn:
+        [(classed,)] = conn.execute("SELECT count(*) FROM ipintel.session_summaries "
+                                    "WHERE snapshot_ip_type = 'routed' AND snapshot_ip_type_source = 'maxmind'").fetchall()
+    assert classed > 0, "the sessions' classes rest on MaxMind's ASN"
