@@ -608,9 +608,67 @@ $$;
 COMMENT ON FUNCTION ipintel.record_asn_history(text[], inet[], bigint[], timestamptz[]) IS
     'Records real ASN observations (parallel arrays: observing source, IP, ASN, time) in ip_asn_history, closing and opening ranges where the ASN changed. Returns the ASNs (old and new) of the ranges it changed, in order.';
 
--- What is known of one IP, fact by fact: the value of the first-ranked source (enrichment_policy
+-- What is known of IPs, fact by fact: the value of the first-ranked source (enrichment_policy
 -- *_rank) whose last answer gives it. An IP no source classified is routed once it has an ASN.
 -- The threat feeds are those of the source that says whether the IP is a known attacker.
+-- Set-based (revision 0071): the answers of all the IPs are read and sorted once; each IP's first
+-- rank per fact is a window over its answers, and the fact is the value of the answer of that
+-- rank. One IP at a time, as ordered aggregates, every IP started fourteen small sorts.
+CREATE FUNCTION ipintel.resolved_facts_of(p_ips inet[])
+    RETURNS TABLE (ip inet, asn bigint, asn_source text, asn_observed_at timestamptz, country text, country_source text,
+                   is_scanner boolean, is_scanner_source text, is_riot boolean, ip_type text, ip_type_source text,
+                   is_known_attacker boolean, is_known_attacker_source text, threatfeeds text[])
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT u.ip, x.asn, x.asn_source, x.asn_observed_at, x.country, x.country_source, x.is_scanner, x.is_scanner_source,
+           x.is_riot, coalesce(x.ip_type, CASE WHEN x.asn IS NOT NULL THEN 'routed' END),
+           CASE WHEN x.ip_type IS NOT NULL THEN x.ip_type_source WHEN x.asn IS NOT NULL THEN x.asn_source END,
+           x.is_known_attacker, x.is_known_attacker_source, x.threatfeeds
+    FROM (SELECT DISTINCT v.ip FROM unnest(p_ips) AS v(ip)) u
+    LEFT JOIN (
+        -- Each fact from the answer of its first rank (ranks are unique per fact: the registry's
+        -- keys), picked by FILTER from the IP's answers grouped once.
+        SELECT a.ip,
+               max(a.asn) FILTER (WHERE a.asn_rank = a.asn_first) AS asn,
+               max(a.source) FILTER (WHERE a.asn_rank = a.asn_first) AS asn_source,
+               max(a.fetched_at) FILTER (WHERE a.asn_rank = a.asn_first) AS asn_observed_at,
+               max(a.country) FILTER (WHERE a.country_rank = a.country_first) AS country,
+               max(a.source) FILTER (WHERE a.country_rank = a.country_first) AS country_source,
+               bool_or(a.is_scanner) FILTER (WHERE a.is_scanner_rank = a.is_scanner_first) AS is_scanner,
+               max(a.source) FILTER (WHERE a.is_scanner_rank = a.is_scanner_first) AS is_scanner_source,
+               bool_or(a.is_riot) FILTER (WHERE a.is_riot_rank = a.is_riot_first) AS is_riot,
+               max(a.ip_type) FILTER (WHERE a.ip_type_rank = a.ip_type_first) AS ip_type,
+               max(a.source) FILTER (WHERE a.ip_type_rank = a.ip_type_first) AS ip_type_source,
+               bool_or(a.is_known_attacker) FILTER (WHERE a.is_known_attacker_rank = a.is_known_attacker_first)
+                   AS is_known_attacker,
+               max(a.source) FILTER (WHERE a.is_known_attacker_rank = a.is_known_attacker_first)
+                   AS is_known_attacker_source,
+               -- the threat feeds of the answer that says whether the IP is a known attacker
+               max(a.threatfeeds) FILTER (WHERE a.is_known_attacker_rank = a.is_known_attacker_first) AS threatfeeds
+        FROM (
+            -- each answer with, per fact, the first rank among the IP's answers that give it
+            SELECT e.ip, e.source, e.asn, e.fetched_at, e.country, e.is_scanner, e.is_riot, e.ip_type,
+                   e.is_known_attacker, e.threatfeeds, p.asn_rank, p.country_rank, p.is_scanner_rank, p.is_riot_rank,
+                   p.ip_type_rank, p.is_known_attacker_rank,
+                   min(p.asn_rank) FILTER (WHERE e.asn_observed) OVER w AS asn_first,
+                   min(p.country_rank) FILTER (WHERE e.country IS NOT NULL) OVER w AS country_first,
+                   min(p.is_scanner_rank) FILTER (WHERE e.is_scanner IS NOT NULL) OVER w AS is_scanner_first,
+                   min(p.is_riot_rank) FILTER (WHERE e.is_riot IS NOT NULL) OVER w AS is_riot_first,
+                   min(p.ip_type_rank) FILTER (WHERE e.ip_type IS NOT NULL) OVER w AS ip_type_first,
+                   min(p.is_known_attacker_rank) FILTER (WHERE e.is_known_attacker IS NOT NULL) OVER w
+                       AS is_known_attacker_first
+            FROM ipintel.enrichment_state e
+            JOIN ipintel.enrichment_policy p ON p.source = e.source
+            WHERE e.ip = ANY (p_ips)
+            WINDOW w AS (PARTITION BY e.ip)) a
+        GROUP BY a.ip) x ON x.ip = u.ip;
+END;
+COMMENT ON FUNCTION ipintel.resolved_facts_of(inet[]) IS
+    'The facts of each distinct IP of p_ips resolved across sources (one row per IP, NULLs where no source answered): for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type here is what the sources say (falling back to routed when an ASN is known); ip_inventory.ip_type weighs it with the range lists and rules (ip_classes). threatfeeds are those of the source is_known_attacker came from. Set-based: apply_answers resolves a merge batch with one call.';
+
+-- The same for one IP (what an analyst asks).
 CREATE FUNCTION ipintel.resolved_facts(p_ip inet)
     RETURNS TABLE (asn bigint, asn_source text, asn_observed_at timestamptz, country text, country_source text,
                    is_scanner boolean, is_scanner_source text, is_riot boolean, ip_type text, ip_type_source text,
@@ -618,44 +676,12 @@ CREATE FUNCTION ipintel.resolved_facts(p_ip inet)
     LANGUAGE sql
     STABLE
 BEGIN ATOMIC
-    SELECT x.asn, x.asn_source, x.asn_observed_at, x.country, x.country_source, x.is_scanner, x.is_scanner_source,
-           x.is_riot,
-           coalesce(x.ip_type, CASE WHEN x.asn IS NOT NULL THEN 'routed' END),
-           CASE WHEN x.ip_type IS NOT NULL THEN x.ip_type_source WHEN x.asn IS NOT NULL THEN x.asn_source END,
-           x.is_known_attacker, x.is_known_attacker_source,
-           (SELECT k.threatfeeds FROM ipintel.enrichment_state k WHERE k.ip = p_ip AND k.source = x.is_known_attacker_source)
-    FROM (
-        SELECT (array_agg(e.asn ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1] AS asn,
-               (array_agg(e.source ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1]
-                   AS asn_source,
-               (array_agg(e.fetched_at ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1]
-                   AS asn_observed_at,
-               (array_agg(e.country ORDER BY p.country_rank)
-                    FILTER (WHERE p.country_rank IS NOT NULL AND e.country IS NOT NULL))[1] AS country,
-               (array_agg(e.source ORDER BY p.country_rank)
-                    FILTER (WHERE p.country_rank IS NOT NULL AND e.country IS NOT NULL))[1] AS country_source,
-               (array_agg(e.is_scanner ORDER BY p.is_scanner_rank)
-                    FILTER (WHERE p.is_scanner_rank IS NOT NULL AND e.is_scanner IS NOT NULL))[1] AS is_scanner,
-               (array_agg(e.source ORDER BY p.is_scanner_rank)
-                    FILTER (WHERE p.is_scanner_rank IS NOT NULL AND e.is_scanner IS NOT NULL))[1] AS is_scanner_source,
-               (array_agg(e.is_riot ORDER BY p.is_riot_rank)
-                    FILTER (WHERE p.is_riot_rank IS NOT NULL AND e.is_riot IS NOT NULL))[1] AS is_riot,
-               (array_agg(e.ip_type ORDER BY p.ip_type_rank)
-                    FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type,
-               (array_agg(e.source ORDER BY p.ip_type_rank)
-                    FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type_source,
-               (array_agg(e.is_known_attacker ORDER BY p.is_known_attacker_rank)
-                    FILTER (WHERE p.is_known_attacker_rank IS NOT NULL AND e.is_known_attacker IS NOT NULL))[1]
-                   AS is_known_attacker,
-               (array_agg(e.source ORDER BY p.is_known_attacker_rank)
-                    FILTER (WHERE p.is_known_attacker_rank IS NOT NULL AND e.is_known_attacker IS NOT NULL))[1]
-                   AS is_known_attacker_source
-        FROM ipintel.enrichment_state e
-        JOIN ipintel.enrichment_policy p ON p.source = e.source
-        WHERE e.ip = p_ip) x;
+    SELECT f.asn, f.asn_source, f.asn_observed_at, f.country, f.country_source, f.is_scanner, f.is_scanner_source,
+           f.is_riot, f.ip_type, f.ip_type_source, f.is_known_attacker, f.is_known_attacker_source, f.threatfeeds
+    FROM ipintel.resolved_facts_of(ARRAY[p_ip]) f;
 END;
 COMMENT ON FUNCTION ipintel.resolved_facts(inet) IS
-    'The facts of one IP resolved across sources: for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type here is what the sources say (falling back to routed when an ASN is known); ip_inventory.ip_type weighs it with the range lists and rules (ip_classes). threatfeeds are those of the source is_known_attacker came from. One row, NULLs when no source answered.';
+    'The facts of one IP resolved across sources (resolved_facts_of of that IP): for each fact the value of the first-ranked source (enrichment_policy *_rank) whose last answer gives it, with that source (and, for the ASN, when it was observed). ip_type here is what the sources say (falling back to routed when an ASN is known); ip_inventory.ip_type weighs it with the range lists and rules (ip_classes). threatfeeds are those of the source is_known_attacker came from. One row, NULLs when no source answered.';
 
 -- The AS name of the first-ranked source (as_name_rank) that gave one in asn_inventory.sources.
 CREATE FUNCTION ipintel.ranked_as_name(p_sources jsonb)
@@ -674,10 +700,10 @@ COMMENT ON FUNCTION ipintel.ranked_as_name(jsonb) IS
 -- facts ip_inventory resolves from enrichment_state (current_asn with its history, geo_country,
 -- is_scanner, is_riot, is_known_attacker with threatfeeds, each with the source it came from)
 -- and the class (ip_classes, called once per batch with the batch's IPs and their ASNs as they
--- now resolve). Each IP's facts are resolved once (resolved_facts, one index probe per staged
--- row: linear whatever the statistics of the staging table say); one write per IP, and only for
--- an IP where something changes; the written rows whose ASN observation changed go on to
--- ip_asn_history.
+-- now resolve). The facts of the batch's IPs whose answer changed are resolved in one call
+-- (resolved_facts_of, revision 0071; before, resolved_facts once per staged row); one write per
+-- IP, and only for an IP where something changes; the written rows whose ASN observation
+-- changed go on to ip_asn_history.
 CREATE FUNCTION ipintel.apply_answers(p_source text, p_batch_id bigint)
     RETURNS bigint
     LANGUAGE plpgsql
@@ -696,7 +722,23 @@ DECLARE
     v_gained_first_seen timestamptz[];
     v_gained_last_seen timestamptz[];
 BEGIN
-    WITH n AS MATERIALIZED (
+    WITH changed AS MATERIALIZED (
+        -- The staged answers with the IP's row as it is: one index probe per staged row (OFFSET 0
+        -- keeps it one, revision 0056: a join let the planner hash the whole inventory for every
+        -- batch). An answer that repeats the stored document changes no fact (its facts are the
+        -- same, and no other source's answer changed meanwhile): only its fetch time, which
+        -- record_enrichment_state has written. So a refresh of unchanged answers resolves
+        -- nothing (half of a re-merge's time went here); an IP never classified still is.
+        SELECT r.ip, r.fetched_at, r.result, cur.*
+        FROM ipintel_staging.enrichment_results r
+        CROSS JOIN LATERAL (SELECT c.current_asn, c.current_asn_source, c.enrichment, c.geo_country,
+                                   c.geo_country_source, c.is_scanner, c.is_scanner_source, c.is_riot,
+                                   c.is_known_attacker, c.is_known_attacker_source, c.threatfeeds, c.ip_type,
+                                   c.ip_type_source, c.ip_provider, c.ip_class_basis
+                            FROM ipintel.ip_inventory c WHERE c.ip = r.ip OFFSET 0) cur
+        WHERE r.batch_id = p_batch_id
+          AND (cur.enrichment -> p_source IS DISTINCT FROM r.result OR cur.ip_class_basis IS NULL)
+    ), n AS MATERIALIZED (
         -- The IP's new values (v), and whether they change any fact but the class: only then
         -- is the IP classified again (c).
         SELECT v.*,
@@ -709,10 +751,10 @@ BEGIN
                  v.threatfeeds)
                 OR v.kept_ip_class_basis IS NULL) AS facts_change
         FROM (
-            SELECT r.ip, r.fetched_at, cur.current_asn AS old_asn, cur.current_asn_source AS old_asn_source,
+            SELECT cur.ip, cur.fetched_at, cur.current_asn AS old_asn, cur.current_asn_source AS old_asn_source,
                    f.asn AS observed_asn, f.asn_source AS observed_asn_source,
-                   CASE WHEN cur.enrichment -> p_source IS DISTINCT FROM r.result
-                        THEN cur.enrichment || jsonb_build_object(p_source, r.result) ELSE cur.enrichment END AS enrichment,
+                   CASE WHEN cur.enrichment -> p_source IS DISTINCT FROM cur.result
+                        THEN cur.enrichment || jsonb_build_object(p_source, cur.result) ELSE cur.enrichment END AS enrichment,
                    -- No ASN observation at all ("not in the file") keeps the last one.
                    CASE WHEN f.asn_source IS NOT NULL THEN f.asn ELSE cur.current_asn END AS current_asn,
                    coalesce(f.asn_source, cur.current_asn_source) AS current_asn_source,
@@ -726,17 +768,9 @@ BEGIN
                    cur.is_known_attacker_source AS old_is_known_attacker_source, cur.threatfeeds AS old_threatfeeds,
                    cur.ip_type AS kept_ip_type, cur.ip_type_source AS kept_ip_type_source,
                    cur.ip_provider AS kept_ip_provider, cur.ip_class_basis AS kept_ip_class_basis
-            FROM ipintel_staging.enrichment_results r
-            -- one index probe per staged row (OFFSET 0 keeps it one, revision 0056): a join let
-            -- the planner hash the whole inventory for every batch
-            CROSS JOIN LATERAL (SELECT c.* FROM ipintel.ip_inventory c WHERE c.ip = r.ip OFFSET 0) cur
-            CROSS JOIN LATERAL ipintel.resolved_facts(r.ip) f
-            WHERE r.batch_id = p_batch_id
-              -- An answer that repeats the stored document changes no fact (its facts are the
-              -- same, and no other source's answer changed meanwhile): only its fetch time, which
-              -- record_enrichment_state has written. So a refresh of unchanged answers resolves
-              -- nothing (half of a re-merge's time went here); an IP never classified still is.
-              AND (cur.enrichment -> p_source IS DISTINCT FROM r.result OR cur.ip_class_basis IS NULL)
+            FROM changed cur
+            -- each IP's facts, resolved for the batch at once
+            LEFT JOIN ipintel.resolved_facts_of(ARRAY(SELECT c.ip FROM changed c)) f ON f.ip = cur.ip
         ) v
     ), c AS MATERIALIZED (
         -- The class as of today, once for the whole batch (ip_classes is never inlined: its
@@ -819,7 +853,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.apply_answers(text, bigint) IS
-    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot and is_known_attacker (with threatfeeds) with their *_source from enrichment_state by the registry''s ranks (resolved_facts), classifies as of today the IPs whose facts or ASN change (ip_classes, once per batch: ip_type, ip_type_source, ip_provider, ip_class_basis; the others keep their class until classify_inventory), and keeps the ASN counts (recounting the ASNs an IP left, adding to those that only gained: add_to_asn_counts). An IP whose staged document equals its stored one (a refresh that learned nothing) is not resolved again: its facts cannot change (a change of the registry''s ranks reaches it with its next changed answer; resolved_facts shows it at once). Writes only rows that change; returns how many.';
+    'The generic half of merge_batch: writes the staged documents under p_source in ip_inventory.enrichment, resolves current_asn (recording ip_asn_history), geo_country, is_scanner, is_riot and is_known_attacker (with threatfeeds) with their *_source from enrichment_state by the registry''s ranks (resolved_facts_of, once per batch), classifies as of today the IPs whose facts or ASN change (ip_classes, once per batch: ip_type, ip_type_source, ip_provider, ip_class_basis; the others keep their class until classify_inventory), and keeps the ASN counts (recounting the ASNs an IP left, adding to those that only gained: add_to_asn_counts). An IP whose staged document equals its stored one (a refresh that learned nothing) is not resolved again: its facts cannot change (a change of the registry''s ranks reaches it with its next changed answer; resolved_facts shows it at once). Writes only rows that change; returns how many.';
 
 ------------------------------------------------------------------------------------------
 -- Runs: every status change of an enrichment run is one of these functions

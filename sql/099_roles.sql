@@ -127,6 +127,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.ips_due(text, bigint, boolean, inet[], bigint),
     ipintel.inet_key(inet),
     ipintel.resolved_facts(inet),
+    ipintel.resolved_facts_of(inet[]),
     ipintel.ranked_as_name(jsonb),
     ipintel.routing_snapshot_on(text, date),
     ipintel.routing_asns(inet[], date[]),

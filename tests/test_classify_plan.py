@@ -69,6 +69,6 @@ def test_a_big_batch_is_classified_in_one_call(db: str) -> None:
         assert (fetched, merged) == (BATCH, BATCH)
         [(classified,)] = conn.execute("SELECT count(*) FROM ipintel.ip_inventory WHERE ip_type = 'routed'").fetchall()
         assert classified == BATCH
-    statements = [p for p in plans if "WITH n AS MATERIALIZED" in p["Query Text"]]
+    statements = [p for p in plans if "WITH changed AS MATERIALIZED" in p["Query Text"]]
     assert len(statements) == 1, "apply_answers' statement not captured"
     assert repeated_scans(statements[0]["Plan"]) == []

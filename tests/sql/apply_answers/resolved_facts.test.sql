@@ -3,7 +3,7 @@
 -- answers by the registry's ranks, whatever order the answers came in, each with the source it
 -- came from (*_source). Answers go through the real path: staged, then merge_batch.
 BEGIN;
-SELECT plan(27);
+SELECT plan(31);
 
 INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count)
 SELECT ip::inet, '2026-11-01', '2026-11-01', 1
@@ -143,6 +143,52 @@ SELECT results_eq($$SELECT is_scanner, ip_type, ip_type_source FROM facts WHERE 
 UPDATE ipintel.enrichment_policy SET country_rank = NULL WHERE source = 'maxmind';
 SELECT results_eq($$SELECT country, country_source FROM ipintel.resolved_facts('2a00:1450:4001::1')$$,
                   $$VALUES ('US', 'cymru')$$, 'MaxMind ranked for no country: Cymru''s registration country');
+
+-- resolved_facts_of (revision 0071): the same resolution for many IPs in one call, as apply_answers
+-- makes it for a batch. One row per distinct IP given (an IP without answers, and NULL, get NULLs).
+SELECT is((SELECT count(*) FROM ipintel.resolved_facts_of(ARRAY['8.8.8.8', '8.8.8.8', '198.51.100.77', NULL]::inet[])),
+          3::bigint, 'one row per distinct IP given, duplicates once, NULL and an IP without answers included');
+SELECT results_eq(
+    $$SELECT f.asn, f.asn_source, f.country, f.is_scanner, f.ip_type, f.is_known_attacker, f.threatfeeds
+      FROM ipintel.resolved_facts_of(ARRAY['198.51.100.77']::inet[]) f$$,
+    $$VALUES (NULL::bigint, NULL::text, NULL::text, NULL::boolean, NULL::text, NULL::boolean, NULL::text[])$$,
+    'an IP no source answered: every fact NULL');
+SELECT set_eq(
+    $$SELECT f.ip, f.asn, f.asn_source, f.asn_observed_at, f.country, f.country_source, f.is_scanner, f.is_scanner_source,
+             f.is_riot, f.ip_type, f.ip_type_source, f.is_known_attacker, f.is_known_attacker_source, f.threatfeeds
+      FROM ipintel.resolved_facts_of((SELECT array_agg(i.ip) FROM ipintel.ip_inventory i)) f$$,
+    -- the resolution as ordered aggregates, one IP at a time (resolved_facts until revision 0070)
+    $$SELECT i.ip, x.asn, x.asn_source, x.asn_observed_at, x.country, x.country_source, x.is_scanner, x.is_scanner_source,
+             x.is_riot, coalesce(x.ip_type, CASE WHEN x.asn IS NOT NULL THEN 'routed' END),
+             CASE WHEN x.ip_type IS NOT NULL THEN x.ip_type_source WHEN x.asn IS NOT NULL THEN x.asn_source END,
+             x.is_known_attacker, x.is_known_attacker_source,
+             (SELECT k.threatfeeds FROM ipintel.enrichment_state k WHERE k.ip = i.ip AND k.source = x.is_known_attacker_source)
+      FROM ipintel.ip_inventory i
+      CROSS JOIN LATERAL (
+          SELECT (array_agg(e.asn ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1] AS asn,
+                 (array_agg(e.source ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1] AS asn_source,
+                 (array_agg(e.fetched_at ORDER BY p.asn_rank) FILTER (WHERE p.asn_rank IS NOT NULL AND e.asn_observed))[1] AS asn_observed_at,
+                 (array_agg(e.country ORDER BY p.country_rank) FILTER (WHERE p.country_rank IS NOT NULL AND e.country IS NOT NULL))[1] AS country,
+                 (array_agg(e.source ORDER BY p.country_rank) FILTER (WHERE p.country_rank IS NOT NULL AND e.country IS NOT NULL))[1] AS country_source,
+                 (array_agg(e.is_scanner ORDER BY p.is_scanner_rank) FILTER (WHERE p.is_scanner_rank IS NOT NULL AND e.is_scanner IS NOT NULL))[1] AS is_scanner,
+                 (array_agg(e.source ORDER BY p.is_scanner_rank) FILTER (WHERE p.is_scanner_rank IS NOT NULL AND e.is_scanner IS NOT NULL))[1] AS is_scanner_source,
+                 (array_agg(e.is_riot ORDER BY p.is_riot_rank) FILTER (WHERE p.is_riot_rank IS NOT NULL AND e.is_riot IS NOT NULL))[1] AS is_riot,
+                 (array_agg(e.ip_type ORDER BY p.ip_type_rank) FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type,
+                 (array_agg(e.source ORDER BY p.ip_type_rank) FILTER (WHERE p.ip_type_rank IS NOT NULL AND e.ip_type IS NOT NULL))[1] AS ip_type_source,
+                 (array_agg(e.is_known_attacker ORDER BY p.is_known_attacker_rank) FILTER (WHERE p.is_known_attacker_rank IS NOT NULL AND e.is_known_attacker IS NOT NULL))[1] AS is_known_attacker,
+                 (array_agg(e.source ORDER BY p.is_known_attacker_rank) FILTER (WHERE p.is_known_attacker_rank IS NOT NULL AND e.is_known_attacker IS NOT NULL))[1] AS is_known_attacker_source
+          FROM ipintel.enrichment_state e JOIN ipintel.enrichment_policy p ON p.source = e.source
+          WHERE e.ip = i.ip) x$$,
+    'every IP of the inventory at once: what ordered aggregates over each IP''s answers say (the resolution until 0070)');
+-- Each fact by its own ranks: Cymru first for the ASN, MaxMind (ranked for no country now) not
+-- for the country, GreyNoise for scanner and class.
+SELECT results_eq(
+    $$SELECT host(f.ip), f.asn, f.asn_source, f.country, f.country_source, f.is_scanner, f.is_scanner_source, f.ip_type,
+             f.ip_type_source
+      FROM ipintel.resolved_facts_of(ARRAY['2a00:1450:4001::1', '45.33.32.156']::inet[]) f ORDER BY 1$$,
+    $$VALUES ('2a00:1450:4001::1', 15169::bigint, 'cymru', 'US', 'cymru', NULL::boolean, NULL::text, 'routed', 'cymru'),
+             ('45.33.32.156', NULL, NULL, NULL, NULL, true, 'greynoise', 'scanner', 'greynoise')$$,
+    'each fact from its first-ranked answer, in one call for several IPs');
 
 SELECT * FROM finish();
 ROLLBACK;
