@@ -541,8 +541,8 @@ BEGIN
                OR (r.ip_type_ready AND s.snapshot_ip_type_source IS NULL)
                OR (r.known_attacker_ready AND s.snapshot_is_known_attacker_source IS NULL))
     ), epochs AS MATERIALIZED (
-        -- Each day of the queued sessions' months with its epoch (class_epochs): the days on
-        -- which every range list has the same snapshot classify alike.
+        -- Each day from the first queued session's (of p_ips) to the last's, with its epoch
+        -- (class_epochs): the days on which every range list has the same snapshot classify alike.
         SELECT e.day, e.epoch
         FROM ipintel.class_epochs(ARRAY(SELECT generate_series((v_first AT TIME ZONE 'UTC')::date,
                                                                (v_last AT TIME ZONE 'UTC')::date, interval '1 day')::date)) e
