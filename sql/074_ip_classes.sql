@@ -43,7 +43,7 @@ COMMENT ON FUNCTION ipintel.class_epochs(date[]) IS
     'Each distinct day of p_days with its epoch: the first of the days given on which every range list (ipintel.range_lists, the hosting-ASN list among them) has the same snapshot (range_snapshot_on) or none. The class of an (ip, asn) is the same on every day of an epoch (ip_classes answers for the epoch''s first day): take_snapshots asks ip_classes once per (IP, epoch, ASN), not once per session day.';
 
 -- Set-based: the class of each (ip, day, asn) tuple, as of that UTC day: the range lists by
--- their snapshot of the day (range_snapshot_on, once per day and list); the hosting-ASN list and
+-- their snapshot of the day (range_snapshot_on, once per epoch and list); the hosting-ASN list and
 -- the AS name by the ASN given (the caller's: the current one, or the session's); the sources'
 -- last answers (enrichment_state). p_asn_sources names where each ASN came from: the
 -- ip_type_source of the classes that rest on the ASN. What depends on the address alone (bogon,
@@ -71,18 +71,20 @@ BEGIN ATOMIC
         SELECT DISTINCT ON (u.ip, u.day, u.asn) u.ip, u.day, u.asn, u.asn_source
         FROM unnest(p_ips, p_days, p_asns, p_asn_sources) AS u(ip, day, asn, asn_source)
         ORDER BY u.ip, u.day, u.asn, u.asn_source
-    ), asked_days AS MATERIALIZED (  -- the days asked, read once for lists and days
+    ), asked_days AS MATERIALIZED (  -- the days asked, read once
         SELECT DISTINCT a.day FROM asked a
-    ), lists AS MATERIALIZED (  -- once per day and list, not once per IP
-        SELECT x.day, l.list, l.ip_type, l.provider, l.holds, l.rank, ipintel.range_snapshot_on(l.list, x.day) AS taken_on
-        FROM asked_days x
-        CROSS JOIN ipintel.range_lists l
     ), days AS MATERIALIZED (
         -- The day only counts through each list's snapshot of it: days on which every list has
         -- the same snapshot (or none) classify alike, and the first of them stands for them all
         -- (revision 0063; class_epochs). An IP seen on many days is classified once per run of
         -- days between two snapshots, not once per day.
         SELECT e.day, e.epoch FROM ipintel.class_epochs(ARRAY(SELECT d.day FROM asked_days d)) e
+    ), lists AS MATERIALIZED (
+        -- once per epoch and list (what is classified is dated by its epoch: q.day), not once
+        -- per IP, nor again for every day class_epochs has read already
+        SELECT x.day, l.list, l.ip_type, l.provider, l.holds, l.rank, ipintel.range_snapshot_on(l.list, x.day) AS taken_on
+        FROM (SELECT DISTINCT e.epoch AS day FROM days e) x
+        CROSS JOIN ipintel.range_lists l
     ), q AS MATERIALIZED (
         -- what is classified: each (ip, epoch, asn, asn source) once (q.day is the epoch's day),
         -- with the days asked that it stands for

@@ -571,8 +571,7 @@ BEGIN
                     WHEN c.ip_type = 'bogon' THEN 'bogon'
                     WHEN c.ip_class_basis ->> 'rule' IN ('routed', 'residential') THEN NULL
                     ELSE coalesce(c.ip_type_source, 'none') END AS ip_type_source,
-               c.ip_class_basis ->> 'rule' IN ('routed', 'residential') AND NOT c.ip_class_basis ? 'list'
-                   AS rests_on_asn
+               c.ip_class_basis ->> 'rule' IN ('routed', 'residential') AS rests_on_asn
         FROM ipintel.ip_classes((SELECT k.ips FROM class_keys k), (SELECT k.days FROM class_keys k),
                                 (SELECT k.asns FROM class_keys k), (SELECT k.asn_sources FROM class_keys k)) c
     ), document_ids AS MATERIALIZED (

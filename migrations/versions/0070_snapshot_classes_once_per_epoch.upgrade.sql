@@ -45,18 +45,20 @@ BEGIN ATOMIC
         SELECT DISTINCT ON (u.ip, u.day, u.asn) u.ip, u.day, u.asn, u.asn_source
         FROM unnest(p_ips, p_days, p_asns, p_asn_sources) AS u(ip, day, asn, asn_source)
         ORDER BY u.ip, u.day, u.asn, u.asn_source
-    ), asked_days AS MATERIALIZED (  -- the days asked, read once for lists and days
+    ), asked_days AS MATERIALIZED (  -- the days asked, read once
         SELECT DISTINCT a.day FROM asked a
-    ), lists AS MATERIALIZED (  -- once per day and list, not once per IP
-        SELECT x.day, l.list, l.ip_type, l.provider, l.holds, l.rank, ipintel.range_snapshot_on(l.list, x.day) AS taken_on
-        FROM asked_days x
-        CROSS JOIN ipintel.range_lists l
     ), days AS MATERIALIZED (
         -- The day only counts through each list's snapshot of it: days on which every list has
         -- the same snapshot (or none) classify alike, and the first of them stands for them all
         -- (revision 0063; class_epochs). An IP seen on many days is classified once per run of
         -- days between two snapshots, not once per day.
         SELECT e.day, e.epoch FROM ipintel.class_epochs(ARRAY(SELECT d.day FROM asked_days d)) e
+    ), lists AS MATERIALIZED (
+        -- once per epoch and list (what is classified is dated by its epoch: q.day), not once
+        -- per IP, nor again for every day class_epochs has read already
+        SELECT x.day, l.list, l.ip_type, l.provider, l.holds, l.rank, ipintel.range_snapshot_on(l.list, x.day) AS taken_on
+        FROM (SELECT DISTINCT e.epoch AS day FROM days e) x
+        CROSS JOIN ipintel.range_lists l
     ), q AS MATERIALIZED (
         -- what is classified: each (ip, epoch, asn, asn source) once (q.day is the epoch's day),
         -- with the days asked that it stands for
@@ -377,8 +379,7 @@ BEGIN
                     WHEN c.ip_type = 'bogon' THEN 'bogon'
                     WHEN c.ip_class_basis ->> 'rule' IN ('routed', 'residential') THEN NULL
                     ELSE coalesce(c.ip_type_source, 'none') END AS ip_type_source,
-               c.ip_class_basis ->> 'rule' IN ('routed', 'residential') AND NOT c.ip_class_basis ? 'list'
-                   AS rests_on_asn
+               c.ip_class_basis ->> 'rule' IN ('routed', 'residential') AS rests_on_asn
         FROM ipintel.ip_classes((SELECT k.ips FROM class_keys k), (SELECT k.days FROM class_keys k),
                                 (SELECT k.asns FROM class_keys k), (SELECT k.asn_sources FROM class_keys k)) c
     ), document_ids AS MATERIALIZED (
