@@ -1,8 +1,9 @@
 -- take_snapshots() writes the sessions it fills in the order of the heap (revision 0057; it locked
 -- them in that order too until revision 0068): in the order of its joins (by IP) a month larger
--- than shared_buffers had each page read, dirtied and written back many times. Here the sessions' IPs are spread so that their
--- order by IP is nothing like the order they were inserted in; a row trigger notes the order of
--- the writes, which must follow the sessions' places in the heap, read before.
+-- than shared_buffers had each page read, dirtied and written back many times. Here the
+-- sessions' IPs are spread so that their order by IP is nothing like the order they were
+-- inserted in; a row trigger notes the order of the writes, which must follow the sessions'
+-- places in the heap, read before.
 BEGIN;
 SELECT plan(4);
 
