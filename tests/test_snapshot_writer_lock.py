@@ -5,13 +5,18 @@ and an ingest chunk waits for a snapshot pass or a redo."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.types.json import Jsonb
+
+from ipintel import ingest
+from ipintel.progress import Reporter
 
 LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('ipintel.session_summaries', 0))"
 IP = "45.33.7.1"
@@ -109,3 +114,45 @@ def test_a_redo_waits_for_the_chunk_in_flight(conn: psycopg.Connection[Any], db:
     redo = conn.execute("SELECT sessions_reset, sessions_taken FROM ipintel.redo_snapshots("
                         "'2026-11-20', '2026-11-21', 'test')").fetchone()
     assert redo == (3, 3)
+
+
+def test_ingest_says_that_it_waits_for_a_pass_and_for_how_long(conn: psycopg.Connection[Any], db: str,
+                                                                tmp_path: Path) -> None:
+    """Waiting for a snapshot pass is shown, not silent: a note naming the backend that holds the
+    sessions' lock, another when it is done, and the seconds waited in the summary."""
+    seed(conn)
+    log = tmp_path / "cowrie.json"
+    log.write_text("".join(json.dumps({"eventid": eventid, "message": "", "sensor": "hp1", "timestamp": at,
+                                       "src_ip": "45.33.7.9", "session": "lock-wait"}) + "\n"
+                           for eventid, at in (("cowrie.session.connect", "2026-11-20T12:00:00Z"),
+                                               ("cowrie.session.closed", "2026-11-20T12:00:05Z"))))
+    notes: list[str] = []
+
+    class Recorder(Reporter):
+        def note(self, text: str) -> None:
+            notes.append(text)
+            super().note(text)
+
+    done: list[ingest.IngestSummary] = []
+    with psycopg.connect(db) as snapshots:
+        # a pass whose transaction is still open: it holds the sessions' lock until it ends
+        assert snapshots.execute("SELECT ipintel.take_snapshots()").fetchone() == (3,)
+        holder = snapshots.info.backend_pid
+        worker = threading.Thread(target=lambda: done.append(ingest.ingest(db, [str(log)],
+                                                                           reporter=Recorder(interactive=False))))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while not notes and worker.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert notes and notes[0].startswith(f"waiting for backend pid {holder} to finish "
+                                             "writing sessions"), notes
+        time.sleep(1)
+        assert worker.is_alive(), "ingest went on while the pass held the lock"
+        assert conn.execute("SELECT count(*) FROM ipintel.session_summaries WHERE session_id = 'lock-wait'"
+                            ).fetchone() == (0,)
+        snapshots.commit()
+    worker.join(timeout=60)
+    assert not worker.is_alive() and len(done) == 1
+    assert done[0].sessions_new == 1 and done[0].seconds_waiting >= 1
+    assert notes[-1].startswith(f"backend pid {holder} is done writing sessions: ingest goes on "
+                                "after waiting"), notes

@@ -50,6 +50,10 @@ RAMP_START = 10
 FILES_AHEAD = 2  # files handed to the parser beyond the one being loaded
 CHUNKS_AHEAD = 3  # parsed chunks waiting for the loader: bounds the parser's lead and its memory
 INGEST_LOCK = "ipintel.ingest"
+# The sessions' one writer at a time (revision 0068): every merge of Cowrie events, take_snapshots
+# and redo_snapshots take this transaction advisory lock (key hashtextextended(name, 0)) first.
+SESSIONS_LOCK = "ipintel.session_summaries"
+SESSIONS_LOCK_POLL_SECONDS = 0.25
 REJECTS_SHOWN = 5
 # The CLI's exit code for each status of ingest_runs (a failed run: see _failed_exit_code).
 EXIT_CODES = {"succeeded": 0, "finished_with_rejects": 1, "interrupted": 130}
@@ -75,6 +79,7 @@ class IngestSummary:
     ips_new: int = 0
     rejects: int = 0
     seconds: float = 0.0
+    seconds_waiting: float = 0.0  # waiting for snapshot passes to end (the sessions' lock)
     event_counts: Counter[str] = field(default_factory=Counter)
     first_rejects: list[str] = field(default_factory=list)
 
@@ -384,6 +389,7 @@ class _Ingest:
                     with cur.copy(db.query("copy_cowrie_rejects")) as copy:
                         for r in rejects:
                             copy.write_row((batch["id"], r.line_no, r.reason, r.detail, r.excerpt))
+            self._take_sessions_lock(conn)
             # One SQL call owns the rest: merge, rejects, the file's offset, the run's counters.
             merged = db.query_one(
                 conn, db.query("ingest_chunk"),
@@ -412,6 +418,33 @@ class _Ingest:
         if self.after_chunk is not None:
             self.after_chunk()
         return file_id
+
+
+    def _take_sessions_lock(self, conn: psycopg.Connection[Any]) -> None:
+        """Take the sessions' lock for the chunk's transaction before merge_cowrie_events does (it
+        takes it again: advisory locks nest within a transaction), so that waiting for a snapshot
+        pass shows: a note naming who holds it, the bar's info every second, the time in the
+        summary. Inside the merge the wait was silent, the bar still for the whole pass (2M
+        sessions: about 45 s). Polled rather than queued for: only `ipintel enrich` (one at a time)
+        and `ipintel snapshots redo` take it besides ingest (one at a time), so nothing overtakes."""
+        if self._try_sessions_lock(conn):
+            return
+        started = time.monotonic()
+        holder = db.query_one(conn, db.query("advisory_lock_holder"), {"name": SESSIONS_LOCK})
+        who = f"backend pid {holder['pid']}" if holder else "another session"
+        self.reporter.note(f"waiting for {who} to finish writing sessions (a snapshot pass of ipintel enrich, or "
+                           f"ipintel snapshots redo) before the next chunk")
+        while not self._try_sessions_lock(conn):
+            time.sleep(SESSIONS_LOCK_POLL_SECONDS)
+            self.reporter.advance(0, events=self.summary.events, waiting=f"{time.monotonic() - started:.0f} s for {who}")
+        waited = time.monotonic() - started
+        self.summary.seconds_waiting += waited
+        self.reporter.note(f"{who} is done writing sessions: ingest goes on after waiting {waited:.1f} s")
+
+    @staticmethod
+    def _try_sessions_lock(conn: psycopg.Connection[Any]) -> bool:
+        row = db.query_one(conn, db.query("try_advisory_xact_lock"), {"name": SESSIONS_LOCK})
+        return bool(row and row["ok"])
 
 
 def _failed_exit_code(failure: BaseException | None) -> int:

@@ -152,6 +152,11 @@ SELECT (SELECT count(*) FROM ipintel.asn_inventory) AS asns, (SELECT count(*) FR
 -- SELECT pg_try_advisory_lock(hashtextextended('ipintel.enrich', 0));
 SELECT pg_try_advisory_lock(hashtextextended(%(name)s::text, 0)) AS ok;
 
+-- try_advisory_xact_lock --
+-- Take the transaction advisory lock named %(name)s without waiting (held until the transaction
+-- ends); ok is false when another transaction holds it.
+SELECT pg_try_advisory_xact_lock(hashtextextended(%(name)s::text, 0)) AS ok;
+
 -- advisory_lock_holder --
 -- The backend holding the advisory lock named %(name)s in this database, and since when it is
 -- connected. Advisory locks are per database: a run against another database of the same server
