@@ -1,0 +1,28 @@
+"""Snapshot guard when a known field changes: the trigger's WHEN states what protect_snapshot refuses.
+
+Revision ID: 0072
+Revises: 0071
+Create Date: 2026-12-03
+
+The SQL lives beside this file in 0072_snapshot_guard_when_known_field_changes.upgrade.sql /
+.downgrade.sql. session_summaries_snapshot_is_immutable called protect_snapshot (PL/pgSQL, with a
+query of snapshot_redos) for every update of a session with any known snapshot field; a pass that
+fills the fields a later source gave paid it for each session (1M sessions: 17 to 19 s, 5.2 to
+5.6 s without it). Its WHEN now is the function's own refusal: the function runs only when a
+known field would change (refused, or allowed inside a redo).
+"""
+
+from ipintel.migrate import run_revision_sql
+
+revision = "0072"
+down_revision = "0071"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_revision_sql(__file__, "upgrade")
+
+
+def downgrade() -> None:
+    run_revision_sql(__file__, "downgrade")
