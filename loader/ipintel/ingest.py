@@ -419,14 +419,14 @@ class _Ingest:
             self.after_chunk()
         return file_id
 
-
     def _take_sessions_lock(self, conn: psycopg.Connection[Any]) -> None:
         """Take the sessions' lock for the chunk's transaction before merge_cowrie_events does (it
         takes it again: advisory locks nest within a transaction), so that waiting for a snapshot
         pass shows: a note naming who holds it, the bar's info every second, the time in the
         summary. Inside the merge the wait was silent, the bar still for the whole pass (2M
-        sessions: about 45 s). Polled rather than queued for: only `ipintel enrich` (one at a time)
-        and `ipintel snapshots redo` take it besides ingest (one at a time), so nothing overtakes."""
+        sessions: about 45 s). Polled every quarter second rather than queued for: a pass or redo
+        that starts meanwhile may go first, but only `ipintel enrich` (one at a time) and
+        `ipintel snapshots redo` take the lock besides ingest (one at a time)."""
         if self._try_sessions_lock(conn):
             return
         started = time.monotonic()
