@@ -714,38 +714,19 @@ CREATE FUNCTION ipintel.protect_snapshot()
     SET search_path = ''
 AS $$
 BEGIN
+    -- Called only for an update that would change a known snapshot field: the trigger's WHEN
+    -- (session_summaries_snapshot_is_immutable, revision 0072) is the one statement of which.
     -- Inside redo_snapshots (which records itself in snapshot_redos first): allowed.
     IF EXISTS (SELECT 1 FROM ipintel.snapshot_redos r
                WHERE r.redo_id::text = current_setting('ipintel.snapshot_redo', true) AND r.finished_at IS NULL) THEN
         RETURN NEW;
     END IF;
-    IF (OLD.snapshot_asn_source IS NOT NULL
-        AND (NEW.snapshot_asn, NEW.snapshot_asn_source) IS DISTINCT FROM (OLD.snapshot_asn, OLD.snapshot_asn_source))
-       OR (OLD.snapshot_country_source IS NOT NULL
-           AND (NEW.snapshot_country, NEW.snapshot_country_source)
-               IS DISTINCT FROM (OLD.snapshot_country, OLD.snapshot_country_source))
-       OR (OLD.snapshot_ip_type_source IS NOT NULL
-           AND (NEW.snapshot_ip_type, NEW.snapshot_ip_type_source, NEW.snapshot_ip_provider)
-               IS DISTINCT FROM (OLD.snapshot_ip_type, OLD.snapshot_ip_type_source, OLD.snapshot_ip_provider))
-       OR (OLD.snapshot_is_scanner_source IS NOT NULL
-           AND (NEW.snapshot_is_scanner, NEW.snapshot_is_scanner_source)
-               IS DISTINCT FROM (OLD.snapshot_is_scanner, OLD.snapshot_is_scanner_source))
-       OR (OLD.snapshot_is_known_attacker_source IS NOT NULL
-           AND (NEW.snapshot_is_known_attacker, NEW.snapshot_threatfeeds, NEW.snapshot_is_known_attacker_source)
-               IS DISTINCT FROM
-               (OLD.snapshot_is_known_attacker, OLD.snapshot_threatfeeds, OLD.snapshot_is_known_attacker_source))
-       OR (OLD.snapshot_at IS NOT NULL AND NEW.snapshot_at IS DISTINCT FROM OLD.snapshot_at)
-       OR (OLD.snapshot_complete_at IS NOT NULL
-           AND (NEW.snapshot_complete_at, NEW.snapshot_document)
-               IS DISTINCT FROM (OLD.snapshot_complete_at, OLD.snapshot_document)) THEN
-        RAISE EXCEPTION 'snapshot of session %: a known snapshot field is never rewritten', OLD.session_id
-            USING ERRCODE = 'integrity_constraint_violation';
-    END IF;
-    RETURN NEW;
+    RAISE EXCEPTION 'snapshot of session %: a known snapshot field is never rewritten', OLD.session_id
+        USING ERRCODE = 'integrity_constraint_violation';
 END;
 $$;
 COMMENT ON FUNCTION ipintel.protect_snapshot() IS
-    'Trigger function: refuses to change a known snapshot field (its *_source set), snapshot_at once set, or anything of a complete snapshot (its document too: snapshot_document), except inside redo_snapshots (audited in snapshot_redos). Unknown fields may be filled.';
+    'Trigger function of session_summaries_snapshot_is_immutable, whose WHEN finds the updates that would change a known snapshot field (its *_source set), snapshot_at once set, or anything of a complete snapshot (its document too: snapshot_document): refuses them, except inside redo_snapshots (audited in snapshot_redos). Unknown fields may be filled (the trigger calls no function for them).';
 
 CREATE TRIGGER session_summaries_snapshot_is_immutable
     BEFORE UPDATE OF snapshot_asn, snapshot_country, snapshot_ip_type, snapshot_is_scanner, snapshot_document, snapshot_at,
@@ -754,8 +735,8 @@ CREATE TRIGGER session_summaries_snapshot_is_immutable
                      snapshot_is_known_attacker_source, snapshot_ip_provider
     ON ipintel.session_summaries
     FOR EACH ROW
-    -- Only where a known field would change (revision 0072): exactly what protect_snapshot
-    -- refuses but inside a redo. Filling an unknown field calls no function, also when others are
+    -- Only where a known field would change (revision 0072): what protect_snapshot refuses but
+    -- inside a redo. Filling an unknown field calls no function, also when others are
     -- known (the pass after a later source answers: 1M such sessions took 17 to 19 s with the
     -- function called for each, 5.2 to 5.6 s without). Revision 0038 tested only that some field
     -- was known, which spared the first fills alone.

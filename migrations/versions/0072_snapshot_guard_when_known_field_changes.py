@@ -8,8 +8,8 @@ The SQL lives beside this file in 0072_snapshot_guard_when_known_field_changes.u
 .downgrade.sql. session_summaries_snapshot_is_immutable called protect_snapshot (PL/pgSQL, with a
 query of snapshot_redos) for every update of a session with any known snapshot field; a pass that
 fills the fields a later source gave paid it for each session (1M sessions: 17 to 19 s, 5.2 to
-5.6 s without it). Its WHEN now is the function's own refusal: the function runs only when a
-known field would change (refused, or allowed inside a redo).
+5.6 s without it). Its WHEN now states the refusal (the test moved there from the function):
+protect_snapshot runs only when a known field would change, and refuses it but inside a redo.
 """
 
 from ipintel.migrate import run_revision_sql
