@@ -436,7 +436,8 @@ class _Ingest:
                            f"ipintel snapshots redo) before the next chunk")
         while not self._try_sessions_lock(conn):
             time.sleep(SESSIONS_LOCK_POLL_SECONDS)
-            self.reporter.advance(0, events=self.summary.events, waiting=f"{time.monotonic() - started:.0f} s for {who}")
+            self.reporter.advance(0, events=self.summary.events,
+                                  waiting=f"{time.monotonic() - started:.0f} s for {who}")
         waited = time.monotonic() - started
         self.summary.seconds_waiting += waited
         self.reporter.note(f"{who} is done writing sessions: ingest goes on after waiting {waited:.1f} s")

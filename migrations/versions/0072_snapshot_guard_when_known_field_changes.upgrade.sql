@@ -38,11 +38,11 @@ CREATE OR REPLACE TRIGGER session_summaries_snapshot_is_immutable
                      snapshot_is_known_attacker_source, snapshot_ip_provider
     ON ipintel.session_summaries
     FOR EACH ROW
-    -- Only where a known field would change (revision 0072): what protect_snapshot refuses but
-    -- inside a redo. Filling an unknown field calls no function, also when others are
-    -- known (the pass after a later source answers: 1M such sessions took 17 to 19 s with the
-    -- function called for each, 5.2 to 5.6 s without). Revision 0038 tested only that some field
-    -- was known, which spared the first fills alone.
+    -- Only where a known field would change (revision 0072): this WHEN is the rule's one
+    -- statement, and protect_snapshot refuses what reaches it but inside a redo. Filling an
+    -- unknown field calls no function, also when others are known (the pass after a later source
+    -- answers: 1M such sessions took 17 to 19 s with the function called for each, 5.2 to 5.6 s
+    -- without). Revision 0038 tested only that some field was known, which spared first fills alone.
     WHEN ((OLD.snapshot_asn_source IS NOT NULL
            AND (NEW.snapshot_asn, NEW.snapshot_asn_source) IS DISTINCT FROM (OLD.snapshot_asn, OLD.snapshot_asn_source))
           OR (OLD.snapshot_country_source IS NOT NULL

@@ -12,7 +12,8 @@ SELECT coalesce(pg_stat_get_xact_function_calls('ipintel.protect_snapshot'::regp
 
 -- MaxMind has answered, GreyNoise is awaited: a first pass fills ASN, country and class.
 UPDATE ipintel.enrichment_policy SET enabled = (source IN ('maxmind', 'greynoise'));
-INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count) VALUES ('81.2.69.9', '2019-05-10', '2019-05-10', 2);
+INSERT INTO ipintel.ip_inventory (ip, first_seen, last_seen, session_count)
+VALUES ('81.2.69.9', '2019-05-10', '2019-05-10', 2);
 INSERT INTO ipintel.session_summaries (session_id, first_event_at, last_event_at, source_ip) VALUES
     ('guard-1', '2019-05-10 10:00Z', '2019-05-10 10:01Z', '81.2.69.9'),
     ('guard-2', '2019-05-10 11:00Z', '2019-05-10 11:01Z', '81.2.69.9');
@@ -23,7 +24,8 @@ VALUES (:run, 911, 'maxmind', '81.2.69.9', now(),
 SELECT ipintel.merge_batch(:run, 911);
 SELECT is(ipintel.take_snapshots(), 2::bigint, 'the first pass fills both sessions in part');
 SELECT is((SELECT count(*)::int FROM ipintel.session_summaries
-           WHERE snapshot_asn_source IS NOT NULL AND snapshot_is_scanner_source IS NULL AND snapshot_complete_at IS NULL),
+           WHERE snapshot_asn_source IS NOT NULL AND snapshot_is_scanner_source IS NULL
+             AND snapshot_complete_at IS NULL),
           2, 'ASN known, GreyNoise''s field still unknown');
 SELECT is((SELECT n FROM guard_calls), 0, 'a first fill calls no function');
 
