@@ -116,11 +116,7 @@ def seed(dsn: str, *, sessions: int, ips: int, answered_every: int) -> dict[str,
     with psycopg.connect(dsn) as conn:
         conn.execute(sql.SQL(GENERATE).format(ips=sql.Literal(ips), sessions=sql.Literal(sessions)))
         for source, stage, batch in (("maxmind", STAGE_MAXMIND, 1), ("greynoise", STAGE_GREYNOISE, 2)):
-            row = conn.execute("SELECT ipintel.start_run(%s, '{}'::jsonb)", (source,)).fetchone()
-            assert row is not None
-            conn.execute(stage, {"run": row[0], "batch": batch, "every": answered_every, "answered": True})
-            conn.execute("SELECT ipintel.merge_batch(%s, %s)", (row[0], batch))
-            conn.execute("SELECT ipintel.finish_run(%s, 'succeeded', NULL)", (row[0],))
+            merge_answers(conn, source, stage, batch, answered_every, answered=True)
         # The other offline databases (IPinfo Lite, DB-IP Lite) are not installed, as on most
         # machines: their passes were skipped, and snapshots do not wait for them.
         conn.execute("SELECT ipintel.start_run(source, '{}'::jsonb, 'skipped', 'not installed') "
@@ -138,14 +134,21 @@ def seed(dsn: str, *, sessions: int, ips: int, answered_every: int) -> dict[str,
             "seconds": round(time.perf_counter() - started, 2)}
 
 
+def merge_answers(conn: psycopg.Connection[Any], source: str, stage: str, batch: int,
+                  answered_every: int, *, answered: bool) -> None:
+    """One run of `source`: its answers staged by `stage` (GreyNoise: for the IPs it answered, or
+    for the others) as batch `batch`, merged by merge_batch as an enrichment run merges them."""
+    row = conn.execute("SELECT ipintel.start_run(%s, '{}'::jsonb)", (source,)).fetchone()
+    assert row is not None
+    conn.execute(stage, {"run": row[0], "batch": batch, "every": answered_every, "answered": answered})
+    conn.execute("SELECT ipintel.merge_batch(%s, %s)", (row[0], batch))
+    conn.execute("SELECT ipintel.finish_run(%s, 'succeeded', NULL)", (row[0],))
+
+
 def answer_the_rest(dsn: str, answered_every: int) -> None:
-    """GreyNoise answers the IPs still due for it (merged as an enrichment run merges them)."""
+    """GreyNoise answers the IPs still due for it."""
     with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT ipintel.start_run('greynoise', '{}'::jsonb)").fetchone()
-        assert row is not None
-        conn.execute(STAGE_GREYNOISE, {"run": row[0], "batch": 3, "every": answered_every, "answered": False})
-        conn.execute("SELECT ipintel.merge_batch(%s, 3)", (row[0],))
-        conn.execute("SELECT ipintel.finish_run(%s, 'succeeded', NULL)", (row[0],))
+        merge_answers(conn, "greynoise", STAGE_GREYNOISE, 3, answered_every, answered=False)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE)")
 

@@ -129,7 +129,8 @@ def run_ingest(settings: config.Settings, paths: Sequence[str], *, chunk_lines: 
         "sessions updated": summary.sessions_updated, "new IPs": summary.ips_new,
         "rejects": summary.rejects, "events/s": round(summary.events_per_second),
         "seconds": round(summary.seconds, 1),
-        **({"seconds waiting for snapshot passes": round(summary.seconds_waiting, 1)} if summary.seconds_waiting else {})})
+        **({"seconds waiting for snapshot passes": round(summary.seconds_waiting, 1)}
+           if summary.seconds_waiting else {})})
     unknown = {k: v for k, v in summary.event_counts.items() if k not in KNOWN_EVENTIDS}
     if unknown:
         console.print("eventids not summarised (counted only): "
