@@ -487,14 +487,15 @@ BEGIN
                i.is_known_attacker, i.threatfeeds,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_known_attacker_source, 'none') END
                    AS known_attacker_source
-        -- The incomplete sessions (of p_ips): those of the queue, read in the months that hold
-        -- them (v_first, v_last), by session_id alone, which names one session (verify_sessions).
+        -- The incomplete sessions (of p_ips: by their ids, v_queued): those of the queue, read in
+        -- the months that hold them (v_from, v_until), by session_id alone, which names one
+        -- session (verify_sessions).
         -- By both columns of the key the planner takes the two equalities for independent and
         -- expects one row where there are thousands, and plans every join after it for that:
         -- 2M sessions, index probes of ip_inventory per session and hashes spilled to disk; an
         -- ingest chunk's 2,670 sessions (revision 0065), nested loops comparing every session with
         -- every IP of the chunk and every IP's awaited sources, 10 to 14 s a chunk instead of
-        -- well under one. The few of p_ips cost one probe of each month of [v_first, v_last]
+        -- well under one. The few of p_ips cost one probe of each month of [v_from, v_until]
         -- (the months of those IPs' queued sessions: one or two but after a backlog).
         FROM ipintel.snapshot_queue q
         JOIN ipintel.session_summaries s ON s.session_id = q.session_id

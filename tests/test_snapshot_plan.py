@@ -67,10 +67,13 @@ def small_partitions(dsn: str) -> set[str]:
             "WHERE i.inhparent = 'ipintel.session_summaries'::regclass AND c.relpages < %s", (FEW_PAGES,))}
 
 
-def snapshot_plan(dsn: str, *, actual_loops: bool = False) -> tuple[dict[str, Any], int]:
-    """Runs take_snapshots(): the plan of its statement, and how many sessions it changed."""
+def snapshot_plan(dsn: str, *, actual_loops: bool = False,
+                  ips: list[Any] | None = None) -> tuple[dict[str, Any], int]:
+    """Runs take_snapshots() (of `ips`, as an ingest chunk does, when given): the plan of its
+    statement, and how many sessions it changed."""
     with psycopg.connect(dsn) as conn, nested_plans(conn, actual_loops=actual_loops) as plans:
-        changed = conn.execute("SELECT ipintel.take_snapshots()").fetchone()
+        changed = (conn.execute("SELECT ipintel.take_snapshots()") if ips is None else
+                   conn.execute("SELECT ipintel.take_snapshots(%s::inet[])", (ips,))).fetchone()
         assert changed is not None and changed[0] > 0
     statements = [p for p in plans if "WITH todo AS" in p["Query Text"]]
     assert len(statements) == 1, f"take_snapshots' statement not captured: {[p['Query Text'][:80] for p in plans[:3]]}"
@@ -191,14 +194,11 @@ def test_take_snapshots_of_a_chunks_ips_has_no_nested_loop_over_the_due_set(db: 
                            ).fetchone()
         conn.execute("ANALYZE ipintel.snapshot_queue")
     assert ips is not None
-    with psycopg.connect(db) as conn, nested_plans(conn, actual_loops=True) as plans:
-        changed = conn.execute("SELECT ipintel.take_snapshots(%s::inet[])", (ips[0],)).fetchone()
-    assert changed is not None and changed[0] >= 3_000
-    statements = [p for p in plans if "WITH todo AS" in p["Query Text"]]
-    assert len(statements) == 1
+    plan, changed = snapshot_plan(db, actual_loops=True, ips=ips[0])
+    assert changed >= 3_000
     # no routing history nor geolocation build loaded: those tables are empty
     empty = {"prefix_origins", "geo_countries", "geo_asns"}
-    assert quadratic_loops(statements[0]["Plan"], SMALL_RELATIONS | small_partitions(db) | empty) == []
+    assert quadratic_loops(plan, SMALL_RELATIONS | small_partitions(db) | empty) == []
 
 
 @pytest.mark.slow
@@ -236,14 +236,11 @@ def test_a_chunks_snapshots_are_planned_for_its_sessions_when_the_statistics_are
                         FROM chunk_ips c, generate_series(1, 10) g""")
         ips = conn.execute("SELECT array_agg(ip) FROM chunk_ips").fetchone()
         assert ips is not None and len(ips[0]) == 300
-    with psycopg.connect(db) as conn, nested_plans(conn, actual_loops=True) as plans:
-        changed = conn.execute("SELECT ipintel.take_snapshots(%s::inet[])", (ips[0],)).fetchone()
-    statements = [p for p in plans if "WITH todo AS" in p["Query Text"]]
-    assert len(statements) == 1
+    plan, changed = snapshot_plan(db, actual_loops=True, ips=ips[0])
     empty = {"prefix_origins", "geo_asns"} | ({"geo_countries"} if history is None else set())
-    assert quadratic_loops(statements[0]["Plan"], SMALL_RELATIONS | small_partitions(db) | empty) == []
+    assert quadratic_loops(plan, SMALL_RELATIONS | small_partitions(db) | empty) == []
     # The chunk's snapshots as the rule says: ASN and country now, the scanner field left for GreyNoise.
-    assert changed is not None and changed[0] == 3_000
+    assert changed == 3_000
     with psycopg.connect(db) as conn:
         row = conn.execute("SELECT count(*) FILTER (WHERE snapshot_asn_source IS NOT NULL AND snapshot_country_source IS NOT NULL), "
                            "count(*) FILTER (WHERE snapshot_is_scanner_source IS NULL AND snapshot_complete_at IS NULL), "
