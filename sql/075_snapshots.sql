@@ -338,6 +338,52 @@ $$;
 COMMENT ON FUNCTION ipintel.analyze_sessions_without_statistics() IS
     'ANALYZEs session_summaries (the partitioned table and each partition) and snapshot_queue where they have rows but no statistics yet (never analyzed since they were filled), so that take_snapshots is planned for the rows there are; returns the tables analyzed (usually none). Called by merge_cowrie_events before take_snapshots of a chunk, and by ipintel enrich before take_snapshots().';
 
+-- Whether a session has a field to fill: its snapshot awaits no source (complete now), or a field
+-- ready now is still unknown in it (its *_source NULL). The one statement of this rule for every
+-- write of take_snapshots and for snapshot_key_values' choice of the keys it works out (revision
+-- 0075; before, three copies). Plain SQL, IMMUTABLE and without SET, so the planner inlines it:
+-- it costs what the expression costs.
+CREATE FUNCTION ipintel.snapshot_has_field_to_fill(
+        p_all_ready boolean, p_asn_ready boolean, p_country_ready boolean, p_scanner_ready boolean,
+        p_ip_type_ready boolean, p_known_attacker_ready boolean,
+        p_asn_source text, p_country_source text, p_is_scanner_source text, p_ip_type_source text,
+        p_is_known_attacker_source text)
+    RETURNS boolean
+    LANGUAGE sql
+    IMMUTABLE PARALLEL SAFE
+RETURN p_all_ready
+       OR (p_asn_ready AND p_asn_source IS NULL)
+       OR (p_country_ready AND p_country_source IS NULL)
+       OR (p_scanner_ready AND p_is_scanner_source IS NULL)
+       OR (p_ip_type_ready AND p_ip_type_source IS NULL)
+       OR (p_known_attacker_ready AND p_is_known_attacker_source IS NULL);
+COMMENT ON FUNCTION ipintel.snapshot_has_field_to_fill(boolean, boolean, boolean, boolean, boolean, boolean, text, text, text, text, text) IS
+    'Whether take_snapshots writes a session: every field ready (p_all_ready: no source awaited), or some field ready (p_*_ready) whose source in the session (snapshot_*_source, passed in the same order: asn, country, is_scanner, ip_type, is_known_attacker) is still NULL.';
+
+-- The classes snapshots take: ip_classes of the parallel arrays (IP, epoch day, ASN, ASN source),
+-- with the class's source as a snapshot writes it: list:<list>:<snapshot day> for a class from a
+-- range or ASN list, bogon, the source that said it, none; for a class resting on the ASN alone
+-- (routed, residential: rests_on_asn) NULL, the caller writing the ASN's source of its session
+-- or key. Shared by both statements of take_snapshots (revision 0075; before, two copies).
+CREATE FUNCTION ipintel.snapshot_classes(p_ips inet[], p_epochs date[], p_asns bigint[], p_asn_sources text[])
+    RETURNS TABLE (ip inet, epoch date, asn bigint, ip_type text, ip_provider text, ip_type_source text,
+                   rests_on_asn boolean)
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+BEGIN ATOMIC
+    SELECT c.ip, c.day, c.asn, c.ip_type, c.ip_provider,
+           CASE WHEN c.ip_class_basis ? 'list'
+                THEN 'list:' || (c.ip_class_basis ->> 'list') || ':' || (c.ip_class_basis ->> 'snapshot')
+                WHEN c.ip_type = 'bogon' THEN 'bogon'
+                WHEN c.ip_class_basis ->> 'rule' IN ('routed', 'residential') THEN NULL
+                ELSE coalesce(c.ip_type_source, 'none') END,
+           c.ip_class_basis ->> 'rule' IN ('routed', 'residential')
+    FROM ipintel.ip_classes(p_ips, p_epochs, p_asns, p_asn_sources) c;
+END;
+COMMENT ON FUNCTION ipintel.snapshot_classes(inet[], date[], bigint[], text[]) IS
+    'The class of each (IP, epoch day, ASN) of the parallel arrays (ip_classes; p_asn_sources: where each ASN came from) as a snapshot takes it: ip_type, ip_provider and ip_type_source (list:<list>:<snapshot day>, bogon, the source that said it, none; NULL when the class rests on the ASN alone, rests_on_asn: routed or residential, whose source is the snapshot''s ASN source).';
+
 -- A whole pass's keys and their values (snapshot_key_values), written and analyzed by
 -- take_snapshots() and emptied before it returns (revision 0074). A table rather than a CTE so
 -- that the planner has their statistics: a CTE's or function's column has none, a hash of it
@@ -472,7 +518,7 @@ BEGIN ATOMIC
         WHERE c.created_at + p.snapshot_window > now()
         GROUP BY c.ip, c.created_at
     ), v AS MATERIALIZED (
-        SELECT k.ip, k.created_at, k.run_from, k.epoch, k.first_at, k.last_at, i.is_bogon,
+        SELECT k.ip, k.created_at, k.run_from, k.epoch, k.first_at, k.last_at,
                r.all_ready, r.asn_ready, r.country_ready, r.scanner_ready, r.ip_type_ready, r.known_attacker_ready,
                -- as take_snapshots' todo with no routing snapshot and no dated build: the ASN of
                -- the history range at the sessions' time, else the current one
@@ -511,20 +557,30 @@ BEGIN ATOMIC
                        AS known_attacker_ready) r
         WHERE NOT EXISTS (SELECT 1 FROM hard x WHERE x.ip = k.ip)
     ), in_play AS MATERIALIZED (
-        -- the keys some session of which take_snapshots will write (see above)
+        -- The keys some session of which take_snapshots will write (see above): those that await
+        -- nothing, and those with a field ready that some incomplete session of theirs lacks
+        -- (snapshot_has_field_to_fill, the update's own condition). Two branches, so that the
+        -- second EXISTS is a semi-join (one read of the months' sessions, hashed): under an OR it
+        -- was a subquery probed once per key, random heap reads of each IP's sessions (a pass
+        -- with nothing new, 150,000 keys waiting for GreyNoise: 1.6M buffers, about 8 s).
         SELECT v.ip, v.created_at, v.run_from, v.epoch, v.asn, v.class_asn_source, v.ip_type_ready
         FROM v
         WHERE v.all_ready
-           OR ((v.asn_ready OR v.country_ready OR v.scanner_ready OR v.ip_type_ready OR v.known_attacker_ready)
-               AND EXISTS (SELECT 1 FROM ipintel.session_summaries s
-                           WHERE s.source_ip = v.ip AND s.created_at = v.created_at
-                             AND s.first_event_at BETWEEN v.first_at AND v.last_at
-                             AND s.snapshot_complete_at IS NULL
-                             AND ((v.asn_ready AND s.snapshot_asn_source IS NULL)
-                                  OR (v.country_ready AND s.snapshot_country_source IS NULL)
-                                  OR (v.scanner_ready AND s.snapshot_is_scanner_source IS NULL)
-                                  OR (v.ip_type_ready AND s.snapshot_ip_type_source IS NULL)
-                                  OR (v.known_attacker_ready AND s.snapshot_is_known_attacker_source IS NULL))))
+        UNION ALL
+        SELECT v.ip, v.created_at, v.run_from, v.epoch, v.asn, v.class_asn_source, v.ip_type_ready
+        FROM v
+        WHERE NOT v.all_ready
+          AND (v.asn_ready OR v.country_ready OR v.scanner_ready OR v.ip_type_ready OR v.known_attacker_ready)
+          AND EXISTS (SELECT 1 FROM ipintel.session_summaries s
+                      WHERE s.source_ip = v.ip AND s.created_at = v.created_at
+                        AND s.first_event_at BETWEEN v.first_at AND v.last_at
+                        AND s.first_event_at BETWEEN p_first AND p_last
+                        AND s.snapshot_complete_at IS NULL
+                        AND ipintel.snapshot_has_field_to_fill(false, v.asn_ready, v.country_ready, v.scanner_ready,
+                                                               v.ip_type_ready, v.known_attacker_ready,
+                                                               s.snapshot_asn_source, s.snapshot_country_source,
+                                                               s.snapshot_is_scanner_source, s.snapshot_ip_type_source,
+                                                               s.snapshot_is_known_attacker_source))
     ), class_keys AS MATERIALIZED (
         -- each (IP, epoch, ASN) whose ip_type is ready, once, with one of the ASN's sources
         SELECT array_agg(c.ip) AS ips, array_agg(c.epoch) AS days, array_agg(c.asn) AS asns,
@@ -534,18 +590,11 @@ BEGIN ATOMIC
               WHERE p.ip_type_ready
               GROUP BY p.ip, p.epoch, p.asn) c
     ), classes AS MATERIALIZED (
-        -- the class's source as take_snapshots writes it: for a class resting on the ASN alone
-        -- (routed, residential) the ASN's source
-        SELECT c.ip, c.day AS epoch, c.asn, c.ip_type, c.ip_provider, c.ip_type_source, c.rests_on_asn
-        FROM (SELECT c.ip, c.day, c.asn, c.ip_type, c.ip_provider,
-                     CASE WHEN c.ip_class_basis ? 'list'
-                          THEN 'list:' || (c.ip_class_basis ->> 'list') || ':' || (c.ip_class_basis ->> 'snapshot')
-                          WHEN c.ip_type = 'bogon' THEN 'bogon'
-                          WHEN c.ip_class_basis ->> 'rule' IN ('routed', 'residential') THEN NULL
-                          ELSE coalesce(c.ip_type_source, 'none') END AS ip_type_source,
-                     c.ip_class_basis ->> 'rule' IN ('routed', 'residential') AS rests_on_asn
-              FROM ipintel.ip_classes((SELECT k.ips FROM class_keys k), (SELECT k.days FROM class_keys k),
-                                      (SELECT k.asns FROM class_keys k), (SELECT k.asn_sources FROM class_keys k)) c) c
+        -- the class as a snapshot takes it; for a class resting on the ASN alone (rests_on_asn)
+        -- the key's ASN source, below
+        SELECT c.*
+        FROM ipintel.snapshot_classes((SELECT k.ips FROM class_keys k), (SELECT k.days FROM class_keys k),
+                                      (SELECT k.asns FROM class_keys k), (SELECT k.asn_sources FROM class_keys k)) c
     ), documents AS MATERIALIZED (
         SELECT x.ip, min(x.document_id) AS document_id
         FROM ipintel.snapshot_documents(ARRAY(SELECT DISTINCT p.ip FROM in_play p)) x
@@ -723,12 +772,11 @@ BEGIN
                   -- after an enrich count no incomplete session, and the planner would hash the
                   -- sessions and write them in the keys' order (a page dirtied again for each IP on it)
                   AND (s.snapshot_complete_at IS NULL OR v.hard)
-                  AND (v.all_ready
-                       OR (v.asn_ready AND s.snapshot_asn_source IS NULL)
-                       OR (v.country_ready AND s.snapshot_country_source IS NULL)
-                       OR (v.scanner_ready AND s.snapshot_is_scanner_source IS NULL)
-                       OR (v.ip_type_ready AND s.snapshot_ip_type_source IS NULL)
-                       OR (v.known_attacker_ready AND s.snapshot_is_known_attacker_source IS NULL))
+                  AND ipintel.snapshot_has_field_to_fill(v.all_ready, v.asn_ready, v.country_ready, v.scanner_ready,
+                                                         v.ip_type_ready, v.known_attacker_ready,
+                                                         s.snapshot_asn_source, s.snapshot_country_source,
+                                                         s.snapshot_is_scanner_source, s.snapshot_ip_type_source,
+                                                         s.snapshot_is_known_attacker_source)
                 RETURNING s.session_id, s.snapshot_complete_at IS NOT NULL AS complete,
                           (s.first_event_at AT TIME ZONE 'UTC')::date AS day
             ), dequeued AS (
@@ -891,12 +939,11 @@ BEGIN
         WHERE (v_queued IS NOT NULL OR s.snapshot_complete_at IS NULL)
           AND (v_queued IS NULL OR q.session_id = ANY (v_queued))
           AND s.first_event_at BETWEEN v_from AND v_until
-          AND (r.all_ready
-               OR (r.asn_ready AND s.snapshot_asn_source IS NULL)
-               OR (r.country_ready AND s.snapshot_country_source IS NULL)
-               OR (r.scanner_ready AND s.snapshot_is_scanner_source IS NULL)
-               OR (r.ip_type_ready AND s.snapshot_ip_type_source IS NULL)
-               OR (r.known_attacker_ready AND s.snapshot_is_known_attacker_source IS NULL))
+          AND ipintel.snapshot_has_field_to_fill(r.all_ready, r.asn_ready, r.country_ready, r.scanner_ready,
+                                                 r.ip_type_ready, r.known_attacker_ready,
+                                                 s.snapshot_asn_source, s.snapshot_country_source,
+                                                 s.snapshot_is_scanner_source, s.snapshot_ip_type_source,
+                                                 s.snapshot_is_known_attacker_source)
     ), epochs AS MATERIALIZED (
         -- Each day from the first queued session's (of p_ips) to the last's, with its epoch
         -- (class_epochs): the days on which every range list has the same snapshot classify alike.
@@ -918,19 +965,11 @@ BEGIN
     ), classes AS MATERIALIZED (
         -- ip_type and ip_provider as of the session's day (issue 12): the range lists of that day
         -- (of its epoch) and the snapshot's ASN, weighed with what the sources said (ip_classes).
-        -- One call for them all. Its source, once per key: list:<list>:<day> for a class from a
-        -- range or ASN list, bogon, the source that said it, none; for a class resting on the ASN
-        -- alone (routed, residential) the ASN's source, which is the session's (NULL here,
-        -- rests_on_asn).
-        SELECT c.ip, c.day AS epoch, c.asn, c.ip_type, c.ip_provider,
-               CASE WHEN c.ip_class_basis ? 'list'
-                    THEN 'list:' || (c.ip_class_basis ->> 'list') || ':' || (c.ip_class_basis ->> 'snapshot')
-                    WHEN c.ip_type = 'bogon' THEN 'bogon'
-                    WHEN c.ip_class_basis ->> 'rule' IN ('routed', 'residential') THEN NULL
-                    ELSE coalesce(c.ip_type_source, 'none') END AS ip_type_source,
-               c.ip_class_basis ->> 'rule' IN ('routed', 'residential') AS rests_on_asn
-        FROM ipintel.ip_classes((SELECT k.ips FROM class_keys k), (SELECT k.days FROM class_keys k),
-                                (SELECT k.asns FROM class_keys k), (SELECT k.asn_sources FROM class_keys k)) c
+        -- One call for them all (snapshot_classes: with the class's source, once per key; for a
+        -- class resting on the ASN alone the ASN's source, which is the session's, in the update).
+        SELECT c.*
+        FROM ipintel.snapshot_classes((SELECT k.ips FROM class_keys k), (SELECT k.days FROM class_keys k),
+                                      (SELECT k.asns FROM class_keys k), (SELECT k.asn_sources FROM class_keys k)) c
     ), document_ids AS MATERIALIZED (
         -- Each IP's document as it is now, stored once (snapshot_documents: joined by hash).
         SELECT x.ip, x.document_id
