@@ -123,6 +123,7 @@ GRANT EXECUTE ON FUNCTION
     ipintel.answer_is_stale(ipintel.enrichment_policy, timestamptz, interval),
     ipintel.skipped_for_known_asn(ipintel.enrichment_policy, ipintel.ip_inventory),
     ipintel.below_session_threshold(ipintel.enrichment_policy, ipintel.ip_inventory),
+    ipintel.has_successful_login(inet),
     ipintel.ingest_is_running(),
     ipintel.ips_due(text, bigint, boolean, inet[], bigint),
     ipintel.inet_key(inet),
