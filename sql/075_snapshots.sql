@@ -433,11 +433,13 @@ COMMENT ON TABLE ipintel_staging.snapshot_keys IS
 --
 -- Per key, as take_snapshots' per-session statement works them out for each session (its todo):
 -- the readiness of each field (awaited sources, snapshot_pending_sources), the values, the class
--- (ip_classes, for keys whose ip_type is ready) and the document (snapshot_documents). A document
+-- (snapshot_classes, for keys whose ip_type is ready) and the document (snapshot_documents). A document
 -- is stored only for a key some session of which will be written (in_play): every key that
 -- awaits nothing (its sessions are all completed), and a key that has some field ready when one
--- of its incomplete sessions still lacks that field (an index probe by IP per such key). A key
--- with nothing ready, or whose sessions all have their ready fields already, writes nothing.
+-- of its incomplete sessions still lacks that field (snapshot_has_field_to_fill: since revision
+-- 0075 a semi-join, one read of the months' waiting sessions; at 0074 an index probe by IP per
+-- such key). A key with nothing ready, or whose sessions all have their ready fields already,
+-- writes nothing.
 CREATE FUNCTION ipintel.snapshot_key_values(p_first timestamptz, p_last timestamptz)
     RETURNS TABLE (ip inet, created_at timestamptz, first_at timestamptz, last_at timestamptz, hard boolean,
                    all_ready boolean, asn_ready boolean, country_ready boolean, scanner_ready boolean,
