@@ -118,3 +118,20 @@ BEGIN
                            WHERE d.digest = ipintel.enrichment_digest(p_document)));
 END;
 $$;
+
+-- The plan of p_query as text (EXPLAIN (VERBOSE, COSTS OFF)), for tests that look for what a
+-- plan calls or forms: an inlined function's name, a whole-row reference.
+CREATE FUNCTION ipintel_tests.plan_of(p_query text)
+    RETURNS text
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    v_line text;
+    v_plan text := '';
+BEGIN
+    FOR v_line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || p_query LOOP
+        v_plan := v_plan || v_line || E'\n';
+    END LOOP;
+    RETURN v_plan;
+END;
+$$;

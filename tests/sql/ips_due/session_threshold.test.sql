@@ -28,20 +28,9 @@ SELECT is((SELECT array_agg(host(ip) ORDER BY ip) FROM ipintel.snapshot_pending_
           ARRAY['203.0.114.2', '203.0.114.3'],
           'the snapshots wait for GreyNoise by the same rule (no ingest running)');
 
-CREATE FUNCTION pg_temp.plan_of(p_query text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    v_line text;
-    v_plan text := '';
-BEGIN
-    FOR v_line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || p_query LOOP
-        v_plan := v_plan || v_line || E'\n';
-    END LOOP;
-    RETURN v_plan;
-END;
-$$;
-SELECT unalike(pg_temp.plan_of('SELECT * FROM ipintel.snapshot_pending_sources'), '%below_session_threshold%',
+SELECT unalike(ipintel_tests.plan_of('SELECT * FROM ipintel.snapshot_pending_sources'), '%below_session_threshold%',
                'below_session_threshold is inlined into snapshot_pending_sources');
-SELECT unalike(pg_temp.plan_of('SELECT * FROM ipintel.snapshot_pending_sources'), '%i.*%',
+SELECT unalike(ipintel_tests.plan_of('SELECT * FROM ipintel.snapshot_pending_sources'), '%i.*%',
                'no whole ip_inventory row is formed for the awaited sources');
 
 SELECT * FROM finish();

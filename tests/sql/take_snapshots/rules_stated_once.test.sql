@@ -31,18 +31,7 @@ SELECT is(ipintel.snapshot_has_field_to_fill(false, false, false, false, false, 
 
 -- Inlined: the plan of a query using it shows the expression, never a call (a call would cost a
 -- function invocation per session, and hide the sessions' columns from the planner).
-CREATE FUNCTION pg_temp.plan_of(p_query text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-    v_line text;
-    v_plan text := '';
-BEGIN
-    FOR v_line IN EXECUTE 'EXPLAIN (VERBOSE, COSTS OFF) ' || p_query LOOP
-        v_plan := v_plan || v_line || E'\n';
-    END LOOP;
-    RETURN v_plan;
-END;
-$$;
-SELECT unalike(pg_temp.plan_of($$
+SELECT unalike(ipintel_tests.plan_of($$
     SELECT s.session_id FROM ipintel.session_summaries s
     WHERE ipintel.snapshot_has_field_to_fill(false, true, false, false, false, false, s.snapshot_asn_source,
                                              s.snapshot_country_source, s.snapshot_is_scanner_source,
