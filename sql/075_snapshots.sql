@@ -453,11 +453,12 @@ CREATE FUNCTION ipintel.snapshot_key_values(p_first timestamptz, p_last timestam
     -- Every join here is of sets worked out once (keys, IPs, answers, classes), each estimated
     -- from CTEs or functions without statistics: a nested loop over one of them is the quadratic
     -- shape (40,000 sessions: the keys looped over the classes). The probes that must be nested
-    -- are subqueries (in_play) or the only way to join (ip_classes' range probes).
+    -- are the only way to join (ip_classes' range probes, which have no other plan).
     SET enable_nestloop = off
-    -- in_play probes a key's sessions by the IP's index; a bitmap of the BRIN index on
-    -- first_event_at (the key's days) read every session of those days for each key (40,000
-    -- sessions over 2 days: 20,000 rows a probe)
+    -- At 0074 in_play probed each key's sessions by the IP's index, and a bitmap of the BRIN index
+    -- on first_event_at (the key's days) read every session of those days for each key (40,000
+    -- sessions over 2 days: 20,000 rows a probe). Since 0075 in_play is a semi-join that reads
+    -- the months once; the setting stays until a measurement shows it can go.
     SET enable_bitmapscan = off
 BEGIN ATOMIC
     WITH days AS MATERIALIZED (
