@@ -1,0 +1,158 @@
+-- From migrations/versions/0077_dated_runs_compared_once.downgrade.sql (sql/072_routing.sql)
+-- merge_dated_runs and load_routing_snapshot as at revision 0076 (five statements; the pairs
+-- counted by a DISTINCT of the staged rows). The tables they write are the same either way.
+-- Locks: none on a table that holds rows.
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '1min';
+
+CREATE OR REPLACE FUNCTION ipintel.merge_dated_runs(p_runs regclass, p_staged regclass, p_series_column text, p_series text,
+                                         p_key_columns text[], p_batch_id bigint, p_day date, p_prev date,
+                                         p_next date)
+    RETURNS TABLE (opened bigint, closed bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    -- In every statement: $1 p_series, $2 p_batch_id, $3 p_day, $4 p_prev, $5 p_next.
+    v_keys text := (SELECT string_agg(format('%I', k), ', ') FROM unnest(p_key_columns) k);
+    -- The staged rows of the snapshot, as r.
+    v_staged text := format('%s r WHERE r.batch_id = $2 AND %s', p_staged,
+                            (SELECT string_agg(format('r.%I IS NOT NULL', k), ' AND ') FROM unnest(p_key_columns) k));
+    -- A format: the runs of the series (alias %2$s) with the key of the row aliased %3$s.
+    v_run_of text := '%2$s.%1$I = $1 AND ' || (SELECT string_agg(format('%%2$s.%1$I = %%3$s.%1$I', k), ' AND ')
+                                               FROM unnest(p_key_columns) k);
+    -- The keys of the snapshot not inside a run yet (a key inside one was shown by the snapshots
+    -- on both sides of p_day).
+    v_fresh text := format('WITH fresh AS (SELECT DISTINCT %s FROM %s AND NOT EXISTS '
+                           '(SELECT 1 FROM %s o WHERE %s AND o.valid @> $3))',
+                           (SELECT string_agg(format('r.%I', k), ', ') FROM unnest(p_key_columns) k), v_staged, p_runs,
+                           format(v_run_of, p_series_column, 'o', 'r'));
+    v_opened bigint;
+    v_closed bigint;
+    v_split bigint;
+BEGIN
+    -- 1. Keys absent from this snapshot whose run spans its day: split around it (a run
+    --    reaching past the newest snapshot is open; it now ends after p_prev).
+    EXECUTE format($q$
+        WITH spanning AS (
+            SELECT o.ctid AS row_id, o.*
+            FROM %1$s o
+            WHERE o.%2$I = $1 AND o.valid @> $3 AND lower(o.valid) < $3
+              AND NOT EXISTS (SELECT 1 FROM %3$s AND %4$s)
+        ), cut AS (
+            UPDATE %1$s o SET valid = daterange(lower(s.valid), $4 + 1)
+            FROM spanning s WHERE o.ctid = s.row_id
+            RETURNING s.*)
+        INSERT INTO %1$s (%2$I, %5$s, valid)
+        SELECT $1, %5$s, daterange($5, upper(cut.valid))
+        FROM cut WHERE $5 IS NOT NULL$q$,
+        p_runs, p_series_column, v_staged, format(v_run_of, p_series_column, 'o', 'r'), v_keys)
+    USING p_series, p_batch_id, p_day, p_prev, p_next;
+    GET DIAGNOSTICS v_split = ROW_COUNT;
+    EXECUTE format('SELECT count(*) FROM %s o WHERE o.%I = $1 AND upper(o.valid) = $2 + 1 AND $3 IS NULL',
+                   p_runs, p_series_column)
+    INTO v_closed USING p_series, p_prev, p_next;
+
+    -- 2. Fresh keys: join the run ending at p_prev and the one starting at p_next, else extend
+    --    one of them, else open a run. Each statement leaves the keys it handled inside a run,
+    --    so the next one no longer sees them as fresh.
+    EXECUTE v_fresh || format($q$, joined AS (
+            DELETE FROM %1$s a
+            USING fresh f, %1$s b
+            WHERE %2$s AND lower(a.valid) = $5
+              AND %3$s AND upper(b.valid) = $4 + 1
+            RETURNING b.ctid AS before_row, a.valid)
+        UPDATE %1$s o SET valid = daterange(lower(o.valid), upper(j.valid))
+        FROM joined j WHERE o.ctid = j.before_row$q$,
+        p_runs, format(v_run_of, p_series_column, 'a', 'f'), format(v_run_of, p_series_column, 'b', 'f'))
+    USING p_series, p_batch_id, p_day, p_prev, p_next;
+
+    EXECUTE v_fresh || format($q$
+        UPDATE %1$s o SET valid = daterange(lower(o.valid), CASE WHEN $5 IS NULL THEN NULL ELSE $3 + 1 END)
+        FROM fresh f
+        WHERE %2$s AND upper(o.valid) = $4 + 1$q$,
+        p_runs, format(v_run_of, p_series_column, 'o', 'f'))
+    USING p_series, p_batch_id, p_day, p_prev, p_next;
+
+    EXECUTE v_fresh || format($q$
+        UPDATE %1$s o SET valid = daterange($3, upper(o.valid))
+        FROM fresh f
+        WHERE %2$s AND lower(o.valid) = $5$q$,
+        p_runs, format(v_run_of, p_series_column, 'o', 'f'))
+    USING p_series, p_batch_id, p_day, p_prev, p_next;
+
+    EXECUTE v_fresh || format($q$
+        INSERT INTO %1$s (%2$I, %3$s, valid)
+        SELECT $1, %3$s, daterange($3, CASE WHEN $5 IS NULL THEN NULL ELSE $3 + 1 END)
+        FROM fresh
+        ORDER BY %3$s$q$,
+        p_runs, p_series_column, v_keys)
+    USING p_series, p_batch_id, p_day, p_prev, p_next;
+    GET DIAGNOSTICS v_opened = ROW_COUNT;
+    RETURN QUERY SELECT v_opened, v_closed + v_split;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION ipintel.load_routing_snapshot(p_dataset text, p_taken_on date, p_file text, p_batch_id bigint,
+                                              p_sha256 text DEFAULT NULL)
+    RETURNS TABLE (snapshot_id bigint, loaded boolean, prefixes bigint, origins_opened bigint, origins_closed bigint,
+                   rejects bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_snapshot bigint;
+    v_prev date;
+    v_next date;
+    v_prefixes bigint;
+    v_opened bigint;
+    v_closed bigint;
+    v_rejects bigint;
+BEGIN
+    INSERT INTO ipintel.routing_datasets (dataset, rank)
+    SELECT p_dataset, coalesce(max(d.rank), 0) + 1 FROM ipintel.routing_datasets d
+    ON CONFLICT (dataset) DO NOTHING;
+    -- One load of a dataset at a time (the runs of a dataset are read, then written).
+    PERFORM 1 FROM ipintel.routing_datasets d WHERE d.dataset = p_dataset FOR UPDATE;
+
+    INSERT INTO ipintel.routing_snapshots (dataset, taken_on, file, sha256)
+    VALUES (p_dataset, p_taken_on, p_file, p_sha256)
+    ON CONFLICT (dataset, taken_on) DO NOTHING
+    RETURNING routing_snapshots.snapshot_id INTO v_snapshot;
+    IF v_snapshot IS NULL THEN
+        -- Loaded before: nothing changes.
+        DELETE FROM ipintel_staging.routing_prefixes r WHERE r.batch_id = p_batch_id;
+        DELETE FROM ipintel_staging.routing_rejects r WHERE r.batch_id = p_batch_id;
+        RETURN QUERY SELECT s.snapshot_id, false, s.prefixes, 0::bigint, 0::bigint, s.rejects
+                     FROM ipintel.routing_snapshots s WHERE s.dataset = p_dataset AND s.taken_on = p_taken_on;
+        RETURN;
+    END IF;
+
+    SELECT max(s.taken_on) FILTER (WHERE s.taken_on < p_taken_on), min(s.taken_on) FILTER (WHERE s.taken_on > p_taken_on)
+    INTO v_prev, v_next
+    FROM ipintel.routing_snapshots s WHERE s.dataset = p_dataset;
+
+    SELECT count(*) INTO v_prefixes
+    FROM (SELECT DISTINCT r.prefix, r.asn FROM ipintel_staging.routing_prefixes r WHERE r.batch_id = p_batch_id) p;
+
+    SELECT m.opened, m.closed INTO v_opened, v_closed
+    FROM ipintel.merge_dated_runs('ipintel.prefix_origins', 'ipintel_staging.routing_prefixes', 'dataset', p_dataset,
+                                  '{prefix,asn}', p_batch_id, p_taken_on, v_prev, v_next) m;
+
+    INSERT INTO ipintel.routing_rejects (snapshot_id, line_no, reason, excerpt)
+    SELECT DISTINCT ON (r.line_no) v_snapshot, r.line_no, r.reason, r.excerpt
+    FROM ipintel_staging.routing_rejects r WHERE r.batch_id = p_batch_id
+    ORDER BY r.line_no;
+    GET DIAGNOSTICS v_rejects = ROW_COUNT;
+    UPDATE ipintel.routing_snapshots s SET prefixes = v_prefixes, rejects = v_rejects WHERE s.snapshot_id = v_snapshot;
+
+    DELETE FROM ipintel_staging.routing_prefixes r WHERE r.batch_id = p_batch_id;
+    DELETE FROM ipintel_staging.routing_rejects r WHERE r.batch_id = p_batch_id;
+    -- The lookups join every session's IP against this table: the planner must know its size
+    -- right after a load (a GiST probe per IP, never a scan per IP).
+    ANALYZE ipintel.prefix_origins;
+    RETURN QUERY SELECT v_snapshot, true, v_prefixes, v_opened, v_closed, v_rejects;
+END;
+$$;
+-- CREATE OR REPLACE resets SECURITY DEFINER (sql/099_roles.sql sets it)
+ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint, text) SECURITY DEFINER;
