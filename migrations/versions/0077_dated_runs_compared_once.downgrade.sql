@@ -1,6 +1,7 @@
--- From migrations/versions/0077_dated_runs_compared_once.downgrade.sql (sql/072_routing.sql)
--- merge_dated_runs and load_routing_snapshot as at revision 0076 (five statements; the pairs
--- counted by a DISTINCT of the staged rows). The tables they write are the same either way.
+-- From migrations/versions/0077_dated_runs_compared_once.downgrade.sql (sql/072_routing.sql, sql/073_geo_builds.sql)
+-- merge_dated_runs, load_routing_snapshot and load_geo_build as at revision 0076 (five
+-- statements; the entries counted by a DISTINCT of the staged rows). The tables they write are
+-- the same either way.
 -- Locks: none on a table that holds rows.
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
@@ -154,5 +155,70 @@ BEGIN
     RETURN QUERY SELECT v_snapshot, true, v_prefixes, v_opened, v_closed, v_rejects;
 END;
 $$;
+
+CREATE OR REPLACE FUNCTION ipintel.load_geo_build(p_edition text, p_source text, p_build_epoch bigint, p_database_type text,
+                                       p_file text, p_sha256 text, p_batch_id bigint)
+    RETURNS TABLE (build_id bigint, loaded boolean, countries bigint, asns bigint, runs_opened bigint,
+                   runs_closed bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_built_on date := (to_timestamp(p_build_epoch) AT TIME ZONE 'UTC')::date;
+    v_build bigint;
+    v_prev date;
+    v_next date;
+    v_countries bigint;
+    v_asns bigint;
+    v_country_runs record;
+    v_asn_runs record;
+BEGIN
+    INSERT INTO ipintel.geo_editions (edition, source) VALUES (p_edition, p_source) ON CONFLICT (edition) DO NOTHING;
+    -- One load of an edition at a time (its runs are read, then written).
+    PERFORM 1 FROM ipintel.geo_editions e WHERE e.edition = p_edition AND e.source = p_source FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'edition % belongs to source %, not %', p_edition,
+            (SELECT e.source FROM ipintel.geo_editions e WHERE e.edition = p_edition), p_source
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+
+    INSERT INTO ipintel.geo_builds (edition, built_on, build_epoch, database_type, file, sha256)
+    VALUES (p_edition, v_built_on, p_build_epoch, p_database_type, p_file, p_sha256)
+    ON CONFLICT (edition, built_on) DO NOTHING
+    RETURNING geo_builds.build_id INTO v_build;
+    IF v_build IS NULL THEN
+        -- Loaded before: nothing changes.
+        DELETE FROM ipintel_staging.geo_ranges r WHERE r.batch_id = p_batch_id;
+        RETURN QUERY SELECT b.build_id, false, b.countries, b.asns, 0::bigint, 0::bigint
+                     FROM ipintel.geo_builds b WHERE b.edition = p_edition AND b.built_on = v_built_on;
+        RETURN;
+    END IF;
+
+    SELECT max(b.built_on) FILTER (WHERE b.built_on < v_built_on), min(b.built_on) FILTER (WHERE b.built_on > v_built_on)
+    INTO v_prev, v_next
+    FROM ipintel.geo_builds b WHERE b.edition = p_edition;
+    SELECT count(DISTINCT (r.first_ip, r.last_ip, r.country)) FILTER (WHERE r.country IS NOT NULL),
+           count(DISTINCT (r.first_ip, r.last_ip, r.asn)) FILTER (WHERE r.asn IS NOT NULL)
+    INTO v_countries, v_asns
+    FROM ipintel_staging.geo_ranges r WHERE r.batch_id = p_batch_id;
+
+    SELECT * INTO v_country_runs
+    FROM ipintel.merge_dated_runs('ipintel.geo_countries', 'ipintel_staging.geo_ranges', 'edition', p_edition,
+                                  '{first_ip,last_ip,country}', p_batch_id, v_built_on, v_prev, v_next);
+    SELECT * INTO v_asn_runs
+    FROM ipintel.merge_dated_runs('ipintel.geo_asns', 'ipintel_staging.geo_ranges', 'edition', p_edition,
+                                  '{first_ip,last_ip,asn}', p_batch_id, v_built_on, v_prev, v_next);
+    UPDATE ipintel.geo_builds b SET countries = v_countries, asns = v_asns WHERE b.build_id = v_build;
+
+    DELETE FROM ipintel_staging.geo_ranges r WHERE r.batch_id = p_batch_id;
+    -- As for prefix_origins: the planner must know their size right after a load.
+    ANALYZE ipintel.geo_countries;
+    ANALYZE ipintel.geo_asns;
+    RETURN QUERY SELECT v_build, true, v_countries, v_asns, v_country_runs.opened + v_asn_runs.opened,
+                        v_country_runs.closed + v_asn_runs.closed;
+END;
+$$;
+
 -- CREATE OR REPLACE resets SECURITY DEFINER (sql/099_roles.sql sets it)
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint, text) SECURITY DEFINER;
+ALTER FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint) SECURITY DEFINER;
