@@ -1,7 +1,7 @@
--- From migrations/versions/0077_dated_runs_compared_once.downgrade.sql (sql/072_routing.sql, sql/073_geo_builds.sql)
--- merge_dated_runs, load_routing_snapshot and load_geo_build as at revision 0076 (five
--- statements; the entries counted by a DISTINCT of the staged rows). The tables they write are
--- the same either way.
+-- From migrations/versions/0077_dated_runs_compared_once.downgrade.sql (sql/072_routing.sql, sql/073_geo_builds.sql, sql/073_range_lists.sql)
+-- merge_dated_runs, load_routing_snapshot, load_geo_build and load_range_snapshot as at revision
+-- 0076 (five statements; the entries counted by a DISTINCT of the staged rows). The tables they
+-- write are the same either way.
 -- Locks: none on a table that holds rows.
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
@@ -219,6 +219,70 @@ BEGIN
 END;
 $$;
 
+CREATE OR REPLACE FUNCTION ipintel.load_range_snapshot(p_list text, p_taken_on date, p_file text, p_batch_id bigint)
+    RETURNS TABLE (snapshot_id bigint, loaded boolean, entries bigint, opened bigint, closed bigint)
+    LANGUAGE plpgsql
+    SET search_path = ''
+AS $$
+DECLARE
+    v_holds text;
+    v_snapshot bigint;
+    v_prev date;
+    v_next date;
+    v_entries bigint;
+    v_opened bigint;
+    v_closed bigint;
+BEGIN
+    -- One load of a list at a time (its runs are read, then written).
+    SELECT l.holds INTO v_holds FROM ipintel.range_lists l WHERE l.list = p_list FOR UPDATE;
+    IF v_holds IS NULL THEN
+        RAISE EXCEPTION 'unknown range list %', p_list USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'the lists are the rows of ipintel.range_lists';
+    END IF;
+
+    INSERT INTO ipintel.range_snapshots (list, taken_on, file)
+    VALUES (p_list, p_taken_on, p_file)
+    ON CONFLICT (list, taken_on) DO NOTHING
+    RETURNING range_snapshots.snapshot_id INTO v_snapshot;
+    IF v_snapshot IS NOT NULL THEN
+        SELECT max(s.taken_on) FILTER (WHERE s.taken_on < p_taken_on), min(s.taken_on) FILTER (WHERE s.taken_on > p_taken_on)
+        INTO v_prev, v_next
+        FROM ipintel.range_snapshots s WHERE s.list = p_list;
+        IF v_holds = 'asns' THEN
+            SELECT count(*) INTO v_entries
+            FROM (SELECT DISTINCT a.asn, a.name, a.source FROM ipintel_staging.listed_asns a WHERE a.batch_id = p_batch_id) e;
+            SELECT m.opened, m.closed INTO v_opened, v_closed
+            FROM ipintel.merge_dated_runs('ipintel.listed_asns', 'ipintel_staging.listed_asns', 'list', p_list,
+                                          ARRAY['asn', 'name', 'source'], p_batch_id, p_taken_on, v_prev, v_next) m;
+        ELSE
+            SELECT count(*) INTO v_entries
+            FROM (SELECT DISTINCT r.prefix, r.service, r.region FROM ipintel_staging.listed_ranges r
+                  WHERE r.batch_id = p_batch_id) e;
+            SELECT m.opened, m.closed INTO v_opened, v_closed
+            FROM ipintel.merge_dated_runs('ipintel.listed_ranges', 'ipintel_staging.listed_ranges', 'list', p_list,
+                                          ARRAY['prefix', 'service', 'region'], p_batch_id, p_taken_on, v_prev,
+                                          v_next) m;
+        END IF;
+        UPDATE ipintel.range_snapshots s SET entries = v_entries WHERE s.snapshot_id = v_snapshot;
+    END IF;
+
+    DELETE FROM ipintel_staging.listed_ranges r WHERE r.batch_id = p_batch_id;
+    DELETE FROM ipintel_staging.listed_asns a WHERE a.batch_id = p_batch_id;
+    IF v_snapshot IS NULL THEN
+        -- Loaded before: nothing changes.
+        RETURN QUERY SELECT s.snapshot_id, false, s.entries, 0::bigint, 0::bigint
+                     FROM ipintel.range_snapshots s WHERE s.list = p_list AND s.taken_on = p_taken_on;
+        RETURN;
+    END IF;
+    -- Every IP is classified by joining against these tables: the planner must know their size
+    -- right after a load.
+    ANALYZE ipintel.listed_ranges;
+    ANALYZE ipintel.listed_asns;
+    RETURN QUERY SELECT v_snapshot, true, v_entries, v_opened, v_closed;
+END;
+$$;
+
 -- CREATE OR REPLACE resets SECURITY DEFINER (sql/099_roles.sql sets it)
 ALTER FUNCTION ipintel.load_routing_snapshot(text, date, text, bigint, text) SECURITY DEFINER;
 ALTER FUNCTION ipintel.load_geo_build(text, text, bigint, text, text, text, bigint) SECURITY DEFINER;
+ALTER FUNCTION ipintel.load_range_snapshot(text, date, text, bigint) SECURITY DEFINER;
