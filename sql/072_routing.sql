@@ -118,7 +118,8 @@ CREATE INDEX routing_rejects_batch_id_idx ON ipintel_staging.routing_rejects (ba
 -- earliest after it (either may be NULL), a key of the snapshot extends or joins the runs ending
 -- at p_prev and starting at p_next, or opens a run; a key absent from it whose run spans the day
 -- is split around it (or, for a newest snapshot, closed after p_prev). The table depends only on
--- the set of snapshots merged, in any order. Returns the runs opened and closed (or split).
+-- the set of snapshots merged, in any order. Returns the runs opened and closed (or split), and
+-- the snapshot's entries (its distinct keys).
 --
 -- One statement (revision 0077): the snapshot's keys and the runs that hold its day are compared
 -- once, in one full join; each change below touches rows the others do not (a run spanning the
@@ -129,7 +130,7 @@ CREATE INDEX routing_rejects_batch_id_idx ON ipintel_staging.routing_rejects (ba
 CREATE FUNCTION ipintel.merge_dated_runs(p_runs regclass, p_staged regclass, p_series_column text, p_series text,
                                          p_key_columns text[], p_batch_id bigint, p_day date, p_prev date,
                                          p_next date)
-    RETURNS TABLE (opened bigint, closed bigint)
+    RETURNS TABLE (opened bigint, closed bigint, entries bigint)
     LANGUAGE plpgsql
     SET search_path = ''
     -- The snapshot's keys and the runs holding its day are hashed whole (a routing table: 1.15M
@@ -138,12 +139,9 @@ CREATE FUNCTION ipintel.merge_dated_runs(p_runs regclass, p_staged regclass, p_s
     SET hash_mem_multiplier = 4
 AS $$
 DECLARE
-    -- The key columns, bare and as columns of the aliases the statement gives them.
+    -- The key columns, bare; and a format: the key columns of the row aliased %1$s.
     v_keys text := (SELECT string_agg(format('%I', k), ', ') FROM unnest(p_key_columns) k);
-    v_staged_keys text := (SELECT string_agg(format('r.%I', k), ', ') FROM unnest(p_key_columns) k);
-    v_compared_keys text := (SELECT string_agg(format('c.%I', k), ', ') FROM unnest(p_key_columns) k);
-    v_cut_keys text := (SELECT string_agg(format('o.%I', k), ', ') FROM unnest(p_key_columns) k);
-    v_fresh_keys text := (SELECT string_agg(format('f.%I', k), ', ') FROM unnest(p_key_columns) k);
+    v_keys_of text := (SELECT string_agg(format('%%1$s.%1$I', k), ', ') FROM unnest(p_key_columns) k);
     -- A staged row is part of the snapshot when its key has no NULL.
     v_complete text := (SELECT string_agg(format('r.%I IS NOT NULL', k), ' AND ') FROM unnest(p_key_columns) k);
     -- A format: the rows aliased %1$s and %2$s have the same key.
@@ -163,6 +161,7 @@ DECLARE
                 ELSE 'NULL::tid AS after_row, NULL::daterange AS after_valid' END;
     v_opened bigint;
     v_closed bigint;
+    v_entries bigint;
 BEGIN
     -- $1 p_series, $2 p_batch_id, $3 p_day, $4 p_prev, $5 p_next.
     EXECUTE format($q$
@@ -216,15 +215,23 @@ BEGIN
             RETURNING 1
         )
         SELECT (SELECT count(*) FROM opened), (SELECT count(*) FROM cut)$q$,
-        p_runs, p_staged, v_staged_keys, v_complete, p_series_column, format(v_same_key, 's', 'h'),
-        p_key_columns[1], v_cut_keys, v_keys, v_compared_keys, v_neighbour_rows, v_neighbours, v_fresh_keys)
+        p_runs, p_staged, format(v_keys_of, 'r'), v_complete, p_series_column, format(v_same_key, 's', 'h'),
+        p_key_columns[1], format(v_keys_of, 'o'), v_keys, format(v_keys_of, 'c'), v_neighbour_rows, v_neighbours,
+        format(v_keys_of, 'f'))
     INTO v_opened, v_closed
     USING p_series, p_batch_id, p_day, p_prev, p_next;
-    RETURN QUERY SELECT v_opened, v_closed;
+    -- The snapshot's distinct keys are now the series' runs that hold its day, one run each:
+    -- counted there (revision 0077), one pass over the runs, for the callers' count of entries,
+    -- rather than by a DISTINCT of the staged rows (a routing table's 1.15M pairs: a hash spilled
+    -- to disk, about 1 s of a daily load).
+    EXECUTE format('SELECT count(*) FROM %s o WHERE o.%I = $1 AND o.valid @> $2', p_runs, p_series_column)
+    INTO v_entries
+    USING p_series, p_day;
+    RETURN QUERY SELECT v_opened, v_closed, v_entries;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date) IS
-    'The run-length merge of one dated snapshot (routing history, geolocation builds): the keys (p_key_columns) staged in p_staged under p_batch_id, as the snapshot of series p_series (p_runs.p_series_column) taken on p_day, between its snapshots p_prev and p_next, into the runs of p_runs (valid daterange). Any merge order of the same snapshots gives the same table. Returns the runs opened and closed. Called by load_routing_snapshot, load_geo_build and load_range_snapshot.';
+    'The run-length merge of one dated snapshot (routing history, geolocation builds): the keys (p_key_columns) staged in p_staged under p_batch_id, as the snapshot of series p_series (p_runs.p_series_column) taken on p_day, between its snapshots p_prev and p_next, into the runs of p_runs (valid daterange). Any merge order of the same snapshots gives the same table. Returns the runs opened and closed, and the snapshot''s entries (its distinct keys: the runs that hold p_day after the merge). Called by load_routing_snapshot, load_geo_build and load_range_snapshot.';
 
 -- The inverse for old snapshots: drops a series' snapshots before p_first (its earliest snapshot
 -- kept; NULL: none is kept) from the runs of p_runs, leaving the table as if only the snapshots
@@ -294,16 +301,9 @@ BEGIN
     INTO v_prev, v_next
     FROM ipintel.routing_snapshots s WHERE s.dataset = p_dataset;
 
-    SELECT m.opened, m.closed INTO v_opened, v_closed
+    SELECT m.opened, m.closed, m.entries INTO v_opened, v_closed, v_prefixes
     FROM ipintel.merge_dated_runs('ipintel.prefix_origins', 'ipintel_staging.routing_prefixes', 'dataset', p_dataset,
                                   '{prefix,asn}', p_batch_id, p_taken_on, v_prev, v_next) m;
-
-    -- The snapshot's distinct pairs are now the dataset's runs that hold its day, one run each
-    -- (merge_dated_runs): counted there, one pass over the runs' narrow rows, rather than by a
-    -- DISTINCT of the staged rows (revision 0077: a routing table's 1.15M pairs, a hash spilled
-    -- to disk, about 1 s of a daily load).
-    SELECT count(*) INTO v_prefixes
-    FROM ipintel.prefix_origins o WHERE o.dataset = p_dataset AND o.valid @> p_taken_on;
 
     INSERT INTO ipintel.routing_rejects (snapshot_id, line_no, reason, excerpt)
     SELECT DISTINCT ON (r.line_no) v_snapshot, r.line_no, r.reason, r.excerpt

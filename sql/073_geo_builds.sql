@@ -175,11 +175,9 @@ BEGIN
     SELECT * INTO v_asn_runs
     FROM ipintel.merge_dated_runs('ipintel.geo_asns', 'ipintel_staging.geo_ranges', 'edition', p_edition,
                                   '{first_ip,last_ip,asn}', p_batch_id, v_built_on, v_prev, v_next);
-    -- The build's distinct ranges are now the edition's runs that hold its day, one run each
-    -- (merge_dated_runs), counted there as load_routing_snapshot counts its pairs (revision 0077),
-    -- not by sorting the staged ranges for a DISTINCT.
-    SELECT count(*) INTO v_countries FROM ipintel.geo_countries g WHERE g.edition = p_edition AND g.valid @> v_built_on;
-    SELECT count(*) INTO v_asns FROM ipintel.geo_asns g WHERE g.edition = p_edition AND g.valid @> v_built_on;
+    -- the build's distinct ranges of each kind, as merge_dated_runs counts them (revision 0077)
+    v_countries := v_country_runs.entries;
+    v_asns := v_asn_runs.entries;
     UPDATE ipintel.geo_builds b SET countries = v_countries, asns = v_asns WHERE b.build_id = v_build;
 
     DELETE FROM ipintel_staging.geo_ranges r WHERE r.batch_id = p_batch_id;

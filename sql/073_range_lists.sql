@@ -170,18 +170,14 @@ BEGIN
         INTO v_prev, v_next
         FROM ipintel.range_snapshots s WHERE s.list = p_list;
         IF v_holds = 'asns' THEN
-            SELECT m.opened, m.closed INTO v_opened, v_closed
+            SELECT m.opened, m.closed, m.entries INTO v_opened, v_closed, v_entries
             FROM ipintel.merge_dated_runs('ipintel.listed_asns', 'ipintel_staging.listed_asns', 'list', p_list,
                                           ARRAY['asn', 'name', 'source'], p_batch_id, p_taken_on, v_prev, v_next) m;
-            -- the snapshot's distinct entries are now the list's runs that hold its day, one run
-            -- each (merge_dated_runs), counted there as routing tables and builds are (revision 0077)
-            SELECT count(*) INTO v_entries FROM ipintel.listed_asns a WHERE a.list = p_list AND a.valid @> p_taken_on;
         ELSE
-            SELECT m.opened, m.closed INTO v_opened, v_closed
+            SELECT m.opened, m.closed, m.entries INTO v_opened, v_closed, v_entries
             FROM ipintel.merge_dated_runs('ipintel.listed_ranges', 'ipintel_staging.listed_ranges', 'list', p_list,
                                           ARRAY['prefix', 'service', 'region'], p_batch_id, p_taken_on, v_prev,
                                           v_next) m;
-            SELECT count(*) INTO v_entries FROM ipintel.listed_ranges r WHERE r.list = p_list AND r.valid @> p_taken_on;
         END IF;
         UPDATE ipintel.range_snapshots s SET entries = v_entries WHERE s.snapshot_id = v_snapshot;
     END IF;

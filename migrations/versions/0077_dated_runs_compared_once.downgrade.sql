@@ -1,12 +1,15 @@
 -- From migrations/versions/0077_dated_runs_compared_once.downgrade.sql (sql/072_routing.sql, sql/073_geo_builds.sql, sql/073_range_lists.sql)
+-- squawk-ignore-file ban-drop-function
 -- merge_dated_runs, load_routing_snapshot, load_geo_build and load_range_snapshot as at revision
--- 0076 (five statements; the entries counted by a DISTINCT of the staged rows). The tables they
--- write are the same either way.
+-- 0076 (five statements, two result columns; the entries counted by a DISTINCT of the staged
+-- rows). The tables they write are the same either way.
 -- Locks: none on a table that holds rows.
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
 
-CREATE OR REPLACE FUNCTION ipintel.merge_dated_runs(p_runs regclass, p_staged regclass, p_series_column text, p_series text,
+-- Two result columns again: dropped and made again.
+DROP FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date);
+CREATE FUNCTION ipintel.merge_dated_runs(p_runs regclass, p_staged regclass, p_series_column text, p_series text,
                                          p_key_columns text[], p_batch_id bigint, p_day date, p_prev date,
                                          p_next date)
     RETURNS TABLE (opened bigint, closed bigint)
@@ -93,6 +96,10 @@ BEGIN
     RETURN QUERY SELECT v_opened, v_closed + v_split;
 END;
 $$;
+COMMENT ON FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date) IS
+    'The run-length merge of one dated snapshot (routing history, geolocation builds): the keys (p_key_columns) staged in p_staged under p_batch_id, as the snapshot of series p_series (p_runs.p_series_column) taken on p_day, between its snapshots p_prev and p_next, into the runs of p_runs (valid daterange). Any merge order of the same snapshots gives the same table. Returns the runs opened and closed. Called by load_routing_snapshot, load_geo_build and load_range_snapshot.';
+-- as sql/099_roles.sql leaves every function: no EXECUTE for PUBLIC
+REVOKE EXECUTE ON FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION ipintel.load_routing_snapshot(p_dataset text, p_taken_on date, p_file text, p_batch_id bigint,
                                               p_sha256 text DEFAULT NULL)

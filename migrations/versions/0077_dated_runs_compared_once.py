@@ -9,9 +9,9 @@ merge_dated_runs (routing history, geolocation builds, range lists) worked out t
 in no run once for each of four statements, and the runs whose key it lacks in a fifth: five hash
 joins of the whole snapshot against the runs, on disk at the default work_mem (a daily routing
 table of 1.15M pairs: 4.5 s of a 6.2 s load). It is now one statement over one full join that keeps
-only the rows that differ; load_routing_snapshot, load_geo_build and load_range_snapshot count a
-snapshot's entries from the runs that hold its day, not by a DISTINCT of the staged rows. The same
-tables, in any load order.
+only the rows that differ, and it returns the snapshot's entries too, counted as the runs that hold
+its day; load_routing_snapshot, load_geo_build and load_range_snapshot take their count from it, not
+from a DISTINCT of the staged rows. The same tables, in any load order.
 """
 
 from ipintel.migrate import run_revision_sql

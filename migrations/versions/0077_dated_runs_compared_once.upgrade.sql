@@ -1,8 +1,9 @@
 -- From migrations/versions/0077_dated_runs_compared_once.upgrade.sql (sql/072_routing.sql, sql/073_geo_builds.sql, sql/073_range_lists.sql)
+-- squawk-ignore-file ban-drop-function
 -- merge_dated_runs in one statement (a snapshot's keys and the runs holding its day compared once,
--- in one full join); load_routing_snapshot, load_geo_build and load_range_snapshot counting a
--- snapshot's entries from those runs.
--- Locks: none on a table that holds rows (CREATE OR REPLACE of four catalog rows).
+-- in one full join), returning the snapshot's entries too; load_routing_snapshot, load_geo_build
+-- and load_range_snapshot take their count of entries from it.
+-- Locks: none on a table that holds rows (catalog rows of four functions).
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
 
@@ -15,7 +16,8 @@ SET LOCAL statement_timeout = '1min';
 -- earliest after it (either may be NULL), a key of the snapshot extends or joins the runs ending
 -- at p_prev and starting at p_next, or opens a run; a key absent from it whose run spans the day
 -- is split around it (or, for a newest snapshot, closed after p_prev). The table depends only on
--- the set of snapshots merged, in any order. Returns the runs opened and closed (or split).
+-- the set of snapshots merged, in any order. Returns the runs opened and closed (or split), and
+-- the snapshot's entries (its distinct keys).
 --
 -- One statement (revision 0077): the snapshot's keys and the runs that hold its day are compared
 -- once, in one full join; each change below touches rows the others do not (a run spanning the
@@ -23,10 +25,13 @@ SET LOCAL statement_timeout = '1min';
 -- Before, the keys in no run were worked out again by each of four statements and the absent
 -- keys by a fifth: five hash joins of the whole snapshot against the runs (a daily routing table
 -- of 1.15M pairs: 4.5 s of a 6.2 s load, on disk at the default work_mem).
-CREATE OR REPLACE FUNCTION ipintel.merge_dated_runs(p_runs regclass, p_staged regclass, p_series_column text, p_series text,
+-- A third column (entries) changes the result type: dropped and made again; its callers are PL/pgSQL,
+-- which resolve it when they run.
+DROP FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date);
+CREATE FUNCTION ipintel.merge_dated_runs(p_runs regclass, p_staged regclass, p_series_column text, p_series text,
                                          p_key_columns text[], p_batch_id bigint, p_day date, p_prev date,
                                          p_next date)
-    RETURNS TABLE (opened bigint, closed bigint)
+    RETURNS TABLE (opened bigint, closed bigint, entries bigint)
     LANGUAGE plpgsql
     SET search_path = ''
     -- The snapshot's keys and the runs holding its day are hashed whole (a routing table: 1.15M
@@ -35,12 +40,9 @@ CREATE OR REPLACE FUNCTION ipintel.merge_dated_runs(p_runs regclass, p_staged re
     SET hash_mem_multiplier = 4
 AS $$
 DECLARE
-    -- The key columns, bare and as columns of the aliases the statement gives them.
+    -- The key columns, bare; and a format: the key columns of the row aliased %1$s.
     v_keys text := (SELECT string_agg(format('%I', k), ', ') FROM unnest(p_key_columns) k);
-    v_staged_keys text := (SELECT string_agg(format('r.%I', k), ', ') FROM unnest(p_key_columns) k);
-    v_compared_keys text := (SELECT string_agg(format('c.%I', k), ', ') FROM unnest(p_key_columns) k);
-    v_cut_keys text := (SELECT string_agg(format('o.%I', k), ', ') FROM unnest(p_key_columns) k);
-    v_fresh_keys text := (SELECT string_agg(format('f.%I', k), ', ') FROM unnest(p_key_columns) k);
+    v_keys_of text := (SELECT string_agg(format('%%1$s.%1$I', k), ', ') FROM unnest(p_key_columns) k);
     -- A staged row is part of the snapshot when its key has no NULL.
     v_complete text := (SELECT string_agg(format('r.%I IS NOT NULL', k), ' AND ') FROM unnest(p_key_columns) k);
     -- A format: the rows aliased %1$s and %2$s have the same key.
@@ -60,6 +62,7 @@ DECLARE
                 ELSE 'NULL::tid AS after_row, NULL::daterange AS after_valid' END;
     v_opened bigint;
     v_closed bigint;
+    v_entries bigint;
 BEGIN
     -- $1 p_series, $2 p_batch_id, $3 p_day, $4 p_prev, $5 p_next.
     EXECUTE format($q$
@@ -113,13 +116,25 @@ BEGIN
             RETURNING 1
         )
         SELECT (SELECT count(*) FROM opened), (SELECT count(*) FROM cut)$q$,
-        p_runs, p_staged, v_staged_keys, v_complete, p_series_column, format(v_same_key, 's', 'h'),
-        p_key_columns[1], v_cut_keys, v_keys, v_compared_keys, v_neighbour_rows, v_neighbours, v_fresh_keys)
+        p_runs, p_staged, format(v_keys_of, 'r'), v_complete, p_series_column, format(v_same_key, 's', 'h'),
+        p_key_columns[1], format(v_keys_of, 'o'), v_keys, format(v_keys_of, 'c'), v_neighbour_rows, v_neighbours,
+        format(v_keys_of, 'f'))
     INTO v_opened, v_closed
     USING p_series, p_batch_id, p_day, p_prev, p_next;
-    RETURN QUERY SELECT v_opened, v_closed;
+    -- The snapshot's distinct keys are now the series' runs that hold its day, one run each:
+    -- counted there (revision 0077), one pass over the runs, for the callers' count of entries,
+    -- rather than by a DISTINCT of the staged rows (a routing table's 1.15M pairs: a hash spilled
+    -- to disk, about 1 s of a daily load).
+    EXECUTE format('SELECT count(*) FROM %s o WHERE o.%I = $1 AND o.valid @> $2', p_runs, p_series_column)
+    INTO v_entries
+    USING p_series, p_day;
+    RETURN QUERY SELECT v_opened, v_closed, v_entries;
 END;
 $$;
+COMMENT ON FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date) IS
+    'The run-length merge of one dated snapshot (routing history, geolocation builds): the keys (p_key_columns) staged in p_staged under p_batch_id, as the snapshot of series p_series (p_runs.p_series_column) taken on p_day, between its snapshots p_prev and p_next, into the runs of p_runs (valid daterange). Any merge order of the same snapshots gives the same table. Returns the runs opened and closed, and the snapshot''s entries (its distinct keys: the runs that hold p_day after the merge). Called by load_routing_snapshot, load_geo_build and load_range_snapshot.';
+-- as sql/099_roles.sql leaves every function: no EXECUTE for PUBLIC
+REVOKE EXECUTE ON FUNCTION ipintel.merge_dated_runs(regclass, regclass, text, text, text[], bigint, date, date, date) FROM PUBLIC;
 
 -- Merges one staged file as the snapshot of p_dataset taken on p_taken_on (merge_dated_runs),
 -- with its rejected lines, and records where it came from (p_file, its sha256).
@@ -162,16 +177,9 @@ BEGIN
     INTO v_prev, v_next
     FROM ipintel.routing_snapshots s WHERE s.dataset = p_dataset;
 
-    SELECT m.opened, m.closed INTO v_opened, v_closed
+    SELECT m.opened, m.closed, m.entries INTO v_opened, v_closed, v_prefixes
     FROM ipintel.merge_dated_runs('ipintel.prefix_origins', 'ipintel_staging.routing_prefixes', 'dataset', p_dataset,
                                   '{prefix,asn}', p_batch_id, p_taken_on, v_prev, v_next) m;
-
-    -- The snapshot's distinct pairs are now the dataset's runs that hold its day, one run each
-    -- (merge_dated_runs): counted there, one pass over the runs' narrow rows, rather than by a
-    -- DISTINCT of the staged rows (revision 0077: a routing table's 1.15M pairs, a hash spilled
-    -- to disk, about 1 s of a daily load).
-    SELECT count(*) INTO v_prefixes
-    FROM ipintel.prefix_origins o WHERE o.dataset = p_dataset AND o.valid @> p_taken_on;
 
     INSERT INTO ipintel.routing_rejects (snapshot_id, line_no, reason, excerpt)
     SELECT DISTINCT ON (r.line_no) v_snapshot, r.line_no, r.reason, r.excerpt
@@ -238,11 +246,9 @@ BEGIN
     SELECT * INTO v_asn_runs
     FROM ipintel.merge_dated_runs('ipintel.geo_asns', 'ipintel_staging.geo_ranges', 'edition', p_edition,
                                   '{first_ip,last_ip,asn}', p_batch_id, v_built_on, v_prev, v_next);
-    -- The build's distinct ranges are now the edition's runs that hold its day, one run each
-    -- (merge_dated_runs), counted there as load_routing_snapshot counts its pairs (revision 0077),
-    -- not by sorting the staged ranges for a DISTINCT.
-    SELECT count(*) INTO v_countries FROM ipintel.geo_countries g WHERE g.edition = p_edition AND g.valid @> v_built_on;
-    SELECT count(*) INTO v_asns FROM ipintel.geo_asns g WHERE g.edition = p_edition AND g.valid @> v_built_on;
+    -- the build's distinct ranges of each kind, as merge_dated_runs counts them (revision 0077)
+    v_countries := v_country_runs.entries;
+    v_asns := v_asn_runs.entries;
     UPDATE ipintel.geo_builds b SET countries = v_countries, asns = v_asns WHERE b.build_id = v_build;
 
     DELETE FROM ipintel_staging.geo_ranges r WHERE r.batch_id = p_batch_id;
@@ -286,18 +292,14 @@ BEGIN
         INTO v_prev, v_next
         FROM ipintel.range_snapshots s WHERE s.list = p_list;
         IF v_holds = 'asns' THEN
-            SELECT m.opened, m.closed INTO v_opened, v_closed
+            SELECT m.opened, m.closed, m.entries INTO v_opened, v_closed, v_entries
             FROM ipintel.merge_dated_runs('ipintel.listed_asns', 'ipintel_staging.listed_asns', 'list', p_list,
                                           ARRAY['asn', 'name', 'source'], p_batch_id, p_taken_on, v_prev, v_next) m;
-            -- the snapshot's distinct entries are now the list's runs that hold its day, one run
-            -- each (merge_dated_runs), counted there as routing tables and builds are (revision 0077)
-            SELECT count(*) INTO v_entries FROM ipintel.listed_asns a WHERE a.list = p_list AND a.valid @> p_taken_on;
         ELSE
-            SELECT m.opened, m.closed INTO v_opened, v_closed
+            SELECT m.opened, m.closed, m.entries INTO v_opened, v_closed, v_entries
             FROM ipintel.merge_dated_runs('ipintel.listed_ranges', 'ipintel_staging.listed_ranges', 'list', p_list,
                                           ARRAY['prefix', 'service', 'region'], p_batch_id, p_taken_on, v_prev,
                                           v_next) m;
-            SELECT count(*) INTO v_entries FROM ipintel.listed_ranges r WHERE r.list = p_list AND r.valid @> p_taken_on;
         END IF;
         UPDATE ipintel.range_snapshots s SET entries = v_entries WHERE s.snapshot_id = v_snapshot;
     END IF;
