@@ -81,7 +81,7 @@ def seeded(conn: psycopg.Connection) -> psycopg.Connection:
     ["2026-11-04", "2026-11-06"],                # a gap between them
     ["2026-09-12", "2026-11-20"],                # months apart
     ["2026-10-15"],                              # a day without sessions
-    ["2026-11-05", None, "2026-11-05"],          # NULL (every day, for roll_up_attribution) and a repeat
+    ["2026-11-05", None, "2026-11-05"],          # NULL (skipped: roll_up_attribution expands it) and a repeat
     [],
     [f"2026-09-{d:02d}" for d in range(1, 31)] + [f"2026-11-{d:02d}" for d in range(1, 31)],
 ])
