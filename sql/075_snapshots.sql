@@ -89,12 +89,14 @@ CREATE TRIGGER session_summaries_snapshot_queue_delete
 COMMENT ON TRIGGER session_summaries_snapshot_queue_delete ON ipintel.session_summaries IS
     'Removes deleted sessions from snapshot_queue.';
 
--- (IP, source) pairs a snapshot may still wait for: IPs with an incomplete snapshot, enabled
--- sources without a fresh answer for them that have not declined them. A source whose last pass
--- was skipped (an offline database with none of its files installed, a service without its key
--- or contact) will not answer until an operator sets it up: nothing waits for it; its next pass
--- that runs makes it awaited again.
-CREATE VIEW ipintel.snapshot_pending_sources AS
+-- (IP, source) pairs a snapshot of the IP would wait for: every IP of the inventory, with the
+-- enabled sources without a fresh answer for it that have not declined it. A source whose last
+-- pass was skipped (an offline database with none of its files installed, a service without its
+-- key or contact) will not answer until an operator sets it up: nothing waits for it; its next
+-- pass that runs makes it awaited again. Kept apart from snapshot_pending_sources (revision 0080)
+-- for the ingest merge: it works out the snapshots of sessions it has not inserted yet, whose IPs
+-- need not be queued (snapshot_key_values of a batch, filtered by the batch's IPs).
+CREATE VIEW ipintel.awaited_sources AS
 SELECT i.ip,
        p.source,
        p.snapshot_window,
@@ -128,8 +130,17 @@ WHERE p.enabled
   -- same ingest then exceeds, and the same logs would give other snapshots than when enrich runs
   -- after ingest. Read once per query (an InitPlan).
   AND NOT (p.min_session_count IS NOT NULL AND ipintel.below_session_threshold(p, i)
-           AND NOT (SELECT ipintel.ingest_is_running()))
-  AND i.ip IN (SELECT q.source_ip FROM ipintel.snapshot_queue q);
+           AND NOT (SELECT ipintel.ingest_is_running()));
+COMMENT ON VIEW ipintel.awaited_sources IS
+    'Every IP of the inventory with the enabled sources that have neither answered it (freshly) nor declined it: what a snapshot of the IP taken now would wait for (snapshot_pending_sources: the IPs with an incomplete snapshot), with each source''s snapshot_window and field ranks. A source whose last pass was skipped (an offline database without its files, a service without its key or contact) is not waited for. A session-count threshold (min_session_count) declines an IP only while no ingest is running (ingest_is_running).';
+
+-- (IP, source) pairs a snapshot may still wait for: the IPs with an incomplete snapshot (queued),
+-- with their awaited sources.
+CREATE VIEW ipintel.snapshot_pending_sources AS
+SELECT a.ip, a.source, a.snapshot_window, a.asn_rank, a.country_rank, a.is_scanner_rank, a.ip_type_rank,
+       a.is_known_attacker_rank
+FROM ipintel.awaited_sources a
+WHERE a.ip IN (SELECT q.source_ip FROM ipintel.snapshot_queue q);
 COMMENT ON VIEW ipintel.snapshot_pending_sources IS
     'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks. A source whose last pass was skipped (an offline database without its files, a service without its key or contact) is not waited for. A session-count threshold (min_session_count) declines an IP only while no ingest is running (ingest_is_running): a running ingest may still add its sessions.';
 
@@ -440,16 +451,32 @@ COMMENT ON TABLE ipintel_staging.snapshot_keys IS
 -- 0075 a semi-join, one read of the months' waiting sessions; at 0074 an index probe by IP per
 -- such key). A key with nothing ready, or whose sessions all have their ready fields already,
 -- writes nothing.
-CREATE FUNCTION ipintel.snapshot_key_values(p_first timestamptz, p_last timestamptz)
+--
+-- The same for the new sessions of an ingest batch (p_batch_id, of the enriched IPs p_ips;
+-- revision 0080): merge_cowrie_events inserts them with their snapshot rather than inserting,
+-- queueing, updating and dequeueing them (take_snapshots of the chunk's IPs, a per-session
+-- statement: about 130 ms of a chunk of 4,000 sessions, most of its merge). Their key's ingest
+-- time is now() (the merge's transaction: the sessions' created_at), their IPs are not queued
+-- (the awaited sources are read from awaited_sources), and they have no field yet (a key with a
+-- field ready is in play).
+CREATE FUNCTION ipintel.snapshot_key_values(p_first timestamptz, p_last timestamptz, p_batch_id bigint DEFAULT NULL,
+                                             p_ips inet[] DEFAULT NULL)
     RETURNS TABLE (ip inet, created_at timestamptz, first_at timestamptz, last_at timestamptz, hard boolean,
                    all_ready boolean, asn_ready boolean, country_ready boolean, scanner_ready boolean,
                    ip_type_ready boolean, known_attacker_ready boolean,
                    asn bigint, asn_source text, country text, country_source text, is_scanner boolean,
                    is_scanner_source text, is_known_attacker boolean, threatfeeds text[], known_attacker_source text,
                    ip_type text, ip_type_source text, ip_provider text, document_id bigint)
-    LANGUAGE sql
+    LANGUAGE plpgsql
     ROWS 100000
     SET search_path = ''
+    -- planned with the arguments' values each call (revision 0080): a pass reads the queue, a
+    -- batch the few IPs p_ips by their keys; the branch not taken is folded away
+    SET plan_cache_mode = force_custom_plan
+    -- Set by take_snapshots for a pass, and needed as much for an ingest batch (revision 0080):
+    -- with nested loops costed out (below), every statement here and in the functions it calls
+    -- looked expensive enough to compile (an ingest chunk of 4,000 sessions: seconds of JIT).
+    SET jit = off
     -- Every join here is of sets worked out once (keys, IPs, answers, classes), each estimated
     -- from CTEs or functions without statistics: a nested loop over one of them is the quadratic
     -- shape (40,000 sessions: the keys looped over the classes). The probes that must be nested
@@ -460,8 +487,34 @@ CREATE FUNCTION ipintel.snapshot_key_values(p_first timestamptz, p_last timestam
     -- sessions over 2 days: 20,000 rows a probe). Since 0075 in_play is a semi-join that reads
     -- the months once; the setting stays until a measurement shows it can go.
     SET enable_bitmapscan = off
-BEGIN ATOMIC
-    WITH days AS MATERIALIZED (
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF p_batch_id IS NOT NULL THEN
+        -- An ingest batch's keys are few (an IP's sessions of one chunk), and the rows they need
+        -- are read by their keys: each IP's inventory row, answers, history, document and class
+        -- probed by index, as take_snapshots(ips) does. With nested loops costed out every chunk
+        -- hashed whole tables (300,000 enriched IPs: enrichment_state, ip_asn_history and
+        -- ip_inventory read through for each chunk, slower than the per-session statement this
+        -- replaces). For this call only (the SET clauses above are restored at its end).
+        PERFORM set_config('enable_nestloop', 'on', true);
+        PERFORM set_config('enable_bitmapscan', 'on', true);
+    END IF;
+    RETURN QUERY
+    WITH sessions AS NOT MATERIALIZED (
+        -- the sessions to take: the queue's (p_batch_id NULL: a pass), or the new sessions of the
+        -- IPs p_ips in an ingest batch not inserted yet (revision 0080: their snapshot is written by
+        -- the insert itself, with created_at the merge's transaction time). One-time filters: only
+        -- one branch is read.
+        SELECT q.source_ip, q.created_at, q.first_event_at
+        FROM ipintel.snapshot_queue q
+        WHERE p_batch_id IS NULL
+        UNION ALL
+        SELECT m.source_ip, now(), m.first_event_at
+        FROM ipintel_staging.cowrie_sessions m
+        WHERE p_batch_id IS NOT NULL AND m.batch_id = p_batch_id AND m.merged_first_event_at IS NULL
+          AND m.source_ip = ANY (p_ips)
+    ), days AS MATERIALIZED (
         -- each day of [p_first, p_last] with its epoch (class_epochs) and the first day of its run
         -- (the consecutive days before it with the same epoch)
         SELECT d.day, d.epoch, min(d.day) OVER (PARTITION BY d.run) AS run_from
@@ -473,9 +526,9 @@ BEGIN ATOMIC
                                                                          (p_last AT TIME ZONE 'UTC')::date,
                                                                          interval '1 day') AS g(day))) e) e) d
     ), pairs AS MATERIALIZED (
-        -- each IP and ingest time of the queue once, with its sessions' first and last time
+        -- each IP and ingest time of the sessions once, with their first and last time
         SELECT q.source_ip AS ip, q.created_at, min(q.first_event_at) AS first_at, max(q.first_event_at) AS last_at
-        FROM ipintel.snapshot_queue q
+        FROM sessions q
         GROUP BY q.source_ip, q.created_at
     ), spans AS MATERIALIZED (
         SELECT p.ip, p.created_at, p.first_at, p.last_at, f.epoch, f.run_from, f.run_from = l.run_from AS one_run
@@ -485,16 +538,20 @@ BEGIN ATOMIC
     ), keys AS MATERIALIZED (
         -- A pair whose sessions fall in one run of days is one key (with no range list snapshot
         -- among the days, every pair); one over several runs is a key per run, grouped again from
-        -- its queued sessions (grouping every queued session by its day's run: 2M sessions, 1.6 s
-        -- more than by pair).
+        -- its sessions (grouping every queued session by its day's run: 2M sessions, 1.6 s more
+        -- than by pair).
         SELECT s.ip, s.created_at, s.epoch, s.run_from, s.first_at, s.last_at
         FROM spans s
         WHERE s.one_run
         UNION ALL
         SELECT q.source_ip, q.created_at, d.epoch, d.run_from, min(q.first_event_at), max(q.first_event_at)
-        FROM ipintel.snapshot_queue q
+        FROM sessions q
         JOIN spans s ON s.ip = q.source_ip AND s.created_at = q.created_at AND NOT s.one_run
         JOIN days d ON d.day = (q.first_event_at AT TIME ZONE 'UTC')::date
+        -- a one-time filter: nearly always no pair spans several runs, and then nothing is read (an
+        -- ingest batch, nested loops allowed, compared each session with each pair for nothing:
+        -- 27 ms of a 41 ms chunk)
+        WHERE EXISTS (SELECT 1 FROM spans x WHERE NOT x.one_run)
         GROUP BY q.source_ip, q.created_at, d.epoch, d.run_from
     ), history AS MATERIALIZED (
         -- the ASN history ranges among a key's sessions: one that holds them all, or several
@@ -507,7 +564,8 @@ BEGIN ATOMIC
         SELECT DISTINCT h.ip FROM history h WHERE h.ranges > 1 OR NOT h.holds_all
     ), waits AS (
         -- the awaited sources by the rule of snapshot_waits, once per IP and ingest time (as
-        -- take_snapshots' per-session statement works them out)
+        -- take_snapshots' per-session statement works them out): of the queued IPs for a pass, of
+        -- the IPs p_ips for a batch (not queued yet)
         SELECT c.ip, c.created_at,
                min(p.asn_rank) AS asn_wait_rank, min(p.country_rank) AS country_wait_rank,
                min(p.is_scanner_rank) AS is_scanner_wait_rank, min(p.ip_type_rank) AS ip_type_wait_rank,
@@ -515,6 +573,14 @@ BEGIN ATOMIC
         FROM (SELECT p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
                      p.ip_type_rank, p.is_known_attacker_rank
               FROM ipintel.snapshot_pending_sources p
+              WHERE p_batch_id IS NULL
+              GROUP BY p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
+                       p.ip_type_rank, p.is_known_attacker_rank
+              UNION ALL
+              SELECT p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
+                     p.ip_type_rank, p.is_known_attacker_rank
+              FROM ipintel.awaited_sources p
+              WHERE p_batch_id IS NOT NULL AND p.ip = ANY (p_ips)
               GROUP BY p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
                        p.ip_type_rank, p.is_known_attacker_rank) p
         JOIN pairs c ON c.ip = p.ip
@@ -565,14 +631,20 @@ BEGIN ATOMIC
         -- (snapshot_has_field_to_fill, the update's own condition). Two branches, so that the
         -- second EXISTS is a semi-join (one read of the months' sessions, hashed): under an OR it
         -- was a subquery probed once per key, random heap reads of each IP's sessions (a pass
-        -- with nothing new, 150,000 keys waiting for GreyNoise: 1.6M buffers, about 8 s).
+        -- with nothing new, 150,000 keys waiting for GreyNoise: 1.6M buffers, about 8 s). A batch's
+        -- new sessions have no field yet: every key with a field ready (third branch).
         SELECT v.ip, v.created_at, v.run_from, v.epoch, v.asn, v.class_asn_source, v.ip_type_ready
         FROM v
         WHERE v.all_ready
         UNION ALL
         SELECT v.ip, v.created_at, v.run_from, v.epoch, v.asn, v.class_asn_source, v.ip_type_ready
         FROM v
-        WHERE NOT v.all_ready
+        WHERE NOT v.all_ready AND p_batch_id IS NOT NULL
+          AND (v.asn_ready OR v.country_ready OR v.scanner_ready OR v.ip_type_ready OR v.known_attacker_ready)
+        UNION ALL
+        SELECT v.ip, v.created_at, v.run_from, v.epoch, v.asn, v.class_asn_source, v.ip_type_ready
+        FROM v
+        WHERE NOT v.all_ready AND p_batch_id IS NULL
           AND (v.asn_ready OR v.country_ready OR v.scanner_ready OR v.ip_type_ready OR v.known_attacker_ready)
           AND EXISTS (SELECT 1 FROM ipintel.session_summaries s
                       WHERE s.source_ip = v.ip AND s.created_at = v.created_at
@@ -618,8 +690,9 @@ BEGIN ATOMIC
            NULL, NULL, NULL, NULL, NULL, NULL
     FROM hard x;
 END;
-COMMENT ON FUNCTION ipintel.snapshot_key_values(timestamptz, timestamptz) IS
-    'For take_snapshots() without routing snapshots or dated geolocation builds: the snapshot values of each key of the queued sessions whose first_event_at is in [p_first, p_last] (an IP, an ingest time created_at, and a run of days on which the range lists keep their snapshots; first_at and last_at bound its sessions'' first_event_at) that some session of it will take: the readiness of each field, the values, the class and the document (stored first when new). hard rows (values NULL) name the IPs whose ASN history changes among the sessions of a key: those are left to the per-session statement.';
+$$;
+COMMENT ON FUNCTION ipintel.snapshot_key_values(timestamptz, timestamptz, bigint, inet[]) IS
+    'For take_snapshots() without routing snapshots or dated geolocation builds: the snapshot values of each key of the queued sessions whose first_event_at is in [p_first, p_last] (or, p_batch_id given, of the new sessions of the IPs p_ips in that staged batch of Cowrie sessions, which merge_cowrie_events then inserts with their snapshot; created_at is now()) (an IP, an ingest time created_at, and a run of days on which the range lists keep their snapshots; first_at and last_at bound its sessions'' first_event_at) that some session of it will take: the readiness of each field, the values, the class and the document (stored first when new). hard rows (values NULL) name the IPs whose ASN history changes among the sessions of a key: those are left to the per-session statement.';
 
 -- p_ips NULL: every incomplete session; else the incomplete sessions of those IPs only (the
 -- ingest merge, for the IPs of its chunk that are already enriched).

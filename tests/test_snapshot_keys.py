@@ -121,9 +121,9 @@ def test_a_whole_pass_per_key_takes_the_snapshots_the_per_session_statement_take
 
     # the whole pass went through the keys, and left the IPs whose ASN moved to the per-session
     # statement (a second call of take_snapshots(inet[]))
-    assert key_calls.get("snapshot_key_values(p_first timestamp with time zone, p_last timestamp with time zone)") == 2
+    assert key_calls.get("snapshot_key_values(p_first timestamp with time zone, p_last timestamp with time zone, p_batch_id bigint, p_ips inet[])") == 2
     assert key_calls.get("take_snapshots(p_ips inet[])", 0) >= 3
-    assert "snapshot_key_values(p_first timestamp with time zone, p_last timestamp with time zone)" not in session_calls
+    assert "snapshot_key_values(p_first timestamp with time zone, p_last timestamp with time zone, p_batch_id bigint, p_ips inet[])" not in session_calls
     assert key_calls["changed"] == session_calls["changed"] > 0
     assert key_calls["changed_later"] == session_calls["changed_later"] > 0
 

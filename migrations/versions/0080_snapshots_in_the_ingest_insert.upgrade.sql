@@ -1,0 +1,645 @@
+-- From migrations/versions/0080_snapshots_in_the_ingest_insert.upgrade.sql (sql/060_ingest.sql, sql/075_snapshots.sql)
+-- The new sessions of an ingest chunk whose IPs are enriched get their snapshot in their insert:
+-- snapshot_key_values works a batch's keys out too (new arguments p_batch_id, p_ips), reading
+-- the awaited sources from the new view awaited_sources (snapshot_pending_sources is it for the
+-- queued IPs); merge_cowrie_events inserts the sessions with it, and take_snapshots(ips) is left
+-- the rest.
+-- Locks: none on a table that holds rows (two views and two functions: catalog rows only).
+SET LOCAL lock_timeout = '5s';
+SET LOCAL statement_timeout = '1min';
+
+-- (IP, source) pairs a snapshot of the IP would wait for: every IP of the inventory, with the
+-- enabled sources without a fresh answer for it that have not declined it. A source whose last
+-- pass was skipped (an offline database with none of its files installed, a service without its
+-- key or contact) will not answer until an operator sets it up: nothing waits for it; its next
+-- pass that runs makes it awaited again. Kept apart from snapshot_pending_sources (revision 0080)
+-- for the ingest merge: it works out the snapshots of sessions it has not inserted yet, whose IPs
+-- need not be queued (snapshot_key_values of a batch, filtered by the batch's IPs).
+CREATE VIEW ipintel.awaited_sources AS
+SELECT i.ip,
+       p.source,
+       p.snapshot_window,
+       p.asn_rank,
+       p.country_rank,
+       p.is_scanner_rank,
+       p.ip_type_rank,
+       -- added by revision 0028 (a view's new column goes last)
+       p.is_known_attacker_rank
+FROM ipintel.ip_inventory i
+CROSS JOIN ipintel.enrichment_policy p
+LEFT JOIN ipintel.enrichment_state e ON e.ip = i.ip AND e.source = p.source
+LEFT JOIN ipintel.ip_types t ON t.ip_type = i.ip_type
+-- an open failure that asking again cannot fix: the source declines the IP
+LEFT JOIN ipintel.enrichment_failures f
+       ON f.source = p.source AND f.ip = i.ip AND f.resolved_at IS NULL AND NOT f.retryable
+WHERE p.enabled
+  -- a source whose last pass was skipped (an offline database without its files, a service
+  -- without its key or contact) will not answer until an operator sets it up (never run: awaited)
+  AND (SELECT r.status FROM ipintel.enrichment_runs r WHERE r.source = p.source
+       ORDER BY r.started_at DESC, r.run_id DESC LIMIT 1) IS DISTINCT FROM 'skipped'
+  AND NOT i.is_bogon
+  -- never answered, or its answer is stale (due again): a new session waits for a fresh one
+  AND (e.ip IS NULL OR ipintel.answer_is_stale(p, e.fetched_at, t.ttl))
+  AND f.ip IS NULL
+  -- the policy's filters (as ips_due reads them); the session threshold is looked at only when set
+  AND NOT (e.ip IS NULL AND ipintel.skipped_for_known_asn(p, i))
+  -- A session-count threshold declines the IP only once no ingest is running: a running ingest
+  -- may still add the IP's sessions (revision 0052). Otherwise snapshots taken while an ingest
+  -- runs (by an enrichment, or by the ingest's own chunks) would settle a field on a count the
+  -- same ingest then exceeds, and the same logs would give other snapshots than when enrich runs
+  -- after ingest. Read once per query (an InitPlan).
+  AND NOT (p.min_session_count IS NOT NULL AND ipintel.below_session_threshold(p, i)
+           AND NOT (SELECT ipintel.ingest_is_running()));
+COMMENT ON VIEW ipintel.awaited_sources IS
+    'Every IP of the inventory with the enabled sources that have neither answered it (freshly) nor declined it: what a snapshot of the IP taken now would wait for (snapshot_pending_sources: the IPs with an incomplete snapshot), with each source''s snapshot_window and field ranks. A source whose last pass was skipped (an offline database without its files, a service without its key or contact) is not waited for. A session-count threshold (min_session_count) declines an IP only while no ingest is running (ingest_is_running).';
+
+-- (IP, source) pairs a snapshot may still wait for: the IPs with an incomplete snapshot (queued),
+-- with their awaited sources.
+CREATE OR REPLACE VIEW ipintel.snapshot_pending_sources AS
+SELECT a.ip, a.source, a.snapshot_window, a.asn_rank, a.country_rank, a.is_scanner_rank, a.ip_type_rank,
+       a.is_known_attacker_rank
+FROM ipintel.awaited_sources a
+WHERE a.ip IN (SELECT q.source_ip FROM ipintel.snapshot_queue q);
+COMMENT ON VIEW ipintel.snapshot_pending_sources IS
+    'IPs with an incomplete snapshot and the enabled sources that have neither answered them (freshly) nor declined them, with each source''s snapshot_window and field ranks. A source whose last pass was skipped (an offline database without its files, a service without its key or contact) is not waited for. A session-count threshold (min_session_count) declines an IP only while no ingest is running (ingest_is_running): a running ingest may still add its sessions.';
+
+-- Its one caller, take_snapshots, passes two arguments: the new function's defaults take them.
+-- squawk-ignore ban-drop-function
+DROP FUNCTION ipintel.snapshot_key_values(timestamptz, timestamptz);
+
+-- A whole pass's snapshot values, once per key rather than once per session (revision 0074): a
+-- key is an IP, an ingest time (created_at: the sources' windows start there) and a run of
+-- consecutive UTC days on which every range list has the same snapshot (class_epochs), with the
+-- first and last first_event_at of its queued sessions. Without routing snapshots and dated
+-- geolocation builds (take_snapshots asks for these keys only then), everything a session's
+-- snapshot takes is the same for every session of its key, except the ASN history at the
+-- session's time: a key whose sessions all fall in one ip_asn_history range, or in none, takes
+-- one ASN; any other key (the IP's ASN changed among its sessions) is `hard`, and so are all the
+-- keys of its IP, which take_snapshots leaves to the per-session statement (by IP). take_snapshots
+-- then writes the sessions of the other keys in one pass over their months' heap in its own
+-- order, each session joined by hash to its key: 2M sessions of 300K IPs, 300K keys (46 hard).
+--
+-- Per key, as take_snapshots' per-session statement works them out for each session (its todo):
+-- the readiness of each field (awaited sources, snapshot_pending_sources), the values, the class
+-- (snapshot_classes, for keys whose ip_type is ready) and the document (snapshot_documents). A document
+-- is stored only for a key some session of which will be written (in_play): every key that
+-- awaits nothing (its sessions are all completed), and a key that has some field ready when one
+-- of its incomplete sessions still lacks that field (snapshot_has_field_to_fill: since revision
+-- 0075 a semi-join, one read of the months' waiting sessions; at 0074 an index probe by IP per
+-- such key). A key with nothing ready, or whose sessions all have their ready fields already,
+-- writes nothing.
+--
+-- The same for the new sessions of an ingest batch (p_batch_id, of the enriched IPs p_ips;
+-- revision 0080): merge_cowrie_events inserts them with their snapshot rather than inserting,
+-- queueing, updating and dequeueing them (take_snapshots of the chunk's IPs, a per-session
+-- statement: about 130 ms of a chunk of 4,000 sessions, most of its merge). Their key's ingest
+-- time is now() (the merge's transaction: the sessions' created_at), their IPs are not queued
+-- (the awaited sources are read from awaited_sources), and they have no field yet (a key with a
+-- field ready is in play).
+CREATE FUNCTION ipintel.snapshot_key_values(p_first timestamptz, p_last timestamptz, p_batch_id bigint DEFAULT NULL,
+                                             p_ips inet[] DEFAULT NULL)
+    RETURNS TABLE (ip inet, created_at timestamptz, first_at timestamptz, last_at timestamptz, hard boolean,
+                   all_ready boolean, asn_ready boolean, country_ready boolean, scanner_ready boolean,
+                   ip_type_ready boolean, known_attacker_ready boolean,
+                   asn bigint, asn_source text, country text, country_source text, is_scanner boolean,
+                   is_scanner_source text, is_known_attacker boolean, threatfeeds text[], known_attacker_source text,
+                   ip_type text, ip_type_source text, ip_provider text, document_id bigint)
+    LANGUAGE plpgsql
+    ROWS 100000
+    SET search_path = ''
+    -- planned with the arguments' values each call (revision 0080): a pass reads the queue, a
+    -- batch the few IPs p_ips by their keys; the branch not taken is folded away
+    SET plan_cache_mode = force_custom_plan
+    -- Set by take_snapshots for a pass, and needed as much for an ingest batch (revision 0080):
+    -- with nested loops costed out (below), every statement here and in the functions it calls
+    -- looked expensive enough to compile (an ingest chunk of 4,000 sessions: seconds of JIT).
+    SET jit = off
+    -- Every join here is of sets worked out once (keys, IPs, answers, classes), each estimated
+    -- from CTEs or functions without statistics: a nested loop over one of them is the quadratic
+    -- shape (40,000 sessions: the keys looped over the classes). The probes that must be nested
+    -- are the only way to join (ip_classes' range probes, which have no other plan).
+    SET enable_nestloop = off
+    -- At 0074 in_play probed each key's sessions by the IP's index, and a bitmap of the BRIN index
+    -- on first_event_at (the key's days) read every session of those days for each key (40,000
+    -- sessions over 2 days: 20,000 rows a probe). Since 0075 in_play is a semi-join that reads
+    -- the months once; the setting stays until a measurement shows it can go.
+    SET enable_bitmapscan = off
+AS $$
+#variable_conflict use_column
+BEGIN
+    IF p_batch_id IS NOT NULL THEN
+        -- An ingest batch's keys are few (an IP's sessions of one chunk), and the rows they need
+        -- are read by their keys: each IP's inventory row, answers, history, document and class
+        -- probed by index, as take_snapshots(ips) does. With nested loops costed out every chunk
+        -- hashed whole tables (300,000 enriched IPs: enrichment_state, ip_asn_history and
+        -- ip_inventory read through for each chunk, slower than the per-session statement this
+        -- replaces). For this call only (the SET clauses above are restored at its end).
+        PERFORM set_config('enable_nestloop', 'on', true);
+        PERFORM set_config('enable_bitmapscan', 'on', true);
+    END IF;
+    RETURN QUERY
+    WITH sessions AS NOT MATERIALIZED (
+        -- the sessions to take: the queue's (p_batch_id NULL: a pass), or the new sessions of the
+        -- IPs p_ips in an ingest batch not inserted yet (revision 0080: their snapshot is written by
+        -- the insert itself, with created_at the merge's transaction time). One-time filters: only
+        -- one branch is read.
+        SELECT q.source_ip, q.created_at, q.first_event_at
+        FROM ipintel.snapshot_queue q
+        WHERE p_batch_id IS NULL
+        UNION ALL
+        SELECT m.source_ip, now(), m.first_event_at
+        FROM ipintel_staging.cowrie_sessions m
+        WHERE p_batch_id IS NOT NULL AND m.batch_id = p_batch_id AND m.merged_first_event_at IS NULL
+          AND m.source_ip = ANY (p_ips)
+    ), days AS MATERIALIZED (
+        -- each day of [p_first, p_last] with its epoch (class_epochs) and the first day of its run
+        -- (the consecutive days before it with the same epoch)
+        SELECT d.day, d.epoch, min(d.day) OVER (PARTITION BY d.run) AS run_from
+        FROM (SELECT e.day, e.epoch,
+                     count(*) FILTER (WHERE e.starts) OVER (ORDER BY e.day) AS run
+              FROM (SELECT e.day, e.epoch, e.epoch IS DISTINCT FROM lag(e.epoch) OVER (ORDER BY e.day) AS starts
+                    FROM ipintel.class_epochs(ARRAY(SELECT g.day::date
+                                                    FROM generate_series((p_first AT TIME ZONE 'UTC')::date,
+                                                                         (p_last AT TIME ZONE 'UTC')::date,
+                                                                         interval '1 day') AS g(day))) e) e) d
+    ), pairs AS MATERIALIZED (
+        -- each IP and ingest time of the sessions once, with their first and last time
+        SELECT q.source_ip AS ip, q.created_at, min(q.first_event_at) AS first_at, max(q.first_event_at) AS last_at
+        FROM sessions q
+        GROUP BY q.source_ip, q.created_at
+    ), spans AS MATERIALIZED (
+        SELECT p.ip, p.created_at, p.first_at, p.last_at, f.epoch, f.run_from, f.run_from = l.run_from AS one_run
+        FROM pairs p
+        JOIN days f ON f.day = (p.first_at AT TIME ZONE 'UTC')::date
+        JOIN days l ON l.day = (p.last_at AT TIME ZONE 'UTC')::date
+    ), keys AS MATERIALIZED (
+        -- A pair whose sessions fall in one run of days is one key (with no range list snapshot
+        -- among the days, every pair); one over several runs is a key per run, grouped again from
+        -- its sessions (grouping every queued session by its day's run: 2M sessions, 1.6 s more
+        -- than by pair).
+        SELECT s.ip, s.created_at, s.epoch, s.run_from, s.first_at, s.last_at
+        FROM spans s
+        WHERE s.one_run
+        UNION ALL
+        SELECT q.source_ip, q.created_at, d.epoch, d.run_from, min(q.first_event_at), max(q.first_event_at)
+        FROM sessions q
+        JOIN spans s ON s.ip = q.source_ip AND s.created_at = q.created_at AND NOT s.one_run
+        JOIN days d ON d.day = (q.first_event_at AT TIME ZONE 'UTC')::date
+        -- a one-time filter: nearly always no pair spans several runs, and then nothing is read (an
+        -- ingest batch, nested loops allowed, compared each session with each pair for nothing:
+        -- 27 ms of a 41 ms chunk)
+        WHERE EXISTS (SELECT 1 FROM spans x WHERE NOT x.one_run)
+        GROUP BY q.source_ip, q.created_at, d.epoch, d.run_from
+    ), history AS MATERIALIZED (
+        -- the ASN history ranges among a key's sessions: one that holds them all, or several
+        SELECT k.ip, k.created_at, k.run_from, count(*) AS ranges, min(h.asn) AS asn, min(h.source) AS source,
+               bool_and(h.valid @> tstzrange(k.first_at, k.last_at, '[]')) AS holds_all
+        FROM keys k
+        JOIN ipintel.ip_asn_history h ON h.ip = k.ip AND h.valid && tstzrange(k.first_at, k.last_at, '[]')
+        GROUP BY k.ip, k.created_at, k.run_from
+    ), hard AS MATERIALIZED (
+        SELECT DISTINCT h.ip FROM history h WHERE h.ranges > 1 OR NOT h.holds_all
+    ), waits AS (
+        -- the awaited sources by the rule of snapshot_waits, once per IP and ingest time (as
+        -- take_snapshots' per-session statement works them out): of the queued IPs for a pass, of
+        -- the IPs p_ips for a batch (not queued yet)
+        SELECT c.ip, c.created_at,
+               min(p.asn_rank) AS asn_wait_rank, min(p.country_rank) AS country_wait_rank,
+               min(p.is_scanner_rank) AS is_scanner_wait_rank, min(p.ip_type_rank) AS ip_type_wait_rank,
+               min(p.is_known_attacker_rank) AS is_known_attacker_wait_rank
+        FROM (SELECT p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
+                     p.ip_type_rank, p.is_known_attacker_rank
+              FROM ipintel.snapshot_pending_sources p
+              WHERE p_batch_id IS NULL
+              GROUP BY p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
+                       p.ip_type_rank, p.is_known_attacker_rank
+              UNION ALL
+              SELECT p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
+                     p.ip_type_rank, p.is_known_attacker_rank
+              FROM ipintel.awaited_sources p
+              WHERE p_batch_id IS NOT NULL AND p.ip = ANY (p_ips)
+              GROUP BY p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
+                       p.ip_type_rank, p.is_known_attacker_rank) p
+        JOIN pairs c ON c.ip = p.ip
+        WHERE c.created_at + p.snapshot_window > now()
+        GROUP BY c.ip, c.created_at
+    ), v AS MATERIALIZED (
+        SELECT k.ip, k.created_at, k.run_from, k.epoch, k.first_at, k.last_at,
+               r.all_ready, r.asn_ready, r.country_ready, r.scanner_ready, r.ip_type_ready, r.known_attacker_ready,
+               -- as take_snapshots' todo with no routing snapshot and no dated build: the ASN of
+               -- the history range at the sessions' time, else the current one
+               CASE WHEN h.ip IS NOT NULL THEN h.asn ELSE i.current_asn END AS asn,
+               CASE WHEN i.is_bogon THEN 'bogon' WHEN h.ip IS NOT NULL THEN h.source || ':history'
+                    ELSE coalesce(i.current_asn_source || ':current', 'none') END AS asn_source,
+               i.geo_country AS country,
+               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.geo_country_source, 'none') END AS country_source,
+               i.is_scanner,
+               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_scanner_source, 'none') END AS is_scanner_source,
+               CASE WHEN h.ip IS NOT NULL THEN h.source ELSE i.current_asn_source END AS class_asn_source,
+               i.is_known_attacker, i.threatfeeds,
+               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_known_attacker_source, 'none') END
+                   AS known_attacker_source
+        FROM keys k
+        JOIN ipintel.ip_inventory i ON i.ip = k.ip
+        LEFT JOIN history h ON h.ip = k.ip AND h.created_at = k.created_at AND h.run_from = k.run_from
+        LEFT JOIN waits w ON w.ip = k.ip AND w.created_at = k.created_at
+        LEFT JOIN ipintel.enrichment_policy ka ON ka.source = i.current_asn_source
+        LEFT JOIN ipintel.enrichment_policy kc ON kc.source = i.geo_country_source
+        LEFT JOIN ipintel.enrichment_policy ks ON ks.source = i.is_scanner_source
+        LEFT JOIN ipintel.enrichment_policy kt ON kt.source = i.ip_type_source
+        LEFT JOIN ipintel.enrichment_policy kk ON kk.source = i.is_known_attacker_source
+        CROSS JOIN LATERAL (
+            SELECT w.ip IS NULL AS all_ready,
+                   w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false) AS asn_ready,
+                   w.country_wait_rank IS NULL OR coalesce(kc.country_rank < w.country_wait_rank, false)
+                       AS country_ready,
+                   w.is_scanner_wait_rank IS NULL OR coalesce(ks.is_scanner_rank < w.is_scanner_wait_rank, false)
+                       AS scanner_ready,
+                   (w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false))
+                   AND (w.ip_type_wait_rank IS NULL OR coalesce(kt.ip_type_rank < w.ip_type_wait_rank, false))
+                       AS ip_type_ready,
+                   w.is_known_attacker_wait_rank IS NULL
+                   OR coalesce(kk.is_known_attacker_rank < w.is_known_attacker_wait_rank, false)
+                       AS known_attacker_ready) r
+        WHERE NOT EXISTS (SELECT 1 FROM hard x WHERE x.ip = k.ip)
+    ), in_play AS MATERIALIZED (
+        -- The keys some session of which take_snapshots will write (see above): those that await
+        -- nothing, and those with a field ready that some incomplete session of theirs lacks
+        -- (snapshot_has_field_to_fill, the update's own condition). Two branches, so that the
+        -- second EXISTS is a semi-join (one read of the months' sessions, hashed): under an OR it
+        -- was a subquery probed once per key, random heap reads of each IP's sessions (a pass
+        -- with nothing new, 150,000 keys waiting for GreyNoise: 1.6M buffers, about 8 s). A batch's
+        -- new sessions have no field yet: every key with a field ready (third branch).
+        SELECT v.ip, v.created_at, v.run_from, v.epoch, v.asn, v.class_asn_source, v.ip_type_ready
+        FROM v
+        WHERE v.all_ready
+        UNION ALL
+        SELECT v.ip, v.created_at, v.run_from, v.epoch, v.asn, v.class_asn_source, v.ip_type_ready
+        FROM v
+        WHERE NOT v.all_ready AND p_batch_id IS NOT NULL
+          AND (v.asn_ready OR v.country_ready OR v.scanner_ready OR v.ip_type_ready OR v.known_attacker_ready)
+        UNION ALL
+        SELECT v.ip, v.created_at, v.run_from, v.epoch, v.asn, v.class_asn_source, v.ip_type_ready
+        FROM v
+        WHERE NOT v.all_ready AND p_batch_id IS NULL
+          AND (v.asn_ready OR v.country_ready OR v.scanner_ready OR v.ip_type_ready OR v.known_attacker_ready)
+          AND EXISTS (SELECT 1 FROM ipintel.session_summaries s
+                      WHERE s.source_ip = v.ip AND s.created_at = v.created_at
+                        AND s.first_event_at BETWEEN v.first_at AND v.last_at
+                        AND s.first_event_at BETWEEN p_first AND p_last
+                        AND s.snapshot_complete_at IS NULL
+                        AND ipintel.snapshot_has_field_to_fill(false, v.asn_ready, v.country_ready, v.scanner_ready,
+                                                               v.ip_type_ready, v.known_attacker_ready,
+                                                               s.snapshot_asn_source, s.snapshot_country_source,
+                                                               s.snapshot_is_scanner_source, s.snapshot_ip_type_source,
+                                                               s.snapshot_is_known_attacker_source))
+    ), class_keys AS MATERIALIZED (
+        -- each (IP, epoch, ASN) whose ip_type is ready, once, with one of the ASN's sources
+        SELECT array_agg(c.ip) AS ips, array_agg(c.epoch) AS days, array_agg(c.asn) AS asns,
+               array_agg(c.class_asn_source) AS asn_sources
+        FROM (SELECT p.ip, p.epoch, p.asn, min(p.class_asn_source) AS class_asn_source
+              FROM in_play p
+              WHERE p.ip_type_ready
+              GROUP BY p.ip, p.epoch, p.asn) c
+    ), classes AS MATERIALIZED (
+        -- the class as a snapshot takes it; for a class resting on the ASN alone (rests_on_asn)
+        -- the key's ASN source, below
+        SELECT c.*
+        FROM ipintel.snapshot_classes((SELECT k.ips FROM class_keys k), (SELECT k.days FROM class_keys k),
+                                      (SELECT k.asns FROM class_keys k), (SELECT k.asn_sources FROM class_keys k)) c
+    ), documents AS MATERIALIZED (
+        SELECT x.ip, min(x.document_id) AS document_id
+        FROM ipintel.snapshot_documents(ARRAY(SELECT DISTINCT p.ip FROM in_play p)) x
+        GROUP BY x.ip
+    )
+    SELECT v.ip, v.created_at, v.first_at, v.last_at, false,
+           v.all_ready, v.asn_ready, v.country_ready, v.scanner_ready, v.ip_type_ready, v.known_attacker_ready,
+           v.asn, v.asn_source, v.country, v.country_source, v.is_scanner, v.is_scanner_source,
+           v.is_known_attacker, v.threatfeeds, v.known_attacker_source,
+           c.ip_type, CASE WHEN c.rests_on_asn THEN coalesce(v.class_asn_source, 'none') ELSE c.ip_type_source END,
+           c.ip_provider, d.document_id
+    FROM v
+    JOIN in_play p ON p.ip = v.ip AND p.created_at = v.created_at AND p.run_from = v.run_from
+    JOIN documents d ON d.ip = v.ip
+    LEFT JOIN classes c ON c.ip = v.ip AND c.epoch = v.epoch AND coalesce(c.asn, -1) = coalesce(v.asn, -1)
+    UNION ALL
+    SELECT x.ip, NULL, NULL, NULL, true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+           NULL, NULL, NULL, NULL, NULL, NULL
+    FROM hard x;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.snapshot_key_values(timestamptz, timestamptz, bigint, inet[]) IS
+    'For take_snapshots() without routing snapshots or dated geolocation builds: the snapshot values of each key of the queued sessions whose first_event_at is in [p_first, p_last] (or, p_batch_id given, of the new sessions of the IPs p_ips in that staged batch of Cowrie sessions, which merge_cowrie_events then inserts with their snapshot; created_at is now()) (an IP, an ingest time created_at, and a run of days on which the range lists keep their snapshots; first_at and last_at bound its sessions'' first_event_at) that some session of it will take: the readiness of each field, the values, the class and the document (stored first when new). hard rows (values NULL) name the IPs whose ASN history changes among the sessions of a key: those are left to the per-session statement.';
+REVOKE EXECUTE ON FUNCTION ipintel.snapshot_key_values(timestamptz, timestamptz, bigint, inet[]) FROM PUBLIC;
+
+-- Merges one staged batch of Cowrie events into ip_inventory and session_summaries.
+-- Sessions may already exist (a session split across two rotated files, or a live file read
+-- in pieces): counts add up, first/last times widen, connect-time facts are kept from
+-- whichever batch saw them. Returns what changed, for the run's summary.
+-- session_summaries is partitioned by first_event_at, so its key is (session_id, first_event_at)
+-- and INSERT ... ON CONFLICT (session_id) has no unique index to stand on: a known session is
+-- updated wherever it is (moving to another partition when its first event is earlier), the
+-- others are inserted, and one merge at a time does so (an advisory lock), so no two merges can
+-- both insert the same new session_id.
+CREATE OR REPLACE FUNCTION ipintel.merge_cowrie_events(p_batch_id bigint)
+    RETURNS TABLE (events bigint, sessions_new bigint, sessions_updated bigint, ips_new bigint, event_counts jsonb)
+    LANGUAGE plpgsql
+    SET search_path = ''
+    -- A chunk of 50,000 events sorts in ~8 MB: in memory, not in temporary files.
+    SET work_mem = '64MB'
+AS $$
+DECLARE
+    v_days_flag text;
+    v_events bigint;
+    v_event_counts jsonb;
+    v_sessions_new bigint;
+    v_sessions_updated bigint;
+    v_ips_new bigint;
+    v_asns bigint[];
+    v_asn_sessions bigint[];
+    v_asn_first_seen timestamptz[];
+    v_asn_last_seen timestamptz[];
+    v_chunk_ips inet[];
+    v_enriched_ips inet[];
+    v_at_insert boolean := false;
+    v_first timestamptz;
+    v_last timestamptz;
+    v_rest inet[];
+BEGIN
+    -- Before any row lock, so it adds no lock order: only merges of Cowrie events take it.
+    PERFORM pg_advisory_xact_lock(hashtextextended('ipintel.session_summaries', 0));
+
+    SELECT coalesce(sum(e.n), 0), coalesce(jsonb_object_agg(e.eventid, e.n), '{}'::jsonb)
+    INTO v_events, v_event_counts
+    FROM (SELECT c.eventid, count(*) AS n FROM ipintel_staging.cowrie_events c
+          WHERE c.batch_id = p_batch_id GROUP BY c.eventid) e;
+
+    -- Every "first" below is the first of the session's events by (event_ts, line_no): the events
+    -- come sorted so from the subquery, and each aggregate takes them in that order (a GROUP BY
+    -- on a prefix of the subquery's sort keeps it; an INSERT plan is never parallel). One sort for
+    -- the batch instead of one per ordered aggregate and session: the aggregation in half the
+    -- time (issue 15). normalize_ip is applied once per session, to the address picked. The
+    -- sessions are sorted and grouped by their id in the "C" collation (revision 0054): bytes
+    -- compared, with abbreviated keys, rather than the database's collation, about 15% of the
+    -- aggregation; grouping needs only equality, which every deterministic collation shares.
+    INSERT INTO ipintel_staging.cowrie_sessions
+    SELECT p_batch_id, c.session_key,
+           -- The peer is the address of the connect event. Without one in this batch (a session
+           -- continued from an earlier file), the earliest event's, but never a direct-tcpip
+           -- event's: Cowrie logs the client-claimed forwarding origin (e.g. 127.0.0.1) there.
+           ipintel.normalize_ip(coalesce((array_agg(c.src_ip) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+                                         (array_agg(c.src_ip) FILTER (WHERE c.eventid NOT LIKE 'cowrie.direct-tcpip.%'))[1],
+                                         (array_agg(c.src_ip))[1])),
+           (array_agg(c.sensor) FILTER (WHERE c.sensor IS NOT NULL))[1],
+           min(c.event_ts), max(c.event_ts),
+           (array_agg(c.protocol) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+           (array_agg(c.src_port) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+           ipintel.normalize_ip((array_agg(c.dst_ip) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1]),
+           (array_agg(c.dst_port) FILTER (WHERE c.eventid = 'cowrie.session.connect'))[1],
+           max(c.duration) FILTER (WHERE c.eventid = 'cowrie.session.closed'),
+           (array_agg(c.client_version) FILTER (WHERE c.eventid = 'cowrie.client.version'))[1],
+           (array_agg(c.hassh) FILTER (WHERE c.eventid = 'cowrie.client.kex'))[1],
+           count(*) FILTER (WHERE c.eventid IN ('cowrie.login.failed', 'cowrie.login.success')),
+           count(*) FILTER (WHERE c.eventid = 'cowrie.login.success'),
+           count(*) FILTER (WHERE c.eventid = 'cowrie.command.input'),
+           count(*) FILTER (WHERE c.eventid = 'cowrie.session.file_download'),
+           count(*)
+    FROM (SELECT e.*, e.session_id COLLATE "C" AS session_key FROM ipintel_staging.cowrie_events e
+          WHERE e.batch_id = p_batch_id
+          ORDER BY session_key, e.event_ts, e.line_no) c
+    GROUP BY c.session_key;
+
+    -- The partitions of this chunk's months, and of this month and the next (before anything here
+    -- reads session_summaries: making a partition locks it, and no lock is taken weaker first).
+    PERFORM ipintel.ensure_session_partitions(
+        ARRAY(SELECT DISTINCT date_trunc('month', m.first_event_at, 'UTC') FROM ipintel_staging.cowrie_sessions m
+              WHERE m.batch_id = p_batch_id)
+        || ARRAY[now(), now() + interval '1 month']);
+
+    -- The one lookup of the batch's sessions in session_summaries (revision 0054): a session
+    -- already merged keeps the peer it was first seen with, and its key is kept for the update
+    -- below, which then reads it by key (one partition), while the insert needs no lookup at all.
+    -- Looked up three times before (here, by the update and by the insert's NOT EXISTS), every
+    -- staged session cost three probes of every partition (issue 15). Sound because nothing else
+    -- adds, moves or deletes a session until this merge ends: every writer of sessions is a merge
+    -- of Cowrie events, and merges take the advisory lock above (ensure_session_partitions, which
+    -- moves sessions out of the default partition, ran above, inside this merge).
+    -- The session's first_event_at comes from session_keys (revision 0060: one probe), and the
+    -- session is then read in that one partition; by session_id alone every month's partition
+    -- was probed for every staged session, or all of them scanned. A key whose session is gone
+    -- (a month detached or dropped) finds nothing: the session is new again.
+    UPDATE ipintel_staging.cowrie_sessions m SET source_ip = s.source_ip, merged_first_event_at = s.first_event_at
+    FROM ipintel.session_keys k
+    JOIN ipintel.session_summaries s ON s.session_id = k.session_id AND s.first_event_at = k.first_event_at
+    WHERE m.batch_id = p_batch_id AND k.session_id = m.session_id;
+
+    -- New source IPs first: session_summaries.source_ip references ip_inventory.
+    WITH new_ips AS (
+        INSERT INTO ipintel.ip_inventory AS i (ip, first_seen, last_seen)
+        SELECT m.source_ip, min(m.first_event_at), max(m.last_event_at)
+        FROM ipintel_staging.cowrie_sessions m
+        WHERE m.batch_id = p_batch_id
+        GROUP BY m.source_ip
+        ORDER BY m.source_ip  -- a stable lock order: concurrent merges cannot deadlock
+        ON CONFLICT (ip) DO NOTHING
+        RETURNING 1)
+    SELECT count(*) INTO v_ips_new FROM new_ips;
+
+    -- The one lock order of every writer of the tiers (see lock_for_merge): this chunk's IPs in
+    -- ip order, then their ASNs, before any session row; so a concurrent enrich cannot deadlock it.
+    v_chunk_ips := ARRAY(SELECT DISTINCT m.source_ip FROM ipintel_staging.cowrie_sessions m
+                         WHERE m.batch_id = p_batch_id);
+    PERFORM ipintel.lock_for_merge(v_chunk_ips, '{}');
+
+    -- The snapshots of this chunk's sessions whose IP is already enriched are taken here rather
+    -- than by the next enrichment (issue 15): what no awaited source can improve is filled now, by
+    -- the same rule as after an enrichment (take_snapshots). IPs no source has answered yet (this
+    -- chunk's new IPs among them, and bogons, which are never asked) are left to the next
+    -- take_snapshots(): at most a field no enabled source gives could be filled for them now. A
+    -- chunk with no answered IP (a first load) takes none. One index probe per IP (revision 0051;
+    -- LIMIT keeps it a probe): as a semi-join the planner hashed all of enrichment_state for
+    -- every chunk.
+    v_enriched_ips := ARRAY(
+        SELECT c.ip FROM unnest(v_chunk_ips) c(ip)
+        CROSS JOIN LATERAL (SELECT 1 FROM ipintel.enrichment_state e WHERE e.ip = c.ip LIMIT 1) x);
+    -- The new sessions of those IPs get their snapshot in their insert (revision 0080): its values
+    -- worked out once per key (snapshot_key_values of this batch) into snapshot_keys (only under
+    -- the sessions' lock, taken above), as a whole take_snapshots() pass does. Inserted empty, then
+    -- queued, updated by take_snapshots(those IPs) (a per-session statement) and dequeued, they
+    -- cost most of an enriched chunk's merge (4,000 sessions: about 100 of 130 ms). Not with
+    -- routing snapshots or dated geolocation builds (asked per session and day: take_snapshots),
+    -- nor while a session-count threshold could decline an IP outside an ingest (it reads the
+    -- IP's session count, which this merge changes below).
+    IF cardinality(v_enriched_ips) > 0
+       AND NOT (EXISTS (SELECT 1 FROM ipintel.routing_snapshots) OR EXISTS (SELECT 1 FROM ipintel.geo_builds))
+       AND (ipintel.ingest_is_running()
+            OR NOT EXISTS (SELECT 1 FROM ipintel.enrichment_policy p WHERE p.enabled AND p.min_session_count IS NOT NULL))
+    THEN
+        SELECT min(m.first_event_at), max(m.first_event_at) INTO v_first, v_last
+        FROM ipintel_staging.cowrie_sessions m
+        WHERE m.batch_id = p_batch_id AND m.merged_first_event_at IS NULL AND m.source_ip = ANY (v_enriched_ips);
+        IF v_first IS NOT NULL THEN
+            v_at_insert := true;
+            TRUNCATE ipintel_staging.snapshot_keys;
+            INSERT INTO ipintel_staging.snapshot_keys
+            SELECT * FROM ipintel.snapshot_key_values(v_first, v_last, p_batch_id, v_enriched_ips);
+        END IF;
+    END IF;
+
+    -- The foreign key of the sessions inserted below is checked when this merge ends (SET
+    -- CONSTRAINTS ... IMMEDIATE after take_snapshots), not row by row now: take_snapshots updates
+    -- most of them again, and PostgreSQL checks an updated row's key again when the row was
+    -- inserted by the same transaction, equal or not. Deferred, a session inserted and then
+    -- updated is checked once (its inserted version is dead by then and skipped), not twice
+    -- (issue 15: ~130 ms of a 1 s chunk of 50,000 events). Every IP was inserted above and is
+    -- locked by lock_for_merge, so the checks cannot fail later than they would have now.
+    SET CONSTRAINTS ipintel.session_summaries_source_ip_fkey DEFERRED;
+
+    -- The sessions found by the lookup above are updated, the others inserted.
+    -- The days this statement updates are queued by the statement itself (CTE days_queued;
+    -- revision 0065); the flag tells the update trigger so, which otherwise queues every day. On
+    -- for this statement only (an error undoes it with the transaction).
+    v_days_flag := coalesce(current_setting('ipintel.attribution_days_queued', true), '');
+    PERFORM set_config('ipintel.attribution_days_queued', 'on', true);
+    WITH updated AS (
+        UPDATE ipintel.session_summaries s SET
+            sensor           = coalesce(s.sensor, m.sensor),
+            first_event_at   = least(s.first_event_at, m.first_event_at),
+            last_event_at    = greatest(s.last_event_at, m.last_event_at),
+            protocol         = coalesce(s.protocol, m.protocol),
+            src_port         = coalesce(s.src_port, m.src_port),
+            dst_ip           = coalesce(s.dst_ip, m.dst_ip),
+            dst_port         = coalesce(s.dst_port, m.dst_port),
+            duration_seconds = coalesce(m.duration_seconds, s.duration_seconds),
+            client_version   = coalesce(s.client_version, m.client_version),
+            hassh            = coalesce(s.hassh, m.hassh),
+            login_attempts   = s.login_attempts + m.login_attempts,
+            login_successes  = s.login_successes + m.login_successes,
+            command_count    = s.command_count + m.command_count,
+            download_count   = s.download_count + m.download_count,
+            event_count      = s.event_count + m.event_count,
+            updated_at       = now()
+        FROM ipintel_staging.cowrie_sessions m
+        WHERE m.batch_id = p_batch_id AND m.merged_first_event_at IS NOT NULL
+          AND s.session_id = m.session_id AND s.first_event_at = m.merged_first_event_at
+        RETURNING s.source_ip, s.session_id, s.first_event_at, m.merged_first_event_at AS old_first_event_at,
+                  s.snapshot_at IS NOT NULL AS counted)
+    , moved AS (
+        -- a session whose first_event_at moved earlier (a later file brought earlier events): its
+        -- key follows it (revision 0060), in the snapshot queue too if it is there (revision 0064)
+        UPDATE ipintel.session_keys k SET first_event_at = u.first_event_at
+        FROM updated u
+        WHERE k.session_id = u.session_id AND k.first_event_at <> u.first_event_at)
+    , moved_queued AS (
+        UPDATE ipintel.snapshot_queue q SET first_event_at = u.first_event_at
+        FROM updated u
+        WHERE q.session_id = u.session_id AND q.first_event_at <> u.first_event_at)
+    , days_queued AS (
+        -- a snapshotted session's counts changed: its day's rollup, and its old day's when its
+        -- first_event_at moved (sessions without a snapshot are in no group)
+        INSERT INTO ipintel.attribution_dirty_days (day)
+        SELECT DISTINCT (d.at AT TIME ZONE 'UTC')::date
+        FROM updated u CROSS JOIN LATERAL (VALUES (u.first_event_at), (u.old_first_event_at)) d(at)
+        WHERE u.counted)
+    , inserted AS (
+        -- with the snapshot of its key (above) where it has one: the fields ready, as take_snapshots
+        -- fills a session that has none yet; complete when nothing is awaited (then never queued:
+        -- the queue's trigger takes the incomplete ones only)
+        INSERT INTO ipintel.session_summaries (
+            session_id, source_ip, sensor, first_event_at, last_event_at, protocol, src_port, dst_ip,
+            dst_port, duration_seconds, client_version, hassh, login_attempts, login_successes,
+            command_count, download_count, event_count,
+            snapshot_asn, snapshot_asn_source, snapshot_country, snapshot_country_source, snapshot_is_scanner,
+            snapshot_is_scanner_source, snapshot_ip_type, snapshot_ip_type_source, snapshot_ip_provider,
+            snapshot_is_known_attacker, snapshot_threatfeeds, snapshot_is_known_attacker_source,
+            snapshot_document, snapshot_at, snapshot_complete_at)
+        SELECT m.session_id, m.source_ip, m.sensor, m.first_event_at, m.last_event_at, m.protocol,
+               m.src_port, m.dst_ip, m.dst_port, m.duration_seconds, m.client_version, m.hassh,
+               m.login_attempts, m.login_successes, m.command_count, m.download_count, m.event_count,
+               CASE WHEN v.asn_ready THEN v.asn END, CASE WHEN v.asn_ready THEN v.asn_source END,
+               CASE WHEN v.country_ready THEN v.country END, CASE WHEN v.country_ready THEN v.country_source END,
+               CASE WHEN v.scanner_ready THEN v.is_scanner END, CASE WHEN v.scanner_ready THEN v.is_scanner_source END,
+               CASE WHEN v.ip_type_ready THEN v.ip_type END, CASE WHEN v.ip_type_ready THEN v.ip_type_source END,
+               CASE WHEN v.ip_type_ready THEN v.ip_provider END,
+               CASE WHEN v.known_attacker_ready THEN v.is_known_attacker END,
+               CASE WHEN v.known_attacker_ready THEN v.threatfeeds END,
+               CASE WHEN v.known_attacker_ready THEN v.known_attacker_source END,
+               v.document_id, CASE WHEN v.ip IS NOT NULL THEN now() END, CASE WHEN v.all_ready THEN now() END
+        FROM ipintel_staging.cowrie_sessions m
+        -- a session is in one key of its IP at most (the keys' runs of days do not overlap)
+        LEFT JOIN ipintel_staging.snapshot_keys v
+               ON v_at_insert AND NOT v.hard AND v.ip = m.source_ip
+              AND m.first_event_at BETWEEN v.first_at AND v.last_at
+        WHERE m.batch_id = p_batch_id AND m.merged_first_event_at IS NULL
+        ORDER BY m.session_id
+        RETURNING source_ip)
+    , merged AS (
+        SELECT u.source_ip, false AS inserted FROM updated u
+        UNION ALL
+        SELECT i.source_ip, true FROM inserted i)
+    , per_ip AS (
+        SELECT g.source_ip, count(*) FILTER (WHERE g.inserted) AS new_sessions, count(*) AS touched
+        FROM merged g GROUP BY g.source_ip)
+    , ip_update AS (
+        UPDATE ipintel.ip_inventory i
+        SET session_count = i.session_count + p.new_sessions,
+            first_seen = least(i.first_seen, t.first_seen),
+            last_seen = greatest(i.last_seen, t.last_seen),
+            updated_at = now()
+        FROM per_ip p
+        JOIN (SELECT m.source_ip, min(m.first_event_at) AS first_seen, max(m.last_event_at) AS last_seen
+              FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id
+              GROUP BY m.source_ip) t ON t.source_ip = p.source_ip
+        WHERE i.ip = p.source_ip
+        RETURNING i.current_asn, p.new_sessions, t.first_seen, t.last_seen)
+    , per_asn AS (
+        -- what each ASN of these IPs gains: their new sessions and times (no IP changes its ASN here)
+        SELECT u.current_asn AS asn, sum(u.new_sessions)::bigint AS sessions, min(u.first_seen) AS first_seen,
+               max(u.last_seen) AS last_seen
+        FROM ip_update u WHERE u.current_asn IS NOT NULL GROUP BY u.current_asn)
+    SELECT (SELECT sum(p.new_sessions) FROM per_ip p),
+           (SELECT sum(p.touched - p.new_sessions) FROM per_ip p),
+           (SELECT array_agg(a.asn) FROM per_asn a), (SELECT array_agg(a.sessions) FROM per_asn a),
+           (SELECT array_agg(a.first_seen) FROM per_asn a), (SELECT array_agg(a.last_seen) FROM per_asn a)
+    INTO v_sessions_new, v_sessions_updated, v_asns, v_asn_sessions, v_asn_first_seen, v_asn_last_seen;
+    PERFORM set_config('ipintel.attribution_days_queued', v_days_flag, true);
+
+    -- added, not recounted (revision 0050): a recount read every IP of each ASN the chunk touched
+    IF v_asns IS NOT NULL THEN
+        PERFORM ipintel.add_to_asn_counts(v_asns, array_fill(0::bigint, ARRAY[cardinality(v_asns)]),
+                                          v_asn_sessions, v_asn_first_seen, v_asn_last_seen);
+    END IF;
+
+    -- The rest of the enriched IPs' snapshots, by take_snapshots of their IPs: all of them when
+    -- the insert took none; else the IPs whose ASN history changes among a key's new sessions
+    -- (hard: per session) and those with sessions queued before this chunk (an earlier ingest's,
+    -- or a session this chunk continued). The insert's own incomplete sessions are not looked at
+    -- again: they were worked out now, by the same rule.
+    IF v_at_insert THEN
+        v_rest := ARRAY(SELECT v.ip FROM ipintel_staging.snapshot_keys v WHERE v.hard
+                        UNION
+                        SELECT q.source_ip FROM ipintel.snapshot_queue q
+                        WHERE q.source_ip = ANY (v_enriched_ips) AND q.created_at <> now());
+        TRUNCATE ipintel_staging.snapshot_keys;
+    ELSE
+        v_rest := v_enriched_ips;
+    END IF;
+    IF cardinality(v_rest) > 0 THEN
+        -- a month's first chunks: its partition analyzed first (revision 0065)
+        PERFORM ipintel.analyze_sessions_without_statistics();
+        PERFORM ipintel.take_snapshots(v_rest);
+    END IF;
+    -- The deferred checks run here, inside the merge: a violation is this merge's error.
+    SET CONSTRAINTS ipintel.session_summaries_source_ip_fkey IMMEDIATE;
+
+    DELETE FROM ipintel_staging.cowrie_events c WHERE c.batch_id = p_batch_id;
+    DELETE FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id;
+
+    RETURN QUERY SELECT v_events, coalesce(v_sessions_new, 0), coalesce(v_sessions_updated, 0),
+                        v_ips_new, v_event_counts;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.merge_cowrie_events(bigint) IS
+    'Merges one staged batch of Cowrie events (ipintel_staging.cowrie_events) into ip_inventory and session_summaries, takes the snapshots of its sessions whose IP is already enriched (take_snapshots of those IPs), then empties the batch. Set-based; call in the transaction that COPYed the batch.';
+
+GRANT SELECT ON ipintel.awaited_sources TO ipintel_loader, ipintel_reader;
