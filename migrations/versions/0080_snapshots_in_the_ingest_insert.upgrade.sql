@@ -487,8 +487,9 @@ BEGIN
     END IF;
 
     -- The foreign key of the sessions inserted below is checked when this merge ends (SET
-    -- CONSTRAINTS ... IMMEDIATE after take_snapshots), not row by row now: take_snapshots updates
-    -- most of them again, and PostgreSQL checks an updated row's key again when the row was
+    -- CONSTRAINTS ... IMMEDIATE after take_snapshots), not row by row now: take_snapshots may
+    -- update them again (since revision 0080 only those of a chunk without its snapshots in the
+    -- insert, and the hard IPs'), and PostgreSQL checks an updated row's key again when the row was
     -- inserted by the same transaction, equal or not. Deferred, a session inserted and then
     -- updated is checked once (its inserted version is dead by then and skipped), not twice
     -- (issue 15: ~130 ms of a 1 s chunk of 50,000 events). Every IP was inserted above and is
@@ -613,8 +614,8 @@ BEGIN
     -- The rest of the enriched IPs' snapshots, by take_snapshots of their IPs: all of them when
     -- the insert took none; else the IPs whose ASN history changes among a key's new sessions
     -- (hard: per session) and those with sessions queued before this chunk (an earlier ingest's,
-    -- or a session this chunk continued). The insert's own incomplete sessions are not looked at
-    -- again: they were worked out now, by the same rule.
+    -- or a session this chunk continued). The other IPs are not looked at again: their new
+    -- sessions, complete or not, were worked out now by the same rule.
     IF v_at_insert THEN
         v_rest := ARRAY(SELECT v.ip FROM ipintel_staging.snapshot_keys v WHERE v.hard
                         UNION
