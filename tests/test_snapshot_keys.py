@@ -65,7 +65,7 @@ FROM generate_series(1, 5) g;
 """
 
 
-def _tor_snapshot(conn: psycopg.Connection[Any]) -> None:
+def tor_snapshot(conn: psycopg.Connection[Any]) -> None:
     """A Tor exit list snapshot taken 10 days ago naming three of the IPs: their class on the
     days it counts (7 days, the list's max_age) is tor, routed before and after."""
     [(batch,)] = conn.execute("SELECT nextval('ipintel_staging.batch_id_seq')").fetchall()
@@ -110,7 +110,7 @@ def test_a_whole_pass_per_key_takes_the_snapshots_the_per_session_statement_take
     seed(db, sessions=20_000, ips=300, answered_every=2)
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(SHAPE)
-        _tor_snapshot(conn)
+        tor_snapshot(conn)
         conn.execute("VACUUM ANALYZE")
         hard = conn.execute(f"SELECT count(DISTINCT q.source_ip) FROM ipintel.snapshot_queue q WHERE q.source_ip IN ({MOVED}) "
                             "AND q.first_event_at < now() - interval '5 days'").fetchone()

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 
 from bench.snapshot_step import merge_answers, seed
+from tests.test_snapshot_keys import tor_snapshot
 
 SNAPSHOTS = """
 SELECT s.session_id, s.snapshot_asn, s.snapshot_asn_source, s.snapshot_country, s.snapshot_country_source,
@@ -39,7 +40,6 @@ DAYS_QUEUED = "SELECT DISTINCT day FROM ipintel.attribution_dirty_days ORDER BY 
 # The seed's IPs are 11.0.0.0 + 37 * g (g = 1..40); GreyNoise answered every second one.
 IP = "'11.0.0.0'::inet + 37 * (1 + g % 40)"
 MOVED = "SELECT '11.0.0.0'::inet + 37 * g FROM generate_series(1, 40, 7) g"
-TOR_IPS = ("'11.0.0.0'::inet + 2 * 37", "'11.0.0.0'::inet + 3 * 37", "'11.0.0.0'::inet + 4 * 37")
 
 SHAPE = f"""
 -- The IPs of MOVED changed their ASN four days ago: the chunk's sessions before take the earlier one.
@@ -88,13 +88,6 @@ VALUES ('test_empty', '2001-09-09', 1000000000, 'GeoLite2-Country', 'empty.mmdb'
 """
 
 
-def _tor_snapshot(conn: psycopg.Connection[Any]) -> None:
-    [(batch,)] = conn.execute("SELECT nextval('ipintel_staging.batch_id_seq')").fetchall()
-    conn.execute("INSERT INTO ipintel_staging.listed_ranges (batch_id, prefix, service, region) "
-                 f"SELECT %s, ip::cidr, '', '' FROM (VALUES ({'), ('.join(TOR_IPS)})) v(ip)", (batch,))
-    conn.execute("SELECT ipintel.load_range_snapshot('tor_bulk_exit_list', current_date - 10, 'test', %s)", (batch,))
-
-
 def _merge(conn: psycopg.Connection[Any], *, old_way: bool) -> tuple[list[Any], list[Any], dict[str, int]]:
     """The chunk merged (rolled back): the sessions' snapshots, the days queued, the calls."""
     with conn.transaction(force_rollback=True):
@@ -118,7 +111,7 @@ def test_an_enriched_chunk_is_inserted_with_the_snapshots_take_snapshots_gives(d
         conn.execute("SELECT ipintel.take_snapshots()")
         merge_answers(conn, "greynoise", STAGE_LATE_GREYNOISE, 5, 4, answered=True)
         conn.execute(SHAPE)
-        _tor_snapshot(conn)
+        tor_snapshot(conn)  # three of the IPs on a Tor list snapshot taken 10 days ago
         conn.execute("VACUUM ANALYZE")
 
         at_insert, days_at_insert, calls_at_insert = _merge(conn, old_way=False)
