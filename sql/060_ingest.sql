@@ -354,7 +354,7 @@ BEGIN
     -- nor while a session-count threshold could decline an IP outside an ingest (it reads the
     -- IP's session count, which this merge changes below).
     IF cardinality(v_enriched_ips) > 0
-       AND NOT (EXISTS (SELECT 1 FROM ipintel.routing_snapshots) OR EXISTS (SELECT 1 FROM ipintel.geo_builds))
+       AND NOT ipintel.snapshots_are_dated()
        AND (ipintel.ingest_is_running()
             OR NOT EXISTS (SELECT 1 FROM ipintel.enrichment_policy p WHERE p.enabled AND p.min_session_count IS NOT NULL))
     THEN

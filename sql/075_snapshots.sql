@@ -694,6 +694,19 @@ $$;
 COMMENT ON FUNCTION ipintel.snapshot_key_values(timestamptz, timestamptz, bigint, inet[]) IS
     'For take_snapshots() without routing snapshots or dated geolocation builds: the snapshot values of each key of the queued sessions whose first_event_at is in [p_first, p_last] (or, p_batch_id given, of the new sessions of the IPs p_ips in that staged batch of Cowrie sessions, which merge_cowrie_events then inserts with their snapshot; created_at is now()) (an IP, an ingest time created_at, and a run of days on which the range lists keep their snapshots; first_at and last_at bound its sessions'' first_event_at) that some session of it will take: the readiness of each field, the values, the class and the document (stored first when new). hard rows (values NULL) name the IPs whose ASN history changes among the sessions of a key: those are left to the per-session statement.';
 
+-- Whether snapshots are asked of dated data: routing history or a dated geolocation build, whose
+-- answers are per session and day. Then take_snapshots works per session (never per key), and
+-- merge_cowrie_events leaves a chunk's snapshots to it rather than inserting them (revision 0080):
+-- one test for both, so the two never choose differently.
+CREATE FUNCTION ipintel.snapshots_are_dated()
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+RETURN EXISTS (SELECT 1 FROM ipintel.routing_snapshots) OR EXISTS (SELECT 1 FROM ipintel.geo_builds);
+COMMENT ON FUNCTION ipintel.snapshots_are_dated() IS
+    'True once a routing snapshot or a dated geolocation build is loaded: snapshots then take per-session, per-day answers (take_snapshots per session; merge_cowrie_events does not insert a chunk''s snapshots itself).';
+
 -- p_ips NULL: every incomplete session; else the incomplete sessions of those IPs only (the
 -- ingest merge, for the IPs of its chunk that are already enriched).
 CREATE FUNCTION ipintel.take_snapshots(p_ips inet[])
@@ -782,7 +795,7 @@ BEGIN
     IF v_first IS NULL THEN
         RETURN 0;
     END IF;
-    v_dated := EXISTS (SELECT 1 FROM ipintel.routing_snapshots) OR EXISTS (SELECT 1 FROM ipintel.geo_builds);
+    v_dated := ipintel.snapshots_are_dated();
 
     -- A whole pass without routing snapshots or dated geolocation builds (revision 0074): the
     -- values are worked out once per key (snapshot_key_values: an IP, an ingest time and a run

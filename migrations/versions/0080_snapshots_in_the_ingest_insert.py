@@ -13,7 +13,9 @@ them; a complete snapshot is never queued. take_snapshots(ips) is left the IPs w
 changes among a key's sessions and those with sessions queued before the chunk. The awaited
 sources of IPs not queued yet are read from a new view, awaited_sources (snapshot_pending_sources
 is it for the queued IPs). Not with routing snapshots or dated geolocation builds, nor while a
-session-count threshold could decline an IP outside an ingest: then as before.
+session-count threshold could decline an IP outside an ingest: then as before. Whether dated data
+is loaded is one new function, snapshots_are_dated(), which take_snapshots (replaced for it) and
+the merge both ask.
 """
 
 from ipintel.migrate import run_revision_sql

@@ -3,8 +3,9 @@
 -- snapshot_key_values works a batch's keys out too (new arguments p_batch_id, p_ips), reading
 -- the awaited sources from the new view awaited_sources (snapshot_pending_sources is it for the
 -- queued IPs); merge_cowrie_events inserts the sessions with it, and take_snapshots(ips) is left
--- the rest.
--- Locks: none on a table that holds rows (two views and two functions: catalog rows only).
+-- the rest. Both ask the new snapshots_are_dated() whether dated data takes the per-session way
+-- (take_snapshots replaced for that alone).
+-- Locks: none on a table that holds rows (two views and four functions: catalog rows only).
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
 
@@ -471,7 +472,7 @@ BEGIN
     -- nor while a session-count threshold could decline an IP outside an ingest (it reads the
     -- IP's session count, which this merge changes below).
     IF cardinality(v_enriched_ips) > 0
-       AND NOT (EXISTS (SELECT 1 FROM ipintel.routing_snapshots) OR EXISTS (SELECT 1 FROM ipintel.geo_builds))
+       AND NOT ipintel.snapshots_are_dated()
        AND (ipintel.ingest_is_running()
             OR NOT EXISTS (SELECT 1 FROM ipintel.enrichment_policy p WHERE p.enabled AND p.min_session_count IS NOT NULL))
     THEN
@@ -642,5 +643,466 @@ END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_cowrie_events(bigint) IS
     'Merges one staged batch of Cowrie events (ipintel_staging.cowrie_events) into ip_inventory and session_summaries, takes the snapshots of its sessions whose IP is already enriched (take_snapshots of those IPs), then empties the batch. Set-based; call in the transaction that COPYed the batch.';
+
+-- Whether snapshots are asked of dated data: routing history or a dated geolocation build, whose
+-- answers are per session and day. Then take_snapshots works per session (never per key), and
+-- merge_cowrie_events leaves a chunk's snapshots to it rather than inserting them (revision 0080):
+-- one test for both, so the two never choose differently.
+CREATE FUNCTION ipintel.snapshots_are_dated()
+    RETURNS boolean
+    LANGUAGE sql
+    STABLE
+    SET search_path = ''
+RETURN EXISTS (SELECT 1 FROM ipintel.routing_snapshots) OR EXISTS (SELECT 1 FROM ipintel.geo_builds);
+COMMENT ON FUNCTION ipintel.snapshots_are_dated() IS
+    'True once a routing snapshot or a dated geolocation build is loaded: snapshots then take per-session, per-day answers (take_snapshots per session; merge_cowrie_events does not insert a chunk''s snapshots itself).';
+REVOKE EXECUTE ON FUNCTION ipintel.snapshots_are_dated() FROM PUBLIC;
+
+-- p_ips NULL: every incomplete session; else the incomplete sessions of those IPs only (the
+-- ingest merge, for the IPs of its chunk that are already enriched).
+CREATE OR REPLACE FUNCTION ipintel.take_snapshots(p_ips inet[])
+    RETURNS bigint
+    LANGUAGE plpgsql
+    -- One big set-based statement: compiling it (JIT) costs more than it saves.
+    SET jit = off
+    SET search_path = ''
+    -- planned with p_ips' value each call: NULL drops the filters, an array restricts every
+    -- part (the incomplete sessions through the queue's IP index, the awaited sources per IP)
+    SET plan_cache_mode = force_custom_plan
+    -- Hash tables of up to 256 MB (sorts 64 MB): the incomplete sessions' keys that the update
+    -- finds its rows by fit in one hash up to about 2M sessions, so the rows are written in the
+    -- order they come (the heap's, below); in several batches each batch is one more pass over
+    -- the heap.
+    SET work_mem = '64MB'
+    SET hash_mem_multiplier = 4
+    -- The update's rows meet their classes and documents in hash joins (revision 0059). Merge
+    -- joins sorted every row by IP first, then by place again (2M sessions: two external sorts
+    -- of 325 and 385 MB, about a tenth of the run).
+    SET enable_mergejoin = off
+    -- The statement that writes cannot run in parallel; the ones before it read the queue and
+    -- sessions in one pass each, which a parallel plan split and aggregated twice, without the
+    -- workers it planned for on a busy machine (2M sessions: 11.8 s against 3.4 s serial).
+    SET max_parallel_workers_per_gather = 0
+AS $$
+DECLARE
+    v_days_flag text;
+    v_changed bigint;
+    v_ips inet[];
+    v_days date[];
+    v_first timestamptz;
+    v_last timestamptz;
+    v_queued text[];
+    v_from timestamptz;
+    v_until timestamptz;
+    v_dated boolean;
+    v_hard inet[];
+BEGIN
+    -- The one writer of sessions at a time (revision 0068): the lock every merge of Cowrie events
+    -- takes first (merge_cowrie_events, which holds it already when it calls this for a chunk),
+    -- and redo_snapshots. Nothing else changes a session while it is held, so the sessions read
+    -- below are written from what was read, with no row lock: locking each one first (FOR NO KEY
+    -- UPDATE ... SKIP LOCKED, revisions 0046 to 0067) wrote every row twice, the lock then the
+    -- snapshot (2M sessions: 4 to 5 s of about 47 on clones). A pass waits for the ingest chunk
+    -- in flight (one chunk: a second or so), and ingest waits for a pass; each takes this lock
+    -- before any row, so neither can hold a row the other waits for: no deadlock.
+    PERFORM pg_advisory_xact_lock(hashtextextended('ipintel.session_summaries', 0));
+
+    -- The incomplete sessions are those of snapshot_queue (revision 0064). Their first and last
+    -- first_event_at bound every read of session_summaries below: planned with these values
+    -- (force_custom_plan), each statement reads only the months that hold a queued session. With
+    -- nothing queued there is nothing to do.
+    --
+    -- The sessions of some IPs (an ingest chunk's) are planned as a few thousand rows whatever
+    -- the statistics say (revision 0073). Estimated at a few (the quadratic plans of an ingest
+    -- chunk: a join over the chunk's awaited sources or dated builds worked out again for each
+    -- session), every estimate after them was off. Three filters gave such estimates, each for
+    -- statistics that are stale in the daily steady state:
+    -- * the queue's source_ip: the statistics of the last ANALYZE that saw rows (ANALYZE of an
+    --   empty table keeps the old ones), and the queue is empty after every enrich and every
+    --   chunk whose IPs were all enriched. Those of a day's backlog (10^5 IPs) made a chunk's
+    --   3,000 sessions of 300 IPs an estimate of 7. Instead: the queued sessions' ids (v_queued),
+    --   the queue's key, which any statistics take for one row per id;
+    -- * first_event_at BETWEEN v_first AND v_last: a chunk's sessions are the newest, past the
+    --   end of the month's histogram (its partition is analyzed when a tenth of it changed), an
+    --   estimate of none. Instead: the whole months (v_from, v_until), which prune the same
+    --   partitions and hold their every row;
+    -- * snapshot_complete_at IS NULL: the month's share of incomplete sessions when it was
+    --   analyzed, none after an enrich. Left out of the reads for a chunk: the queue lists the
+    --   incomplete sessions (verify_sessions), and the update keeps the filter.
+    -- 3,000 sessions of 300 IPs, statistics of an analyzed backlog: 0.93 s against 0.19 s with
+    -- fresh ones; with GreyNoise awaited for half of the IPs, 10.9 s.
+    IF p_ips IS NULL THEN
+        SELECT min(q.first_event_at), max(q.first_event_at) INTO v_first, v_last
+        FROM ipintel.snapshot_queue q;
+        v_from := v_first;
+        v_until := v_last;
+    ELSE
+        SELECT min(q.first_event_at), max(q.first_event_at), array_agg(q.session_id) INTO v_first, v_last, v_queued
+        FROM ipintel.snapshot_queue q
+        WHERE q.source_ip = ANY (p_ips);
+        v_from := date_trunc('month', v_first, 'UTC');
+        v_until := date_trunc('month', v_last, 'UTC') + interval '1 month' - interval '1 microsecond';
+    END IF;
+    IF v_first IS NULL THEN
+        RETURN 0;
+    END IF;
+    v_dated := ipintel.snapshots_are_dated();
+
+    -- A whole pass without routing snapshots or dated geolocation builds (revision 0074): the
+    -- values are worked out once per key (snapshot_key_values: an IP, an ingest time and a run
+    -- of days), and the sessions are written in one pass over their months in the order of the
+    -- heap, each joined by hash to its key, as a plain UPDATE ... FROM would. The per-session
+    -- statement below read every queued session, joined it to the queue, sorted the rows to
+    -- write by heap place and joined them to the sessions again (2M sessions of 300K IPs on a
+    -- clone: 38.4 s, against 25.9 s this way; the pass after GreyNoise answers half of them 28.4
+    -- against 20.8 s). The keys whose ASN history changes among their sessions (hard) are left to
+    -- it, by IP: take_snapshots(those IPs).
+    IF p_ips IS NULL AND NOT v_dated THEN
+        -- the whole months that hold a queued session: estimated at all their rows whatever their
+        -- histograms, so the keys are hashed, never the sessions
+        v_from := date_trunc('month', v_first, 'UTC');
+        v_until := date_trunc('month', v_last, 'UTC') + interval '1 month' - interval '1 microsecond';
+        v_days_flag := coalesce(current_setting('ipintel.attribution_days_queued', true), '');
+        PERFORM set_config('ipintel.attribution_days_queued', 'on', true);
+        TRUNCATE ipintel_staging.snapshot_keys;
+        INSERT INTO ipintel_staging.snapshot_keys SELECT * FROM ipintel.snapshot_key_values(v_first, v_last);
+        ANALYZE ipintel_staging.snapshot_keys;
+        v_changed := 0;
+        -- Nothing to fill (every key waits), nothing read (as revision 0069 below).
+        IF EXISTS (SELECT 1 FROM ipintel_staging.snapshot_keys v WHERE NOT v.hard) THEN
+            WITH filled AS (
+                -- A known field is kept, as below; s.* are the fields as they are (the sessions' lock).
+                UPDATE ipintel.session_summaries s
+                SET snapshot_asn = CASE WHEN s.snapshot_asn_source IS NULL AND v.asn_ready THEN v.asn ELSE s.snapshot_asn END,
+                    snapshot_asn_source = CASE WHEN s.snapshot_asn_source IS NULL AND v.asn_ready THEN v.asn_source
+                                               ELSE s.snapshot_asn_source END,
+                    snapshot_country = CASE WHEN s.snapshot_country_source IS NULL AND v.country_ready THEN v.country
+                                            ELSE s.snapshot_country END,
+                    snapshot_country_source = CASE WHEN s.snapshot_country_source IS NULL AND v.country_ready
+                                                   THEN v.country_source ELSE s.snapshot_country_source END,
+                    snapshot_is_scanner = CASE WHEN s.snapshot_is_scanner_source IS NULL AND v.scanner_ready THEN v.is_scanner
+                                               ELSE s.snapshot_is_scanner END,
+                    snapshot_is_scanner_source = CASE WHEN s.snapshot_is_scanner_source IS NULL AND v.scanner_ready
+                                                      THEN v.is_scanner_source ELSE s.snapshot_is_scanner_source END,
+                    snapshot_ip_type = CASE WHEN s.snapshot_ip_type_source IS NULL AND v.ip_type_ready THEN v.ip_type
+                                            ELSE s.snapshot_ip_type END,
+                    snapshot_ip_type_source = CASE WHEN s.snapshot_ip_type_source IS NULL AND v.ip_type_ready
+                                                   THEN v.ip_type_source ELSE s.snapshot_ip_type_source END,
+                    snapshot_is_known_attacker = CASE WHEN s.snapshot_is_known_attacker_source IS NULL AND v.known_attacker_ready
+                                                      THEN v.is_known_attacker ELSE s.snapshot_is_known_attacker END,
+                    snapshot_threatfeeds = CASE WHEN s.snapshot_is_known_attacker_source IS NULL AND v.known_attacker_ready
+                                                THEN v.threatfeeds ELSE s.snapshot_threatfeeds END,
+                    snapshot_is_known_attacker_source = CASE WHEN s.snapshot_is_known_attacker_source IS NULL
+                                                                  AND v.known_attacker_ready
+                                                             THEN v.known_attacker_source
+                                                             ELSE s.snapshot_is_known_attacker_source END,
+                    snapshot_ip_provider = CASE WHEN s.snapshot_ip_type_source IS NULL AND v.ip_type_ready THEN v.ip_provider
+                                                ELSE s.snapshot_ip_provider END,
+                    snapshot_document = v.document_id,
+                    snapshot_at = coalesce(s.snapshot_at, now()),
+                    snapshot_complete_at = CASE WHEN v.all_ready THEN now() END,
+                    updated_at = now()
+                FROM ipintel_staging.snapshot_keys v
+                WHERE NOT v.hard
+                  AND s.source_ip = v.ip AND s.created_at = v.created_at
+                  AND s.first_event_at BETWEEN v.first_at AND v.last_at
+                  AND s.first_event_at BETWEEN v_from AND v_until
+                  -- s.snapshot_complete_at IS NULL, as a condition of the join (v.hard is false here):
+                  -- on the sessions alone it would be estimated from the months' statistics, which
+                  -- after an enrich count no incomplete session, and the planner would hash the
+                  -- sessions and write them in the keys' order (a page dirtied again for each IP on it)
+                  AND (s.snapshot_complete_at IS NULL OR v.hard)
+                  AND ipintel.snapshot_has_field_to_fill(v.all_ready, v.asn_ready, v.country_ready, v.scanner_ready,
+                                                         v.ip_type_ready, v.known_attacker_ready,
+                                                         s.snapshot_asn_source, s.snapshot_country_source,
+                                                         s.snapshot_is_scanner_source, s.snapshot_ip_type_source,
+                                                         s.snapshot_is_known_attacker_source)
+                RETURNING s.session_id, s.snapshot_complete_at IS NOT NULL AS complete,
+                          (s.first_event_at AT TIME ZONE 'UTC')::date AS day
+            ), dequeued AS (
+                DELETE FROM ipintel.snapshot_queue q
+                USING filled f
+                WHERE f.complete AND q.session_id = f.session_id
+            ), days_queued AS (
+                INSERT INTO ipintel.attribution_dirty_days (day)
+                SELECT DISTINCT f.day FROM filled f)
+            SELECT count(*) INTO v_changed FROM filled;
+        END IF;
+        SELECT array_agg(v.ip) INTO v_hard FROM ipintel_staging.snapshot_keys v WHERE v.hard;
+        TRUNCATE ipintel_staging.snapshot_keys;
+        PERFORM set_config('ipintel.attribution_days_queued', v_days_flag, true);
+        IF v_hard IS NOT NULL THEN
+            v_changed := v_changed + ipintel.take_snapshots(v_hard);
+        END IF;
+        RETURN v_changed;
+    END IF;
+
+    -- Routing history and the dated geolocation builds are asked only about sessions whose ASN
+    -- or country is still unknown, once per IP and day; and only when there is one routing
+    -- snapshot or geolocation build to ask (revision 0066): without them, as on an install that
+    -- never loaded one, routing_asns and geo_build_facts answer nothing, and finding the pairs
+    -- read every queued session once more for nothing (2M sessions: 4.3 to 5 s of about 60).
+    IF v_dated THEN
+        SELECT array_agg(x.ip), array_agg(x.day) INTO v_ips, v_days
+        FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
+              FROM ipintel.snapshot_queue q
+              -- by session_id alone: see todo below
+              JOIN ipintel.session_summaries s ON s.session_id = q.session_id
+              WHERE (v_queued IS NULL OR q.session_id = ANY (v_queued))
+                AND s.first_event_at BETWEEN v_from AND v_until
+                AND (v_queued IS NOT NULL OR s.snapshot_complete_at IS NULL)
+                AND (s.snapshot_asn_source IS NULL OR s.snapshot_country_source IS NULL)) x;
+    END IF;
+
+    -- The days this statement updates are queued by the statement itself (CTE days_queued;
+    -- revision 0065); the flag tells the update trigger so, which otherwise queues every day. On
+    -- for this statement only (an error undoes it with the transaction).
+    v_days_flag := coalesce(current_setting('ipintel.attribution_days_queued', true), '');
+    PERFORM set_config('ipintel.attribution_days_queued', 'on', true);
+    WITH todo AS (
+        SELECT s.session_id, s.first_event_at, s.source_ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day,
+               -- where the session is in the heap (the update goes in this order) and its snapshot
+               -- fields as read here (no other writer runs: the lock above): the update writes
+               -- from these, so its join to the sessions carries their keys alone (revision 0057)
+               s.tableoid AS row_table, s.ctid AS row_ctid,
+               s.snapshot_asn AS kept_asn, s.snapshot_asn_source AS kept_asn_source,
+               s.snapshot_country AS kept_country, s.snapshot_country_source AS kept_country_source,
+               s.snapshot_is_scanner AS kept_is_scanner, s.snapshot_is_scanner_source AS kept_is_scanner_source,
+               s.snapshot_ip_type AS kept_ip_type, s.snapshot_ip_type_source AS kept_ip_type_source,
+               s.snapshot_is_known_attacker AS kept_is_known_attacker,
+               s.snapshot_is_known_attacker_source AS kept_is_known_attacker_source,
+               s.snapshot_threatfeeds AS kept_threatfeeds, s.snapshot_ip_provider AS kept_ip_provider,
+               s.snapshot_at AS kept_at, r.*,
+               -- the ASN: routing history at the session's day, else ip_asn_history at its time,
+               -- else a dated geolocation build (g), else the current ASN; its source says which
+               -- (routing:<dataset>:<snapshot day>, <source>:history, <source>:build:<day>,
+               -- <source>:current)
+               CASE WHEN rt.asn IS NOT NULL THEN rt.asn WHEN h.ip IS NOT NULL THEN h.asn
+                    WHEN g.asn_from_build THEN gb.asn ELSE i.current_asn END AS asn,
+               CASE WHEN i.is_bogon THEN 'bogon'
+                    WHEN rt.asn IS NOT NULL THEN 'routing:' || rt.dataset || ':' || to_char(rt.taken_on, 'YYYY-MM-DD')
+                    WHEN h.ip IS NOT NULL THEN h.source || ':history'
+                    WHEN g.asn_from_build THEN gb.asn_build
+                    ELSE coalesce(i.current_asn_source || ':current', 'none') END AS asn_source,
+               -- the country: a dated geolocation build (g), else the current one
+               CASE WHEN g.country_from_build THEN gb.country ELSE i.geo_country END AS country,
+               CASE WHEN i.is_bogon THEN 'bogon' WHEN g.country_from_build THEN gb.country_build
+                    ELSE coalesce(i.geo_country_source, 'none') END AS country_source,
+               i.is_scanner,
+               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_scanner_source, 'none') END AS is_scanner_source,
+               -- the registered source of that ASN (for the classes resting on it), or its routing
+               -- snapshot or geolocation build
+               CASE WHEN rt.asn IS NOT NULL THEN 'routing:' || rt.dataset || ':' || to_char(rt.taken_on, 'YYYY-MM-DD')
+                    WHEN h.ip IS NOT NULL THEN h.source WHEN g.asn_from_build THEN gb.asn_build
+                    ELSE i.current_asn_source END AS class_asn_source,
+               -- known attacker and threat feeds: one field, filled together from one source (0028)
+               i.is_known_attacker, i.threatfeeds,
+               CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_known_attacker_source, 'none') END
+                   AS known_attacker_source
+        -- The incomplete sessions (of p_ips: by their ids, v_queued): those of the queue, read in
+        -- the months that hold them (v_from, v_until), by session_id alone, which names one
+        -- session (verify_sessions).
+        -- By both columns of the key the planner takes the two equalities for independent and
+        -- expects one row where there are thousands, and plans every join after it for that:
+        -- 2M sessions, index probes of ip_inventory per session and hashes spilled to disk; an
+        -- ingest chunk's 2,670 sessions (revision 0065), nested loops comparing every session with
+        -- every IP of the chunk and every IP's awaited sources, 10 to 14 s a chunk instead of
+        -- well under one. The few of p_ips cost one probe of each month of [v_from, v_until]
+        -- (the months of those IPs' queued sessions: one or two but after a backlog).
+        FROM ipintel.snapshot_queue q
+        JOIN ipintel.session_summaries s ON s.session_id = q.session_id
+        JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
+        -- The awaited sources by the rule of ipintel.snapshot_waits, worked out once per IP and
+        -- ingest time (revision 0061), not once per session: the sessions of an IP that one ingest
+        -- chunk wrote share their created_at, so they await the same sources, and the windows are
+        -- compared once for them all. Per session, the grouping by session sorted every waiting
+        -- session (2M sessions: 10 s of take_snapshots, 3 s of a run with nothing new).
+        LEFT JOIN (SELECT c.source_ip, c.created_at,
+                          min(p.asn_rank) AS asn_wait_rank, min(p.country_rank) AS country_wait_rank,
+                          min(p.is_scanner_rank) AS is_scanner_wait_rank, min(p.ip_type_rank) AS ip_type_wait_rank,
+                          min(p.is_known_attacker_rank) AS is_known_attacker_wait_rank
+                   -- each (IP, source) once, planned apart (see snapshot_waits), then joined to the
+                   -- IP's incomplete sessions; min() does not mind the repeats of a source
+                   FROM (SELECT p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
+                                p.ip_type_rank, p.is_known_attacker_rank
+                         FROM ipintel.snapshot_pending_sources p
+                         WHERE p_ips IS NULL OR p.ip = ANY (p_ips)
+                         GROUP BY p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank,
+                                  p.ip_type_rank, p.is_known_attacker_rank) p
+                   -- the IP's incomplete sessions, with their created_at, in the queue alone: each
+                   -- (IP, created_at) once before the join (revision 0067), not each session (2M
+                   -- queued sessions: 2.5 s for this subquery, 1.7 s with each ingest time once)
+                   JOIN (SELECT DISTINCT c.source_ip, c.created_at FROM ipintel.snapshot_queue c
+                         WHERE v_queued IS NULL OR c.session_id = ANY (v_queued)) c ON c.source_ip = p.ip
+                   WHERE c.created_at + p.snapshot_window > now()
+                   GROUP BY c.source_ip, c.created_at) w
+               ON w.source_ip = s.source_ip AND w.created_at = s.created_at
+        LEFT JOIN ipintel.enrichment_policy ka ON ka.source = i.current_asn_source
+        LEFT JOIN ipintel.enrichment_policy kc ON kc.source = i.geo_country_source
+        LEFT JOIN ipintel.enrichment_policy ks ON ks.source = i.is_scanner_source
+        LEFT JOIN ipintel.enrichment_policy kt ON kt.source = i.ip_type_source
+        LEFT JOIN ipintel.enrichment_policy kk ON kk.source = i.is_known_attacker_source
+        LEFT JOIN ipintel.ip_asn_history h ON h.ip = s.source_ip AND h.valid @> s.first_event_at
+        LEFT JOIN ipintel.routing_asns(v_ips, v_days) rt
+               ON rt.ip = s.source_ip AND rt.day = (s.first_event_at AT TIME ZONE 'UTC')::date
+        LEFT JOIN ipintel.geo_build_facts(v_ips, v_days) gb
+               ON gb.ip = s.source_ip AND gb.day = (s.first_event_at AT TIME ZONE 'UTC')::date
+        CROSS JOIN LATERAL (
+            -- A dated build gives a field only for a session before ipintel's own observation of
+            -- the IP's current value (observed_since: the enrichment_state row is read only where
+            -- a build has a value), or when no source gives one.
+            SELECT CASE WHEN i.is_bogon OR gb.country IS NULL THEN false
+                        WHEN i.geo_country_source IS NULL THEN true
+                        ELSE gb.day < coalesce(ipintel.observed_since(i.ip, i.geo_country_source), 'infinity') END
+                       AS country_from_build,
+                   CASE WHEN i.is_bogon OR gb.asn_build IS NULL THEN false
+                        WHEN i.current_asn_source IS NULL THEN true
+                        ELSE gb.day < coalesce(ipintel.observed_since(i.ip, i.current_asn_source), 'infinity') END
+                       AS asn_from_build) g
+        CROSS JOIN LATERAL (
+            -- ready: no awaited source of the field, or the value's source is ranked before them
+            SELECT w.source_ip IS NULL AS all_ready,
+                   -- routing history at the session's day needs no source
+                   rt.asn IS NOT NULL OR w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false)
+                       AS asn_ready,
+                   w.country_wait_rank IS NULL OR coalesce(kc.country_rank < w.country_wait_rank, false)
+                       AS country_ready,
+                   w.is_scanner_wait_rank IS NULL OR coalesce(ks.is_scanner_rank < w.is_scanner_wait_rank, false)
+                       AS scanner_ready,
+                   -- ip_type also needs the ASN (an IP no source classified is routed once it has one)
+                   (rt.asn IS NOT NULL OR w.asn_wait_rank IS NULL OR coalesce(ka.asn_rank < w.asn_wait_rank, false))
+                   AND (w.ip_type_wait_rank IS NULL OR coalesce(kt.ip_type_rank < w.ip_type_wait_rank, false))
+                       AS ip_type_ready,
+                   w.is_known_attacker_wait_rank IS NULL
+                   OR coalesce(kk.is_known_attacker_rank < w.is_known_attacker_wait_rank, false)
+                       AS known_attacker_ready) r
+        WHERE (v_queued IS NOT NULL OR s.snapshot_complete_at IS NULL)
+          AND (v_queued IS NULL OR q.session_id = ANY (v_queued))
+          AND s.first_event_at BETWEEN v_from AND v_until
+          AND ipintel.snapshot_has_field_to_fill(r.all_ready, r.asn_ready, r.country_ready, r.scanner_ready,
+                                                 r.ip_type_ready, r.known_attacker_ready,
+                                                 s.snapshot_asn_source, s.snapshot_country_source,
+                                                 s.snapshot_is_scanner_source, s.snapshot_ip_type_source,
+                                                 s.snapshot_is_known_attacker_source)
+    ), epochs AS MATERIALIZED (
+        -- Each day from the first queued session's (of p_ips) to the last's, with its epoch
+        -- (class_epochs): the days on which every range list has the same snapshot classify alike.
+        SELECT e.day, e.epoch
+        FROM ipintel.class_epochs(ARRAY(SELECT generate_series((v_first AT TIME ZONE 'UTC')::date,
+                                                               (v_last AT TIME ZONE 'UTC')::date, interval '1 day')::date)) e
+    ), class_keys AS MATERIALIZED (
+        -- Each (IP, epoch, ASN) of the sessions whose ip_type is filled now, once (revision 0070;
+        -- before, each (IP, day, ASN, source): 2M sessions of 200K IPs over 31 days, 1M keys
+        -- where one epoch holds 200K), with one of the ASN's sources (the class's own source is
+        -- the session's, in the update). The four arrays are built by one aggregate, so they stay
+        -- aligned without sorting.
+        SELECT array_agg(k.source_ip) AS ips, array_agg(k.epoch) AS days, array_agg(k.asn) AS asns,
+               array_agg(k.class_asn_source) AS asn_sources
+        FROM (SELECT t.source_ip, e.epoch, t.asn, min(t.class_asn_source) AS class_asn_source
+              FROM todo t JOIN epochs e ON e.day = t.day
+              WHERE t.ip_type_ready AND t.kept_ip_type_source IS NULL
+              GROUP BY t.source_ip, e.epoch, t.asn) k
+    ), classes AS MATERIALIZED (
+        -- ip_type and ip_provider as of the session's day (issue 12): the range lists of that day
+        -- (of its epoch) and the snapshot's ASN, weighed with what the sources said (ip_classes).
+        -- One call for them all (snapshot_classes: with the class's source, once per key; for a
+        -- class resting on the ASN alone the ASN's source, which is the session's, in the update).
+        SELECT c.*
+        FROM ipintel.snapshot_classes((SELECT k.ips FROM class_keys k), (SELECT k.days FROM class_keys k),
+                                      (SELECT k.asns FROM class_keys k), (SELECT k.asn_sources FROM class_keys k)) c
+    ), document_ids AS MATERIALIZED (
+        -- Each IP's document as it is now, stored once (snapshot_documents: joined by hash).
+        SELECT x.ip, x.document_id
+        FROM ipintel.snapshot_documents(ARRAY(SELECT DISTINCT t.source_ip FROM todo t)) x
+    ), filled AS (
+        -- A known field is kept (t.kept_*: the session's fields as todo read them, which no
+        -- other transaction can change while this one holds the sessions' lock).
+        UPDATE ipintel.session_summaries s
+        SET snapshot_asn = CASE WHEN t.kept_asn_source IS NULL AND t.asn_ready THEN t.asn ELSE t.kept_asn END,
+            snapshot_asn_source = CASE WHEN t.kept_asn_source IS NULL AND t.asn_ready THEN t.asn_source
+                                       ELSE t.kept_asn_source END,
+            snapshot_country = CASE WHEN t.kept_country_source IS NULL AND t.country_ready THEN t.country
+                                    ELSE t.kept_country END,
+            snapshot_country_source = CASE WHEN t.kept_country_source IS NULL AND t.country_ready THEN t.country_source
+                                           ELSE t.kept_country_source END,
+            snapshot_is_scanner = CASE WHEN t.kept_is_scanner_source IS NULL AND t.scanner_ready THEN t.is_scanner
+                                       ELSE t.kept_is_scanner END,
+            snapshot_is_scanner_source = CASE WHEN t.kept_is_scanner_source IS NULL AND t.scanner_ready
+                                              THEN t.is_scanner_source ELSE t.kept_is_scanner_source END,
+            snapshot_ip_type = CASE WHEN t.kept_ip_type_source IS NULL AND t.ip_type_ready THEN t.class_ip_type
+                                    ELSE t.kept_ip_type END,
+            -- the class's source (classes); for routed and residential, the session's ASN's
+            snapshot_ip_type_source = CASE WHEN t.kept_ip_type_source IS NULL AND t.ip_type_ready
+                                           THEN CASE WHEN t.class_rests_on_asn THEN coalesce(t.class_asn_source, 'none')
+                                                     ELSE t.class_ip_type_source END
+                                           ELSE t.kept_ip_type_source END,
+            snapshot_is_known_attacker = CASE WHEN t.kept_is_known_attacker_source IS NULL AND t.known_attacker_ready
+                                              THEN t.is_known_attacker ELSE t.kept_is_known_attacker END,
+            snapshot_threatfeeds = CASE WHEN t.kept_is_known_attacker_source IS NULL AND t.known_attacker_ready
+                                        THEN t.threatfeeds ELSE t.kept_threatfeeds END,
+            snapshot_is_known_attacker_source = CASE WHEN t.kept_is_known_attacker_source IS NULL
+                                                          AND t.known_attacker_ready
+                                                     THEN t.known_attacker_source
+                                                     ELSE t.kept_is_known_attacker_source END,
+            snapshot_ip_provider = CASE WHEN t.kept_ip_type_source IS NULL AND t.ip_type_ready THEN t.class_ip_provider
+                                        ELSE t.kept_ip_provider END,
+            snapshot_document = t.document_id,
+            snapshot_at = coalesce(t.kept_at, now()),
+            snapshot_complete_at = CASE WHEN t.all_ready THEN now() END,
+            updated_at = now()
+        -- Each session with its document and class, planned apart from the update's join
+        -- (OFFSET 0): joined by both key columns, the sessions' estimate fell to a few rows and
+        -- the planner looped over the classes for each of them (40,000 sessions: minutes). In the
+        -- order of the heap (revision 0057): in the order of the joins above (by IP), a month
+        -- larger than shared_buffers had each page read, dirtied and written back many times (2M
+        -- sessions: 2.3M page writes for a heap of 111K pages, 45 s).
+        FROM (SELECT t.*, x.document_id, c.ip_type AS class_ip_type, c.rests_on_asn AS class_rests_on_asn,
+                     c.ip_type_source AS class_ip_type_source, c.ip_provider AS class_ip_provider
+              FROM todo t
+              -- grouped by ip, which the planner then knows to be unique here: joined to the CTE
+              -- as it is, the estimate multiplied todo's rows by its (10^5 declared, 200 distinct
+              -- assumed: 500 times), and a few thousand sessions to fill were planned as a million,
+              -- a hash of every incomplete session of their months rather than a probe each
+              JOIN (SELECT d.ip, min(d.document_id) AS document_id FROM document_ids d GROUP BY d.ip) x
+                ON x.ip = t.source_ip
+              JOIN epochs e ON e.day = t.day
+              LEFT JOIN classes c ON c.ip = t.source_ip AND c.epoch = e.epoch AND coalesce(c.asn, -1) = coalesce(t.asn, -1)
+              ORDER BY t.row_table, t.row_ctid
+              OFFSET 0) t
+        -- by the whole key (revision 0055): a probe of one partition, not of every month's.
+        -- Only in the months that hold a queued session (revision 0064; before, revision 0062,
+        -- among the incomplete sessions of a partial index): joined to every session, the update
+        -- hashed all the months kept on every run, even one with nothing to fill (6M sessions of
+        -- which 1M incomplete: a hash of 6M rows in 4 batches, 3.1 s of a 7.3 s run that changed
+        -- nothing). The rows todo read are incomplete, and no other transaction can complete
+        -- them meanwhile (the sessions' lock).
+        -- By session_id alone for a whole pass, as todo: estimated right, the planner hashes the
+        -- rows to write rather than spilling a hash planned for a few.
+        WHERE s.session_id = t.session_id AND (p_ips IS NULL OR s.first_event_at = t.first_event_at)
+          AND s.first_event_at BETWEEN v_from AND v_until AND s.snapshot_complete_at IS NULL
+          -- Nothing to fill, nothing read (revision 0069): a one-time filter above the join. The
+          -- hash join built its hash of the queued months' sessions before it asked for a row to
+          -- write (they come through the sort by heap place, which starts late), so a pass that
+          -- found nothing ready still hashed every waiting session: 1M sessions waiting for
+          -- GreyNoise, about 0.9 s of a 5 s pass.
+          AND EXISTS (SELECT 1 FROM todo)
+        RETURNING s.session_id, s.snapshot_complete_at IS NOT NULL AS complete, t.day
+    ), dequeued AS (
+        -- the snapshots completed leave the queue (under the sessions' lock: no one else can
+        -- have changed these rows)
+        DELETE FROM ipintel.snapshot_queue q
+        USING filled f
+        WHERE f.complete AND q.session_id = f.session_id
+    ), days_queued AS (
+        -- the days whose rollup these snapshots change (first_event_at is not written here)
+        INSERT INTO ipintel.attribution_dirty_days (day)
+        SELECT DISTINCT f.day FROM filled f)
+    SELECT count(*) INTO v_changed FROM filled;
+    PERFORM set_config('ipintel.attribution_days_queued', v_days_flag, true);
+    RETURN v_changed;
+END;
+$$;
+COMMENT ON FUNCTION ipintel.take_snapshots(inet[]) IS
+    'Fills the unknown snapshot_* fields of incomplete sessions (all of them when p_ips is NULL, else those of the IPs p_ips) that no better-ranked source is still awaited for (see ipintel.snapshot_waits), and marks a snapshot complete once no source is awaited. Never changes a known field. The IP''s enrichment document as it is now goes to snapshot_document: stored in enrichment_documents only when no session took the same document before (once per distinct document, not per session). The ASN and the class (snapshot_ip_type, snapshot_ip_provider: ip_classes) are as of the session''s day. Linear in the incomplete sessions and their IPs: a whole pass without routing snapshots or dated geolocation builds works the values out once per key (snapshot_key_values: IP, ingest time, run of days) and writes the sessions in one pass over their months; the IPs whose ASN history changes among a key''s sessions, a pass with dated data and a pass for some IPs work them out per session. Returns the sessions changed. Called by take_snapshots() (every session, after enrich) and by merge_cowrie_events (the sessions of an ingest chunk whose IPs are already enriched). Takes the sessions'' one-writer lock first (the transaction advisory lock merge_cowrie_events takes, on hashtextextended(''ipintel.session_summaries'', 0)): it waits for an ingest chunk in flight, and ingest waits for it until the caller''s transaction ends.';
 
 GRANT SELECT ON ipintel.awaited_sources TO ipintel_loader, ipintel_reader;
