@@ -138,3 +138,48 @@ def test_a_whole_pass_per_key_takes_the_snapshots_the_per_session_statement_take
     assert all(row[15] for row in per_key_later)
     asns_of_moved = {row[1] for row in per_key if row[0] and row[2] == "maxmind:history"}
     assert 64500 in asns_of_moved
+
+
+# Keys (IP, ingest time) with sessions that wait for GreyNoise both inside and outside the window.
+STRADDLING = """
+SELECT count(*) FROM (
+    SELECT s.source_ip, s.created_at
+    FROM ipintel.session_summaries s
+    WHERE s.snapshot_at IS NOT NULL AND s.snapshot_complete_at IS NULL
+    GROUP BY s.source_ip, s.created_at
+    HAVING bool_or(s.first_event_at >= %(since)s AND s.first_event_at < %(until)s)
+       AND bool_or(s.first_event_at < %(since)s OR s.first_event_at >= %(until)s)) k
+"""
+
+
+def test_a_pass_fills_again_what_a_redo_reset_among_a_waiting_key_s_sessions(db: str) -> None:
+    """A pass leaves a key out when no incomplete session of it lacks a field ready (in_play of
+    snapshot_key_values). A redo of part of a waiting key's sessions (GreyNoise still due for its
+    IP) resets those and leaves the others touched, every one of which knows the ready fields: the
+    key must stay in play, and the pass inside the redo fills the reset sessions as they were.
+    Were the key judged by its touched sessions alone, the reset ones would stay empty."""
+    seed(db, sessions=3_000, ips=40, answered_every=2)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+        taken = conn.execute("SELECT ipintel.take_snapshots()").fetchone()
+        assert taken is not None and taken[0] == 3_000
+        before = conn.execute(SNAPSHOTS).fetchall()
+        assert any(row[2] is not None and not row[15] for row in before), "no session waits for GreyNoise"
+
+        # the seed's sessions start over the last 3,000 minutes, each IP's spread over them all
+        window = conn.execute("SELECT now() - interval '30 hours' AS since, now() - interval '20 hours' AS until").fetchone()
+        assert window is not None
+        bounds = {"since": window[0], "until": window[1]}
+        straddling = conn.execute(STRADDLING, bounds).fetchone()
+        assert straddling is not None and straddling[0] > 0, "no waiting key with sessions on both sides"
+
+        redo = conn.execute("SELECT sessions_reset, sessions_taken FROM ipintel.redo_snapshots(%(since)s, %(until)s, "
+                            "'test: part of each key')", bounds).fetchone()
+        assert redo is not None and redo[0] > 0
+        # every reset session taken again: the complete ones and the ones still waiting
+        assert redo[1] == redo[0]
+        after = conn.execute(SNAPSHOTS).fetchall()
+        queued = conn.execute("SELECT count(*) FROM ipintel.snapshot_queue").fetchone()
+
+    assert after == before
+    assert queued is not None and queued[0] == sum(1 for row in after if not row[15])
