@@ -5,11 +5,13 @@ database of the same server:
 
 (a) ipintel: `ingest.ingest()`, the CLI's code path (parsing in a second process);
 (b) the same with parsing in the loader's own process (`parallel=False`): the shape before;
-(p) parse alone: reading the files and formatting every event's COPY line, no database;
+(p) parse alone: reading the files and making each chunk's COPY text (its events aggregated per
+    session since revision 0081), no database;
 (l) load alone: the loader's COPY + merge of those already-parsed chunks, the exact path of (a)
     without any parsing (the server's share of the work);
-(f) the floor: COPY of those already-formatted events into ipintel_staging.cowrie_events, in
-    the same chunks, each its own transaction, nothing merged;
+(f) the floor: COPY of every parsed event (chunks.copy_line, formatted before the clock starts)
+    into ipintel_staging.cowrie_events, in chunks of the same size, each its own transaction,
+    nothing merged: what a loader staging events must at least send (ipintel stages sessions);
 (e) the steady state: the last day ingested into a database where the first four are ingested,
     their IPs answered (MaxMind-shaped answers merged by SQL, the other sources switched off)
     and their snapshots taken, so the ingest merge takes most of the new sessions' snapshots
@@ -80,10 +82,37 @@ class _Preparsed(ingest._ParseInline):
             self._queue.popleft()
 
 
+# The staging table of single events, and its columns in chunks.copy_line's order. The loader
+# stages sessions (chunks.ChunkSessions, revision 0081); the floor COPYs events, and
+# tests/test_chunk_sessions.py stages them to hold ChunkSessions to the merge's own aggregation.
+COPY_EVENTS: LiteralString = (
+    "COPY ipintel_staging.cowrie_events (batch_id, line_no, eventid, event_ts, session_id, src_ip, "
+    "sensor, protocol, src_port, dst_ip, dst_port, duration, client_version, hassh) FROM STDIN")
+
+
+def _event_payloads(files: list[Path], chunk_lines: int) -> list[bytes]:
+    """Every file's events as COPY text lines of cowrie_events (chunks.copy_line), chunk_lines a
+    payload: what the floor COPYs. The loader stages each chunk's sessions instead (revision 0081);
+    the floor stays the COPY of every parsed event, the least a loader of events must send."""
+    payloads = []
+    for path in files:
+        lines: list[str] = []
+        with cowrie.read_events(path) as reader:
+            for item in reader:
+                if type(item) is cowrie.Event:
+                    lines.append(chunks.copy_line(item))
+                if len(lines) >= chunk_lines:
+                    payloads.append("".join(lines).encode())
+                    lines = []
+        if lines:
+            payloads.append("".join(lines).encode())
+    return payloads
+
+
 def _copy_floor(dsn: str, payloads: list[bytes]) -> float:
     """COPY the formatted chunks into the staging table, one transaction each; seconds."""
     with psycopg.connect(dsn, autocommit=True) as conn:
-        copy_sql = ingest.db.query("copy_cowrie_events")
+        copy_sql = COPY_EVENTS
         started = time.perf_counter()
         for number, data in enumerate(payloads, start=1):
             prefix = b"%d\t" % number
@@ -248,8 +277,7 @@ def run(server: str, *, events: int, chunk_lines: int = ingest.DEFAULT_CHUNK_LIN
 
         checkpoint(server)
         print("(f) floor: COPY of the parsed events alone ...", flush=True)
-        copy_seconds = _copy_floor(floor_dsn, [c.copy_data for per_file in by_path.values()
-                                               for c in per_file if c.copy_data])
+        copy_seconds = _copy_floor(floor_dsn, _event_payloads(files, chunk_lines))
         f = results["copy_floor"] = {"events": parsed, "seconds": round(copy_seconds, 2),
                                      "events_per_second": round(parsed / copy_seconds)}
         print(f"    {parsed:,} events in {f['seconds']} s = {f['events_per_second']:,} events/s", flush=True)

@@ -154,7 +154,21 @@ CREATE UNLOGGED TABLE ipintel_staging.cowrie_sessions (
     -- added by revision 0054 (a new column goes last)
     merged_first_event_at timestamptz
 );
-COMMENT ON TABLE ipintel_staging.cowrie_sessions IS 'Staging for ingest: the events of one batch aggregated per session; emptied by merge_cowrie_events.';
+COMMENT ON TABLE ipintel_staging.cowrie_sessions IS 'Staging for ingest: the events of one batch aggregated per session (COPYed by the loader, which aggregates each chunk itself since revision 0081, or aggregated by merge_cowrie_events from cowrie_events); emptied by merge_cowrie_events.';
+
+-- The events per eventid of a batch whose sessions the loader staged aggregated (revision 0081):
+-- what the run's counters and summary count, without staging each event.
+CREATE UNLOGGED TABLE ipintel_staging.cowrie_event_counts (
+    batch_id bigint NOT NULL,
+    eventid  text   NOT NULL,
+    events   bigint NOT NULL
+);
+COMMENT ON TABLE ipintel_staging.cowrie_event_counts IS
+    'Staging for ingest: the events per eventid of a batch whose sessions the loader COPYed aggregated into cowrie_sessions (revision 0081); emptied by merge_cowrie_events.';
+COMMENT ON COLUMN ipintel_staging.cowrie_event_counts.batch_id IS 'The batch (batch_id_seq) of the chunk.';
+COMMENT ON COLUMN ipintel_staging.cowrie_event_counts.eventid IS 'A Cowrie eventid.';
+COMMENT ON COLUMN ipintel_staging.cowrie_event_counts.events IS 'How many of the chunk''s events have it.';
+CREATE INDEX cowrie_event_counts_batch_id_idx ON ipintel_staging.cowrie_event_counts (batch_id);
 COMMENT ON COLUMN ipintel_staging.cowrie_sessions.merged_first_event_at IS
     'For a session already in session_summaries, its first_event_at there (with session_id, its key); NULL for a new session. Set by merge_cowrie_events'' one lookup of the batch''s sessions.';
 
@@ -252,10 +266,18 @@ BEGIN
     -- Before any row lock, so it adds no lock order: only merges of Cowrie events take it.
     PERFORM pg_advisory_xact_lock(hashtextextended('ipintel.session_summaries', 0));
 
+    -- The batch's events per eventid: counted from its staged events, or as the loader staged
+    -- them with the batch's sessions (revision 0081: it aggregates each chunk itself, and stages
+    -- no event).
     SELECT coalesce(sum(e.n), 0), coalesce(jsonb_object_agg(e.eventid, e.n), '{}'::jsonb)
     INTO v_events, v_event_counts
-    FROM (SELECT c.eventid, count(*) AS n FROM ipintel_staging.cowrie_events c
-          WHERE c.batch_id = p_batch_id GROUP BY c.eventid) e;
+    FROM (SELECT c.eventid, sum(c.n) AS n
+          FROM (SELECT c.eventid, count(*) AS n FROM ipintel_staging.cowrie_events c
+                WHERE c.batch_id = p_batch_id GROUP BY c.eventid
+                UNION ALL
+                SELECT k.eventid, k.events FROM ipintel_staging.cowrie_event_counts k
+                WHERE k.batch_id = p_batch_id) c
+          GROUP BY c.eventid) e;
 
     -- Every "first" below is the first of the session's events by (event_ts, line_no): the events
     -- come sorted so from the subquery, and each aggregate takes them in that order (a GROUP BY
@@ -265,6 +287,8 @@ BEGIN
     -- sessions are sorted and grouped by their id in the "C" collation (revision 0054): bytes
     -- compared, with abbreviated keys, rather than the database's collation, about 15% of the
     -- aggregation; grouping needs only equality, which every deterministic collation shares.
+    -- The loader stages its chunks' sessions aggregated already (revision 0081: ipintel.chunks.
+    -- ChunkSessions, the same rules), so for its batches this reads no event and adds nothing.
     INSERT INTO ipintel_staging.cowrie_sessions
     SELECT p_batch_id, c.session_key,
            -- The peer is the address of the connect event. Without one in this batch (a session
@@ -517,6 +541,7 @@ BEGIN
     SET CONSTRAINTS ipintel.session_summaries_source_ip_fkey IMMEDIATE;
 
     DELETE FROM ipintel_staging.cowrie_events c WHERE c.batch_id = p_batch_id;
+    DELETE FROM ipintel_staging.cowrie_event_counts k WHERE k.batch_id = p_batch_id;
     DELETE FROM ipintel_staging.cowrie_sessions m WHERE m.batch_id = p_batch_id;
 
     RETURN QUERY SELECT v_events, coalesce(v_sessions_new, 0), coalesce(v_sessions_updated, 0),
@@ -524,7 +549,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.merge_cowrie_events(bigint) IS
-    'Merges one staged batch of Cowrie events (ipintel_staging.cowrie_events) into ip_inventory and session_summaries, takes the snapshots of its sessions whose IP is already enriched (take_snapshots of those IPs), then empties the batch. Set-based; call in the transaction that COPYed the batch.';
+    'Merges one staged batch of Cowrie events (ipintel_staging.cowrie_events, or the loader''s sessions aggregated per chunk in cowrie_sessions with its events per eventid in cowrie_event_counts) into ip_inventory and session_summaries, takes the snapshots of its sessions whose IP is already enriched (take_snapshots of those IPs), then empties the batch. Set-based; call in the transaction that COPYed the batch.';
 
 -- Rejected lines of the chunk being loaded, moved to ingest_rejects by ingest_chunk.
 CREATE UNLOGGED TABLE ipintel_staging.cowrie_rejects (
@@ -600,7 +625,7 @@ BEGIN
 END;
 $$;
 COMMENT ON FUNCTION ipintel.ingest_chunk(bigint, bigint, bigint, text, integer, text, bigint, bigint, boolean, bigint, bigint) IS
-    'One chunk of a Cowrie log, after the loader COPYed its events (cowrie_events) and rejected lines (cowrie_rejects) under p_batch_id: merges the events (merge_cowrie_events), records the rejects, creates or moves the file''s row in ingest_files (offset p_offset, p_lines lines) and adds to the run''s counters. Returns the file_id and what changed.';
+    'One chunk of a Cowrie log, after the loader COPYed its sessions (cowrie_sessions, with its events per eventid in cowrie_event_counts; or its events, cowrie_events) and rejected lines (cowrie_rejects) under p_batch_id: merges them (merge_cowrie_events), records the rejects, creates or moves the file''s row in ingest_files (offset p_offset, p_lines lines) and adds to the run''s counters. Returns the file_id and what changed.';
 
 ------------------------------------------------------------------------------------------
 -- Ingest runs: every status change is one of these functions (the loader writes no table)

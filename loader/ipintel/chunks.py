@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from ipintel import cowrie
 from ipintel.copytext import copy_field
@@ -26,7 +27,8 @@ RAMP_GROWTH = 3
 
 
 def copy_line(e: cowrie.Event) -> str:
-    """One event as a line of COPY text: the columns of copy_cowrie_events after batch_id."""
+    """One event as a line of COPY text: the columns of cowrie_events after batch_id (bench.ingest_pass.COPY_EVENTS).
+    The loader stages sessions (ChunkSessions); `make bench` COPYs events for ingest's floor."""
     sensor, protocol, version, hassh = e.sensor, e.protocol, e.client_version, e.hassh
     # The line's own timestamp when it reads the same (Cowrie's form): isoformat() of an aware
     # datetime took a fifth of the parse.
@@ -43,6 +45,109 @@ def copy_line(e: cowrie.Event) -> str:
             f"{n if e.src_port is None else e.src_port}\t{n if e.dst_ip is None else e.dst_ip}\t"
             f"{n if e.dst_port is None else e.dst_port}\t{n if e.duration is None else repr(e.duration)}\t"
             f"{n if version is None else version}\t{n if hassh is None else hassh}\n")
+
+
+_CONNECT = "cowrie.session.connect"
+_CLOSED = "cowrie.session.closed"
+_VERSION = "cowrie.client.version"
+_KEX = "cowrie.client.kex"
+_LOGIN_FAILED = "cowrie.login.failed"
+_LOGIN_SUCCESS = "cowrie.login.success"
+_COMMAND = "cowrie.command.input"
+_DOWNLOAD = "cowrie.session.file_download"
+_DIRECT_TCPIP = "cowrie.direct-tcpip."
+
+# Where each value of a session is kept in its list (ChunkSessions._sessions): the time and text
+# of its first event (with its address) and of its last, then per "first" value the time of the
+# event it came from.
+(_FIRST_TS, _FIRST_TEXT, _FIRST_IP, _LAST_TS, _LAST_TEXT, _ND_TS, _ND_IP, _CONNECT_TS, _CONNECT_IP,
+ _PROTOCOL, _SRC_PORT, _DST_IP, _DST_PORT, _SENSOR_TS, _SENSOR, _DURATION, _VERSION_TS, _CLIENT_VERSION,
+ _KEX_TS, _HASSH, _LOGINS, _SUCCESSES, _COMMANDS, _DOWNLOADS, _EVENTS) = range(25)
+
+
+class ChunkSessions:
+    """A chunk's events aggregated per session, as merge_cowrie_events aggregates staged events
+    (revision 0081): the rows of ipintel_staging.cowrie_sessions, and the events per eventid.
+
+    The loader stages these instead of the events: a tenth of the rows to COPY, and no sort of the
+    chunk's events in the server. Each "first" value is the one of the session's events first by
+    (event_ts, line_no), as the SQL takes it: events come in line order, so an event replaces a
+    first value only when it is strictly earlier. The peer (source_ip) is the first connect
+    event's address, else the first address of an event that is not direct-tcpip (Cowrie logs the
+    client-claimed forwarding origin there), else the first event's; protocol, ports and dst_ip are
+    the first connect event's, client_version the first client.version event's, hassh the first
+    client.kex event's (NULL when that event has none), sensor the first one given, duration the
+    longest of the session.closed events. tests/test_chunk_sessions.py holds it to the SQL.
+    """
+
+    __slots__ = ("_sessions", "event_counts", "events")
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, list[Any]] = {}
+        self.event_counts: dict[str, int] = {}
+        self.events = 0
+
+    def add(self, e: cowrie.Event) -> None:
+        ts = e.event_ts
+        eventid = e.eventid
+        self.events += 1
+        counts = self.event_counts
+        counts[eventid] = counts.get(eventid, 0) + 1
+        s = self._sessions.get(e.session_id)
+        if s is None:
+            text = e.event_ts_text or ts.isoformat()
+            s = self._sessions[e.session_id] = [
+                ts, text, e.src_ip, ts, text, None, None, None, None,
+                None, None, None, None, None, None, None, None, None,
+                None, None, 0, 0, 0, 0, 0]
+        else:
+            if ts < s[_FIRST_TS]:
+                s[_FIRST_TS], s[_FIRST_TEXT], s[_FIRST_IP] = ts, e.event_ts_text or ts.isoformat(), e.src_ip
+            if ts > s[_LAST_TS]:
+                s[_LAST_TS] = ts
+                s[_LAST_TEXT] = e.event_ts_text or ts.isoformat()
+        s[_EVENTS] += 1
+        if not eventid.startswith(_DIRECT_TCPIP) and (s[_ND_TS] is None or ts < s[_ND_TS]):
+            s[_ND_TS], s[_ND_IP] = ts, e.src_ip
+        if e.sensor is not None and (s[_SENSOR_TS] is None or ts < s[_SENSOR_TS]):
+            s[_SENSOR_TS], s[_SENSOR] = ts, e.sensor
+        if eventid == _CONNECT:
+            if s[_CONNECT_TS] is None or ts < s[_CONNECT_TS]:
+                s[_CONNECT_TS], s[_CONNECT_IP] = ts, e.src_ip
+                s[_PROTOCOL], s[_SRC_PORT], s[_DST_IP], s[_DST_PORT] = e.protocol, e.src_port, e.dst_ip, e.dst_port
+        elif eventid == _LOGIN_FAILED:
+            s[_LOGINS] += 1
+        elif eventid == _LOGIN_SUCCESS:
+            s[_LOGINS] += 1
+            s[_SUCCESSES] += 1
+        elif eventid == _COMMAND:
+            s[_COMMANDS] += 1
+        elif eventid == _DOWNLOAD:
+            s[_DOWNLOADS] += 1
+        elif eventid == _CLOSED:
+            if e.duration is not None and (s[_DURATION] is None or e.duration > s[_DURATION]):
+                s[_DURATION] = e.duration
+        elif eventid == _VERSION:
+            if s[_VERSION_TS] is None or ts < s[_VERSION_TS]:
+                s[_VERSION_TS], s[_CLIENT_VERSION] = ts, e.client_version
+        elif eventid == _KEX and (s[_KEX_TS] is None or ts < s[_KEX_TS]):
+            s[_KEX_TS], s[_HASSH] = ts, e.hassh
+
+    def copy_text(self) -> bytes:
+        """The sessions as COPY text lines: the columns of copy_cowrie_sessions after batch_id."""
+        lines = []
+        for session_id, s in self._sessions.items():
+            source_ip = s[_CONNECT_IP] or s[_ND_IP] or s[_FIRST_IP]
+            lines.append("\t".join(map(copy_field, (
+                session_id, source_ip, s[_SENSOR], s[_FIRST_TEXT], s[_LAST_TEXT], s[_PROTOCOL], s[_SRC_PORT],
+                s[_DST_IP], s[_DST_PORT], s[_DURATION], s[_CLIENT_VERSION], s[_HASSH], s[_LOGINS],
+                s[_SUCCESSES], s[_COMMANDS], s[_DOWNLOADS], s[_EVENTS]))))
+            lines.append("\n")
+        return "".join(lines).encode()
+
+    def counts_text(self) -> bytes:
+        """The events per eventid as COPY text lines: the columns of copy_cowrie_event_counts after batch_id."""
+        return "".join(f"{copy_field(eventid)}\t{n}\n" for eventid, n in self.event_counts.items()).encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +167,8 @@ class Chunk:
     """What the parser hands over: a chunk of a file, or (last) the news that the file ended."""
 
     index: int
-    copy_data: bytes  # the events as COPY text lines, without the batch_id column
+    copy_data: bytes  # the sessions as COPY text lines, without the batch_id column (ChunkSessions)
+    counts_data: bytes  # the events per eventid as COPY text lines, without the batch_id column
     events: int
     rejects: list[cowrie.Reject]
     offset: int  # ReadProgress after the chunk
@@ -85,27 +191,28 @@ class Failure:
 def file_chunks(job: Job) -> Iterator[Chunk]:
     """The chunks of one file, as the loader commits them (see ipintel.ingest._Ingest._consume)."""
     with cowrie.read_events(job.path, job.start_offset, job.start_line) as reader:
-        lines: list[str] = []
+        sessions = ChunkSessions()
         rejects: list[cowrie.Reject] = []
         progress = reader.progress
         event_type = cowrie.Event
         limit = job.first_chunk_lines or job.chunk_lines
         for item in reader:
             if type(item) is event_type:
-                lines.append(copy_line(item))
+                sessions.add(item)
             else:
                 rejects.append(item)  # type: ignore[arg-type]
-            if len(lines) + len(rejects) >= limit:
-                yield Chunk(job.index, "".join(lines).encode(), len(lines), rejects, progress.offset,
-                             progress.line_no, last=False, load=True, finished=False, pending=0)
-                lines, rejects = [], []
+            if sessions.events + len(rejects) >= limit:
+                yield Chunk(job.index, sessions.copy_text(), sessions.counts_text(), sessions.events, rejects,
+                            progress.offset, progress.line_no, last=False, load=True, finished=False, pending=0)
+                sessions, rejects = ChunkSessions(), []
                 limit = min(job.chunk_lines, limit * RAMP_GROWTH)
         # A gzip read to its end cannot grow. A truncated one may still be being written by
         # logrotate: it is read again next time, from the last good line.
         finished = reader.is_gzip and not progress.truncated
-        load = bool(lines or rejects) or progress.offset != job.start_offset or finished
-        yield Chunk(job.index, "".join(lines).encode(), len(lines), rejects, progress.offset, progress.line_no,
-                     last=True, load=load, finished=finished, pending=progress.partial_bytes)
+        load = bool(sessions.events or rejects) or progress.offset != job.start_offset or finished
+        yield Chunk(job.index, sessions.copy_text(), sessions.counts_text(), sessions.events, rejects,
+                    progress.offset, progress.line_no, last=True, load=load, finished=finished,
+                    pending=progress.partial_bytes)
 
 
 def chunks_or_failure(job: Job) -> Iterator[Chunk | Failure]:

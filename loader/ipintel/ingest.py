@@ -1,7 +1,8 @@
 """`ipintel ingest`: Cowrie logs → staging (COPY) → merge_cowrie_events() → the tiers.
 
-Per file, lines are read in chunks; each chunk is ONE transaction: COPY the events into
-ipintel_staging.cowrie_events, merge them set-based in SQL, COPY the rejected lines into
+Per file, lines are read in chunks; each chunk is ONE transaction: COPY its events, aggregated per
+session by the parser (ipintel.chunks.ChunkSessions), into ipintel_staging.cowrie_sessions, merge
+them set-based in SQL, COPY the rejected lines into
 ipintel.ingest_rejects, and move the file's offset in ipintel.ingest_files. A crash or Ctrl-C
 rolls back the chunk in flight and nothing else, and the next run starts at the recorded offset:
 no line is lost or counted twice.
@@ -384,7 +385,8 @@ class _Ingest:
             batch = db.query_one(conn, db.query("next_batch_id"))
             assert batch is not None
             with conn.cursor() as cur:
-                db.copy_batch(cur, db.query("copy_cowrie_events"), batch["id"], chunk.copy_data)
+                db.copy_batch(cur, db.query("copy_cowrie_sessions"), batch["id"], chunk.copy_data)
+                db.copy_batch(cur, db.query("copy_cowrie_event_counts"), batch["id"], chunk.counts_data)
                 if rejects:
                     with cur.copy(db.query("copy_cowrie_rejects")) as copy:
                         for r in rejects:

@@ -207,11 +207,18 @@ SELECT file_id, bytes_ingested, lines_ingested, finished FROM ipintel.ingest_fil
 WHERE fingerprint = ANY(%(candidates)s::text[])
 ORDER BY fingerprint_bytes DESC LIMIT 1;
 
--- copy_cowrie_events --
--- Stream a chunk's events into staging (the columns in the order ingest.py writes them).
-COPY ipintel_staging.cowrie_events (batch_id, line_no, eventid, event_ts, session_id, src_ip, sensor, protocol,
-                                   src_port, dst_ip, dst_port, duration, client_version, hassh)
+-- copy_cowrie_sessions --
+-- Stream a chunk's events aggregated per session into staging (the columns in the order
+-- chunks.ChunkSessions.copy_text writes them).
+COPY ipintel_staging.cowrie_sessions (batch_id, session_id, source_ip, sensor, first_event_at, last_event_at,
+                                     protocol, src_port, dst_ip, dst_port, duration_seconds, client_version,
+                                     hassh, login_attempts, login_successes, command_count, download_count,
+                                     event_count)
 FROM STDIN;
+
+-- copy_cowrie_event_counts --
+-- Stream a chunk's events per eventid into staging (chunks.ChunkSessions.counts_text).
+COPY ipintel_staging.cowrie_event_counts (batch_id, eventid, events) FROM STDIN;
 
 -- copy_cowrie_rejects --
 -- Stream a chunk's rejected lines into staging.
