@@ -136,13 +136,26 @@ class ChunkSessions:
     def copy_text(self) -> bytes:
         """The sessions as COPY text lines: the columns of copy_cowrie_sessions after batch_id."""
         lines = []
+        n = "\\N"
         for session_id, s in self._sessions.items():
             source_ip = s[_CONNECT_IP] or s[_ND_IP] or s[_FIRST_IP]
-            lines.append("\t".join(map(copy_field, (
-                session_id, source_ip, s[_SENSOR], s[_FIRST_TEXT], s[_LAST_TEXT], s[_PROTOCOL], s[_SRC_PORT],
-                s[_DST_IP], s[_DST_PORT], s[_DURATION], s[_CLIENT_VERSION], s[_HASSH], s[_LOGINS],
-                s[_SUCCESSES], s[_COMMANDS], s[_DOWNLOADS], s[_EVENTS]))))
-            lines.append("\n")
+            sensor, protocol, version, hassh = s[_SENSOR], s[_PROTOCOL], s[_CLIENT_VERSION], s[_HASSH]
+            text = f"{session_id}{sensor or ''}{protocol or ''}{version or ''}{hassh or ''}"
+            if "\\" in text or "\t" in text or "\n" in text or "\r" in text:  # attacker-chosen text, now and then
+                lines.append("\t".join(map(copy_field, (
+                    session_id, source_ip, sensor, s[_FIRST_TEXT], s[_LAST_TEXT], protocol, s[_SRC_PORT],
+                    s[_DST_IP], s[_DST_PORT], s[_DURATION], version, hassh, s[_LOGINS],
+                    s[_SUCCESSES], s[_COMMANDS], s[_DOWNLOADS], s[_EVENTS]))) + "\n")
+                continue
+            # Addresses, numbers and times never need escaping (as copy_line).
+            src_port, dst_ip, dst_port, duration = s[_SRC_PORT], s[_DST_IP], s[_DST_PORT], s[_DURATION]
+            lines.append(
+                f"{session_id}\t{source_ip}\t{n if sensor is None else sensor}\t{s[_FIRST_TEXT]}\t{s[_LAST_TEXT]}\t"
+                f"{n if protocol is None else protocol}\t{n if src_port is None else src_port}\t"
+                f"{n if dst_ip is None else dst_ip}\t{n if dst_port is None else dst_port}\t"
+                f"{n if duration is None else repr(duration)}\t{n if version is None else version}\t"
+                f"{n if hassh is None else hassh}\t{s[_LOGINS]}\t{s[_SUCCESSES]}\t{s[_COMMANDS]}\t"
+                f"{s[_DOWNLOADS]}\t{s[_EVENTS]}\n")
         return "".join(lines).encode()
 
     def counts_text(self) -> bytes:
