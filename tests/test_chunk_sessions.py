@@ -78,6 +78,16 @@ def _merged(conn: psycopg.Connection[Any], stage: Any) -> tuple[list[tuple[Any, 
                 None, None, None, None, None, None, None),
           Event(2, "cowrie.client.size", BASE, "s1", "203.0.113.7", "hp-a", None, None, None, None, None,
                 None, None, None, None, None, None, None)])
+# ties: of two events at the same time the first line's values win (two direct-tcpip events alone:
+# the peer is the first event's address; two connects: the first one's)
+@example([Event(1, "cowrie.direct-tcpip.request", BASE, "s1", "127.0.0.1", None, None, None, None, None, None,
+                None, None, None, None, None, None, None),
+          Event(2, "cowrie.direct-tcpip.data", BASE, "s1", "203.0.113.7", None, None, None, None, None, None,
+                None, None, None, None, None, None, None)])
+@example([Event(1, "cowrie.session.connect", BASE, "s1", "203.0.113.7", "hp-a", "ssh", 40_000, "10.0.0.2", 22,
+                None, None, None, None, None, None, None, None),
+          Event(2, "cowrie.session.connect", BASE, "s1", "198.51.100.20", "hp-b", "telnet", 51_234, None, 2222,
+                None, None, None, None, None, None, None, None)])
 def test_the_loader_s_sessions_are_the_ones_the_merge_makes_of_its_events(conn: psycopg.Connection[Any],
                                                                         chunk: list[Event]) -> None:
     def as_events(cur: psycopg.Cursor[Any], batch: int) -> None:

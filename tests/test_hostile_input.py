@@ -234,8 +234,9 @@ TIMESTAMP_FORMS = {
 @example(dt.datetime(2026, 11, 1, 10, 0, 0), "cowrie")
 def test_the_copy_line_gives_postgresql_the_instant_parsed(conn: psycopg.Connection[Any], moment: dt.datetime,
                                                           form: str) -> None:
-    """The COPY line carries Cowrie's own timestamp text as written, and any other form from the
-    parsed time: PostgreSQL reads the instant parse_line read, whatever its session's time zone."""
+    """The COPY line (an event's, and a session's first and last time) carries Cowrie's own
+    timestamp text as written, and any other form from the parsed time: PostgreSQL reads the
+    instant parse_line read, whatever its session's time zone."""
     write, as_written = TIMESTAMP_FORMS[form]
     text = write(moment)
     item = parse_line(encode({"eventid": "cowrie.session.closed", "session": "s1", "src_ip": "203.0.113.9",
@@ -243,6 +244,11 @@ def test_the_copy_line_gives_postgresql_the_instant_parsed(conn: psycopg.Connect
     assert isinstance(item, Event), item
     assert item.event_ts_text == (text if as_written else None)
     copied = chunks.copy_line(item).split("\t")[cowrie.EVENT_COLUMNS.index("event_ts")]
+    # the loader stages the session (revision 0081): its first and last event's time, the same text
+    sessions = chunks.ChunkSessions()
+    sessions.add(item)
+    first, last = sessions.copy_text().decode().split("\t")[3:5]
+    assert first == last == copied
     conn.execute("SET TIME ZONE 'Asia/Kathmandu'")
     assert conn.execute("SELECT %s::timestamptz", (copied,)).fetchone() == (item.event_ts,), (text, copied)
 
