@@ -104,7 +104,9 @@ COMMENT ON COLUMN ipintel.ingest_rejects.file_id IS 'File the line is in (ingest
 COMMENT ON COLUMN ipintel.ingest_rejects.path IS 'Path of that file when the line was read.';
 CREATE INDEX ingest_rejects_run_id_idx ON ipintel.ingest_rejects (run_id);
 
--- Loader-only: filled by COPY, emptied by merge_cowrie_events in the same transaction.
+-- A batch staged event by event, emptied by merge_cowrie_events in the same transaction. The
+-- loader stages each chunk's sessions instead (cowrie_sessions, revision 0081); SQL callers and
+-- the tests that hold the loader's aggregation to the SQL's stage events here.
 -- UNLOGGED: no WAL for rows that live a fraction of a second.
 CREATE UNLOGGED TABLE ipintel_staging.cowrie_events (
     batch_id        bigint      NOT NULL,
@@ -125,7 +127,7 @@ CREATE UNLOGGED TABLE ipintel_staging.cowrie_events (
     client_version  text,
     hassh           text
 );
-COMMENT ON TABLE ipintel_staging.cowrie_events IS 'Staging for ingest: one row per Cowrie event of the chunk being loaded.';
+COMMENT ON TABLE ipintel_staging.cowrie_events IS 'Staging for merge_cowrie_events: one row per Cowrie event of a batch staged event by event (SQL callers; the loader stages each chunk''s sessions in cowrie_sessions since revision 0081).';
 CREATE INDEX cowrie_events_batch_id_idx ON ipintel_staging.cowrie_events (batch_id);
 
 -- The batch aggregated per session, between the steps of merge_cowrie_events.
@@ -155,6 +157,8 @@ CREATE UNLOGGED TABLE ipintel_staging.cowrie_sessions (
     merged_first_event_at timestamptz
 );
 COMMENT ON TABLE ipintel_staging.cowrie_sessions IS 'Staging for ingest: the events of one batch aggregated per session (COPYed by the loader, which aggregates each chunk itself since revision 0081, or aggregated by merge_cowrie_events from cowrie_events); emptied by merge_cowrie_events.';
+COMMENT ON COLUMN ipintel_staging.cowrie_sessions.merged_first_event_at IS
+    'For a session already in session_summaries, its first_event_at there (with session_id, its key); NULL for a new session. Set by merge_cowrie_events'' one lookup of the batch''s sessions.';
 
 -- The events per eventid of a batch whose sessions the loader staged aggregated (revision 0081):
 -- what the run's counters and summary count, without staging each event.
@@ -169,8 +173,6 @@ COMMENT ON COLUMN ipintel_staging.cowrie_event_counts.batch_id IS 'The batch (ba
 COMMENT ON COLUMN ipintel_staging.cowrie_event_counts.eventid IS 'A Cowrie eventid.';
 COMMENT ON COLUMN ipintel_staging.cowrie_event_counts.events IS 'How many of the chunk''s events have it.';
 CREATE INDEX cowrie_event_counts_batch_id_idx ON ipintel_staging.cowrie_event_counts (batch_id);
-COMMENT ON COLUMN ipintel_staging.cowrie_sessions.merged_first_event_at IS
-    'For a session already in session_summaries, its first_event_at there (with session_id, its key); NULL for a new session. Set by merge_cowrie_events'' one lookup of the batch''s sessions.';
 
 CREATE SEQUENCE ipintel_staging.batch_id_seq;
 COMMENT ON SEQUENCE ipintel_staging.batch_id_seq IS 'Tags the rows of one COPY batch in any staging table.';

@@ -311,6 +311,7 @@ COMMENT ON FUNCTION ipintel.merge_cowrie_events(bigint) IS
     'Merges one staged batch of Cowrie events (ipintel_staging.cowrie_events) into ip_inventory and session_summaries, takes the snapshots of its sessions whose IP is already enriched (take_snapshots of those IPs), then empties the batch. Set-based; call in the transaction that COPYed the batch.';
 COMMENT ON FUNCTION ipintel.ingest_chunk(bigint, bigint, bigint, text, integer, text, bigint, bigint, boolean, bigint, bigint) IS
     'One chunk of a Cowrie log, after the loader COPYed its events (cowrie_events) and rejected lines (cowrie_rejects) under p_batch_id: merges the events (merge_cowrie_events), records the rejects, creates or moves the file''s row in ingest_files (offset p_offset, p_lines lines) and adds to the run''s counters. Returns the file_id and what changed.';
+COMMENT ON TABLE ipintel_staging.cowrie_events IS 'Staging for ingest: one row per Cowrie event of the chunk being loaded.';
 COMMENT ON TABLE ipintel_staging.cowrie_sessions IS 'Staging for ingest: the events of one batch aggregated per session; emptied by merge_cowrie_events.';
 
 DROP TABLE ipintel_staging.cowrie_event_counts;

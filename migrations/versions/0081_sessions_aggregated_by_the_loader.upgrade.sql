@@ -22,6 +22,7 @@ COMMENT ON COLUMN ipintel_staging.cowrie_event_counts.events IS 'How many of the
 CREATE INDEX cowrie_event_counts_batch_id_idx ON ipintel_staging.cowrie_event_counts (batch_id);
 -- as sql/099_roles.sql grants every staging table
 GRANT SELECT, INSERT ON ipintel_staging.cowrie_event_counts TO ipintel_loader;
+COMMENT ON TABLE ipintel_staging.cowrie_events IS 'Staging for merge_cowrie_events: one row per Cowrie event of a batch staged event by event (SQL callers; the loader stages each chunk''s sessions in cowrie_sessions since revision 0081).';
 COMMENT ON TABLE ipintel_staging.cowrie_sessions IS 'Staging for ingest: the events of one batch aggregated per session (COPYed by the loader, which aggregates each chunk itself since revision 0081, or aggregated by merge_cowrie_events from cowrie_events); emptied by merge_cowrie_events.';
 
 CREATE OR REPLACE FUNCTION ipintel.merge_cowrie_events(p_batch_id bigint)
