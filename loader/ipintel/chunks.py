@@ -19,22 +19,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from ipintel import cowrie
-from ipintel.copytext import copy_field
+from ipintel.copytext import copy_field, needs_escaping
 
 # Each chunk of a run's ramp is this many times the one before, up to the chunk size (see
 # ipintel.ingest.RAMP_START).
 RAMP_GROWTH = 3
 
 
+def event_ts_text(e: cowrie.Event) -> str:
+    """An event's time as COPY text: the line's own timestamp when it reads the same (Cowrie's
+    form; isoformat() of an aware datetime took a fifth of the parse), else from the parsed time."""
+    return e.event_ts_text or e.event_ts.isoformat()
+
+
 def copy_line(e: cowrie.Event) -> str:
-    """One event as a line of COPY text: the columns of cowrie_events after batch_id (bench.ingest_pass.COPY_EVENTS).
-    The loader stages sessions (ChunkSessions); `make bench` COPYs events for ingest's floor."""
+    """One event as a line of COPY text: the columns of cowrie_events after batch_id
+    (bench.ingest_pass.COPY_EVENTS). The loader stages sessions (ChunkSessions); `make bench`
+    COPYs events for ingest's floor."""
     sensor, protocol, version, hassh = e.sensor, e.protocol, e.client_version, e.hassh
-    # The line's own timestamp when it reads the same (Cowrie's form): isoformat() of an aware
-    # datetime took a fifth of the parse.
-    ts = e.event_ts_text or e.event_ts.isoformat()
-    text = f"{e.eventid}{e.session_id}{sensor or ''}{protocol or ''}{version or ''}{hassh or ''}"
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:  # attacker-chosen text, now and then
+    ts = event_ts_text(e)
+    if needs_escaping(f"{e.eventid}{e.session_id}{sensor or ''}{protocol or ''}{version or ''}{hassh or ''}"):
+        # attacker-chosen text, now and then
         return "\t".join(map(copy_field, (e.line_no, e.eventid, ts, e.session_id, e.src_ip,
                                            sensor, protocol, e.src_port, e.dst_ip, e.dst_port, e.duration,
                                            version, hassh))) + "\n"
@@ -57,12 +62,12 @@ _COMMAND = "cowrie.command.input"
 _DOWNLOAD = "cowrie.session.file_download"
 _DIRECT_TCPIP = "cowrie.direct-tcpip."
 
-# Where each value of a session is kept in its list (ChunkSessions._sessions): the time and text
-# of its first event (with its address) and of its last, then per "first" value the time of the
-# event it came from.
-(_FIRST_TS, _FIRST_TEXT, _FIRST_IP, _LAST_TS, _LAST_TEXT, _ND_TS, _ND_IP, _CONNECT_TS, _CONNECT_IP,
- _PROTOCOL, _SRC_PORT, _DST_IP, _DST_PORT, _SENSOR_TS, _SENSOR, _DURATION, _VERSION_TS, _CLIENT_VERSION,
- _KEX_TS, _HASSH, _LOGINS, _SUCCESSES, _COMMANDS, _DOWNLOADS, _EVENTS) = range(25)
+# Where each value of a session is kept in its list (ChunkSessions._sessions): the events its
+# values come from (its first and last event; the first that is not direct-tcpip, the first
+# connect, the first with a sensor, the first client.version and client.kex; None while there is
+# none), then the longest duration and the counts.
+(_FIRST, _LAST, _NOT_DIRECT, _CONNECT_EVENT, _SENSOR, _VERSION_EVENT, _KEX_EVENT, _DURATION,
+ _LOGINS, _SUCCESSES, _COMMANDS, _DOWNLOADS, _EVENTS) = range(13)
 
 
 class ChunkSessions:
@@ -72,7 +77,7 @@ class ChunkSessions:
     The loader stages these instead of the events: a tenth of the rows to COPY, and no sort of the
     chunk's events in the server. Each "first" value is the one of the session's events first by
     (event_ts, line_no), as the SQL takes it: events come in line order, so an event replaces a
-    first value only when it is strictly earlier. The peer (source_ip) is the first connect
+    first one only when it is strictly earlier. The peer (source_ip) is the first connect
     event's address, else the first address of an event that is not direct-tcpip (Cowrie logs the
     client-claimed forwarding origin there), else the first event's; protocol, ports and dst_ip are
     the first connect event's, client_version the first client.version event's, hassh the first
@@ -95,26 +100,19 @@ class ChunkSessions:
         counts[eventid] = counts.get(eventid, 0) + 1
         s = self._sessions.get(e.session_id)
         if s is None:
-            text = e.event_ts_text or ts.isoformat()
-            s = self._sessions[e.session_id] = [
-                ts, text, e.src_ip, ts, text, None, None, None, None,
-                None, None, None, None, None, None, None, None, None,
-                None, None, 0, 0, 0, 0, 0]
-        else:
-            if ts < s[_FIRST_TS]:
-                s[_FIRST_TS], s[_FIRST_TEXT], s[_FIRST_IP] = ts, e.event_ts_text or ts.isoformat(), e.src_ip
-            if ts > s[_LAST_TS]:
-                s[_LAST_TS] = ts
-                s[_LAST_TEXT] = e.event_ts_text or ts.isoformat()
+            s = self._sessions[e.session_id] = [e, e, None, None, None, None, None, None, 0, 0, 0, 0, 0]
+        elif ts < s[_FIRST].event_ts:
+            s[_FIRST] = e
+        elif ts > s[_LAST].event_ts:
+            s[_LAST] = e
         s[_EVENTS] += 1
-        if not eventid.startswith(_DIRECT_TCPIP) and (s[_ND_TS] is None or ts < s[_ND_TS]):
-            s[_ND_TS], s[_ND_IP] = ts, e.src_ip
-        if e.sensor is not None and (s[_SENSOR_TS] is None or ts < s[_SENSOR_TS]):
-            s[_SENSOR_TS], s[_SENSOR] = ts, e.sensor
+        if not eventid.startswith(_DIRECT_TCPIP) and (s[_NOT_DIRECT] is None or ts < s[_NOT_DIRECT].event_ts):
+            s[_NOT_DIRECT] = e
+        if e.sensor is not None and (s[_SENSOR] is None or ts < s[_SENSOR].event_ts):
+            s[_SENSOR] = e
         if eventid == _CONNECT:
-            if s[_CONNECT_TS] is None or ts < s[_CONNECT_TS]:
-                s[_CONNECT_TS], s[_CONNECT_IP] = ts, e.src_ip
-                s[_PROTOCOL], s[_SRC_PORT], s[_DST_IP], s[_DST_PORT] = e.protocol, e.src_port, e.dst_ip, e.dst_port
+            if s[_CONNECT_EVENT] is None or ts < s[_CONNECT_EVENT].event_ts:
+                s[_CONNECT_EVENT] = e
         elif eventid == _LOGIN_FAILED:
             s[_LOGINS] += 1
         elif eventid == _LOGIN_SUCCESS:
@@ -128,29 +126,35 @@ class ChunkSessions:
             if e.duration is not None and (s[_DURATION] is None or e.duration > s[_DURATION]):
                 s[_DURATION] = e.duration
         elif eventid == _VERSION:
-            if s[_VERSION_TS] is None or ts < s[_VERSION_TS]:
-                s[_VERSION_TS], s[_CLIENT_VERSION] = ts, e.client_version
-        elif eventid == _KEX and (s[_KEX_TS] is None or ts < s[_KEX_TS]):
-            s[_KEX_TS], s[_HASSH] = ts, e.hassh
+            if s[_VERSION_EVENT] is None or ts < s[_VERSION_EVENT].event_ts:
+                s[_VERSION_EVENT] = e
+        elif eventid == _KEX and (s[_KEX_EVENT] is None or ts < s[_KEX_EVENT].event_ts):
+            s[_KEX_EVENT] = e
 
     def copy_text(self) -> bytes:
         """The sessions as COPY text lines: the columns of copy_cowrie_sessions after batch_id."""
         lines = []
         n = "\\N"
         for session_id, s in self._sessions.items():
-            source_ip = s[_CONNECT_IP] or s[_ND_IP] or s[_FIRST_IP]
-            sensor, protocol, version, hassh = s[_SENSOR], s[_PROTOCOL], s[_CLIENT_VERSION], s[_HASSH]
-            text = f"{session_id}{sensor or ''}{protocol or ''}{version or ''}{hassh or ''}"
-            if "\\" in text or "\t" in text or "\n" in text or "\r" in text:  # attacker-chosen text, now and then
+            connect, sensor_event, version_event, kex_event = (
+                s[_CONNECT_EVENT], s[_SENSOR], s[_VERSION_EVENT], s[_KEX_EVENT])
+            source_ip = (connect or s[_NOT_DIRECT] or s[_FIRST]).src_ip
+            sensor = None if sensor_event is None else sensor_event.sensor
+            version = None if version_event is None else version_event.client_version
+            hassh = None if kex_event is None else kex_event.hassh
+            protocol, src_port, dst_ip, dst_port = (
+                (None, None, None, None) if connect is None
+                else (connect.protocol, connect.src_port, connect.dst_ip, connect.dst_port))
+            first, last, duration = event_ts_text(s[_FIRST]), event_ts_text(s[_LAST]), s[_DURATION]
+            if needs_escaping(f"{session_id}{sensor or ''}{protocol or ''}{version or ''}{hassh or ''}"):
+                # attacker-chosen text, now and then
                 lines.append("\t".join(map(copy_field, (
-                    session_id, source_ip, sensor, s[_FIRST_TEXT], s[_LAST_TEXT], protocol, s[_SRC_PORT],
-                    s[_DST_IP], s[_DST_PORT], s[_DURATION], version, hassh, s[_LOGINS],
-                    s[_SUCCESSES], s[_COMMANDS], s[_DOWNLOADS], s[_EVENTS]))) + "\n")
+                    session_id, source_ip, sensor, first, last, protocol, src_port, dst_ip, dst_port, duration,
+                    version, hassh, s[_LOGINS], s[_SUCCESSES], s[_COMMANDS], s[_DOWNLOADS], s[_EVENTS]))) + "\n")
                 continue
             # Addresses, numbers and times never need escaping (as copy_line).
-            src_port, dst_ip, dst_port, duration = s[_SRC_PORT], s[_DST_IP], s[_DST_PORT], s[_DURATION]
             lines.append(
-                f"{session_id}\t{source_ip}\t{n if sensor is None else sensor}\t{s[_FIRST_TEXT]}\t{s[_LAST_TEXT]}\t"
+                f"{session_id}\t{source_ip}\t{n if sensor is None else sensor}\t{first}\t{last}\t"
                 f"{n if protocol is None else protocol}\t{n if src_port is None else src_port}\t"
                 f"{n if dst_ip is None else dst_ip}\t{n if dst_port is None else dst_port}\t"
                 f"{n if duration is None else repr(duration)}\t{n if version is None else version}\t"

@@ -8,6 +8,12 @@ from __future__ import annotations
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+def needs_escaping(text: str) -> bool:
+    """Whether `text` holds a character COPY text escapes: a line whose text fields (joined into
+    `text`) hold none can be written by plain formatting, without copy_field for each value."""
+    return "\\" in text or "\t" in text or "\n" in text or "\r" in text
+
+
 def copy_field(value: object) -> str:
     """One value as a field of COPY text (NULL is \\N)."""
     if value is None:
