@@ -3,9 +3,8 @@
 Per file, lines are read in chunks; each chunk is ONE transaction: COPY its events, aggregated per
 session by the parser (ipintel.chunks.ChunkSessions), into ipintel_staging.cowrie_sessions, merge
 them set-based in SQL, COPY the rejected lines into ipintel.ingest_rejects, and move the file's
-offset in ipintel.ingest_files. A crash or Ctrl-C
-rolls back the chunk in flight and nothing else, and the next run starts at the recorded offset:
-no line is lost or counted twice.
+offset in ipintel.ingest_files. A crash or Ctrl-C rolls back the chunk in flight and nothing else,
+and the next run starts at the recorded offset: no line is lost or counted twice.
 
 Parsing (ipintel.chunks) runs in a second process (`_ParseAhead`) while this one COPYs and merges: it reads the
 files in order, a little ahead, and hands over each chunk as COPY text already formatted, through
