@@ -68,15 +68,20 @@ COMMENT ON COLUMN ipintel.prefix_origins.prefix IS 'The announced prefix.';
 COMMENT ON COLUMN ipintel.prefix_origins.asn IS 'An origin AS of the prefix.';
 COMMENT ON COLUMN ipintel.prefix_origins.valid IS
     'The days of the consecutive snapshots that showed the pair: from the first to the last (upper bound exclusive); unbounded above while the dataset''s latest snapshot still shows it.';
-COMMENT ON COLUMN ipintel.prefix_origins.prefix_range IS 'Generated: the prefix as an ip4r iprange, for the GiST longest-match lookups.';
+COMMENT ON COLUMN ipintel.prefix_origins.prefix_range IS 'Generated: the prefix as an ip4r iprange. Indexed for the longest-match lookups until revision 0082, which looks prefixes up by prefix itself (prefix_origins_prefix_idx); kept for queries that use it.';
 CREATE UNIQUE INDEX prefix_origins_run_key ON ipintel.prefix_origins (dataset, prefix, asn, lower(valid));
 COMMENT ON INDEX ipintel.prefix_origins_run_key IS 'One run per pair and first day.';
--- The range alone, the day a filter on the few runs of each prefix: with `valid` in the key, the
--- GiST took a table loaded in prefix order two to three times slower, and its probes were no
--- faster (revision 0029, issue 11). Revision 0029 builds it CONCURRENTLY.
-CREATE INDEX prefix_origins_prefix_range_idx ON ipintel.prefix_origins USING gist (prefix_range);
-COMMENT ON INDEX ipintel.prefix_origins_prefix_range_idx IS
-    'Which prefixes contain an address (the day is checked on the rows found): ip4r''s own GiST operator class (not btree_gist''s inet one, which lost rows: issue 9).';
+-- Which prefixes contain an address: an SP-GiST radix tree on the prefix itself (revision 0082),
+-- the day a filter on the few runs of each prefix found. Until 0082 a GiST on the prefix as an
+-- ip4r range (prefix_range): the same answers (1M lookups over six of the bench's daily tables: the same rows), each probe
+-- about 1.7 times slower (1M (IP, day) pairs: 28 to 31 s against 16 to 19 s), and built about six
+-- times slower (1.18M rows: 9.6 s against 1.5 s). SP-GiST never marks an index entry dead from a
+-- scan (it has no kill_prior_tuple), the mechanism by which GiST inet indexes lost live rows
+-- (issue 9); tests/test_ip_index_integrity.py compares its answers with a sequential scan's after
+-- loads that close and open runs. Revision 0082 builds it CONCURRENTLY.
+CREATE INDEX prefix_origins_prefix_idx ON ipintel.prefix_origins USING spgist (prefix inet_ops);
+COMMENT ON INDEX ipintel.prefix_origins_prefix_idx IS
+    'Which prefixes contain an address (prefix >>= ip; the day is checked on the rows found): SP-GiST inet_ops, a radix tree (revision 0082; no GiST on inet: issue 9).';
 
 CREATE TABLE ipintel.routing_rejects (
     snapshot_id  bigint NOT NULL,
@@ -339,7 +344,8 @@ COMMENT ON FUNCTION ipintel.routing_snapshot_on(text, date) IS
 -- Set-based: the origin AS of each (ip, day) pair from routing history. For each dataset, the
 -- snapshot of routing_snapshot_on (computed once per distinct day); in it, the longest prefix
 -- containing the IP (its smallest origin when several announce it); the dataset with the latest
--- snapshot wins, then by rank. One GiST probe per pair and dataset: the probe is a LATERAL
+-- snapshot wins, then by rank. One index probe per pair and dataset (prefix_origins_prefix_idx,
+-- SP-GiST, revision 0082; a GiST on prefix_range before): the probe is a LATERAL
 -- subquery the planner cannot flatten, because it estimates an unnest of parameters at 10 rows
 -- and then joined every pair to every run of the snapshot (ip_timeline of a busy IP: 2.8 s
 -- against 47 ms, measured on 1,828 sessions).
@@ -364,7 +370,7 @@ BEGIN ATOMIC
         SELECT p.asn, p.prefix
         FROM ipintel.prefix_origins p
         WHERE p.dataset = w.dataset
-          AND p.prefix_range OPERATOR(public.>>=) public.iprange(q.ip::cidr)
+          AND p.prefix OPERATOR(pg_catalog.>>=) q.ip
           AND p.valid @> w.taken_on
         OFFSET 0  -- a fence: probe per pair, never flattened into a join of everything
     ) o

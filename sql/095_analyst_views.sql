@@ -202,7 +202,7 @@ BEGIN ATOMIC
     SELECT lower(o.valid)::timestamp AT TIME ZONE 'UTC', upper(o.valid)::timestamp AT TIME ZONE 'UTC', 'routing',
            'routing:' || o.dataset, o.asn, NULL, jsonb_build_object('prefix', o.prefix)
     FROM ipintel.prefix_origins o
-    WHERE o.prefix_range OPERATOR(public.>>=) public.iprange((SELECT t.ip FROM target t)::cidr)
+    WHERE o.prefix OPERATOR(pg_catalog.>>=) (SELECT t.ip FROM target t)
     ORDER BY 1, 3, 4;
 END;
 COMMENT ON FUNCTION ipintel.ip_timeline(inet) IS

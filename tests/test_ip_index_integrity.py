@@ -212,53 +212,77 @@ def test_no_gist_index_and_no_btree_gist_inet_opclass_in_the_schema(conn: psycop
            WHERE n.nspname LIKE 'ipintel%%' AND am.amname = 'gist'
            ORDER BY 1, 3""").fetchall()
     # The exclusion constraint's index (inet_key(ip) as uuid with btree_gist, and the range), and
-    # the lookups' indexes of routing history, geolocation builds and range lists on ip4r's own
-    # iprange type (its opclass, not btree_gist's inet one).
+    # the lookups' indexes of geolocation builds and range lists on ip4r's own iprange type (its
+    # opclass, not btree_gist's inet one). Routing history's is SP-GiST since revision 0082 (below).
     assert rows == [("geo_asns_network_range_idx", "gist", "gist_iprange_ops"),
                     ("geo_countries_network_range_idx", "gist", "gist_iprange_ops"),
                     ("ip_asn_history_closed_ranges_do_not_overlap", "gist", "gist_uuid_ops"),
                     ("ip_asn_history_closed_ranges_do_not_overlap", "gist", "range_ops"),
-                    ("listed_ranges_prefix_range_idx", "gist", "gist_iprange_ops"),
-                    ("prefix_origins_prefix_range_idx", "gist", "gist_iprange_ops")]
+                    ("listed_ranges_prefix_range_idx", "gist", "gist_iprange_ops")]
 
 
-# Nested and overlapping prefixes of every length, IPv4 and IPv6, loaded as one snapshot.
+# Nested and overlapping prefixes of every length, IPv4 and IPv6, loaded as a snapshot of the day
+# %(day)s; a tenth of the prefixes (by hash, differently each day) are left out or given another
+# origin, so that loads after the first close runs, open new ones and move them (updates of
+# prefix_origins through its indexes, as daily loads do).
 RANDOM_ROUTES = """
 WITH b AS (SELECT nextval('ipintel_staging.batch_id_seq') AS id), staged AS (
     INSERT INTO ipintel_staging.routing_prefixes (batch_id, prefix, asn)
-    SELECT DISTINCT ON (p) b.id, p, 64512 + g % 1000
+    SELECT DISTINCT ON (p) b.id, p, 64512 + g %% 1000 + (abs(hashtext(p::text || %(day)s::text)::bigint) %% 20 = 0)::int
     FROM b, generate_series(1, 20000) g,
-         LATERAL (SELECT CASE WHEN g % 5 = 0
-                              THEN set_masklen(('2a00::'::inet + (random() * 1e15)::bigint), 20 + (g % 44))
-                              ELSE set_masklen(('11.0.0.0'::inet + (random() * 16777215)::bigint), 8 + (g % 25))
+         LATERAL (SELECT CASE WHEN g %% 5 = 0
+                              THEN set_masklen(('2a00::'::inet + (abs(hashtext('v6' || g)::bigint) * 232831)::bigint), 20 + (g %% 44))
+                              ELSE set_masklen(('11.0.0.0'::inet + (abs(hashtext('v4' || g)::bigint) %% 16777215)::bigint), 8 + (g %% 25))
                          END::cidr AS p) x
+    WHERE abs(hashtext(g::text || %(day)s::text)::bigint) %% 20 <> 0
     RETURNING batch_id)
-SELECT ipintel.load_routing_snapshot('routeviews', current_date, 'random', (SELECT min(batch_id) FROM staged))
+SELECT ipintel.load_routing_snapshot('routeviews', current_date - 3 + %(day)s, 'random-' || %(day)s,
+                                     (SELECT min(batch_id) FROM staged))
 """
 
 
-def test_routing_gist_finds_every_prefix_a_scan_finds(conn: psycopg.Connection) -> None:
-    """ip4r's GiST index on prefix_origins answers containment exactly as a sequential scan."""
-    conn.execute("SELECT setseed(0.19)")
-    conn.execute(RANDOM_ROUTES)
-    probe = """SELECT q.ip, array_agg(o.prefix::text ORDER BY o.prefix, o.asn)
-               FROM (SELECT '11.0.0.0'::inet + (random() * 16777215)::bigint AS ip FROM generate_series(1, 1500)
-                     UNION ALL
-                     SELECT '2a00::'::inet + (random() * 1e15)::bigint FROM generate_series(1, 500)) q
-               JOIN ipintel.prefix_origins o ON o.prefix_range OPERATOR(public.>>=) public.iprange(q.ip::cidr)
+def test_routing_spgist_finds_every_prefix_a_scan_finds(conn: psycopg.Connection) -> None:
+    """The SP-GiST index on prefix_origins.prefix (revision 0082) answers containment exactly as a
+    sequential scan, after loads that close, open and move runs; and routing_asns, which probes it,
+    answers as the same lookup by scan."""
+    for day in range(3):
+        conn.execute(RANDOM_ROUTES, {"day": day})
+    runs = conn.execute("SELECT count(*), count(*) FILTER (WHERE upper(valid) IS NOT NULL) "
+                        "FROM ipintel.prefix_origins").fetchone()
+    assert runs is not None and runs[0] > 10000 and runs[1] > 1000, runs  # runs were closed
+    conn.execute("CREATE TEMP TABLE probes AS "
+                 "SELECT '11.0.0.0'::inet + (abs(hashtext('p' || g)::bigint) % 16777215)::bigint AS ip FROM generate_series(1, 1500) g "
+                 "UNION ALL SELECT '2a00::'::inet + (abs(hashtext('q' || g)::bigint) * 232831)::bigint FROM generate_series(1, 500) g")
+    probe = """SELECT q.ip, array_agg(o.prefix::text || ' ' || o.asn || ' ' || o.valid::text ORDER BY o.prefix, o.asn, o.valid)
+               FROM probes q
+               JOIN ipintel.prefix_origins o ON o.prefix OPERATOR(pg_catalog.>>=) q.ip
                GROUP BY q.ip ORDER BY q.ip"""
-    # The same seed before each run: both draw the same probe addresses.
+    # Attack-time ASNs of every probe on each loaded day, by routing_asns (the index), against the
+    # longest prefix of the day's run found by a scan, its smallest origin.
+    asns = """SELECT r.ip, r.day, r.asn, r.prefix::text
+              FROM ipintel.routing_asns(ARRAY(SELECT q.ip FROM probes q CROSS JOIN generate_series(0, 2) d ORDER BY 1),
+                                        ARRAY(SELECT current_date - 3 + d FROM probes q CROSS JOIN generate_series(0, 2) d
+                                              ORDER BY q.ip)) r
+              ORDER BY 1, 2"""
+    by_scan_asns = """SELECT DISTINCT ON (q.ip, d.day) q.ip, d.day, o.asn, o.prefix::text
+                      FROM probes q
+                      CROSS JOIN (SELECT current_date - 3 + d AS day FROM generate_series(0, 2) d) d
+                      JOIN ipintel.prefix_origins o ON o.prefix OPERATOR(pg_catalog.>>=) q.ip AND o.valid @> d.day
+                      ORDER BY q.ip, d.day, masklen(o.prefix) DESC, o.asn"""
     conn.execute("SET enable_seqscan = off")
-    conn.execute("SELECT setseed(0.5)")
     by_index = conn.execute(probe).fetchall()
-    assert "prefix_origins_prefix_range_idx" in _explain(conn, probe)
+    assert "prefix_origins_prefix_idx" in _explain(conn, probe)
+    asns_by_index = conn.execute(asns).fetchall()
     conn.execute("SET enable_seqscan = on")
     conn.execute("SET enable_indexscan = off")
     conn.execute("SET enable_bitmapscan = off")
-    conn.execute("SELECT setseed(0.5)")
     by_scan = conn.execute(probe).fetchall()
+    assert "prefix_origins_prefix_idx" not in _explain(conn, probe)
+    asns_by_scan = conn.execute(by_scan_asns).fetchall()
     assert len(by_scan) > 1000
     assert by_index == by_scan
+    assert len(asns_by_scan) > 3000
+    assert asns_by_index == asns_by_scan
 
 
 # The same for a range list: nested and overlapping ranges, IPv4 and IPv6, one snapshot.
