@@ -4,10 +4,10 @@ Revision ID: 0082
 Revises: 0081
 Create Date: 2026-12-04
 
-The SQL lives beside this file: 0082_routing_lookups_by_spgist.concurrently.sql builds the SP-GiST index outside any
-transaction, then 0082_routing_lookups_by_spgist.upgrade.sql replaces the two functions, then 0082_routing_lookups_by_spgist.after.sql drops the
-GiST (outside any transaction). The downgrade mirrors it: .downgrade-concurrently.sql builds the
-GiST again, .downgrade.sql puts 0081's functions back, .downgrade-after.sql drops the SP-GiST index.
+The SQL lives beside this file: .concurrently.sql builds the SP-GiST index outside any
+transaction, then .upgrade.sql replaces the two functions, then .after.sql drops the GiST (outside
+any transaction). The downgrade mirrors it: .downgrade-concurrently.sql builds the GiST again,
+.downgrade.sql puts 0081's functions back, .downgrade-after.sql drops the SP-GiST index.
 Each probe is about 1.7 times faster (issue 15's attack-time lookup) and the index builds about six
 times faster; SP-GiST never marks an entry dead from a scan (issue 9's GiST inet indexes did).
 """
