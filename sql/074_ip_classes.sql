@@ -96,12 +96,13 @@ BEGIN ATOMIC
         SELECT u.ip, ipintel.is_bogon(u.ip) AS bogon
         FROM (SELECT DISTINCT q.ip FROM q) u
     ), ranged AS MATERIALIZED (
-        -- one GiST probe per IP by containment alone, and none when no range list has a
-        -- snapshot for any of the days (OFFSET 0 keeps it a probe)
+        -- one index probe per IP by containment alone (listed_ranges_prefix_idx, SP-GiST since
+        -- revision 0083), and none when no range list has a snapshot for any of the days (OFFSET
+        -- 0 keeps it a probe)
         SELECT b.ip, r.list, r.prefix, r.service, r.region, r.valid
         FROM ips b
         CROSS JOIN LATERAL (SELECT o.list, o.prefix, o.service, o.region, o.valid FROM ipintel.listed_ranges o
-                            WHERE o.prefix_range OPERATOR(public.>>=) public.iprange(b.ip::cidr) OFFSET 0) r
+                            WHERE o.prefix OPERATOR(pg_catalog.>>=) b.ip OFFSET 0) r
         WHERE EXISTS (SELECT 1 FROM lists w WHERE w.holds = 'ranges' AND w.taken_on IS NOT NULL)
     ), said AS MATERIALIZED (
         -- what the sources said, once per IP

@@ -212,13 +212,13 @@ def test_no_gist_index_and_no_btree_gist_inet_opclass_in_the_schema(conn: psycop
            WHERE n.nspname LIKE 'ipintel%%' AND am.amname = 'gist'
            ORDER BY 1, 3""").fetchall()
     # The exclusion constraint's index (inet_key(ip) as uuid with btree_gist, and the range), and
-    # the lookups' indexes of geolocation builds and range lists on ip4r's own iprange type (its
-    # opclass, not btree_gist's inet one). Routing history's is SP-GiST since revision 0082 (below).
+    # the lookups' indexes of geolocation builds (ranges that are not prefixes) on ip4r's own
+    # iprange type (its opclass, not btree_gist's inet one). Routing history's and range lists'
+    # are SP-GiST since revisions 0082 and 0083 (below).
     assert rows == [("geo_asns_network_range_idx", "gist", "gist_iprange_ops"),
                     ("geo_countries_network_range_idx", "gist", "gist_iprange_ops"),
                     ("ip_asn_history_closed_ranges_do_not_overlap", "gist", "gist_uuid_ops"),
-                    ("ip_asn_history_closed_ranges_do_not_overlap", "gist", "range_ops"),
-                    ("listed_ranges_prefix_range_idx", "gist", "gist_iprange_ops")]
+                    ("ip_asn_history_closed_ranges_do_not_overlap", "gist", "range_ops")]
 
 
 # Nested and overlapping prefixes of every length, IPv4 and IPv6, loaded as a snapshot of the day
@@ -300,21 +300,21 @@ SELECT ipintel.load_range_snapshot('aws', current_date, 'random', (SELECT min(ba
 """
 
 
-def test_range_list_gist_finds_every_range_a_scan_finds(conn: psycopg.Connection) -> None:
-    """ip4r's GiST index on listed_ranges (ip_classes' one probe per IP) answers containment exactly
-    as a sequential scan."""
+def test_range_list_spgist_finds_every_range_a_scan_finds(conn: psycopg.Connection) -> None:
+    """The SP-GiST index on listed_ranges.prefix (ip_classes' one probe per IP, revision 0083)
+    answers containment exactly as a sequential scan."""
     conn.execute("SELECT setseed(0.29)")
     conn.execute(RANDOM_RANGES)
     probe = """SELECT q.ip, array_agg(o.prefix::text ORDER BY o.prefix)
                FROM (SELECT '11.0.0.0'::inet + (random() * 16777215)::bigint AS ip FROM generate_series(1, 1500)
                      UNION ALL
                      SELECT '2a00::'::inet + (random() * 1e15)::bigint FROM generate_series(1, 500)) q
-               JOIN ipintel.listed_ranges o ON o.prefix_range OPERATOR(public.>>=) public.iprange(q.ip::cidr)
+               JOIN ipintel.listed_ranges o ON o.prefix OPERATOR(pg_catalog.>>=) q.ip
                GROUP BY q.ip ORDER BY q.ip"""
     conn.execute("SET enable_seqscan = off")
     conn.execute("SELECT setseed(0.5)")
     by_index = conn.execute(probe).fetchall()
-    assert "listed_ranges_prefix_range_idx" in _explain(conn, probe)
+    assert "listed_ranges_prefix_idx" in _explain(conn, probe)
     conn.execute("SET enable_seqscan = on")
     conn.execute("SET enable_indexscan = off")
     conn.execute("SET enable_bitmapscan = off")
