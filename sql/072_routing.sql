@@ -72,13 +72,13 @@ COMMENT ON COLUMN ipintel.prefix_origins.prefix_range IS 'Generated: the prefix 
 CREATE UNIQUE INDEX prefix_origins_run_key ON ipintel.prefix_origins (dataset, prefix, asn, lower(valid));
 COMMENT ON INDEX ipintel.prefix_origins_run_key IS 'One run per pair and first day.';
 -- Which prefixes contain an address: an SP-GiST radix tree on the prefix itself (revision 0082),
--- the day a filter on the few runs of each prefix found. Until 0082 a GiST on the prefix as an
--- ip4r range (prefix_range): the same answers (1M lookups over six of the bench's daily tables: the same rows), each probe
--- about 1.7 times slower (1M (IP, day) pairs: 28 to 31 s against 16 to 19 s), and built about six
--- times slower (1.18M rows: 9.6 s against 1.5 s). SP-GiST never marks an index entry dead from a
--- scan (it has no kill_prior_tuple), the mechanism by which GiST inet indexes lost live rows
--- (issue 9); tests/test_ip_index_integrity.py compares its answers with a sequential scan's after
--- loads that close and open runs. Revision 0082 builds it CONCURRENTLY.
+-- the day a filter on the few runs of each prefix found. Until 0082 a GiST on the prefix as an ip4r
+-- range (prefix_range): the same answers (1M lookups over six of the bench's daily tables: the same
+-- rows), each probe about 1.7 times slower (1M (IP, day) pairs: 28 to 31 s against 16 to 19 s), and
+-- built about six times slower (1.18M rows: 9.6 s against 1.5 s). SP-GiST never marks an index
+-- entry dead from a scan (it has no kill_prior_tuple), the mechanism by which GiST inet indexes
+-- lost live rows (issue 9); tests/test_ip_index_integrity.py compares its answers with a sequential
+-- scan's after loads that close and open runs. Revision 0082 builds it CONCURRENTLY.
 CREATE INDEX prefix_origins_prefix_idx ON ipintel.prefix_origins USING spgist (prefix inet_ops);
 COMMENT ON INDEX ipintel.prefix_origins_prefix_idx IS
     'Which prefixes contain an address (prefix >>= ip; the day is checked on the rows found): SP-GiST inet_ops, a radix tree (revision 0082; no GiST on inet: issue 9).';

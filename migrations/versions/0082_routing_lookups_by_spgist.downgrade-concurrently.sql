@@ -1,12 +1,13 @@
 -- From migrations/versions/0082_routing_lookups_by_spgist.downgrade-concurrently.sql (0081's GiST on prefix_range)
 -- The GiST that routing_asns and ip_timeline of 0081 probe, built CONCURRENTLY again before the
--- downgrade's transaction puts those functions back (about 8 s per 1M rows).
--- Run by 0082_routing_lookups_by_spgist.py outside the revision's transaction (alembic's autocommit_block), one statement
--- at a time, BEFORE the downgrade's transactional script: a failed build leaves an INVALID index and nothing else, and running it again
--- drops it and builds anew. No lock_timeout (squawk's require-lock-timeout): the SHARE UPDATE
--- EXCLUSIVE lock CONCURRENTLY takes blocks no reader or writer. No statement_timeout: the build takes
--- as long as the table needs. Rerunnable without IF NOT EXISTS (squawk's prefer-robust-stmts): the
--- DROP before it removes what a failed build left, which IF NOT EXISTS would keep, INVALID.
+-- downgrade's transaction puts those functions back (about 8 s per 1M rows). Run by
+-- 0082_routing_lookups_by_spgist.py outside the revision's transaction (alembic's
+-- autocommit_block), one statement at a time, BEFORE the downgrade's transactional script: a failed
+-- build leaves an INVALID index and nothing else, and running it again drops it and builds anew. No
+-- lock_timeout (squawk's require-lock-timeout): the SHARE UPDATE EXCLUSIVE lock CONCURRENTLY takes
+-- blocks no reader or writer. No statement_timeout: the build takes as long as the table needs.
+-- Rerunnable without IF NOT EXISTS (squawk's prefer-robust-stmts): the DROP before it removes what
+-- a failed build left, which IF NOT EXISTS would keep, INVALID.
 -- squawk-ignore-file ban-concurrent-index-creation-in-transaction, require-lock-timeout, prefer-robust-stmts
 SET statement_timeout = 0;
 DROP INDEX CONCURRENTLY IF EXISTS ipintel.prefix_origins_prefix_range_idx;

@@ -1,6 +1,7 @@
 -- From migrations/versions/0082_routing_lookups_by_spgist.downgrade.sql (0081's sql/072_routing.sql, sql/095_analyst_views.sql)
--- routing_asns and ip_timeline probe the GiST on prefix_range again, which 0082_routing_lookups_by_spgist.downgrade-concurrently.sql
--- built before this transaction; 0082_routing_lookups_by_spgist.downgrade-after.sql then drops the SP-GiST index.
+-- routing_asns and ip_timeline probe the GiST on prefix_range again, which
+-- 0082_routing_lookups_by_spgist.downgrade-concurrently.sql built before this transaction;
+-- 0082_routing_lookups_by_spgist.downgrade-after.sql then drops the SP-GiST index.
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
 

@@ -1,9 +1,10 @@
 -- From migrations/versions/0082_routing_lookups_by_spgist.upgrade.sql (sql/072_routing.sql, sql/095_analyst_views.sql)
--- routing_asns and ip_timeline find the prefixes that contain an address by prefix itself
--- (prefix >>= ip), through the SP-GiST index 0082_routing_lookups_by_spgist.concurrently.sql built before this
--- transaction; 0082_routing_lookups_by_spgist.after.sql then drops the GiST on prefix_range, which nothing reads any more.
--- Locks: none on a table that holds rows (two functions replaced, a comment): a COMMENT ON COLUMN
--- takes ShareUpdateExclusive on prefix_origins, which a routing load (RowExclusive) does not wait for.
+-- routing_asns and ip_timeline find the prefixes that contain an address by prefix itself (prefix
+-- >>= ip), through the SP-GiST index 0082_routing_lookups_by_spgist.concurrently.sql built before
+-- this transaction; 0082_routing_lookups_by_spgist.after.sql then drops the GiST on prefix_range,
+-- which nothing reads any more. Locks: none on a table that holds rows (two functions replaced, a
+-- comment): a COMMENT ON COLUMN takes ShareUpdateExclusive on prefix_origins, which a routing load
+-- (RowExclusive) does not wait for.
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
 

@@ -1,6 +1,7 @@
 -- From migrations/versions/0083_range_lookups_by_spgist.downgrade.sql (0082's sql/073_range_lists.sql, sql/074_ip_classes.sql)
--- ip_classes probes the GiST on prefix_range again, which 0083_range_lookups_by_spgist.downgrade-concurrently.sql built
--- before this transaction; 0083_range_lookups_by_spgist.downgrade-after.sql then drops the SP-GiST index.
+-- ip_classes probes the GiST on prefix_range again, which
+-- 0083_range_lookups_by_spgist.downgrade-concurrently.sql built before this transaction;
+-- 0083_range_lookups_by_spgist.downgrade-after.sql then drops the SP-GiST index.
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
 

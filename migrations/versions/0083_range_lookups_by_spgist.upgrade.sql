@@ -1,9 +1,10 @@
 -- From migrations/versions/0083_range_lookups_by_spgist.upgrade.sql (sql/073_range_lists.sql, sql/074_ip_classes.sql)
 -- ip_classes finds the ranges that contain an address by prefix itself (prefix >>= ip), through the
--- SP-GiST index 0083_range_lookups_by_spgist.concurrently.sql built before this transaction; 0083_range_lookups_by_spgist.after.sql then drops
--- the GiST on prefix_range, which nothing reads any more.
--- Locks: none on a table that holds rows (a function replaced, a comment): a COMMENT ON COLUMN takes
--- ShareUpdateExclusive on listed_ranges, which a range list load (RowExclusive) does not wait for.
+-- SP-GiST index 0083_range_lookups_by_spgist.concurrently.sql built before this transaction;
+-- 0083_range_lookups_by_spgist.after.sql then drops the GiST on prefix_range, which nothing reads
+-- any more. Locks: none on a table that holds rows (a function replaced, a comment): a COMMENT ON
+-- COLUMN takes ShareUpdateExclusive on listed_ranges, which a range list load (RowExclusive) does
+-- not wait for.
 SET LOCAL lock_timeout = '5s';
 SET LOCAL statement_timeout = '1min';
 
