@@ -222,8 +222,8 @@ def test_no_gist_index_and_no_btree_gist_inet_opclass_in_the_schema(conn: psycop
 
 
 # Nested and overlapping prefixes of every length, IPv4 and IPv6, loaded as a snapshot of the day
-# %(day)s; a tenth of the prefixes (by hash, differently each day) are left out or given another
-# origin, so that loads after the first close runs, open new ones and move them (updates of
+# %(day)s; each day (by hash) a twentieth of the prefixes is left out and a twentieth is given
+# another origin, so that loads after the first close runs, open new ones and move them (updates of
 # prefix_origins through its indexes, as daily loads do).
 RANDOM_ROUTES = """
 WITH b AS (SELECT nextval('ipintel_staging.batch_id_seq') AS id), staged AS (
