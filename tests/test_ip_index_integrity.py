@@ -258,9 +258,10 @@ def test_routing_spgist_finds_every_prefix_a_scan_finds(conn: psycopg.Connection
                JOIN ipintel.prefix_origins o ON o.prefix OPERATOR(pg_catalog.>>=) q.ip
                GROUP BY q.ip ORDER BY q.ip"""
     # Attack-time ASNs of every probe on each loaded day, by routing_asns (the index), against the
-    # longest prefix of the day's run found by a scan, its smallest origin.
+    # longest prefix of the day's run found by a scan, its smallest origin. Both arrays are in IP
+    # order, so they stay aligned (an IP's three days may come in any order: the same pairs).
     asns = """SELECT r.ip, r.day, r.asn, r.prefix::text
-              FROM ipintel.routing_asns(ARRAY(SELECT q.ip FROM probes q CROSS JOIN generate_series(0, 2) d ORDER BY 1),
+              FROM ipintel.routing_asns(ARRAY(SELECT q.ip FROM probes q CROSS JOIN generate_series(0, 2) d ORDER BY q.ip),
                                         ARRAY(SELECT current_date - 3 + d FROM probes q CROSS JOIN generate_series(0, 2) d
                                               ORDER BY q.ip)) r
               ORDER BY 1, 2"""
