@@ -433,17 +433,21 @@ BEGIN
         WHERE m.batch_id = p_batch_id AND m.merged_first_event_at IS NOT NULL
           AND s.session_id = m.session_id AND s.first_event_at = m.merged_first_event_at
         RETURNING s.source_ip, s.session_id, s.first_event_at, m.merged_first_event_at AS old_first_event_at,
-                  s.snapshot_at IS NOT NULL AS counted)
+                  s.snapshot_at IS NOT NULL AS counted, s.created_at, s.snapshot_complete_at IS NULL AS incomplete)
     , moved AS (
         -- a session whose first_event_at moved earlier (a later file brought earlier events): its
-        -- key follows it (revision 0060), in the snapshot queue too if it is there (revision 0064)
+        -- key follows it (revision 0060), and its snapshot queue key takes it in if it is
+        -- incomplete (revisions 0064, 0084)
         UPDATE ipintel.session_keys k SET first_event_at = u.first_event_at
         FROM updated u
         WHERE k.session_id = u.session_id AND k.first_event_at <> u.first_event_at)
     , moved_queued AS (
-        UPDATE ipintel.snapshot_queue q SET first_event_at = u.first_event_at
-        FROM updated u
-        WHERE q.session_id = u.session_id AND q.first_event_at <> u.first_event_at)
+        UPDATE ipintel.snapshot_queue q SET first_at = u.first_at
+        FROM (SELECT u.source_ip, u.created_at, min(u.first_event_at) AS first_at
+              FROM updated u
+              WHERE u.incomplete AND u.first_event_at <> u.old_first_event_at
+              GROUP BY u.source_ip, u.created_at) u
+        WHERE q.source_ip = u.source_ip AND q.created_at = u.created_at AND u.first_at < q.first_at)
     , days_queued AS (
         -- a snapshotted session's counts changed: its day's rollup, and its old day's when its
         -- first_event_at moved (sessions without a snapshot are in no group)

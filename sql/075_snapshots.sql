@@ -24,33 +24,58 @@
 -- the one that completes it too, is a HOT update (no index entry written). A partial index of the
 -- incomplete sessions did this job before; the update that completed a snapshot took the row out
 -- of it, so it was not HOT and added an entry to every index of the partition (2M sessions: a
--- plain update of the snapshot columns 50.9 s with that index, 21.7 s without it). Rows are
--- added by the statement triggers below for every session inserted incomplete, removed by
--- take_snapshots for the snapshots it completes and by the delete trigger, and added again by
--- redo_snapshots; merge_cowrie_events moves a row's first_event_at with its session's.
+-- plain update of the snapshot columns 50.9 s with that index, 21.7 s without it).
+--
+-- Listed by key (revision 0084): one row per IP and ingest time (source_ip, created_at) with an
+-- incomplete session, not one per session. The sessions of a key were ingested by one transaction
+-- (one ingest chunk), so they await the same sources, and a whole pass writes them alike: a pass
+-- reads the keys as they are rather than grouping a row per session into them, dequeues a key
+-- rather than each of its sessions, and knows from the key which fields its sessions all have
+-- (known) rather than reading them (2M sessions of 300K IPs on a clone: the first pass 24.1 and
+-- 23.4 s per session, 20.1 and 20.0 s by key; a pass with nothing new 4.7 and 4.9 s, 2.2 and
+-- 2.2 s). first_at and last_at bound the first_event_at of the key's incomplete sessions (they
+-- may be wider: they only grow); known is a subset of the fields every one of them has.
+-- Rows are added (or widened) by the statement trigger below for the sessions inserted
+-- incomplete, removed by take_snapshots once a key's sessions are complete and by the delete
+-- trigger once a key has no incomplete session left, added again (known reset) by
+-- redo_snapshots; merge_cowrie_events widens a key when a session's first_event_at moves earlier.
 -- No foreign key to session_summaries (a partitioned table's key would cost a probe per session
--- ingested): ipintel.verify_sessions checks that the queue lists exactly the incomplete sessions.
+-- ingested): ipintel.verify_sessions checks that the keys cover exactly the incomplete sessions.
 CREATE TABLE ipintel.snapshot_queue (
-    session_id     text        NOT NULL,
-    first_event_at timestamptz NOT NULL,
-    source_ip      inet        NOT NULL,
-    created_at     timestamptz NOT NULL,
-    CONSTRAINT snapshot_queue_pkey PRIMARY KEY (session_id)
+    source_ip  inet        NOT NULL,
+    created_at timestamptz NOT NULL,
+    first_at   timestamptz NOT NULL,
+    last_at    timestamptz NOT NULL,
+    known      smallint    NOT NULL DEFAULT 0,
+    CONSTRAINT snapshot_queue_pkey PRIMARY KEY (source_ip, created_at),
+    CONSTRAINT snapshot_queue_span_check CHECK (first_at <= last_at)
 );
 COMMENT ON TABLE ipintel.snapshot_queue IS
-    'The sessions whose snapshot is incomplete (session_summaries.snapshot_complete_at NULL), one row each: where take_snapshots, snapshot_waits and snapshot_backlog find them. Kept apart from session_summaries so that no index there covers a column the snapshot writes (every snapshot fill is a HOT update). Written by the triggers session_summaries_snapshot_queue_insert / _delete, take_snapshots (removes the completed), redo_snapshots (adds the redone) and merge_cowrie_events (a session''s earlier first_event_at); ipintel.verify_sessions checks it against the sessions.';
-COMMENT ON COLUMN ipintel.snapshot_queue.session_id IS 'The session (session_summaries.session_id).';
-COMMENT ON COLUMN ipintel.snapshot_queue.first_event_at IS 'Its session_summaries.first_event_at: with session_id, the session''s key.';
-COMMENT ON COLUMN ipintel.snapshot_queue.source_ip IS 'Its session_summaries.source_ip: the IP whose sources the snapshot waits for.';
-COMMENT ON COLUMN ipintel.snapshot_queue.created_at IS 'Its session_summaries.created_at (when ingested): each source''s snapshot_window starts here.';
-CREATE INDEX snapshot_queue_source_ip_idx ON ipintel.snapshot_queue (source_ip);
-COMMENT ON INDEX ipintel.snapshot_queue_source_ip_idx IS
-    'The incomplete sessions of some IPs: take_snapshots of an ingest chunk''s enriched IPs, and the awaited sources per IP.';
+    'The keys (source IP, ingest time) of the sessions whose snapshot is incomplete (session_summaries.snapshot_complete_at NULL), one row per key: where take_snapshots, snapshot_waits and snapshot_backlog find those sessions (source_ip, created_at, first_event_at between first_at and last_at, snapshot_complete_at NULL). Kept apart from session_summaries so that no index there covers a column the snapshot writes (every snapshot fill is a HOT update). Written by the triggers session_summaries_snapshot_queue_insert / _delete, take_snapshots (removes the keys it completes, marks the fields it filled as known), redo_snapshots (adds the redone) and merge_cowrie_events (a session''s earlier first_event_at); ipintel.verify_sessions checks it against the sessions.';
+COMMENT ON COLUMN ipintel.snapshot_queue.source_ip IS 'The sessions'' session_summaries.source_ip: the IP whose sources their snapshots wait for.';
+COMMENT ON COLUMN ipintel.snapshot_queue.created_at IS 'The sessions'' session_summaries.created_at (when ingested, one transaction): each source''s snapshot_window starts here.';
+COMMENT ON COLUMN ipintel.snapshot_queue.first_at IS 'At or before the first_event_at of every incomplete session of the key.';
+COMMENT ON COLUMN ipintel.snapshot_queue.last_at IS 'At or after the first_event_at of every incomplete session of the key.';
+COMMENT ON COLUMN ipintel.snapshot_queue.known IS
+    'The snapshot fields every incomplete session of the key already has (their *_source set), as bits (ipintel.snapshot_field_bits): 1 ASN, 2 country, 4 is_scanner, 8 ip_type, 16 known attacker. May say less than the sessions have, never more: take_snapshots writes a key whose ready fields are not all known.';
 
--- `changed`: the statement's inserted rows, or its deleted ones. As with session_keys, an inserted
--- session whose id is listed already takes its place (ensure_session_partitions moves a month's
--- sessions out of the default partition by deleting them there, unseen by these triggers, and
--- inserting them again).
+-- The bits of snapshot_queue.known: the fields whose flag is true. Plain SQL, IMMUTABLE: inlined.
+CREATE FUNCTION ipintel.snapshot_field_bits(p_asn boolean, p_country boolean, p_scanner boolean, p_ip_type boolean,
+                                            p_known_attacker boolean)
+    RETURNS smallint
+    LANGUAGE sql
+    IMMUTABLE PARALLEL SAFE
+RETURN (CASE WHEN p_asn THEN 1 ELSE 0 END | CASE WHEN p_country THEN 2 ELSE 0 END
+        | CASE WHEN p_scanner THEN 4 ELSE 0 END | CASE WHEN p_ip_type THEN 8 ELSE 0 END
+        | CASE WHEN p_known_attacker THEN 16 ELSE 0 END)::smallint;
+COMMENT ON FUNCTION ipintel.snapshot_field_bits(boolean, boolean, boolean, boolean, boolean) IS
+    'The snapshot fields whose flag is true (ASN, country, is_scanner, ip_type, known attacker, in that order) as the bits of snapshot_queue.known: 1, 2, 4, 8, 16.';
+
+-- `changed`: the statement's inserted rows, or its deleted ones. An inserted session adds its key
+-- or widens it, and the key knows only what every new session has as well (an insert after
+-- ensure_session_partitions moved a month's sessions out of the default partition, deleting them
+-- there unseen by these triggers: the same keys). A deleted incomplete session takes its key
+-- with it once the key has no other incomplete session (its bounds are left as they are).
 CREATE FUNCTION ipintel.keep_snapshot_queue()
     RETURNS trigger
     LANGUAGE plpgsql
@@ -59,35 +84,47 @@ AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
         DELETE FROM ipintel.snapshot_queue q
-        USING changed c
-        WHERE q.session_id = c.session_id AND q.first_event_at = c.first_event_at;
+        USING (SELECT DISTINCT c.source_ip, c.created_at FROM changed c WHERE c.snapshot_complete_at IS NULL) c
+        WHERE q.source_ip = c.source_ip AND q.created_at = c.created_at
+          AND NOT EXISTS (SELECT 1 FROM ipintel.session_summaries s
+                          WHERE s.source_ip = q.source_ip AND s.created_at = q.created_at
+                            AND s.first_event_at BETWEEN q.first_at AND q.last_at
+                            AND s.snapshot_complete_at IS NULL);
     ELSE
-        INSERT INTO ipintel.snapshot_queue AS q (session_id, first_event_at, source_ip, created_at)
-        SELECT c.session_id, c.first_event_at, c.source_ip, c.created_at FROM changed c
+        INSERT INTO ipintel.snapshot_queue AS q (source_ip, created_at, first_at, last_at, known)
+        SELECT c.source_ip, c.created_at, min(c.first_event_at), max(c.first_event_at),
+               bit_and(ipintel.snapshot_field_bits(c.snapshot_asn_source IS NOT NULL, c.snapshot_country_source IS NOT NULL,
+                                                   c.snapshot_is_scanner_source IS NOT NULL,
+                                                   c.snapshot_ip_type_source IS NOT NULL,
+                                                   c.snapshot_is_known_attacker_source IS NOT NULL))
+        FROM changed c
         WHERE c.snapshot_complete_at IS NULL
-        ON CONFLICT (session_id) DO UPDATE
-        SET first_event_at = excluded.first_event_at, source_ip = excluded.source_ip, created_at = excluded.created_at
-        WHERE (q.first_event_at, q.source_ip, q.created_at)
-              IS DISTINCT FROM (excluded.first_event_at, excluded.source_ip, excluded.created_at);
+        GROUP BY c.source_ip, c.created_at
+        ON CONFLICT (source_ip, created_at) DO UPDATE
+        SET first_at = least(q.first_at, excluded.first_at), last_at = greatest(q.last_at, excluded.last_at),
+            known = q.known & excluded.known
+        WHERE (q.first_at, q.last_at, q.known)
+              IS DISTINCT FROM (least(q.first_at, excluded.first_at), greatest(q.last_at, excluded.last_at),
+                                q.known & excluded.known);
     END IF;
     RETURN NULL;
 END;
 $$;
 COMMENT ON FUNCTION ipintel.keep_snapshot_queue() IS
-    'Statement trigger function of session_summaries: queues the inserted sessions whose snapshot is incomplete in snapshot_queue and removes the deleted ones.';
+    'Statement trigger function of session_summaries: queues the keys of the inserted sessions whose snapshot is incomplete in snapshot_queue (or widens them, and keeps as known only what the new sessions have too), and removes the keys of deleted sessions that have no incomplete session left.';
 
 CREATE TRIGGER session_summaries_snapshot_queue_insert
     AFTER INSERT ON ipintel.session_summaries
     REFERENCING NEW TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION ipintel.keep_snapshot_queue();
 COMMENT ON TRIGGER session_summaries_snapshot_queue_insert ON ipintel.session_summaries IS
-    'Queues the inserted sessions whose snapshot is incomplete in snapshot_queue.';
+    'Queues the keys of the inserted sessions whose snapshot is incomplete in snapshot_queue.';
 CREATE TRIGGER session_summaries_snapshot_queue_delete
     AFTER DELETE ON ipintel.session_summaries
     REFERENCING OLD TABLE AS changed
     FOR EACH STATEMENT EXECUTE FUNCTION ipintel.keep_snapshot_queue();
 COMMENT ON TRIGGER session_summaries_snapshot_queue_delete ON ipintel.session_summaries IS
-    'Removes deleted sessions from snapshot_queue.';
+    'Removes from snapshot_queue the keys of deleted sessions that have no incomplete session left.';
 
 -- (IP, source) pairs a snapshot of the IP would wait for: every IP of the inventory, with the
 -- enabled sources without a fresh answer for it that have not declined it. A source whose last
@@ -147,33 +184,41 @@ COMMENT ON VIEW ipintel.snapshot_pending_sources IS
 -- Per incomplete session: the sources still awaited (their window open) and, per field, the
 -- best rank among them.
 CREATE VIEW ipintel.snapshot_waits AS
-SELECT s.session_id,
-       array_agg(w.source ORDER BY w.source) AS waiting_for,
-       max(s.created_at + w.snapshot_window) AS window_closes_at,
-       min(w.asn_rank) AS asn_wait_rank,
-       min(w.country_rank) AS country_wait_rank,
-       min(w.is_scanner_rank) AS is_scanner_wait_rank,
-       min(w.ip_type_rank) AS ip_type_wait_rank,
-       min(w.is_known_attacker_rank) AS is_known_attacker_wait_rank,
+SELECT s.session_id, k.waiting_for, k.window_closes_at, k.asn_wait_rank, k.country_wait_rank, k.is_scanner_wait_rank,
+       k.ip_type_wait_rank, k.is_known_attacker_wait_rank,
        -- added by revision 0042 (a view's new column goes last): a grouping column, so that a
        -- filter on it (take_snapshots of a few IPs) is applied before the grouping, to the
-       -- awaited sources' IPs (w.ip, not s.source_ip: the same value, but read from
+       -- awaited sources' IPs (w.ip, not the queue's source_ip: the same value, but read from
        -- ip_inventory by its key rather than found by a scan of it)
-       w.ip AS source_ip
--- the incomplete sessions (revision 0064: listed in snapshot_queue, with what this view reads of them)
-FROM ipintel.snapshot_queue s
--- The awaited sources of each IP, found once per IP and then joined to its sessions (revision
--- 0058). Grouped (each (ip, source) is one row already), so the planner plans them apart and a
--- filter on source_ip, a grouping column, still reaches the inventory's key. Flattened into one
--- join, the planner paired every incomplete session with every enabled source first and ran the
--- per-IP checks on each pair (2M sessions: 6M pairs, about a sixth of take_snapshots).
-JOIN (SELECT p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank, p.ip_type_rank,
-             p.is_known_attacker_rank
-      FROM ipintel.snapshot_pending_sources p
-      GROUP BY p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank, p.ip_type_rank,
-               p.is_known_attacker_rank) w ON w.ip = s.source_ip
-WHERE s.created_at + w.snapshot_window > now()
-GROUP BY s.session_id, w.ip;
+       k.source_ip
+-- The awaited sources of each queued key (revision 0084: the keys of the incomplete sessions),
+-- worked out once per key and then joined to the key's incomplete sessions.
+FROM (SELECT q.created_at, q.first_at, q.last_at,
+             array_agg(w.source ORDER BY w.source) AS waiting_for,
+             max(q.created_at + w.snapshot_window) AS window_closes_at,
+             min(w.asn_rank) AS asn_wait_rank,
+             min(w.country_rank) AS country_wait_rank,
+             min(w.is_scanner_rank) AS is_scanner_wait_rank,
+             min(w.ip_type_rank) AS ip_type_wait_rank,
+             min(w.is_known_attacker_rank) AS is_known_attacker_wait_rank,
+             w.ip AS source_ip
+      FROM ipintel.snapshot_queue q
+      -- The awaited sources of each IP, found once per IP and then joined to its keys (revision
+      -- 0058). Grouped (each (ip, source) is one row already), so the planner plans them apart and
+      -- a filter on source_ip, a grouping column, still reaches the inventory's key. Flattened
+      -- into one join, the planner paired every incomplete session with every enabled source
+      -- first and ran the per-IP checks on each pair (2M sessions: 6M pairs, about a sixth of
+      -- take_snapshots).
+      JOIN (SELECT p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank, p.ip_type_rank,
+                   p.is_known_attacker_rank
+            FROM ipintel.snapshot_pending_sources p
+            GROUP BY p.ip, p.source, p.snapshot_window, p.asn_rank, p.country_rank, p.is_scanner_rank, p.ip_type_rank,
+                     p.is_known_attacker_rank) w ON w.ip = q.source_ip
+      WHERE q.created_at + w.snapshot_window > now()
+      GROUP BY q.created_at, q.first_at, q.last_at, w.ip) k
+JOIN ipintel.session_summaries s
+  ON s.source_ip = k.source_ip AND s.created_at = k.created_at AND s.first_event_at BETWEEN k.first_at AND k.last_at
+ AND s.snapshot_complete_at IS NULL;
 COMMENT ON VIEW ipintel.snapshot_waits IS
     'Incomplete sessions that still wait for a source: which ones (waiting_for), when the last window closes, and per snapshot field the best rank among the awaited sources (NULL: the field waits for none).';
 COMMENT ON COLUMN ipintel.snapshot_waits.source_ip IS 'The session''s source IP (session_summaries.source_ip).';
@@ -186,9 +231,10 @@ SELECT s.session_id,
        s.snapshot_at,
        coalesce(w.waiting_for, '{}'::text[]) AS waiting_for,
        w.window_closes_at
--- the incomplete sessions, found through snapshot_queue (revision 0064)
+-- the incomplete sessions, found through the keys of snapshot_queue (revision 0084)
 FROM ipintel.snapshot_queue q
-JOIN ipintel.session_summaries s ON s.session_id = q.session_id AND s.first_event_at = q.first_event_at
+JOIN ipintel.session_summaries s
+  ON s.source_ip = q.source_ip AND s.created_at = q.created_at AND s.first_event_at BETWEEN q.first_at AND q.last_at
 LEFT JOIN ipintel.snapshot_waits w ON w.session_id = s.session_id
 WHERE s.snapshot_complete_at IS NULL;
 COMMENT ON VIEW ipintel.snapshot_backlog IS
@@ -430,6 +476,20 @@ CREATE UNLOGGED TABLE ipintel_staging.snapshot_keys (
 COMMENT ON TABLE ipintel_staging.snapshot_keys IS
     'Scratch for take_snapshots(): the keys of a whole pass and their snapshot values (ipintel.snapshot_key_values), analyzed, then joined by hash to the sessions they fill; empty outside a pass.';
 
+-- The incomplete sessions take_snapshots' per-session statement reads (revision 0084), one row
+-- each, as it read snapshot_queue when the queue listed sessions: those of the keys of the IPs
+-- p_ips, or of every queued key for a whole pass with dated data (then analyzed). Only under the
+-- sessions' lock (one writer at a time); left as the last such statement left it.
+CREATE UNLOGGED TABLE ipintel_staging.snapshot_sessions (
+    session_id     text        NOT NULL,
+    first_event_at timestamptz NOT NULL,
+    source_ip      inet        NOT NULL,
+    created_at     timestamptz NOT NULL,
+    CONSTRAINT snapshot_sessions_pkey PRIMARY KEY (session_id)
+);
+COMMENT ON TABLE ipintel_staging.snapshot_sessions IS
+    'Scratch for take_snapshots'' per-session statement: the incomplete sessions it reads (of the queued keys of some IPs, or of every queued key), one row each; refilled by each such statement.';
+
 -- A whole pass's snapshot values, once per key rather than once per session (revision 0074): a
 -- key is an IP, an ingest time (created_at: the sources' windows start there) and a run of
 -- consecutive UTC days on which every range list has the same snapshot (class_epochs), with the
@@ -447,10 +507,10 @@ COMMENT ON TABLE ipintel_staging.snapshot_keys IS
 -- (snapshot_classes, for keys whose ip_type is ready) and the document (snapshot_documents). A document
 -- is stored only for a key some session of which will be written (in_play): every key that
 -- awaits nothing (its sessions are all completed), and a key that has some field ready when one
--- of its incomplete sessions still lacks that field (snapshot_has_field_to_fill: since revision
--- 0075 a semi-join, one read of the months' waiting sessions; at 0074 an index probe by IP per
--- such key). A key with nothing ready, or whose sessions all have their ready fields already,
--- writes nothing.
+-- of its incomplete sessions still lacks that field: since revision 0084 one the queue's key
+-- does not know all of them have (snapshot_queue.known; at 0075 to 0083 a semi-join, one read of
+-- the months' waiting sessions; at 0074 an index probe by IP per such key). A key with nothing
+-- ready, or whose sessions all have their ready fields already, writes nothing.
 --
 -- The same for the new sessions of an ingest batch (p_batch_id, of the enriched IPs p_ips;
 -- revision 0080): merge_cowrie_events inserts them with their snapshot rather than inserting,
@@ -484,8 +544,8 @@ CREATE FUNCTION ipintel.snapshot_key_values(p_first timestamptz, p_last timestam
     SET enable_nestloop = off
     -- At 0074 in_play probed each key's sessions by the IP's index, and a bitmap of the BRIN index
     -- on first_event_at (the key's days) read every session of those days for each key (40,000
-    -- sessions over 2 days: 20,000 rows a probe). Since 0075 in_play is a semi-join that reads
-    -- the months once; the setting stays until a measurement shows it can go.
+    -- sessions over 2 days: 20,000 rows a probe). Since 0084 in_play reads no session; the
+    -- setting stays for the sessions of a key over several runs of days, read by its key.
     SET enable_bitmapscan = off
 AS $$
 #variable_conflict use_column
@@ -502,13 +562,16 @@ BEGIN
     END IF;
     RETURN QUERY
     WITH sessions AS NOT MATERIALIZED (
-        -- the sessions to take: the queue's (p_batch_id NULL: a pass), or the new sessions of the
+        -- the sessions to take: the queued keys' incomplete sessions (p_batch_id NULL: a pass; read
+        -- only for a key over several runs of days, below), or the new sessions of the
         -- IPs p_ips in an ingest batch not inserted yet (revision 0080: their snapshot is written by
         -- the insert itself, with created_at the merge's transaction time). One-time filters: only
         -- one branch is read.
-        SELECT q.source_ip, q.created_at, q.first_event_at
+        SELECT s.source_ip, s.created_at, s.first_event_at
         FROM ipintel.snapshot_queue q
-        WHERE p_batch_id IS NULL
+        JOIN ipintel.session_summaries s
+          ON s.source_ip = q.source_ip AND s.created_at = q.created_at AND s.first_event_at BETWEEN q.first_at AND q.last_at
+        WHERE p_batch_id IS NULL AND s.first_event_at BETWEEN p_first AND p_last AND s.snapshot_complete_at IS NULL
         UNION ALL
         SELECT m.source_ip, now(), m.first_event_at
         FROM ipintel_staging.cowrie_sessions m
@@ -526,12 +589,20 @@ BEGIN
                                                                          (p_last AT TIME ZONE 'UTC')::date,
                                                                          interval '1 day') AS g(day))) e) e) d
     ), pairs AS MATERIALIZED (
-        -- each IP and ingest time of the sessions once, with their first and last time
-        SELECT q.source_ip AS ip, q.created_at, min(q.first_event_at) AS first_at, max(q.first_event_at) AS last_at
+        -- each IP and ingest time of the sessions once, with their first and last time and the
+        -- fields all of them have (known): a pass's are the queue's keys as they are (revision
+        -- 0084; grouped from a row per queued session before, 2M sessions: about 1 s), a batch's
+        -- new sessions have none
+        SELECT q.source_ip AS ip, q.created_at, q.first_at, q.last_at, q.known
+        FROM ipintel.snapshot_queue q
+        WHERE p_batch_id IS NULL
+        UNION ALL
+        SELECT q.source_ip, q.created_at, min(q.first_event_at), max(q.first_event_at), 0::smallint
         FROM sessions q
+        WHERE p_batch_id IS NOT NULL
         GROUP BY q.source_ip, q.created_at
     ), spans AS MATERIALIZED (
-        SELECT p.ip, p.created_at, p.first_at, p.last_at, f.epoch, f.run_from, f.run_from = l.run_from AS one_run
+        SELECT p.ip, p.created_at, p.first_at, p.last_at, p.known, f.epoch, f.run_from, f.run_from = l.run_from AS one_run
         FROM pairs p
         JOIN days f ON f.day = (p.first_at AT TIME ZONE 'UTC')::date
         JOIN days l ON l.day = (p.last_at AT TIME ZONE 'UTC')::date
@@ -540,11 +611,11 @@ BEGIN
         -- among the days, every pair); one over several runs is a key per run, grouped again from
         -- its sessions (grouping every queued session by its day's run: 2M sessions, 1.6 s more
         -- than by pair).
-        SELECT s.ip, s.created_at, s.epoch, s.run_from, s.first_at, s.last_at
+        SELECT s.ip, s.created_at, s.epoch, s.run_from, s.first_at, s.last_at, s.known
         FROM spans s
         WHERE s.one_run
         UNION ALL
-        SELECT q.source_ip, q.created_at, d.epoch, d.run_from, min(q.first_event_at), max(q.first_event_at)
+        SELECT q.source_ip, q.created_at, d.epoch, d.run_from, min(q.first_event_at), max(q.first_event_at), s.known
         FROM sessions q
         JOIN spans s ON s.ip = q.source_ip AND s.created_at = q.created_at AND NOT s.one_run
         JOIN days d ON d.day = (q.first_event_at AT TIME ZONE 'UTC')::date
@@ -552,7 +623,7 @@ BEGIN
         -- ingest batch, nested loops allowed, compared each session with each pair for nothing:
         -- 27 ms of a 41 ms chunk)
         WHERE EXISTS (SELECT 1 FROM spans x WHERE NOT x.one_run)
-        GROUP BY q.source_ip, q.created_at, d.epoch, d.run_from
+        GROUP BY q.source_ip, q.created_at, d.epoch, d.run_from, s.known
     ), history AS MATERIALIZED (
         -- the ASN history ranges among a key's sessions: one that holds them all, or several
         SELECT k.ip, k.created_at, k.run_from, count(*) AS ranges, min(h.asn) AS asn, min(h.source) AS source,
@@ -587,7 +658,7 @@ BEGIN
         WHERE c.created_at + p.snapshot_window > now()
         GROUP BY c.ip, c.created_at
     ), v AS MATERIALIZED (
-        SELECT k.ip, k.created_at, k.run_from, k.epoch, k.first_at, k.last_at,
+        SELECT k.ip, k.created_at, k.run_from, k.epoch, k.first_at, k.last_at, k.known,
                r.all_ready, r.asn_ready, r.country_ready, r.scanner_ready, r.ip_type_ready, r.known_attacker_ready,
                -- as take_snapshots' todo with no routing snapshot and no dated build: the ASN of
                -- the history range at the sessions' time, else the current one
@@ -627,35 +698,15 @@ BEGIN
         WHERE NOT EXISTS (SELECT 1 FROM hard x WHERE x.ip = k.ip)
     ), in_play AS MATERIALIZED (
         -- The keys some session of which take_snapshots will write (see above): those that await
-        -- nothing, and those with a field ready that some incomplete session of theirs lacks
-        -- (snapshot_has_field_to_fill, the update's own condition). Two branches, so that the
-        -- second EXISTS is a semi-join (one read of the months' sessions, hashed): under an OR it
-        -- was a subquery probed once per key, random heap reads of each IP's sessions (a pass
-        -- with nothing new, 150,000 keys waiting for GreyNoise: 1.6M buffers, about 8 s). A batch's
-        -- new sessions have no field yet: every key with a field ready (third branch).
+        -- nothing, and those with a field ready that not all of their incomplete sessions have:
+        -- one not among the fields the key knows all of them have (revision 0084; before, a
+        -- semi-join that read the queued months' sessions, 2M sessions: about 1.7 s). A batch's new
+        -- sessions have no field yet (known 0): every key with a field ready.
         SELECT v.ip, v.created_at, v.run_from, v.epoch, v.asn, v.class_asn_source, v.ip_type_ready
         FROM v
         WHERE v.all_ready
-        UNION ALL
-        SELECT v.ip, v.created_at, v.run_from, v.epoch, v.asn, v.class_asn_source, v.ip_type_ready
-        FROM v
-        WHERE NOT v.all_ready AND p_batch_id IS NOT NULL
-          AND (v.asn_ready OR v.country_ready OR v.scanner_ready OR v.ip_type_ready OR v.known_attacker_ready)
-        UNION ALL
-        SELECT v.ip, v.created_at, v.run_from, v.epoch, v.asn, v.class_asn_source, v.ip_type_ready
-        FROM v
-        WHERE NOT v.all_ready AND p_batch_id IS NULL
-          AND (v.asn_ready OR v.country_ready OR v.scanner_ready OR v.ip_type_ready OR v.known_attacker_ready)
-          AND EXISTS (SELECT 1 FROM ipintel.session_summaries s
-                      WHERE s.source_ip = v.ip AND s.created_at = v.created_at
-                        AND s.first_event_at BETWEEN v.first_at AND v.last_at
-                        AND s.first_event_at BETWEEN p_first AND p_last
-                        AND s.snapshot_complete_at IS NULL
-                        AND ipintel.snapshot_has_field_to_fill(false, v.asn_ready, v.country_ready, v.scanner_ready,
-                                                               v.ip_type_ready, v.known_attacker_ready,
-                                                               s.snapshot_asn_source, s.snapshot_country_source,
-                                                               s.snapshot_is_scanner_source, s.snapshot_ip_type_source,
-                                                               s.snapshot_is_known_attacker_source))
+           OR ipintel.snapshot_field_bits(v.asn_ready, v.country_ready, v.scanner_ready, v.ip_type_ready,
+                                          v.known_attacker_ready) & ~ v.known <> 0
     ), class_keys AS MATERIALIZED (
         -- each (IP, epoch, ASN) whose ip_type is ready, once, with one of the ASN's sources
         SELECT array_agg(c.ip) AS ips, array_agg(c.epoch) AS days, array_agg(c.asn) AS asns,
@@ -756,10 +807,12 @@ BEGIN
     -- before any row, so neither can hold a row the other waits for: no deadlock.
     PERFORM pg_advisory_xact_lock(hashtextextended('ipintel.session_summaries', 0));
 
-    -- The incomplete sessions are those of snapshot_queue (revision 0064). Their first and last
-    -- first_event_at bound every read of session_summaries below: planned with these values
-    -- (force_custom_plan), each statement reads only the months that hold a queued session. With
-    -- nothing queued there is nothing to do.
+    -- The incomplete sessions are those of snapshot_queue's keys (revisions 0064, 0084). Their
+    -- first and last first_event_at bound every read of session_summaries below: planned with
+    -- these values (force_custom_plan), each statement reads only the months that hold a queued
+    -- session. With nothing queued there is nothing to do. The per-session statement reads them
+    -- staged one row each (ipintel_staging.snapshot_sessions, below), as it read the queue
+    -- before the queue was kept by key.
     --
     -- The sessions of some IPs (an ingest chunk's) are planned as a few thousand rows whatever
     -- the statistics say (revision 0073). Estimated at a few (the quadratic plans of an ingest
@@ -769,26 +822,38 @@ BEGIN
     -- * the queue's source_ip: the statistics of the last ANALYZE that saw rows (ANALYZE of an
     --   empty table keeps the old ones), and the queue is empty after every enrich and every
     --   chunk whose IPs were all enriched. Those of a day's backlog (10^5 IPs) made a chunk's
-    --   3,000 sessions of 300 IPs an estimate of 7. Instead: the queued sessions' ids (v_queued),
-    --   the queue's key, which any statistics take for one row per id;
+    --   3,000 sessions of 300 IPs an estimate of 7. Instead: the staged sessions' ids (v_queued),
+    --   the staging table's key, which any statistics take for one row per id;
     -- * first_event_at BETWEEN v_first AND v_last: a chunk's sessions are the newest, past the
     --   end of the month's histogram (its partition is analyzed when a tenth of it changed), an
     --   estimate of none. Instead: the whole months (v_from, v_until), which prune the same
     --   partitions and hold their every row;
     -- * snapshot_complete_at IS NULL: the month's share of incomplete sessions when it was
-    --   analyzed, none after an enrich. Left out of the reads for a chunk: the queue lists the
-    --   incomplete sessions (verify_sessions), and the update keeps the filter.
+    --   analyzed, none after an enrich. Left out of the reads for a chunk: the staged sessions
+    --   are the incomplete ones (found by key, one probe each), and the update keeps the filter.
     -- 3,000 sessions of 300 IPs, statistics of an analyzed backlog: 0.93 s against 0.19 s with
     -- fresh ones; with GreyNoise awaited for half of the IPs, 10.9 s.
     IF p_ips IS NULL THEN
-        SELECT min(q.first_event_at), max(q.first_event_at) INTO v_first, v_last
+        SELECT min(q.first_at), max(q.last_at) INTO v_first, v_last
         FROM ipintel.snapshot_queue q;
         v_from := v_first;
         v_until := v_last;
     ELSE
-        SELECT min(q.first_event_at), max(q.first_event_at), array_agg(q.session_id) INTO v_first, v_last, v_queued
+        -- The incomplete sessions of the IPs' keys, staged: each key's sessions probed by the
+        -- IP's index (OFFSET 0: one probe per key, whatever the queue's statistics say).
+        TRUNCATE ipintel_staging.snapshot_sessions;
+        INSERT INTO ipintel_staging.snapshot_sessions (session_id, first_event_at, source_ip, created_at)
+        SELECT s.session_id, s.first_event_at, s.source_ip, s.created_at
         FROM ipintel.snapshot_queue q
+        CROSS JOIN LATERAL (SELECT s.session_id, s.first_event_at, s.source_ip, s.created_at
+                            FROM ipintel.session_summaries s
+                            WHERE s.source_ip = q.source_ip AND s.created_at = q.created_at
+                              AND s.first_event_at BETWEEN q.first_at AND q.last_at
+                              AND s.snapshot_complete_at IS NULL
+                            OFFSET 0) s
         WHERE q.source_ip = ANY (p_ips);
+        SELECT min(q.first_event_at), max(q.first_event_at), array_agg(q.session_id) INTO v_first, v_last, v_queued
+        FROM ipintel_staging.snapshot_sessions q;
         v_from := date_trunc('month', v_first, 'UTC');
         v_until := date_trunc('month', v_last, 'UTC') + interval '1 month' - interval '1 microsecond';
     END IF;
@@ -866,16 +931,27 @@ BEGIN
                                                          s.snapshot_asn_source, s.snapshot_country_source,
                                                          s.snapshot_is_scanner_source, s.snapshot_ip_type_source,
                                                          s.snapshot_is_known_attacker_source)
-                RETURNING s.session_id, s.snapshot_complete_at IS NOT NULL AS complete,
-                          (s.first_event_at AT TIME ZONE 'UTC')::date AS day
-            ), dequeued AS (
-                DELETE FROM ipintel.snapshot_queue q
-                USING filled f
-                WHERE f.complete AND q.session_id = f.session_id
+                RETURNING (s.first_event_at AT TIME ZONE 'UTC')::date AS day
             ), days_queued AS (
                 INSERT INTO ipintel.attribution_dirty_days (day)
                 SELECT DISTINCT f.day FROM filled f)
             SELECT count(*) INTO v_changed FROM filled;
+            -- The queue by key (revision 0084): a key that awaits nothing is complete now, every
+            -- incomplete session of it written above; the other keys written have every field
+            -- that was ready in each of their incomplete sessions (written, or had it already).
+            -- Per session before: a delete of each completed session found through the rows
+            -- the update returned (2M sessions: about 3 s of the pass).
+            DELETE FROM ipintel.snapshot_queue q
+            USING ipintel_staging.snapshot_keys v
+            WHERE NOT v.hard AND v.all_ready AND q.source_ip = v.ip AND q.created_at = v.created_at;
+            UPDATE ipintel.snapshot_queue q SET known = q.known | k.known
+            FROM (SELECT v.ip, v.created_at,
+                         bit_and(ipintel.snapshot_field_bits(v.asn_ready, v.country_ready, v.scanner_ready,
+                                                             v.ip_type_ready, v.known_attacker_ready)) AS known
+                  FROM ipintel_staging.snapshot_keys v
+                  WHERE NOT v.hard AND NOT v.all_ready
+                  GROUP BY v.ip, v.created_at) k
+            WHERE q.source_ip = k.ip AND q.created_at = k.created_at AND k.known & ~ q.known <> 0;
         END IF;
         SELECT array_agg(v.ip) INTO v_hard FROM ipintel_staging.snapshot_keys v WHERE v.hard;
         TRUNCATE ipintel_staging.snapshot_keys;
@@ -886,6 +962,19 @@ BEGIN
         RETURN v_changed;
     END IF;
 
+    IF p_ips IS NULL THEN
+        -- A whole pass with dated data: every incomplete session of the queued keys, staged and
+        -- analyzed (p_ips: staged above).
+        TRUNCATE ipintel_staging.snapshot_sessions;
+        INSERT INTO ipintel_staging.snapshot_sessions (session_id, first_event_at, source_ip, created_at)
+        SELECT s.session_id, s.first_event_at, s.source_ip, s.created_at
+        FROM ipintel.snapshot_queue q
+        JOIN ipintel.session_summaries s
+          ON s.source_ip = q.source_ip AND s.created_at = q.created_at AND s.first_event_at BETWEEN q.first_at AND q.last_at
+        WHERE s.first_event_at BETWEEN v_from AND v_until AND s.snapshot_complete_at IS NULL;
+        ANALYZE ipintel_staging.snapshot_sessions;
+    END IF;
+
     -- Routing history and the dated geolocation builds are asked only about sessions whose ASN
     -- or country is still unknown, once per IP and day; and only when there is one routing
     -- snapshot or geolocation build to ask (revision 0066): without them, as on an install that
@@ -894,7 +983,7 @@ BEGIN
     IF v_dated THEN
         SELECT array_agg(x.ip), array_agg(x.day) INTO v_ips, v_days
         FROM (SELECT DISTINCT s.source_ip AS ip, (s.first_event_at AT TIME ZONE 'UTC')::date AS day
-              FROM ipintel.snapshot_queue q
+              FROM ipintel_staging.snapshot_sessions q
               -- by session_id alone: see todo below
               JOIN ipintel.session_summaries s ON s.session_id = q.session_id
               WHERE (v_queued IS NULL OR q.session_id = ANY (v_queued))
@@ -948,7 +1037,7 @@ BEGIN
                i.is_known_attacker, i.threatfeeds,
                CASE WHEN i.is_bogon THEN 'bogon' ELSE coalesce(i.is_known_attacker_source, 'none') END
                    AS known_attacker_source
-        -- The incomplete sessions (of p_ips: by their ids, v_queued): those of the queue, read in
+        -- The incomplete sessions (of p_ips: by their ids, v_queued): those staged, read in
         -- the months that hold them (v_from, v_until), by session_id alone, which names one
         -- session (verify_sessions).
         -- By both columns of the key the planner takes the two equalities for independent and
@@ -958,7 +1047,7 @@ BEGIN
         -- every IP of the chunk and every IP's awaited sources, 10 to 14 s a chunk instead of
         -- well under one. The few of p_ips cost one probe of each month of [v_from, v_until]
         -- (the months of those IPs' queued sessions: one or two but after a backlog).
-        FROM ipintel.snapshot_queue q
+        FROM ipintel_staging.snapshot_sessions q
         JOIN ipintel.session_summaries s ON s.session_id = q.session_id
         JOIN ipintel.ip_inventory i ON i.ip = s.source_ip
         -- The awaited sources by the rule of ipintel.snapshot_waits, worked out once per IP and
@@ -981,7 +1070,7 @@ BEGIN
                    -- the IP's incomplete sessions, with their created_at, in the queue alone: each
                    -- (IP, created_at) once before the join (revision 0067), not each session (2M
                    -- queued sessions: 2.5 s for this subquery, 1.7 s with each ingest time once)
-                   JOIN (SELECT DISTINCT c.source_ip, c.created_at FROM ipintel.snapshot_queue c
+                   JOIN (SELECT DISTINCT c.source_ip, c.created_at FROM ipintel_staging.snapshot_sessions c
                          WHERE v_queued IS NULL OR c.session_id = ANY (v_queued)) c ON c.source_ip = p.ip
                    WHERE c.created_at + p.snapshot_window > now()
                    GROUP BY c.source_ip, c.created_at) w
@@ -1137,11 +1226,16 @@ BEGIN
           AND EXISTS (SELECT 1 FROM todo)
         RETURNING s.session_id, s.snapshot_complete_at IS NOT NULL AS complete, t.day
     ), dequeued AS (
-        -- the snapshots completed leave the queue (under the sessions' lock: no one else can
-        -- have changed these rows)
+        -- a key whose staged sessions (all its incomplete ones) are all complete now leaves the
+        -- queue (under the sessions' lock: no one else can have changed these rows). Its known
+        -- fields stay as they were: this statement only adds fields, so they are still had.
         DELETE FROM ipintel.snapshot_queue q
-        USING filled f
-        WHERE f.complete AND q.session_id = f.session_id
+        USING (SELECT c.source_ip, c.created_at
+               FROM ipintel_staging.snapshot_sessions c
+               LEFT JOIN filled f ON f.session_id = c.session_id AND f.complete
+               GROUP BY c.source_ip, c.created_at
+               HAVING bool_and(f.session_id IS NOT NULL)) d
+        WHERE q.source_ip = d.source_ip AND q.created_at = d.created_at
     ), days_queued AS (
         -- the days whose rollup these snapshots change (first_event_at is not written here)
         INSERT INTO ipintel.attribution_dirty_days (day)
@@ -1281,10 +1375,14 @@ BEGIN
         WHERE s.first_event_at >= p_since AND s.first_event_at < p_until AND s.snapshot_at IS NOT NULL
         RETURNING s.session_id, s.first_event_at, s.source_ip, s.created_at
     ), queued AS (
-        -- incomplete again: back in the queue (revision 0064; one that was incomplete is there)
-        INSERT INTO ipintel.snapshot_queue (session_id, first_event_at, source_ip, created_at)
-        SELECT r.session_id, r.first_event_at, r.source_ip, r.created_at FROM reset r
-        ON CONFLICT (session_id) DO NOTHING
+        -- incomplete again: their keys back in the queue (revisions 0064, 0084), widened if
+        -- there, and knowing no field (these sessions have none now)
+        INSERT INTO ipintel.snapshot_queue AS q (source_ip, created_at, first_at, last_at, known)
+        SELECT r.source_ip, r.created_at, min(r.first_event_at), max(r.first_event_at), 0
+        FROM reset r
+        GROUP BY r.source_ip, r.created_at
+        ON CONFLICT (source_ip, created_at) DO UPDATE
+        SET first_at = least(q.first_at, excluded.first_at), last_at = greatest(q.last_at, excluded.last_at), known = 0
     ), days_queued AS (
         -- their groups change even where take_snapshots below leaves them waiting
         INSERT INTO ipintel.attribution_dirty_days (day)

@@ -678,22 +678,38 @@ BEGIN ATOMIC
           WHERE NOT EXISTS (SELECT 1 FROM ipintel.session_summaries s
                             WHERE s.session_id = k.session_id AND s.first_event_at = k.first_event_at)) x
     UNION ALL
-    -- revision 0064: take_snapshots finds the incomplete sessions through snapshot_queue
-    SELECT 'snapshot_queue lists every session whose snapshot is incomplete, with its key, source_ip and created_at, and no other',
-           count(*), coalesce((array_agg(x.session_id ORDER BY x.session_id))[1:3], '{}')
-    FROM (SELECT s.session_id FROM ipintel.session_summaries s
-          WHERE s.snapshot_complete_at IS NULL
-            AND NOT EXISTS (SELECT 1 FROM ipintel.snapshot_queue q
-                            WHERE q.session_id = s.session_id AND q.first_event_at = s.first_event_at
-                              AND q.source_ip = s.source_ip AND q.created_at = s.created_at)
-          UNION ALL
-          SELECT q.session_id FROM ipintel.snapshot_queue q
+    -- revisions 0064, 0084: take_snapshots finds the incomplete sessions through the keys of
+    -- snapshot_queue
+    SELECT 'snapshot_queue holds the key of every session whose snapshot is incomplete, its first_event_at within the key''s first_at and last_at',
+           count(*), coalesce((array_agg(s.session_id ORDER BY s.session_id))[1:3], '{}')
+    FROM ipintel.session_summaries s
+    WHERE s.snapshot_complete_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM ipintel.snapshot_queue q
+                      WHERE q.source_ip = s.source_ip AND q.created_at = s.created_at
+                        AND s.first_event_at BETWEEN q.first_at AND q.last_at)
+    UNION ALL
+    SELECT 'snapshot_queue holds no key without an incomplete session (examples: source_ip@created_at)',
+           count(*), coalesce((array_agg(x.k ORDER BY x.k))[1:3], '{}')
+    FROM (SELECT host(q.source_ip) || '@' || q.created_at::text AS k
+          FROM ipintel.snapshot_queue q
           WHERE NOT EXISTS (SELECT 1 FROM ipintel.session_summaries s
-                            WHERE s.session_id = q.session_id AND s.first_event_at = q.first_event_at
-                              AND s.snapshot_complete_at IS NULL)) x;
+                            WHERE s.source_ip = q.source_ip AND s.created_at = q.created_at
+                              AND s.first_event_at BETWEEN q.first_at AND q.last_at
+                              AND s.snapshot_complete_at IS NULL)) x
+    UNION ALL
+    SELECT 'every incomplete session has the snapshot fields its snapshot_queue key says are known',
+           count(*), coalesce((array_agg(s.session_id ORDER BY s.session_id))[1:3], '{}')
+    FROM ipintel.session_summaries s
+    JOIN ipintel.snapshot_queue q
+      ON q.source_ip = s.source_ip AND q.created_at = s.created_at AND s.first_event_at BETWEEN q.first_at AND q.last_at
+    WHERE s.snapshot_complete_at IS NULL
+      AND q.known & ~ ipintel.snapshot_field_bits(s.snapshot_asn_source IS NOT NULL, s.snapshot_country_source IS NOT NULL,
+                                                  s.snapshot_is_scanner_source IS NOT NULL,
+                                                  s.snapshot_ip_type_source IS NOT NULL,
+                                                  s.snapshot_is_known_attacker_source IS NOT NULL) <> 0;
 END;
 COMMENT ON FUNCTION ipintel.verify_sessions() IS
-    'The rules of session_summaries its partitioning leaves to ipintel, each with its violations and up to three example session ids: a session_id is one row (the primary key is (session_id, first_event_at), as a partitioned table''s keys must include the partition key; merge_cowrie_events keeps session_id unique), session_keys, through which ingest finds a session by its id, holds exactly the sessions'' keys, and snapshot_queue, through which take_snapshots finds the incomplete sessions, lists exactly those. violations = 0: sound.';
+    'The rules of session_summaries its partitioning leaves to ipintel, each with its violations and up to three example session ids: a session_id is one row (the primary key is (session_id, first_event_at), as a partitioned table''s keys must include the partition key; merge_cowrie_events keeps session_id unique), session_keys, through which ingest finds a session by its id, holds exactly the sessions'' keys, and snapshot_queue, through which take_snapshots finds the incomplete sessions, holds exactly their keys (source_ip, created_at, with bounds on first_event_at), each knowing no field one of its sessions lacks. violations = 0: sound.';
 
 
 ------------------------------------------------------------------------------------------

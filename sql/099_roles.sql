@@ -172,7 +172,8 @@ GRANT EXECUTE ON FUNCTION
     ipintel.top_asns(date, date, bigint),
     ipintel.top_countries(date, date, bigint),
     ipintel.verify_attribution(),
-    ipintel.enrichment_digest(jsonb)
+    ipintel.enrichment_digest(jsonb),
+    ipintel.snapshot_field_bits(boolean, boolean, boolean, boolean, boolean)
 TO ipintel_reader, ipintel_loader;
 DO $$
 BEGIN

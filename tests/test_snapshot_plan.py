@@ -267,14 +267,15 @@ def test_a_chunks_snapshots_are_planned_for_its_sessions_when_the_statistics_are
     plan, changed = snapshot_plan(db, actual_loops=True, ips=ips[0])
     empty = {"prefix_origins", "geo_asns"} | ({"geo_countries"} if history is None else set())
     assert quadratic_loops(plan, SMALL_RELATIONS | small_partitions(db) | empty) == []
-    # The chunk's snapshots as the rule says: ASN and country now, the scanner field left for GreyNoise.
+    # The chunk's snapshots as the rule says: ASN and country now, the scanner field left for
+    # GreyNoise; queued by key (revision 0084): one per IP, its ten sessions ingested at once.
     assert changed == 3_000
     with psycopg.connect(db) as conn:
         row = conn.execute("SELECT count(*) FILTER (WHERE snapshot_asn_source IS NOT NULL AND snapshot_country_source IS NOT NULL), "
                            "count(*) FILTER (WHERE snapshot_is_scanner_source IS NULL AND snapshot_complete_at IS NULL), "
                            "(SELECT count(*) FROM ipintel.snapshot_queue) "
                            "FROM ipintel.session_summaries WHERE session_id LIKE 'chunk-%'").fetchone()
-    assert row == (3_000, 3_000, 3_000)
+    assert row == (3_000, 3_000, 300)
 
 
 def executed_unnests(plan: dict[str, Any]) -> int:
@@ -356,11 +357,12 @@ def test_awaited_sources_are_grouped_per_ip_and_ingest_time_not_per_session(db: 
     assert changed == 40_000
     keys = group_keys(plan)
     assert not [k for k in keys if "session_id" in k[0]], f"sessions grouped one by one: {keys}"
-    # The 4,000 IPs of the queue, each ingested at one time, taken once each before the join to
-    # the pending sources (revision 0067; since 0074 a whole pass's keys too); then the 2,000 of
-    # them that wait for GreyNoise (20,000 sessions). Never a group per session (40,000).
+    # The 2,000 IPs that wait for GreyNoise (20,000 sessions), each ingested at one time, grouped
+    # once each. The queue's 4,000 keys are not grouped at all: it holds them as they are
+    # (revision 0084; grouped from its rows, one per session, at 0067 to 0083). Never a group per
+    # session (40,000).
     groups = {groups for key, groups in keys if "created_at" in key} - {0}
-    assert groups == {2_000, 4_000}, keys
+    assert groups == {2_000}, keys
 
 
 def nothing_new_plan(db: str) -> tuple[dict[str, Any], int]:
@@ -406,22 +408,22 @@ def test_the_update_reads_the_incomplete_sessions_not_every_session_kept(db: str
 
 
 @pytest.mark.slow
-def test_a_pass_with_nothing_new_reads_the_waiting_sessions_once(db: str) -> None:
-    """Revision 0075: snapshot_key_values finds the keys some session of which has a field to fill
-    by a semi-join, one read of the waiting sessions, not by a probe of each key's IP.
+def test_a_pass_with_nothing_new_reads_no_waiting_session(db: str) -> None:
+    """Revision 0084: snapshot_key_values finds the keys some session of which has a field to fill
+    from what the queue's keys know their sessions have (snapshot_queue.known), reading no session.
 
     After a first pass, the sessions waiting for GreyNoise have every field MaxMind gives known:
     their keys have fields ready (the ASN, the country) and nothing to fill. Probed once per key
-    (an index scan of the IP's sessions, then the heap of each), a pass with nothing new read
-    every waiting session again for each key (150,000 keys: about 8 s of random reads). Every
-    node over sessions here runs once.
+    (an index scan of the IP's sessions, then the heap of each; 0074), a pass with nothing new
+    read every waiting session again for each key (150,000 keys: about 8 s of random reads); by a
+    semi-join (0075 to 0083), once. Now no node reads a session at all.
     """
     plan, incomplete = nothing_new_plan(db)
     loops = [(n.get("Relation Name"), n.get("Actual Loops", 1)) for n in nodes(plan)
              if n.get("Relation Name", "").startswith("session_summaries") and n.get("Actual Loops", 1) > 1]
     assert loops == [], f"sessions probed once per key: {loops}"
     read = sessions_read(plan)
-    assert 0 < read <= incomplete, f"{read:,} sessions read for {incomplete:,} waiting ones"
+    assert incomplete == 10_000 and read == 0, f"{read:,} sessions read for {incomplete:,} waiting ones"
 
 
 @pytest.mark.slow

@@ -29,10 +29,15 @@ SELECT s.session_id, s.snapshot_asn, s.snapshot_asn_source, s.snapshot_country, 
        s.snapshot_is_scanner, s.snapshot_is_scanner_source, s.snapshot_ip_type, s.snapshot_ip_type_source,
        s.snapshot_ip_provider, s.snapshot_is_known_attacker, s.snapshot_threatfeeds,
        s.snapshot_is_known_attacker_source, e.digest, s.snapshot_at IS NOT NULL, s.snapshot_complete_at IS NOT NULL,
-       s.event_count, q.session_id IS NOT NULL AS queued, ((s.source_ip - '11.0.0.0'::inet) / 37) % 4 = 1 AS late
+       s.event_count,
+       -- queued: incomplete, and its key (IP, ingest time) in the queue, covering it
+       s.snapshot_complete_at IS NULL
+       AND EXISTS (SELECT 1 FROM ipintel.snapshot_queue q
+                   WHERE q.source_ip = s.source_ip AND q.created_at = s.created_at
+                     AND s.first_event_at BETWEEN q.first_at AND q.last_at) AS queued,
+       ((s.source_ip - '11.0.0.0'::inet) / 37) % 4 = 1 AS late
 FROM ipintel.session_summaries s
 LEFT JOIN ipintel.enrichment_documents e ON e.document_id = s.snapshot_document
-LEFT JOIN ipintel.snapshot_queue q ON q.session_id = s.session_id
 ORDER BY s.session_id
 """
 DAYS_QUEUED = "SELECT DISTINCT day FROM ipintel.attribution_dirty_days ORDER BY day"

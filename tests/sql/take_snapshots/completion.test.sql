@@ -97,8 +97,8 @@ FROM ipintel.snapshot_backlog WHERE session_id = 'late';
 -- The window: a session ingested longer ago than the source's snapshot_window stops waiting,
 -- and its unknown fields are settled with what is known (MaxMind for greynoise-only: none).
 UPDATE ipintel.session_summaries SET created_at = now() - interval '31 days' WHERE session_id = 'greynoise-only';
--- (and in the queue, which keeps each incomplete session's created_at: verify_sessions)
-UPDATE ipintel.snapshot_queue SET created_at = now() - interval '31 days' WHERE session_id = 'greynoise-only';
+-- (and its key in the queue, whose created_at is its sessions': the IP's only session here)
+UPDATE ipintel.snapshot_queue SET created_at = now() - interval '31 days' WHERE source_ip = '203.0.114.8';
 SELECT is(ipintel.take_snapshots(), 1::bigint, 'a closed window completes the snapshot');
 SELECT results_eq(
     $$SELECT snapshot_asn, snapshot_asn_source, snapshot_country, snapshot_country_source, snapshot_is_scanner,

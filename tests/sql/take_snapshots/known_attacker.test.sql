@@ -44,8 +44,8 @@ SELECT throws_ok($$UPDATE ipintel.session_summaries SET snapshot_threatfeeds = '
 
 -- The window: the session that DShield never answered is settled with what is known (nothing).
 UPDATE ipintel.session_summaries SET created_at = now() - interval '31 days' WHERE session_id = 'never-answered';
--- (and in the queue, which keeps each incomplete session's created_at: verify_sessions)
-UPDATE ipintel.snapshot_queue SET created_at = now() - interval '31 days' WHERE session_id = 'never-answered';
+-- (and its key in the queue, whose created_at is its sessions': the IP's only session here)
+UPDATE ipintel.snapshot_queue SET created_at = now() - interval '31 days' WHERE source_ip = '203.0.114.92';
 SELECT is(ipintel.take_snapshots(), 1::bigint, 'a closed window completes the snapshot');
 SELECT results_eq(
     $$SELECT snapshot_is_known_attacker, snapshot_threatfeeds, snapshot_is_known_attacker_source, snapshot_complete_at IS NOT NULL
