@@ -552,19 +552,28 @@ BEGIN
         v_from := v_first;
         v_until := v_last;
     ELSE
-        -- The incomplete sessions of the IPs' keys, staged: each key's sessions probed by the
-        -- IP's index (OFFSET 0: one probe per key, whatever the queue's statistics say).
+        -- The incomplete sessions of the IPs' keys, staged: each IP's sessions between its keys'
+        -- first and last time probed once by the IP's index (OFFSET 0: one probe per IP, whatever
+        -- the queue's statistics say), then kept if a key of it covers them. Once per IP, not
+        -- per key: an IP that a chunk after chunk brings keeps a key per chunk until its sources
+        -- answer, and a probe per key read its sessions again for each (an IP with 100,000
+        -- sessions in the month and two keys: 0.3 s a chunk against 0.03 s by the session queue
+        -- of 0083; about one read of them by IP).
         TRUNCATE ipintel_staging.snapshot_sessions;
         INSERT INTO ipintel_staging.snapshot_sessions (session_id, first_event_at, source_ip, created_at)
         SELECT s.session_id, s.first_event_at, s.source_ip, s.created_at
-        FROM ipintel.snapshot_queue q
+        FROM (SELECT q.source_ip, min(q.first_at) AS first_at, max(q.last_at) AS last_at
+              FROM ipintel.snapshot_queue q
+              WHERE q.source_ip = ANY (p_ips)
+              GROUP BY q.source_ip) i
         CROSS JOIN LATERAL (SELECT s.session_id, s.first_event_at, s.source_ip, s.created_at
                             FROM ipintel.session_summaries s
-                            WHERE s.source_ip = q.source_ip AND s.created_at = q.created_at
-                              AND s.first_event_at BETWEEN q.first_at AND q.last_at
+                            WHERE s.source_ip = i.source_ip AND s.first_event_at BETWEEN i.first_at AND i.last_at
                               AND s.snapshot_complete_at IS NULL
                             OFFSET 0) s
-        WHERE q.source_ip = ANY (p_ips);
+        WHERE EXISTS (SELECT 1 FROM ipintel.snapshot_queue q
+                      WHERE q.source_ip = s.source_ip AND q.created_at = s.created_at
+                        AND s.first_event_at BETWEEN q.first_at AND q.last_at);
         SELECT min(q.first_event_at), max(q.first_event_at), array_agg(q.session_id) INTO v_first, v_last, v_queued
         FROM ipintel_staging.snapshot_sessions q;
         v_from := date_trunc('month', v_first, 'UTC');
