@@ -49,7 +49,12 @@ CREATE TABLE ipintel.snapshot_queue (
     known      smallint    NOT NULL DEFAULT 0,
     CONSTRAINT snapshot_queue_pkey PRIMARY KEY (source_ip, created_at),
     CONSTRAINT snapshot_queue_span_check CHECK (first_at <= last_at)
-);
+)
+-- Half of each page left free, so that take_snapshots' update of the keys' known is HOT (no index
+-- covers it): 150,000 keys of the 2M seed's first pass 0.34 s against 0.80 s filled to 100%, and
+-- the delete of the 150,000 completed keys 0.06 s against 0.31 s (fewer pages). The table holds keys,
+-- not sessions: small.
+WITH (fillfactor = 50);
 COMMENT ON TABLE ipintel.snapshot_queue IS
     'The keys (source IP, ingest time) of the sessions whose snapshot is incomplete (session_summaries.snapshot_complete_at NULL), one row per key: where take_snapshots, snapshot_waits and snapshot_backlog find those sessions (source_ip, created_at, first_event_at between first_at and last_at, snapshot_complete_at NULL). Kept apart from session_summaries so that no index there covers a column the snapshot writes (every snapshot fill is a HOT update). Written by the triggers session_summaries_snapshot_queue_insert / _delete, take_snapshots (removes the keys it completes, marks the fields it filled as known), redo_snapshots (adds the redone) and merge_cowrie_events (a session''s earlier first_event_at); ipintel.verify_sessions checks it against the sessions.';
 COMMENT ON COLUMN ipintel.snapshot_queue.source_ip IS 'The sessions'' session_summaries.source_ip: the IP whose sources their snapshots wait for.';

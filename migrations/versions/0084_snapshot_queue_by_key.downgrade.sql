@@ -108,6 +108,7 @@ ALTER TABLE ipintel.snapshot_queue
     DROP COLUMN first_at,
     DROP COLUMN last_at,
     DROP COLUMN known;
+ALTER TABLE ipintel.snapshot_queue RESET (fillfactor);
 INSERT INTO ipintel.snapshot_queue (session_id, first_event_at, source_ip, created_at)
 SELECT q.session_id, q.first_event_at, q.source_ip, q.created_at FROM snapshot_queue_sessions q;
 ALTER TABLE ipintel.snapshot_queue

@@ -158,6 +158,8 @@ END;
 COMMENT ON FUNCTION ipintel.verify_sessions() IS
     'The rules of session_summaries its partitioning leaves to ipintel, each with its violations and up to three example session ids: a session_id is one row (the primary key is (session_id, first_event_at), as a partitioned table''s keys must include the partition key; merge_cowrie_events keeps session_id unique), session_keys, through which ingest finds a session by its id, holds exactly the sessions'' keys, and snapshot_queue, through which take_snapshots finds the incomplete sessions, holds exactly their keys (source_ip, created_at, with bounds on first_event_at), each knowing no field one of its sessions lacks. violations = 0: sound.';
 
+-- half of each page free (sql/075_snapshots.sql): the rows the TRUNCATE below refills take it
+ALTER TABLE ipintel.snapshot_queue SET (fillfactor = 50);
 TRUNCATE ipintel.snapshot_queue;
 -- squawk-ignore require-concurrent-index-deletion
 DROP INDEX ipintel.snapshot_queue_source_ip_idx;
